@@ -1,0 +1,141 @@
+/**
+ * Every Lambda function, API route and state machine, declared once. The CDK stack builds the
+ * AWS resources from these lists; the local cloud serves the very same handlers, routes and ASL.
+ */
+import type { TableKey } from './lib/tables.ts';
+
+export type Access = 'read' | 'write';
+
+export interface FunctionSpec {
+  entry: string;
+  description: string;
+  timeoutSeconds: number;
+  memoryMb: number;
+  tables: Partial<Record<TableKey, Access>>;
+  artifacts?: Access;
+  /** Starts pipeline executions. */
+  startsPipeline?: true;
+  /** Signs agent requests (reads the agent key secret and calls agents). */
+  callsAgents?: true;
+  /** Verifies JWTs. */
+  verifiesTokens?: true;
+}
+
+const audit = { audit: 'write' } as const;
+
+export const FUNCTIONS = {
+  Authorizer: { entry: 'functions/handlers/api/authorizer.ts', description: 'JWT REQUEST authorizer', timeoutSeconds: 10, memoryMb: 256, tables: {}, verifiesTokens: true },
+  ApiHealth: { entry: 'functions/handlers/api/health.ts', description: 'GET /health', timeoutSeconds: 5, memoryMb: 128, tables: {} },
+  ApiDeployments: {
+    entry: 'functions/handlers/api/deployments.ts',
+    description: 'Deployments API',
+    timeoutSeconds: 29,
+    memoryMb: 512,
+    tables: { deployments: 'write', idempotency: 'write', modules: 'read', ...audit },
+    startsPipeline: true,
+  },
+  ApiClusters: { entry: 'functions/handlers/api/clusters.ts', description: 'Clusters API', timeoutSeconds: 29, memoryMb: 512, tables: { nodes: 'write' }, callsAgents: true },
+  ApiModules: {
+    entry: 'functions/handlers/api/modules.ts',
+    description: 'Module registry API',
+    timeoutSeconds: 29,
+    memoryMb: 1024,
+    tables: { modules: 'write', ...audit },
+    artifacts: 'write',
+  },
+  Build: { entry: 'functions/handlers/tasks/build.ts', description: 'Pipeline: Build', timeoutSeconds: 300, memoryMb: 1024, tables: { deployments: 'write', modules: 'read', ...audit }, artifacts: 'read' },
+  Test: { entry: 'functions/handlers/tasks/test.ts', description: 'Pipeline: Test', timeoutSeconds: 60, memoryMb: 512, tables: { deployments: 'write', modules: 'read', ...audit } },
+  SecurityScan: { entry: 'functions/handlers/tasks/securityScan.ts', description: 'Pipeline: Security scan', timeoutSeconds: 60, memoryMb: 512, tables: { deployments: 'write', modules: 'read', ...audit } },
+  PlanEnvironment: {
+    entry: 'functions/handlers/tasks/planEnvironment.ts',
+    description: 'Strategy: plan batches',
+    timeoutSeconds: 300,
+    memoryMb: 1024,
+    tables: { deployments: 'write', nodes: 'read', targets: 'write', ...audit },
+  },
+  DeployBatch: {
+    entry: 'functions/handlers/tasks/deployBatch.ts',
+    description: 'Strategy: deploy one batch',
+    timeoutSeconds: 900,
+    memoryMb: 512,
+    tables: { deployments: 'write', modules: 'read', nodes: 'write', targets: 'write' },
+    artifacts: 'read',
+    callsAgents: true,
+  },
+  VerifyBatch: {
+    entry: 'functions/handlers/tasks/verifyBatch.ts',
+    description: 'Strategy: health-check one batch',
+    timeoutSeconds: 900,
+    memoryMb: 512,
+    tables: { deployments: 'read', nodes: 'write', targets: 'read' },
+    callsAgents: true,
+  },
+  CompleteEnvironment: {
+    entry: 'functions/handlers/tasks/completeEnvironment.ts',
+    description: 'Strategy: close the environment stage',
+    timeoutSeconds: 60,
+    memoryMb: 256,
+    tables: { deployments: 'write', ...audit },
+  },
+  RollbackEnvironment: {
+    entry: 'functions/handlers/tasks/rollbackEnvironment.ts',
+    description: 'Strategy: automatic rollback',
+    timeoutSeconds: 900,
+    memoryMb: 512,
+    tables: { deployments: 'write', nodes: 'write', targets: 'write', ...audit },
+    callsAgents: true,
+  },
+  Validation: {
+    entry: 'functions/handlers/tasks/validation.ts',
+    description: 'Pipeline: Validation',
+    timeoutSeconds: 900,
+    memoryMb: 512,
+    tables: { deployments: 'write', nodes: 'write', ...audit },
+    callsAgents: true,
+  },
+  Finalize: { entry: 'functions/handlers/tasks/finalize.ts', description: 'Pipeline: settle the outcome', timeoutSeconds: 60, memoryMb: 256, tables: { deployments: 'write', ...audit } },
+} as const satisfies Record<string, FunctionSpec>;
+
+export type FunctionId = keyof typeof FUNCTIONS;
+
+export interface RouteSpec {
+  method: 'GET' | 'POST' | 'PUT' | 'DELETE';
+  path: string;
+  fn: FunctionId;
+  /** false only for /health. */
+  auth: boolean;
+}
+
+export const ROUTES: RouteSpec[] = [
+  { method: 'GET', path: '/health', fn: 'ApiHealth', auth: false },
+  { method: 'POST', path: '/api/v1/deployments', fn: 'ApiDeployments', auth: true },
+  { method: 'GET', path: '/api/v1/deployments', fn: 'ApiDeployments', auth: true },
+  { method: 'GET', path: '/api/v1/deployments/{executionId}', fn: 'ApiDeployments', auth: true },
+  { method: 'GET', path: '/api/v1/clusters', fn: 'ApiClusters', auth: true },
+  { method: 'GET', path: '/api/v1/clusters/{environment}', fn: 'ApiClusters', auth: true },
+  { method: 'POST', path: '/api/v1/modules', fn: 'ApiModules', auth: true },
+  { method: 'GET', path: '/api/v1/modules', fn: 'ApiModules', auth: true },
+  { method: 'GET', path: '/api/v1/modules/{moduleName}/versions', fn: 'ApiModules', auth: true },
+  { method: 'GET', path: '/api/v1/modules/{moduleName}/versions/{version}', fn: 'ApiModules', auth: true },
+];
+
+export interface StateMachineSpec {
+  file: string;
+  /** Functions and state machines its ASL references as ${<Id>FunctionArn} / ${<Id>StateMachineArn}. */
+  functions: FunctionId[];
+  stateMachines: StateMachineId[];
+}
+
+export type StateMachineId = 'Pipeline' | 'Direct';
+
+export const STATE_MACHINES: Record<StateMachineId, StateMachineSpec> = {
+  Direct: {
+    file: 'statemachines/direct.asl.json',
+    functions: ['PlanEnvironment', 'DeployBatch', 'VerifyBatch', 'CompleteEnvironment', 'RollbackEnvironment'],
+    stateMachines: [],
+  },
+  Pipeline: { file: 'statemachines/pipeline.asl.json', functions: ['Build', 'Test', 'SecurityScan', 'Validation', 'Finalize'], stateMachines: ['Direct'] },
+};
+
+export const functionArnKey = (id: FunctionId) => `${id}FunctionArn`;
+export const stateMachineArnKey = (id: StateMachineId) => `${id}StateMachineArn`;

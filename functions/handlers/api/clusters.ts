@@ -1,0 +1,77 @@
+import { z } from 'zod';
+import { ENVIRONMENTS, ENVIRONMENT_PROFILES, type Environment } from '../../domain/environments.ts';
+import { AppError } from '../../domain/errors.ts';
+import { agentClient, mapLimit } from '../../lib/agentClient.ts';
+import { config } from '../../lib/config.ts';
+import { httpApi, json, parsePath, parseQuery, requireRole } from '../../lib/http.ts';
+import { listNodes, recordNodeHealth, type NodeRecord } from '../../lib/nodes.ts';
+
+const READERS = ['Viewer', 'Deployer', 'Approver', 'Admin'] as const;
+/** A live refresh polls every agent; above this size it would be too slow for one request. */
+const MAX_LIVE_REFRESH = 500;
+
+function summary(environment: Environment, nodes: NodeRecord[]) {
+  const versions: Record<string, Record<string, number>> = {};
+  for (const n of nodes) {
+    for (const [m, s] of Object.entries(n.modules ?? {})) {
+      versions[m] ??= {};
+      versions[m][s.version] = (versions[m][s.version] ?? 0) + 1;
+    }
+  }
+  const p = ENVIRONMENT_PROFILES[environment];
+  return {
+    environment,
+    strategy: p.strategy,
+    requiresApproval: p.requiresApproval,
+    nodeCount: nodes.length,
+    healthyNodes: nodes.filter((n) => n.lastHealth?.status === 'healthy').length,
+    unhealthyNodes: nodes.filter((n) => n.lastHealth?.status === 'unhealthy').length,
+    moduleVersions: versions,
+  };
+}
+
+function presentNode(n: NodeRecord) {
+  return {
+    nodeId: n.nodeId,
+    address: n.address,
+    colour: n.colour,
+    modules: n.modules ?? {},
+    health: n.lastHealth ?? null,
+    metrics: n.lastMetrics ?? null,
+  };
+}
+
+/** Ask every agent for its health now and store what they say (unreachable nodes are marked so). */
+async function refresh(environment: Environment, nodes: NodeRecord[]): Promise<NodeRecord[]> {
+  if (nodes.length > MAX_LIVE_REFRESH) throw new AppError('ValidationError', `live refresh is limited to ${MAX_LIVE_REFRESH} nodes`);
+  const results = await mapLimit(nodes, config.agentConcurrency(), async (n) => {
+    const h = await agentClient.health(n);
+    await recordNodeHealth(environment, n.nodeId, h);
+    return { ...n, lastHealth: { status: h.status, reasons: h.reasons, at: h.at }, lastMetrics: h.metrics, modules: mergeModules(n, h.modules) };
+  });
+  return results.map((r, i) =>
+    r.status === 'fulfilled'
+      ? r.value
+      : { ...nodes[i], lastHealth: { status: 'unhealthy' as const, reasons: [(r.reason as Error).message], at: new Date().toISOString() } },
+  );
+}
+
+function mergeModules(n: NodeRecord, reported: Record<string, { version: string; previousVersion?: string; loadedAt: string }>): NodeRecord['modules'] {
+  return Object.fromEntries(Object.entries(reported).map(([m, s]) => [m, { version: s.version, previousVersion: s.previousVersion, updatedAt: s.loadedAt }]));
+}
+
+export const handler = httpApi({
+  'GET /api/v1/clusters': async (_event, principal) => {
+    requireRole(principal, READERS);
+    const clusters = await Promise.all(ENVIRONMENTS.map(async (e) => summary(e, await listNodes(e))));
+    return json(200, { items: clusters });
+  },
+  'GET /api/v1/clusters/{environment}': async (event, principal) => {
+    requireRole(principal, READERS);
+    const { environment } = parsePath(event, z.object({ environment: z.enum(ENVIRONMENTS) }));
+    const { refresh: live } = parseQuery(event, z.object({ refresh: z.enum(['true', 'false']).optional() }).strict());
+    let nodes = await listNodes(environment);
+    if (live === 'true') nodes = await refresh(environment, nodes);
+    return json(200, { ...summary(environment, nodes), nodes: nodes.map(presentNode) });
+  },
+});

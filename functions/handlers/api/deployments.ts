@@ -1,0 +1,210 @@
+import { randomBytes, createHash } from 'node:crypto';
+import { StartExecutionCommand } from '@aws-sdk/client-sfn';
+import { GetCommand, TransactWriteCommand } from '@aws-sdk/lib-dynamodb';
+import { z } from 'zod';
+import { initialStages, newExecutionId, orderedStages, type DeploymentRecord } from '../../domain/deployment.ts';
+import { ENVIRONMENTS, ENVIRONMENT_PROFILES } from '../../domain/environments.ts';
+import { AppError, conflict, notFound } from '../../domain/errors.ts';
+import { moduleNameSchema, semverSchema } from '../../domain/manifest.ts';
+import { DEPLOYMENT_STATUSES } from '../../domain/deployment.ts';
+import { auditItem, deploymentSubject } from '../../lib/audit.ts';
+import { dynamo, stepFunctions } from '../../lib/aws.ts';
+import { config } from '../../lib/config.ts';
+import { getDeployment, isConditionFailure, listDeployments, newDeploymentItem, setDeploymentStatus } from '../../lib/deployments.ts';
+import { httpApi, json, parseBody, parsePath, parseQuery, requireRole, type Principal } from '../../lib/http.ts';
+import { getModuleVersion } from '../../lib/modules.ts';
+import { tableName, TTL_ATTRIBUTE } from '../../lib/tables.ts';
+
+const createSchema = z
+  .object({
+    moduleName: moduleNameSchema,
+    version: semverSchema,
+    targetEnvironment: z.enum(ENVIRONMENTS),
+    metadata: z.record(z.string().max(64), z.string().max(256)).refine((m) => Object.keys(m).length <= 20, 'at most 20 entries').optional(),
+  })
+  .strict();
+
+const listSchema = z
+  .object({
+    status: z.enum(DEPLOYMENT_STATUSES).optional(),
+    moduleName: moduleNameSchema.optional(),
+    targetEnvironment: z.enum(ENVIRONMENTS).optional(),
+    requestedBy: z.string().max(128).optional(),
+    limit: z.coerce.number().int().min(1).max(100).default(20),
+    cursor: z.string().max(2048).optional(),
+  })
+  .strict();
+
+const idSchema = z.object({ executionId: z.string().regex(/^dep-[a-z0-9]{9}-[a-f0-9]{12}$/, 'is not a deployment id') });
+
+const idempotencyKeySchema = z.string().regex(/^[A-Za-z0-9_.:-]{1,128}$/, 'Idempotency-Key must be 1-128 characters of A-Z a-z 0-9 _ . : -');
+
+/** The API view of a deployment: stages in order, internal keys left out. */
+export function presentDeployment(d: DeploymentRecord) {
+  return {
+    executionId: d.executionId,
+    moduleName: d.moduleName,
+    version: d.version,
+    targetEnvironment: d.targetEnvironment,
+    status: d.status,
+    requestedBy: d.requestedBy,
+    createdAt: d.createdAt,
+    updatedAt: d.updatedAt,
+    finishedAt: d.finishedAt,
+    metadata: d.metadata ?? {},
+    failure: d.failure,
+    stages: orderedStages(d),
+  };
+}
+
+function header(event: { headers: Record<string, string | undefined> | null }, name: string): string | undefined {
+  return Object.entries(event.headers ?? {}).find(([k]) => k.toLowerCase() === name.toLowerCase())?.[1];
+}
+
+async function create(event: Parameters<typeof parseBody>[0], principal: Principal | undefined) {
+  const caller = requireRole(principal, ['Deployer', 'Admin']);
+  const body = parseBody(event, createSchema);
+  const rawKey = header(event, 'Idempotency-Key');
+  const key = rawKey === undefined ? undefined : idempotencyKeySchema.safeParse(rawKey);
+  if (key && !key.success) throw new AppError('ValidationError', key.error.issues[0].message);
+  const bodyHash = createHash('sha256').update(JSON.stringify(body)).digest('hex');
+  const idemKey = key ? `${caller.userId}#${key.data}` : undefined;
+
+  if (idemKey) {
+    const prior = await replay(idemKey, bodyHash);
+    if (prior) return prior;
+  }
+  const module = await getModuleVersion(body.moduleName, body.version);
+  if (!module) throw new AppError('UnknownModuleVersion', `module ${body.moduleName}@${body.version} is not registered`, 400);
+
+  const now = new Date();
+  const executionId = newExecutionId(now, randomBytes(6).toString('hex'));
+  const record: DeploymentRecord = {
+    executionId,
+    moduleName: body.moduleName,
+    version: body.version,
+    targetEnvironment: body.targetEnvironment,
+    status: 'Pending',
+    requestedBy: caller.userId,
+    createdAt: now.toISOString(),
+    updatedAt: now.toISOString(),
+    metadata: body.metadata,
+    ...initialStages(body.targetEnvironment),
+  };
+  const items: NonNullable<ConstructorParameters<typeof TransactWriteCommand>[0]['TransactItems']> = [
+    { Put: newDeploymentItem(record) },
+    {
+      Put: auditItem({
+        subject: deploymentSubject(executionId),
+        category: 'deployment',
+        action: 'deployment.requested',
+        actor: caller.userId,
+        details: { moduleName: body.moduleName, version: body.version, targetEnvironment: body.targetEnvironment, idempotencyKey: key?.data },
+      }),
+    },
+  ];
+  if (idemKey) {
+    items.push({
+      Put: {
+        TableName: tableName('idempotency'),
+        Item: { key: idemKey, executionId, bodyHash, [TTL_ATTRIBUTE]: Math.floor(now.getTime() / 1000) + config.idempotencyTtlSeconds() },
+        ConditionExpression: 'attribute_not_exists(#k)',
+        ExpressionAttributeNames: { '#k': 'key' },
+      },
+    });
+  }
+  try {
+    await dynamo().send(new TransactWriteCommand({ TransactItems: items }));
+  } catch (e) {
+    // A concurrent request with the same key won the race: answer as it did.
+    if (idemKey && isConditionFailure(e)) {
+      const prior = await replay(idemKey, bodyHash);
+      if (prior) return prior;
+    }
+    throw e;
+  }
+
+  try {
+    const started = await stepFunctions().send(
+      new StartExecutionCommand({
+        stateMachineArn: config.pipelineStateMachineArn(),
+        name: executionId,
+        input: JSON.stringify({ executionId, moduleName: body.moduleName, version: body.version, targetEnvironment: body.targetEnvironment }),
+      }),
+    );
+    await dynamo().send(
+      new TransactWriteCommand({
+        TransactItems: [
+          {
+            Update: {
+              TableName: tableName('deployments'),
+              Key: { executionId },
+              UpdateExpression: 'SET executionArn = :arn',
+              ExpressionAttributeValues: { ':arn': started.executionArn },
+            },
+          },
+        ],
+      }),
+    );
+  } catch (e) {
+    await setDeploymentStatus(executionId, 'Failed', {
+      failure: { code: 'StartFailed', message: `the pipeline could not be started: ${(e as Error).message}` },
+    });
+    throw e;
+  }
+  return accepted(executionId, body.targetEnvironment);
+}
+
+function accepted(executionId: string, targetEnvironment: string) {
+  return json(
+    202,
+    {
+      executionId,
+      status: 'Pending',
+      targetEnvironment,
+      strategy: ENVIRONMENT_PROFILES[targetEnvironment as keyof typeof ENVIRONMENT_PROFILES].strategy,
+      links: { self: `/api/v1/deployments/${executionId}` },
+    },
+    { location: `/api/v1/deployments/${executionId}` },
+  );
+}
+
+async function replay(idemKey: string, bodyHash: string) {
+  const r = await dynamo().send(new GetCommand({ TableName: tableName('idempotency'), Key: { key: idemKey }, ConsistentRead: true }));
+  if (!r.Item) return undefined;
+  if (r.Item.bodyHash !== bodyHash) {
+    throw conflict('IdempotencyKeyReused', 'this Idempotency-Key was already used with a different request body');
+  }
+  const d = await getDeployment(String(r.Item.executionId));
+  if (!d) return undefined;
+  const res = accepted(d.executionId, d.targetEnvironment);
+  return { ...res, headers: { ...res.headers, 'idempotent-replayed': 'true' } };
+}
+
+export const handler = httpApi({
+  'POST /api/v1/deployments': create,
+  'GET /api/v1/deployments': async (event, principal) => {
+    requireRole(principal, ['Viewer', 'Deployer', 'Approver', 'Admin']);
+    const q = parseQuery(event, listSchema);
+    let cursor: Record<string, unknown> | undefined;
+    if (q.cursor) {
+      try {
+        cursor = JSON.parse(Buffer.from(q.cursor, 'base64url').toString('utf8')) as Record<string, unknown>;
+      } catch {
+        throw new AppError('ValidationError', 'cursor is not one this API returned');
+      }
+    }
+    const page = await listDeployments({ ...q, cursor });
+    return json(200, {
+      items: page.items.map(presentDeployment),
+      nextCursor: page.cursor ? Buffer.from(JSON.stringify(page.cursor)).toString('base64url') : null,
+    });
+  },
+  'GET /api/v1/deployments/{executionId}': async (event, principal) => {
+    requireRole(principal, ['Viewer', 'Deployer', 'Approver', 'Admin']);
+    const { executionId } = parsePath(event, idSchema);
+    const d = await getDeployment(executionId);
+    if (!d) throw notFound(`deployment ${executionId}`);
+    return json(200, presentDeployment(d));
+  },
+});

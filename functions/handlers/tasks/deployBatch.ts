@@ -1,0 +1,51 @@
+import { AppError } from '../../domain/errors.ts';
+import { agentClient, mapLimit } from '../../lib/agentClient.ts';
+import { config } from '../../lib/config.ts';
+import { requireDeployment } from '../../lib/deployments.ts';
+import { batchInput } from '../../lib/environmentStage.ts';
+import { artifactDownloadUrl, getModuleVersion } from '../../lib/modules.ts';
+import { getNode, recordNodeModule } from '../../lib/nodes.ts';
+import { getBatch, recordBatchOutcome, type NodeTarget } from '../../lib/targets.ts';
+import { taskHandler } from '../../lib/task.ts';
+
+/**
+ * Deploy the module to one batch of nodes. The agent call is idempotent per deployment id, so a
+ * retry re-asks only nodes not yet Deployed. Any node failing fails the batch (after recording
+ * every outcome), which sends the state machine to its rollback.
+ */
+export const handler = taskHandler(batchInput, async ({ executionId, environment, batch }) => {
+  const d = await requireDeployment(executionId);
+  const m = await getModuleVersion(d.moduleName, d.version);
+  if (!m) throw new AppError('ModuleVersionNotFound', `${d.moduleName}@${d.version} is not registered`);
+  const item = await getBatch(executionId, environment, batch);
+  const artifactUrl = await artifactDownloadUrl(m.artifactKey);
+  const ids = Object.keys(item.nodes);
+  const outcomes = await mapLimit(ids, config.agentConcurrency(), async (nodeId): Promise<NodeTarget> => {
+    const target = item.nodes[nodeId];
+    if (target.status === 'Deployed') return target;
+    const node = await getNode(environment, nodeId);
+    if (!node) return { ...target, status: 'Failed', message: `node ${nodeId} is no longer registered` };
+    try {
+      const r = await agentClient.deploy(node, d.moduleName, { deploymentId: executionId, version: d.version, artifactUrl, sha256: m.manifest.artifact.sha256 });
+      await recordNodeModule(environment, nodeId, d.moduleName, r.version, target.previousVersion ?? undefined);
+      return { ...target, status: 'Deployed', message: undefined };
+    } catch (e) {
+      return { ...target, status: 'Failed', message: (e as Error).message };
+    }
+  });
+  const nodes: Record<string, NodeTarget> = {};
+  ids.forEach((id, i) => {
+    const o = outcomes[i];
+    nodes[id] = o.status === 'fulfilled' ? o.value : { ...item.nodes[id], status: 'Failed', message: String(o.reason) };
+  });
+  const failed = Object.entries(nodes).filter(([, n]) => n.status === 'Failed');
+  const deployed = ids.length - failed.length;
+  await recordBatchOutcome(executionId, environment, item, nodes, { nodesDeployed: deployed, nodesFailed: failed.length });
+  if (failed.length) {
+    throw new AppError(
+      'NodeDeployFailed',
+      `batch ${batch}: ${failed.length} of ${ids.length} nodes failed to deploy ${d.moduleName}@${d.version}: ${failed.map(([, n]) => n.message).join('; ')}`,
+    );
+  }
+  return { batch, deployed, failed: 0 };
+});

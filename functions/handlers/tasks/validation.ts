@@ -1,0 +1,34 @@
+import { z } from 'zod';
+import { StageRejection } from '../../domain/errors.ts';
+import { judgeNodeHealth } from '../../domain/health.ts';
+import { agentClient, mapLimit } from '../../lib/agentClient.ts';
+import { config } from '../../lib/config.ts';
+import { listNodes, recordNodeHealth } from '../../lib/nodes.ts';
+import { runStage } from '../../lib/stages.ts';
+import { executionIdSchema, taskHandler } from '../../lib/task.ts';
+import { healthThresholds } from './verifyBatch.ts';
+
+/** Validation: the final health of every node in every environment this deployment touched. */
+export const handler = taskHandler(z.object({ executionId: executionIdSchema }), ({ executionId }) =>
+  runStage(executionId, 'Validation', async (d) => {
+    const envs = d.stageOrder.filter((s) => d.stages[s]?.kind === 'environment').map((s) => d.stages[s].environment!);
+    const thresholds = healthThresholds();
+    const problems: string[] = [];
+    let checked = 0;
+    for (const env of envs) {
+      const nodes = await listNodes(env);
+      const results = await mapLimit(nodes, config.agentConcurrency(), async (n) => {
+        const report = await agentClient.health(n);
+        await recordNodeHealth(env, n.nodeId, report);
+        return judgeNodeHealth(report, { module: d.moduleName, version: d.version }, thresholds);
+      });
+      results.forEach((r, i) => {
+        checked++;
+        const issues = r.status === 'fulfilled' ? r.value : [(r.reason as Error).message];
+        for (const p of issues) problems.push(`${env}/${nodes[i].nodeId}: ${p}`);
+      });
+    }
+    if (problems.length) throw new StageRejection('ValidationFailed', `final validation failed: ${problems.join('; ')}`);
+    return { message: `${checked} nodes in ${envs.join(', ')} healthy on ${d.moduleName}@${d.version}`, details: { nodesChecked: checked } };
+  }),
+);

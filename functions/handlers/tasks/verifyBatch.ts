@@ -1,0 +1,36 @@
+import { AppError } from '../../domain/errors.ts';
+import { judgeNodeHealth } from '../../domain/health.ts';
+import { agentClient, mapLimit } from '../../lib/agentClient.ts';
+import { config } from '../../lib/config.ts';
+import { requireDeployment } from '../../lib/deployments.ts';
+import { batchInput } from '../../lib/environmentStage.ts';
+import { getNode, recordNodeHealth } from '../../lib/nodes.ts';
+import { getBatch } from '../../lib/targets.ts';
+import { taskHandler } from '../../lib/task.ts';
+
+export function healthThresholds() {
+  return {
+    maxCpuPercent: config.healthMaxCpuPercent(),
+    maxMemoryPercent: config.healthMaxMemoryPercent(),
+    maxErrorRatePercent: config.healthMaxErrorRatePercent(),
+    maxHeartbeatAgeSeconds: config.heartbeatMaxAgeSeconds(),
+  };
+}
+
+/** Health check of one deployed batch: every node healthy, within thresholds, on the new version. */
+export const handler = taskHandler(batchInput, async ({ executionId, environment, batch }) => {
+  const d = await requireDeployment(executionId);
+  const item = await getBatch(executionId, environment, batch);
+  const ids = Object.keys(item.nodes);
+  const thresholds = healthThresholds();
+  const results = await mapLimit(ids, config.agentConcurrency(), async (nodeId) => {
+    const node = await getNode(environment, nodeId);
+    if (!node) return [`${nodeId}: no longer registered`];
+    const report = await agentClient.health(node);
+    await recordNodeHealth(environment, nodeId, report);
+    return judgeNodeHealth(report, { module: d.moduleName, version: d.version }, thresholds).map((p) => `${nodeId}: ${p}`);
+  });
+  const problems = results.flatMap((r, i) => (r.status === 'fulfilled' ? r.value : [`${ids[i]}: ${(r.reason as Error).message}`]));
+  if (problems.length) throw new AppError('UnhealthyNodes', `batch ${batch} failed its health check: ${problems.join('; ')}`);
+  return { batch, healthy: ids.length };
+});

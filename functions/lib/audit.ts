@@ -1,0 +1,44 @@
+import { randomBytes } from 'node:crypto';
+import { PutCommand } from '@aws-sdk/lib-dynamodb';
+import { dynamo } from './aws.ts';
+import { config } from './config.ts';
+import { tableName, TTL_ATTRIBUTE } from './tables.ts';
+
+export type AuditCategory = 'deployment' | 'stage' | 'node' | 'module' | 'approval' | 'security' | 'config';
+
+export interface AuditEvent {
+  /** What the event is about, e.g. `deployment#<executionId>`, `module#demo-kernel`. */
+  subject: string;
+  category: AuditCategory;
+  action: string;
+  /** Who caused it: a user id, or `system:<component>`. */
+  actor: string;
+  details?: Record<string, unknown>;
+  traceId?: string;
+}
+
+/** The audit item for an event: usable on its own or inside a transaction. */
+export function auditItem(event: AuditEvent, at = new Date()) {
+  const iso = at.toISOString();
+  return {
+    TableName: tableName('audit'),
+    Item: {
+      subject: event.subject,
+      // Time-ordered and unique even for events in the same millisecond.
+      sk: `${iso}#${randomBytes(6).toString('hex')}`,
+      at: iso,
+      category: event.category,
+      action: event.action,
+      actor: event.actor,
+      details: event.details ?? {},
+      traceId: event.traceId ?? process.env._X_AMZN_TRACE_ID,
+      [TTL_ATTRIBUTE]: Math.floor(at.getTime() / 1000) + config.auditRetentionDays() * 86_400,
+    },
+  };
+}
+
+export async function audit(event: AuditEvent): Promise<void> {
+  await dynamo().send(new PutCommand(auditItem(event)));
+}
+
+export const deploymentSubject = (executionId: string) => `deployment#${executionId}`;

@@ -1,0 +1,67 @@
+/**
+ * Bearer-token verification with aws-jwt-verify: Cognito access tokens on AWS
+ * (`COGNITO_USER_POOL_ID`), or any OIDC issuer with a JWKS (`JWT_ISSUER` + `JWT_JWKS_URI`), which
+ * is how the local cloud's dev issuer is checked. Both paths read the same claims.
+ */
+import { CognitoJwtVerifier, JwtVerifier } from 'aws-jwt-verify';
+import { SimpleJwksCache } from 'aws-jwt-verify/jwk';
+import type { JwtPayload } from 'aws-jwt-verify/jwt-model';
+import { ROLES, type Principal, type Role } from './http.ts';
+
+/** Fetches JWKS with the platform fetch, so an http:// JWKS (local cloud) works as https does. */
+const fetcher = {
+  fetch: async (uri: string) => {
+    const r = await fetch(uri, { signal: AbortSignal.timeout(3000) });
+    if (!r.ok) throw new Error(`JWKS fetch failed: HTTP ${r.status}`);
+    return r.arrayBuffer();
+  },
+};
+
+interface Verifier {
+  verify(token: string): Promise<JwtPayload>;
+}
+
+let verifier: Verifier | undefined;
+
+function clientIds(): string[] {
+  return (process.env.JWT_CLIENT_IDS ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+}
+
+function build(): Verifier {
+  const jwksCache = new SimpleJwksCache({ fetcher });
+  const ids = clientIds();
+  if (process.env.COGNITO_USER_POOL_ID) {
+    const v = CognitoJwtVerifier.create({ userPoolId: process.env.COGNITO_USER_POOL_ID, tokenUse: 'access', clientId: ids }, { jwksCache });
+    return { verify: (t) => v.verify(t) as Promise<JwtPayload> };
+  }
+  const issuer = process.env.JWT_ISSUER;
+  const jwksUri = process.env.JWT_JWKS_URI;
+  if (!issuer || !jwksUri) throw new Error('set COGNITO_USER_POOL_ID, or JWT_ISSUER and JWT_JWKS_URI');
+  const v = JwtVerifier.create(
+    {
+      issuer,
+      jwksUri,
+      audience: null,
+      // Same rule as Cognito access tokens: token_use is "access" and client_id is one of ours.
+      customJwtCheck: ({ payload }) => {
+        if (payload.token_use !== 'access') throw new Error('not an access token');
+        if (!ids.includes(String(payload.client_id))) throw new Error('token was issued to another client');
+      },
+    },
+    { jwksCache },
+  );
+  return { verify: (t) => v.verify(t) as Promise<JwtPayload> };
+}
+
+export async function verifyBearer(authorization: string | undefined): Promise<Principal> {
+  const m = /^Bearer\s+([A-Za-z0-9._~+/-]+=*)$/i.exec(authorization?.trim() ?? '');
+  if (!m) throw new Error('missing bearer token');
+  verifier ??= build();
+  const payload = await verifier.verify(m[1]);
+  const groups = (payload['cognito:groups'] as string[] | undefined) ?? [];
+  return {
+    userId: String(payload.sub),
+    username: String(payload.username ?? payload.sub),
+    roles: groups.filter((g): g is Role => (ROLES as readonly string[]).includes(g)),
+  };
+}

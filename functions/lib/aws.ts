@@ -1,0 +1,38 @@
+/**
+ * AWS SDK clients, created once per Lambda container. The endpoint comes from the standard
+ * `AWS_ENDPOINT_URL` / `AWS_ENDPOINT_URL_<SERVICE>` variables, which is how the local cloud and
+ * LocalStack are reached: the code is the same on AWS.
+ */
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { S3Client } from '@aws-sdk/client-s3';
+import { SFNClient } from '@aws-sdk/client-sfn';
+import { SNSClient } from '@aws-sdk/client-sns';
+
+let ddb: DynamoDBDocumentClient | undefined;
+let sfn: SFNClient | undefined;
+let sns: SNSClient | undefined;
+let s3: S3Client | undefined;
+
+export function dynamo(): DynamoDBDocumentClient {
+  ddb ??= DynamoDBDocumentClient.from(new DynamoDBClient({}), {
+    marshallOptions: { removeUndefinedValues: true, convertClassInstanceToMap: false },
+  });
+  return ddb;
+}
+
+export function stepFunctions(): SFNClient {
+  sfn ??= new SFNClient({});
+  return sfn;
+}
+
+export function notifications(): SNSClient {
+  sns ??= new SNSClient({});
+  return sns;
+}
+
+export function objectStore(): S3Client {
+  // Path-style addressing for endpoints without per-bucket DNS (the local cloud, LocalStack).
+  s3 ??= new S3Client({ forcePathStyle: process.env.S3_FORCE_PATH_STYLE === 'true' });
+  return s3;
+}

@@ -1,0 +1,227 @@
+import { TransactionCanceledException } from '@aws-sdk/client-dynamodb';
+import { GetCommand, QueryCommand, TransactWriteCommand, type QueryCommandInput } from '@aws-sdk/lib-dynamodb';
+import type { Environment } from '../domain/environments.ts';
+import {
+  TERMINAL_STATUSES,
+  type DeploymentRecord,
+  type DeploymentStatus,
+  type StageName,
+  type StageRecord,
+} from '../domain/deployment.ts';
+import { auditItem, deploymentSubject } from './audit.ts';
+import { dynamo } from './aws.ts';
+import { tableName } from './tables.ts';
+
+const LIST_KEY = 'deployments';
+
+export async function getDeployment(executionId: string): Promise<DeploymentRecord | undefined> {
+  const r = await dynamo().send(new GetCommand({ TableName: tableName('deployments'), Key: { executionId }, ConsistentRead: true }));
+  return r.Item as DeploymentRecord | undefined;
+}
+
+export async function requireDeployment(executionId: string): Promise<DeploymentRecord> {
+  const d = await getDeployment(executionId);
+  if (!d) throw new Error(`deployment ${executionId} does not exist`);
+  return d;
+}
+
+export function isConditionFailure(e: unknown): boolean {
+  if (e instanceof TransactionCanceledException) {
+    return (e.CancellationReasons ?? []).some((r) => r.Code === 'ConditionalCheckFailed');
+  }
+  return (e as { name?: string }).name === 'ConditionalCheckFailedException';
+}
+
+export function newDeploymentItem(d: DeploymentRecord) {
+  return { TableName: tableName('deployments'), Item: { ...d, listKey: LIST_KEY }, ConditionExpression: 'attribute_not_exists(executionId)' };
+}
+
+export interface ListFilter {
+  status?: DeploymentStatus;
+  moduleName?: string;
+  targetEnvironment?: Environment;
+  requestedBy?: string;
+  limit: number;
+  cursor?: Record<string, unknown>;
+}
+
+export async function listDeployments(f: ListFilter): Promise<{ items: DeploymentRecord[]; cursor?: Record<string, unknown> }> {
+  const names: Record<string, string> = {};
+  const values: Record<string, unknown> = {};
+  const filters: string[] = [];
+  for (const key of ['status', 'targetEnvironment', 'requestedBy'] as const) {
+    const v = f[key];
+    if (v === undefined) continue;
+    names[`#${key}`] = key;
+    values[`:${key}`] = v;
+    filters.push(`#${key} = :${key}`);
+  }
+  const byModule = f.moduleName !== undefined;
+  const input: QueryCommandInput = {
+    TableName: tableName('deployments'),
+    IndexName: byModule ? 'byModule' : 'byCreatedAt',
+    KeyConditionExpression: byModule ? 'moduleName = :pk' : 'listKey = :pk',
+    ExpressionAttributeValues: { ':pk': byModule ? f.moduleName : LIST_KEY, ...values },
+    ExpressionAttributeNames: Object.keys(names).length ? names : undefined,
+    FilterExpression: filters.length ? filters.join(' AND ') : undefined,
+    ScanIndexForward: false,
+    ExclusiveStartKey: f.cursor,
+  };
+  // A filter can leave a page short: keep reading until the page is full or the index ends.
+  const items: DeploymentRecord[] = [];
+  let cursor = f.cursor;
+  do {
+    const r = await dynamo().send(new QueryCommand({ ...input, ExclusiveStartKey: cursor, Limit: Math.max(f.limit - items.length, 1) * (filters.length ? 4 : 1) }));
+    for (const item of r.Items ?? []) {
+      if (items.length < f.limit) {
+        items.push(item as DeploymentRecord);
+        cursor = keyOf(item, byModule);
+      }
+    }
+    if (items.length >= f.limit) return { items, cursor: r.LastEvaluatedKey || (r.Items ?? []).length > items.length ? cursor : undefined };
+    cursor = r.LastEvaluatedKey;
+  } while (cursor);
+  return { items };
+}
+
+function keyOf(item: Record<string, unknown>, byModule: boolean): Record<string, unknown> {
+  return byModule
+    ? { executionId: item.executionId, moduleName: item.moduleName, createdAt: item.createdAt }
+    : { executionId: item.executionId, listKey: item.listKey, createdAt: item.createdAt };
+}
+
+const terminal = TERMINAL_STATUSES.map((_, i) => `:t${i}`);
+const terminalValues = Object.fromEntries(TERMINAL_STATUSES.map((s, i) => [`:t${i}`, s]));
+
+/**
+ * Update one stage and, where given, the deployment status, with an audit event, in one
+ * transaction. A finished deployment is never changed again, and a stage already in `status`
+ * is left as it is, so Step Functions retries are harmless. Returns false when nothing changed.
+ */
+export async function updateStage(
+  executionId: string,
+  stage: StageName,
+  patch: Partial<StageRecord> & { status: StageRecord['status'] },
+  opts: { deploymentStatus?: DeploymentStatus; actor?: string; failure?: DeploymentRecord['failure'] } = {},
+): Promise<boolean> {
+  const now = new Date().toISOString();
+  const sets = ['updatedAt = :now'];
+  const names: Record<string, string> = { '#stages': 'stages', '#stage': stage, '#status': 'status', '#sstatus': 'status' };
+  const values: Record<string, unknown> = { ':now': now, ':sstatus': patch.status, ...terminalValues };
+  for (const [k, v] of Object.entries(patch)) {
+    if (v === undefined) continue;
+    names[`#f_${k}`] = k;
+    values[`:f_${k}`] = v;
+    sets.push(`#stages.#stage.#f_${k} = :f_${k}`);
+  }
+  if (opts.deploymentStatus) {
+    values[':dstatus'] = opts.deploymentStatus;
+    sets.push('#status = :dstatus');
+  }
+  if (opts.failure) {
+    values[':failure'] = opts.failure;
+    sets.push('failure = if_not_exists(failure, :failure)');
+  }
+  try {
+    await dynamo().send(
+      new TransactWriteCommand({
+        TransactItems: [
+          {
+            Update: {
+              TableName: tableName('deployments'),
+              Key: { executionId },
+              UpdateExpression: `SET ${sets.join(', ')}`,
+              ConditionExpression: `attribute_exists(executionId) AND NOT (#status IN (${terminal.join(', ')})) AND #stages.#stage.#sstatus <> :sstatus`,
+              ExpressionAttributeNames: names,
+              ExpressionAttributeValues: values,
+            },
+          },
+          {
+            Put: auditItem({
+              subject: deploymentSubject(executionId),
+              category: 'stage',
+              action: `stage.${patch.status.toLowerCase()}`,
+              actor: opts.actor ?? 'system:pipeline',
+              details: { stage, ...patch, ...(opts.deploymentStatus ? { deploymentStatus: opts.deploymentStatus } : {}) },
+            }),
+          },
+        ],
+      }),
+    );
+    return true;
+  } catch (e) {
+    if (isConditionFailure(e)) return false;
+    throw e;
+  }
+}
+
+/** Move the deployment to a new status (with audit), unless it already finished. */
+export async function setDeploymentStatus(
+  executionId: string,
+  status: DeploymentStatus,
+  opts: { actor?: string; failure?: DeploymentRecord['failure']; extra?: Record<string, unknown> } = {},
+): Promise<boolean> {
+  const now = new Date().toISOString();
+  const values: Record<string, unknown> = { ':now': now, ':status': status, ...terminalValues };
+  const sets = ['updatedAt = :now', '#status = :status'];
+  if (TERMINAL_STATUSES.includes(status)) sets.push('finishedAt = :now');
+  if (opts.failure) {
+    values[':failure'] = opts.failure;
+    sets.push('failure = if_not_exists(failure, :failure)');
+  }
+  for (const [k, v] of Object.entries(opts.extra ?? {})) {
+    values[`:x_${k}`] = v;
+    sets.push(`${k} = :x_${k}`);
+  }
+  try {
+    await dynamo().send(
+      new TransactWriteCommand({
+        TransactItems: [
+          {
+            Update: {
+              TableName: tableName('deployments'),
+              Key: { executionId },
+              UpdateExpression: `SET ${sets.join(', ')}`,
+              ConditionExpression: `attribute_exists(executionId) AND NOT (#status IN (${terminal.join(', ')})) AND #status <> :status`,
+              ExpressionAttributeNames: { '#status': 'status' },
+              ExpressionAttributeValues: values,
+            },
+          },
+          {
+            Put: auditItem({
+              subject: deploymentSubject(executionId),
+              category: 'deployment',
+              action: `deployment.${status.toLowerCase()}`,
+              actor: opts.actor ?? 'system:pipeline',
+              details: { status, ...(opts.failure ? { failure: opts.failure } : {}), ...(opts.extra ?? {}) },
+            }),
+          },
+        ],
+      }),
+    );
+    return true;
+  } catch (e) {
+    if (isConditionFailure(e)) return false;
+    throw e;
+  }
+}
+
+/** Add to a stage's node counters (used once per batch; the caller guards against double counting). */
+export function stageCounterUpdate(executionId: string, stage: StageName, deltas: Partial<Record<'nodesDeployed' | 'nodesFailed' | 'nodesRolledBack', number>>) {
+  const names: Record<string, string> = { '#stages': 'stages', '#stage': stage };
+  const values: Record<string, unknown> = { ':now': new Date().toISOString(), ':zero': 0 };
+  // ADD works on top-level attributes only, so nested counters use SET x = if_not_exists(x, 0) + n.
+  const sets = ['updatedAt = :now'];
+  for (const [k, v] of Object.entries(deltas)) {
+    names[`#${k}`] = k;
+    values[`:${k}`] = v;
+    sets.push(`#stages.#stage.#${k} = if_not_exists(#stages.#stage.#${k}, :zero) + :${k}`);
+  }
+  return {
+    TableName: tableName('deployments'),
+    Key: { executionId },
+    UpdateExpression: `SET ${sets.join(', ')}`,
+    ExpressionAttributeNames: names,
+    ExpressionAttributeValues: values,
+  };
+}

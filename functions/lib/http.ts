@@ -1,0 +1,113 @@
+/**
+ * Cross-cutting concerns of the HTTP handlers, as middy middleware: logging and tracing
+ * (Powertools), security headers, the caller's identity from the authorizer, JSON errors with a
+ * stable `code`, and schema validation of bodies and query strings.
+ */
+import middy from '@middy/core';
+import httpSecurityHeaders from '@middy/http-security-headers';
+import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
+import { captureLambdaHandler } from '@aws-lambda-powertools/tracer/middleware';
+import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-lambda';
+import { z } from 'zod';
+import { AppError, badRequest, forbidden, unauthorized } from '../domain/errors.ts';
+import { logger, tracer } from './telemetry.ts';
+
+export const ROLES = ['Admin', 'Deployer', 'Viewer', 'Approver'] as const;
+export type Role = (typeof ROLES)[number];
+
+export interface Principal {
+  userId: string;
+  username: string;
+  roles: Role[];
+}
+
+/** Request bodies larger than this are refused before parsing. */
+export const MAX_BODY_BYTES = 16 * 1024;
+
+export type RouteHandler = (event: APIGatewayProxyEvent, principal: Principal | undefined) => Promise<APIGatewayProxyResult>;
+
+export function json(statusCode: number, body: unknown, headers: Record<string, string> = {}): APIGatewayProxyResult {
+  return { statusCode, headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body) };
+}
+
+/** The caller as the authorizer described it in the request context. */
+export function principalOf(event: APIGatewayProxyEvent): Principal | undefined {
+  const a = event.requestContext?.authorizer as Record<string, unknown> | null | undefined;
+  if (!a || typeof a.userId !== 'string') return undefined;
+  const roles = String(a.roles ?? '')
+    .split(',')
+    .filter((r): r is Role => (ROLES as readonly string[]).includes(r));
+  return { userId: a.userId, username: String(a.username ?? a.userId), roles };
+}
+
+export function requireRole(principal: Principal | undefined, allowed: readonly Role[]): Principal {
+  if (!principal) throw unauthorized('a bearer token is required');
+  if (!principal.roles.some((r) => allowed.includes(r))) {
+    throw forbidden(`this action needs one of the roles ${allowed.join(', ')}; you have ${principal.roles.join(', ') || 'none'}`);
+  }
+  return principal;
+}
+
+function issuesMessage(error: z.ZodError): string {
+  return error.issues
+    .map((i) => {
+      const where = i.path.length ? i.path.join('.') : 'body';
+      return `${where}: ${i.message}`;
+    })
+    .join('; ');
+}
+
+export function parseBody<S extends z.ZodType>(event: APIGatewayProxyEvent, schema: S, maxBytes = MAX_BODY_BYTES): z.infer<S> {
+  const raw = event.isBase64Encoded && event.body ? Buffer.from(event.body, 'base64').toString('utf8') : (event.body ?? '');
+  if (Buffer.byteLength(raw) > maxBytes) throw new AppError('BodyTooLarge', `the request body exceeds ${maxBytes} bytes`, 400);
+  const type = Object.entries(event.headers ?? {}).find(([k]) => k.toLowerCase() === 'content-type')?.[1] ?? '';
+  if (raw && !/^application\/json\b/i.test(type)) throw new AppError('UnsupportedMediaType', 'the request body must be application/json', 415);
+  let value: unknown;
+  try {
+    value = raw ? JSON.parse(raw) : undefined;
+  } catch {
+    throw badRequest('the request body is not valid JSON');
+  }
+  const r = schema.safeParse(value);
+  if (!r.success) throw badRequest(issuesMessage(r.error), r.error.issues.map((i) => ({ path: i.path.join('.'), message: i.message })));
+  return r.data;
+}
+
+export function parseQuery<S extends z.ZodType>(event: APIGatewayProxyEvent, schema: S): z.infer<S> {
+  const r = schema.safeParse(event.queryStringParameters ?? {});
+  if (!r.success) throw badRequest(issuesMessage(r.error));
+  return r.data;
+}
+
+export function parsePath<S extends z.ZodType>(event: APIGatewayProxyEvent, schema: S): z.infer<S> {
+  const r = schema.safeParse(event.pathParameters ?? {});
+  if (!r.success) throw new AppError('NotFound', issuesMessage(r.error), 404);
+  return r.data;
+}
+
+/** Map thrown errors to `{ code, message }` JSON; unexpected ones are logged and hidden. */
+const jsonErrors = (): middy.MiddlewareObj<APIGatewayProxyEvent, APIGatewayProxyResult> => ({
+  onError: async (request) => {
+    const e = request.error;
+    if (e instanceof AppError) {
+      request.response = json(e.status, { code: e.code, message: e.message, ...(e.details ? { details: e.details } : {}) });
+      return;
+    }
+    logger.error('unhandled error', e as Error);
+    request.response = json(500, { code: 'InternalError', message: 'an internal error occurred; it has been logged', requestId: request.context.awsRequestId });
+  },
+});
+
+/** One Lambda serves several routes: dispatch on API Gateway's resource template. */
+export function httpApi(routes: Record<string, RouteHandler>) {
+  const base = async (event: APIGatewayProxyEvent, _context: Context): Promise<APIGatewayProxyResult> => {
+    const route = routes[`${event.httpMethod} ${event.resource}`];
+    if (!route) throw new AppError('NotFound', `no route for ${event.httpMethod} ${event.resource}`, 404);
+    return route(event, principalOf(event));
+  };
+  return middy(base)
+    .use(injectLambdaContext(logger, { resetKeys: true }))
+    .use(captureLambdaHandler(tracer))
+    .use(httpSecurityHeaders())
+    .use(jsonErrors());
+}

@@ -1,0 +1,64 @@
+import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
+import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
+import { GetCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
+import semver from 'semver';
+import type { Manifest } from '../domain/manifest.ts';
+import type { ModuleSignature } from '../domain/signature.ts';
+import { dynamo, objectStore } from './aws.ts';
+import { config } from './config.ts';
+import { tableName } from './tables.ts';
+
+export interface ModuleVersionRecord {
+  moduleName: string;
+  version: string;
+  manifest: Manifest;
+  signature: ModuleSignature;
+  certificateChain: string[];
+  /** S3 key of the artifact in the artifact bucket. */
+  artifactKey: string;
+  registeredAt: string;
+  registeredBy: string;
+}
+
+export const artifactKey = (name: string, version: string) => `modules/${name}/${version}/artifact.bin`;
+
+export function newModuleVersionItem(record: ModuleVersionRecord) {
+  return { TableName: tableName('modules'), Item: record, ConditionExpression: 'attribute_not_exists(version)' };
+}
+
+export async function getModuleVersion(moduleName: string, version: string): Promise<ModuleVersionRecord | undefined> {
+  const r = await dynamo().send(new GetCommand({ TableName: tableName('modules'), Key: { moduleName, version }, ConsistentRead: true }));
+  return r.Item as ModuleVersionRecord | undefined;
+}
+
+export async function listModuleVersions(moduleName: string): Promise<ModuleVersionRecord[]> {
+  const items: ModuleVersionRecord[] = [];
+  let cursor: Record<string, unknown> | undefined;
+  do {
+    const r = await dynamo().send(
+      new QueryCommand({
+        TableName: tableName('modules'),
+        KeyConditionExpression: 'moduleName = :m',
+        ExpressionAttributeValues: { ':m': moduleName },
+        ExclusiveStartKey: cursor,
+      }),
+    );
+    items.push(...((r.Items ?? []) as ModuleVersionRecord[]));
+    cursor = r.LastEvaluatedKey;
+  } while (cursor);
+  return items.sort((a, b) => semver.rcompare(a.version, b.version));
+}
+
+export async function putArtifact(key: string, bytes: Buffer): Promise<void> {
+  await objectStore().send(new PutObjectCommand({ Bucket: config.artifactBucket(), Key: key, Body: bytes, ContentType: 'application/octet-stream' }));
+}
+
+export async function getArtifact(key: string): Promise<Buffer> {
+  const r = await objectStore().send(new GetObjectCommand({ Bucket: config.artifactBucket(), Key: key }));
+  return Buffer.from(await r.Body!.transformToByteArray());
+}
+
+/** A short-lived URL from which an agent downloads the artifact. */
+export async function artifactDownloadUrl(key: string, expiresInSeconds = 900): Promise<string> {
+  return getSignedUrl(objectStore(), new GetObjectCommand({ Bucket: config.artifactBucket(), Key: key }), { expiresIn: expiresInSeconds });
+}

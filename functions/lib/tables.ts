@@ -1,0 +1,63 @@
+/**
+ * The DynamoDB tables, described once: the CDK stack creates them from this list and the local
+ * cloud creates the same tables in DynamoDB Local. Every key attribute is a string.
+ */
+export interface TableIndex {
+  name: string;
+  partitionKey: string;
+  sortKey?: string;
+}
+
+export interface TableSpec {
+  /** Logical id in CDK and table name in the local cloud. */
+  id: string;
+  /** Environment variable through which handlers learn the table name. */
+  envVar: string;
+  partitionKey: string;
+  sortKey?: string;
+  indexes: TableIndex[];
+  /** Stream new and old images (live progress, change data capture). */
+  stream: boolean;
+}
+
+/** TTL attribute (epoch seconds) on every table: items that set it expire on their own. */
+export const TTL_ATTRIBUTE = 'expiresAt';
+
+export const TABLES = {
+  deployments: {
+    id: 'Deployments',
+    envVar: 'DEPLOYMENTS_TABLE',
+    partitionKey: 'executionId',
+    indexes: [
+      // `listKey` is a constant so that one query lists every deployment newest first.
+      { name: 'byCreatedAt', partitionKey: 'listKey', sortKey: 'createdAt' },
+      { name: 'byModule', partitionKey: 'moduleName', sortKey: 'createdAt' },
+    ],
+    stream: true,
+  },
+  idempotency: { id: 'Idempotency', envVar: 'IDEMPOTENCY_TABLE', partitionKey: 'key', indexes: [], stream: false },
+  audit: {
+    id: 'Audit',
+    envVar: 'AUDIT_TABLE',
+    partitionKey: 'subject',
+    sortKey: 'sk',
+    indexes: [
+      { name: 'byCategory', partitionKey: 'category', sortKey: 'sk' },
+      { name: 'byActor', partitionKey: 'actor', sortKey: 'sk' },
+    ],
+    stream: false,
+  },
+  nodes: { id: 'Nodes', envVar: 'NODES_TABLE', partitionKey: 'environment', sortKey: 'nodeId', indexes: [], stream: false },
+  modules: { id: 'Modules', envVar: 'MODULES_TABLE', partitionKey: 'moduleName', sortKey: 'version', indexes: [], stream: false },
+  /** Per deployment and environment: the nodes targeted, their batch, and what each was running. */
+  targets: { id: 'DeploymentTargets', envVar: 'TARGETS_TABLE', partitionKey: 'targetKey', sortKey: 'sk', indexes: [], stream: false },
+} as const satisfies Record<string, TableSpec>;
+
+export type TableKey = keyof typeof TABLES;
+
+export function tableName(key: TableKey): string {
+  const spec: TableSpec = TABLES[key];
+  const name = process.env[spec.envVar];
+  if (!name) throw new Error(`${spec.envVar} is not set`);
+  return name;
+}

@@ -1,0 +1,43 @@
+/**
+ * Step Functions task handlers: the input is validated by schema, logging carries the
+ * deployment id, and an error's `name` becomes the Step Functions error type (the Lambda runtime
+ * reports it as errorType), so ASL Catch/Retry can match on stable codes.
+ */
+import middy from '@middy/core';
+import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
+import { captureLambdaHandler } from '@aws-lambda-powertools/tracer/middleware';
+import type { Context } from 'aws-lambda';
+import { z } from 'zod';
+import { AppError } from '../domain/errors.ts';
+import { logger, tracer } from './telemetry.ts';
+
+export function taskHandler<S extends z.ZodType, R>(schema: S, fn: (input: z.infer<S>, context: Context) => Promise<R>) {
+  const base = async (event: unknown, context: Context): Promise<R> => {
+    const parsed = schema.safeParse(event);
+    if (!parsed.success) throw new AppError('InvalidTaskInput', parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '));
+    const executionId = (parsed.data as { executionId?: string }).executionId;
+    if (executionId) logger.appendKeys({ executionId });
+    return fn(parsed.data, context);
+  };
+  return middy(base).use(injectLambdaContext(logger, { resetKeys: true })).use(captureLambdaHandler(tracer));
+}
+
+/** The `{ Error, Cause }` a Catch puts in the state, as a human message. */
+export const caughtErrorSchema = z.object({ Error: z.string(), Cause: z.string().optional() });
+export type CaughtError = z.infer<typeof caughtErrorSchema>;
+
+export function describeCaughtError(e: CaughtError | undefined): { code: string; message: string } {
+  if (!e) return { code: 'Unknown', message: 'the deployment failed for an unknown reason' };
+  let message = e.Cause ?? e.Error;
+  try {
+    const cause = JSON.parse(e.Cause ?? '') as { errorMessage?: string; Cause?: string; cause?: string; Error?: string };
+    // A Lambda error's cause holds errorMessage; a child execution's failure holds its own Cause/Error.
+    if (cause.errorMessage) message = cause.errorMessage;
+    else if (cause.Cause || cause.cause) return describeCaughtError({ Error: cause.Error ?? e.Error, Cause: cause.Cause ?? cause.cause });
+  } catch {
+    /* a plain-text cause is the message */
+  }
+  return { code: e.Error, message };
+}
+
+export const executionIdSchema = z.string().regex(/^dep-[a-z0-9]{9}-[a-f0-9]{12}$/);
