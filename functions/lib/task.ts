@@ -30,10 +30,10 @@ export function describeCaughtError(e: CaughtError | undefined): { code: string;
   if (!e) return { code: 'Unknown', message: 'the deployment failed for an unknown reason' };
   let message = e.Cause ?? e.Error;
   try {
-    const cause = JSON.parse(e.Cause ?? '') as { errorMessage?: string; Cause?: string; cause?: string; Error?: string };
+    const cause = JSON.parse(e.Cause ?? '') as { errorMessage?: string; Cause?: string; cause?: string; Error?: string; error?: string };
     // A Lambda error's cause holds errorMessage; a child execution's failure holds its own Cause/Error.
     if (cause.errorMessage) message = cause.errorMessage;
-    else if (cause.Cause || cause.cause) return describeCaughtError({ Error: cause.Error ?? e.Error, Cause: cause.Cause ?? cause.cause });
+    else if (cause.Cause || cause.cause) return describeCaughtError({ Error: cause.Error ?? cause.error ?? e.Error, Cause: cause.Cause ?? cause.cause });
   } catch {
     /* a plain-text cause is the message */
   }

@@ -1,0 +1,32 @@
+/**
+ * What API Gateway itself answers (before or instead of a Lambda): JSON `{ code, message }` like
+ * every other error. The CDK stack configures these gateway responses; the local API gateway
+ * answers the same way.
+ */
+export interface GatewayResponse {
+  type: 'UNAUTHORIZED' | 'ACCESS_DENIED' | 'MISSING_AUTHENTICATION_TOKEN' | 'REQUEST_TOO_LARGE' | 'THROTTLED' | 'DEFAULT_4XX' | 'DEFAULT_5XX';
+  statusCode: number;
+  code: string;
+  message: string;
+  headers?: Record<string, string>;
+}
+
+export const GATEWAY_RESPONSES: GatewayResponse[] = [
+  {
+    type: 'UNAUTHORIZED',
+    statusCode: 401,
+    code: 'Unauthorized',
+    message: 'a valid bearer token is required',
+    headers: { 'WWW-Authenticate': 'Bearer realm="kmod-orchestrator", error="invalid_token"' },
+  },
+  { type: 'ACCESS_DENIED', statusCode: 403, code: 'Forbidden', message: 'access denied' },
+  { type: 'MISSING_AUTHENTICATION_TOKEN', statusCode: 404, code: 'NotFound', message: 'no such route' },
+  { type: 'REQUEST_TOO_LARGE', statusCode: 413, code: 'RequestTooLarge', message: 'the request is too large' },
+  { type: 'THROTTLED', statusCode: 429, code: 'TooManyRequests', message: 'too many requests' },
+  { type: 'DEFAULT_4XX', statusCode: 400, code: 'BadRequest', message: 'the request was rejected' },
+  { type: 'DEFAULT_5XX', statusCode: 502, code: 'InternalError', message: 'internal server error' },
+];
+
+export function gatewayResponse(type: GatewayResponse['type']): GatewayResponse {
+  return GATEWAY_RESPONSES.find((g) => g.type === type)!;
+}

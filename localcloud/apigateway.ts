@@ -1,0 +1,176 @@
+/**
+ * API Gateway (REST API, Lambda proxy integration), locally: requests become the proxy events
+ * API Gateway sends, the REQUEST authorizer runs first on protected routes (its context lands in
+ * requestContext.authorizer), and gateway-level errors use the configured gateway responses.
+ */
+import { randomUUID } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { APIGatewayAuthorizerResult, APIGatewayProxyEvent, APIGatewayProxyResult, APIGatewayRequestAuthorizerEvent } from 'aws-lambda';
+import { ROUTES, type RouteSpec } from '../functions/catalog.ts';
+import { gatewayResponse, type GatewayResponse } from '../functions/gatewayResponses.ts';
+import { ACCOUNT, functionName, REGION, type LocalLambda } from './lambda.ts';
+
+const API_ID = 'localapi01';
+const STAGE = 'local';
+/** API Gateway's payload limit. */
+const MAX_PAYLOAD = 10 * 1024 * 1024;
+
+interface CompiledRoute extends RouteSpec {
+  regex: RegExp;
+  params: string[];
+}
+
+function compile(route: RouteSpec): CompiledRoute {
+  const params: string[] = [];
+  const pattern = route.path.replace(/\{([^}]+)\}/g, (_, name: string) => {
+    params.push(name);
+    return '([^/]+)';
+  });
+  return { ...route, regex: new RegExp(`^${pattern}/?$`), params };
+}
+
+function sendGateway(res: ServerResponse, g: GatewayResponse, message?: string) {
+  const body = JSON.stringify({ code: g.code, message: message ?? g.message });
+  res.writeHead(g.statusCode, { 'content-type': 'application/json', ...g.headers, 'x-amzn-errortype': g.type });
+  res.end(body);
+}
+
+export class LocalApiGateway {
+  private readonly routes = ROUTES.map(compile);
+  private server?: Server;
+  /** Extra pages the local cloud serves beside the API (none on AWS). */
+  readonly extras = new Map<string, (req: IncomingMessage, res: ServerResponse) => void>();
+
+  constructor(private readonly lambda: LocalLambda) {}
+
+  async listen(port: number, host = '127.0.0.1'): Promise<string> {
+    this.server = createServer((req, res) => {
+      this.handle(req, res).catch((e: Error) => {
+        if (!res.headersSent) sendGateway(res, gatewayResponse('DEFAULT_5XX'), e.message);
+      });
+    });
+    await new Promise<void>((resolve, reject) => {
+      this.server!.once('error', reject);
+      this.server!.listen(port, host, resolve);
+    });
+    const a = this.server.address();
+    return `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${typeof a === 'object' && a ? a.port : port}`;
+  }
+
+  async close(): Promise<void> {
+    if (!this.server) return;
+    this.server.closeAllConnections();
+    await new Promise<void>((r) => this.server!.close(() => r()));
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', 'http://api.local');
+    for (const [prefix, serve] of this.extras) if (url.pathname.startsWith(prefix)) return serve(req, res);
+    const method = (req.method ?? 'GET').toUpperCase();
+    const candidates = this.routes.filter((r) => r.regex.test(url.pathname));
+    const route = candidates.find((r) => r.method === method);
+    if (!route) return sendGateway(res, gatewayResponse('MISSING_AUTHENTICATION_TOKEN'), `no route for ${method} ${url.pathname}`);
+
+    const chunks: Buffer[] = [];
+    let size = 0;
+    for await (const c of req) {
+      size += (c as Buffer).length;
+      if (size > MAX_PAYLOAD) return sendGateway(res, gatewayResponse('REQUEST_TOO_LARGE'));
+      chunks.push(c as Buffer);
+    }
+    const body = Buffer.concat(chunks).toString('utf8');
+    const match = route.regex.exec(url.pathname)!;
+    const pathParameters = route.params.length ? Object.fromEntries(route.params.map((p, i) => [p, decodeURIComponent(match[i + 1])])) : null;
+    const headers: Record<string, string> = {};
+    const multiValueHeaders: Record<string, string[]> = {};
+    for (let i = 0; i < req.rawHeaders.length; i += 2) {
+      const [k, v] = [req.rawHeaders[i], req.rawHeaders[i + 1]];
+      headers[k] = v;
+      (multiValueHeaders[k] ??= []).push(v);
+    }
+    const query: Record<string, string> = {};
+    const multiQuery: Record<string, string[]> = {};
+    for (const [k, v] of url.searchParams) {
+      query[k] = v;
+      (multiQuery[k] ??= []).push(v);
+    }
+    const requestId = randomUUID();
+    const sourceIp = req.socket.remoteAddress?.replace(/^::ffff:/, '') ?? '127.0.0.1';
+    const methodArn = `arn:aws:execute-api:${REGION}:${ACCOUNT}:${API_ID}/${STAGE}/${method}${route.path.replace(/\{[^}]+\}/g, '*')}`;
+    const now = new Date();
+    const identity = {
+      sourceIp,
+      userAgent: headers['user-agent'] ?? headers['User-Agent'] ?? null,
+      accessKey: null, accountId: null, apiKey: null, apiKeyId: null, caller: null, clientCert: null,
+      cognitoAuthenticationProvider: null, cognitoAuthenticationType: null, cognitoIdentityId: null,
+      cognitoIdentityPoolId: null, principalOrgId: null, user: null, userArn: null,
+    };
+    let authorizer: Record<string, unknown> | null = null;
+    if (route.auth) {
+      const authEvent: APIGatewayRequestAuthorizerEvent = {
+        type: 'REQUEST',
+        methodArn,
+        resource: route.path,
+        path: url.pathname,
+        httpMethod: method,
+        headers,
+        multiValueHeaders,
+        pathParameters,
+        queryStringParameters: Object.keys(query).length ? query : null,
+        multiValueQueryStringParameters: Object.keys(multiQuery).length ? multiQuery : null,
+        stageVariables: null,
+        requestContext: { accountId: ACCOUNT, apiId: API_ID, httpMethod: method, identity, path: `/${STAGE}${url.pathname}`, stage: STAGE, requestId, resourceId: 'local', resourcePath: route.path } as never,
+      };
+      let result: APIGatewayAuthorizerResult;
+      try {
+        result = (await this.lambda.invoke(functionName('Authorizer'), authEvent)) as APIGatewayAuthorizerResult;
+      } catch (e) {
+        const message = (e as Error).message;
+        return message.includes('"errorMessage":"Unauthorized"') ? sendGateway(res, gatewayResponse('UNAUTHORIZED')) : sendGateway(res, gatewayResponse('DEFAULT_5XX'), 'authorizer failure');
+      }
+      const allowed = result.policyDocument.Statement.some((s) => 'Effect' in s && s.Effect === 'Allow');
+      if (!allowed) return sendGateway(res, gatewayResponse('ACCESS_DENIED'));
+      authorizer = { ...(result.context ?? {}), principalId: result.principalId, integrationLatency: 0 };
+    }
+    const event: APIGatewayProxyEvent = {
+      resource: route.path,
+      path: url.pathname,
+      httpMethod: method,
+      headers,
+      multiValueHeaders,
+      queryStringParameters: Object.keys(query).length ? query : null,
+      multiValueQueryStringParameters: Object.keys(multiQuery).length ? multiQuery : null,
+      pathParameters,
+      stageVariables: null,
+      body: body.length ? body : null,
+      isBase64Encoded: false,
+      requestContext: {
+        accountId: ACCOUNT,
+        apiId: API_ID,
+        authorizer,
+        httpMethod: method,
+        identity,
+        path: `/${STAGE}${url.pathname}`,
+        protocol: `HTTP/${req.httpVersion}`,
+        requestId,
+        requestTime: now.toUTCString(),
+        requestTimeEpoch: now.getTime(),
+        resourceId: 'local',
+        resourcePath: route.path,
+        stage: STAGE,
+      } as APIGatewayProxyEvent['requestContext'],
+    };
+    let result: APIGatewayProxyResult;
+    try {
+      result = (await this.lambda.invoke(functionName(route.fn), event)) as APIGatewayProxyResult;
+    } catch {
+      // API Gateway hides a crashed integration behind a 502.
+      return sendGateway(res, gatewayResponse('DEFAULT_5XX'));
+    }
+    const out: Record<string, string | string[]> = { ...(result.headers as Record<string, string>) };
+    for (const [k, v] of Object.entries(result.multiValueHeaders ?? {})) out[k] = v.map(String);
+    out['x-amzn-requestid'] = requestId;
+    res.writeHead(result.statusCode, out);
+    res.end(result.isBase64Encoded ? Buffer.from(result.body, 'base64') : result.body);
+  }
+}

@@ -1,0 +1,252 @@
+/**
+ * The embedded local cloud: everything `npm start` and the integration tests run, on one
+ * machine with Node.js and Java. Handlers reach every service through the ordinary AWS SDK
+ * clients, pointed here by the standard AWS_ENDPOINT_URL_* variables.
+ */
+import './polyfills.ts';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { FUNCTIONS, STATE_MACHINES, functionArnKey, stateMachineArnKey, type FunctionId, type StateMachineId } from '../functions/catalog.ts';
+import type { AgentKey } from '../functions/agent/protocol.ts';
+import { TABLES, type TableKey } from '../functions/lib/tables.ts';
+import { startDynamoDbLocal, ensureTables, type LocalDynamo } from './dynamodb.ts';
+import { DEFAULT_FLEET, Fleet, type FleetSizes } from './fleet.ts';
+import { DEV_CLIENT_ID, DEV_ISSUER, DEV_USERS, DevIssuer } from './identity.ts';
+import { functionArn, LocalLambda } from './lambda.ts';
+import { LocalApiGateway } from './apigateway.ts';
+import { LocalS3 } from './s3.ts';
+import { LocalSns } from './sns.ts';
+import { LocalStepFunctions, ServiceError, stateMachineArn } from './stepfunctions.ts';
+import { seedDemo } from './seed.ts';
+
+export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+export const ARTIFACT_BUCKET = 'kmod-artifacts';
+export const APPROVER_TOPIC = 'kmod-approvers';
+
+export interface LocalCloudOptions {
+  /** Where data lives between runs (default .local/). */
+  dataDir?: string;
+  /** Wipe the data first. */
+  fresh?: boolean;
+  /** API port (0 = any free port). */
+  apiPort?: number;
+  host?: string;
+  fleet?: Partial<FleetSizes>;
+  /** Extra handler settings (shrunken waits and thresholds in tests). */
+  env?: Record<string, string>;
+  log?: (line: string) => void;
+}
+
+export interface CloudFile {
+  apiUrl: string;
+  mailboxUrl: string;
+  tokens: Record<keyof typeof DEV_USERS, string>;
+  servicesUrl: string;
+  dynamodbUrl: string;
+}
+
+export interface LocalCloud extends CloudFile {
+  dataDir: string;
+  sfn: LocalStepFunctions;
+  s3: LocalS3;
+  sns: LocalSns;
+  fleet: Fleet;
+  issuer: DevIssuer;
+  lambda: LocalLambda;
+  ddb: DynamoDBDocumentClient;
+  tableNames: Record<TableKey, string>;
+  startupMs: number;
+  stop(): Promise<void>;
+}
+
+/** Replace ${Name} placeholders as Step Functions' DefinitionSubstitutions do. */
+export function substitute(definition: string, values: Record<string, string>): string {
+  return definition.replace(/\$\{([A-Za-z0-9_]+)\}/g, (whole, name: string) => {
+    if (!(name in values)) throw new Error(`no substitution for ${whole}`);
+    return values[name];
+  });
+}
+
+function loadOrCreateAgentKeys(file: string): AgentKey[] {
+  if (!existsSync(file)) {
+    mkdirSync(dirname(file), { recursive: true });
+    writeFileSync(file, JSON.stringify({ keys: [{ id: `k-${randomBytes(4).toString('hex')}`, secret: randomBytes(32).toString('base64') }] }), { mode: 0o600 });
+  }
+  return (JSON.parse(readFileSync(file, 'utf8')) as { keys: AgentKey[] }).keys;
+}
+
+export async function startLocalCloud(opts: LocalCloudOptions = {}): Promise<LocalCloud> {
+  const started = Date.now();
+  const log = opts.log ?? (() => undefined);
+  const dataDir = resolve(opts.dataDir ?? join(ROOT, '.local'));
+  if (opts.fresh) rmSync(dataDir, { recursive: true, force: true });
+  mkdirSync(dataDir, { recursive: true });
+  const cleanups: (() => Promise<void>)[] = [];
+  const stop = async () => {
+    for (const c of cleanups.reverse()) await c().catch(() => undefined);
+    cleanups.length = 0;
+  };
+  try {
+    const dynamoPromise = startDynamoDbLocal(join(dataDir, 'dynamodb'));
+    dynamoPromise.then((d) => cleanups.unshift(d.stop), () => undefined);
+
+    // Services endpoint: Step Functions (JSON), SNS (Query), S3 (REST), JWKS and the mailbox share
+    // one port and are told apart by the request, like LocalStack's edge port.
+    const lambda = new LocalLambda(ROOT);
+    const sfn = new LocalStepFunctions(lambda);
+    const s3 = new LocalS3(join(dataDir, 's3'));
+    let servicesUrl = '';
+    const sns = new LocalSns(join(dataDir, 'sns.json'), () => servicesUrl);
+    const issuer = await DevIssuer.load(join(dataDir, 'identity', 'signing-key.json'));
+    const services: Server = createServer(async (req, res) => {
+      const chunks: Buffer[] = [];
+      for await (const c of req) chunks.push(c as Buffer);
+      const body = Buffer.concat(chunks);
+      const target = String(req.headers['x-amz-target'] ?? '');
+      const path = (req.url ?? '/').split('?')[0];
+      try {
+        if (target.startsWith('AWSStepFunctions.')) {
+          let out: unknown;
+          try {
+            out = await sfn.handle(target.slice('AWSStepFunctions.'.length), body.length ? (JSON.parse(body.toString()) as Record<string, unknown>) : {});
+          } catch (e) {
+            const err = e instanceof ServiceError ? e : new ServiceError('InternalFailure', (e as Error).message, 500);
+            res.writeHead(err.status, { 'content-type': 'application/x-amz-json-1.0' });
+            return void res.end(JSON.stringify({ __type: err.type, message: err.message }));
+          }
+          res.writeHead(200, { 'content-type': 'application/x-amz-json-1.0' });
+          return void res.end(JSON.stringify(out));
+        }
+        if (path === '/.well-known/jwks.json') {
+          res.writeHead(200, { 'content-type': 'application/json' });
+          return void res.end(JSON.stringify(issuer.jwks));
+        }
+        if (path.startsWith('/_mailbox') || path.startsWith('/_sns/')) return sns.handleMailbox(req, res);
+        if (req.method === 'POST' && path === '/' && String(req.headers['content-type'] ?? '').includes('application/x-www-form-urlencoded')) {
+          return sns.handleQuery(new URLSearchParams(body.toString()), res);
+        }
+        return await s3.handle(req, res, body);
+      } catch (e) {
+        if (!res.headersSent) res.writeHead(500, { 'content-type': 'text/plain' });
+        res.end((e as Error).message);
+      }
+    });
+    const host = opts.host ?? '127.0.0.1';
+    await new Promise<void>((r) => services.listen(0, '127.0.0.1', r));
+    const sa = services.address();
+    servicesUrl = `http://127.0.0.1:${typeof sa === 'object' && sa ? sa.port : 0}`;
+    cleanups.push(async () => {
+      await sfn.stopAll();
+      services.closeAllConnections();
+      await new Promise<void>((r) => services.close(() => r()));
+    });
+
+    const dynamo = await dynamoPromise;
+    const tableNames = Object.fromEntries(Object.entries(TABLES).map(([k, spec]) => [k, `kmod-${spec.id}`])) as Record<TableKey, string>;
+    const agentKeysFile = join(dataDir, 'secrets', 'agent-keys.json');
+    let agentKeys = loadOrCreateAgentKeys(agentKeysFile);
+    const env: Record<string, string> = {
+      AWS_REGION: 'us-east-1',
+      AWS_ACCESS_KEY_ID: 'local',
+      AWS_SECRET_ACCESS_KEY: 'local',
+      AWS_ENDPOINT_URL_DYNAMODB: dynamo.endpoint,
+      AWS_ENDPOINT_URL_SFN: servicesUrl,
+      AWS_ENDPOINT_URL_SNS: servicesUrl,
+      AWS_ENDPOINT_URL_S3: servicesUrl,
+      S3_FORCE_PATH_STYLE: 'true',
+      ARTIFACT_BUCKET,
+      APPROVER_TOPIC_ARN: sns.createTopic(APPROVER_TOPIC),
+      PIPELINE_STATE_MACHINE_ARN: stateMachineArn('kmod-Pipeline'),
+      JWT_ISSUER: DEV_ISSUER,
+      JWT_JWKS_URI: `${servicesUrl}/.well-known/jwks.json`,
+      JWT_CLIENT_IDS: DEV_CLIENT_ID,
+      AGENT_KEYS_FILE: agentKeysFile,
+      AGENT_ALLOWED_HOSTS: '127.0.0.1,localhost',
+      POWERTOOLS_TRACE_ENABLED: 'false',
+      POWERTOOLS_LOG_LEVEL: process.env.LOG_LEVEL ?? 'WARN',
+      POWERTOOLS_METRICS_DISABLED: 'true',
+      ...Object.fromEntries(Object.entries(TABLES).map(([k, spec]) => [spec.envVar, tableNames[k as TableKey]])),
+      ...opts.env,
+    };
+    Object.assign(process.env, env);
+
+    const pki = await (await import('../scripts/lib/pki.ts')).loadOrCreatePki(join(dataDir, 'pki'));
+    process.env.TRUSTED_ROOTS_PEM = opts.env?.TRUSTED_ROOTS_PEM ?? pki.rootCertPem;
+
+    const dynamoClient = new DynamoDBClient({});
+    const ddb = DynamoDBDocumentClient.from(dynamoClient, { marshallOptions: { removeUndefinedValues: true } });
+    cleanups.push(async () => dynamoClient.destroy());
+    await ensureTables(dynamoClient, tableNames);
+    s3.createBucket(ARTIFACT_BUCKET);
+    await lambda.load();
+
+    const substitutions: Record<string, string> = {};
+    for (const id of Object.keys(FUNCTIONS) as FunctionId[]) substitutions[functionArnKey(id)] = functionArn(id);
+    for (const id of Object.keys(STATE_MACHINES) as StateMachineId[]) substitutions[stateMachineArnKey(id)] = stateMachineArn(`kmod-${id}`);
+    for (const [id, spec] of Object.entries(STATE_MACHINES)) {
+      sfn.createStateMachine(`kmod-${id}`, substitute(readFileSync(join(ROOT, spec.file), 'utf8'), substitutions));
+    }
+
+    const fleet = new Fleet(join(dataDir, 'fleet'), () => agentKeys, { 'demo-kernel': '1.0.0' });
+    cleanups.push(() => fleet.stop());
+    await fleet.start({ ...DEFAULT_FLEET, ...opts.fleet });
+    await fleet.register(ddb, tableNames.nodes);
+    const rotateWatch = setInterval(() => {
+      try {
+        agentKeys = JSON.parse(readFileSync(agentKeysFile, 'utf8')).keys as AgentKey[];
+      } catch {
+        /* keep the last good keys */
+      }
+    }, 5000);
+    rotateWatch.unref();
+    cleanups.push(async () => clearInterval(rotateWatch));
+
+    const gateway = new LocalApiGateway(lambda);
+    gateway.extras.set('/_local/', (req, res) => {
+      // The mailbox lives on the services port; a stable path on the API port points there.
+      res.writeHead(302, { location: `${servicesUrl}/_mailbox` });
+      res.end();
+      void req;
+    });
+    const apiUrl = await gateway.listen(opts.apiPort ?? 3000, host);
+    cleanups.push(() => gateway.close());
+
+    const tokens = Object.fromEntries(await Promise.all(Object.entries(DEV_USERS).map(async ([role, user]) => [role, await issuer.mint(user)]))) as CloudFile['tokens'];
+    await seedDemo({ apiUrl, adminToken: tokens.Admin, pki, log });
+
+    const cloud: LocalCloud = {
+      apiUrl,
+      mailboxUrl: `${servicesUrl}/_mailbox`,
+      servicesUrl,
+      dynamodbUrl: dynamo.endpoint,
+      tokens,
+      dataDir,
+      sfn,
+      s3,
+      sns,
+      fleet,
+      issuer,
+      lambda,
+      ddb,
+      tableNames,
+      startupMs: Date.now() - started,
+      stop,
+    };
+    return cloud;
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+}
+
+export function writeCloudFile(cloud: LocalCloud, file = join(ROOT, '.local', 'cloud.json')): string {
+  const out: CloudFile = { apiUrl: cloud.apiUrl, mailboxUrl: cloud.mailboxUrl, tokens: cloud.tokens, servicesUrl: cloud.servicesUrl, dynamodbUrl: cloud.dynamodbUrl };
+  mkdirSync(dirname(file), { recursive: true });
+  writeFileSync(file, JSON.stringify(out, null, 2) + '\n', { mode: 0o600 });
+  return file;
+}

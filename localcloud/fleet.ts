@@ -1,0 +1,83 @@
+/**
+ * The simulated fleet: one reference node agent (functions/agent) per node, each its own HTTP
+ * server on localhost with its state on disk, registered in the Nodes table like real hosts.
+ */
+import { join } from 'node:path';
+import { PutCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { NodeAgent, type Faults } from '../functions/agent/agent.ts';
+import type { AgentKey } from '../functions/agent/protocol.ts';
+import { ENVIRONMENTS, ENVIRONMENT_PROFILES, type Environment } from '../functions/domain/environments.ts';
+import type { NodeRecord } from '../functions/lib/nodes.ts';
+
+const PREFIX: Record<Environment, string> = { Development: 'dev', QA: 'qa', Staging: 'stg', Production: 'prod' };
+
+export type FleetSizes = Record<Environment, number>;
+export const DEFAULT_FLEET: FleetSizes = Object.fromEntries(ENVIRONMENTS.map((e) => [e, ENVIRONMENT_PROFILES[e].defaultNodes])) as FleetSizes;
+
+export interface FleetNode {
+  environment: Environment;
+  agent: NodeAgent;
+  address: string;
+}
+
+export const nodeId = (env: Environment, i: number, total: number) => `${PREFIX[env]}-${String(i + 1).padStart(Math.max(2, String(total).length), '0')}`;
+
+export class Fleet {
+  readonly nodes = new Map<string, FleetNode>();
+
+  constructor(
+    private readonly dir: string,
+    private readonly keys: () => AgentKey[],
+    private readonly initialModules: Record<string, string>,
+  ) {}
+
+  async start(sizes: FleetSizes): Promise<void> {
+    for (const env of ENVIRONMENTS) {
+      const total = sizes[env];
+      const agents = Array.from({ length: total }, (_, i) => {
+        const id = nodeId(env, i, total);
+        return new NodeAgent({ nodeId: id, keys: this.keys, simulation: true, stateFile: join(this.dir, env, `${id}.json`), initialModules: this.initialModules });
+      });
+      const addresses = await Promise.all(agents.map((a) => a.listen(0)));
+      agents.forEach((agent, i) => this.nodes.set(agent.nodeId, { environment: env, agent, address: addresses[i] }));
+    }
+  }
+
+  /** Register every node as a real host would on boot: its address and what it runs now. */
+  async register(ddb: DynamoDBDocumentClient, table: string): Promise<void> {
+    const now = new Date().toISOString();
+    const byEnv = new Map<Environment, FleetNode[]>();
+    for (const n of this.nodes.values()) byEnv.set(n.environment, [...(byEnv.get(n.environment) ?? []), n]);
+    const puts: Promise<unknown>[] = [];
+    for (const [env, nodes] of byEnv) {
+      nodes.forEach((n, i) => {
+        const modules = Object.fromEntries(Object.entries(n.agent.modules).map(([m, s]) => [m, { version: s.version, previousVersion: s.previousVersion, updatedAt: s.loadedAt }]));
+        const item: NodeRecord = {
+          environment: env,
+          nodeId: n.agent.nodeId,
+          address: n.address,
+          // Blue-green environments split their nodes into two colours.
+          colour: ENVIRONMENT_PROFILES[env].strategy === 'BlueGreen' ? (i < nodes.length / 2 ? 'blue' : 'green') : undefined,
+          modules,
+          registeredAt: now,
+        };
+        puts.push(ddb.send(new PutCommand({ TableName: table, Item: item })));
+      });
+    }
+    await Promise.all(puts);
+  }
+
+  agent(nodeId: string): NodeAgent {
+    const n = this.nodes.get(nodeId);
+    if (!n) throw new Error(`no node ${nodeId} in the simulated fleet`);
+    return n.agent;
+  }
+
+  inject(nodeId: string, faults: Faults): void {
+    this.agent(nodeId).setFaults(faults);
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all([...this.nodes.values()].map((n) => n.agent.close()));
+  }
+}

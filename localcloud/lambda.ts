@@ -1,0 +1,81 @@
+/**
+ * Lambda, locally: the handlers in functions/catalog.ts invoked in-process with a real Lambda
+ * context object. A thrown error becomes what the Lambda service reports: errorType (the error's
+ * name), errorMessage and trace.
+ */
+import { randomUUID } from 'node:crypto';
+import { resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import type { Context } from 'aws-lambda';
+import { FUNCTIONS, type FunctionId } from '../functions/catalog.ts';
+
+export const ACCOUNT = '000000000000';
+export const REGION = 'us-east-1';
+
+type Handler = (event: unknown, context: Context) => Promise<unknown>;
+
+export interface LambdaErrorPayload {
+  errorType: string;
+  errorMessage: string;
+  trace: string[];
+}
+
+/** What the Lambda service reports when a function throws. */
+export class LambdaFunctionError extends Error {
+  constructor(readonly payload: LambdaErrorPayload) {
+    super(JSON.stringify(payload));
+    this.name = payload.errorType;
+  }
+}
+
+export const functionName = (id: FunctionId) => `kmod-${id}`;
+export const functionArn = (id: FunctionId) => `arn:aws:lambda:${REGION}:${ACCOUNT}:function:${functionName(id)}`;
+
+export class LocalLambda {
+  private readonly handlers = new Map<string, Handler>();
+  invocations = 0;
+
+  constructor(private readonly root: string) {}
+
+  async load(): Promise<void> {
+    for (const [id, spec] of Object.entries(FUNCTIONS)) {
+      const mod = (await import(pathToFileURL(resolve(this.root, spec.entry)).href)) as { handler: Handler };
+      if (typeof mod.handler !== 'function') throw new Error(`${spec.entry} exports no handler`);
+      this.handlers.set(functionName(id as FunctionId), mod.handler);
+    }
+  }
+
+  /** Invoke by name or ARN; resolves with the result or rejects with a LambdaFunctionError. */
+  async invoke(nameOrArn: string, event: unknown): Promise<unknown> {
+    const name = nameOrArn.startsWith('arn:') ? nameOrArn.split(':')[6] : nameOrArn;
+    const handler = this.handlers.get(name);
+    if (!handler) throw new LambdaFunctionError({ errorType: 'ResourceNotFoundException', errorMessage: `Function not found: ${nameOrArn}`, trace: [] });
+    const spec = Object.values(FUNCTIONS).find((_, i) => functionName(Object.keys(FUNCTIONS)[i] as FunctionId) === name)!;
+    const started = Date.now();
+    const requestId = randomUUID();
+    const context: Context = {
+      callbackWaitsForEmptyEventLoop: true,
+      functionName: name,
+      functionVersion: '$LATEST',
+      invokedFunctionArn: `arn:aws:lambda:${REGION}:${ACCOUNT}:function:${name}`,
+      memoryLimitInMB: String(spec.memoryMb),
+      awsRequestId: requestId,
+      logGroupName: `/aws/lambda/${name}`,
+      logStreamName: `local/${requestId}`,
+      getRemainingTimeInMillis: () => Math.max(0, spec.timeoutSeconds * 1000 - (Date.now() - started)),
+      done: () => undefined,
+      fail: () => undefined,
+      succeed: () => undefined,
+    };
+    this.invocations++;
+    // A JSON round trip, as over the wire: handlers never share objects with their caller.
+    const payload = JSON.parse(JSON.stringify(event ?? null)) as unknown;
+    try {
+      const result = await handler(payload, context);
+      return result === undefined ? null : JSON.parse(JSON.stringify(result));
+    } catch (e) {
+      const err = e as Error;
+      throw new LambdaFunctionError({ errorType: err.name || 'Error', errorMessage: err.message, trace: (err.stack ?? '').split('\n') });
+    }
+  }
+}

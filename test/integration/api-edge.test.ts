@@ -1,0 +1,132 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { api, snapshotTables, startTestCloud } from './harness.ts';
+import type { LocalCloud } from '../../localcloud/cloud.ts';
+import { DEV_USERS } from '../../localcloud/identity.ts';
+import { SignJWT, generateKeyPair } from 'jose';
+
+let cloud: LocalCloud;
+beforeAll(async () => {
+  cloud = await startTestCloud();
+});
+afterAll(async () => {
+  await cloud?.stop();
+});
+
+const valid = { moduleName: 'demo-kernel', version: '1.1.0', targetEnvironment: 'Development' };
+
+describe('authentication at the edge', () => {
+  it('serves /health without a token', async () => {
+    const r = await api(cloud, 'GET', '/health');
+    expect(r.status).toBe(200);
+    expect(r.body.status).toBe('ok');
+  });
+
+  it.each([
+    ['GET', '/api/v1/deployments'],
+    ['POST', '/api/v1/deployments'],
+    ['GET', '/api/v1/deployments/dep-000000000-000000000000'],
+    ['GET', '/api/v1/clusters'],
+    ['GET', '/api/v1/clusters/Development'],
+    ['GET', '/api/v1/modules'],
+    ['POST', '/api/v1/modules'],
+  ])('401 for %s %s without a token', async (method, path) => {
+    const before = await snapshotTables(cloud);
+    const r = await api(cloud, method, path, method === 'POST' ? { body: valid } : {});
+    expect(r.status).toBe(401);
+    expect(r.body).toEqual({ code: 'Unauthorized', message: expect.any(String) });
+    expect(r.headers.get('www-authenticate')).toMatch(/^Bearer/);
+    expect(await snapshotTables(cloud)).toEqual(before);
+  });
+
+  it('401 for expired, tampered, foreign-issuer and wrong-client tokens', async () => {
+    const expired = await cloud.issuer.mint(DEV_USERS.Deployer, { overrides: { exp: Math.floor(Date.now() / 1000) - 60 } });
+    const good = cloud.tokens.Deployer;
+    const [h, p, s] = good.split('.');
+    const payload = JSON.parse(Buffer.from(p, 'base64url').toString());
+    const tampered = [h, Buffer.from(JSON.stringify({ ...payload, 'cognito:groups': ['Admin'] })).toString('base64url'), s].join('.');
+    const wrongClient = await cloud.issuer.mint(DEV_USERS.Deployer, { overrides: { client_id: 'someone-else' } });
+    const wrongIssuer = await cloud.issuer.mint(DEV_USERS.Deployer, { overrides: { iss: 'https://evil.example' } });
+    const { privateKey } = await generateKeyPair('RS256');
+    const foreignKey = await new SignJWT(payload).setProtectedHeader({ alg: 'RS256', kid: 'other' }).sign(privateKey);
+    for (const token of [expired, tampered, wrongClient, wrongIssuer, foreignKey, 'not-a-jwt']) {
+      const r = await api(cloud, 'GET', '/api/v1/deployments', { token });
+      expect(r.status, token.slice(0, 20)).toBe(401);
+    }
+    expect((await api(cloud, 'GET', '/api/v1/deployments', { token: good })).status).toBe(200);
+  });
+
+  it('403 when a Viewer tries to create a deployment, and nothing is written', async () => {
+    const before = await snapshotTables(cloud);
+    const r = await api(cloud, 'POST', '/api/v1/deployments', { token: cloud.tokens.Viewer, body: valid });
+    expect(r.status).toBe(403);
+    expect(r.body.code).toBe('Forbidden');
+    expect(await snapshotTables(cloud)).toEqual(before);
+  });
+});
+
+describe('input validation', () => {
+  const cases: [string, { body?: unknown; rawBody?: string; headers?: Record<string, string> }, string][] = [
+    ['unknown environment', { body: { ...valid, targetEnvironment: 'Prod' } }, 'ValidationError'],
+    ['unknown module', { body: { ...valid, moduleName: 'no-such-module' } }, 'UnknownModuleVersion'],
+    ['unregistered version', { body: { ...valid, version: '9.9.9' } }, 'UnknownModuleVersion'],
+    ['bad semver', { body: { ...valid, version: '1.1' } }, 'ValidationError'],
+    ['missing field', { body: { moduleName: 'demo-kernel', version: '1.1.0' } }, 'ValidationError'],
+    ['extra field', { body: { ...valid, force: true } }, 'ValidationError'],
+    ['wrong type', { body: { ...valid, version: 110 } }, 'ValidationError'],
+    ['metadata of the wrong type', { body: { ...valid, metadata: { ticket: 42 } } }, 'ValidationError'],
+    ['oversize body', { body: { ...valid, metadata: { note: 'x'.repeat(200), pad: 'y'.repeat(20_000) } } }, 'BodyTooLarge'],
+    ['invalid JSON', { rawBody: '{"moduleName":', headers: { 'content-type': 'application/json' } }, 'ValidationError'],
+    ['empty body', { rawBody: '', headers: { 'content-type': 'application/json' } }, 'ValidationError'],
+    ['array body', { body: [valid] }, 'ValidationError'],
+    ['bad Idempotency-Key', { body: valid, headers: { 'Idempotency-Key': 'has spaces in it' } }, 'ValidationError'],
+  ];
+
+  it.each(cases)('400 for %s, with a JSON error, and every table unchanged', async (_, req, code) => {
+    const before = await snapshotTables(cloud);
+    const r = await api(cloud, 'POST', '/api/v1/deployments', { token: cloud.tokens.Deployer, ...req });
+    expect(r.status).toBe(400);
+    expect(r.body).toMatchObject({ code, message: expect.any(String) });
+    expect(r.body.message.length).toBeGreaterThan(5);
+    expect(await snapshotTables(cloud)).toEqual(before);
+  });
+
+  it('415 for a non-JSON content type', async () => {
+    const r = await api(cloud, 'POST', '/api/v1/deployments', { token: cloud.tokens.Deployer, rawBody: 'moduleName=x', headers: { 'content-type': 'text/plain' } });
+    expect(r.status).toBe(415);
+  });
+
+  it('400 for bad list filters and 404 for unknown ids, routes and environments', async () => {
+    const t = { token: cloud.tokens.Viewer };
+    expect((await api(cloud, 'GET', '/api/v1/deployments?limit=1000', t)).status).toBe(400);
+    expect((await api(cloud, 'GET', '/api/v1/deployments?status=Done', t)).status).toBe(400);
+    expect((await api(cloud, 'GET', '/api/v1/deployments?cursor=%%%', t)).status).toBe(400);
+    expect((await api(cloud, 'GET', '/api/v1/deployments/dep-000000000-000000000000', t)).body.code).toBe('NotFound');
+    expect((await api(cloud, 'GET', '/api/v1/deployments/whatever', t)).status).toBe(404);
+    expect((await api(cloud, 'GET', '/api/v1/clusters/Moon', t)).status).toBe(404);
+    expect((await api(cloud, 'GET', '/api/v1/nope', t)).status).toBe(404);
+  });
+});
+
+describe('Idempotency-Key', () => {
+  it('returns the same deployment for a repeated key and 409 for the same key with another body', async () => {
+    const headers = { 'Idempotency-Key': 'release-2026-11-26' };
+    const a = await api(cloud, 'POST', '/api/v1/deployments', { token: cloud.tokens.Deployer, body: valid, headers });
+    const b = await api(cloud, 'POST', '/api/v1/deployments', { token: cloud.tokens.Deployer, body: valid, headers });
+    expect(a.status).toBe(202);
+    expect(b.status).toBe(202);
+    expect(b.body.executionId).toBe(a.body.executionId);
+    expect(b.headers.get('idempotent-replayed')).toBe('true');
+    const c = await api(cloud, 'POST', '/api/v1/deployments', { token: cloud.tokens.Deployer, body: { ...valid, version: '1.0.0' }, headers });
+    expect(c.status).toBe(409);
+    expect(c.body.code).toBe('IdempotencyKeyReused');
+    const list = await api(cloud, 'GET', '/api/v1/deployments', { token: cloud.tokens.Viewer });
+    expect(list.body.items.filter((d: { executionId: string }) => d.executionId === a.body.executionId)).toHaveLength(1);
+  });
+
+  it('gives concurrent requests with one key one deployment', async () => {
+    const headers = { 'Idempotency-Key': 'concurrent-key' };
+    const rs = await Promise.all(Array.from({ length: 5 }, () => api(cloud, 'POST', '/api/v1/deployments', { token: cloud.tokens.Deployer, body: valid, headers })));
+    expect(rs.map((r) => r.status)).toEqual([202, 202, 202, 202, 202]);
+    expect(new Set(rs.map((r) => r.body.executionId)).size).toBe(1);
+  });
+});

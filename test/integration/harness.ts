@@ -1,0 +1,76 @@
+/** Starts a fresh local cloud for a test file and drives its HTTP API for real. */
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ScanCommand } from '@aws-sdk/lib-dynamodb';
+import { startLocalCloud, type LocalCloud, type LocalCloudOptions } from '../../localcloud/cloud.ts';
+
+export async function startTestCloud(opts: LocalCloudOptions = {}): Promise<LocalCloud> {
+  return startLocalCloud({ dataDir: mkdtempSync(join(tmpdir(), 'kmod-it-')), fresh: true, apiPort: 0, ...opts });
+}
+
+export interface ApiResponse<T = any> {
+  status: number;
+  headers: Headers;
+  body: T;
+}
+
+export async function api<T = any>(
+  cloud: Pick<LocalCloud, 'apiUrl'>,
+  method: string,
+  path: string,
+  opts: { token?: string; body?: unknown; rawBody?: string; headers?: Record<string, string> } = {},
+): Promise<ApiResponse<T>> {
+  const headers: Record<string, string> = { ...opts.headers };
+  if (opts.token) headers.authorization = `Bearer ${opts.token}`;
+  let body: string | undefined = opts.rawBody;
+  if (opts.body !== undefined) {
+    body = JSON.stringify(opts.body);
+    headers['content-type'] ??= 'application/json';
+  }
+  const r = await fetch(`${cloud.apiUrl}${path}`, { method, headers, body });
+  const text = await r.text();
+  let parsed: unknown = text;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    /* not JSON */
+  }
+  return { status: r.status, headers: r.headers, body: parsed as T };
+}
+
+const FINISHED = ['Succeeded', 'Failed', 'RolledBack', 'Cancelled'];
+
+/** Poll the API until the deployment reaches one of `statuses` (default: any finished status). */
+export async function waitForDeployment(cloud: LocalCloud, executionId: string, statuses = FINISHED, timeoutMs = 90_000) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const r = await api(cloud, 'GET', `/api/v1/deployments/${executionId}`, { token: cloud.tokens.Viewer });
+    if (r.status === 200 && statuses.includes(r.body.status)) return r.body;
+    if (Date.now() > deadline) throw new Error(`deployment ${executionId} still ${r.body?.status} after ${timeoutMs} ms`);
+    await new Promise((res) => setTimeout(res, 100));
+  }
+}
+
+/** Every item of every table, for proving that a rejected request changed nothing. */
+export async function snapshotTables(cloud: LocalCloud): Promise<Record<string, unknown[]>> {
+  const out: Record<string, unknown[]> = {};
+  for (const [key, name] of Object.entries(cloud.tableNames)) {
+    const items: unknown[] = [];
+    let cursor: Record<string, unknown> | undefined;
+    do {
+      const r = await cloud.ddb.send(new ScanCommand({ TableName: name, ExclusiveStartKey: cursor, ConsistentRead: true }));
+      items.push(...(r.Items ?? []));
+      cursor = r.LastEvaluatedKey;
+    } while (cursor);
+    out[key] = items.sort((a, b) => JSON.stringify(a).localeCompare(JSON.stringify(b)));
+  }
+  return out;
+}
+
+/** What each agent of an environment really runs (asked of the agents, not the tables). */
+export function agentVersions(cloud: LocalCloud, prefix: string, module = 'demo-kernel'): Record<string, string | undefined> {
+  return Object.fromEntries(
+    [...cloud.fleet.nodes.values()].filter((n) => n.agent.nodeId.startsWith(`${prefix}-`)).map((n) => [n.agent.nodeId, n.agent.modules[module]?.version]),
+  );
+}
