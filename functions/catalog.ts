@@ -13,7 +13,7 @@ export interface FunctionSpec {
   memoryMb: number;
   tables: Partial<Record<TableKey, Access>>;
   artifacts?: Access;
-  /** Starts pipeline executions. */
+  /** Starts pipeline and rollback executions. */
   startsPipeline?: true;
   /** Signs agent requests (reads the agent key secret and calls agents). */
   callsAgents?: true;
@@ -31,10 +31,10 @@ export const FUNCTIONS = {
     description: 'Deployments API',
     timeoutSeconds: 29,
     memoryMb: 512,
-    tables: { deployments: 'write', idempotency: 'write', modules: 'read', ...audit },
+    tables: { deployments: 'write', idempotency: 'write', modules: 'read', locks: 'write', targets: 'read', ...audit },
     startsPipeline: true,
   },
-  ApiClusters: { entry: 'functions/handlers/api/clusters.ts', description: 'Clusters API', timeoutSeconds: 29, memoryMb: 512, tables: { nodes: 'write' }, callsAgents: true },
+  ApiClusters: { entry: 'functions/handlers/api/clusters.ts', description: 'Clusters API', timeoutSeconds: 29, memoryMb: 512, tables: { nodes: 'write', clusters: 'read' }, callsAgents: true },
   ApiModules: {
     entry: 'functions/handlers/api/modules.ts',
     description: 'Module registry API',
@@ -43,15 +43,16 @@ export const FUNCTIONS = {
     tables: { modules: 'write', ...audit },
     artifacts: 'write',
   },
-  Build: { entry: 'functions/handlers/tasks/build.ts', description: 'Pipeline: Build', timeoutSeconds: 300, memoryMb: 1024, tables: { deployments: 'write', modules: 'read', ...audit }, artifacts: 'read' },
-  Test: { entry: 'functions/handlers/tasks/test.ts', description: 'Pipeline: Test', timeoutSeconds: 60, memoryMb: 512, tables: { deployments: 'write', modules: 'read', ...audit } },
-  SecurityScan: { entry: 'functions/handlers/tasks/securityScan.ts', description: 'Pipeline: Security scan', timeoutSeconds: 60, memoryMb: 512, tables: { deployments: 'write', modules: 'read', ...audit } },
+  Build: { entry: 'functions/handlers/tasks/build.ts', description: 'Pipeline: Build', timeoutSeconds: 300, memoryMb: 1024, tables: { deployments: 'write', modules: 'read', locks: 'write', ...audit }, artifacts: 'read' },
+  Test: { entry: 'functions/handlers/tasks/test.ts', description: 'Pipeline: Test', timeoutSeconds: 60, memoryMb: 512, tables: { deployments: 'write', modules: 'read', locks: 'write', ...audit } },
+  SecurityScan: { entry: 'functions/handlers/tasks/securityScan.ts', description: 'Pipeline: Security scan', timeoutSeconds: 60, memoryMb: 512, tables: { deployments: 'write', modules: 'read', locks: 'write', ...audit } },
   PlanEnvironment: {
     entry: 'functions/handlers/tasks/planEnvironment.ts',
     description: 'Strategy: plan batches',
     timeoutSeconds: 300,
     memoryMb: 1024,
-    tables: { deployments: 'write', nodes: 'read', targets: 'write', ...audit },
+    tables: { deployments: 'write', nodes: 'read', targets: 'write', clusters: 'read', locks: 'write', ...audit },
+    callsAgents: true,
   },
   DeployBatch: {
     entry: 'functions/handlers/tasks/deployBatch.ts',
@@ -82,18 +83,55 @@ export const FUNCTIONS = {
     description: 'Strategy: automatic rollback',
     timeoutSeconds: 900,
     memoryMb: 512,
-    tables: { deployments: 'write', nodes: 'write', targets: 'write', ...audit },
+    tables: { deployments: 'write', nodes: 'write', targets: 'write', clusters: 'write', ...audit },
     callsAgents: true,
+  },
+  SmokeTest: {
+    entry: 'functions/handlers/tasks/smokeTest.ts',
+    description: 'Blue-Green: smoke-test the idle colour',
+    timeoutSeconds: 900,
+    memoryMb: 512,
+    tables: { deployments: 'write', nodes: 'read', targets: 'read', ...audit },
+    callsAgents: true,
+  },
+  SwitchTraffic: {
+    entry: 'functions/handlers/tasks/switchTraffic.ts',
+    description: 'Blue-Green: switch traffic',
+    timeoutSeconds: 60,
+    memoryMb: 256,
+    tables: { deployments: 'write', targets: 'write', clusters: 'write', ...audit },
+  },
+  AnalyzeCanary: {
+    entry: 'functions/handlers/tasks/analyzeCanary.ts',
+    description: 'Canary: judge a wave against the baseline',
+    timeoutSeconds: 300,
+    memoryMb: 512,
+    tables: { deployments: 'write', nodes: 'read', targets: 'read', locks: 'write', ...audit },
+    callsAgents: true,
+  },
+  FinishRollback: {
+    entry: 'functions/handlers/tasks/finishRollback.ts',
+    description: 'Rollback on demand: settle the outcome',
+    timeoutSeconds: 60,
+    memoryMb: 256,
+    tables: { deployments: 'write', ...audit },
   },
   Validation: {
     entry: 'functions/handlers/tasks/validation.ts',
     description: 'Pipeline: Validation',
     timeoutSeconds: 900,
     memoryMb: 512,
-    tables: { deployments: 'write', nodes: 'write', ...audit },
+    tables: { deployments: 'write', nodes: 'write', locks: 'write', targets: 'read', ...audit },
     callsAgents: true,
   },
-  Finalize: { entry: 'functions/handlers/tasks/finalize.ts', description: 'Pipeline: settle the outcome', timeoutSeconds: 60, memoryMb: 256, tables: { deployments: 'write', ...audit } },
+  ListChangedEnvironments: {
+    entry: 'functions/handlers/tasks/listChangedEnvironments.ts',
+    description: 'Pipeline: environments to roll back after a failure',
+    timeoutSeconds: 120,
+    memoryMb: 256,
+    tables: { deployments: 'read', targets: 'read' },
+  },
+  Finalize: { entry: 'functions/handlers/tasks/finalize.ts', description: 'Pipeline: settle the outcome', timeoutSeconds: 60, memoryMb: 256, tables: { deployments: 'write', locks: 'write', ...audit } },
 } as const satisfies Record<string, FunctionSpec>;
 
 export type FunctionId = keyof typeof FUNCTIONS;
@@ -111,8 +149,10 @@ export const ROUTES: RouteSpec[] = [
   { method: 'POST', path: '/api/v1/deployments', fn: 'ApiDeployments', auth: true },
   { method: 'GET', path: '/api/v1/deployments', fn: 'ApiDeployments', auth: true },
   { method: 'GET', path: '/api/v1/deployments/{executionId}', fn: 'ApiDeployments', auth: true },
+  { method: 'POST', path: '/api/v1/deployments/{executionId}/rollback', fn: 'ApiDeployments', auth: true },
   { method: 'GET', path: '/api/v1/clusters', fn: 'ApiClusters', auth: true },
   { method: 'GET', path: '/api/v1/clusters/{environment}', fn: 'ApiClusters', auth: true },
+  { method: 'GET', path: '/api/v1/clusters/{environment}/metrics', fn: 'ApiClusters', auth: true },
   { method: 'POST', path: '/api/v1/modules', fn: 'ApiModules', auth: true },
   { method: 'GET', path: '/api/v1/modules', fn: 'ApiModules', auth: true },
   { method: 'GET', path: '/api/v1/modules/{moduleName}/versions', fn: 'ApiModules', auth: true },
@@ -126,15 +166,22 @@ export interface StateMachineSpec {
   stateMachines: StateMachineId[];
 }
 
-export type StateMachineId = 'Pipeline' | 'Direct';
+export type StateMachineId = 'Pipeline' | 'Direct' | 'Rolling' | 'BlueGreen' | 'Canary' | 'Rollback';
 
+const ENVIRONMENT_STEPS: FunctionId[] = ['PlanEnvironment', 'DeployBatch', 'VerifyBatch', 'CompleteEnvironment', 'RollbackEnvironment'];
+
+/** In dependency order: a state machine comes after those it starts. */
 export const STATE_MACHINES: Record<StateMachineId, StateMachineSpec> = {
-  Direct: {
-    file: 'statemachines/direct.asl.json',
-    functions: ['PlanEnvironment', 'DeployBatch', 'VerifyBatch', 'CompleteEnvironment', 'RollbackEnvironment'],
-    stateMachines: [],
+  Direct: { file: 'statemachines/direct.asl.json', functions: ENVIRONMENT_STEPS, stateMachines: [] },
+  Rolling: { file: 'statemachines/rolling.asl.json', functions: ENVIRONMENT_STEPS, stateMachines: [] },
+  BlueGreen: { file: 'statemachines/bluegreen.asl.json', functions: [...ENVIRONMENT_STEPS, 'SmokeTest', 'SwitchTraffic'], stateMachines: [] },
+  Canary: { file: 'statemachines/canary.asl.json', functions: [...ENVIRONMENT_STEPS, 'AnalyzeCanary'], stateMachines: [] },
+  Pipeline: {
+    file: 'statemachines/pipeline.asl.json',
+    functions: ['Build', 'Test', 'SecurityScan', 'Validation', 'Finalize', 'ListChangedEnvironments', 'RollbackEnvironment'],
+    stateMachines: ['Direct', 'Rolling', 'BlueGreen', 'Canary'],
   },
-  Pipeline: { file: 'statemachines/pipeline.asl.json', functions: ['Build', 'Test', 'SecurityScan', 'Validation', 'Finalize'], stateMachines: ['Direct'] },
+  Rollback: { file: 'statemachines/rollback.asl.json', functions: ['RollbackEnvironment', 'FinishRollback'], stateMachines: [] },
 };
 
 export const functionArnKey = (id: FunctionId) => `${id}FunctionArn`;

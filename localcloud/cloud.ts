@@ -23,6 +23,7 @@ import { LocalS3 } from './s3.ts';
 import { LocalSns } from './sns.ts';
 import { LocalStepFunctions, ServiceError, stateMachineArn } from './stepfunctions.ts';
 import { seedDemo } from './seed.ts';
+import { fleetControl } from './fleetControl.ts';
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 export const ARTIFACT_BUCKET = 'kmod-artifacts';
@@ -162,6 +163,7 @@ export async function startLocalCloud(opts: LocalCloudOptions = {}): Promise<Loc
       ARTIFACT_BUCKET,
       APPROVER_TOPIC_ARN: sns.createTopic(APPROVER_TOPIC),
       PIPELINE_STATE_MACHINE_ARN: stateMachineArn('kmod-Pipeline'),
+      ROLLBACK_STATE_MACHINE_ARN: stateMachineArn('kmod-Rollback'),
       JWT_ISSUER: DEV_ISSUER,
       JWT_JWKS_URI: `${servicesUrl}/.well-known/jwks.json`,
       JWT_CLIENT_IDS: DEV_CLIENT_ID,
@@ -207,12 +209,12 @@ export async function startLocalCloud(opts: LocalCloudOptions = {}): Promise<Loc
     cleanups.push(async () => clearInterval(rotateWatch));
 
     const gateway = new LocalApiGateway(lambda);
-    gateway.extras.set('/_local/', (req, res) => {
+    gateway.extras.set('/_local/mailbox', (_req, res) => {
       // The mailbox lives on the services port; a stable path on the API port points there.
       res.writeHead(302, { location: `${servicesUrl}/_mailbox` });
       res.end();
-      void req;
     });
+    gateway.extras.set('/_local/fleet', fleetControl(fleet));
     const apiUrl = await gateway.listen(opts.apiPort ?? 3000, host);
     cleanups.push(() => gateway.close());
 

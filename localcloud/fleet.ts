@@ -3,11 +3,16 @@
  * server on localhost with its state on disk, registered in the Nodes table like real hosts.
  */
 import { join } from 'node:path';
-import { PutCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { BatchWriteCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { NodeAgent, type Faults } from '../functions/agent/agent.ts';
 import type { AgentKey } from '../functions/agent/protocol.ts';
 import { ENVIRONMENTS, ENVIRONMENT_PROFILES, type Environment } from '../functions/domain/environments.ts';
 import type { NodeRecord } from '../functions/lib/nodes.ts';
+
+/** Above this many nodes, an environment's agents share one HTTP host. */
+const SHARED_HOST_THRESHOLD = 200;
 
 const PREFIX: Record<Environment, string> = { Development: 'dev', QA: 'qa', Staging: 'stg', Production: 'prod' };
 
@@ -31,15 +36,46 @@ export class Fleet {
     private readonly initialModules: Record<string, string>,
   ) {}
 
+  private readonly hosts: Server[] = [];
+
   async start(sizes: FleetSizes): Promise<void> {
     for (const env of ENVIRONMENTS) {
       const total = sizes[env];
+      // Small environments: one HTTP server per node, like real hosts. Large ones (thousands of
+      // nodes) put their agents behind one host under /nodes/{id}, like containers behind an
+      // ingress, so a 10,000-node fleet does not need 10,000 ports.
+      const shared = total > SHARED_HOST_THRESHOLD;
       const agents = Array.from({ length: total }, (_, i) => {
         const id = nodeId(env, i, total);
-        return new NodeAgent({ nodeId: id, keys: this.keys, simulation: true, stateFile: join(this.dir, env, `${id}.json`), initialModules: this.initialModules });
+        return new NodeAgent({
+          nodeId: id,
+          keys: this.keys,
+          simulation: true,
+          stateFile: join(this.dir, env, `${id}.json`),
+          initialModules: this.initialModules,
+          basePath: shared ? `/nodes/${id}` : undefined,
+        });
       });
-      const addresses = await Promise.all(agents.map((a) => a.listen(0)));
-      agents.forEach((agent, i) => this.nodes.set(agent.nodeId, { environment: env, agent, address: addresses[i] }));
+      if (!shared) {
+        const addresses = await Promise.all(agents.map((a) => a.listen(0)));
+        agents.forEach((agent, i) => this.nodes.set(agent.nodeId, { environment: env, agent, address: addresses[i] }));
+        continue;
+      }
+      const byId = new Map(agents.map((a) => [a.nodeId, a]));
+      const host = createServer((req, res) => {
+        const id = /^\/nodes\/([^/]+)\//.exec(req.url ?? '')?.[1];
+        const agent = id ? byId.get(id) : undefined;
+        if (!agent) {
+          res.writeHead(404, { 'content-type': 'application/json' });
+          return void res.end(JSON.stringify({ code: 'NotFound', message: `no agent at ${req.url}` }));
+        }
+        void agent.handle(req, res);
+      });
+      host.keepAliveTimeout = 30_000;
+      await new Promise<void>((r) => host.listen(0, '127.0.0.1', r));
+      this.hosts.push(host);
+      const port = (host.address() as AddressInfo).port;
+      for (const agent of agents) this.nodes.set(agent.nodeId, { environment: env, agent, address: `http://127.0.0.1:${port}/nodes/${agent.nodeId}` });
     }
   }
 
@@ -48,7 +84,7 @@ export class Fleet {
     const now = new Date().toISOString();
     const byEnv = new Map<Environment, FleetNode[]>();
     for (const n of this.nodes.values()) byEnv.set(n.environment, [...(byEnv.get(n.environment) ?? []), n]);
-    const puts: Promise<unknown>[] = [];
+    const items: NodeRecord[] = [];
     for (const [env, nodes] of byEnv) {
       nodes.forEach((n, i) => {
         const modules = Object.fromEntries(Object.entries(n.agent.modules).map(([m, s]) => [m, { version: s.version, previousVersion: s.previousVersion, updatedAt: s.loadedAt }]));
@@ -61,10 +97,20 @@ export class Fleet {
           modules,
           registeredAt: now,
         };
-        puts.push(ddb.send(new PutCommand({ TableName: table, Item: item })));
+        items.push(item);
       });
     }
-    await Promise.all(puts);
+    for (let i = 0; i < items.length; i += 25 * 8) {
+      await Promise.all(
+        Array.from({ length: 8 }, async (_, j) => {
+          let pending = items.slice(i + j * 25, i + (j + 1) * 25).map((Item) => ({ PutRequest: { Item } }));
+          while (pending.length) {
+            const r = await ddb.send(new BatchWriteCommand({ RequestItems: { [table]: pending } }));
+            pending = (r.UnprocessedItems?.[table] ?? []) as typeof pending;
+          }
+        }),
+      );
+    }
   }
 
   agent(nodeId: string): NodeAgent {
@@ -79,5 +125,11 @@ export class Fleet {
 
   async stop(): Promise<void> {
     await Promise.all([...this.nodes.values()].map((n) => n.agent.close()));
+    await Promise.all(
+      this.hosts.map((h) => {
+        h.closeAllConnections();
+        return new Promise<void>((r) => h.close(() => r()));
+      }),
+    );
   }
 }

@@ -18,6 +18,7 @@ import {
   type ModuleOperationResult,
   type ModuleState,
   type RollbackRequest,
+  type SmokeTestReport,
 } from './protocol.ts';
 
 export interface Faults {
@@ -29,6 +30,8 @@ export interface Faults {
   degrade?: Partial<Record<'errorRatePercent' | 'latencyMs' | 'cpuPercent' | 'memoryPercent', number>>;
   /** The agent accepts connections but never answers. */
   unresponsive?: boolean;
+  /** The module's self-test (blue-green smoke test) fails. */
+  failSmokeTest?: boolean;
 }
 
 export interface AgentOptions {
@@ -42,6 +45,8 @@ export interface AgentOptions {
   initialModules?: Record<string, string>;
   /** Loads verified module bytes; the reference loader keeps them beside the state file. */
   loader?: (module: string, version: string, bytes: Buffer) => Promise<void>;
+  /** Path prefix when several agents share one HTTP host (e.g. `/nodes/prod-0001`). */
+  basePath?: string;
   /** Fetches an artifact (default: global fetch). */
   fetchArtifact?: (url: string) => Promise<Buffer>;
 }
@@ -141,6 +146,19 @@ export class NodeAgent {
     return result;
   }
 
+  smokeTest(module: string): SmokeTestReport {
+    const state = this.state.modules[module];
+    const checks = [
+      { name: 'module-loaded', passed: state !== undefined, detail: state ? `${module}@${state.version} loaded at ${state.loadedAt}` : `${module} is not loaded` },
+      {
+        name: 'self-test',
+        passed: !(this.opts.simulation && this.state.faults.failSmokeTest),
+        detail: this.opts.simulation && this.state.faults.failSmokeTest ? 'self-test returned exit code 3: request handler crashed' : 'self-test passed',
+      },
+    ];
+    return { nodeId: this.nodeId, module, version: state?.version ?? null, passed: checks.every((c) => c.passed), checks };
+  }
+
   metrics(): MetricsReport {
     const at = new Date().toISOString();
     if (!this.opts.simulation) {
@@ -203,17 +221,20 @@ export class NodeAgent {
     this.server = undefined;
   }
 
-  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  /** Serve one request (also used by a host that multiplexes several agents). */
+  async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     try {
       const body = await readBody(req);
       const path = req.url ?? '/';
       const verdict = verifyRequest(this.opts.keys(), req.method ?? 'GET', path, body, req.headers);
       if (!verdict.ok) throw new AgentFailure(401, 'Unauthorized', verdict.reason);
-      if (this.opts.simulation && this.state.faults.unresponsive && !path.startsWith('/v1/simulation/')) {
+      if (this.opts.simulation && this.state.faults.unresponsive && !path.includes('/v1/simulation/')) {
         this.pending.add(res); // never answered: the caller's timeout is what ends the call
         return;
       }
-      send(res, 200, await this.route(req.method ?? 'GET', path, body));
+      const base = this.opts.basePath ?? '';
+      if (!path.startsWith(base)) throw new AgentFailure(404, 'NotFound', `no agent at ${path}`);
+      send(res, 200, await this.route(req.method ?? 'GET', path.slice(base.length) || '/', body));
     } catch (e) {
       if (e instanceof AgentFailure) send(res, e.status, { code: e.code, message: e.message });
       else send(res, 500, { code: 'InternalError', message: (e as Error).message });
@@ -222,6 +243,8 @@ export class NodeAgent {
 
   private async route(method: string, path: string, body: string): Promise<unknown> {
     const url = new URL(path, 'http://agent');
+    const smoke = /^\/v1\/modules\/([a-z][a-z0-9-]{1,62})\/smoke-test$/.exec(url.pathname);
+    if (method === 'POST' && smoke) return this.smokeTest(smoke[1]);
     const op = /^\/v1\/modules\/([a-z][a-z0-9-]{1,62})\/(deploy|rollback)$/.exec(url.pathname);
     if (method === 'POST' && op) {
       const payload = parseJson(body) as Record<string, unknown>;

@@ -3,6 +3,7 @@
  *
  *   POST /v1/modules/{name}/deploy    { deploymentId, version, artifactUrl, sha256 }   idempotent per deploymentId
  *   POST /v1/modules/{name}/rollback  { deploymentId, toVersion }                       idempotent per deploymentId
+ *   POST /v1/modules/{name}/smoke-test → SmokeTestReport (the module's own self-test)
  *   GET  /v1/modules                  → { modules: { [name]: ModuleState } }
  *   GET  /v1/health                   → HealthReport
  *   GET  /v1/metrics                  → MetricsReport
@@ -59,6 +60,14 @@ export interface MetricsReport {
   latencyMs: number;
   errorRatePercent: number;
   requestsPerSecond: number;
+}
+
+export interface SmokeTestReport {
+  nodeId: string;
+  module: string;
+  version: string | null;
+  passed: boolean;
+  checks: { name: string; passed: boolean; detail: string }[];
 }
 
 export interface HealthReport {

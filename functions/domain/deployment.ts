@@ -43,6 +43,8 @@ export interface DeploymentRecord {
   stageOrder: StageName[];
   stages: Record<string, StageRecord>;
   failure?: { stage?: StageName; code: string; message: string };
+  /** Rollback on demand, once requested. */
+  rollback?: { status: 'Running' | 'Succeeded' | 'Failed'; requestedBy: string; requestedAt: string; reason?: string; finishedAt?: string; message?: string };
 }
 
 /** The stages a deployment to `target` goes through, all Pending. */

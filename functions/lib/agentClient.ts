@@ -1,6 +1,6 @@
 /** Orchestrator side of the agent protocol: signed requests, timeouts, the SSRF guard. */
 import { checkAgentAddress } from '../domain/ssrf.ts';
-import { signRequest, type DeployRequest, type HealthReport, type ModuleOperationResult, type RollbackRequest } from '../agent/protocol.ts';
+import { signRequest, type DeployRequest, type HealthReport, type MetricsReport, type ModuleOperationResult, type RollbackRequest, type SmokeTestReport } from '../agent/protocol.ts';
 import { config } from './config.ts';
 import { agentKeys } from './secrets.ts';
 import type { NodeRecord } from './nodes.ts';
@@ -21,7 +21,8 @@ async function call<T>(node: Pick<NodeRecord, 'nodeId' | 'address'>, method: 'GE
   if (!guard.ok) throw new AgentCallError(node.nodeId, 'AddressRefused', `refused to call node ${node.nodeId}: ${guard.reason}`);
   const body = payload === undefined ? '' : JSON.stringify(payload);
   const [key] = await agentKeys();
-  const url = new URL(path, guard.url);
+  // Agents may sit under a path (several agents behind one host): keep it.
+  const url = new URL(guard.url.href.replace(/\/$/, '') + path);
   let res: Response;
   try {
     res = await fetch(url, {
@@ -54,6 +55,8 @@ export const agentClient = {
   deploy: (node: NodeRecord, module: string, req: DeployRequest) => call<ModuleOperationResult>(node, 'POST', `/v1/modules/${module}/deploy`, req),
   rollback: (node: NodeRecord, module: string, req: RollbackRequest) => call<ModuleOperationResult>(node, 'POST', `/v1/modules/${module}/rollback`, req),
   health: (node: Pick<NodeRecord, 'nodeId' | 'address'>) => call<HealthReport>(node, 'GET', '/v1/health'),
+  metrics: (node: Pick<NodeRecord, 'nodeId' | 'address'>) => call<MetricsReport>(node, 'GET', '/v1/metrics'),
+  smokeTest: (node: NodeRecord, module: string) => call<SmokeTestReport>(node, 'POST', `/v1/modules/${module}/smoke-test`, {}),
 };
 
 /** Run `fn` over items with at most `limit` in flight. */

@@ -15,6 +15,7 @@ function required(name: string): string {
 
 export const config = {
   pipelineStateMachineArn: () => required('PIPELINE_STATE_MACHINE_ARN'),
+  rollbackStateMachineArn: () => required('ROLLBACK_STATE_MACHINE_ARN'),
   artifactBucket: () => required('ARTIFACT_BUCKET'),
   /** PEM bundle of trusted module-signing roots. */
   trustedRootsPem: () => required('TRUSTED_ROOTS_PEM'),
@@ -31,6 +32,29 @@ export const config = {
   healthMaxErrorRatePercent: () => num('HEALTH_MAX_ERROR_RATE_PERCENT', 5),
   idempotencyTtlSeconds: () => num('IDEMPOTENCY_TTL_SECONDS', 86_400),
   auditRetentionDays: () => num('AUDIT_RETENTION_DAYS', 400),
+  /** Nodes per batch in a Rolling deployment (a health check follows each batch). */
+  rollingBatchSize: () => num('ROLLING_BATCH_SIZE', 2),
+  /** Rolling batches are widened so that no environment needs more than this many (history limit). */
+  maxSequentialBatches: () => num('MAX_SEQUENTIAL_BATCHES', 500),
+  smokeTestTimeoutSeconds: () => num('SMOKE_TEST_TIMEOUT_SECONDS', 300),
+  /** Cumulative canary waves, in percent of the environment's nodes. */
+  canaryWaves: () => (process.env.CANARY_WAVES ?? '10,30,50,100').split(',').map((s) => Number(s.trim())),
+  canaryBakeSeconds: () => num('CANARY_BAKE_SECONDS', 900),
+  canaryThresholds: () => ({
+    errorRatePercent: num('CANARY_MAX_ERROR_RATE_INCREASE_PERCENT', 50),
+    latencyPercent: num('CANARY_MAX_LATENCY_INCREASE_PERCENT', 100),
+    cpuPercent: num('CANARY_MAX_CPU_INCREASE_PERCENT', 30),
+    memoryPercent: num('CANARY_MAX_MEMORY_INCREASE_PERCENT', 30),
+  }),
+  /** Smallest absolute changes that can fail a canary: noise below these never does. */
+  canaryMinimumDeltas: () => ({
+    errorRatePercent: num('CANARY_MIN_ERROR_RATE_DELTA', 0.5),
+    latencyMs: num('CANARY_MIN_LATENCY_DELTA_MS', 5),
+    cpuPercent: num('CANARY_MIN_CPU_DELTA', 5),
+    memoryPercent: num('CANARY_MIN_MEMORY_DELTA', 5),
+  }),
+  /** Lease of a deployment lock; every stage renews it, so only a dead execution lets it lapse. */
+  lockLeaseSeconds: () => num('LOCK_LEASE_SECONDS', 3600),
   /** Hosts or CIDRs that agent addresses must fall in (SSRF guard). */
   agentAllowedHosts: () => (process.env.AGENT_ALLOWED_HOSTS ?? '').split(',').map((s) => s.trim()).filter(Boolean),
 };

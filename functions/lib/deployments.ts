@@ -106,8 +106,8 @@ export async function updateStage(
 ): Promise<boolean> {
   const now = new Date().toISOString();
   const sets = ['updatedAt = :now'];
-  const names: Record<string, string> = { '#stages': 'stages', '#stage': stage, '#status': 'status', '#sstatus': 'status' };
-  const values: Record<string, unknown> = { ':now': now, ':sstatus': patch.status, ...terminalValues };
+  const names: Record<string, string> = { '#stages': 'stages', '#stage': stage, '#status': 'status', '#sstatus': 'status', '#rollback': 'rollback' };
+  const values: Record<string, unknown> = { ':now': now, ':sstatus': patch.status, ':rrunning': 'Running', ...terminalValues };
   for (const [k, v] of Object.entries(patch)) {
     if (v === undefined) continue;
     names[`#f_${k}`] = k;
@@ -131,7 +131,8 @@ export async function updateStage(
               TableName: tableName('deployments'),
               Key: { executionId },
               UpdateExpression: `SET ${sets.join(', ')}`,
-              ConditionExpression: `attribute_exists(executionId) AND NOT (#status IN (${terminal.join(', ')})) AND #stages.#stage.#sstatus <> :sstatus`,
+              // A finished deployment changes again only while an on-demand rollback runs.
+              ConditionExpression: `attribute_exists(executionId) AND (NOT (#status IN (${terminal.join(', ')})) OR #rollback.#status = :rrunning) AND #stages.#stage.#sstatus <> :sstatus`,
               ExpressionAttributeNames: names,
               ExpressionAttributeValues: values,
             },
@@ -224,4 +225,24 @@ export function stageCounterUpdate(executionId: string, stage: StageName, deltas
     ExpressionAttributeNames: names,
     ExpressionAttributeValues: values,
   };
+}
+
+/** Record one entry under a running stage's details (e.g. a canary wave's analysis), audited. */
+export async function recordStageDetail(executionId: string, stage: StageName, key: string, value: unknown, action: string): Promise<void> {
+  await dynamo().send(
+    new TransactWriteCommand({
+      TransactItems: [
+        {
+          Update: {
+            TableName: tableName('deployments'),
+            Key: { executionId },
+            UpdateExpression: 'SET #stages.#stage.#details.#key = :v, updatedAt = :now',
+            ExpressionAttributeNames: { '#stages': 'stages', '#stage': stage, '#details': 'details', '#key': key },
+            ExpressionAttributeValues: { ':v': value, ':now': new Date().toISOString() },
+          },
+        },
+        { Put: auditItem({ subject: deploymentSubject(executionId), category: 'stage', action, actor: 'system:pipeline', details: { stage, [key]: value } }) },
+      ],
+    }),
+  );
 }

@@ -49,6 +49,10 @@ export const TABLES = {
   },
   nodes: { id: 'Nodes', envVar: 'NODES_TABLE', partitionKey: 'environment', sortKey: 'nodeId', indexes: [], stream: false },
   modules: { id: 'Modules', envVar: 'MODULES_TABLE', partitionKey: 'moduleName', sortKey: 'version', indexes: [], stream: false },
+  /** Per environment: cluster-wide state such as the live blue-green colour. */
+  clusters: { id: 'Clusters', envVar: 'CLUSTERS_TABLE', partitionKey: 'environment', indexes: [], stream: false },
+  /** One deployment at a time per module and environment: leased locks. */
+  locks: { id: 'Locks', envVar: 'LOCKS_TABLE', partitionKey: 'lockKey', indexes: [], stream: false },
   /** Per deployment and environment: the nodes targeted, their batch, and what each was running. */
   targets: { id: 'DeploymentTargets', envVar: 'TARGETS_TABLE', partitionKey: 'targetKey', sortKey: 'sk', indexes: [], stream: false },
 } as const satisfies Record<string, TableSpec>;

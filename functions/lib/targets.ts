@@ -4,6 +4,8 @@
  */
 import { BatchWriteCommand, GetCommand, QueryCommand, TransactWriteCommand, UpdateCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
 import type { Environment, Strategy } from '../domain/environments.ts';
+import type { Colour } from '../domain/strategy.ts';
+import type { MetricAverages } from '../domain/canary.ts';
 import { dynamo } from './aws.ts';
 import { isConditionFailure, stageCounterUpdate } from './deployments.ts';
 import { tableName, TTL_ATTRIBUTE } from './tables.ts';
@@ -31,6 +33,15 @@ export interface PlanItem {
   batchCount: number;
   nodesTotal: number;
   createdAt: string;
+  /** Canary: batch numbers per wave. */
+  waves?: number[][];
+  /** Blue-Green: the live colour before this deployment, and the one it deploys to. */
+  activeColour?: Colour;
+  idleColour?: Colour;
+  /** Blue-Green: set once traffic moved to the new colour (rollback moves it back). */
+  trafficSwitched?: boolean;
+  /** Canary: pre-deployment metric averages. */
+  baseline?: MetricAverages;
 }
 
 const RETENTION_SECONDS = 180 * 86_400;
@@ -48,6 +59,7 @@ export async function writePlan(
   environment: Environment,
   strategy: Strategy,
   batches: { nodeId: string; previousVersion: string | null }[][],
+  extra: Pick<PlanItem, 'waves' | 'activeColour' | 'idleColour' | 'baseline'> = {},
 ): Promise<PlanItem> {
   const key = targetKey(executionId, environment);
   const expiresAt = Math.floor(Date.now() / 1000) + RETENTION_SECONDS;
@@ -65,7 +77,7 @@ export async function writePlan(
       pending = (r.UnprocessedItems?.[tableName('targets')] ?? []) as typeof pending;
     }
   }
-  const plan: PlanItem = { targetKey: key, sk: 'plan', strategy, batchCount: batches.length, nodesTotal: batches.flat().length, createdAt: new Date().toISOString() };
+  const plan: PlanItem = { targetKey: key, sk: 'plan', strategy, batchCount: batches.length, nodesTotal: batches.flat().length, createdAt: new Date().toISOString(), ...extra };
   try {
     await dynamo().send(new PutCommand({ TableName: tableName('targets'), Item: { ...plan, [TTL_ATTRIBUTE]: expiresAt }, ConditionExpression: 'attribute_not_exists(sk)' }));
     return plan;
@@ -136,6 +148,17 @@ export async function setBatchNodes(batch: BatchItem, nodes: Record<string, Node
       Key: { targetKey: batch.targetKey, sk: batch.sk },
       UpdateExpression: 'SET nodes = :n',
       ExpressionAttributeValues: { ':n': nodes },
+    }),
+  );
+}
+
+export async function markTrafficSwitched(executionId: string, environment: Environment, switched: boolean): Promise<void> {
+  await dynamo().send(
+    new UpdateCommand({
+      TableName: tableName('targets'),
+      Key: { targetKey: targetKey(executionId, environment), sk: 'plan' },
+      UpdateExpression: 'SET trafficSwitched = :s',
+      ExpressionAttributeValues: { ':s': switched },
     }),
   );
 }

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { api, snapshotTables, startTestCloud } from './harness.ts';
+import { api, snapshotTables, startTestCloud, waitForDeployment } from './harness.ts';
 import type { LocalCloud } from '../../localcloud/cloud.ts';
 import { DEV_USERS } from '../../localcloud/identity.ts';
 import { SignJWT, generateKeyPair } from 'jose';
@@ -121,6 +121,7 @@ describe('Idempotency-Key', () => {
     expect(c.body.code).toBe('IdempotencyKeyReused');
     const list = await api(cloud, 'GET', '/api/v1/deployments', { token: cloud.tokens.Viewer });
     expect(list.body.items.filter((d: { executionId: string }) => d.executionId === a.body.executionId)).toHaveLength(1);
+    await waitForDeployment(cloud, a.body.executionId);
   });
 
   it('gives concurrent requests with one key one deployment', async () => {
@@ -128,5 +129,41 @@ describe('Idempotency-Key', () => {
     const rs = await Promise.all(Array.from({ length: 5 }, () => api(cloud, 'POST', '/api/v1/deployments', { token: cloud.tokens.Deployer, body: valid, headers })));
     expect(rs.map((r) => r.status)).toEqual([202, 202, 202, 202, 202]);
     expect(new Set(rs.map((r) => r.body.executionId)).size).toBe(1);
+    await waitForDeployment(cloud, rs[0].body.executionId);
+  });
+});
+
+describe('one deployment at a time per module and environment', () => {
+  it('answers 409 naming the running deployment, and accepts again once it finished', async () => {
+    const first = await api(cloud, 'POST', '/api/v1/deployments', { token: cloud.tokens.Deployer, body: valid });
+    expect(first.status).toBe(202);
+    const before = await snapshotTables(cloud);
+    const second = await api(cloud, 'POST', '/api/v1/deployments', { token: cloud.tokens.Admin, body: { ...valid, version: '1.0.0' } });
+    expect(second.status).toBe(409);
+    expect(second.body).toEqual({ code: 'DeploymentInProgress', message: expect.stringContaining(first.body.executionId) });
+    // The refused request wrote nothing: same deployments, same lock owners (the running one renews its lease).
+    const after = await snapshotTables(cloud);
+    const ids = (items: unknown[]) => items.map((i) => (i as { executionId: string }).executionId).sort();
+    expect(ids(after.deployments)).toEqual(ids(before.deployments));
+    expect(ids(after.locks)).toEqual(ids(before.locks));
+    expect(after.idempotency).toEqual(before.idempotency);
+    await waitForDeployment(cloud, first.body.executionId);
+    const third = await api(cloud, 'POST', '/api/v1/deployments', { token: cloud.tokens.Admin, body: { ...valid, version: '1.0.0' } });
+    expect(third.status).toBe(202);
+    await waitForDeployment(cloud, third.body.executionId);
+  });
+
+  it('takes over a lock whose lease lapsed (a crashed execution cannot hold it forever)', async () => {
+    const { PutCommand } = await import('@aws-sdk/lib-dynamodb');
+    const lapsed = Math.floor(Date.now() / 1000) - 1;
+    await cloud.ddb.send(new PutCommand({ TableName: cloud.tableNames.locks, Item: { lockKey: 'demo-kernel#Development', executionId: 'dep-crashed000-000000000000', acquiredAt: '2026-01-01T00:00:00Z', expiresAt: lapsed } }));
+    const live = Math.floor(Date.now() / 1000) + 600;
+    await cloud.ddb.send(new PutCommand({ TableName: cloud.tableNames.locks, Item: { lockKey: 'demo-kernel#QA', executionId: 'dep-holding00-000000000000', acquiredAt: '2026-01-01T00:00:00Z', expiresAt: live } }));
+    const blocked = await api(cloud, 'POST', '/api/v1/deployments', { token: cloud.tokens.Deployer, body: { ...valid, targetEnvironment: 'QA' } });
+    expect(blocked.status).toBe(409);
+    expect(blocked.body.message).toContain('dep-holding00-000000000000');
+    const taken = await api(cloud, 'POST', '/api/v1/deployments', { token: cloud.tokens.Deployer, body: valid });
+    expect(taken.status).toBe(202);
+    await waitForDeployment(cloud, taken.body.executionId);
   });
 });

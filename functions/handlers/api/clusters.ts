@@ -5,12 +5,14 @@ import { agentClient, mapLimit } from '../../lib/agentClient.ts';
 import { config } from '../../lib/config.ts';
 import { httpApi, json, parsePath, parseQuery, requireRole } from '../../lib/http.ts';
 import { listNodes, recordNodeHealth, type NodeRecord } from '../../lib/nodes.ts';
+import { getCluster, type ClusterRecord } from '../../lib/trafficRouter.ts';
+import { averageMetrics } from '../../domain/canary.ts';
 
 const READERS = ['Viewer', 'Deployer', 'Approver', 'Admin'] as const;
 /** A live refresh polls every agent; above this size it would be too slow for one request. */
 const MAX_LIVE_REFRESH = 500;
 
-function summary(environment: Environment, nodes: NodeRecord[]) {
+function summary(environment: Environment, nodes: NodeRecord[], cluster?: ClusterRecord) {
   const versions: Record<string, Record<string, number>> = {};
   for (const n of nodes) {
     for (const [m, s] of Object.entries(n.modules ?? {})) {
@@ -27,6 +29,13 @@ function summary(environment: Environment, nodes: NodeRecord[]) {
     healthyNodes: nodes.filter((n) => n.lastHealth?.status === 'healthy').length,
     unhealthyNodes: nodes.filter((n) => n.lastHealth?.status === 'unhealthy').length,
     moduleVersions: versions,
+    ...(p.strategy === 'BlueGreen'
+      ? {
+          activeColour: cluster?.activeColour ?? 'blue',
+          colours: { blue: nodes.filter((n) => n.colour === 'blue').length, green: nodes.filter((n) => n.colour === 'green').length },
+          switchedAt: cluster?.switchedAt ?? null,
+        }
+      : {}),
   };
 }
 
@@ -63,7 +72,7 @@ function mergeModules(n: NodeRecord, reported: Record<string, { version: string;
 export const handler = httpApi({
   'GET /api/v1/clusters': async (_event, principal) => {
     requireRole(principal, READERS);
-    const clusters = await Promise.all(ENVIRONMENTS.map(async (e) => summary(e, await listNodes(e))));
+    const clusters = await Promise.all(ENVIRONMENTS.map(async (e) => summary(e, await listNodes(e), await getCluster(e))));
     return json(200, { items: clusters });
   },
   'GET /api/v1/clusters/{environment}': async (event, principal) => {
@@ -72,6 +81,37 @@ export const handler = httpApi({
     const { refresh: live } = parseQuery(event, z.object({ refresh: z.enum(['true', 'false']).optional() }).strict());
     let nodes = await listNodes(environment);
     if (live === 'true') nodes = await refresh(environment, nodes);
-    return json(200, { ...summary(environment, nodes), nodes: nodes.map(presentNode) });
+    return json(200, { ...summary(environment, nodes, await getCluster(environment)), nodes: nodes.map(presentNode) });
+  },
+  'GET /api/v1/clusters/{environment}/metrics': async (event, principal) => {
+    requireRole(principal, READERS);
+    const { environment } = parsePath(event, z.object({ environment: z.enum(ENVIRONMENTS) }));
+    parseQuery(event, z.object({}).strict());
+    const nodes = await listNodes(environment);
+    // Live figures from every agent when the fleet is small enough; the last reports otherwise.
+    const live = nodes.length <= MAX_LIVE_REFRESH;
+    const reports = live
+      ? await mapLimit(nodes, config.agentConcurrency(), async (n) => {
+          const h = await agentClient.health(n);
+          await recordNodeHealth(environment, n.nodeId, h);
+          return h.metrics;
+        })
+      : nodes.map((n) => (n.lastMetrics ? { status: 'fulfilled' as const, value: n.lastMetrics } : { status: 'rejected' as const, reason: new Error('no report yet') }));
+    const perNode = nodes.map((n, i) => {
+      const r = reports[i];
+      return r.status === 'fulfilled' ? { ...r.value, nodeId: n.nodeId, reporting: true } : { nodeId: n.nodeId, reporting: false, error: (r.reason as Error).message };
+    });
+    const reporting = reports.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+    const avg = averageMetrics(reporting);
+    return json(200, {
+      environment,
+      at: new Date().toISOString(),
+      source: live ? 'live' : 'last-reported',
+      nodeCount: nodes.length,
+      reportingNodes: reporting.length,
+      averages: { cpuPercent: avg.cpuPercent, memoryPercent: avg.memoryPercent, latencyMs: avg.latencyMs, errorRatePercent: avg.errorRatePercent },
+      totalRequestsPerSecond: avg.requestsPerSecond,
+      nodes: perNode,
+    });
   },
 });

@@ -2,15 +2,18 @@ import { randomBytes, createHash } from 'node:crypto';
 import { StartExecutionCommand } from '@aws-sdk/client-sfn';
 import { GetCommand, TransactWriteCommand } from '@aws-sdk/lib-dynamodb';
 import { z } from 'zod';
-import { initialStages, newExecutionId, orderedStages, type DeploymentRecord } from '../../domain/deployment.ts';
-import { ENVIRONMENTS, ENVIRONMENT_PROFILES } from '../../domain/environments.ts';
+import { initialStages, newExecutionId, orderedStages, TERMINAL_STATUSES, type DeploymentRecord } from '../../domain/deployment.ts';
+import { changedEnvironments } from '../../lib/changes.ts';
+import { ENVIRONMENTS, ENVIRONMENT_PROFILES, environmentsUpTo } from '../../domain/environments.ts';
+import { TransactionCanceledException } from '@aws-sdk/client-dynamodb';
+import { acquireLockItem, getLock, releaseLocks } from '../../lib/locks.ts';
 import { AppError, conflict, notFound } from '../../domain/errors.ts';
 import { moduleNameSchema, semverSchema } from '../../domain/manifest.ts';
 import { DEPLOYMENT_STATUSES } from '../../domain/deployment.ts';
 import { auditItem, deploymentSubject } from '../../lib/audit.ts';
 import { dynamo, stepFunctions } from '../../lib/aws.ts';
 import { config } from '../../lib/config.ts';
-import { getDeployment, isConditionFailure, listDeployments, newDeploymentItem, setDeploymentStatus } from '../../lib/deployments.ts';
+import { getDeployment, listDeployments, newDeploymentItem, setDeploymentStatus } from '../../lib/deployments.ts';
 import { httpApi, json, parseBody, parsePath, parseQuery, requireRole, type Principal } from '../../lib/http.ts';
 import { getModuleVersion } from '../../lib/modules.ts';
 import { tableName, TTL_ATTRIBUTE } from '../../lib/tables.ts';
@@ -53,6 +56,7 @@ export function presentDeployment(d: DeploymentRecord) {
     finishedAt: d.finishedAt,
     metadata: d.metadata ?? {},
     failure: d.failure,
+    rollback: d.rollback,
     stages: orderedStages(d),
   };
 }
@@ -113,15 +117,38 @@ async function create(event: Parameters<typeof parseBody>[0], principal: Princip
       },
     });
   }
-  try {
-    await dynamo().send(new TransactWriteCommand({ TransactItems: items }));
-  } catch (e) {
-    // A concurrent request with the same key won the race: answer as it did.
-    if (idemKey && isConditionFailure(e)) {
-      const prior = await replay(idemKey, bodyHash);
-      if (prior) return prior;
+  // One deployment at a time per module and environment: take every environment's lock with the record.
+  const lockedEnvironments = environmentsUpTo(body.targetEnvironment);
+  const firstLock = items.length;
+  for (const env of lockedEnvironments) items.push({ Put: acquireLockItem(body.moduleName, env, executionId) });
+
+  for (let attempt = 0; ; attempt++) {
+    try {
+      await dynamo().send(new TransactWriteCommand({ TransactItems: items }));
+      break;
+    } catch (e) {
+      if (!(e instanceof TransactionCanceledException)) throw e;
+      const reasons = e.CancellationReasons ?? [];
+      if (reasons.some((r) => r.Code === 'TransactionConflict') && attempt < 5) {
+        await new Promise((r) => setTimeout(r, 20 + Math.random() * 80 * (attempt + 1)));
+        continue;
+      }
+      // A concurrent request with the same key won the race: answer as it did.
+      if (idemKey) {
+        const prior = await replay(idemKey, bodyHash);
+        if (prior) return prior;
+      }
+      const held = reasons.findIndex((r, i) => i >= firstLock && r.Code === 'ConditionalCheckFailed');
+      if (held >= 0) {
+        const env = lockedEnvironments[held - firstLock];
+        const lock = await getLock(body.moduleName, env);
+        throw conflict(
+          'DeploymentInProgress',
+          `${body.moduleName} is already being deployed to ${env} by ${lock?.executionId ?? 'another deployment'}; wait for it to finish or cancel it`,
+        );
+      }
+      throw e;
     }
-    throw e;
   }
 
   try {
@@ -150,6 +177,7 @@ async function create(event: Parameters<typeof parseBody>[0], principal: Princip
     await setDeploymentStatus(executionId, 'Failed', {
       failure: { code: 'StartFailed', message: `the pipeline could not be started: ${(e as Error).message}` },
     });
+    await releaseLocks(body.moduleName, lockedEnvironments, executionId);
     throw e;
   }
   return accepted(executionId, body.targetEnvironment);
@@ -181,7 +209,67 @@ async function replay(idemKey: string, bodyHash: string) {
   return { ...res, headers: { ...res.headers, 'idempotent-replayed': 'true' } };
 }
 
+const rollbackSchema = z.object({ reason: z.string().min(1).max(500).optional() }).strict().optional();
+
+async function rollback(event: Parameters<typeof parseBody>[0], principal: Principal | undefined) {
+  const caller = requireRole(principal, ['Deployer', 'Admin']);
+  const { executionId } = parsePath(event, idSchema);
+  const body = parseBody(event, rollbackSchema);
+  const d = await getDeployment(executionId);
+  if (!d) throw notFound(`deployment ${executionId}`);
+  if (d.rollback?.status === 'Running') throw conflict('RollbackInProgress', `a rollback of ${executionId} requested by ${d.rollback.requestedBy} is already running`);
+  if (!TERMINAL_STATUSES.includes(d.status)) {
+    throw conflict('DeploymentRunning', `${executionId} is still ${d.status}; a running deployment rolls back by itself if it fails`);
+  }
+  const environments = await changedEnvironments(d);
+  if (environments.length === 0) {
+    throw conflict('NothingToRollBack', d.status === 'RolledBack' ? `${executionId} is already rolled back` : `${executionId} changed no node that is not already back on its previous version`);
+  }
+  const now = new Date().toISOString();
+  const attempt = d.rollback ? 2 : 1;
+  try {
+    await dynamo().send(
+      new TransactWriteCommand({
+        TransactItems: [
+          {
+            Update: {
+              TableName: tableName('deployments'),
+              Key: { executionId },
+              UpdateExpression: 'SET #rollback = :r, updatedAt = :now',
+              // Exactly one rollback at a time: the first request wins.
+              ConditionExpression: 'attribute_not_exists(#rollback) OR #rollback.#status = :failed',
+              ExpressionAttributeNames: { '#rollback': 'rollback', '#status': 'status' },
+              ExpressionAttributeValues: { ':r': { status: 'Running', requestedBy: caller.userId, requestedAt: now, reason: body?.reason }, ':now': now, ':failed': 'Failed' },
+            },
+          },
+          {
+            Put: auditItem({
+              subject: deploymentSubject(executionId),
+              category: 'deployment',
+              action: 'rollback.requested',
+              actor: caller.userId,
+              details: { reason: body?.reason, environments },
+            }),
+          },
+        ],
+      }),
+    );
+  } catch (e) {
+    if (e instanceof TransactionCanceledException) throw conflict('RollbackInProgress', `a rollback of ${executionId} is already running`);
+    throw e;
+  }
+  await stepFunctions().send(
+    new StartExecutionCommand({
+      stateMachineArn: config.rollbackStateMachineArn(),
+      name: `${executionId}-rollback-${attempt}-${Date.now().toString(36)}`,
+      input: JSON.stringify({ executionId, environments, requestedBy: caller.userId }),
+    }),
+  );
+  return json(202, { executionId, rollback: { status: 'Running', environments, requestedBy: caller.userId, requestedAt: now }, links: { self: `/api/v1/deployments/${executionId}` } });
+}
+
 export const handler = httpApi({
+  'POST /api/v1/deployments/{executionId}/rollback': rollback,
   'POST /api/v1/deployments': create,
   'GET /api/v1/deployments': async (event, principal) => {
     requireRole(principal, ['Viewer', 'Deployer', 'Approver', 'Admin']);

@@ -1,6 +1,8 @@
 import { z } from 'zod';
 import { failedOutcome, orderedStages } from '../../domain/deployment.ts';
+import { environmentsUpTo } from '../../domain/environments.ts';
 import { requireDeployment, setDeploymentStatus, updateStage } from '../../lib/deployments.ts';
+import { releaseLocks } from '../../lib/locks.ts';
 import { caughtErrorSchema, describeCaughtError, executionIdSchema, taskHandler } from '../../lib/task.ts';
 
 /**
@@ -10,8 +12,13 @@ import { caughtErrorSchema, describeCaughtError, executionIdSchema, taskHandler 
 export const handler = taskHandler(
   z.object({ executionId: executionIdSchema, outcome: z.enum(['Succeeded', 'Failed']), error: caughtErrorSchema.optional() }),
   async ({ executionId, outcome, error }) => {
+    const release = async () => {
+      const d = await requireDeployment(executionId);
+      await releaseLocks(d.moduleName, environmentsUpTo(d.targetEnvironment), executionId);
+    };
     if (outcome === 'Succeeded') {
       await setDeploymentStatus(executionId, 'Succeeded');
+      await release();
       return { status: 'Succeeded' };
     }
     const cause = describeCaughtError(error);
@@ -28,6 +35,7 @@ export const handler = taskHandler(
     await setDeploymentStatus(executionId, status, {
       failure: d.failure ?? { stage: failedStage?.name, code: cause.code, message: cause.message },
     });
+    await release();
     return { status };
   },
 );

@@ -1,30 +1,60 @@
+import { averageMetrics } from '../../domain/canary.ts';
 import { AppError, StageRejection } from '../../domain/errors.ts';
-import { planBatches } from '../../domain/strategy.ts';
+import { planEnvironment } from '../../domain/strategy.ts';
+import { agentClient, mapLimit } from '../../lib/agentClient.ts';
 import { config } from '../../lib/config.ts';
 import { requireDeployment, updateStage } from '../../lib/deployments.ts';
 import { planInput } from '../../lib/environmentStage.ts';
+import { renewLocks } from '../../lib/locks.ts';
 import { listNodes } from '../../lib/nodes.ts';
-import { getPlan, writePlan } from '../../lib/targets.ts';
+import { getPlan, writePlan, type PlanItem } from '../../lib/targets.ts';
 import { taskHandler } from '../../lib/task.ts';
+import { trafficRouter } from '../../lib/trafficRouter.ts';
+
+/** Nodes sampled for a canary baseline: enough for stable averages, bounded for huge fleets. */
+const BASELINE_SAMPLE = 200;
 
 /**
- * Start an environment's stage: snapshot its nodes and what each runs now into batches (the
- * ledger rollback relies on). Returns batch numbers only; state machines carry ids, not payloads.
+ * Start an environment's stage: decide, by strategy, which nodes change and in which groups, and
+ * snapshot what each runs now (the ledger rollback relies on). Canary also captures the metric
+ * baseline; Blue-Green targets the idle colour. The result carries numbers only, not node lists.
  */
-export const handler = taskHandler(planInput, async ({ executionId, environment, strategy, batchSize }) => {
+export const handler = taskHandler(planInput, async ({ executionId, environment, strategy }) => {
   const d = await requireDeployment(executionId);
+  await renewLocks(d.moduleName, [environment], executionId);
   let plan = await getPlan(executionId, environment);
   if (!plan) {
     const nodes = await listNodes(environment);
-    if (nodes.length === 0) {
-      const e = new StageRejection('NoNodes', `${environment} has no registered nodes`);
-      await updateStage(executionId, environment, { status: 'Failed', message: e.message }, { failure: { stage: environment, code: e.code, message: e.message } });
-      throw e;
+    const reject = async (code: string, message: string) => {
+      const e = new StageRejection(code, message);
+      await updateStage(executionId, environment, { status: 'Failed', strategy, message }, { failure: { stage: environment, code, message } });
+      return e;
+    };
+    if (nodes.length === 0) throw await reject('NoNodes', `${environment} has no registered nodes`);
+    const activeColour = strategy === 'BlueGreen' ? await trafficRouter().activeColour(environment) : undefined;
+    let shape;
+    try {
+      shape = planEnvironment(
+        strategy,
+        nodes,
+        { nodesPerBatch: config.nodesPerBatch(), rollingBatchSize: config.rollingBatchSize(), maxSequentialBatches: config.maxSequentialBatches(), canaryWaves: config.canaryWaves() },
+        activeColour,
+      );
+    } catch (e) {
+      throw await reject('PlanFailed', (e as Error).message);
+    }
+    let baseline: PlanItem['baseline'];
+    if (strategy === 'Canary') {
+      const sample = nodes.slice(0, BASELINE_SAMPLE);
+      const reports = await mapLimit(sample, config.agentConcurrency(), (n) => agentClient.metrics(n));
+      const ok = reports.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+      if (ok.length === 0) throw await reject('BaselineUnavailable', `no ${environment} node reported metrics for the canary baseline`);
+      baseline = averageMetrics(ok);
     }
     const previous = new Map(nodes.map((n) => [n.nodeId, n.modules?.[d.moduleName]?.version ?? null]));
-    const size = batchSize ?? config.nodesPerBatch();
-    const batches = planBatches(nodes.map((n) => n.nodeId), size).map((ids) => ids.map((nodeId) => ({ nodeId, previousVersion: previous.get(nodeId) ?? null })));
-    plan = await writePlan(executionId, environment, strategy, batches);
+    const batches = shape.batches.map((ids) => ids.map((nodeId) => ({ nodeId, previousVersion: previous.get(nodeId) ?? null })));
+    plan = await writePlan(executionId, environment, strategy, batches, { waves: shape.waves, activeColour: shape.activeColour, idleColour: shape.idleColour, baseline });
+    const target = shape.idleColour ? ` (idle colour ${shape.idleColour}; ${shape.activeColour} keeps serving)` : '';
     await updateStage(executionId, environment, {
       status: 'Running',
       strategy,
@@ -32,9 +62,22 @@ export const handler = taskHandler(planInput, async ({ executionId, environment,
       nodesTotal: plan.nodesTotal,
       nodesDeployed: 0,
       nodesFailed: 0,
-      message: `deploying ${d.moduleName}@${d.version} to ${plan.nodesTotal} nodes in ${plan.batchCount} batches (${strategy})`,
+      message: `deploying ${d.moduleName}@${d.version} to ${plan.nodesTotal} nodes in ${plan.batchCount} batches (${strategy})${target}`,
+      details: {
+        batches: plan.batchCount,
+        ...(shape.waves ? { waves: shape.waves.map((w) => w.length), wavePercents: config.canaryWaves(), baseline } : {}),
+        ...(shape.idleColour ? { activeColour: shape.activeColour, idleColour: shape.idleColour } : {}),
+      },
     });
   }
   if (plan.strategy !== strategy) throw new AppError('PlanMismatch', `the plan for ${environment} was made for ${plan.strategy}, not ${strategy}`);
-  return { batchCount: plan.batchCount, nodesTotal: plan.nodesTotal, batches: Array.from({ length: plan.batchCount }, (_, i) => i) };
+  return {
+    batchCount: plan.batchCount,
+    nodesTotal: plan.nodesTotal,
+    batches: Array.from({ length: plan.batchCount }, (_, i) => i),
+    waves: plan.waves?.map((batches, wave) => ({ wave, batches })),
+    idleColour: plan.idleColour,
+    bakeSeconds: config.canaryBakeSeconds(),
+    smokeTestTimeoutSeconds: config.smokeTestTimeoutSeconds(),
+  };
 });

@@ -5,6 +5,7 @@ import { agentClient, mapLimit } from '../../lib/agentClient.ts';
 import { config } from '../../lib/config.ts';
 import { listNodes, recordNodeHealth } from '../../lib/nodes.ts';
 import { runStage } from '../../lib/stages.ts';
+import { targetedNodeIds } from '../../lib/changes.ts';
 import { executionIdSchema, taskHandler } from '../../lib/task.ts';
 import { healthThresholds } from './verifyBatch.ts';
 
@@ -16,7 +17,9 @@ export const handler = taskHandler(z.object({ executionId: executionIdSchema }),
     const problems: string[] = [];
     let checked = 0;
     for (const env of envs) {
-      const nodes = await listNodes(env);
+      // The nodes this deployment targeted: all of them, or the now-live colour of a blue-green environment.
+      const targeted = new Set(await targetedNodeIds(executionId, env));
+      const nodes = (await listNodes(env)).filter((n) => targeted.has(n.nodeId));
       const results = await mapLimit(nodes, config.agentConcurrency(), async (n) => {
         const report = await agentClient.health(n);
         await recordNodeHealth(env, n.nodeId, report);

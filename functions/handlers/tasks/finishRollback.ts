@@ -1,0 +1,49 @@
+import { TransactWriteCommand } from '@aws-sdk/lib-dynamodb';
+import { z } from 'zod';
+import { auditItem, deploymentSubject } from '../../lib/audit.ts';
+import { dynamo } from '../../lib/aws.ts';
+import { isConditionFailure, requireDeployment } from '../../lib/deployments.ts';
+import { tableName } from '../../lib/tables.ts';
+import { caughtErrorSchema, describeCaughtError, executionIdSchema, taskHandler } from '../../lib/task.ts';
+
+/** Settle a rollback on demand: the deployment ends RolledBack, or the rollback is marked Failed. */
+export const handler = taskHandler(
+  z.object({ executionId: executionIdSchema, outcome: z.enum(['Succeeded', 'Failed']), error: caughtErrorSchema.optional(), results: z.array(z.unknown()).optional() }),
+  async ({ executionId, outcome, error }) => {
+    const d = await requireDeployment(executionId);
+    const now = new Date().toISOString();
+    const failedEnvs = d.stageOrder.filter((s) => d.stages[s]?.kind === 'environment' && d.stages[s].status === 'Failed');
+    const ok = outcome === 'Succeeded' && failedEnvs.length === 0;
+    const message = ok ? 'every changed node is back on its previous version' : outcome === 'Failed' ? describeCaughtError(error).message : `rollback incomplete in ${failedEnvs.join(', ')}`;
+    try {
+      await dynamo().send(
+        new TransactWriteCommand({
+          TransactItems: [
+            {
+              Update: {
+                TableName: tableName('deployments'),
+                Key: { executionId },
+                UpdateExpression: `SET #rollback.#status = :rs, #rollback.finishedAt = :now, #rollback.message = :m, updatedAt = :now${ok ? ', #status = :rolledBack, finishedAt = :now' : ''}`,
+                ConditionExpression: '#rollback.#status = :running',
+                ExpressionAttributeNames: { '#rollback': 'rollback', '#status': 'status' },
+                ExpressionAttributeValues: { ':rs': ok ? 'Succeeded' : 'Failed', ':now': now, ':m': message, ':running': 'Running', ...(ok ? { ':rolledBack': 'RolledBack' } : {}) },
+              },
+            },
+            {
+              Put: auditItem({
+                subject: deploymentSubject(executionId),
+                category: 'deployment',
+                action: ok ? 'rollback.succeeded' : 'rollback.failed',
+                actor: 'system:rollback',
+                details: { message, ...(ok ? { status: 'RolledBack' } : {}) },
+              }),
+            },
+          ],
+        }),
+      );
+    } catch (e) {
+      if (!isConditionFailure(e)) throw e; // already settled (a retry)
+    }
+    return { status: ok ? 'RolledBack' : d.status, rollback: ok ? 'Succeeded' : 'Failed' };
+  },
+);
