@@ -94,11 +94,11 @@ export class LocalStepFunctions {
   private bind(task: TaskStateRef): TaskHandler {
     const r = task.resource;
     if (/^arn:aws:lambda:[^:]+:\d{12}:function:[^:]+$/.test(r)) {
-      return (input) => this.lambda.invoke(r, input);
+      return (input) => handled(this.lambda.invoke(r, input));
     }
     const sync = /^arn:aws:states:::states:startExecution(\.sync(:2)?)?$/.exec(r);
     if (sync) {
-      return async (input) => {
+      return (input) => handled((async () => {
         const p = input as { StateMachineArn: string; Name?: string; Input?: unknown };
         const started = this.startExecution({ stateMachineArn: p.StateMachineArn, name: p.Name, input: JSON.stringify(p.Input ?? {}) });
         if (!sync[1]) return started;
@@ -112,7 +112,7 @@ export class LocalStepFunctions {
         }
         // `.sync:2` returns the child's output as JSON, `.sync` as a string.
         return sync[2] ? { ...described, Output: JSON.parse(described.output ?? 'null') } : described;
-      };
+      })());
     }
     throw new Error(`Task state ${task.name}: resource ${r} is not supported by the local cloud`);
   }
@@ -321,6 +321,15 @@ export class LocalStepFunctions {
         throw new ServiceError('UnknownOperationException', `operation ${operation} is not supported by the local cloud`);
     }
   }
+}
+
+/**
+ * The interpreter races a task against its timeout and may stop listening to the task; a task that
+ * fails after that must not become an unhandled rejection (which would end the process).
+ */
+function handled<T>(p: Promise<T>): Promise<T> {
+  p.catch(() => undefined);
+  return p;
 }
 
 function page<T>(items: T[], body: Record<string, unknown>, key: string) {

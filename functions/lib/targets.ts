@@ -42,6 +42,9 @@ export interface PlanItem {
   trafficSwitched?: boolean;
   /** Canary: pre-deployment metric averages. */
   baseline?: MetricAverages;
+  /** Set when a batch failed or rollback began: no further batch may deploy. */
+  abortedAt?: string;
+  abortReason?: string;
 }
 
 const RETENTION_SECONDS = 180 * 86_400;
@@ -161,4 +164,25 @@ export async function markTrafficSwitched(executionId: string, environment: Envi
       ExpressionAttributeValues: { ':s': switched },
     }),
   );
+}
+
+/**
+ * Stop an environment's deployment: once a batch has failed, no other batch may deploy, even one
+ * already queued or in flight in a parallel Map (on AWS a Map stops scheduling, but invocations
+ * already running finish; the local interpreter may even start queued ones).
+ */
+export async function abortPlan(executionId: string, environment: Environment, reason: string): Promise<void> {
+  try {
+    await dynamo().send(
+      new UpdateCommand({
+        TableName: tableName('targets'),
+        Key: { targetKey: targetKey(executionId, environment), sk: 'plan' },
+        UpdateExpression: 'SET abortedAt = :t, abortReason = :r',
+        ConditionExpression: 'attribute_exists(sk) AND attribute_not_exists(abortedAt)',
+        ExpressionAttributeValues: { ':t': new Date().toISOString(), ':r': reason },
+      }),
+    );
+  } catch (e) {
+    if (!isConditionFailure(e)) throw e;
+  }
 }

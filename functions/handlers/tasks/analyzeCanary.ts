@@ -7,7 +7,7 @@ import { recordStageDetail, requireDeployment } from '../../lib/deployments.ts';
 import { environmentInput } from '../../lib/environmentStage.ts';
 import { renewLocks } from '../../lib/locks.ts';
 import { getNode, type NodeRecord } from '../../lib/nodes.ts';
-import { getBatch, getPlan } from '../../lib/targets.ts';
+import { abortPlan, getBatch, getPlan } from '../../lib/targets.ts';
 import { taskHandler } from '../../lib/task.ts';
 
 /** Canary nodes sampled per analysis: enough for a stable average, bounded for huge waves. */
@@ -45,6 +45,10 @@ export const handler = taskHandler(environmentInput.extend({ wave: z.number().in
     at: new Date().toISOString(),
   };
   await recordStageDetail(executionId, environment, `wave${wave + 1}`, result, passed ? 'canary.wave.passed' : 'canary.wave.failed');
-  if (!passed) throw new AppError('CanaryAnalysisFailed', `canary wave ${wave + 1} (${percent}% of nodes, ${ids.length} nodes) failed analysis against the baseline: ${result.summary}`);
+  if (!passed) {
+    const message = `canary wave ${wave + 1} (${percent}% of nodes, ${ids.length} nodes) failed analysis against the baseline: ${result.summary}`;
+    await abortPlan(executionId, environment, message);
+    throw new AppError('CanaryAnalysisFailed', message);
+  }
   return { wave: wave + 1, passed: true };
 });

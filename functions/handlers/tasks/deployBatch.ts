@@ -5,7 +5,7 @@ import { requireDeployment } from '../../lib/deployments.ts';
 import { batchInput } from '../../lib/environmentStage.ts';
 import { artifactDownloadUrl, getModuleVersion } from '../../lib/modules.ts';
 import { getNode, recordNodeModule } from '../../lib/nodes.ts';
-import { getBatch, recordBatchOutcome, type NodeTarget } from '../../lib/targets.ts';
+import { abortPlan, getBatch, getPlan, recordBatchOutcome, type NodeTarget } from '../../lib/targets.ts';
 import { taskHandler } from '../../lib/task.ts';
 
 /**
@@ -17,6 +17,8 @@ export const handler = taskHandler(batchInput, async ({ executionId, environment
   const d = await requireDeployment(executionId);
   const m = await getModuleVersion(d.moduleName, d.version);
   if (!m) throw new AppError('ModuleVersionNotFound', `${d.moduleName}@${d.version} is not registered`);
+  const plan = await getPlan(executionId, environment);
+  if (plan?.abortedAt) throw new AppError('EnvironmentAborted', `batch ${batch} not deployed: ${environment} was aborted (${plan.abortReason})`);
   const item = await getBatch(executionId, environment, batch);
   const artifactUrl = await artifactDownloadUrl(m.artifactKey);
   const ids = Object.keys(item.nodes);
@@ -42,10 +44,9 @@ export const handler = taskHandler(batchInput, async ({ executionId, environment
   const deployed = ids.length - failed.length;
   await recordBatchOutcome(executionId, environment, item, nodes, { nodesDeployed: deployed, nodesFailed: failed.length });
   if (failed.length) {
-    throw new AppError(
-      'NodeDeployFailed',
-      `batch ${batch}: ${failed.length} of ${ids.length} nodes failed to deploy ${d.moduleName}@${d.version}: ${failed.map(([, n]) => n.message).join('; ')}`,
-    );
+    const message = `batch ${batch}: ${failed.length} of ${ids.length} nodes failed to deploy ${d.moduleName}@${d.version}: ${failed.map(([, n]) => n.message).join('; ')}`;
+    await abortPlan(executionId, environment, message);
+    throw new AppError('NodeDeployFailed', message);
   }
   return { batch, deployed, failed: 0 };
 });

@@ -4,7 +4,7 @@ import { config } from '../../lib/config.ts';
 import { requireDeployment, updateStage } from '../../lib/deployments.ts';
 import { environmentInput } from '../../lib/environmentStage.ts';
 import { getNode, recordNodeModule } from '../../lib/nodes.ts';
-import { getPlan, listBatches, markTrafficSwitched, setBatchNodes, type NodeTarget } from '../../lib/targets.ts';
+import { abortPlan, getPlan, listBatches, markTrafficSwitched, setBatchNodes, type NodeTarget } from '../../lib/targets.ts';
 import { caughtErrorSchema, describeCaughtError, taskHandler } from '../../lib/task.ts';
 import { trafficRouter } from '../../lib/trafficRouter.ts';
 
@@ -29,6 +29,7 @@ export const handler = taskHandler(
         ? { code: failure.code, message: `rolled back because a later stage failed (${failure.message})` }
         : failure;
     const notes: string[] = [];
+    await abortPlan(executionId, environment, cause.message);
     const plan = await getPlan(executionId, environment);
     if (plan?.trafficSwitched && plan.activeColour) {
       await trafficRouter().switchTo(environment, plan.activeColour, `${executionId}:rollback`);

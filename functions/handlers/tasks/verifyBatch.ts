@@ -5,7 +5,7 @@ import { config } from '../../lib/config.ts';
 import { requireDeployment } from '../../lib/deployments.ts';
 import { batchInput } from '../../lib/environmentStage.ts';
 import { getNode, recordNodeHealth } from '../../lib/nodes.ts';
-import { getBatch } from '../../lib/targets.ts';
+import { abortPlan, getBatch } from '../../lib/targets.ts';
 import { taskHandler } from '../../lib/task.ts';
 
 export function healthThresholds() {
@@ -31,6 +31,10 @@ export const handler = taskHandler(batchInput, async ({ executionId, environment
     return judgeNodeHealth(report, { module: d.moduleName, version: d.version }, thresholds).map((p) => `${nodeId}: ${p}`);
   });
   const problems = results.flatMap((r, i) => (r.status === 'fulfilled' ? r.value : [`${ids[i]}: ${(r.reason as Error).message}`]));
-  if (problems.length) throw new AppError('UnhealthyNodes', `batch ${batch} failed its health check: ${problems.join('; ')}`);
+  if (problems.length) {
+    const message = `batch ${batch} failed its health check: ${problems.join('; ')}`;
+    await abortPlan(executionId, environment, message);
+    throw new AppError('UnhealthyNodes', message);
+  }
   return { batch, healthy: ids.length };
 });
