@@ -45,6 +45,7 @@ export class Fleet {
       // nodes) put their agents behind one host under /nodes/{id}, like containers behind an
       // ingress, so a 10,000-node fleet does not need 10,000 ports.
       const shared = total > SHARED_HOST_THRESHOLD;
+      const cache = new Map<string, Buffer>();
       const agents = Array.from({ length: total }, (_, i) => {
         const id = nodeId(env, i, total);
         return new NodeAgent({
@@ -54,6 +55,8 @@ export class Fleet {
           stateFile: join(this.dir, env, `${id}.json`),
           initialModules: this.initialModules,
           basePath: shared ? `/nodes/${id}` : undefined,
+          // Agents on one host share a content-addressed cache, as a host-level cache would.
+          artifactCache: shared ? cache : undefined,
         });
       });
       if (!shared) {

@@ -49,6 +49,8 @@ export interface AgentOptions {
   basePath?: string;
   /** Fetches an artifact (default: global fetch). */
   fetchArtifact?: (url: string) => Promise<Buffer>;
+  /** Content-addressed artifact cache (sha256 → bytes), e.g. shared by the agents of one host. */
+  artifactCache?: Map<string, Buffer>;
 }
 
 interface PersistedState {
@@ -116,8 +118,10 @@ export class NodeAgent {
     if (failLoad === true || (Array.isArray(failLoad) && failLoad.includes(req.version))) {
       throw new AgentFailure(500, 'LoadFailed', `module ${module}@${req.version} failed to load on ${this.nodeId}`);
     }
-    const bytes = await (this.opts.fetchArtifact ?? defaultFetch)(req.artifactUrl);
+    const cached = this.opts.artifactCache?.get(req.sha256);
+    const bytes = cached ?? (await (this.opts.fetchArtifact ?? defaultFetch)(req.artifactUrl));
     const digest = createHash('sha256').update(bytes).digest('hex');
+    if (digest === req.sha256 && !cached) this.opts.artifactCache?.set(digest, bytes);
     if (digest !== req.sha256) {
       throw new AgentFailure(422, 'DigestMismatch', `artifact digest ${digest} does not match the expected ${req.sha256}`);
     }

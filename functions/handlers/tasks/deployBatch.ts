@@ -4,7 +4,7 @@ import { config } from '../../lib/config.ts';
 import { requireDeployment } from '../../lib/deployments.ts';
 import { batchInput } from '../../lib/environmentStage.ts';
 import { artifactDownloadUrl, getModuleVersion } from '../../lib/modules.ts';
-import { getNode, recordNodeModule } from '../../lib/nodes.ts';
+import { getNodes, recordNodeModule } from '../../lib/nodes.ts';
 import { abortPlan, getBatch, getPlan, recordBatchOutcome, type NodeTarget } from '../../lib/targets.ts';
 import { taskHandler } from '../../lib/task.ts';
 
@@ -22,10 +22,11 @@ export const handler = taskHandler(batchInput, async ({ executionId, environment
   const item = await getBatch(executionId, environment, batch);
   const artifactUrl = await artifactDownloadUrl(m.artifactKey);
   const ids = Object.keys(item.nodes);
+  const nodes = await getNodes(environment, ids);
   const outcomes = await mapLimit(ids, config.agentConcurrency(), async (nodeId): Promise<NodeTarget> => {
     const target = item.nodes[nodeId];
     if (target.status === 'Deployed') return target;
-    const node = await getNode(environment, nodeId);
+    const node = nodes.get(nodeId);
     if (!node) return { ...target, status: 'Failed', message: `node ${nodeId} is no longer registered` };
     try {
       const r = await agentClient.deploy(node, d.moduleName, { deploymentId: executionId, version: d.version, artifactUrl, sha256: m.manifest.artifact.sha256 });
@@ -35,14 +36,14 @@ export const handler = taskHandler(batchInput, async ({ executionId, environment
       return { ...target, status: 'Failed', message: (e as Error).message };
     }
   });
-  const nodes: Record<string, NodeTarget> = {};
+  const results: Record<string, NodeTarget> = {};
   ids.forEach((id, i) => {
     const o = outcomes[i];
-    nodes[id] = o.status === 'fulfilled' ? o.value : { ...item.nodes[id], status: 'Failed', message: String(o.reason) };
+    results[id] = o.status === 'fulfilled' ? o.value : { ...item.nodes[id], status: 'Failed', message: String(o.reason) };
   });
-  const failed = Object.entries(nodes).filter(([, n]) => n.status === 'Failed');
+  const failed = Object.entries(results).filter(([, n]) => n.status === 'Failed');
   const deployed = ids.length - failed.length;
-  await recordBatchOutcome(executionId, environment, item, nodes, { nodesDeployed: deployed, nodesFailed: failed.length });
+  await recordBatchOutcome(executionId, environment, item, results, { nodesDeployed: deployed, nodesFailed: failed.length });
   if (failed.length) {
     const message = `batch ${batch}: ${failed.length} of ${ids.length} nodes failed to deploy ${d.moduleName}@${d.version}: ${failed.map(([, n]) => n.message).join('; ')}`;
     await abortPlan(executionId, environment, message);

@@ -3,7 +3,7 @@ import { agentClient, mapLimit } from '../../lib/agentClient.ts';
 import { config } from '../../lib/config.ts';
 import { recordStageDetail, requireDeployment } from '../../lib/deployments.ts';
 import { environmentInput } from '../../lib/environmentStage.ts';
-import { getNode } from '../../lib/nodes.ts';
+import { getNodes } from '../../lib/nodes.ts';
 import { listBatches } from '../../lib/targets.ts';
 import { taskHandler } from '../../lib/task.ts';
 
@@ -14,8 +14,9 @@ import { taskHandler } from '../../lib/task.ts';
 export const handler = taskHandler(environmentInput, async ({ executionId, environment }) => {
   const d = await requireDeployment(executionId);
   const ids = (await listBatches(executionId, environment)).flatMap((b) => Object.keys(b.nodes));
+  const nodes = await getNodes(environment, ids);
   const results = await mapLimit(ids, config.agentConcurrency(), async (nodeId) => {
-    const node = await getNode(environment, nodeId);
+    const node = nodes.get(nodeId);
     if (!node) throw new Error(`node ${nodeId} is no longer registered`);
     return agentClient.smokeTest(node, d.moduleName);
   });

@@ -4,7 +4,7 @@ import { agentClient, mapLimit } from '../../lib/agentClient.ts';
 import { config } from '../../lib/config.ts';
 import { requireDeployment } from '../../lib/deployments.ts';
 import { batchInput } from '../../lib/environmentStage.ts';
-import { getNode, recordNodeHealth } from '../../lib/nodes.ts';
+import { getNodes } from '../../lib/nodes.ts';
 import { abortPlan, getBatch } from '../../lib/targets.ts';
 import { taskHandler } from '../../lib/task.ts';
 
@@ -17,17 +17,21 @@ export function healthThresholds() {
   };
 }
 
-/** Health check of one deployed batch: every node healthy, within thresholds, on the new version. */
+/**
+ * Health check of one deployed batch: every node healthy, within thresholds, on the new version.
+ * (Not written to the Nodes table: one write per node would double a deployment's writes; the
+ * final Validation stage and the cluster endpoints record health.)
+ */
 export const handler = taskHandler(batchInput, async ({ executionId, environment, batch }) => {
   const d = await requireDeployment(executionId);
   const item = await getBatch(executionId, environment, batch);
   const ids = Object.keys(item.nodes);
+  const nodes = await getNodes(environment, ids);
   const thresholds = healthThresholds();
   const results = await mapLimit(ids, config.agentConcurrency(), async (nodeId) => {
-    const node = await getNode(environment, nodeId);
+    const node = nodes.get(nodeId);
     if (!node) return [`${nodeId}: no longer registered`];
     const report = await agentClient.health(node);
-    await recordNodeHealth(environment, nodeId, report);
     return judgeNodeHealth(report, { module: d.moduleName, version: d.version }, thresholds).map((p) => `${nodeId}: ${p}`);
   });
   const problems = results.flatMap((r, i) => (r.status === 'fulfilled' ? r.value : [`${ids[i]}: ${(r.reason as Error).message}`]));

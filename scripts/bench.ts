@@ -1,0 +1,113 @@
+/**
+ * `npm run bench`: how a Direct deployment scales with the environment's size, measured on the
+ * embedded local cloud (real HTTP agents, DynamoDB Local, the ASL run by the interpreter).
+ *
+ * For 10, 100, 1,000 and 10,000 nodes it prints Step Functions history events (pipeline and the
+ * Direct child execution, against the 25,000-event limit of a Standard execution), batches,
+ * events per batch, wall time per deployment (p50/p95 over the runs) and time per node.
+ * Each size runs in its own process with a fresh local cloud.
+ *
+ *   npm run bench                      # all sizes (10,000 nodes takes a few minutes)
+ *   npm run bench -- --sizes 10,100    # a subset
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { fileURLToPath } from 'node:url';
+
+const { values } = parseArgs({ options: { sizes: { type: 'string', default: '10,100,1000,10000' }, size: { type: 'string' }, runs: { type: 'string' } } });
+
+interface Sample {
+  nodes: number;
+  runs: number;
+  batches: number;
+  pipelineEvents: number;
+  childEvents: number;
+  wallMs: number[];
+  startupMs: number;
+  lambdaInvocations: number;
+}
+
+async function measure(nodes: number, runs: number): Promise<Sample> {
+  const { startLocalCloud } = await import('../localcloud/cloud.ts');
+  const cloud = await startLocalCloud({
+    dataDir: mkdtempSync(join(tmpdir(), 'kmod-bench-')),
+    fresh: true,
+    apiPort: 0,
+    fleet: { Development: nodes, QA: 0, Staging: 0, Production: 0 },
+    env: { NODES_PER_BATCH: '100', AGENT_CONCURRENCY: '16' },
+  });
+  const headers = { authorization: `Bearer ${cloud.tokens.Deployer}`, 'content-type': 'application/json' };
+  const wallMs: number[] = [];
+  let last = { pipelineEvents: 0, childEvents: 0, batches: 0 };
+  try {
+    for (let i = 0; i < runs; i++) {
+      const version = i % 2 === 0 ? '1.1.0' : '1.0.0';
+      const t0 = performance.now();
+      const r = await fetch(`${cloud.apiUrl}/api/v1/deployments`, { method: 'POST', headers, body: JSON.stringify({ moduleName: 'demo-kernel', version, targetEnvironment: 'Development' }) });
+      const { executionId } = (await r.json()) as { executionId: string };
+      const described = await cloud.sfn.waitFor(`arn:aws:states:us-east-1:000000000000:execution:kmod-Pipeline:${executionId}`);
+      wallMs.push(performance.now() - t0);
+      if (described.status !== 'SUCCEEDED') throw new Error(`deployment ${executionId} ended ${described.status}: ${described.cause}`);
+      const d = (await (await fetch(`${cloud.apiUrl}/api/v1/deployments/${executionId}`, { headers })).json()) as { stages: { name: string; details?: { batches?: number } }[] };
+      last = {
+        pipelineEvents: cloud.sfn.history(`arn:aws:states:us-east-1:000000000000:execution:kmod-Pipeline:${executionId}`).length,
+        childEvents: cloud.sfn.history(`arn:aws:states:us-east-1:000000000000:execution:kmod-Direct:${executionId}-Development`).length,
+        batches: d.stages.find((s) => s.name === 'Development')?.details?.batches ?? 0,
+      };
+    }
+    return { nodes, runs, ...last, wallMs, startupMs: cloud.startupMs, lambdaInvocations: cloud.lambda.invocations };
+  } finally {
+    await cloud.stop();
+  }
+}
+
+function percentile(xs: number[], p: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)];
+}
+
+if (values.size) {
+  const sample = await measure(Number(values.size), Number(values.runs ?? 1));
+  process.stdout.write(`BENCH ${JSON.stringify(sample)}\n`);
+  process.exit(0);
+}
+
+const sizes = values.sizes.split(',').map(Number);
+const rows: Sample[] = [];
+for (const n of sizes) {
+  const runs = n >= 10_000 ? 1 : n >= 1000 ? 3 : 5;
+  process.stderr.write(`measuring ${n} nodes (${runs} run${runs > 1 ? 's' : ''})…\n`);
+  const out = execFileSync(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), '--size', String(n), '--runs', String(runs)], {
+    encoding: 'utf8',
+    maxBuffer: 64 * 1024 * 1024,
+    env: { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' },
+  });
+  rows.push(JSON.parse(out.split('\n').find((l) => l.startsWith('BENCH '))!.slice(6)) as Sample);
+}
+
+const base = rows[0];
+console.log('\nDirect deployment to Development, NODES_PER_BATCH=100, embedded local cloud\n');
+console.log('nodes   batches  pipeline-ev  direct-ev  ev/batch  ev-ratio  node-ratio  wall p50 ms  wall p95 ms  ms/node  runs');
+for (const r of rows) {
+  const p50 = percentile(r.wallMs, 50);
+  console.log(
+    [
+      String(r.nodes).padEnd(7),
+      String(r.batches).padStart(7),
+      String(r.pipelineEvents).padStart(12),
+      String(r.childEvents).padStart(10),
+      (r.childEvents / Math.max(1, r.batches)).toFixed(1).padStart(9),
+      ((r.childEvents + r.pipelineEvents) / (base.childEvents + base.pipelineEvents)).toFixed(2).padStart(9),
+      (r.nodes / base.nodes).toFixed(0).padStart(11),
+      p50.toFixed(0).padStart(12),
+      percentile(r.wallMs, 95).toFixed(0).padStart(12),
+      (p50 / r.nodes).toFixed(2).padStart(8),
+      String(r.runs).padStart(5),
+    ].join(' '),
+  );
+}
+const worst = rows.reduce((a, b) => (b.childEvents > a.childEvents ? b : a));
+console.log(`\nlargest child execution: ${worst.childEvents} history events of 25,000 allowed (${((worst.childEvents / 25_000) * 100).toFixed(1)} %)`);
