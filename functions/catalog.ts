@@ -19,6 +19,12 @@ export interface FunctionSpec {
   callsAgents?: true;
   /** Verifies JWTs. */
   verifiesTokens?: true;
+  /** Publishes to the approver and notification topics. */
+  publishes?: true;
+  /** Signs or verifies approval links (reads the approval-link key secret). */
+  signsApprovalLinks?: true;
+  /** Answers approval gates (SendTaskSuccess/Failure on the pipeline). */
+  answersTasks?: true;
 }
 
 const audit = { audit: 'write' } as const;
@@ -124,6 +130,23 @@ export const FUNCTIONS = {
     tables: { deployments: 'write', nodes: 'write', locks: 'write', targets: 'read', ...audit },
     callsAgents: true,
   },
+  RequestApproval: {
+    entry: 'functions/handlers/tasks/requestApproval.ts',
+    description: 'Approval gate: record and notify',
+    timeoutSeconds: 120,
+    memoryMb: 512,
+    tables: { deployments: 'write', approvals: 'write', nodes: 'read', locks: 'write', ...audit },
+    publishes: true,
+    signsApprovalLinks: true,
+  },
+  CloseGate: {
+    entry: 'functions/handlers/tasks/closeGate.ts',
+    description: 'Approval gate: rejected or expired',
+    timeoutSeconds: 60,
+    memoryMb: 256,
+    tables: { deployments: 'write', approvals: 'write', ...audit },
+    publishes: true,
+  },
   ListChangedEnvironments: {
     entry: 'functions/handlers/tasks/listChangedEnvironments.ts',
     description: 'Pipeline: environments to roll back after a failure',
@@ -131,7 +154,24 @@ export const FUNCTIONS = {
     memoryMb: 256,
     tables: { deployments: 'read', targets: 'read' },
   },
-  Finalize: { entry: 'functions/handlers/tasks/finalize.ts', description: 'Pipeline: settle the outcome', timeoutSeconds: 60, memoryMb: 256, tables: { deployments: 'write', locks: 'write', ...audit } },
+  Finalize: {
+    entry: 'functions/handlers/tasks/finalize.ts',
+    description: 'Pipeline: settle the outcome',
+    timeoutSeconds: 60,
+    memoryMb: 256,
+    tables: { deployments: 'write', locks: 'write', ...audit },
+    publishes: true,
+  },
+  ApiApprovals: {
+    entry: 'functions/handlers/api/approvals.ts',
+    description: 'Approvals API and email confirmation pages',
+    timeoutSeconds: 29,
+    memoryMb: 512,
+    tables: { deployments: 'write', approvals: 'write', ...audit },
+    publishes: true,
+    signsApprovalLinks: true,
+    answersTasks: true,
+  },
 } as const satisfies Record<string, FunctionSpec>;
 
 export type FunctionId = keyof typeof FUNCTIONS;
@@ -153,6 +193,13 @@ export const ROUTES: RouteSpec[] = [
   { method: 'GET', path: '/api/v1/clusters', fn: 'ApiClusters', auth: true },
   { method: 'GET', path: '/api/v1/clusters/{environment}', fn: 'ApiClusters', auth: true },
   { method: 'GET', path: '/api/v1/clusters/{environment}/metrics', fn: 'ApiClusters', auth: true },
+  { method: 'GET', path: '/api/v1/approvals/pending', fn: 'ApiApprovals', auth: true },
+  { method: 'GET', path: '/api/v1/approvals/deployments/{executionId}', fn: 'ApiApprovals', auth: true },
+  { method: 'POST', path: '/api/v1/approvals/deployments/{executionId}/approve', fn: 'ApiApprovals', auth: true },
+  { method: 'POST', path: '/api/v1/approvals/deployments/{executionId}/reject', fn: 'ApiApprovals', auth: true },
+  // Email links: the signed link is the credential; GET only shows a page, POST decides.
+  { method: 'GET', path: '/approvals/links/{token}', fn: 'ApiApprovals', auth: false },
+  { method: 'POST', path: '/approvals/links/{token}', fn: 'ApiApprovals', auth: false },
   { method: 'POST', path: '/api/v1/modules', fn: 'ApiModules', auth: true },
   { method: 'GET', path: '/api/v1/modules', fn: 'ApiModules', auth: true },
   { method: 'GET', path: '/api/v1/modules/{moduleName}/versions', fn: 'ApiModules', auth: true },
@@ -178,7 +225,7 @@ export const STATE_MACHINES: Record<StateMachineId, StateMachineSpec> = {
   Canary: { file: 'statemachines/canary.asl.json', functions: [...ENVIRONMENT_STEPS, 'AnalyzeCanary'], stateMachines: [] },
   Pipeline: {
     file: 'statemachines/pipeline.asl.json',
-    functions: ['Build', 'Test', 'SecurityScan', 'Validation', 'Finalize', 'ListChangedEnvironments', 'RollbackEnvironment'],
+    functions: ['Build', 'Test', 'SecurityScan', 'Validation', 'Finalize', 'ListChangedEnvironments', 'RollbackEnvironment', 'RequestApproval', 'CloseGate'],
     stateMachines: ['Direct', 'Rolling', 'BlueGreen', 'Canary'],
   },
   Rollback: { file: 'statemachines/rollback.asl.json', functions: ['RollbackEnvironment', 'FinishRollback'], stateMachines: [] },

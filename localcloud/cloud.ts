@@ -28,6 +28,8 @@ import { fleetControl } from './fleetControl.ts';
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 export const ARTIFACT_BUCKET = 'kmod-artifacts';
 export const APPROVER_TOPIC = 'kmod-approvers';
+export const NOTIFICATION_TOPIC = 'kmod-notifications';
+export const devEmail = (username: string) => `${username}@example.com`;
 
 export interface LocalCloudOptions {
   /** Where data lives between runs (default .local/). */
@@ -73,7 +75,8 @@ export function substitute(definition: string, values: Record<string, string>): 
   });
 }
 
-function loadOrCreateAgentKeys(file: string): AgentKey[] {
+/** A file-backed secret of `{ keys: [{ id, secret }] }`, created with one random key. */
+function loadOrCreateKeyFile(file: string): AgentKey[] {
   if (!existsSync(file)) {
     mkdirSync(dirname(file), { recursive: true });
     writeFileSync(file, JSON.stringify({ keys: [{ id: `k-${randomBytes(4).toString('hex')}`, secret: randomBytes(32).toString('base64') }] }), { mode: 0o600 });
@@ -150,7 +153,9 @@ export async function startLocalCloud(opts: LocalCloudOptions = {}): Promise<Loc
     const dynamo = await dynamoPromise;
     const tableNames = Object.fromEntries(Object.entries(TABLES).map(([k, spec]) => [k, `kmod-${spec.id}`])) as Record<TableKey, string>;
     const agentKeysFile = join(dataDir, 'secrets', 'agent-keys.json');
-    let agentKeys = loadOrCreateAgentKeys(agentKeysFile);
+    let agentKeys = loadOrCreateKeyFile(agentKeysFile);
+    const approvalLinkKeysFile = join(dataDir, 'secrets', 'approval-link-keys.json');
+    loadOrCreateKeyFile(approvalLinkKeysFile);
     const env: Record<string, string> = {
       AWS_REGION: 'us-east-1',
       AWS_ACCESS_KEY_ID: 'local',
@@ -162,6 +167,9 @@ export async function startLocalCloud(opts: LocalCloudOptions = {}): Promise<Loc
       S3_FORCE_PATH_STYLE: 'true',
       ARTIFACT_BUCKET,
       APPROVER_TOPIC_ARN: sns.createTopic(APPROVER_TOPIC),
+      NOTIFICATION_TOPIC_ARN: sns.createTopic(NOTIFICATION_TOPIC),
+      APPROVAL_LINK_KEYS_FILE: approvalLinkKeysFile,
+      APPROVERS: process.env.APPROVERS ?? JSON.stringify({ Staging: [DEV_USERS.Approver.sub], Production: [DEV_USERS.Approver.sub] }),
       PIPELINE_STATE_MACHINE_ARN: stateMachineArn('kmod-Pipeline'),
       ROLLBACK_STATE_MACHINE_ARN: stateMachineArn('kmod-Rollback'),
       JWT_ISSUER: DEV_ISSUER,
@@ -200,7 +208,7 @@ export async function startLocalCloud(opts: LocalCloudOptions = {}): Promise<Loc
     await fleet.register(ddb, tableNames.nodes);
     const rotateWatch = setInterval(() => {
       try {
-        agentKeys = JSON.parse(readFileSync(agentKeysFile, 'utf8')).keys as AgentKey[];
+        agentKeys = loadOrCreateKeyFile(agentKeysFile);
       } catch {
         /* keep the last good keys */
       }
@@ -217,6 +225,8 @@ export async function startLocalCloud(opts: LocalCloudOptions = {}): Promise<Loc
     gateway.extras.set('/_local/fleet', fleetControl(fleet));
     const apiUrl = await gateway.listen(opts.apiPort ?? 3000, host);
     cleanups.push(() => gateway.close());
+    process.env.PUBLIC_API_URL = opts.env?.PUBLIC_API_URL ?? apiUrl;
+    subscribeDevUsers(sns, env.APPROVER_TOPIC_ARN, env.NOTIFICATION_TOPIC_ARN);
 
     const tokens = Object.fromEntries(await Promise.all(Object.entries(DEV_USERS).map(async ([role, user]) => [role, await issuer.mint(user)]))) as CloudFile['tokens'];
     await seedDemo({ apiUrl, adminToken: tokens.Admin, pki, log });
@@ -243,6 +253,22 @@ export async function startLocalCloud(opts: LocalCloudOptions = {}): Promise<Loc
   } catch (e) {
     await stop();
     throw e;
+  }
+}
+
+/**
+ * Dev users read their email in the mailbox: approvers get their personal approval requests
+ * (filtered on `approver`), everyone gets the outcomes that concern them (filtered on `userId`).
+ * Confirmed at once, as an operator would have done for them.
+ */
+function subscribeDevUsers(sns: LocalSns, approverTopic: string, notificationTopic: string): void {
+  for (const user of Object.values(DEV_USERS)) {
+    const email = devEmail(user.username);
+    const confirm = (sub: { topicArn: string; token: string; confirmed: boolean }) => {
+      if (!sub.confirmed) sns.confirm(sub.topicArn, sub.token);
+    };
+    confirm(sns.subscribe(notificationTopic, 'email', email, { userId: [user.sub] }, { silent: true }));
+    if (user.groups.includes('Approver') || user.groups.includes('Admin')) confirm(sns.subscribe(approverTopic, 'email', email, { approver: [user.sub] }, { silent: true }));
   }
 }
 

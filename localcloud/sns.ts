@@ -97,7 +97,8 @@ export class LocalSns {
     return arn;
   }
 
-  subscribe(topicArn: string, protocol: string, endpoint: string, filterPolicy?: Record<string, unknown[]>): Subscription {
+  /** `silent` skips the confirmation email (for subscriptions the local cloud confirms itself). */
+  subscribe(topicArn: string, protocol: string, endpoint: string, filterPolicy?: Record<string, unknown[]>, opts: { silent?: boolean } = {}): Subscription {
     if (!this.state.topics.includes(topicArn)) throw Object.assign(new Error(`Topic does not exist: ${topicArn}`), { code: 'NotFound' });
     const existing = this.state.subscriptions.find((s) => s.topicArn === topicArn && s.protocol === protocol && s.endpoint === endpoint);
     if (existing) {
@@ -107,7 +108,7 @@ export class LocalSns {
     }
     const sub: Subscription = { arn: `${topicArn}:${randomUUID()}`, topicArn, protocol, endpoint, confirmed: protocol !== 'email', token: randomBytes(32).toString('hex'), filterPolicy };
     this.state.subscriptions.push(sub);
-    if (protocol === 'email') {
+    if (protocol === 'email' && !opts.silent) {
       const link = `${this.baseUrl()}/_sns/confirm?TopicArn=${encodeURIComponent(topicArn)}&Token=${sub.token}`;
       this.deliver(sub, 'AWS Notification - Subscription Confirmation', `You have chosen to subscribe to the topic:\n${topicArn}\n\nTo confirm this subscription, click or visit the link below:\n${link}\n`);
     }

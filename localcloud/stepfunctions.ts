@@ -77,9 +77,49 @@ function taskStates(definition: { States: Record<string, Record<string, unknown>
   return out;
 }
 
+/** Where `$$.Task.Token` points for the interpreter; each waiting task swaps in a real token. */
+const TOKEN_PLACEHOLDER = '__LOCAL_TASK_TOKEN__';
+/** Hidden Parameters key carrying a TimeoutSecondsPath value (see prepareForInterpreter). */
+const TIMEOUT_KEY = '__timeoutSeconds';
+
+interface WaitingTask {
+  executionArn: string;
+  stateName: string;
+  resolve: (output: unknown) => void;
+  reject: (e: Error) => void;
+  timer?: NodeJS.Timeout;
+}
+
+/**
+ * Step Functions resolves TimeoutSecondsPath against the state's input; the interpreter resolves it
+ * after Parameters. Carry the value through Parameters under a hidden key so both agree; the task
+ * binding strips it again before the integration sees the input.
+ */
+function prepareForInterpreter(definition: { States: Record<string, Record<string, unknown>> }): void {
+  for (const state of Object.values(definition.States)) {
+    if (state.Type === 'Task' && typeof state.TimeoutSecondsPath === 'string' && state.Parameters && typeof state.Parameters === 'object') {
+      (state.Parameters as Record<string, unknown>)[`${TIMEOUT_KEY}.$`] = state.TimeoutSecondsPath;
+      state.TimeoutSecondsPath = `$.${TIMEOUT_KEY}`;
+    }
+    const nested = (state.ItemProcessor ?? state.Iterator) as typeof definition | undefined;
+    if (nested) prepareForInterpreter(nested);
+    for (const branch of (state.Branches as (typeof definition)[] | undefined) ?? []) prepareForInterpreter(branch);
+  }
+}
+
+function replaceDeep(value: unknown, from: string, to: string): unknown {
+  if (value === from) return to;
+  if (Array.isArray(value)) return value.map((v) => replaceDeep(v, from, to));
+  if (value && typeof value === 'object') return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, replaceDeep(v, from, to)]));
+  return value;
+}
+
 export class LocalStepFunctions {
   private readonly machines = new Map<string, Machine>();
   private readonly executions = new Map<string, Execution>();
+  private readonly waiting = new Map<string, WaitingTask>();
+  /** Tokens of tasks that timed out or whose execution ended: answering them is TaskTimedOut. */
+  private readonly expiredTokens = new Set<string>();
 
   constructor(private readonly lambda: LocalLambda) {}
 
@@ -91,10 +131,32 @@ export class LocalStepFunctions {
     return m;
   }
 
-  private bind(task: TaskStateRef): TaskHandler {
+  private bind(task: TaskStateRef, executionArn = ''): TaskHandler {
     const r = task.resource;
+    const strip = (input: unknown): { input: unknown; timeoutSeconds?: number } => {
+      if (!input || typeof input !== 'object' || !(TIMEOUT_KEY in input)) return { input };
+      const { [TIMEOUT_KEY]: t, ...rest } = input as Record<string, unknown>;
+      return { input: rest, timeoutSeconds: Number(t) };
+    };
     if (/^arn:aws:lambda:[^:]+:\d{12}:function:[^:]+$/.test(r)) {
-      return (input) => handled(this.lambda.invoke(r, input));
+      return (input) => handled(this.lambda.invoke(r, strip(input).input));
+    }
+    const lambdaInvoke = /^arn:aws:states:::lambda:invoke(\.waitForTaskToken)?$/.exec(r);
+    if (lambdaInvoke) {
+      return (raw) =>
+        handled(
+          (async () => {
+            const { input, timeoutSeconds } = strip(raw);
+            const p = input as { FunctionName: string; Payload?: unknown };
+            if (!lambdaInvoke[1]) {
+              const payload = await this.lambda.invoke(p.FunctionName, p.Payload ?? {});
+              return { ExecutedVersion: '$LATEST', Payload: payload, StatusCode: 200 };
+            }
+            return this.waitForToken(executionArn, task.name, timeoutSeconds, async (token) => {
+              await this.lambda.invoke(p.FunctionName, replaceDeep(p.Payload ?? {}, TOKEN_PLACEHOLDER, token));
+            });
+          })(),
+        );
     }
     const sync = /^arn:aws:states:::states:startExecution(\.sync(:2)?)?$/.exec(r);
     if (sync) {
@@ -137,8 +199,9 @@ export class LocalStepFunctions {
       throw new ServiceError('ExecutionAlreadyExists', `Execution Already Exists: '${executionArn}'`);
     }
     const definition = JSON.parse(machine.definition) as { States: Record<string, Record<string, unknown>> };
+    prepareForInterpreter(definition);
     const handlers: Record<string, TaskHandler> = {};
-    for (const t of taskStates(definition)) handlers[t.name] = this.bind(t);
+    for (const t of taskStates(definition)) handlers[t.name] = this.bind(t, executionArn);
     const sm = new StateMachine(definition as never, { validationOptions: { checkArn: false } });
     const startDate = now();
     const run = sm.run(parsedInput as never, {
@@ -146,6 +209,7 @@ export class LocalStepFunctions {
       context: {
         Execution: { Id: executionArn, Name: name, RoleArn: `arn:aws:iam::${ACCOUNT}:role/local-states`, StartTime: new Date(startDate * 1000).toISOString() },
         StateMachine: { Id: machine.arn, Name: machine.name },
+        Task: { Token: TOKEN_PLACEHOLDER },
       },
     });
     const exec: Execution = {
@@ -178,7 +242,9 @@ export class LocalStepFunctions {
         exec.cause = timedOut ? 'The execution timed out' : inner.message;
         exec.stopDate = now();
       },
-    ).then(() => collecting);
+    )
+      .then(() => this.expireTokensOf(executionArn))
+      .then(() => collecting);
     return { executionArn, startDate };
   }
 
@@ -235,6 +301,69 @@ export class LocalStepFunctions {
     } catch {
       /* the event stream ends with the execution */
     }
+  }
+
+  /** `.waitForTaskToken`: start the integration with a fresh token, then wait for SendTask*. */
+  private async waitForToken(executionArn: string, stateName: string, timeoutSeconds: number | undefined, start: (token: string) => Promise<void>): Promise<unknown> {
+    const token = randomUUID().replace(/-/g, '') + randomUUID().replace(/-/g, '');
+    const done = new Promise<unknown>((resolve, reject) => {
+      const w: WaitingTask = { executionArn, stateName, resolve, reject };
+      if (timeoutSeconds) {
+        // The interpreter times the task out by itself; forget the token at the same moment.
+        w.timer = setTimeout(() => this.expireToken(token), timeoutSeconds * 1000);
+        w.timer.unref();
+      }
+      this.waiting.set(token, w);
+    });
+    done.catch(() => undefined);
+    await start(token);
+    return done;
+  }
+
+  private expireToken(token: string): void {
+    const w = this.waiting.get(token);
+    if (!w) return;
+    clearTimeout(w.timer);
+    this.waiting.delete(token);
+    this.expiredTokens.add(token);
+  }
+
+  private expireTokensOf(executionArn: string): void {
+    for (const [token, w] of this.waiting) if (w.executionArn === executionArn) this.expireToken(token);
+  }
+
+  private takeToken(token: unknown): WaitingTask {
+    const t = String(token ?? '');
+    if (this.expiredTokens.has(t)) throw new ServiceError('TaskTimedOut', 'Task Timed Out');
+    const w = this.waiting.get(t);
+    if (!w) throw new ServiceError('InvalidToken', 'Invalid Token');
+    return w;
+  }
+
+  sendTaskSuccess(token: string, output: string): Record<string, never> {
+    const w = this.takeToken(token);
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(output);
+    } catch {
+      throw new ServiceError('InvalidOutput', 'Invalid Output: not JSON');
+    }
+    clearTimeout(w.timer);
+    this.waiting.delete(token);
+    this.expiredTokens.add(token); // a token answers once
+    w.resolve(parsed);
+    return {};
+  }
+
+  sendTaskFailure(token: string, error?: string, cause?: string): Record<string, never> {
+    const w = this.takeToken(token);
+    clearTimeout(w.timer);
+    this.waiting.delete(token);
+    this.expiredTokens.add(token);
+    const e = new Error(cause ?? '');
+    e.name = error ?? 'States.TaskFailed';
+    w.reject(e);
+    return {};
   }
 
   describeExecution(executionArn: string) {
@@ -314,9 +443,12 @@ export class LocalStepFunctions {
         return { stateMachineArn: m.arn, name: m.name, status: 'ACTIVE', definition: m.definition, roleArn: `arn:aws:iam::${ACCOUNT}:role/local-states`, type: 'STANDARD', creationDate: m.createdAt };
       }
       case 'SendTaskSuccess':
+        return this.sendTaskSuccess(String(body.taskToken), String(body.output ?? ''));
       case 'SendTaskFailure':
+        return this.sendTaskFailure(String(body.taskToken), body.error as string | undefined, body.cause as string | undefined);
       case 'SendTaskHeartbeat':
-        throw new ServiceError('TaskDoesNotExist', 'Task does not exist anymore or the token is invalid');
+        this.takeToken(body.taskToken);
+        return {};
       default:
         throw new ServiceError('UnknownOperationException', `operation ${operation} is not supported by the local cloud`);
     }

@@ -55,6 +55,20 @@ export const config = {
   }),
   /** Lease of a deployment lock; every stage renews it, so only a dead execution lets it lapse. */
   lockLeaseSeconds: () => num('LOCK_LEASE_SECONDS', 3600),
+  /** How long an approval gate waits before it rejects the deployment, per environment. */
+  approvalTimeoutSeconds: (environment: string) => num(`APPROVAL_TIMEOUT_SECONDS_${environment.toUpperCase()}`, num('APPROVAL_TIMEOUT_SECONDS', 86_400)),
+  /** Distinct approvals an environment needs (e.g. 2 for Production). */
+  approvalQuorum: (environment: string) => num(`APPROVAL_QUORUM_${environment.toUpperCase()}`, 1),
+  /** Approver user ids per environment, JSON: {"Staging":["id",…],"Production":[…]}. Admins may always decide. */
+  approvers: (environment: string): string[] => {
+    const raw = process.env.APPROVERS ?? '{}';
+    const parsed = JSON.parse(raw) as Record<string, string[]>;
+    return parsed[environment] ?? [];
+  },
+  /** Base URL of the public API, for links in emails. */
+  publicApiUrl: () => required('PUBLIC_API_URL'),
+  approverTopicArn: () => required('APPROVER_TOPIC_ARN'),
+  notificationTopicArn: () => required('NOTIFICATION_TOPIC_ARN'),
   /** Hosts or CIDRs that agent addresses must fall in (SSRF guard). */
   agentAllowedHosts: () => (process.env.AGENT_ALLOWED_HOSTS ?? '').split(',').map((s) => s.trim()).filter(Boolean),
 };

@@ -36,3 +36,10 @@ export async function agentKeys(): Promise<AgentKey[]> {
   if (!v.keys?.length) throw new Error('the agent key secret holds no keys');
   return v.keys;
 }
+
+/** Keys that sign approval links; the first signs, all verify (rotation without broken links). */
+export async function approvalLinkKeys(): Promise<{ id: string; secret: string }[]> {
+  const v = (await readSecret('APPROVAL_LINK_KEYS')) as { keys?: { id: string; secret: string }[] };
+  if (!v.keys?.length) throw new Error('the approval link secret holds no keys');
+  return v.keys;
+}

@@ -49,6 +49,15 @@ export const TABLES = {
   },
   nodes: { id: 'Nodes', envVar: 'NODES_TABLE', partitionKey: 'environment', sortKey: 'nodeId', indexes: [], stream: false },
   modules: { id: 'Modules', envVar: 'MODULES_TABLE', partitionKey: 'moduleName', sortKey: 'version', indexes: [], stream: false },
+  /** Approval gates: one item per deployment and gated environment; the task token never leaves it. */
+  approvals: {
+    id: 'Approvals',
+    envVar: 'APPROVALS_TABLE',
+    partitionKey: 'executionId',
+    sortKey: 'environment',
+    indexes: [{ name: 'byStatus', partitionKey: 'status', sortKey: 'requestedAt' }],
+    stream: false,
+  },
   /** Per environment: cluster-wide state such as the live blue-green colour. */
   clusters: { id: 'Clusters', envVar: 'CLUSTERS_TABLE', partitionKey: 'environment', indexes: [], stream: false },
   /** One deployment at a time per module and environment: leased locks. */

@@ -74,3 +74,17 @@ export function agentVersions(cloud: LocalCloud, prefix: string, module = 'demo-
     [...cloud.fleet.nodes.values()].filter((n) => n.agent.nodeId.startsWith(`${prefix}-`)).map((n) => [n.agent.nodeId, n.agent.modules[module]?.version]),
   );
 }
+
+/**
+ * Wait for the deployment to finish, approving every gate it stops at (as the dev Approver), the
+ * way an on-call approver would.
+ */
+export async function waitApprovingGates(cloud: LocalCloud, executionId: string, timeoutMs = 90_000) {
+  for (;;) {
+    const d = await waitForDeployment(cloud, executionId, [...FINISHED, 'WaitingForApproval'], timeoutMs);
+    if (d.status !== 'WaitingForApproval') return d;
+    const r = await api(cloud, 'POST', `/api/v1/approvals/deployments/${executionId}/approve`, { token: cloud.tokens.Approver, body: { reason: 'looks good' } });
+    if (r.status !== 200) throw new Error(`approval failed: ${r.status} ${JSON.stringify(r.body)}`);
+    await waitForDeployment(cloud, executionId, [...FINISHED, 'Running'], timeoutMs);
+  }
+}

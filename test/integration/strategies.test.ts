@@ -1,5 +1,5 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { agentVersions, api, startTestCloud, waitForDeployment } from './harness.ts';
+import { agentVersions, api, startTestCloud, waitApprovingGates, waitForDeployment } from './harness.ts';
 import type { LocalCloud } from '../../localcloud/cloud.ts';
 
 let cloud: LocalCloud;
@@ -76,7 +76,7 @@ describe('failure modes end Failed or RolledBack with every touched node back', 
     const live = await activeColour();
     const idlePrefix = live === 'blue' ? ['stg-06', 'stg-07', 'stg-08', 'stg-09', 'stg-10'] : ['stg-01', 'stg-02', 'stg-03', 'stg-04', 'stg-05'];
     cloud.fleet.inject(idlePrefix[1], { failSmokeTest: true });
-    const d = await waitForDeployment(cloud, await deploy('Staging'));
+    const d = await waitApprovingGates(cloud, await deploy('Staging'));
     expect(d.status).toBe('RolledBack');
     expect(d.failure).toMatchObject({ stage: 'Staging', code: 'SmokeTestFailed' });
     expect(stage(d, 'Staging').details.smokeTest).toMatchObject({ nodes: 5, passed: 4 });
@@ -90,7 +90,7 @@ describe('failure modes end Failed or RolledBack with every touched node back', 
     // Below the per-node health limit (5 %), so only the comparison with the baseline can catch it.
     cloud.fleet.inject('prod-03', { degrade: { errorRatePercent: 4 } });
     cloud.fleet.inject('prod-04', { degrade: { errorRatePercent: 4 } });
-    const d = await waitForDeployment(cloud, await deploy('Production'));
+    const d = await waitApprovingGates(cloud, await deploy('Production'));
     expect(d.status).toBe('RolledBack');
     expect(d.failure).toMatchObject({ stage: 'Production', code: 'CanaryAnalysisFailed' });
     const prod = stage(d, 'Production');
@@ -114,7 +114,7 @@ describe('a deployment to Production', () => {
   it('runs Development → QA → Staging → Production, each with its strategy, node counts and timings', async () => {
     const before = await activeColour();
     executionId = await deploy('Production');
-    const d = await waitForDeployment(cloud, executionId);
+    const d = await waitApprovingGates(cloud, executionId);
     expect(d.status, JSON.stringify(d.failure)).toBe('Succeeded');
     expect(d.stages.map((s: { name: string; strategy?: string; status: string }) => [s.name, s.strategy ?? null, s.status])).toEqual([
       ['Build', null, 'Succeeded'],

@@ -156,7 +156,14 @@ async function create(event: Parameters<typeof parseBody>[0], principal: Princip
       new StartExecutionCommand({
         stateMachineArn: config.pipelineStateMachineArn(),
         name: executionId,
-        input: JSON.stringify({ executionId, moduleName: body.moduleName, version: body.version, targetEnvironment: body.targetEnvironment }),
+        input: JSON.stringify({
+          executionId,
+          moduleName: body.moduleName,
+          version: body.version,
+          targetEnvironment: body.targetEnvironment,
+          // Read by the approval gates' TimeoutSecondsPath: the expiry is the state machine's own.
+          approvalTimeoutSeconds: { Staging: config.approvalTimeoutSeconds('Staging'), Production: config.approvalTimeoutSeconds('Production') },
+        }),
       }),
     );
     await dynamo().send(

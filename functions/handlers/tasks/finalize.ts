@@ -3,6 +3,7 @@ import { failedOutcome, orderedStages } from '../../domain/deployment.ts';
 import { environmentsUpTo } from '../../domain/environments.ts';
 import { requireDeployment, setDeploymentStatus, updateStage } from '../../lib/deployments.ts';
 import { releaseLocks } from '../../lib/locks.ts';
+import { notifyUser } from '../../lib/notify.ts';
 import { caughtErrorSchema, describeCaughtError, executionIdSchema, taskHandler } from '../../lib/task.ts';
 
 /**
@@ -12,9 +13,15 @@ import { caughtErrorSchema, describeCaughtError, executionIdSchema, taskHandler 
 export const handler = taskHandler(
   z.object({ executionId: executionIdSchema, outcome: z.enum(['Succeeded', 'Failed']), error: caughtErrorSchema.optional() }),
   async ({ executionId, outcome, error }) => {
+    // Release the locks and tell the requester how it ended.
     const release = async () => {
       const d = await requireDeployment(executionId);
       await releaseLocks(d.moduleName, environmentsUpTo(d.targetEnvironment), executionId);
+      await notifyUser(
+        d.requestedBy,
+        `${d.moduleName}@${d.version} to ${d.targetEnvironment}: ${d.status}`,
+        [`Deployment ${executionId} of ${d.moduleName}@${d.version} to ${d.targetEnvironment} ended ${d.status}.`, ...(d.failure ? [`${d.failure.stage ?? ''}: ${d.failure.message}`] : [])].join('\n'),
+      );
     };
     if (outcome === 'Succeeded') {
       await setDeploymentStatus(executionId, 'Succeeded');

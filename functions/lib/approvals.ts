@@ -1,0 +1,224 @@
+import { SendTaskFailureCommand, SendTaskSuccessCommand } from '@aws-sdk/client-sfn';
+import { GetCommand, QueryCommand, TransactWriteCommand } from '@aws-sdk/lib-dynamodb';
+import { decide, type ApprovalDecision, type ApprovalState, type ApprovalStatus, type Decision } from '../domain/approvals.ts';
+import { AppError } from '../domain/errors.ts';
+import type { Environment } from '../domain/environments.ts';
+import { auditItem, deploymentSubject } from './audit.ts';
+import { dynamo, stepFunctions } from './aws.ts';
+import { isConditionFailure, requireDeployment } from './deployments.ts';
+import { notifyUser } from './notify.ts';
+import { tableName, TTL_ATTRIBUTE } from './tables.ts';
+
+export interface ApprovalRecord extends ApprovalState {
+  executionId: string;
+  environment: Environment;
+  moduleName: string;
+  version: string;
+  requestedAt: string;
+  /** Step Functions task token: stays in this table, never in an email, URL or API answer. */
+  taskToken: string;
+  usedLinks: string[];
+  decidedAt?: string;
+}
+
+const RETENTION_SECONDS = 400 * 86_400;
+
+/** The public view: everything but the task token. */
+export function presentApproval(a: ApprovalRecord) {
+  const { taskToken: _secret, usedLinks: _used, ...visible } = a;
+  void _secret;
+  void _used;
+  return visible;
+}
+
+export async function getApproval(executionId: string, environment: string): Promise<ApprovalRecord | undefined> {
+  const r = await dynamo().send(new GetCommand({ TableName: tableName('approvals'), Key: { executionId, environment }, ConsistentRead: true }));
+  return r.Item as ApprovalRecord | undefined;
+}
+
+export async function approvalsOf(executionId: string): Promise<ApprovalRecord[]> {
+  const r = await dynamo().send(
+    new QueryCommand({ TableName: tableName('approvals'), KeyConditionExpression: 'executionId = :e', ExpressionAttributeValues: { ':e': executionId }, ConsistentRead: true }),
+  );
+  return (r.Items ?? []) as ApprovalRecord[];
+}
+
+export async function pendingApprovals(limit = 100): Promise<ApprovalRecord[]> {
+  const r = await dynamo().send(
+    new QueryCommand({
+      TableName: tableName('approvals'),
+      IndexName: 'byStatus',
+      KeyConditionExpression: '#s = :p',
+      ExpressionAttributeNames: { '#s': 'status' },
+      ExpressionAttributeValues: { ':p': 'Pending' },
+      Limit: limit,
+    }),
+  );
+  return (r.Items ?? []) as ApprovalRecord[];
+}
+
+/** The approval's view inside the deployment's stage record. */
+function stageApproval(a: Pick<ApprovalRecord, 'status' | 'approvers' | 'quorum' | 'requestedAt' | 'deadline' | 'decisions'>) {
+  return { status: a.status, approvers: a.approvers, quorum: a.quorum, requestedAt: a.requestedAt, deadline: a.deadline, decisions: a.decisions };
+}
+
+/**
+ * Open the gate's approval (idempotent: a retried request finds it). In one transaction: the
+ * approval item, the deployment WaitingForApproval with the approval's details, the audit event.
+ */
+export async function openApproval(a: ApprovalRecord): Promise<boolean> {
+  try {
+    await dynamo().send(
+      new TransactWriteCommand({
+        TransactItems: [
+          {
+            Put: {
+              TableName: tableName('approvals'),
+              Item: { ...a, [TTL_ATTRIBUTE]: Math.floor(Date.now() / 1000) + RETENTION_SECONDS },
+              ConditionExpression: 'attribute_not_exists(executionId)',
+            },
+          },
+          {
+            Update: {
+              TableName: tableName('deployments'),
+              Key: { executionId: a.executionId },
+              UpdateExpression: 'SET #status = :w, updatedAt = :now, #stages.#env.#approval = :a',
+              ConditionExpression: '#status = :running',
+              ExpressionAttributeNames: { '#status': 'status', '#stages': 'stages', '#env': a.environment, '#approval': 'approval' },
+              ExpressionAttributeValues: { ':w': 'WaitingForApproval', ':running': 'Running', ':now': a.requestedAt, ':a': stageApproval(a) },
+            },
+          },
+          {
+            Put: auditItem({
+              subject: deploymentSubject(a.executionId),
+              category: 'approval',
+              action: 'approval.requested',
+              actor: 'system:pipeline',
+              details: { environment: a.environment, approvers: a.approvers, quorum: a.quorum, deadline: a.deadline, requestedBy: a.requestedBy },
+            }),
+          },
+        ],
+      }),
+    );
+    return true;
+  } catch (e) {
+    if (isConditionFailure(e)) return false;
+    throw e;
+  }
+}
+
+async function writeOutcome(
+  a: ApprovalRecord,
+  status: ApprovalStatus,
+  decisions: ApprovalDecision[],
+  audit: { action: string; actor: string; details: Record<string, unknown> },
+  linkNonce?: string,
+): Promise<void> {
+  const now = new Date().toISOString();
+  const final = status !== 'Pending';
+  const deploymentStatus = status === 'Approved' ? 'Running' : undefined;
+  await dynamo().send(
+    new TransactWriteCommand({
+      TransactItems: [
+        {
+          Update: {
+            TableName: tableName('approvals'),
+            Key: { executionId: a.executionId, environment: a.environment },
+            UpdateExpression: `SET #status = :s, decisions = :d${final ? ', decidedAt = :now' : ''}${linkNonce ? ', usedLinks = list_append(usedLinks, :nonce)' : ''}`,
+            // Optimistic concurrency: nobody decided in between.
+            ConditionExpression: `#status = :pending AND size(decisions) = :n${linkNonce ? ' AND NOT contains(usedLinks, :nonceValue)' : ''}`,
+            ExpressionAttributeNames: { '#status': 'status' },
+            ExpressionAttributeValues: {
+              ':s': status,
+              ':d': decisions,
+              ':pending': 'Pending',
+              ':n': a.decisions.length,
+              ...(final ? { ':now': now } : {}),
+              ...(linkNonce ? { ':nonce': [linkNonce], ':nonceValue': linkNonce } : {}),
+            },
+          },
+        },
+        {
+          Update: {
+            TableName: tableName('deployments'),
+            Key: { executionId: a.executionId },
+            UpdateExpression: `SET #stages.#env.#approval = :a, updatedAt = :now${deploymentStatus ? ', #status = :ds' : ''}`,
+            ExpressionAttributeNames: { '#stages': 'stages', '#env': a.environment, '#approval': 'approval', ...(deploymentStatus ? { '#status': 'status' } : {}) },
+            ExpressionAttributeValues: { ':a': stageApproval({ ...a, status, decisions }), ':now': now, ...(deploymentStatus ? { ':ds': deploymentStatus } : {}) },
+          },
+        },
+        { Put: auditItem({ subject: deploymentSubject(a.executionId), category: 'approval', action: audit.action, actor: audit.actor, details: { environment: a.environment, ...audit.details } }) },
+      ],
+    }),
+  );
+}
+
+/**
+ * Record one approver's decision and, when it settles the gate, resume the pipeline through the
+ * task token (approve) or fail it (reject). Shared by the API and the email confirmation page.
+ */
+export async function applyDecision(o: {
+  executionId: string;
+  environment: string;
+  actor: { userId: string; isAdmin: boolean };
+  decision: Decision;
+  reason?: string;
+  via: ApprovalDecision['via'];
+  linkNonce?: string;
+}): Promise<ApprovalRecord> {
+  const a = await getApproval(o.executionId, o.environment);
+  if (!a) throw new AppError('NotFound', `no approval for ${o.environment} of deployment ${o.executionId}`, 404);
+  if (o.linkNonce && a.usedLinks.includes(o.linkNonce)) throw new AppError('LinkAlreadyUsed', 'this link has already been used', 409);
+  const outcome = decide(a, o.actor, o.decision, o.reason, o.via, new Date());
+  if (!outcome.ok) {
+    if (outcome.code === 'ApprovalExpired' && a.status === 'Pending') await expireApproval(a, 'system:approvals');
+    throw new AppError(outcome.code, outcome.message, outcome.httpStatus);
+  }
+  const action = outcome.status === 'Pending' ? 'approval.approved-partially' : outcome.status === 'Approved' ? 'approval.approved' : 'approval.rejected';
+  try {
+    await writeOutcome(a, outcome.status, outcome.decisions, { action, actor: o.actor.userId, details: { reason: o.reason, via: o.via, decisions: outcome.decisions.length, quorum: a.quorum } }, o.linkNonce);
+  } catch (e) {
+    if (isConditionFailure(e)) throw new AppError('AlreadyDecided', 'the approval changed while you decided; reload and try again', 409);
+    throw e;
+  }
+  const updated = { ...a, status: outcome.status, decisions: outcome.decisions };
+  if (!outcome.final) return updated;
+  const d = await requireDeployment(a.executionId);
+  try {
+    if (outcome.status === 'Approved') {
+      await stepFunctions().send(new SendTaskSuccessCommand({ taskToken: a.taskToken, output: JSON.stringify({ approved: true, decisions: outcome.decisions }) }));
+    } else {
+      await stepFunctions().send(
+        new SendTaskFailureCommand({ taskToken: a.taskToken, error: 'ApprovalRejected', cause: `rejected by ${o.actor.userId}${o.reason ? `: ${o.reason}` : ''}` }),
+      );
+    }
+  } catch (e) {
+    const name = (e as { name?: string }).name;
+    if (name === 'TaskTimedOut' || name === 'InvalidToken' || name === 'TaskDoesNotExist') {
+      throw new AppError('ApprovalExpired', 'the approval gate had already timed out; the decision came too late', 410);
+    }
+    throw e;
+  }
+  await notifyUser(
+    d.requestedBy,
+    `${d.moduleName}@${d.version} ${outcome.status === 'Approved' ? 'approved' : 'rejected'} for ${a.environment}`,
+    `${o.actor.userId} ${outcome.status === 'Approved' ? 'approved' : 'rejected'} the ${a.environment} deployment of ${d.moduleName}@${d.version} (${a.executionId}).${o.reason ? `\nReason: ${o.reason}` : ''}`,
+  );
+  return updated;
+}
+
+/** The gate timed out (or a late decision found it so): record it, tell the requester. */
+export async function expireApproval(a: ApprovalRecord, actor: string): Promise<boolean> {
+  try {
+    await writeOutcome(a, 'Expired', a.decisions, { action: 'approval.expired', actor, details: { deadline: a.deadline } });
+  } catch (e) {
+    if (isConditionFailure(e)) return false;
+    throw e;
+  }
+  await notifyUser(
+    a.requestedBy,
+    `${a.moduleName}@${a.version} approval for ${a.environment} expired`,
+    `Nobody decided the ${a.environment} approval of ${a.moduleName}@${a.version} (${a.executionId}) before ${a.deadline}; the deployment was rejected.`,
+  );
+  return true;
+}
