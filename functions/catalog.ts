@@ -3,6 +3,7 @@
  * AWS resources from these lists; the local cloud serves the very same handlers, routes and ASL.
  */
 import type { TableKey } from './lib/tables.ts';
+import { READERS, type Role } from './domain/roles.ts';
 
 export type Access = 'read' | 'write';
 
@@ -31,7 +32,13 @@ const audit = { audit: 'write' } as const;
 
 export const FUNCTIONS = {
   Authorizer: { entry: 'functions/handlers/api/authorizer.ts', description: 'JWT REQUEST authorizer', timeoutSeconds: 10, memoryMb: 256, tables: {}, verifiesTokens: true },
-  ApiHealth: { entry: 'functions/handlers/api/health.ts', description: 'GET /health', timeoutSeconds: 5, memoryMb: 128, tables: {} },
+  ApiHealth: {
+    entry: 'functions/handlers/api/health.ts',
+    description: 'GET /health and GET /metrics',
+    timeoutSeconds: 10,
+    memoryMb: 256,
+    tables: { deployments: 'read', nodes: 'read', approvals: 'read' },
+  },
   ApiDeployments: {
     entry: 'functions/handlers/api/deployments.ts',
     description: 'Deployments API',
@@ -162,6 +169,13 @@ export const FUNCTIONS = {
     tables: { deployments: 'write', locks: 'write', ...audit },
     publishes: true,
   },
+  ApiAudit: {
+    entry: 'functions/handlers/api/audit.ts',
+    description: 'Audit trail query (Admin)',
+    timeoutSeconds: 29,
+    memoryMb: 512,
+    tables: { audit: 'read' },
+  },
   ApiApprovals: {
     entry: 'functions/handlers/api/approvals.ts',
     description: 'Approvals API and email confirmation pages',
@@ -180,30 +194,43 @@ export interface RouteSpec {
   method: 'GET' | 'POST' | 'PUT' | 'DELETE';
   path: string;
   fn: FunctionId;
-  /** false only for /health. */
+  /** Whether API Gateway's JWT authorizer guards the route (false: /health, /metrics, email links). */
   auth: boolean;
+  /**
+   * Who may call it: the authorization matrix, in one place (enforced by lib/http.ts for every
+   * route; docs/security/authorization.md is this table). Approvers are further limited to their
+   * environments' approver lists, and nobody approves their own deployment (domain/approvals.ts).
+   */
+  roles: readonly Role[] | 'public';
 }
 
+const DEPLOYERS: readonly Role[] = ['Deployer', 'Admin'];
+const APPROVERS: readonly Role[] = ['Approver', 'Admin'];
+const ADMINS: readonly Role[] = ['Admin'];
+
 export const ROUTES: RouteSpec[] = [
-  { method: 'GET', path: '/health', fn: 'ApiHealth', auth: false },
-  { method: 'POST', path: '/api/v1/deployments', fn: 'ApiDeployments', auth: true },
-  { method: 'GET', path: '/api/v1/deployments', fn: 'ApiDeployments', auth: true },
-  { method: 'GET', path: '/api/v1/deployments/{executionId}', fn: 'ApiDeployments', auth: true },
-  { method: 'POST', path: '/api/v1/deployments/{executionId}/rollback', fn: 'ApiDeployments', auth: true },
-  { method: 'GET', path: '/api/v1/clusters', fn: 'ApiClusters', auth: true },
-  { method: 'GET', path: '/api/v1/clusters/{environment}', fn: 'ApiClusters', auth: true },
-  { method: 'GET', path: '/api/v1/clusters/{environment}/metrics', fn: 'ApiClusters', auth: true },
-  { method: 'GET', path: '/api/v1/approvals/pending', fn: 'ApiApprovals', auth: true },
-  { method: 'GET', path: '/api/v1/approvals/deployments/{executionId}', fn: 'ApiApprovals', auth: true },
-  { method: 'POST', path: '/api/v1/approvals/deployments/{executionId}/approve', fn: 'ApiApprovals', auth: true },
-  { method: 'POST', path: '/api/v1/approvals/deployments/{executionId}/reject', fn: 'ApiApprovals', auth: true },
+  { method: 'GET', path: '/health', fn: 'ApiHealth', auth: false, roles: 'public' },
+  // Prometheus scrape target: aggregate counts only, no identifiers.
+  { method: 'GET', path: '/metrics', fn: 'ApiHealth', auth: false, roles: 'public' },
+  { method: 'POST', path: '/api/v1/deployments', fn: 'ApiDeployments', auth: true, roles: DEPLOYERS },
+  { method: 'GET', path: '/api/v1/deployments', fn: 'ApiDeployments', auth: true, roles: READERS },
+  { method: 'GET', path: '/api/v1/deployments/{executionId}', fn: 'ApiDeployments', auth: true, roles: READERS },
+  { method: 'POST', path: '/api/v1/deployments/{executionId}/rollback', fn: 'ApiDeployments', auth: true, roles: DEPLOYERS },
+  { method: 'GET', path: '/api/v1/clusters', fn: 'ApiClusters', auth: true, roles: READERS },
+  { method: 'GET', path: '/api/v1/clusters/{environment}', fn: 'ApiClusters', auth: true, roles: READERS },
+  { method: 'GET', path: '/api/v1/clusters/{environment}/metrics', fn: 'ApiClusters', auth: true, roles: READERS },
+  { method: 'GET', path: '/api/v1/approvals/pending', fn: 'ApiApprovals', auth: true, roles: READERS },
+  { method: 'GET', path: '/api/v1/approvals/deployments/{executionId}', fn: 'ApiApprovals', auth: true, roles: READERS },
+  { method: 'POST', path: '/api/v1/approvals/deployments/{executionId}/approve', fn: 'ApiApprovals', auth: true, roles: APPROVERS },
+  { method: 'POST', path: '/api/v1/approvals/deployments/{executionId}/reject', fn: 'ApiApprovals', auth: true, roles: APPROVERS },
   // Email links: the signed link is the credential; GET only shows a page, POST decides.
-  { method: 'GET', path: '/approvals/links/{token}', fn: 'ApiApprovals', auth: false },
-  { method: 'POST', path: '/approvals/links/{token}', fn: 'ApiApprovals', auth: false },
-  { method: 'POST', path: '/api/v1/modules', fn: 'ApiModules', auth: true },
-  { method: 'GET', path: '/api/v1/modules', fn: 'ApiModules', auth: true },
-  { method: 'GET', path: '/api/v1/modules/{moduleName}/versions', fn: 'ApiModules', auth: true },
-  { method: 'GET', path: '/api/v1/modules/{moduleName}/versions/{version}', fn: 'ApiModules', auth: true },
+  { method: 'GET', path: '/approvals/links/{token}', fn: 'ApiApprovals', auth: false, roles: 'public' },
+  { method: 'POST', path: '/approvals/links/{token}', fn: 'ApiApprovals', auth: false, roles: 'public' },
+  { method: 'GET', path: '/api/v1/audit', fn: 'ApiAudit', auth: true, roles: ADMINS },
+  { method: 'POST', path: '/api/v1/modules', fn: 'ApiModules', auth: true, roles: DEPLOYERS },
+  { method: 'GET', path: '/api/v1/modules', fn: 'ApiModules', auth: true, roles: READERS },
+  { method: 'GET', path: '/api/v1/modules/{moduleName}/versions', fn: 'ApiModules', auth: true, roles: READERS },
+  { method: 'GET', path: '/api/v1/modules/{moduleName}/versions/{version}', fn: 'ApiModules', auth: true, roles: READERS },
 ];
 
 export interface StateMachineSpec {

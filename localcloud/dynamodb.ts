@@ -8,6 +8,8 @@ import { dirname, join } from 'node:path';
 import { createRequire } from 'node:module';
 import {
   CreateTableCommand,
+  DescribeTableCommand,
+  UpdateTableCommand,
   DescribeTimeToLiveCommand,
   DynamoDBClient,
   ListTablesCommand,
@@ -114,6 +116,32 @@ export async function ensureTables(client: DynamoDBClient, names: Record<string,
           StreamSpecification: spec.stream ? { StreamEnabled: true, StreamViewType: 'NEW_AND_OLD_IMAGES' } : undefined,
         }),
       );
+    }
+    else {
+      // Tables kept from an older version gain the indexes added since.
+      const described = await client.send(new DescribeTableCommand({ TableName }));
+      const have = new Set((described.Table?.GlobalSecondaryIndexes ?? []).map((i) => i.IndexName));
+      for (const i of spec.indexes.filter((x) => !have.has(x.name))) {
+        const attrs = [i.partitionKey, ...(i.sortKey ? [i.sortKey] : [])];
+        await client.send(
+          new UpdateTableCommand({
+            TableName,
+            AttributeDefinitions: attrs.map((AttributeName): AttributeDefinition => ({ AttributeName, AttributeType: 'S' })),
+            GlobalSecondaryIndexUpdates: [
+              {
+                Create: {
+                  IndexName: i.name,
+                  KeySchema: [
+                    { AttributeName: i.partitionKey, KeyType: 'HASH' },
+                    ...(i.sortKey ? [{ AttributeName: i.sortKey, KeyType: 'RANGE' as const }] : []),
+                  ],
+                  Projection: { ProjectionType: 'ALL' },
+                },
+              },
+            ],
+          }),
+        );
+      }
     }
     const ttl = await client.send(new DescribeTimeToLiveCommand({ TableName }));
     if (ttl.TimeToLiveDescription?.TimeToLiveStatus !== 'ENABLED') {

@@ -12,8 +12,9 @@ import { z } from 'zod';
 import { AppError, badRequest, forbidden, unauthorized } from '../domain/errors.ts';
 import { logger, tracer } from './telemetry.ts';
 
-export const ROLES = ['Admin', 'Deployer', 'Viewer', 'Approver'] as const;
-export type Role = (typeof ROLES)[number];
+import { ROUTES } from '../catalog.ts';
+import { ROLES, type Role } from '../domain/roles.ts';
+export { ROLES, type Role };
 
 export interface Principal {
   userId: string;
@@ -46,6 +47,17 @@ export function requireRole(principal: Principal | undefined, allowed: readonly 
     throw forbidden(`this action needs one of the roles ${allowed.join(', ')}; you have ${principal.roles.join(', ') || 'none'}`);
   }
   return principal;
+}
+
+/** The caller of a protected route (httpApi has already checked the route's roles). */
+export function signedIn(principal: Principal | undefined): Principal {
+  if (!principal) throw unauthorized('a bearer token is required');
+  return principal;
+}
+
+/** The roles the authorization matrix (catalog ROUTES) allows on a route. */
+export function allowedRoles(method: string, resource: string): readonly Role[] | 'public' | undefined {
+  return ROUTES.find((r) => r.method === method && r.path === resource)?.roles;
 }
 
 function issuesMessage(error: z.ZodError): string {
@@ -102,8 +114,11 @@ const jsonErrors = (): middy.MiddlewareObj<APIGatewayProxyEvent, APIGatewayProxy
 export function httpApi(routes: Record<string, RouteHandler>) {
   const base = async (event: APIGatewayProxyEvent, _context: Context): Promise<APIGatewayProxyResult> => {
     const route = routes[`${event.httpMethod} ${event.resource}`];
-    if (!route) throw new AppError('NotFound', `no route for ${event.httpMethod} ${event.resource}`, 404);
-    return route(event, principalOf(event));
+    const roles = allowedRoles(event.httpMethod, event.resource);
+    if (!route || !roles) throw new AppError('NotFound', `no route for ${event.httpMethod} ${event.resource}`, 404);
+    const principal = principalOf(event);
+    if (roles !== 'public') requireRole(principal, roles);
+    return route(event, principal);
   };
   return middy(base)
     .use(injectLambdaContext(logger, { resetKeys: true }))

@@ -44,6 +44,7 @@ export const TABLES = {
     indexes: [
       { name: 'byCategory', partitionKey: 'category', sortKey: 'sk' },
       { name: 'byActor', partitionKey: 'actor', sortKey: 'sk' },
+      { name: 'byTrace', partitionKey: 'traceId', sortKey: 'sk' },
     ],
     stream: false,
   },

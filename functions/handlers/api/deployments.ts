@@ -14,7 +14,7 @@ import { auditItem, deploymentSubject } from '../../lib/audit.ts';
 import { dynamo, stepFunctions } from '../../lib/aws.ts';
 import { config } from '../../lib/config.ts';
 import { getDeployment, listDeployments, newDeploymentItem, setDeploymentStatus } from '../../lib/deployments.ts';
-import { httpApi, json, parseBody, parsePath, parseQuery, requireRole, type Principal } from '../../lib/http.ts';
+import { httpApi, json, parseBody, parsePath, parseQuery, signedIn, type Principal } from '../../lib/http.ts';
 import { getModuleVersion } from '../../lib/modules.ts';
 import { tableName, TTL_ATTRIBUTE } from '../../lib/tables.ts';
 
@@ -66,7 +66,7 @@ function header(event: { headers: Record<string, string | undefined> | null }, n
 }
 
 async function create(event: Parameters<typeof parseBody>[0], principal: Principal | undefined) {
-  const caller = requireRole(principal, ['Deployer', 'Admin']);
+  const caller = signedIn(principal);
   const body = parseBody(event, createSchema);
   const rawKey = header(event, 'Idempotency-Key');
   const key = rawKey === undefined ? undefined : idempotencyKeySchema.safeParse(rawKey);
@@ -219,7 +219,7 @@ async function replay(idemKey: string, bodyHash: string) {
 const rollbackSchema = z.object({ reason: z.string().min(1).max(500).optional() }).strict().optional();
 
 async function rollback(event: Parameters<typeof parseBody>[0], principal: Principal | undefined) {
-  const caller = requireRole(principal, ['Deployer', 'Admin']);
+  const caller = signedIn(principal);
   const { executionId } = parsePath(event, idSchema);
   const body = parseBody(event, rollbackSchema);
   const d = await getDeployment(executionId);
@@ -279,7 +279,7 @@ export const handler = httpApi({
   'POST /api/v1/deployments/{executionId}/rollback': rollback,
   'POST /api/v1/deployments': create,
   'GET /api/v1/deployments': async (event, principal) => {
-    requireRole(principal, ['Viewer', 'Deployer', 'Approver', 'Admin']);
+    signedIn(principal);
     const q = parseQuery(event, listSchema);
     let cursor: Record<string, unknown> | undefined;
     if (q.cursor) {
@@ -296,7 +296,7 @@ export const handler = httpApi({
     });
   },
   'GET /api/v1/deployments/{executionId}': async (event, principal) => {
-    requireRole(principal, ['Viewer', 'Deployer', 'Approver', 'Admin']);
+    signedIn(principal);
     const { executionId } = parsePath(event, idSchema);
     const d = await getDeployment(executionId);
     if (!d) throw notFound(`deployment ${executionId}`);

@@ -7,13 +7,12 @@ import { SIGNATURE_ALGORITHMS } from '../../domain/signature.ts';
 import { auditItem } from '../../lib/audit.ts';
 import { dynamo } from '../../lib/aws.ts';
 import { isConditionFailure } from '../../lib/deployments.ts';
-import { httpApi, json, parseBody, parsePath, requireRole } from '../../lib/http.ts';
+import { httpApi, json, parseBody, parsePath, signedIn } from '../../lib/http.ts';
 import { artifactKey, getModuleVersion, listModuleVersions, newModuleVersionItem, putArtifact, type ModuleVersionRecord } from '../../lib/modules.ts';
 import { tableName } from '../../lib/tables.ts';
 
 /** Artifacts travel base64 in the JSON body; Lambda's 6 MB payload limit bounds them. */
 const MAX_MODULE_BODY_BYTES = 5 * 1024 * 1024;
-const READERS = ['Viewer', 'Deployer', 'Approver', 'Admin'] as const;
 
 const registerSchema = z
   .object({
@@ -37,7 +36,7 @@ function present(m: ModuleVersionRecord) {
 
 export const handler = httpApi({
   'POST /api/v1/modules': async (event, principal) => {
-    const caller = requireRole(principal, ['Deployer', 'Admin']);
+    const caller = signedIn(principal);
     const body = parseBody(event, registerSchema, MAX_MODULE_BODY_BYTES);
     const { manifest } = body;
     const artifact = Buffer.from(body.artifactBase64, 'base64');
@@ -87,7 +86,7 @@ export const handler = httpApi({
     return json(201, present(record), { location: `/api/v1/modules/${manifest.name}/versions/${manifest.version}` });
   },
   'GET /api/v1/modules': async (_event, principal) => {
-    requireRole(principal, READERS);
+    signedIn(principal);
     const names = new Map<string, string[]>();
     let cursor: Record<string, unknown> | undefined;
     do {
@@ -100,14 +99,14 @@ export const handler = httpApi({
     return json(200, { items: [...names].sort(([a], [b]) => a.localeCompare(b)).map(([moduleName, versions]) => ({ moduleName, versions })) });
   },
   'GET /api/v1/modules/{moduleName}/versions': async (event, principal) => {
-    requireRole(principal, READERS);
+    signedIn(principal);
     const { moduleName } = parsePath(event, z.object({ moduleName: moduleNameSchema }));
     const versions = await listModuleVersions(moduleName);
     if (versions.length === 0) throw notFound(`module ${moduleName}`);
     return json(200, { moduleName, items: versions.map(present) });
   },
   'GET /api/v1/modules/{moduleName}/versions/{version}': async (event, principal) => {
-    requireRole(principal, READERS);
+    signedIn(principal);
     const { moduleName, version } = parsePath(event, z.object({ moduleName: moduleNameSchema, version: semverSchema }));
     const m = await getModuleVersion(moduleName, version);
     if (!m) throw notFound(`module version ${moduleName}@${version}`);

@@ -1,0 +1,65 @@
+import { QueryCommand, type QueryCommandInput } from '@aws-sdk/lib-dynamodb';
+import { z } from 'zod';
+import { AppError } from '../../domain/errors.ts';
+import { dynamo } from '../../lib/aws.ts';
+import { httpApi, json, parseQuery } from '../../lib/http.ts';
+import { tableName } from '../../lib/tables.ts';
+
+const querySchema = z
+  .object({
+    deploymentId: z.string().regex(/^dep-[a-z0-9]{9}-[a-f0-9]{12}$/).optional(),
+    subject: z.string().max(200).optional(),
+    category: z.enum(['deployment', 'stage', 'node', 'module', 'approval', 'security', 'config']).optional(),
+    actor: z.string().max(200).optional(),
+    traceId: z.string().max(200).optional(),
+    from: z.iso.datetime().optional(),
+    to: z.iso.datetime().optional(),
+    limit: z.coerce.number().int().min(1).max(500).default(100),
+    cursor: z.string().max(2048).optional(),
+  })
+  .strict()
+  .refine((q) => [q.deploymentId, q.subject, q.category, q.actor, q.traceId].filter(Boolean).length === 1, {
+    message: 'give exactly one of deploymentId, subject, category, actor or traceId',
+  });
+
+/**
+ * The audit trail, by deployment (or any subject), category, actor or trace id, within an
+ * optional time range, oldest first. Every key is time-ordered (`sk` starts with the ISO time).
+ */
+export const handler = httpApi({
+  'GET /api/v1/audit': async (event) => {
+    const q = parseQuery(event, querySchema);
+    const [index, key, value] = q.deploymentId
+      ? [undefined, 'subject', `deployment#${q.deploymentId}`]
+      : q.subject
+        ? [undefined, 'subject', q.subject]
+        : q.category
+          ? ['byCategory', 'category', q.category]
+          : q.actor
+            ? ['byActor', 'actor', q.actor]
+            : ['byTrace', 'traceId', q.traceId!];
+    const range = q.from && q.to ? ' AND sk BETWEEN :from AND :to' : q.from ? ' AND sk >= :from' : q.to ? ' AND sk <= :to' : '';
+    let cursor: Record<string, unknown> | undefined;
+    if (q.cursor) {
+      try {
+        cursor = JSON.parse(Buffer.from(q.cursor, 'base64url').toString('utf8')) as Record<string, unknown>;
+      } catch {
+        throw new AppError('ValidationError', 'cursor is not one this API returned');
+      }
+    }
+    const input: QueryCommandInput = {
+      TableName: tableName('audit'),
+      IndexName: index,
+      KeyConditionExpression: `#k = :v${range}`,
+      ExpressionAttributeNames: { '#k': key },
+      ExpressionAttributeValues: { ':v': value, ...(q.from ? { ':from': q.from } : {}), ...(q.to ? { ':to': `${q.to}~` } : {}) },
+      Limit: q.limit,
+      ExclusiveStartKey: cursor,
+    };
+    const r = await dynamo().send(new QueryCommand(input));
+    return json(200, {
+      items: (r.Items ?? []).map(({ expiresAt: _ttl, ...item }) => item),
+      nextCursor: r.LastEvaluatedKey ? Buffer.from(JSON.stringify(r.LastEvaluatedKey)).toString('base64url') : null,
+    });
+  },
+});
