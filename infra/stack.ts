@@ -206,6 +206,7 @@ export class OrchestratorStack extends Stack {
           sourceMap: true,
           mainFields: ['module', 'main'],
           forceDockerBundling: false,
+          logLevel: nodejs.LogLevel.ERROR,
           banner: "import { createRequire } from 'module';const require = createRequire(import.meta.url);",
         },
       });
