@@ -202,6 +202,8 @@ export interface RouteSpec {
    * environments' approver lists, and nobody approves their own deployment (domain/approvals.ts).
    */
   roles: readonly Role[] | 'public';
+  /** One line for the OpenAPI document. */
+  summary: string;
 }
 
 const DEPLOYERS: readonly Role[] = ['Deployer', 'Admin'];
@@ -209,28 +211,28 @@ const APPROVERS: readonly Role[] = ['Approver', 'Admin'];
 const ADMINS: readonly Role[] = ['Admin'];
 
 export const ROUTES: RouteSpec[] = [
-  { method: 'GET', path: '/health', fn: 'ApiHealth', auth: false, roles: 'public' },
+  { method: 'GET', path: '/health', fn: 'ApiHealth', auth: false, roles: 'public', summary: 'Liveness (no dependencies touched)' },
   // Prometheus scrape target: aggregate counts only, no identifiers.
-  { method: 'GET', path: '/metrics', fn: 'ApiHealth', auth: false, roles: 'public' },
-  { method: 'POST', path: '/api/v1/deployments', fn: 'ApiDeployments', auth: true, roles: DEPLOYERS },
-  { method: 'GET', path: '/api/v1/deployments', fn: 'ApiDeployments', auth: true, roles: READERS },
-  { method: 'GET', path: '/api/v1/deployments/{executionId}', fn: 'ApiDeployments', auth: true, roles: READERS },
-  { method: 'POST', path: '/api/v1/deployments/{executionId}/rollback', fn: 'ApiDeployments', auth: true, roles: DEPLOYERS },
-  { method: 'GET', path: '/api/v1/clusters', fn: 'ApiClusters', auth: true, roles: READERS },
-  { method: 'GET', path: '/api/v1/clusters/{environment}', fn: 'ApiClusters', auth: true, roles: READERS },
-  { method: 'GET', path: '/api/v1/clusters/{environment}/metrics', fn: 'ApiClusters', auth: true, roles: READERS },
-  { method: 'GET', path: '/api/v1/approvals/pending', fn: 'ApiApprovals', auth: true, roles: READERS },
-  { method: 'GET', path: '/api/v1/approvals/deployments/{executionId}', fn: 'ApiApprovals', auth: true, roles: READERS },
-  { method: 'POST', path: '/api/v1/approvals/deployments/{executionId}/approve', fn: 'ApiApprovals', auth: true, roles: APPROVERS },
-  { method: 'POST', path: '/api/v1/approvals/deployments/{executionId}/reject', fn: 'ApiApprovals', auth: true, roles: APPROVERS },
+  { method: 'GET', path: '/metrics', fn: 'ApiHealth', auth: false, roles: 'public', summary: 'Prometheus metrics: recent deployments by status, nodes per environment, pending approvals' },
+  { method: 'POST', path: '/api/v1/deployments', fn: 'ApiDeployments', auth: true, roles: DEPLOYERS, summary: 'Request a deployment of a module version up to an environment (honours Idempotency-Key)' },
+  { method: 'GET', path: '/api/v1/deployments', fn: 'ApiDeployments', auth: true, roles: READERS, summary: 'List deployments, newest first, with filters and a cursor' },
+  { method: 'GET', path: '/api/v1/deployments/{executionId}', fn: 'ApiDeployments', auth: true, roles: READERS, summary: 'A deployment: status, each stage with strategy, timings, node counts, messages' },
+  { method: 'POST', path: '/api/v1/deployments/{executionId}/rollback', fn: 'ApiDeployments', auth: true, roles: DEPLOYERS, summary: 'Roll a finished deployment back on demand' },
+  { method: 'GET', path: '/api/v1/clusters', fn: 'ApiClusters', auth: true, roles: READERS, summary: 'Every environment: strategy, node counts, module versions, blue-green colour' },
+  { method: 'GET', path: '/api/v1/clusters/{environment}', fn: 'ApiClusters', auth: true, roles: READERS, summary: 'One environment with its nodes (refresh=true polls every agent now)' },
+  { method: 'GET', path: '/api/v1/clusters/{environment}/metrics', fn: 'ApiClusters', auth: true, roles: READERS, summary: 'Cluster averages, total requests/s and per-node figures' },
+  { method: 'GET', path: '/api/v1/approvals/pending', fn: 'ApiApprovals', auth: true, roles: READERS, summary: 'Approval gates waiting for a decision' },
+  { method: 'GET', path: '/api/v1/approvals/deployments/{executionId}', fn: 'ApiApprovals', auth: true, roles: READERS, summary: 'The approvals of a deployment' },
+  { method: 'POST', path: '/api/v1/approvals/deployments/{executionId}/approve', fn: 'ApiApprovals', auth: true, roles: APPROVERS, summary: 'Approve the pending gate (Admin, or an approver of that environment; never the requester)' },
+  { method: 'POST', path: '/api/v1/approvals/deployments/{executionId}/reject', fn: 'ApiApprovals', auth: true, roles: APPROVERS, summary: 'Reject the pending gate' },
   // Email links: the signed link is the credential; GET only shows a page, POST decides.
-  { method: 'GET', path: '/approvals/links/{token}', fn: 'ApiApprovals', auth: false, roles: 'public' },
-  { method: 'POST', path: '/approvals/links/{token}', fn: 'ApiApprovals', auth: false, roles: 'public' },
-  { method: 'GET', path: '/api/v1/audit', fn: 'ApiAudit', auth: true, roles: ADMINS },
-  { method: 'POST', path: '/api/v1/modules', fn: 'ApiModules', auth: true, roles: DEPLOYERS },
-  { method: 'GET', path: '/api/v1/modules', fn: 'ApiModules', auth: true, roles: READERS },
-  { method: 'GET', path: '/api/v1/modules/{moduleName}/versions', fn: 'ApiModules', auth: true, roles: READERS },
-  { method: 'GET', path: '/api/v1/modules/{moduleName}/versions/{version}', fn: 'ApiModules', auth: true, roles: READERS },
+  { method: 'GET', path: '/approvals/links/{token}', fn: 'ApiApprovals', auth: false, roles: 'public', summary: 'Email link: a confirmation page; changes nothing' },
+  { method: 'POST', path: '/approvals/links/{token}', fn: 'ApiApprovals', auth: false, roles: 'public', summary: 'Email link confirmation (form post): decides once' },
+  { method: 'GET', path: '/api/v1/audit', fn: 'ApiAudit', auth: true, roles: ADMINS, summary: 'Audit trail by deployment, subject, category, actor or trace id, in a time range' },
+  { method: 'POST', path: '/api/v1/modules', fn: 'ApiModules', auth: true, roles: DEPLOYERS, summary: 'Register a signed module version (manifest, signature, certificate chain, artifact)' },
+  { method: 'GET', path: '/api/v1/modules', fn: 'ApiModules', auth: true, roles: READERS, summary: 'Registered modules and their versions' },
+  { method: 'GET', path: '/api/v1/modules/{moduleName}/versions', fn: 'ApiModules', auth: true, roles: READERS, summary: 'Versions of a module, newest first' },
+  { method: 'GET', path: '/api/v1/modules/{moduleName}/versions/{version}', fn: 'ApiModules', auth: true, roles: READERS, summary: 'One module version' },
 ];
 
 export interface StateMachineSpec {

@@ -9,7 +9,7 @@ import { httpApi, json, parseBody, parsePath, signedIn, type Principal } from '.
 import { approvalLinkKeys } from '../../lib/secrets.ts';
 
 const idSchema = z.object({ executionId: z.string().regex(/^dep-[a-z0-9]{9}-[a-f0-9]{12}$/, 'is not a deployment id') });
-const decisionSchema = z
+export const decisionSchema = z
   .object({ reason: z.string().trim().min(1).max(1000).optional(), environment: z.enum(ENVIRONMENTS).optional() })
   .strict()
   .optional();

@@ -5,7 +5,7 @@ import { dynamo } from '../../lib/aws.ts';
 import { httpApi, json, parseQuery } from '../../lib/http.ts';
 import { tableName } from '../../lib/tables.ts';
 
-const querySchema = z
+export const querySchema = z
   .object({
     deploymentId: z.string().regex(/^dep-[a-z0-9]{9}-[a-f0-9]{12}$/).optional(),
     subject: z.string().max(200).optional(),

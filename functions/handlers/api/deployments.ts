@@ -18,7 +18,7 @@ import { httpApi, json, parseBody, parsePath, parseQuery, signedIn, type Princip
 import { getModuleVersion } from '../../lib/modules.ts';
 import { tableName, TTL_ATTRIBUTE } from '../../lib/tables.ts';
 
-const createSchema = z
+export const createSchema = z
   .object({
     moduleName: moduleNameSchema,
     version: semverSchema,
@@ -27,7 +27,7 @@ const createSchema = z
   })
   .strict();
 
-const listSchema = z
+export const listSchema = z
   .object({
     status: z.enum(DEPLOYMENT_STATUSES).optional(),
     moduleName: moduleNameSchema.optional(),
@@ -216,7 +216,7 @@ async function replay(idemKey: string, bodyHash: string) {
   return { ...res, headers: { ...res.headers, 'idempotent-replayed': 'true' } };
 }
 
-const rollbackSchema = z.object({ reason: z.string().min(1).max(500).optional() }).strict().optional();
+export const rollbackSchema = z.object({ reason: z.string().min(1).max(500).optional() }).strict().optional();
 
 async function rollback(event: Parameters<typeof parseBody>[0], principal: Principal | undefined) {
   const caller = signedIn(principal);

@@ -14,7 +14,7 @@ import { tableName } from '../../lib/tables.ts';
 /** Artifacts travel base64 in the JSON body; Lambda's 6 MB payload limit bounds them. */
 const MAX_MODULE_BODY_BYTES = 5 * 1024 * 1024;
 
-const registerSchema = z
+export const registerSchema = z
   .object({
     manifest: manifestSchema,
     signature: z.object({ algorithm: z.enum(SIGNATURE_ALGORITHMS), value: z.string().min(16).max(1024).regex(/^[A-Za-z0-9+/=]+$/, 'must be base64') }).strict(),
