@@ -25,9 +25,10 @@ const RETENTION_SECONDS = 400 * 86_400;
 
 /** The public view: everything but the task token. */
 export function presentApproval(a: ApprovalRecord) {
-  const { taskToken: _secret, usedLinks: _used, ...visible } = a;
+  const { taskToken: _secret, usedLinks: _used, [TTL_ATTRIBUTE]: _ttl, ...visible } = a as ApprovalRecord & { [TTL_ATTRIBUTE]?: number };
   void _secret;
   void _used;
+  void _ttl;
   return visible;
 }
 
