@@ -31,7 +31,8 @@ export interface FunctionSpec {
 const audit = { audit: 'write' } as const;
 
 export const FUNCTIONS = {
-  Authorizer: { entry: 'functions/handlers/api/authorizer.ts', description: 'JWT REQUEST authorizer', timeoutSeconds: 10, memoryMb: 256, tables: {}, verifiesTokens: true },
+  Authorizer: { entry: 'functions/handlers/api/authorizer.ts', description: 'JWT REQUEST authorizer', timeoutSeconds: 10, memoryMb: 256, tables: { ...audit }, verifiesTokens: true },
+  ApiAdmin: { entry: 'functions/handlers/api/admin.ts', description: 'Admin: live settings', timeoutSeconds: 29, memoryMb: 256, tables: { settings: 'write', ...audit } },
   ApiHealth: {
     entry: 'functions/handlers/api/health.ts',
     description: 'GET /health and GET /metrics',
@@ -228,6 +229,8 @@ export const ROUTES: RouteSpec[] = [
   // Email links: the signed link is the credential; GET only shows a page, POST decides.
   { method: 'GET', path: '/approvals/links/{token}', fn: 'ApiApprovals', auth: false, roles: 'public', summary: 'Email link: a confirmation page; changes nothing' },
   { method: 'POST', path: '/approvals/links/{token}', fn: 'ApiApprovals', auth: false, roles: 'public', summary: 'Email link confirmation (form post): decides once' },
+  { method: 'GET', path: '/api/v1/admin/rate-limits', fn: 'ApiAdmin', auth: true, roles: ADMINS, summary: 'Current rate limits' },
+  { method: 'PUT', path: '/api/v1/admin/rate-limits', fn: 'ApiAdmin', auth: true, roles: ADMINS, summary: 'Change rate limits live (applies within seconds, audited)' },
   { method: 'GET', path: '/api/v1/audit', fn: 'ApiAudit', auth: true, roles: ADMINS, summary: 'Audit trail by deployment, subject, category, actor or trace id, in a time range' },
   { method: 'POST', path: '/api/v1/modules', fn: 'ApiModules', auth: true, roles: DEPLOYERS, summary: 'Register a signed module version (manifest, signature, certificate chain, artifact)' },
   { method: 'GET', path: '/api/v1/modules', fn: 'ApiModules', auth: true, roles: READERS, summary: 'Registered modules and their versions' },
@@ -262,3 +265,17 @@ export const STATE_MACHINES: Record<StateMachineId, StateMachineSpec> = {
 
 export const functionArnKey = (id: FunctionId) => `${id}FunctionArn`;
 export const stateMachineArnKey = (id: StateMachineId) => `${id}StateMachineArn`;
+
+/**
+ * The tables a function may use: its own, plus what every HTTP-serving function needs (rate-limit
+ * counters, live settings, and the audit trail for denied calls).
+ */
+export function functionTables(id: FunctionId): Partial<Record<TableKey, Access>> {
+  const own: Partial<Record<TableKey, Access>> = { ...(FUNCTIONS[id] as FunctionSpec).tables };
+  if (ROUTES.some((r) => r.fn === id)) {
+    own.rateLimits = 'write';
+    own.settings = own.settings === 'write' ? 'write' : 'read';
+    own.audit = 'write';
+  }
+  return own;
+}

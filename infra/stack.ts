@@ -13,6 +13,7 @@ import {
   CfnOutput,
   Duration,
   RemovalPolicy,
+  SecretValue,
   Stack,
   type StackProps,
   Validations,
@@ -32,7 +33,7 @@ import {
 } from 'aws-cdk-lib';
 import type { Construct, IConstruct } from 'constructs';
 import { AwsSolutionsChecks } from 'cdk-nag';
-import { FUNCTIONS, ROUTES, STATE_MACHINES, functionArnKey, stateMachineArnKey, type FunctionId, type FunctionSpec, type StateMachineId } from '../functions/catalog.ts';
+import { FUNCTIONS, ROUTES, STATE_MACHINES, functionArnKey, functionTables, stateMachineArnKey, type FunctionId, type FunctionSpec, type StateMachineId } from '../functions/catalog.ts';
 import { GATEWAY_RESPONSES } from '../functions/gatewayResponses.ts';
 import { TABLES, TTL_ATTRIBUTE, type TableKey, type TableSpec } from '../functions/lib/tables.ts';
 
@@ -112,14 +113,24 @@ export class OrchestratorStack extends Stack {
     const approverTopic = new sns.Topic(this, 'ApproverTopic', { displayName: 'kmod approvals', masterKey: key, enforceSSL: true });
     const notificationTopic = new sns.Topic(this, 'NotificationTopic', { displayName: 'kmod notifications', masterKey: key, enforceSSL: true });
 
-    const secret = (name: string) =>
-      new secretsmanager.Secret(this, name, {
+    // Key sets are JSON {"keys":[{"id","secret"}]} (functions/lib/secrets.ts). Secrets Manager only
+    // generates a top-level string, so a seed secret generates the first key and the key set embeds
+    // it through a dynamic reference that CloudFormation resolves at deploy time (the value never
+    // appears in the template). The seed is alphanumeric, so it needs no JSON escaping.
+    const keySet = (name: string) => {
+      const seed = new secretsmanager.Secret(this, `${name}Seed`, {
+        encryptionKey: key,
+        description: `${name}: the generated first key, embedded in ${name}`,
+        generateSecretString: { passwordLength: 48, excludePunctuation: true },
+      });
+      return new secretsmanager.Secret(this, name, {
         encryptionKey: key,
         description: `${name}: {"keys":[{"id","secret"}]}; the first key signs, all verify`,
-        generateSecretString: { secretStringTemplate: JSON.stringify({ keys: [{ id: 'k1' }] }), generateStringKey: 'bootstrap', passwordLength: 48, excludePunctuation: true },
+        secretStringValue: SecretValue.unsafePlainText(this.toJsonString({ keys: [{ id: 'k1', secret: seed.secretValue.unsafeUnwrap() }] })),
       });
-    const agentKeys = secret('AgentKeys');
-    const approvalLinkKeys = secret('ApprovalLinkKeys');
+    };
+    const agentKeys = keySet('AgentKeys');
+    const approvalLinkKeys = keySet('ApprovalLinkKeys');
 
     const userPool = new cognito.UserPool(this, 'Users', {
       selfSignUpEnabled: false,
@@ -174,7 +185,8 @@ export class OrchestratorStack extends Stack {
     const rollbackArn = Stack.of(this).formatArn({ service: 'states', resource: 'stateMachine', resourceName: 'kmod-Rollback', arnFormat: ArnFormat.COLON_RESOURCE_NAME });
     for (const [id, spec] of Object.entries(FUNCTIONS) as [FunctionId, FunctionSpec][]) {
       const environment: Record<string, string> = { POWERTOOLS_SERVICE_NAME: 'kmod-orchestrator', NODE_OPTIONS: '--enable-source-maps' };
-      for (const [t] of Object.entries(spec.tables) as [TableKey, string][]) environment[TABLES[t].envVar] = this.tables[t].tableName;
+      const tables = functionTables(id);
+      for (const [t] of Object.entries(tables) as [TableKey, string][]) environment[TABLES[t].envVar] = this.tables[t].tableName;
       if (spec.artifacts) environment.ARTIFACT_BUCKET = artifacts.bucketName;
       if (spec.startsPipeline) Object.assign(environment, { PIPELINE_STATE_MACHINE_ARN: pipelineArn, ROLLBACK_STATE_MACHINE_ARN: rollbackArn });
       if (spec.callsAgents) Object.assign(environment, { AGENT_KEYS_SECRET_ARN: agentKeys.secretArn, AGENT_ALLOWED_HOSTS: settings.agentAllowedHosts });
@@ -210,7 +222,7 @@ export class OrchestratorStack extends Stack {
           banner: "import { createRequire } from 'module';const require = createRequire(import.meta.url);",
         },
       });
-      for (const [t, access] of Object.entries(spec.tables) as [TableKey, string][]) {
+      for (const [t, access] of Object.entries(tables) as [TableKey, string][]) {
         if (access === 'write') this.tables[t].grantReadWriteData(fn);
         else this.tables[t].grantReadData(fn);
       }
@@ -321,7 +333,8 @@ export const ACCEPTED_NAG_FINDINGS: { match: RegExp; reason: string }[] = [
   },
   {
     match: /^AwsSolutions-SMG4$/,
-    reason: 'Agent and approval-link keys rotate by prepending a key to the JSON key set (every listed key verifies during the overlap); a rotation Lambda is a tracked follow-up.',
+    reason:
+      'Agent and approval-link keys rotate by prepending a key to the JSON key set (every listed key verifies during the overlap); a rotation Lambda is a tracked follow-up. The seed secrets only bootstrap the first key at creation and no function reads them.',
   },
 ];
 

@@ -8,6 +8,8 @@ export class AppError extends Error {
     message: string,
     readonly status = 400,
     readonly details?: unknown,
+    /** Extra response headers (e.g. Retry-After on 429). */
+    readonly headers: Record<string, string> = {},
   ) {
     super(message);
     this.name = code;

@@ -5,12 +5,15 @@
  */
 import middy from '@middy/core';
 import httpSecurityHeaders from '@middy/http-security-headers';
+import httpCors from '@middy/http-cors';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { captureLambdaHandler } from '@aws-lambda-powertools/tracer/middleware';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-lambda';
 import { z } from 'zod';
 import { AppError, badRequest, forbidden, unauthorized } from '../domain/errors.ts';
 import { logger, tracer } from './telemetry.ts';
+import { audit } from './audit.ts';
+import { consume, rateLimitSettings } from './rateLimits.ts';
 
 import { ROUTES } from '../catalog.ts';
 import { ROLES, type Role } from '../domain/roles.ts';
@@ -102,13 +105,42 @@ const jsonErrors = (): middy.MiddlewareObj<APIGatewayProxyEvent, APIGatewayProxy
   onError: async (request) => {
     const e = request.error;
     if (e instanceof AppError) {
-      request.response = json(e.status, { code: e.code, message: e.message, ...(e.details ? { details: e.details } : {}) });
+      request.response = json(e.status, { code: e.code, message: e.message, ...(e.details ? { details: e.details } : {}) }, e.headers);
+      if (e.status === 401 || e.status === 403) await auditDenied(request.event, e);
       return;
     }
     logger.error('unhandled error', e as Error);
     request.response = json(500, { code: 'InternalError', message: 'an internal error occurred; it has been logged', requestId: request.context.awsRequestId });
   },
 });
+
+/** Which limits a request counts against: per address always, per user on costly routes. */
+async function enforceRateLimits(event: APIGatewayProxyEvent, principal: Principal | undefined): Promise<Record<string, string>> {
+  if (event.resource === '/health') return {};
+  const s = await rateLimitSettings();
+  const ip = event.requestContext?.identity?.sourceIp ?? 'unknown';
+  let headers = await consume('ip', ip, s.perIp, s.windowSeconds);
+  const key = `${event.httpMethod} ${event.resource}`;
+  if (principal && key === 'POST /api/v1/deployments') headers = await consume('deployments', principal.userId, s.deploymentCreatePerUser, s.windowSeconds);
+  if (principal && key === 'GET /api/v1/clusters/{environment}/metrics') headers = await consume('metrics', principal.userId, s.metricsPerUser, s.windowSeconds);
+  return headers;
+}
+
+/** Denied calls are security events. */
+async function auditDenied(event: APIGatewayProxyEvent, e: AppError): Promise<void> {
+  const principal = principalOf(event);
+  try {
+    await audit({
+      subject: `access#${event.httpMethod} ${event.resource}`,
+      category: 'security',
+      action: e.status === 401 ? 'access.unauthenticated' : 'access.denied',
+      actor: principal?.userId ?? `ip:${event.requestContext?.identity?.sourceIp ?? 'unknown'}`,
+      details: { code: e.code, method: event.httpMethod, path: event.path, sourceIp: event.requestContext?.identity?.sourceIp },
+    });
+  } catch (err) {
+    logger.warn('could not audit a denied call', err as Error);
+  }
+}
 
 /** One Lambda serves several routes: dispatch on API Gateway's resource template. */
 export function httpApi(routes: Record<string, RouteHandler>) {
@@ -117,12 +149,39 @@ export function httpApi(routes: Record<string, RouteHandler>) {
     const roles = allowedRoles(event.httpMethod, event.resource);
     if (!route || !roles) throw new AppError('NotFound', `no route for ${event.httpMethod} ${event.resource}`, 404);
     const principal = principalOf(event);
+    const limitHeaders = await enforceRateLimits(event, principal);
     if (roles !== 'public') requireRole(principal, roles);
-    return route(event, principal);
+    try {
+      const result = await route(event, principal);
+      return { ...result, headers: { ...limitHeaders, ...result.headers } };
+    } catch (e) {
+      if (e instanceof AppError) Object.assign(e.headers, limitHeaders, e.headers);
+      throw e;
+    }
   };
-  return middy(base)
+  // CORS only for the origins on the allowlist (none by default: same-origin and non-browser callers).
+  const corsOrigins = (process.env.CORS_ALLOWED_ORIGINS ?? '').split(',').map((o) => o.trim()).filter(Boolean);
+  const handler = middy(base);
+  if (corsOrigins.length) handler.use(httpCors({ origins: corsOrigins, headers: 'Authorization,Content-Type,Idempotency-Key', vary: 'Origin' }));
+  return handler
     .use(injectLambdaContext(logger, { resetKeys: true }))
     .use(captureLambdaHandler(tracer))
-    .use(httpSecurityHeaders())
+    .use(
+      httpSecurityHeaders({
+        // Applies to HTML answers (the approval confirmation pages): no scripts, inline styles
+        // only, forms post back to this origin only, never framed.
+        contentSecurityPolicy: {
+          'default-src': "'none'",
+          'style-src': "'unsafe-inline'",
+          'form-action': "'self'",
+          'frame-ancestors': "'none'",
+          'base-uri': "'none'",
+          'navigate-to': null,
+          'report-to': null,
+          sandbox: null,
+          'upgrade-insecure-requests': null,
+        } as never,
+      }),
+    )
     .use(jsonErrors());
 }

@@ -59,6 +59,10 @@ export const TABLES = {
     indexes: [{ name: 'byStatus', partitionKey: 'status', sortKey: 'requestedAt' }],
     stream: false,
   },
+  /** Fixed-window request counters for rate limits (atomic ADD, expire by TTL). */
+  rateLimits: { id: 'RateLimits', envVar: 'RATE_LIMITS_TABLE', partitionKey: 'bucket', indexes: [], stream: false },
+  /** Settings changed at run time by Admins (rate limits). */
+  settings: { id: 'Settings', envVar: 'SETTINGS_TABLE', partitionKey: 'key', indexes: [], stream: false },
   /** Per environment: cluster-wide state such as the live blue-green colour. */
   clusters: { id: 'Clusters', envVar: 'CLUSTERS_TABLE', partitionKey: 'environment', indexes: [], stream: false },
   /** One deployment at a time per module and environment: leased locks. */

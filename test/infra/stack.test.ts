@@ -1,8 +1,9 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { App } from 'aws-cdk-lib';
+import { App, type CfnElement } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
+import type { IConstruct } from 'constructs';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { FUNCTIONS, ROUTES, STATE_MACHINES } from '../../functions/catalog.ts';
 import { TABLES } from '../../functions/lib/tables.ts';
@@ -23,6 +24,23 @@ beforeAll(() => {
 }, 180_000);
 
 const ofType = (type: string) => Object.entries(resources).filter(([, r]) => r.Type === type);
+const logicalIdOf = (c: IConstruct) => stack.getLogicalId(c.node.defaultChild as CfnElement);
+/** Logical ids a template value refers to (Ref and Fn::GetAtt, at any depth). */
+function logicalIdsIn(value: unknown): Set<string> {
+  const ids = new Set<string>();
+  const walk = (v: unknown): void => {
+    if (Array.isArray(v)) v.forEach(walk);
+    else if (v && typeof v === 'object') {
+      for (const [k, inner] of Object.entries(v)) {
+        if (k === 'Ref' && typeof inner === 'string') ids.add(inner);
+        else if (k === 'Fn::GetAtt' && Array.isArray(inner)) ids.add(String(inner[0]));
+        else walk(inner);
+      }
+    }
+  };
+  walk(value);
+  return ids;
+}
 
 describe('the synthesized template', () => {
   it('carries each ASL file unchanged as its state machine definition, with every placeholder substituted', () => {
@@ -46,10 +64,18 @@ describe('the synthesized template', () => {
     for (const [logical, r] of ofType('AWS::ApiGateway::Resource')) paths.set(logical, r.Properties.PathPart);
     const parentOf = new Map(ofType('AWS::ApiGateway::Resource').map(([logical, r]) => [logical, r.Properties.ParentId?.Ref as string | undefined]));
     const fullPath = (logical: string | undefined): string => (logical && paths.has(logical) ? `${fullPath(parentOf.get(logical))}/${paths.get(logical)}` : '');
-    const seen = methods.map(([, r]) => ({ key: `${r.Properties.HttpMethod} ${fullPath(r.Properties.ResourceId?.Ref)}`, auth: r.Properties.AuthorizationType }));
+    const seen = methods.map(([, r]) => ({
+      key: `${r.Properties.HttpMethod} ${fullPath(r.Properties.ResourceId?.Ref)}`,
+      auth: r.Properties.AuthorizationType,
+      integration: r.Properties.Integration,
+    }));
     expect(seen.map((s) => s.key).sort()).toEqual(ROUTES.map((r) => `${r.method} ${r.path}`).sort());
     for (const route of ROUTES) {
-      expect(seen.find((s) => s.key === `${route.method} ${route.path}`)!.auth, `${route.method} ${route.path}`).toBe(route.auth ? 'CUSTOM' : 'NONE');
+      const method = seen.find((s) => s.key === `${route.method} ${route.path}`)!;
+      expect(method.auth, `${route.method} ${route.path}`).toBe(route.auth ? 'CUSTOM' : 'NONE');
+      // Lambda proxy integration to the route's own function.
+      expect(method.integration.Type).toBe('AWS_PROXY');
+      expect(logicalIdsIn(method.integration.Uri)).toContain(logicalIdOf(stack.functions[route.fn]));
     }
   });
 
@@ -78,6 +104,53 @@ describe('the synthesized template', () => {
     expect(statements.length).toBeGreaterThan(20);
     const actions = statements.flatMap((s) => (Array.isArray(s.Action) ? s.Action : [s.Action]));
     expect(actions.filter((a) => a === '*' || /^[a-z0-9-]+:\*$/.test(a))).toEqual([]);
+  });
+
+  it("grants Resource '*' only for X-Ray and log delivery (the one broad IAM5 acknowledgement relies on it)", () => {
+    const allowed = new Set([
+      'xray:PutTraceSegments',
+      'xray:PutTelemetryRecords',
+      'xray:GetSamplingRules',
+      'xray:GetSamplingTargets',
+      'logs:CreateLogDelivery',
+      'logs:GetLogDelivery',
+      'logs:UpdateLogDelivery',
+      'logs:DeleteLogDelivery',
+      'logs:ListLogDeliveries',
+      'logs:PutResourcePolicy',
+      'logs:DescribeResourcePolicies',
+      'logs:DescribeLogGroups',
+    ]);
+    const statements = ofType('AWS::IAM::Policy').flatMap(([, p]) => p.Properties.PolicyDocument.Statement as { Action: string | string[]; Resource: unknown }[]);
+    const onAnything = statements.filter((s) => (Array.isArray(s.Resource) ? s.Resource : [s.Resource]).includes('*'));
+    expect(onAnything.length).toBeGreaterThan(0);
+    for (const s of onAnything) for (const a of Array.isArray(s.Action) ? s.Action : [s.Action]) expect(allowed, a).toContain(a);
+  });
+
+  it('gives each function the table names of exactly the tables it is granted', () => {
+    const tableIds = new Map(Object.entries(stack.tables).map(([, t]) => [logicalIdOf(t), t]));
+    const envVars = new Set<string>(Object.values(TABLES).map((t) => t.envVar));
+    for (const [id, fn] of Object.entries(stack.functions)) {
+      const props = resources[logicalIdOf(fn)].Properties;
+      const named = Object.entries(props.Environment.Variables as Record<string, unknown>).filter(([k]) => envVars.has(k)).flatMap(([, v]) => [...logicalIdsIn(v)]);
+      const role = logicalIdOf(fn.role!);
+      const granted = ofType('AWS::IAM::Policy')
+        .filter(([, p]) => (p.Properties.Roles as { Ref: string }[]).some((r) => r.Ref === role))
+        .flatMap(([, p]) => [...logicalIdsIn(p.Properties.PolicyDocument)])
+        .filter((l) => tableIds.has(l));
+      expect(new Set(named), id).toEqual(new Set(granted));
+    }
+  });
+
+  it('bootstraps each key set as {"keys":[{"id","secret"}]} from a generated seed', () => {
+    for (const name of ['AgentKeys', 'ApprovalLinkKeys']) {
+      const [, secret] = ofType('AWS::SecretsManager::Secret').find(([, r]) => String(r.Properties.Description).startsWith(`${name}: {`))!;
+      const [seedId] = ofType('AWS::SecretsManager::Secret').find(([, r]) => String(r.Properties.Description).startsWith(`${name}: the generated`))!;
+      // Render the Fn::Join as CloudFormation would, with the seed's dynamic reference resolved.
+      const [sep, parts] = secret.Properties.SecretString['Fn::Join'] as [string, unknown[]];
+      const text = parts.map((p) => (typeof p === 'string' ? p : (p as { Ref?: string }).Ref === seedId ? 'SEED' : '?')).join(sep);
+      expect(JSON.parse(text.replace('{{resolve:secretsmanager:SEED:SecretString:::}}', 'generated'))).toEqual({ keys: [{ id: 'k1', secret: 'generated' }] });
+    }
   });
 
   it('answers API Gateway errors as JSON { code, message }, with WWW-Authenticate on 401', () => {

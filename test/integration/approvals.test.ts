@@ -86,7 +86,11 @@ describe('approval gates', () => {
       const html = await page.text();
       expect(html).toContain('Approve demo-kernel 1.1.0 for Staging?');
       expect(html).toContain('<form method="post">');
-      expect(page.headers.get('content-security-policy')).toContain("default-src 'none'");
+      const csp = page.headers.get('content-security-policy')!;
+      expect(csp).toContain("default-src 'none'");
+      expect(csp).toContain("form-action 'self'");
+      expect(csp).not.toContain('sandbox');
+      expect(page.headers.get('x-frame-options')).toBe('DENY');
     }
     expect((await waitForDeployment(cloud, id, ['WaitingForApproval'])).status).toBe('WaitingForApproval');
 

@@ -5,8 +5,14 @@ import { join } from 'node:path';
 import { ScanCommand } from '@aws-sdk/lib-dynamodb';
 import { startLocalCloud, type LocalCloud, type LocalCloudOptions } from '../../localcloud/cloud.ts';
 
+/**
+ * The suites create deployments and poll far faster than people do; they run with generous rate
+ * limits. test/integration/rate-limits.test.ts checks the real defaults.
+ */
+const SUITE_LIMITS = { RATE_LIMIT_PER_IP: '100000', RATE_LIMIT_DEPLOYMENTS_PER_USER: '10000', RATE_LIMIT_METRICS_PER_USER: '10000' };
+
 export async function startTestCloud(opts: LocalCloudOptions = {}): Promise<LocalCloud> {
-  return startLocalCloud({ dataDir: mkdtempSync(join(tmpdir(), 'kmod-it-')), fresh: true, apiPort: 0, ...opts });
+  return startLocalCloud({ dataDir: mkdtempSync(join(tmpdir(), 'kmod-it-')), fresh: true, apiPort: 0, ...opts, env: { ...SUITE_LIMITS, ...opts.env } });
 }
 
 export interface ApiResponse<T = any> {
@@ -52,10 +58,15 @@ export async function waitForDeployment(cloud: LocalCloud, executionId: string, 
   }
 }
 
-/** Every item of every table, for proving that a rejected request changed nothing. */
+/**
+ * Every item of every table, for proving that a rejected request changed nothing. Two things every
+ * request is meant to leave behind are set apart: its rate-limit counter, and the security audit
+ * event of a refused call (authentication failures and denials are audited on purpose).
+ */
 export async function snapshotTables(cloud: LocalCloud): Promise<Record<string, unknown[]>> {
   const out: Record<string, unknown[]> = {};
   for (const [key, name] of Object.entries(cloud.tableNames)) {
+    if (key === 'rateLimits') continue;
     const items: unknown[] = [];
     let cursor: Record<string, unknown> | undefined;
     do {
@@ -63,7 +74,8 @@ export async function snapshotTables(cloud: LocalCloud): Promise<Record<string, 
       items.push(...(r.Items ?? []));
       cursor = r.LastEvaluatedKey;
     } while (cursor);
-    out[key] = items.sort((a, b) => JSON.stringify(a).localeCompare(JSON.stringify(b)));
+    const kept = key === 'audit' ? items.filter((i) => (i as { category?: string }).category !== 'security') : items;
+    out[key] = kept.sort((a, b) => JSON.stringify(a).localeCompare(JSON.stringify(b)));
   }
   return out;
 }

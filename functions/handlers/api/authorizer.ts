@@ -6,6 +6,7 @@
 import type { APIGatewayAuthorizerResult, APIGatewayRequestAuthorizerEvent } from 'aws-lambda';
 import { verifyBearer } from '../../lib/auth.ts';
 import { logger } from '../../lib/telemetry.ts';
+import { audit } from '../../lib/audit.ts';
 
 export async function handler(event: APIGatewayRequestAuthorizerEvent): Promise<APIGatewayAuthorizerResult> {
   const header = Object.entries(event.headers ?? {}).find(([k]) => k.toLowerCase() === 'authorization')?.[1];
@@ -13,7 +14,16 @@ export async function handler(event: APIGatewayRequestAuthorizerEvent): Promise<
   try {
     principal = await verifyBearer(header);
   } catch (e) {
-    logger.info('token rejected', { reason: (e as Error).message, sourceIp: event.requestContext?.identity?.sourceIp });
+    const reason = (e as Error).message;
+    logger.info('token rejected', { reason, sourceIp: event.requestContext?.identity?.sourceIp });
+    // Authentication failures are security events.
+    await audit({
+      subject: `access#${event.httpMethod} ${event.resource}`,
+      category: 'security',
+      action: 'auth.failed',
+      actor: `ip:${event.requestContext?.identity?.sourceIp ?? 'unknown'}`,
+      details: { reason, method: event.httpMethod, path: event.path },
+    }).catch((err: Error) => logger.warn('could not audit an authentication failure', err));
     throw new Error('Unauthorized');
   }
   // arn:aws:execute-api:region:account:apiId/stage/METHOD/path → allow every method and path of this stage.

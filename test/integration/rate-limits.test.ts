@@ -1,0 +1,93 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { QueryCommand } from '@aws-sdk/lib-dynamodb';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { api } from './harness.ts';
+import { startLocalCloud, type LocalCloud } from '../../localcloud/cloud.ts';
+
+let cloud: LocalCloud;
+const WINDOW = 4;
+
+// The default limits (10 deployment requests per user per window, 60 metrics, 1000 per address),
+// with the one-minute window shrunk to a few seconds so recovery can be observed.
+beforeAll(async () => {
+  cloud = await startLocalCloud({ dataDir: mkdtempSync(join(tmpdir(), 'kmod-rl-')), fresh: true, apiPort: 0, env: { RATE_LIMIT_WINDOW_SECONDS: String(WINDOW), CORS_ALLOWED_ORIGINS: 'https://console.example.com' } });
+});
+afterAll(async () => {
+  await cloud?.stop();
+});
+
+/** Start right after a window boundary, so a burst falls in one window. */
+async function freshWindow() {
+  const ms = WINDOW * 1000;
+  await new Promise((r) => setTimeout(r, ms - (Date.now() % ms) + 50));
+}
+
+// Invalid bodies: every request counts against the limit, none creates a deployment.
+const attempt = (token: string) => api(cloud, 'POST', '/api/v1/deployments', { token, body: { moduleName: 'demo-kernel' } });
+
+describe('rate limits', () => {
+  it('lets 10 concurrent deployment requests per user through, answers the rest 429 with Retry-After, and recovers after the window', async () => {
+    await freshWindow();
+    const rs = await Promise.all(Array.from({ length: 15 }, () => attempt(cloud.tokens.Deployer)));
+    const statuses = rs.map((r) => r.status).sort();
+    expect(statuses.filter((s) => s === 400)).toHaveLength(10);
+    expect(statuses.filter((s) => s === 429)).toHaveLength(5);
+    const limited = rs.find((r) => r.status === 429)!;
+    expect(limited.body.code).toBe('TooManyRequests');
+    expect(Number(limited.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+    expect(Number(limited.headers.get('retry-after'))).toBeLessThanOrEqual(WINDOW);
+    expect(limited.headers.get('ratelimit-limit')).toBe('10');
+    expect(limited.headers.get('ratelimit-remaining')).toBe('0');
+    const ok = rs.find((r) => r.status === 400)!;
+    expect(ok.headers.get('ratelimit-limit')).toBe('10');
+    // Another user has a budget of their own.
+    expect((await attempt(cloud.tokens.Admin)).status).toBe(400);
+    await freshWindow();
+    expect((await attempt(cloud.tokens.Deployer)).status).toBe(400);
+  });
+
+  it('applies a limit an Admin changes, within seconds, without a restart; the change is audited', async () => {
+    expect((await api(cloud, 'PUT', '/api/v1/admin/rate-limits', { token: cloud.tokens.Deployer, body: {} })).status).toBe(403);
+    const current = await api(cloud, 'GET', '/api/v1/admin/rate-limits', { token: cloud.tokens.Admin });
+    expect(current.body).toEqual({ windowSeconds: WINDOW, perIp: 1000, deploymentCreatePerUser: 10, metricsPerUser: 60 });
+    const bad = await api(cloud, 'PUT', '/api/v1/admin/rate-limits', { token: cloud.tokens.Admin, body: { ...current.body, perIp: -1 } });
+    expect(bad.status).toBe(400);
+    const put = await api(cloud, 'PUT', '/api/v1/admin/rate-limits', { token: cloud.tokens.Admin, body: { ...current.body, deploymentCreatePerUser: 2 } });
+    expect(put.status).toBe(200);
+    // Containers re-read the settings within 3 s.
+    await new Promise((r) => setTimeout(r, 3100));
+    await freshWindow();
+    const rs = [];
+    for (let i = 0; i < 3; i++) rs.push((await attempt(cloud.tokens.Deployer)).status);
+    expect(rs).toEqual([400, 400, 429]);
+    const audit = await cloud.ddb.send(new QueryCommand({ TableName: cloud.tableNames.audit, IndexName: 'byCategory', KeyConditionExpression: 'category = :c', ExpressionAttributeValues: { ':c': 'config' } }));
+    expect(audit.Items?.find((i) => i.action === 'rate-limits.changed')).toMatchObject({ actor: 'dev-admin', details: { after: { deploymentCreatePerUser: 2 } } });
+    const security = await cloud.ddb.send(new QueryCommand({ TableName: cloud.tableNames.audit, IndexName: 'byCategory', KeyConditionExpression: 'category = :c', ExpressionAttributeValues: { ':c': 'security' } }));
+    const actions = (security.Items ?? []).map((i) => i.action);
+    expect(actions).toContain('rate-limit.exceeded');
+    expect(actions).toContain('access.denied');
+  });
+
+  it('audits authentication failures', async () => {
+    expect((await api(cloud, 'GET', '/api/v1/clusters', { token: 'not-a-token' })).status).toBe(401);
+    const security = await cloud.ddb.send(new QueryCommand({ TableName: cloud.tableNames.audit, IndexName: 'byCategory', KeyConditionExpression: 'category = :c', ExpressionAttributeValues: { ':c': 'security' } }));
+    expect(security.Items?.find((i) => i.action === 'auth.failed')).toMatchObject({ actor: 'ip:127.0.0.1', details: { method: 'GET', path: '/api/v1/clusters' } });
+  });
+
+  it('sends security headers on every answer', async () => {
+    const r = await fetch(`${cloud.apiUrl}/health`);
+    expect(r.headers.get('strict-transport-security')).toMatch(/max-age=\d+/);
+    expect(r.headers.get('x-content-type-options')).toBe('nosniff');
+    // Frame denial and the CSP apply to HTML answers (the approval pages); see approvals.test.ts.
+    expect(r.headers.get('referrer-policy')).toBe('no-referrer');
+  });
+
+  it('answers CORS only for allowlisted origins', async () => {
+    const allowed = await fetch(`${cloud.apiUrl}/api/v1/clusters`, { headers: { origin: 'https://console.example.com', authorization: `Bearer ${cloud.tokens.Viewer}` } });
+    expect(allowed.headers.get('access-control-allow-origin')).toBe('https://console.example.com');
+    const other = await fetch(`${cloud.apiUrl}/api/v1/clusters`, { headers: { origin: 'https://evil.example', authorization: `Bearer ${cloud.tokens.Viewer}` } });
+    expect(other.headers.get('access-control-allow-origin')).toBeNull();
+  });
+});
