@@ -73,7 +73,7 @@ export const FUNCTIONS = {
     description: 'Strategy: deploy one batch',
     timeoutSeconds: 900,
     memoryMb: 512,
-    tables: { deployments: 'write', modules: 'read', nodes: 'write', targets: 'write' },
+    tables: { deployments: 'write', modules: 'read', nodes: 'write', targets: 'write', locks: 'write' },
     artifacts: 'read',
     callsAgents: true,
   },
@@ -82,7 +82,7 @@ export const FUNCTIONS = {
     description: 'Strategy: health-check one batch',
     timeoutSeconds: 900,
     memoryMb: 512,
-    tables: { deployments: 'read', nodes: 'write', targets: 'read' },
+    tables: { deployments: 'read', nodes: 'read', targets: 'write' },
     callsAgents: true,
   },
   CompleteEnvironment: {
@@ -120,7 +120,7 @@ export const FUNCTIONS = {
     description: 'Canary: judge a wave against the baseline',
     timeoutSeconds: 300,
     memoryMb: 512,
-    tables: { deployments: 'write', nodes: 'read', targets: 'read', locks: 'write', ...audit },
+    tables: { deployments: 'write', nodes: 'read', targets: 'write', locks: 'write', ...audit },
     callsAgents: true,
   },
   FinishRollback: {
@@ -128,7 +128,7 @@ export const FUNCTIONS = {
     description: 'Rollback on demand: settle the outcome',
     timeoutSeconds: 60,
     memoryMb: 256,
-    tables: { deployments: 'write', ...audit },
+    tables: { deployments: 'write', locks: 'write', ...audit },
   },
   Validation: {
     entry: 'functions/handlers/tasks/validation.ts',
@@ -199,7 +199,7 @@ export interface RouteSpec {
   auth: boolean;
   /**
    * Who may call it: the authorization matrix, in one place (enforced by lib/http.ts for every
-   * route; docs/security/authorization.md is this table). Approvers are further limited to their
+   * route; docs/security/authorization.md lists it). Approvers are further limited to their
    * environments' approver lists, and nobody approves their own deployment (domain/approvals.ts).
    */
   roles: readonly Role[] | 'public';

@@ -144,12 +144,14 @@ export class OrchestratorStack extends Stack {
       removalPolicy: RemovalPolicy.RETAIN,
     });
     for (const group of ['Admin', 'Deployer', 'Viewer', 'Approver']) new cognito.CfnUserPoolGroup(this, `Group${group}`, { userPoolId: userPool.userPoolId, groupName: group });
-    const apiScope = new cognito.ResourceServerScope({ scopeName: 'deploy', scopeDescription: 'call the orchestrator API' });
-    const resourceServer = userPool.addResourceServer('Api', { identifier: 'kmod', scopes: [apiScope] });
+    // Service principals get a role from their scope (functions/lib/auth.ts SCOPE_ROLES).
+    const apiScope = new cognito.ResourceServerScope({ scopeName: 'deploy', scopeDescription: 'deploy and roll back (Deployer)' });
+    const readScope = new cognito.ResourceServerScope({ scopeName: 'read', scopeDescription: 'read deployments and clusters (Viewer)' });
+    const resourceServer = userPool.addResourceServer('Api', { identifier: 'kmod', scopes: [apiScope, readScope] });
     const userClient = userPool.addClient('WebClient', { authFlows: { userSrp: true }, accessTokenValidity: Duration.hours(1), refreshTokenValidity: Duration.days(30), preventUserExistenceErrors: true });
     const serviceClient = userPool.addClient('ServiceClient', {
       generateSecret: true,
-      oAuth: { flows: { clientCredentials: true }, scopes: [cognito.OAuthScope.resourceServer(resourceServer, apiScope)] },
+      oAuth: { flows: { clientCredentials: true }, scopes: [cognito.OAuthScope.resourceServer(resourceServer, apiScope), cognito.OAuthScope.resourceServer(resourceServer, readScope)] },
       accessTokenValidity: Duration.hours(1),
     });
 

@@ -179,7 +179,6 @@ export async function startLocalCloud(opts: LocalCloudOptions = {}): Promise<Loc
       AGENT_ALLOWED_HOSTS: '127.0.0.1,localhost',
       POWERTOOLS_TRACE_ENABLED: 'false',
       POWERTOOLS_LOG_LEVEL: process.env.LOG_LEVEL ?? 'WARN',
-      POWERTOOLS_METRICS_DISABLED: 'true',
       ...Object.fromEntries(Object.entries(TABLES).map(([k, spec]) => [spec.envVar, tableNames[k as TableKey]])),
       ...opts.env,
     };
@@ -225,7 +224,7 @@ export async function startLocalCloud(opts: LocalCloudOptions = {}): Promise<Loc
     gateway.extras.set('/_local/fleet', fleetControl(fleet));
     const apiUrl = await gateway.listen(opts.apiPort ?? 3000, host);
     cleanups.push(() => gateway.close());
-    process.env.PUBLIC_API_URL = opts.env?.PUBLIC_API_URL ?? apiUrl;
+    process.env.PUBLIC_API_URL = opts.env?.PUBLIC_API_URL ?? process.env.KMOD_PUBLIC_API_URL ?? apiUrl;
     subscribeDevUsers(sns, env.APPROVER_TOPIC_ARN, env.NOTIFICATION_TOPIC_ARN);
 
     const tokens = Object.fromEntries(await Promise.all(Object.entries(DEV_USERS).map(async ([role, user]) => [role, await issuer.mint(user)]))) as CloudFile['tokens'];

@@ -6,7 +6,7 @@
  *
  * test/unit/openapi.test.ts fails when the committed document is not what this generates.
  */
-import { writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { ROUTES } from '../functions/catalog.ts';
@@ -152,8 +152,34 @@ export function buildOpenApi(): Json {
 }
 
 export const OPENAPI_FILE = 'docs/openapi.json';
+export const AUTHZ_FILE = 'docs/security/authorization.md';
+
+/** The authorization matrix as a table: one row per route, one column per role. */
+export function buildAuthorizationDoc(): string {
+  const roles = ['Admin', 'Deployer', 'Approver', 'Viewer'] as const;
+  const rows = ROUTES.map((r) => {
+    const cells = roles.map((role) => (r.roles === 'public' ? 'public' : r.roles.includes(role) ? 'yes' : '—'));
+    return `| \`${r.method} ${r.path}\` | ${cells.join(' | ')} |`;
+  });
+  return [
+    '# Authorization matrix',
+    '',
+    'Generated from `ROUTES` in `functions/catalog.ts` (`npm run openapi`), the one place the rules live;',
+    '`lib/http.ts` enforces them for every route and `test/integration/api-edge.test.ts` checks every',
+    'route with every role. Beyond the matrix: approvers decide only for environments whose approver',
+    'list names them (Admins always may), nobody decides their own deployment, and service clients get',
+    'the role of their OAuth scope (`kmod/deploy` → Deployer, `kmod/read` → Viewer).',
+    '',
+    `| route | ${roles.join(' | ')} |`,
+    `|---|${roles.map(() => '---').join('|')}|`,
+    ...rows,
+    '',
+  ].join('\n');
+}
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   writeFileSync(OPENAPI_FILE, JSON.stringify(buildOpenApi(), null, 2) + '\n');
-  console.log(`wrote ${OPENAPI_FILE}`);
+  mkdirSync('docs/security', { recursive: true });
+  writeFileSync(AUTHZ_FILE, buildAuthorizationDoc());
+  console.log(`wrote ${OPENAPI_FILE} and ${AUTHZ_FILE}`);
 }

@@ -24,7 +24,7 @@ import {
 export interface Faults {
   /** Loading fails: for every version (`true`) or for the versions listed. */
   failLoad?: boolean | string[];
-  /** The node reports unhealthy once it has loaded a version other than these (or any, if empty). */
+  /** The node reports unhealthy once it has loaded a new version (until rolled back). */
   unhealthyAfterLoad?: boolean;
   /** Added to the synthetic metrics once a new version is loaded (absolute points / ms). */
   degrade?: Partial<Record<'errorRatePercent' | 'latencyMs' | 'cpuPercent' | 'memoryPercent', number>>;
@@ -43,7 +43,7 @@ export interface AgentOptions {
   simulation?: boolean;
   /** Modules the node runs before any deployment (first start only). */
   initialModules?: Record<string, string>;
-  /** Loads verified module bytes; the reference loader keeps them beside the state file. */
+  /** Loads verified module bytes (scripts/agent.ts stores them under --modules-dir); none in the simulation. */
   loader?: (module: string, version: string, bytes: Buffer) => Promise<void>;
   /** Path prefix when several agents share one HTTP host (e.g. `/nodes/prod-0001`). */
   basePath?: string;

@@ -1,5 +1,5 @@
 import { SendTaskFailureCommand, SendTaskSuccessCommand } from '@aws-sdk/client-sfn';
-import { GetCommand, QueryCommand, TransactWriteCommand } from '@aws-sdk/lib-dynamodb';
+import { GetCommand, QueryCommand, TransactWriteCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { decide, type ApprovalDecision, type ApprovalState, type ApprovalStatus, type Decision } from '../domain/approvals.ts';
 import { AppError } from '../domain/errors.ts';
 import type { Environment } from '../domain/environments.ts';
@@ -103,8 +103,24 @@ export async function openApproval(a: ApprovalRecord): Promise<boolean> {
     );
     return true;
   } catch (e) {
-    if (isConditionFailure(e)) return false;
-    throw e;
+    if (!isConditionFailure(e)) throw e;
+    // A retried gate (Step Functions re-invokes with a new task token): the approval stays, and
+    // its token becomes the new one, so a decision reaches the task that is actually waiting.
+    try {
+      await dynamo().send(
+        new UpdateCommand({
+          TableName: tableName('approvals'),
+          Key: { executionId: a.executionId, environment: a.environment },
+          UpdateExpression: 'SET taskToken = :t',
+          ConditionExpression: '#status = :pending',
+          ExpressionAttributeNames: { '#status': 'status' },
+          ExpressionAttributeValues: { ':t': a.taskToken, ':pending': 'Pending' },
+        }),
+      );
+    } catch (e2) {
+      if (!isConditionFailure(e2)) throw e2;
+    }
+    return false;
   }
 }
 

@@ -23,6 +23,9 @@ interface Verifier {
 
 let verifier: Verifier | undefined;
 
+/** OAuth scopes of service clients (resource server `kmod`) and the role each grants. */
+export const SCOPE_ROLES: Record<string, Role> = { 'kmod/deploy': 'Deployer', 'kmod/read': 'Viewer' };
+
 function clientIds(): string[] {
   return (process.env.JWT_CLIENT_IDS ?? '').split(',').map((s) => s.trim()).filter(Boolean);
 }
@@ -59,9 +62,12 @@ export async function verifyBearer(authorization: string | undefined): Promise<P
   verifier ??= build();
   const payload = await verifier.verify(m[1]);
   const groups = (payload['cognito:groups'] as string[] | undefined) ?? [];
+  // Service principals (client-credentials tokens) carry scopes, not groups.
+  const scopes = String(payload.scope ?? '').split(' ');
+  const scopeRoles = Object.entries(SCOPE_ROLES).flatMap(([scope, role]) => (scopes.includes(scope) ? [role] : []));
   return {
     userId: String(payload.sub),
-    username: String(payload.username ?? payload.sub),
-    roles: groups.filter((g): g is Role => (ROLES as readonly string[]).includes(g)),
+    username: String(payload.username ?? payload.client_id ?? payload.sub),
+    roles: [...new Set([...groups.filter((g): g is Role => (ROLES as readonly string[]).includes(g)), ...scopeRoles])],
   };
 }

@@ -67,21 +67,23 @@ export async function listDeployments(f: ListFilter): Promise<{ items: Deploymen
     ScanIndexForward: false,
     ExclusiveStartKey: f.cursor,
   };
-  // A filter can leave a page short: keep reading until the page is full or the index ends.
+  // A filter can leave a page short: keep reading until the page is full or the index ends. The
+  // cursor is the key of the last item returned, so nothing is skipped or repeated.
   const items: DeploymentRecord[] = [];
-  let cursor = f.cursor;
-  do {
-    const r = await dynamo().send(new QueryCommand({ ...input, ExclusiveStartKey: cursor, Limit: Math.max(f.limit - items.length, 1) * (filters.length ? 4 : 1) }));
-    for (const item of r.Items ?? []) {
-      if (items.length < f.limit) {
-        items.push(item as DeploymentRecord);
-        cursor = keyOf(item, byModule);
+  let start = f.cursor;
+  for (;;) {
+    const r = await dynamo().send(new QueryCommand({ ...input, ExclusiveStartKey: start, Limit: Math.max(f.limit - items.length, 1) * (filters.length ? 4 : 1) }));
+    const page = r.Items ?? [];
+    for (let i = 0; i < page.length; i++) {
+      items.push(page[i] as DeploymentRecord);
+      if (items.length === f.limit) {
+        const more = i < page.length - 1 || r.LastEvaluatedKey !== undefined;
+        return { items, cursor: more ? keyOf(page[i], byModule) : undefined };
       }
     }
-    if (items.length >= f.limit) return { items, cursor: r.LastEvaluatedKey || (r.Items ?? []).length > items.length ? cursor : undefined };
-    cursor = r.LastEvaluatedKey;
-  } while (cursor);
-  return { items };
+    if (!r.LastEvaluatedKey) return { items };
+    start = r.LastEvaluatedKey;
+  }
 }
 
 function keyOf(item: Record<string, unknown>, byModule: boolean): Record<string, unknown> {

@@ -23,6 +23,8 @@ export interface BatchItem {
   sk: string;
   batch: number;
   nodes: Record<string, NodeTarget>;
+  /** Set when a DeployBatch starts calling agents; with no countedAt yet, the batch is in flight. */
+  startedAt?: string;
   countedAt?: string;
 }
 
@@ -185,4 +187,16 @@ export async function abortPlan(executionId: string, environment: Environment, r
   } catch (e) {
     if (!isConditionFailure(e)) throw e;
   }
+}
+
+/** Mark a batch in flight, so a rollback that starts meanwhile waits for its outcome. */
+export async function markBatchStarted(batch: BatchItem): Promise<void> {
+  await dynamo().send(
+    new UpdateCommand({
+      TableName: tableName('targets'),
+      Key: { targetKey: batch.targetKey, sk: batch.sk },
+      UpdateExpression: 'SET startedAt = if_not_exists(startedAt, :t)',
+      ExpressionAttributeValues: { ':t': new Date().toISOString() },
+    }),
+  );
 }

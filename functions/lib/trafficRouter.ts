@@ -1,7 +1,7 @@
 /**
  * Where a blue-green environment's traffic goes. The product talks to this interface only; the
- * implementation here keeps the live colour in the Clusters table, which is what the simulated
- * fleet's router reads. A real router (ALB weighted target groups, Route 53 weighted records, a
+ * implementation here keeps the live colour in the Clusters table (the simulated router: the
+ * product and the cluster view read it; simulated agents do not change behaviour by colour). A real router (ALB weighted target groups, Route 53 weighted records, a
  * service-mesh route) plugs in by implementing `TrafficRouter` and selecting it with
  * TRAFFIC_ROUTER (see docs/runbooks/traffic-router.md).
  */

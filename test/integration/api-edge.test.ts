@@ -57,6 +57,17 @@ describe('authentication at the edge', () => {
     expect((await api(cloud, 'GET', '/api/v1/deployments', { token: good })).status).toBe(200);
   });
 
+  it('gives a service client the role of its OAuth scope', async () => {
+    const svc = { sub: 'ci-pipeline-client', username: 'ci-pipeline', groups: [] };
+    const reader = await cloud.issuer.mint(svc, { overrides: { scope: 'kmod/read' } });
+    expect((await api(cloud, 'GET', '/api/v1/deployments', { token: reader })).status).toBe(200);
+    expect((await api(cloud, 'POST', '/api/v1/deployments', { token: reader, body: { invalid: true } })).status).toBe(403);
+    const deployer = await cloud.issuer.mint(svc, { overrides: { scope: 'kmod/deploy' } });
+    expect((await api(cloud, 'POST', '/api/v1/deployments', { token: deployer, body: { invalid: true } })).status).toBe(400);
+    const none = await cloud.issuer.mint(svc, { overrides: { scope: 'openid' } });
+    expect((await api(cloud, 'GET', '/api/v1/deployments', { token: none })).status).toBe(403);
+  });
+
   it('403 when a Viewer tries to create a deployment, and nothing is written', async () => {
     const before = await snapshotTables(cloud);
     const r = await api(cloud, 'POST', '/api/v1/deployments', { token: cloud.tokens.Viewer, body: valid });

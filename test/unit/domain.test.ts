@@ -139,3 +139,4 @@ describe('describeCaughtError', () => {
     expect(describeCaughtError(undefined).code).toBe('Unknown');
   });
 });
+

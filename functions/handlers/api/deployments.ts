@@ -144,7 +144,7 @@ async function create(event: Parameters<typeof parseBody>[0], principal: Princip
         const lock = await getLock(body.moduleName, env);
         throw conflict(
           'DeploymentInProgress',
-          `${body.moduleName} is already being deployed to ${env} by ${lock?.executionId ?? 'another deployment'}; wait for it to finish or cancel it`,
+          `${body.moduleName} is already being deployed to ${env} by ${lock?.executionId ?? 'another deployment'}; wait for it to finish`,
         );
       }
       throw e;
@@ -258,12 +258,21 @@ async function rollback(event: Parameters<typeof parseBody>[0], principal: Princ
               details: { reason: body?.reason, environments },
             }),
           },
+          // The rollback holds the module's locks, so no new deployment of it starts meanwhile.
+          ...environmentsUpTo(d.targetEnvironment).map((env) => ({ Put: acquireLockItem(d.moduleName, env, executionId) })),
         ],
       }),
     );
   } catch (e) {
-    if (e instanceof TransactionCanceledException) throw conflict('RollbackInProgress', `a rollback of ${executionId} is already running`);
-    throw e;
+    if (!(e instanceof TransactionCanceledException)) throw e;
+    const reasons = e.CancellationReasons ?? [];
+    const held = reasons.findIndex((r, i) => i >= 2 && r.Code === 'ConditionalCheckFailed');
+    if (held >= 0) {
+      const env = environmentsUpTo(d.targetEnvironment)[held - 2];
+      const lock = await getLock(d.moduleName, env);
+      throw conflict('DeploymentInProgress', `${d.moduleName} is being deployed to ${env} by ${lock?.executionId ?? 'another deployment'}; roll back when it has finished`);
+    }
+    throw conflict('RollbackInProgress', `a rollback of ${executionId} is already running`);
   }
   await stepFunctions().send(
     new StartExecutionCommand({

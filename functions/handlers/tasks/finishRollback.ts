@@ -4,15 +4,23 @@ import { auditItem, deploymentSubject } from '../../lib/audit.ts';
 import { dynamo } from '../../lib/aws.ts';
 import { isConditionFailure, requireDeployment } from '../../lib/deployments.ts';
 import { tableName } from '../../lib/tables.ts';
+import { environmentsUpTo } from '../../domain/environments.ts';
+import { releaseLocks } from '../../lib/locks.ts';
 import { caughtErrorSchema, describeCaughtError, executionIdSchema, taskHandler } from '../../lib/task.ts';
 
 /** Settle a rollback on demand: the deployment ends RolledBack, or the rollback is marked Failed. */
 export const handler = taskHandler(
-  z.object({ executionId: executionIdSchema, outcome: z.enum(['Succeeded', 'Failed']), error: caughtErrorSchema.optional(), results: z.array(z.unknown()).optional() }),
-  async ({ executionId, outcome, error }) => {
+  z.object({
+    executionId: executionIdSchema,
+    outcome: z.enum(['Succeeded', 'Failed']),
+    error: caughtErrorSchema.optional(),
+    // What each environment's rollback reported (the Map's results).
+    results: z.array(z.object({ environment: z.string(), rollbackFailed: z.number() }).passthrough()).optional(),
+  }),
+  async ({ executionId, outcome, error, results }) => {
     const d = await requireDeployment(executionId);
     const now = new Date().toISOString();
-    const failedEnvs = d.stageOrder.filter((s) => d.stages[s]?.kind === 'environment' && d.stages[s].status === 'Failed');
+    const failedEnvs = (results ?? []).filter((r) => r.rollbackFailed > 0).map((r) => r.environment);
     const ok = outcome === 'Succeeded' && failedEnvs.length === 0;
     const message = ok ? 'every changed node is back on its previous version' : outcome === 'Failed' ? describeCaughtError(error).message : `rollback incomplete in ${failedEnvs.join(', ')}`;
     try {
@@ -44,6 +52,7 @@ export const handler = taskHandler(
     } catch (e) {
       if (!isConditionFailure(e)) throw e; // already settled (a retry)
     }
+    await releaseLocks(d.moduleName, environmentsUpTo(d.targetEnvironment), executionId);
     return { status: ok ? 'RolledBack' : d.status, rollback: ok ? 'Succeeded' : 'Failed' };
   },
 );

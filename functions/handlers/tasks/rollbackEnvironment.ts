@@ -39,33 +39,42 @@ export const handler = taskHandler(
     let rolledBack = 0;
     const stuck: string[] = [];
     const skipped: string[] = [];
-    for (const batch of await listBatches(executionId, environment)) {
-      const ids = Object.keys(batch.nodes).filter((id) => ['Deployed', 'RollbackFailed'].includes(batch.nodes[id].status));
-      if (ids.length === 0) continue;
-      const outcomes = await mapLimit(ids, config.agentConcurrency(), async (nodeId): Promise<NodeTarget> => {
-        const target = batch.nodes[nodeId];
-        const node = await getNode(environment, nodeId);
-        if (!node) throw new Error(`node ${nodeId} is no longer registered`);
-        const running = node.modules?.[d.moduleName]?.version ?? null;
-        if (running !== d.version) {
-          skipped.push(`${nodeId} (now runs ${running ?? 'no version'})`);
-          return { ...target, status: 'RolledBack', message: `left alone: now runs ${running ?? 'no version'}` };
-        }
-        const r = await agentClient.rollback(node, d.moduleName, { deploymentId: `${executionId}:rollback`, toVersion: target.previousVersion });
-        await recordNodeModule(environment, nodeId, d.moduleName, r.version, d.version);
-        rolledBack++;
-        return { ...target, status: 'RolledBack' };
-      });
-      const nodes = { ...batch.nodes };
-      ids.forEach((id, i) => {
-        const o = outcomes[i];
-        if (o.status === 'fulfilled') nodes[id] = o.value;
-        else {
-          nodes[id] = { ...nodes[id], status: 'RollbackFailed', message: (o.reason as Error).message };
-          stuck.push(`${id}: ${(o.reason as Error).message}`);
-        }
-      });
-      await setBatchNodes(batch, nodes);
+    // A batch already in flight when the environment was aborted may still record deployed nodes:
+    // keep passing over the ledger until no batch is in flight (bounded by the agent timeout).
+    const deadline = Date.now() + 2 * config.agentTimeoutMs() + 30_000;
+    for (let pass = 0; ; pass++) {
+      const batches = await listBatches(executionId, environment);
+      for (const batch of batches) {
+        const ids = Object.keys(batch.nodes).filter((id) => batch.nodes[id].status === 'Deployed' || (pass === 0 && batch.nodes[id].status === 'RollbackFailed'));
+        if (ids.length === 0) continue;
+        const outcomes = await mapLimit(ids, config.agentConcurrency(), async (nodeId): Promise<NodeTarget> => {
+          const target = batch.nodes[nodeId];
+          const node = await getNode(environment, nodeId);
+          if (!node) throw new Error(`node ${nodeId} is no longer registered`);
+          const running = node.modules?.[d.moduleName]?.version ?? null;
+          if (running !== d.version) {
+            skipped.push(`${nodeId} (now runs ${running ?? 'no version'})`);
+            return { ...target, status: 'RolledBack', message: `left alone: now runs ${running ?? 'no version'}` };
+          }
+          const r = await agentClient.rollback(node, d.moduleName, { deploymentId: `${executionId}:rollback`, toVersion: target.previousVersion });
+          await recordNodeModule(environment, nodeId, d.moduleName, r.version, d.version);
+          rolledBack++;
+          return { ...target, status: 'RolledBack' };
+        });
+        const nodes = { ...batch.nodes };
+        ids.forEach((id, i) => {
+          const o = outcomes[i];
+          if (o.status === 'fulfilled') nodes[id] = o.value;
+          else {
+            nodes[id] = { ...nodes[id], status: 'RollbackFailed', message: (o.reason as Error).message };
+            stuck.push(`${id}: ${(o.reason as Error).message}`);
+          }
+        });
+        await setBatchNodes(batch, nodes);
+      }
+      const inFlight = batches.some((b) => b.startedAt && !b.countedAt);
+      if (!inFlight || Date.now() > deadline) break;
+      await new Promise((r) => setTimeout(r, 500));
     }
     notes.push(`rolled back ${rolledBack} node(s) to their previous version`);
     if (skipped.length) notes.push(`left ${skipped.length} node(s) changed since: ${skipped.join(', ')}`);
