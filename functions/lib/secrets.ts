@@ -6,7 +6,8 @@ import { readFileSync } from 'node:fs';
 import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import type { AgentKey } from '../agent/protocol.ts';
 
-const TTL_MS = 60_000;
+/** How long a container trusts its copy of a secret (a rotation step waits at least this). */
+const TTL_MS = Number(process.env.SECRETS_CACHE_SECONDS ?? 60) * 1000;
 const cache = new Map<string, { at: number; value: unknown }>();
 let sm: SecretsManagerClient | undefined;
 
