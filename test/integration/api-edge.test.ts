@@ -40,7 +40,7 @@ describe('authentication at the edge', () => {
     expect(await snapshotTables(cloud)).toEqual(before);
   });
 
-  it('401 for expired, tampered, foreign-issuer and wrong-client tokens', async () => {
+  it('401 with WWW-Authenticate for expired, not-yet-valid, tampered, foreign-key, wrong-issuer and wrong-client tokens', async () => {
     const expired = await cloud.issuer.mint(DEV_USERS.Deployer, { overrides: { exp: Math.floor(Date.now() / 1000) - 60 } });
     const good = cloud.tokens.Deployer;
     const [h, p, s] = good.split('.');
@@ -48,11 +48,13 @@ describe('authentication at the edge', () => {
     const tampered = [h, Buffer.from(JSON.stringify({ ...payload, 'cognito:groups': ['Admin'] })).toString('base64url'), s].join('.');
     const wrongClient = await cloud.issuer.mint(DEV_USERS.Deployer, { overrides: { client_id: 'someone-else' } });
     const wrongIssuer = await cloud.issuer.mint(DEV_USERS.Deployer, { overrides: { iss: 'https://evil.example' } });
+    const notYetValid = await cloud.issuer.mint(DEV_USERS.Deployer, { overrides: { nbf: Math.floor(Date.now() / 1000) + 3600 } });
     const { privateKey } = await generateKeyPair('RS256');
     const foreignKey = await new SignJWT(payload).setProtectedHeader({ alg: 'RS256', kid: 'other' }).sign(privateKey);
-    for (const token of [expired, tampered, wrongClient, wrongIssuer, foreignKey, 'not-a-jwt']) {
+    for (const token of [expired, notYetValid, tampered, wrongClient, wrongIssuer, foreignKey, 'not-a-jwt']) {
       const r = await api(cloud, 'GET', '/api/v1/deployments', { token });
       expect(r.status, token.slice(0, 20)).toBe(401);
+      expect(r.headers.get('www-authenticate')).toMatch(/^Bearer/);
     }
     expect((await api(cloud, 'GET', '/api/v1/deployments', { token: good })).status).toBe(200);
   });
