@@ -8,7 +8,7 @@ import {
   type StageName,
   type StageRecord,
 } from '../domain/deployment.ts';
-import { auditItem, deploymentSubject } from './audit.ts';
+import { auditItem, deploymentSubject, type AuditEvent } from './audit.ts';
 import { dynamo } from './aws.ts';
 import { tableName } from './tables.ts';
 
@@ -92,6 +92,31 @@ function keyOf(item: Record<string, unknown>, byModule: boolean): Record<string,
     : { executionId: item.executionId, listKey: item.listKey, createdAt: item.createdAt };
 }
 
+export interface DeploymentUpdate {
+  UpdateExpression: string;
+  ConditionExpression: string;
+  ExpressionAttributeNames?: Record<string, string>;
+  ExpressionAttributeValues: Record<string, unknown>;
+}
+
+/**
+ * Every change of a deployment record goes with its audit event, in one transaction, under a
+ * condition (so retries and races change nothing twice). Returns false when the condition failed.
+ */
+export async function updateDeploymentAudited(executionId: string, update: DeploymentUpdate, event: AuditEvent): Promise<boolean> {
+  try {
+    await dynamo().send(
+      new TransactWriteCommand({
+        TransactItems: [{ Update: { TableName: tableName('deployments'), Key: { executionId }, ...update } }, { Put: auditItem(event) }],
+      }),
+    );
+    return true;
+  } catch (e) {
+    if (isConditionFailure(e)) return false;
+    throw e;
+  }
+}
+
 const terminal = TERMINAL_STATUSES.map((_, i) => `:t${i}`);
 const terminalValues = Object.fromEntries(TERMINAL_STATUSES.map((s, i) => [`:t${i}`, s]));
 
@@ -124,38 +149,23 @@ export async function updateStage(
     values[':failure'] = opts.failure;
     sets.push('failure = if_not_exists(failure, :failure)');
   }
-  try {
-    await dynamo().send(
-      new TransactWriteCommand({
-        TransactItems: [
-          {
-            Update: {
-              TableName: tableName('deployments'),
-              Key: { executionId },
-              UpdateExpression: `SET ${sets.join(', ')}`,
-              // A finished deployment changes again only while an on-demand rollback runs.
-              ConditionExpression: `attribute_exists(executionId) AND (NOT (#status IN (${terminal.join(', ')})) OR #rollback.#status = :rrunning) AND #stages.#stage.#sstatus <> :sstatus`,
-              ExpressionAttributeNames: names,
-              ExpressionAttributeValues: values,
-            },
-          },
-          {
-            Put: auditItem({
-              subject: deploymentSubject(executionId),
-              category: 'stage',
-              action: `stage.${patch.status.toLowerCase()}`,
-              actor: opts.actor ?? 'system:pipeline',
-              details: { stage, ...patch, ...(opts.deploymentStatus ? { deploymentStatus: opts.deploymentStatus } : {}) },
-            }),
-          },
-        ],
-      }),
-    );
-    return true;
-  } catch (e) {
-    if (isConditionFailure(e)) return false;
-    throw e;
-  }
+  return updateDeploymentAudited(
+    executionId,
+    {
+      UpdateExpression: `SET ${sets.join(', ')}`,
+      // A finished deployment changes again only while an on-demand rollback runs.
+      ConditionExpression: `attribute_exists(executionId) AND (NOT (#status IN (${terminal.join(', ')})) OR #rollback.#status = :rrunning) AND #stages.#stage.#sstatus <> :sstatus`,
+      ExpressionAttributeNames: names,
+      ExpressionAttributeValues: values,
+    },
+    {
+      subject: deploymentSubject(executionId),
+      category: 'stage',
+      action: `stage.${patch.status.toLowerCase()}`,
+      actor: opts.actor ?? 'system:pipeline',
+      details: { stage, ...patch, ...(opts.deploymentStatus ? { deploymentStatus: opts.deploymentStatus } : {}) },
+    },
+  );
 }
 
 /** Move the deployment to a new status (with audit), unless it already finished. */
@@ -176,37 +186,22 @@ export async function setDeploymentStatus(
     values[`:x_${k}`] = v;
     sets.push(`${k} = :x_${k}`);
   }
-  try {
-    await dynamo().send(
-      new TransactWriteCommand({
-        TransactItems: [
-          {
-            Update: {
-              TableName: tableName('deployments'),
-              Key: { executionId },
-              UpdateExpression: `SET ${sets.join(', ')}`,
-              ConditionExpression: `attribute_exists(executionId) AND NOT (#status IN (${terminal.join(', ')})) AND #status <> :status`,
-              ExpressionAttributeNames: { '#status': 'status' },
-              ExpressionAttributeValues: values,
-            },
-          },
-          {
-            Put: auditItem({
-              subject: deploymentSubject(executionId),
-              category: 'deployment',
-              action: `deployment.${status.toLowerCase()}`,
-              actor: opts.actor ?? 'system:pipeline',
-              details: { status, ...(opts.failure ? { failure: opts.failure } : {}), ...(opts.extra ?? {}) },
-            }),
-          },
-        ],
-      }),
-    );
-    return true;
-  } catch (e) {
-    if (isConditionFailure(e)) return false;
-    throw e;
-  }
+  return updateDeploymentAudited(
+    executionId,
+    {
+      UpdateExpression: `SET ${sets.join(', ')}`,
+      ConditionExpression: `attribute_exists(executionId) AND NOT (#status IN (${terminal.join(', ')})) AND #status <> :status`,
+      ExpressionAttributeNames: { '#status': 'status' },
+      ExpressionAttributeValues: values,
+    },
+    {
+      subject: deploymentSubject(executionId),
+      category: 'deployment',
+      action: `deployment.${status.toLowerCase()}`,
+      actor: opts.actor ?? 'system:pipeline',
+      details: { status, ...(opts.failure ? { failure: opts.failure } : {}), ...(opts.extra ?? {}) },
+    },
+  );
 }
 
 /** Add to a stage's node counters (used once per batch; the caller guards against double counting). */

@@ -2,7 +2,7 @@ import { QueryCommand, type QueryCommandInput } from '@aws-sdk/lib-dynamodb';
 import { z } from 'zod';
 import { AppError } from '../../domain/errors.ts';
 import { dynamo } from '../../lib/aws.ts';
-import { httpApi, json, parseQuery } from '../../lib/http.ts';
+import { decodeCursor, encodeCursor, httpApi, json, parseQuery } from '../../lib/http.ts';
 import { tableName } from '../../lib/tables.ts';
 
 export const querySchema = z
@@ -39,14 +39,7 @@ export const handler = httpApi({
             ? ['byActor', 'actor', q.actor]
             : ['byTrace', 'traceId', q.traceId!];
     const range = q.from && q.to ? ' AND sk BETWEEN :from AND :to' : q.from ? ' AND sk >= :from' : q.to ? ' AND sk <= :to' : '';
-    let cursor: Record<string, unknown> | undefined;
-    if (q.cursor) {
-      try {
-        cursor = JSON.parse(Buffer.from(q.cursor, 'base64url').toString('utf8')) as Record<string, unknown>;
-      } catch {
-        throw new AppError('ValidationError', 'cursor is not one this API returned');
-      }
-    }
+    const cursor = decodeCursor(q.cursor);
     const input: QueryCommandInput = {
       TableName: tableName('audit'),
       IndexName: index,
@@ -59,7 +52,7 @@ export const handler = httpApi({
     const r = await dynamo().send(new QueryCommand(input));
     return json(200, {
       items: (r.Items ?? []).map(({ expiresAt: _ttl, ...item }) => item),
-      nextCursor: r.LastEvaluatedKey ? Buffer.from(JSON.stringify(r.LastEvaluatedKey)).toString('base64url') : null,
+      nextCursor: encodeCursor(r.LastEvaluatedKey),
     });
   },
 });

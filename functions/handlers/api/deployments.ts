@@ -14,7 +14,7 @@ import { auditItem, deploymentSubject } from '../../lib/audit.ts';
 import { dynamo, stepFunctions } from '../../lib/aws.ts';
 import { config } from '../../lib/config.ts';
 import { getDeployment, listDeployments, newDeploymentItem, setDeploymentStatus } from '../../lib/deployments.ts';
-import { httpApi, json, parseBody, parsePath, parseQuery, signedIn, type Principal } from '../../lib/http.ts';
+import { decodeCursor, encodeCursor, httpApi, json, parseBody, parsePath, parseQuery, signedIn, type Principal } from '../../lib/http.ts';
 import { getModuleVersion } from '../../lib/modules.ts';
 import { tableName, TTL_ATTRIBUTE } from '../../lib/tables.ts';
 
@@ -290,18 +290,11 @@ export const handler = httpApi({
   'GET /api/v1/deployments': async (event, principal) => {
     signedIn(principal);
     const q = parseQuery(event, listSchema);
-    let cursor: Record<string, unknown> | undefined;
-    if (q.cursor) {
-      try {
-        cursor = JSON.parse(Buffer.from(q.cursor, 'base64url').toString('utf8')) as Record<string, unknown>;
-      } catch {
-        throw new AppError('ValidationError', 'cursor is not one this API returned');
-      }
-    }
+    const cursor = decodeCursor(q.cursor);
     const page = await listDeployments({ ...q, cursor });
     return json(200, {
       items: page.items.map(presentDeployment),
-      nextCursor: page.cursor ? Buffer.from(JSON.stringify(page.cursor)).toString('base64url') : null,
+      nextCursor: encodeCursor(page.cursor),
     });
   },
   'GET /api/v1/deployments/{executionId}': async (event, principal) => {

@@ -1,9 +1,6 @@
-import { TransactWriteCommand } from '@aws-sdk/lib-dynamodb';
 import { z } from 'zod';
-import { auditItem, deploymentSubject } from '../../lib/audit.ts';
-import { dynamo } from '../../lib/aws.ts';
-import { isConditionFailure, requireDeployment } from '../../lib/deployments.ts';
-import { tableName } from '../../lib/tables.ts';
+import { deploymentSubject } from '../../lib/audit.ts';
+import { requireDeployment, updateDeploymentAudited } from '../../lib/deployments.ts';
 import { environmentsUpTo } from '../../domain/environments.ts';
 import { releaseLocks } from '../../lib/locks.ts';
 import { caughtErrorSchema, describeCaughtError, executionIdSchema, taskHandler } from '../../lib/task.ts';
@@ -23,35 +20,23 @@ export const handler = taskHandler(
     const failedEnvs = (results ?? []).filter((r) => r.rollbackFailed > 0).map((r) => r.environment);
     const ok = outcome === 'Succeeded' && failedEnvs.length === 0;
     const message = ok ? 'every changed node is back on its previous version' : outcome === 'Failed' ? describeCaughtError(error).message : `rollback incomplete in ${failedEnvs.join(', ')}`;
-    try {
-      await dynamo().send(
-        new TransactWriteCommand({
-          TransactItems: [
-            {
-              Update: {
-                TableName: tableName('deployments'),
-                Key: { executionId },
-                UpdateExpression: `SET #rollback.#status = :rs, #rollback.finishedAt = :now, #rollback.message = :m, updatedAt = :now${ok ? ', #status = :rolledBack, finishedAt = :now' : ''}`,
-                ConditionExpression: '#rollback.#status = :running',
-                ExpressionAttributeNames: { '#rollback': 'rollback', '#status': 'status' },
-                ExpressionAttributeValues: { ':rs': ok ? 'Succeeded' : 'Failed', ':now': now, ':m': message, ':running': 'Running', ...(ok ? { ':rolledBack': 'RolledBack' } : {}) },
-              },
-            },
-            {
-              Put: auditItem({
-                subject: deploymentSubject(executionId),
-                category: 'deployment',
-                action: ok ? 'rollback.succeeded' : 'rollback.failed',
-                actor: 'system:rollback',
-                details: { message, ...(ok ? { status: 'RolledBack' } : {}) },
-              }),
-            },
-          ],
-        }),
-      );
-    } catch (e) {
-      if (!isConditionFailure(e)) throw e; // already settled (a retry)
-    }
+    // False when already settled (a retry).
+    await updateDeploymentAudited(
+      executionId,
+      {
+        UpdateExpression: `SET #rollback.#status = :rs, #rollback.finishedAt = :now, #rollback.message = :m, updatedAt = :now${ok ? ', #status = :rolledBack, finishedAt = :now' : ''}`,
+        ConditionExpression: '#rollback.#status = :running',
+        ExpressionAttributeNames: { '#rollback': 'rollback', '#status': 'status' },
+        ExpressionAttributeValues: { ':rs': ok ? 'Succeeded' : 'Failed', ':now': now, ':m': message, ':running': 'Running', ...(ok ? { ':rolledBack': 'RolledBack' } : {}) },
+      },
+      {
+        subject: deploymentSubject(executionId),
+        category: 'deployment',
+        action: ok ? 'rollback.succeeded' : 'rollback.failed',
+        actor: 'system:rollback',
+        details: { message, ...(ok ? { status: 'RolledBack' } : {}) },
+      },
+    );
     await releaseLocks(d.moduleName, environmentsUpTo(d.targetEnvironment), executionId);
     return { status: ok ? 'RolledBack' : d.status, rollback: ok ? 'Succeeded' : 'Failed' };
   },
