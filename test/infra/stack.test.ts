@@ -17,7 +17,12 @@ let resources: Record<string, Resource>;
 
 beforeAll(() => {
   const app = new App();
-  stack = new OrchestratorStack(app, 'KmodOrchestrator', settingsFromContext((k) => ({ trustedRootsPem: 'PEM' })[k]));
+  const context: Record<string, string> = {
+    trustedRootsPem: 'PEM',
+    domainName: 'deploy.example.com',
+    certificateArn: 'arn:aws:acm:us-east-1:123456789012:certificate/0000',
+  };
+  stack = new OrchestratorStack(app, 'KmodOrchestrator', settingsFromContext((k) => context[k]));
   template = Template.fromStack(stack);
   assemblyDir = app.synth().directory;
   resources = template.toJSON().Resources;
@@ -158,6 +163,14 @@ describe('the synthesized template', () => {
       ResponseType: 'UNAUTHORIZED',
       StatusCode: '401',
       ResponseParameters: { 'gatewayresponse.header.WWW-Authenticate': "'Bearer realm=\"kmod-orchestrator\", error=\"invalid_token\"'" },
+    });
+  });
+
+  it('serves the custom domain with TLS 1.2 or newer, and requires MFA and strong passwords', () => {
+    template.hasResourceProperties('AWS::ApiGateway::DomainName', { DomainName: 'deploy.example.com', SecurityPolicy: 'TLS_1_2' });
+    template.hasResourceProperties('AWS::Cognito::UserPool', {
+      MfaConfiguration: 'ON',
+      Policies: { PasswordPolicy: { MinimumLength: 14, RequireNumbers: true, RequireSymbols: true, RequireUppercase: true, RequireLowercase: true } },
     });
   });
 
