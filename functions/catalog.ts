@@ -26,13 +26,22 @@ export interface FunctionSpec {
   signsApprovalLinks?: true;
   /** Answers approval gates (SendTaskSuccess/Failure on the pipeline). */
   answersTasks?: true;
+  /** Creates users and service clients in the identity provider (Cognito admin APIs). */
+  managesIdentities?: true;
 }
 
 const audit = { audit: 'write' } as const;
 
 export const FUNCTIONS = {
-  Authorizer: { entry: 'functions/handlers/api/authorizer.ts', description: 'JWT REQUEST authorizer', timeoutSeconds: 10, memoryMb: 256, tables: { ...audit }, verifiesTokens: true },
-  ApiAdmin: { entry: 'functions/handlers/api/admin.ts', description: 'Admin: live settings', timeoutSeconds: 29, memoryMb: 256, tables: { settings: 'write', ...audit } },
+  Authorizer: { entry: 'functions/handlers/api/authorizer.ts', description: 'JWT REQUEST authorizer', timeoutSeconds: 10, memoryMb: 256, tables: { users: 'read', ...audit }, verifiesTokens: true },
+  ApiAdmin: {
+    entry: 'functions/handlers/api/admin.ts',
+    description: 'Admin: users, service clients, live settings',
+    timeoutSeconds: 29,
+    memoryMb: 256,
+    tables: { settings: 'write', users: 'write', ...audit },
+    managesIdentities: true,
+  },
   ApiHealth: {
     entry: 'functions/handlers/api/health.ts',
     description: 'GET /health and GET /metrics',
@@ -229,6 +238,12 @@ export const ROUTES: RouteSpec[] = [
   // Email links: the signed link is the credential; GET only shows a page, POST decides.
   { method: 'GET', path: '/approvals/links/{token}', fn: 'ApiApprovals', auth: false, roles: 'public', summary: 'Email link: a confirmation page; changes nothing' },
   { method: 'POST', path: '/approvals/links/{token}', fn: 'ApiApprovals', auth: false, roles: 'public', summary: 'Email link confirmation (form post): decides once' },
+  { method: 'GET', path: '/api/v1/admin/users', fn: 'ApiAdmin', auth: true, roles: ADMINS, summary: 'Users and service clients' },
+  { method: 'POST', path: '/api/v1/admin/users', fn: 'ApiAdmin', auth: true, roles: ADMINS, summary: 'Create a user with roles' },
+  { method: 'PUT', path: '/api/v1/admin/users/{userId}/roles', fn: 'ApiAdmin', auth: true, roles: ADMINS, summary: 'Assign roles' },
+  { method: 'POST', path: '/api/v1/admin/users/{userId}/disable', fn: 'ApiAdmin', auth: true, roles: ADMINS, summary: 'Disable a user or client (refused at once)' },
+  { method: 'POST', path: '/api/v1/admin/users/{userId}/enable', fn: 'ApiAdmin', auth: true, roles: ADMINS, summary: 'Enable a user or client again' },
+  { method: 'POST', path: '/api/v1/admin/clients', fn: 'ApiAdmin', auth: true, roles: ADMINS, summary: 'Create a service client (client credentials; the secret is shown once)' },
   { method: 'GET', path: '/api/v1/admin/rate-limits', fn: 'ApiAdmin', auth: true, roles: ADMINS, summary: 'Current rate limits' },
   { method: 'PUT', path: '/api/v1/admin/rate-limits', fn: 'ApiAdmin', auth: true, roles: ADMINS, summary: 'Change rate limits live (applies within seconds, audited)' },
   { method: 'GET', path: '/api/v1/audit', fn: 'ApiAudit', auth: true, roles: ADMINS, summary: 'Audit trail by deployment, subject, category, actor or trace id, in a time range' },

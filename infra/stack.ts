@@ -198,6 +198,7 @@ export class OrchestratorStack extends Stack {
       // reference the stage URL: that would be a dependency cycle).
       if (id === 'RequestApproval') Object.assign(environment, { APPROVERS: settings.approvers, PUBLIC_API_URL: publicApiUrl });
       if (id === 'SecurityScan') environment.TRUSTED_ROOTS_PEM = settings.trustedRootsPem;
+      if (spec.managesIdentities) environment.COGNITO_USER_POOL_ID = userPool.userPoolId;
       if (spec.verifiesTokens) Object.assign(environment, { COGNITO_USER_POOL_ID: userPool.userPoolId, JWT_CLIENT_IDS: [userClient.userPoolClientId, serviceClient.userPoolClientId].join(',') });
 
       const fn = new nodejs.NodejsFunction(this, id, {
@@ -235,6 +236,22 @@ export class OrchestratorStack extends Stack {
       if (spec.publishes) {
         approverTopic.grantPublish(fn);
         notificationTopic.grantPublish(fn);
+      }
+      if (spec.managesIdentities) {
+        fn.addToRolePolicy(
+          new iam.PolicyStatement({
+            actions: [
+              'cognito-idp:AdminCreateUser',
+              'cognito-idp:AdminAddUserToGroup',
+              'cognito-idp:AdminRemoveUserFromGroup',
+              'cognito-idp:AdminDisableUser',
+              'cognito-idp:AdminEnableUser',
+              'cognito-idp:AdminUserGlobalSignOut',
+              'cognito-idp:CreateUserPoolClient',
+            ],
+            resources: [userPool.userPoolArn],
+          }),
+        );
       }
       if (spec.startsPipeline) fn.addToRolePolicy(new iam.PolicyStatement({ actions: ['states:StartExecution'], resources: [pipelineArn, rollbackArn] }));
       this.functions[id] = fn;

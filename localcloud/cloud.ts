@@ -24,6 +24,8 @@ import { LocalSns } from './sns.ts';
 import { LocalStepFunctions, ServiceError, stateMachineArn } from './stepfunctions.ts';
 import { seedDemo } from './seed.ts';
 import { fleetControl } from './fleetControl.ts';
+import { identityControl } from './identityControl.ts';
+import { PutCommand } from '@aws-sdk/lib-dynamodb';
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 export const ARTIFACT_BUCKET = 'kmod-artifacts';
@@ -222,6 +224,8 @@ export async function startLocalCloud(opts: LocalCloudOptions = {}): Promise<Loc
       res.end();
     });
     gateway.extras.set('/_local/fleet', fleetControl(fleet));
+    gateway.extras.set('/_local/identity', identityControl(issuer));
+    await registerDevUsers(ddb, tableNames.users);
     const apiUrl = await gateway.listen(opts.apiPort ?? 3000, host);
     cleanups.push(() => gateway.close());
     process.env.PUBLIC_API_URL = opts.env?.PUBLIC_API_URL ?? process.env.KMOD_PUBLIC_API_URL ?? apiUrl;
@@ -252,6 +256,23 @@ export async function startLocalCloud(opts: LocalCloudOptions = {}): Promise<Loc
   } catch (e) {
     await stop();
     throw e;
+  }
+}
+
+/** The dev users as directory entries (once: an Admin's later changes, e.g. disabling, stay). */
+async function registerDevUsers(ddb: DynamoDBDocumentClient, table: string): Promise<void> {
+  for (const user of Object.values(DEV_USERS)) {
+    try {
+      await ddb.send(
+        new PutCommand({
+          TableName: table,
+          Item: { userId: user.sub, kind: 'user', username: user.username, email: devEmail(user.username), roles: user.groups, enabled: true, createdAt: new Date().toISOString(), createdBy: 'system:local-cloud' },
+          ConditionExpression: 'attribute_not_exists(userId)',
+        }),
+      );
+    } catch (e) {
+      if ((e as { name?: string }).name !== 'ConditionalCheckFailedException') throw e;
+    }
   }
 }
 

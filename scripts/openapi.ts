@@ -16,6 +16,8 @@ import { createSchema, listSchema, rollbackSchema } from '../functions/handlers/
 import { decisionSchema } from '../functions/handlers/api/approvals.ts';
 import { registerSchema } from '../functions/handlers/api/modules.ts';
 import { querySchema } from '../functions/handlers/api/audit.ts';
+import { createClientSchema, createUserSchema, rolesSchema } from '../functions/handlers/api/admin.ts';
+import { rateLimitSettingsSchema } from '../functions/lib/rateLimits.ts';
 
 type Json = Record<string, unknown>;
 
@@ -31,6 +33,10 @@ const BODIES: Record<string, z.ZodType> = {
   'POST /api/v1/approvals/deployments/{executionId}/approve': decisionSchema,
   'POST /api/v1/approvals/deployments/{executionId}/reject': decisionSchema,
   'POST /api/v1/modules': registerSchema,
+  'POST /api/v1/admin/users': createUserSchema,
+  'PUT /api/v1/admin/users/{userId}/roles': rolesSchema,
+  'POST /api/v1/admin/clients': createClientSchema,
+  'PUT /api/v1/admin/rate-limits': rateLimitSettingsSchema,
 };
 
 const QUERIES: Record<string, z.ZodObject> = {
@@ -115,7 +121,8 @@ export function buildOpenApi(): Json {
     if (key === 'POST /api/v1/deployments') params.push({ name: 'Idempotency-Key', in: 'header', required: false, schema: { type: 'string' } });
     const body = BODIES[key];
     const html = r.path.startsWith('/approvals/links');
-    const ok = r.method === 'POST' && (r.path === '/api/v1/deployments' || r.path.endsWith('/rollback')) ? '202' : r.path === '/api/v1/modules' && r.method === 'POST' ? '201' : '200';
+    const created = r.method === 'POST' && ['/api/v1/modules', '/api/v1/admin/users', '/api/v1/admin/clients'].includes(r.path);
+    const ok = r.method === 'POST' && (r.path === '/api/v1/deployments' || r.path.endsWith('/rollback')) ? '202' : created ? '201' : '200';
     const okContent = html
       ? { 'text/html': { schema: { type: 'string' } } }
       : r.path === '/metrics'
@@ -130,7 +137,7 @@ export function buildOpenApi(): Json {
       ...(r.auth ? { security: [{ bearer: [] }] } : { security: [] }),
       ...(params.length ? { parameters: params } : {}),
       ...(body
-        ? { requestBody: { required: key === 'POST /api/v1/deployments' || key === 'POST /api/v1/modules', content: { 'application/json': { schema: schema(body) } } } }
+        ? { requestBody: { required: !key.includes('/rollback') && !key.includes('/approvals/'), content: { 'application/json': { schema: schema(body) } } } }
         : html && r.method === 'POST'
           ? { requestBody: { content: { 'application/x-www-form-urlencoded': { schema: { type: 'object', properties: { confirm: { enum: ['approve', 'reject'] }, reason: { type: 'string' } } } } } } }
           : {}),

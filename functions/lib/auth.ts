@@ -7,6 +7,7 @@ import { CognitoJwtVerifier, JwtVerifier } from 'aws-jwt-verify';
 import { SimpleJwksCache } from 'aws-jwt-verify/jwk';
 import type { JwtPayload } from 'aws-jwt-verify/jwt-model';
 import { ROLES, type Principal, type Role } from './http.ts';
+import { getEntry } from './directory.ts';
 
 /** Fetches JWKS with the platform fetch, so an http:// JWKS (local cloud) works as https does. */
 const fetcher = {
@@ -32,9 +33,9 @@ function clientIds(): string[] {
 
 function build(): Verifier {
   const jwksCache = new SimpleJwksCache({ fetcher });
-  const ids = clientIds();
   if (process.env.COGNITO_USER_POOL_ID) {
-    const v = CognitoJwtVerifier.create({ userPoolId: process.env.COGNITO_USER_POOL_ID, tokenUse: 'access', clientId: ids }, { jwksCache });
+    // The client is checked below, against the configured clients and the registered service clients.
+    const v = CognitoJwtVerifier.create({ userPoolId: process.env.COGNITO_USER_POOL_ID, tokenUse: 'access', clientId: null }, { jwksCache });
     return { verify: (t) => v.verify(t) as Promise<JwtPayload> };
   }
   const issuer = process.env.JWT_ISSUER;
@@ -45,10 +46,9 @@ function build(): Verifier {
       issuer,
       jwksUri,
       audience: null,
-      // Same rule as Cognito access tokens: token_use is "access" and client_id is one of ours.
+      // Same rule as Cognito access tokens: token_use is "access" (the client is checked below).
       customJwtCheck: ({ payload }) => {
         if (payload.token_use !== 'access') throw new Error('not an access token');
-        if (!ids.includes(String(payload.client_id))) throw new Error('token was issued to another client');
       },
     },
     { jwksCache },
@@ -61,6 +61,15 @@ export async function verifyBearer(authorization: string | undefined): Promise<P
   if (!m) throw new Error('missing bearer token');
   verifier ??= build();
   const payload = await verifier.verify(m[1]);
+  // Issued to one of our clients: a configured app client, or a registered, enabled service client.
+  const clientId = String(payload.client_id ?? '');
+  if (!clientIds().includes(clientId)) {
+    const client = await getEntry(clientId);
+    if (client?.kind !== 'client' || !client.enabled) throw new Error('token was issued to another client');
+  }
+  // A disabled principal is refused at once, whatever its token's lifetime.
+  const entry = await getEntry(String(payload.sub));
+  if (entry && !entry.enabled) throw new Error('the principal is disabled');
   const groups = (payload['cognito:groups'] as string[] | undefined) ?? [];
   // Service principals (client-credentials tokens) carry scopes, not groups.
   const scopes = String(payload.scope ?? '').split(' ');

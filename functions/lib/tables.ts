@@ -59,6 +59,8 @@ export const TABLES = {
     indexes: [{ name: 'byStatus', partitionKey: 'status', sortKey: 'requestedAt' }],
     stream: false,
   },
+  /** Users and service clients as the product knows them: roles, enabled, who created them. */
+  users: { id: 'Principals', envVar: 'USERS_TABLE', partitionKey: 'userId', indexes: [], stream: false },
   /** Fixed-window request counters for rate limits (atomic ADD, expire by TTL). */
   rateLimits: { id: 'RateLimits', envVar: 'RATE_LIMITS_TABLE', partitionKey: 'bucket', indexes: [], stream: false },
   /** Settings changed at run time by Admins (rate limits). */

@@ -184,13 +184,13 @@ describe('one deployment at a time per module and environment', () => {
 });
 
 describe('authorization matrix: every protected route, every role', () => {
-  const sample: Record<string, string> = { executionId: 'dep-000000000-000000000000', environment: 'QA', moduleName: 'demo-kernel', version: '1.0.0', token: 'x' };
+  const sample: Record<string, string> = { executionId: 'dep-000000000-000000000000', environment: 'QA', moduleName: 'demo-kernel', version: '1.0.0', token: 'x', userId: 'user-none' };
   const cases = ROUTES.filter((r) => r.roles !== 'public').flatMap((r) => ROLES.map((role) => [r.method, r.path, role, (r.roles as readonly string[]).includes(role)] as const));
 
   it.each(cases)('%s %s as %s → allowed=%s', async (method, path, role, allowed) => {
     const url = path.replace(/\{(\w+)\}/g, (_, k: string) => sample[k]);
     // An invalid body: an allowed caller gets past authorization and is stopped by validation.
-    const r = await api(cloud, method, url, { token: cloud.tokens[role], ...(method === 'POST' ? { body: { invalid: true } } : {}) });
+    const r = await api(cloud, method, url, { token: cloud.tokens[role], ...(method === 'POST' || method === 'PUT' ? { body: { invalid: true } } : {}) });
     if (allowed) expect([200, 400, 404, 409], JSON.stringify(r.body)).toContain(r.status);
     else {
       expect(r.status).toBe(403);

@@ -1,7 +1,69 @@
-import { httpApi, json, parseBody, signedIn } from '../../lib/http.ts';
+import { z } from 'zod';
+import { ROLES } from '../../domain/roles.ts';
+import { audit } from '../../lib/audit.ts';
+import { SCOPE_ROLES } from '../../lib/auth.ts';
+import { createClient, createUser, listEntries, present, setEnabled, setRoles } from '../../lib/directory.ts';
+import { httpApi, json, parseBody, parsePath, signedIn } from '../../lib/http.ts';
 import { rateLimitSettings, rateLimitSettingsSchema, setRateLimitSettings } from '../../lib/rateLimits.ts';
 
+export const createUserSchema = z
+  .object({
+    username: z.string().regex(/^[a-z][a-z0-9._-]{2,63}$/, 'must be 3-64 lower-case letters, digits, dots, dashes or underscores'),
+    email: z.email(),
+    roles: z.array(z.enum(ROLES)).min(1).max(4),
+  })
+  .strict();
+export const rolesSchema = z.object({ roles: z.array(z.enum(ROLES)).min(1).max(4) }).strict();
+export const createClientSchema = z
+  .object({
+    name: z.string().regex(/^[a-z][a-z0-9-]{2,63}$/, 'must be 3-64 lower-case letters, digits or dashes'),
+    scopes: z.array(z.enum(Object.keys(SCOPE_ROLES) as [string, ...string[]])).min(1),
+  })
+  .strict();
+const userPath = z.object({ userId: z.string().min(1).max(128) });
+
+/** Identity changes are security events. */
+const record = (actor: string, action: string, subject: string, details: Record<string, unknown>) =>
+  audit({ subject: `principal#${subject}`, category: 'security', action, actor, details });
+
 export const handler = httpApi({
+  'GET /api/v1/admin/users': async () => json(200, { items: (await listEntries()).map(present) }),
+  'POST /api/v1/admin/users': async (event, principal) => {
+    const caller = signedIn(principal);
+    const body = parseBody(event, createUserSchema);
+    const e = await createUser(body, caller.userId);
+    await record(caller.userId, 'user.created', e.userId, { username: e.username, roles: e.roles });
+    return json(201, present(e));
+  },
+  'PUT /api/v1/admin/users/{userId}/roles': async (event, principal) => {
+    const caller = signedIn(principal);
+    const { userId } = parsePath(event, userPath);
+    const { roles } = parseBody(event, rolesSchema);
+    const e = await setRoles(userId, roles);
+    await record(caller.userId, 'user.roles-changed', userId, { roles });
+    return json(200, present(e));
+  },
+  'POST /api/v1/admin/users/{userId}/disable': async (event, principal) => {
+    const caller = signedIn(principal);
+    const { userId } = parsePath(event, userPath);
+    const e = await setEnabled(userId, false);
+    await record(caller.userId, 'principal.disabled', userId, { username: e.username });
+    return json(200, present(e));
+  },
+  'POST /api/v1/admin/users/{userId}/enable': async (event, principal) => {
+    const caller = signedIn(principal);
+    const { userId } = parsePath(event, userPath);
+    const e = await setEnabled(userId, true);
+    await record(caller.userId, 'principal.enabled', userId, { username: e.username });
+    return json(200, present(e));
+  },
+  'POST /api/v1/admin/clients': async (event, principal) => {
+    const caller = signedIn(principal);
+    const body = parseBody(event, createClientSchema);
+    const { entry, clientSecret } = await createClient(body.name, body.scopes, caller.userId);
+    await record(caller.userId, 'client.created', entry.userId, { name: body.name, scopes: body.scopes });
+    return json(201, { ...present(entry), clientId: entry.userId, clientSecret });
+  },
   'GET /api/v1/admin/rate-limits': async () => json(200, await rateLimitSettings()),
   /** A change applies within seconds everywhere: containers re-read the settings every few seconds. */
   'PUT /api/v1/admin/rate-limits': async (event, principal) => {
