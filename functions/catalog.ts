@@ -164,6 +164,13 @@ export const FUNCTIONS = {
     tables: { deployments: 'write', approvals: 'write', ...audit },
     publishes: true,
   },
+  RotateKeySet: {
+    entry: 'functions/handlers/tasks/rotateKeySet.ts',
+    description: 'Secrets Manager rotation of the key-set secrets',
+    timeoutSeconds: 60,
+    memoryMb: 256,
+    tables: { ...audit },
+  },
   ListChangedEnvironments: {
     entry: 'functions/handlers/tasks/listChangedEnvironments.ts',
     description: 'Pipeline: environments to roll back after a failure',

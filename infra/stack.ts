@@ -56,6 +56,8 @@ export interface OrchestratorSettings {
   certificateArn?: string;
   /** CORS allowlist (comma-separated origins); empty means no CORS. */
   corsAllowedOrigins: string;
+  /** Days between scheduled rotations of the key-set secrets. */
+  keyRotationDays: number;
 }
 
 const attr = (name: string): dynamodb.Attribute => ({ name, type: dynamodb.AttributeType.STRING });
@@ -122,6 +124,10 @@ export class OrchestratorStack extends Stack {
         encryptionKey: key,
         description: `${name}: the generated first key, embedded in ${name}`,
         generateSecretString: { passwordLength: 48, excludePunctuation: true },
+      });
+      Validations.of(seed).acknowledge({
+        id: 'AwsSolutions-SMG4',
+        reason: 'The seed only provides the first key when the key set is created; nothing reads it afterwards, and the key set itself rotates on a schedule.',
       });
       return new secretsmanager.Secret(this, name, {
         encryptionKey: key,
@@ -256,6 +262,10 @@ export class OrchestratorStack extends Stack {
       if (spec.startsPipeline) fn.addToRolePolicy(new iam.PolicyStatement({ actions: ['states:StartExecution'], resources: [pipelineArn, rollbackArn] }));
       this.functions[id] = fn;
     }
+    // Scheduled rotation: one safe step per period (domain/keyRotation.ts scheduledRotation).
+    for (const keys of [agentKeys, approvalLinkKeys]) {
+      keys.addRotationSchedule('Rotation', { rotationLambda: this.functions.RotateKeySet, automaticallyAfter: Duration.days(settings.keyRotationDays) });
+    }
     this.functions.ApiApprovals.addToRolePolicy(new iam.PolicyStatement({ actions: ['states:SendTaskSuccess', 'states:SendTaskFailure'], resources: [pipelineArn] }));
 
     // State machines, children first: each ASL file deployed as it is.
@@ -341,7 +351,7 @@ export const ACCEPTED_NAG_FINDINGS: { match: RegExp; reason: string }[] = [
     match: /^AwsSolutions-IAM5\[Resource::arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:execution:kmod-\w+:\*\]$/,
     reason: 'Describe/stop the executions of one child state machine; execution names are not known in advance.',
   },
-  { match: /^AwsSolutions-IAM5\[Resource::\*\]$/, reason: 'X-Ray trace upload and Step Functions log delivery have no resource-level permissions.' },
+  { match: /^AwsSolutions-IAM5\[Resource::\*\]$/, reason: 'X-Ray trace upload, Step Functions log delivery and secretsmanager:GetRandomPassword (granted by CDK with each rotation schedule) have no resource-level permissions.' },
   { match: /^AwsSolutions-L1$/, reason: 'Runtime pinned to nodejs22.x deliberately: the code targets it; newer runtimes come through a reviewed change.' },
   { match: /^AwsSolutions-APIG2$/, reason: 'Each handler validates its input with zod and answers 400 with a JSON error; request validators would duplicate that.' },
   { match: /^AwsSolutions-APIG3$/, reason: 'WAF is a follow-up; stage throttling plus the in-app limits guard the API meanwhile.' },
@@ -349,11 +359,6 @@ export const ACCEPTED_NAG_FINDINGS: { match: RegExp; reason: string }[] = [
     match: /^AwsSolutions-(APIG4|COG4)$/,
     reason:
       'Public by design (GET /health, GET /metrics, signed single-use approval links), or guarded by the JWT REQUEST authorizer that verifies Cognito tokens with aws-jwt-verify (COG4 asks for a Cognito authorizer specifically).',
-  },
-  {
-    match: /^AwsSolutions-SMG4$/,
-    reason:
-      'Agent and approval-link keys rotate by prepending a key to the JSON key set (every listed key verifies during the overlap); a rotation Lambda is a tracked follow-up. The seed secrets only bootstrap the first key at creation and no function reads them.',
   },
 ];
 
@@ -386,5 +391,6 @@ export function settingsFromContext(get: (key: string) => unknown): Orchestrator
     domainName: get('domainName') as string | undefined,
     certificateArn: get('certificateArn') as string | undefined,
     corsAllowedOrigins: str('corsAllowedOrigins', ''),
+    keyRotationDays: Number(get('keyRotationDays') ?? 30),
   };
 }

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { api, startTestCloud, waitApprovingGates } from './harness.ts';
 import type { LocalCloud } from '../../localcloud/cloud.ts';
 import { rotateKeyFile } from '../../scripts/rotate-keys.ts';
-import { rotate } from '../../functions/domain/keyRotation.ts';
+import { rotate, scheduledRotation } from '../../functions/domain/keyRotation.ts';
 
 let cloud: LocalCloud;
 // Readers refresh faster than in production (agents every 5 s, Lambda containers after 2 s
@@ -52,6 +52,23 @@ describe('agent key rotation', () => {
     expect(() => rotate(one, 'promote')).toThrow(/add a key first/);
     const two = rotate(one, 'add');
     expect(() => rotate(two, 'add')).toThrow(/already under way/);
+    expect(() => rotate(two, 'retire')).toThrow(/promote the next key/);
     expect(rotate(two, 'promote').map((k) => k.id)).toEqual([two[1].id, 'a']);
+    expect(rotate(two, 'promote')[0].next).toBeUndefined();
+  });
+
+  it('advances one safe step per scheduled rotation: the signer is always a key published a period before', () => {
+    let set = scheduledRotation([{ id: 'k0', secret: 's' }]);
+    expect(set.map((k) => [k.id, !!k.next])).toEqual([['k0', false], [set[1].id, true]]);
+    const published = new Set(set.map((k) => k.id));
+    for (let period = 0; period < 4; period++) {
+      const before = new Set(set.map((k) => k.id));
+      set = scheduledRotation(set);
+      expect(before.has(set[0].id)).toBe(true); // signs only with a key every reader has had a period to learn
+      expect(set).toHaveLength(3);
+      expect(set[2].next).toBe(true);
+      for (const k of set) published.add(k.id);
+    }
+    expect(published.size).toBe(6);
   });
 });
