@@ -168,10 +168,11 @@ describe('the synthesized template', () => {
     });
   });
 
-  it('serves the custom domain with TLS 1.2 or newer, and requires MFA and strong passwords', () => {
+  it('serves the custom domain with TLS 1.2 or newer, and requires MFA, strong passwords and threat protection', () => {
     template.hasResourceProperties('AWS::ApiGateway::DomainName', { DomainName: 'deploy.example.com', SecurityPolicy: 'TLS_1_2' });
     template.hasResourceProperties('AWS::Cognito::UserPool', {
       MfaConfiguration: 'ON',
+      UserPoolAddOns: { AdvancedSecurityMode: 'ENFORCED' }, // threat protection
       Policies: { PasswordPolicy: { MinimumLength: 14, RequireNumbers: true, RequireSymbols: true, RequireUppercase: true, RequireLowercase: true } },
     });
   });
