@@ -37,7 +37,9 @@ async function measure(nodes: number, runs: number): Promise<Sample> {
     fresh: true,
     apiPort: 0,
     fleet: { Development: nodes, QA: 0, Staging: 0, Production: 0 },
-    env: { NODES_PER_BATCH: '100', AGENT_CONCURRENCY: '16' },
+    // One process hosts the orchestrator and every simulated agent: agent calls get more time than
+    // on a real network (as in test/integration/scale.test.ts).
+    env: { NODES_PER_BATCH: '100', AGENT_CONCURRENCY: '8', AGENT_TIMEOUT_MS: '120000' },
   });
   const headers = { authorization: `Bearer ${cloud.tokens.Deployer}`, 'content-type': 'application/json' };
   const wallMs: number[] = [];
