@@ -21,6 +21,7 @@ import {
   aws_certificatemanager as acm,
   aws_cognito as cognito,
   aws_dynamodb as dynamodb,
+  aws_ec2 as ec2,
   aws_iam as iam,
   aws_kms as kms,
   aws_lambda as lambda,
@@ -58,6 +59,12 @@ export interface OrchestratorSettings {
   corsAllowedOrigins: string;
   /** Days between scheduled rotations of the key-set secrets. */
   keyRotationDays: number;
+  /**
+   * The network the agents live in: functions that call agents run in these private subnets (which
+   * need a NAT gateway or VPC endpoints for DynamoDB, S3, Secrets Manager and Step Functions).
+   * Without it they run outside any VPC and reach only public agent addresses.
+   */
+  agentNetwork?: { vpcId: string; subnetIds: string[]; availabilityZones: string[] };
 }
 
 const attr = (name: string): dynamodb.Attribute => ({ name, type: dynamodb.AttributeType.STRING });
@@ -191,6 +198,19 @@ export class OrchestratorStack extends Stack {
     // Functions: environment and grants follow each catalog entry's declared needs, nothing more.
     const pipelineArn = Stack.of(this).formatArn({ service: 'states', resource: 'stateMachine', resourceName: 'kmod-Pipeline', arnFormat: ArnFormat.COLON_RESOURCE_NAME });
     const rollbackArn = Stack.of(this).formatArn({ service: 'states', resource: 'stateMachine', resourceName: 'kmod-Rollback', arnFormat: ArnFormat.COLON_RESOURCE_NAME });
+    // Agent-calling functions join the agents' network when one is given; their security group
+    // allows outbound traffic only (agents are reached by HTTP(S); AWS APIs through NAT/endpoints).
+    const agentNet = settings.agentNetwork
+      ? (() => {
+          const vpc = ec2.Vpc.fromVpcAttributes(this, 'AgentVpc', {
+            vpcId: settings.agentNetwork!.vpcId,
+            availabilityZones: settings.agentNetwork!.availabilityZones,
+            privateSubnetIds: settings.agentNetwork!.subnetIds,
+          });
+          const sg = new ec2.SecurityGroup(this, 'AgentCallers', { vpc, description: 'kmod functions that call node agents', allowAllOutbound: true });
+          return { vpc, sg };
+        })()
+      : undefined;
     for (const [id, spec] of Object.entries(FUNCTIONS) as [FunctionId, FunctionSpec][]) {
       const environment: Record<string, string> = { POWERTOOLS_SERVICE_NAME: 'kmod-orchestrator', NODE_OPTIONS: '--enable-source-maps' };
       const tables = functionTables(id);
@@ -219,6 +239,9 @@ export class OrchestratorStack extends Stack {
         tracing: lambda.Tracing.ACTIVE,
         environment,
         environmentEncryption: key,
+        ...(spec.callsAgents && agentNet
+          ? { vpc: agentNet.vpc, vpcSubnets: { subnets: agentNet.vpc.privateSubnets }, securityGroups: [agentNet.sg] }
+          : {}),
         logGroup: new logs.LogGroup(this, `${id}Logs`, { retention: logs.RetentionDays.ONE_MONTH, encryptionKey: key, removalPolicy: RemovalPolicy.DESTROY }),
         bundling: {
           format: nodejs.OutputFormat.ESM,
@@ -339,8 +362,8 @@ export class OrchestratorStack extends Stack {
  */
 export const ACCEPTED_NAG_FINDINGS: { match: RegExp; reason: string }[] = [
   {
-    match: /^AwsSolutions-IAM4\[Policy::arn:<AWS::Partition>:iam::aws:policy\/service-role\/(AWSLambdaBasicExecutionRole|AmazonAPIGatewayPushToCloudWatchLogs)\]$/,
-    reason: 'AWS-managed minimum for Lambda logging and API Gateway log delivery.',
+    match: /^AwsSolutions-IAM4\[Policy::arn:<AWS::Partition>:iam::aws:policy\/service-role\/(AWSLambdaBasicExecutionRole|AWSLambdaVPCAccessExecutionRole|AmazonAPIGatewayPushToCloudWatchLogs)\]$/,
+    reason: 'AWS-managed minimum for Lambda logging (and network interfaces for the functions in the agents\' VPC) and API Gateway log delivery.',
   },
   { match: /^AwsSolutions-IAM5\[Resource::<\w+\.Arn>\/index\/\*\]$/, reason: "CDK table grants cover the table's own GSIs (index/*) and nothing else." },
   { match: /^AwsSolutions-IAM5\[Action::kms:(ReEncrypt|GenerateDataKey)\*\]$/, reason: 'CDK KMS grants on the single data key; the wildcard spans KMS action variants, not keys.' },
@@ -392,5 +415,12 @@ export function settingsFromContext(get: (key: string) => unknown): Orchestrator
     certificateArn: get('certificateArn') as string | undefined,
     corsAllowedOrigins: str('corsAllowedOrigins', ''),
     keyRotationDays: Number(get('keyRotationDays') ?? 30),
+    agentNetwork: get('agentVpcId')
+      ? {
+          vpcId: String(get('agentVpcId')),
+          subnetIds: String(get('agentSubnetIds') ?? '').split(',').filter(Boolean),
+          availabilityZones: String(get('agentAvailabilityZones') ?? '').split(',').filter(Boolean),
+        }
+      : undefined,
   };
 }

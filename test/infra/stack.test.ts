@@ -19,6 +19,9 @@ beforeAll(() => {
   const app = new App();
   const context: Record<string, string> = {
     trustedRootsPem: 'PEM',
+    agentVpcId: 'vpc-0123456789abcdef0',
+    agentSubnetIds: 'subnet-aaaa,subnet-bbbb',
+    agentAvailabilityZones: 'us-east-1a,us-east-1b',
     domainName: 'deploy.example.com',
     certificateArn: 'arn:aws:acm:us-east-1:123456789012:certificate/0000',
   };
@@ -175,6 +178,14 @@ describe('the synthesized template', () => {
       UserPoolAddOns: { AdvancedSecurityMode: 'ENFORCED' }, // threat protection
       Policies: { PasswordPolicy: { MinimumLength: 14, RequireNumbers: true, RequireSymbols: true, RequireUppercase: true, RequireLowercase: true } },
     });
+  });
+
+  it('runs exactly the agent-calling functions in the agents\' private subnets', () => {
+    for (const [id, spec] of Object.entries(FUNCTIONS)) {
+      const [, fn] = ofType('AWS::Lambda::Function').find(([, r]) => r.Properties.FunctionName === `kmod-${id}`)!;
+      if ('callsAgents' in spec && spec.callsAgents) expect(fn.Properties.VpcConfig?.SubnetIds, id).toEqual(['subnet-aaaa', 'subnet-bbbb']);
+      else expect(fn.Properties.VpcConfig, id).toBeUndefined();
+    }
   });
 
   it('is cdk-nag (AwsSolutions) clean: every finding is fixed or acknowledged with a reason', () => {
