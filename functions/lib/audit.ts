@@ -17,6 +17,11 @@ export interface AuditEvent {
   traceId?: string;
 }
 
+/** The X-Ray trace id (`Root=1-…`) out of the Lambda trace header, so it can be searched for. */
+export function traceRoot(header: string | undefined): string | undefined {
+  return header?.split(';').find((p) => p.startsWith('Root='))?.slice(5) ?? undefined;
+}
+
 /** The audit item for an event: usable on its own or inside a transaction. */
 export function auditItem(event: AuditEvent, at = new Date()) {
   const iso = at.toISOString();
@@ -31,7 +36,7 @@ export function auditItem(event: AuditEvent, at = new Date()) {
       action: event.action,
       actor: event.actor,
       details: event.details ?? {},
-      traceId: event.traceId ?? process.env._X_AMZN_TRACE_ID,
+      traceId: event.traceId ?? traceRoot(process.env._X_AMZN_TRACE_ID),
       [TTL_ATTRIBUTE]: Math.floor(at.getTime() / 1000) + config.auditRetentionDays() * 86_400,
     },
   };

@@ -77,6 +77,10 @@ export const handler = taskHandler(
       await new Promise((r) => setTimeout(r, 500));
     }
     notes.push(`rolled back ${rolledBack} node(s) to their previous version`);
+    // The stage's count comes from the ledger, so a retried rollback neither loses nor doubles nodes.
+    const totalRolledBack = (await listBatches(executionId, environment))
+      .flatMap((b) => Object.values(b.nodes))
+      .filter((n) => n.status === 'RolledBack' && !n.message?.startsWith('left alone')).length;
     if (skipped.length) notes.push(`left ${skipped.length} node(s) changed since: ${skipped.join(', ')}`);
     const stage = d.stages[environment];
     const finishedAt = new Date().toISOString();
@@ -87,7 +91,7 @@ export const handler = taskHandler(
         status: stuck.length ? 'Failed' : 'RolledBack',
         finishedAt,
         durationMs: stage?.startedAt ? Date.parse(finishedAt) - Date.parse(stage.startedAt) : undefined,
-        nodesRolledBack: (stage?.nodesRolledBack ?? 0) + rolledBack,
+        nodesRolledBack: totalRolledBack,
         message: [cause.message, ...notes, ...(stuck.length ? [`rollback FAILED on ${stuck.join('; ')}`] : [])].join('; '),
       },
       onDemand || cascaded ? { actor: requestedBy } : { failure: { stage: environment, code: cause.code, message: cause.message } },
