@@ -38,6 +38,8 @@ function sendGateway(res: ServerResponse, g: GatewayResponse, message?: string) 
 export class LocalApiGateway {
   private readonly routes = ROUTES.map(compile);
   private server?: Server;
+  /** Until the local cloud is fully up (seeded, cloud.json written), /health answers 503. */
+  ready = false;
   /** Extra pages the local cloud serves beside the API (none on AWS). */
   readonly extras = new Map<string, (req: IncomingMessage, res: ServerResponse) => void>();
 
@@ -67,6 +69,10 @@ export class LocalApiGateway {
     const url = new URL(req.url ?? '/', 'http://api.local');
     for (const [prefix, serve] of this.extras) if (url.pathname.startsWith(prefix)) return serve(req, res);
     const method = (req.method ?? 'GET').toUpperCase();
+    if (!this.ready && url.pathname === '/health') {
+      res.writeHead(503, { 'content-type': 'application/json', 'retry-after': '1' });
+      return void res.end(JSON.stringify({ status: 'starting' }));
+    }
     const candidates = this.routes.filter((r) => r.regex.test(url.pathname));
     const route = candidates.find((r) => r.method === method);
     if (!route) return sendGateway(res, gatewayResponse('MISSING_AUTHENTICATION_TOKEN'), `no route for ${method} ${url.pathname}`);

@@ -45,6 +45,8 @@ export interface LocalCloudOptions {
   /** Extra handler settings (shrunken waits and thresholds in tests). */
   env?: Record<string, string>;
   log?: (line: string) => void;
+  /** Write the cloud.json contract here before /health turns healthy. */
+  cloudFile?: string;
 }
 
 export interface CloudFile {
@@ -252,6 +254,9 @@ export async function startLocalCloud(opts: LocalCloudOptions = {}): Promise<Loc
       startupMs: Date.now() - started,
       stop,
     };
+    if (opts.cloudFile) writeCloudFile(cloud, opts.cloudFile);
+    gateway.ready = true;
+    cloud.startupMs = Date.now() - started;
     return cloud;
   } catch (e) {
     await stop();

@@ -1,22 +1,28 @@
 /** `npm start`: run the embedded local cloud until Ctrl-C. */
-import { startLocalCloud, writeCloudFile } from './cloud.ts';
+import { join } from 'node:path';
+import { ROOT, startLocalCloud } from './cloud.ts';
 
 const args = new Set(process.argv.slice(2));
 if (args.has('--help')) {
-  console.log('usage: npm start [-- --fresh]\n  --fresh   wipe .local/ (tables, fleet state, mailbox, keys) first\nenv: PORT (API port, default 3000), HOST (default 127.0.0.1), LOG_LEVEL');
+  console.log('usage: npm start [-- --fresh]\n  --fresh   wipe .local/ (tables, fleet state, mailbox, keys) first\nenv: PORT (API port, default 3000), HOST (default 127.0.0.1), LOG_LEVEL, KMOD_DATA_DIR (default .local)');
   process.exit(0);
 }
 
+// KMOD_DATA_DIR moves .local/ elsewhere (several clouds on one machine, tests of this CLI).
+const dataDir = process.env.KMOD_DATA_DIR ?? join(ROOT, '.local');
 const cloud = await startLocalCloud({
+  dataDir,
   fresh: args.has('--fresh'),
   apiPort: process.env.PORT ? Number(process.env.PORT) : 3000,
   host: process.env.HOST,
   log: (l) => console.log(`  ${l}`),
+  // Written before /health turns healthy: a script that waits for /health can read it at once.
+  cloudFile: join(dataDir, 'cloud.json'),
 }).catch((e: Error) => {
   console.error(`local cloud failed to start: ${e.message}`);
   process.exit(1);
 });
-const file = writeCloudFile(cloud);
+const file = join(dataDir, 'cloud.json');
 const nodes = cloud.fleet.nodes.size;
 console.log(`
 kmod-orchestrator local cloud is up (${(cloud.startupMs / 1000).toFixed(1)} s)

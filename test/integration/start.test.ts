@@ -1,0 +1,46 @@
+/** `npm start` as a person or a script uses it: wait for cloud.json and /health, call the API, Ctrl-C. */
+import { spawn, execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+
+const javaProcessesFor = (dir: string) => {
+  try {
+    return execFileSync('pgrep', ['-f', join(dir, 'dynamodb')], { encoding: 'utf8' }).trim().split('\n').filter(Boolean);
+  } catch {
+    return []; // pgrep exits 1 when nothing matches
+  }
+};
+
+describe('npm start', () => {
+  it('writes .local/cloud.json with working tokens, serves /health, and Ctrl-C leaves no process behind', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kmod-start-'));
+    const child = spawn(process.execPath, ['--import', 'tsx', 'localcloud/main.ts'], { env: { ...process.env, PORT: '0', KMOD_DATA_DIR: dir }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    child.stdout.on('data', (d) => (output += d));
+    child.stderr.on('data', (d) => (output += d));
+    const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+    const file = join(dir, 'cloud.json');
+    for (let i = 0; i < 300 && !existsSync(file); i++) await new Promise((r) => setTimeout(r, 100));
+    expect(existsSync(file), output).toBe(true);
+    const cloud = JSON.parse(readFileSync(file, 'utf8')) as { apiUrl: string; mailboxUrl: string; tokens: Record<string, string> };
+    expect(Object.keys(cloud.tokens).sort()).toEqual(['Admin', 'Approver', 'Deployer', 'Viewer']);
+    let health = 0;
+    for (let i = 0; i < 50 && health !== 200; i++) {
+      health = (await fetch(`${cloud.apiUrl}/health`)).status;
+      if (health !== 200) await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(health).toBe(200);
+    const clusters = await fetch(`${cloud.apiUrl}/api/v1/clusters`, { headers: { authorization: `Bearer ${cloud.tokens.Viewer}` } });
+    expect(clusters.status).toBe(200);
+    expect((await fetch(cloud.mailboxUrl)).status).toBe(200);
+    expect(javaProcessesFor(dir).length).toBeGreaterThan(0);
+
+    child.kill('SIGINT');
+    expect(await exited).toBe(0);
+    await new Promise((r) => setTimeout(r, 500));
+    expect(javaProcessesFor(dir)).toEqual([]);
+    await expect(fetch(`${cloud.apiUrl}/health`)).rejects.toThrow();
+  });
+});
