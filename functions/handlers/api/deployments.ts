@@ -1,6 +1,6 @@
 import { randomBytes, createHash } from 'node:crypto';
 import { StartExecutionCommand } from '@aws-sdk/client-sfn';
-import { GetCommand, TransactWriteCommand } from '@aws-sdk/lib-dynamodb';
+import { GetCommand, TransactWriteCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { z } from 'zod';
 import { initialStages, newExecutionId, orderedStages, TERMINAL_STATUSES, type DeploymentRecord } from '../../domain/deployment.ts';
 import { changedEnvironments } from '../../lib/changes.ts';
@@ -167,17 +167,11 @@ async function create(event: Parameters<typeof parseBody>[0], principal: Princip
       }),
     );
     await dynamo().send(
-      new TransactWriteCommand({
-        TransactItems: [
-          {
-            Update: {
-              TableName: tableName('deployments'),
-              Key: { executionId },
-              UpdateExpression: 'SET executionArn = :arn',
-              ExpressionAttributeValues: { ':arn': started.executionArn },
-            },
-          },
-        ],
+      new UpdateCommand({
+        TableName: tableName('deployments'),
+        Key: { executionId },
+        UpdateExpression: 'SET executionArn = :arn',
+        ExpressionAttributeValues: { ':arn': started.executionArn },
       }),
     );
   } catch (e) {
