@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { Context } from 'aws-lambda';
-import { FUNCTIONS, type FunctionId } from '../functions/catalog.ts';
+import { FUNCTIONS, type FunctionId, type FunctionSpec } from '../functions/catalog.ts';
 
 export const ACCOUNT = '000000000000';
 export const REGION = 'us-east-1';
@@ -32,7 +32,7 @@ export const functionName = (id: FunctionId) => `kmod-${id}`;
 export const functionArn = (id: FunctionId) => `arn:aws:lambda:${REGION}:${ACCOUNT}:function:${functionName(id)}`;
 
 export class LocalLambda {
-  private readonly handlers = new Map<string, Handler>();
+  private readonly handlers = new Map<string, { handler: Handler; spec: FunctionSpec }>();
   invocations = 0;
 
   constructor(private readonly root: string) {}
@@ -41,16 +41,16 @@ export class LocalLambda {
     for (const [id, spec] of Object.entries(FUNCTIONS)) {
       const mod = (await import(pathToFileURL(resolve(this.root, spec.entry)).href)) as { handler: Handler };
       if (typeof mod.handler !== 'function') throw new Error(`${spec.entry} exports no handler`);
-      this.handlers.set(functionName(id as FunctionId), mod.handler);
+      this.handlers.set(functionName(id as FunctionId), { handler: mod.handler, spec });
     }
   }
 
   /** Invoke by name or ARN; resolves with the result or rejects with a LambdaFunctionError. */
   async invoke(nameOrArn: string, event: unknown): Promise<unknown> {
     const name = nameOrArn.startsWith('arn:') ? nameOrArn.split(':')[6] : nameOrArn;
-    const handler = this.handlers.get(name);
-    if (!handler) throw new LambdaFunctionError({ errorType: 'ResourceNotFoundException', errorMessage: `Function not found: ${nameOrArn}`, trace: [] });
-    const spec = Object.values(FUNCTIONS).find((_, i) => functionName(Object.keys(FUNCTIONS)[i] as FunctionId) === name)!;
+    const fn = this.handlers.get(name);
+    if (!fn) throw new LambdaFunctionError({ errorType: 'ResourceNotFoundException', errorMessage: `Function not found: ${nameOrArn}`, trace: [] });
+    const { handler, spec } = fn;
     const started = Date.now();
     const requestId = randomUUID();
     const context: Context = {

@@ -283,13 +283,9 @@ export class LocalStepFunctions {
             push(ev.type, ts, { mapIterationEventDetails: { name: ev.parentState ? (ev.parentState as { name: string }).name : undefined, index: ev.index } });
             break;
           case 'ExecutionSucceeded':
-            push('ExecutionSucceeded', ts);
-            break;
           case 'ExecutionFailed':
-            push('ExecutionFailed', ts);
-            break;
           case 'ExecutionAborted':
-            push('ExecutionAborted', ts);
+            push(ev.type, ts);
             break;
           case 'ExecutionTimeout':
             push('ExecutionTimedOut', ts);
@@ -322,10 +318,7 @@ export class LocalStepFunctions {
 
   private expireToken(token: string): void {
     const w = this.waiting.get(token);
-    if (!w) return;
-    clearTimeout(w.timer);
-    this.waiting.delete(token);
-    this.expiredTokens.add(token);
+    if (w) this.settle(token, w);
   }
 
   private expireTokensOf(executionArn: string): void {
@@ -348,18 +341,21 @@ export class LocalStepFunctions {
     } catch {
       throw new ServiceError('InvalidOutput', 'Invalid Output: not JSON');
     }
-    clearTimeout(w.timer);
-    this.waiting.delete(token);
-    this.expiredTokens.add(token); // a token answers once
+    this.settle(token, w);
     w.resolve(parsed);
     return {};
   }
 
-  sendTaskFailure(token: string, error?: string, cause?: string): Record<string, never> {
-    const w = this.takeToken(token);
+  /** A token answers once: forget it and refuse it from now on. */
+  private settle(token: string, w: WaitingTask): void {
     clearTimeout(w.timer);
     this.waiting.delete(token);
     this.expiredTokens.add(token);
+  }
+
+  sendTaskFailure(token: string, error?: string, cause?: string): Record<string, never> {
+    const w = this.takeToken(token);
+    this.settle(token, w);
     const e = new Error(cause ?? '');
     e.name = error ?? 'States.TaskFailed';
     w.reject(e);

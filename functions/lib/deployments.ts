@@ -105,15 +105,25 @@ export interface DeploymentUpdate {
  */
 export async function updateDeploymentAudited(executionId: string, update: DeploymentUpdate, event: AuditEvent): Promise<boolean> {
   try {
-    await dynamo().send(
-      new TransactWriteCommand({
-        TransactItems: [{ Update: { TableName: tableName('deployments'), Key: { executionId }, ...update } }, { Put: auditItem(event) }],
-      }),
-    );
+    await dynamo().send(new TransactWriteCommand({ TransactItems: auditedUpdateItems(executionId, update, event) }));
     return true;
   } catch (e) {
     if (isConditionFailure(e)) return false;
     throw e;
+  }
+}
+
+/** The two transaction items of an audited deployment update, for callers that add their own. */
+export function auditedUpdateItems(executionId: string, update: DeploymentUpdate, event: AuditEvent) {
+  return [{ Update: { TableName: tableName('deployments'), Key: { executionId }, ...update } }, { Put: auditItem(event) }];
+}
+
+/** Run a conditional write whose failed condition means "nothing to do" (someone else holds it, a retry). */
+export async function ignoreConditionFailure(write: Promise<unknown>): Promise<void> {
+  try {
+    await write;
+  } catch (e) {
+    if (!isConditionFailure(e)) throw e;
   }
 }
 
@@ -172,7 +182,7 @@ export async function updateStage(
 export async function setDeploymentStatus(
   executionId: string,
   status: DeploymentStatus,
-  opts: { actor?: string; failure?: DeploymentRecord['failure']; extra?: Record<string, unknown> } = {},
+  opts: { actor?: string; failure?: DeploymentRecord['failure'] } = {},
 ): Promise<boolean> {
   const now = new Date().toISOString();
   const values: Record<string, unknown> = { ':now': now, ':status': status, ...terminalValues };
@@ -181,10 +191,6 @@ export async function setDeploymentStatus(
   if (opts.failure) {
     values[':failure'] = opts.failure;
     sets.push('failure = if_not_exists(failure, :failure)');
-  }
-  for (const [k, v] of Object.entries(opts.extra ?? {})) {
-    values[`:x_${k}`] = v;
-    sets.push(`${k} = :x_${k}`);
   }
   return updateDeploymentAudited(
     executionId,
@@ -199,7 +205,7 @@ export async function setDeploymentStatus(
       category: 'deployment',
       action: `deployment.${status.toLowerCase()}`,
       actor: opts.actor ?? 'system:pipeline',
-      details: { status, ...(opts.failure ? { failure: opts.failure } : {}), ...(opts.extra ?? {}) },
+      details: { status, ...(opts.failure ? { failure: opts.failure } : {}) },
     },
   );
 }

@@ -79,10 +79,6 @@ export async function createUser(u: { username: string; email: string; roles: Ro
   return entry;
 }
 
-export async function registerEntry(entry: DirectoryEntry): Promise<void> {
-  await dynamo().send(new PutCommand({ TableName: tableName('users'), Item: entry }));
-}
-
 async function requireEntry(userId: string): Promise<DirectoryEntry> {
   const e = await getEntry(userId);
   if (!e) throw new AppError('NotFound', `no user or client ${userId}`, 404);

@@ -7,7 +7,7 @@ import { DeleteCommand, GetCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb'
 import type { Environment } from '../domain/environments.ts';
 import { dynamo } from './aws.ts';
 import { config } from './config.ts';
-import { isConditionFailure } from './deployments.ts';
+import { ignoreConditionFailure } from './deployments.ts';
 import { tableName } from './tables.ts';
 
 export const lockKey = (moduleName: string, environment: Environment) => `${moduleName}#${environment}`;
@@ -39,9 +39,9 @@ export async function getLock(moduleName: string, environment: Environment): Pro
 /** Extend our leases; a lock someone else holds now is left alone. */
 export async function renewLocks(moduleName: string, environments: Environment[], executionId: string, seconds = config.lockLeaseSeconds()): Promise<void> {
   await Promise.all(
-    environments.map(async (environment) => {
-      try {
-        await dynamo().send(
+    environments.map((environment) =>
+      ignoreConditionFailure(
+        dynamo().send(
           new UpdateCommand({
             TableName: tableName('locks'),
             Key: { lockKey: lockKey(moduleName, environment) },
@@ -49,29 +49,25 @@ export async function renewLocks(moduleName: string, environments: Environment[]
             ConditionExpression: 'executionId = :me',
             ExpressionAttributeValues: { ':e': nowSeconds() + seconds, ':me': executionId },
           }),
-        );
-      } catch (e) {
-        if (!isConditionFailure(e)) throw e;
-      }
-    }),
+        ),
+      ),
+    ),
   );
 }
 
 export async function releaseLocks(moduleName: string, environments: Environment[], executionId: string): Promise<void> {
   await Promise.all(
-    environments.map(async (environment) => {
-      try {
-        await dynamo().send(
+    environments.map((environment) =>
+      ignoreConditionFailure(
+        dynamo().send(
           new DeleteCommand({
             TableName: tableName('locks'),
             Key: { lockKey: lockKey(moduleName, environment) },
             ConditionExpression: 'executionId = :me',
             ExpressionAttributeValues: { ':me': executionId },
           }),
-        );
-      } catch (e) {
-        if (!isConditionFailure(e)) throw e;
-      }
-    }),
+        ),
+      ),
+    ),
   );
 }

@@ -13,7 +13,7 @@ import { DEPLOYMENT_STATUSES } from '../../domain/deployment.ts';
 import { auditItem, deploymentSubject } from '../../lib/audit.ts';
 import { dynamo, stepFunctions } from '../../lib/aws.ts';
 import { config } from '../../lib/config.ts';
-import { getDeployment, listDeployments, newDeploymentItem, setDeploymentStatus } from '../../lib/deployments.ts';
+import { auditedUpdateItems, getDeployment, listDeployments, newDeploymentItem, setDeploymentStatus } from '../../lib/deployments.ts';
 import { decodeCursor, encodeCursor, httpApi, json, parseBody, parsePath, parseQuery, signedIn, type Principal } from '../../lib/http.ts';
 import { getModuleVersion } from '../../lib/modules.ts';
 import { tableName, TTL_ATTRIBUTE } from '../../lib/tables.ts';
@@ -232,26 +232,17 @@ async function rollback(event: Parameters<typeof parseBody>[0], principal: Princ
     await dynamo().send(
       new TransactWriteCommand({
         TransactItems: [
-          {
-            Update: {
-              TableName: tableName('deployments'),
-              Key: { executionId },
+          ...auditedUpdateItems(
+            executionId,
+            {
               UpdateExpression: 'SET #rollback = :r, updatedAt = :now',
               // Exactly one rollback at a time: the first request wins.
               ConditionExpression: 'attribute_not_exists(#rollback) OR #rollback.#status = :failed',
               ExpressionAttributeNames: { '#rollback': 'rollback', '#status': 'status' },
               ExpressionAttributeValues: { ':r': { status: 'Running', requestedBy: caller.userId, requestedAt: now, reason: body?.reason }, ':now': now, ':failed': 'Failed' },
             },
-          },
-          {
-            Put: auditItem({
-              subject: deploymentSubject(executionId),
-              category: 'deployment',
-              action: 'rollback.requested',
-              actor: caller.userId,
-              details: { reason: body?.reason, environments },
-            }),
-          },
+            { subject: deploymentSubject(executionId), category: 'deployment', action: 'rollback.requested', actor: caller.userId, details: { reason: body?.reason, environments } },
+          ),
           // The rollback holds the module's locks, so no new deployment of it starts meanwhile.
           ...environmentsUpTo(d.targetEnvironment).map((env) => ({ Put: acquireLockItem(d.moduleName, env, executionId) })),
         ],
