@@ -188,7 +188,7 @@ export async function startLocalCloud(opts: LocalCloudOptions = {}): Promise<Loc
     };
     Object.assign(process.env, env);
 
-    const pki = await (await import('../scripts/lib/pki.ts')).loadOrCreatePki(join(dataDir, 'pki'));
+    const pki = await (await import('./devPki.ts')).loadOrCreatePki(join(dataDir, 'pki'));
     process.env.TRUSTED_ROOTS_PEM = opts.env?.TRUSTED_ROOTS_PEM ?? pki.rootCertPem;
 
     const dynamoClient = new DynamoDBClient({});

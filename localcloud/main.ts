@@ -34,7 +34,7 @@ kmod-orchestrator local cloud is up (${(cloud.startupMs / 1000).toFixed(1)} s)
   Fleet        ${nodes} simulated nodes
   Tokens       ${file}  (Admin, Deployer, Viewer, Approver)
 
-Try:  TOKEN=$(node -p "require('./.local/cloud.json').tokens.Deployer")
+Try:  TOKEN=$(node -p "require(process.argv[1]).tokens.Deployer" ${JSON.stringify(file)})
       curl -s ${cloud.apiUrl}/api/v1/clusters -H "authorization: Bearer $TOKEN"
 
 Ctrl-C stops everything.`);

@@ -2,7 +2,7 @@
  * The demo the README walks through: `demo-kernel` 1.0.0 (already on every node) and 1.1.0
  * (registered, not deployed), both signed by the local dev PKI, registered through the API.
  */
-import { signedModuleVersion, type DevPki } from '../scripts/lib/pki.ts';
+import { signedModuleVersion, type DevPki } from './devPki.ts';
 
 export function demoArtifact(version: string): Buffer {
   // Deterministic bytes: the same version always has the same digest.

@@ -467,5 +467,3 @@ function page<T>(items: T[], body: Record<string, unknown>, key: string) {
   const next = start + max < items.length ? Buffer.from(String(start + max)).toString('base64') : undefined;
   return { [key]: slice, nextToken: next };
 }
-
-export type { LambdaFunctionError };

@@ -9,7 +9,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { createDevPki, savePki } from './lib/pki.ts';
+import { createDevPki, savePki } from '../localcloud/devPki.ts';
 
 const { values } = parseArgs({ options: { dir: { type: 'string', default: '.local/pki' }, rsa: { type: 'boolean', default: false }, force: { type: 'boolean', default: false } } });
 if (existsSync(join(values.dir, 'signer-key.pem')) && !values.force) {

@@ -12,7 +12,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { loadPki, signedModuleVersion } from './lib/pki.ts';
+import { loadPki, signedModuleVersion } from '../localcloud/devPki.ts';
 
 const { values } = parseArgs({
   options: {

@@ -81,11 +81,6 @@ export interface HealthReport {
   metrics: MetricsReport;
 }
 
-export interface AgentError {
-  code: string;
-  message: string;
-}
-
 export function bodyDigest(body: string): string {
   return createHash('sha256').update(body).digest('hex');
 }

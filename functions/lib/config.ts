@@ -1,4 +1,4 @@
-/** Settings that handlers read from their environment, with the defaults the brief gives. */
+/** Settings that handlers read from their environment, with the product's documented defaults. */
 function num(name: string, fallback: number): number {
   const raw = process.env[name];
   if (raw === undefined || raw === '') return fallback;
@@ -72,3 +72,13 @@ export const config = {
   /** Hosts or CIDRs that agent addresses must fall in (SSRF guard). */
   agentAllowedHosts: () => (process.env.AGENT_ALLOWED_HOSTS ?? '').split(',').map((s) => s.trim()).filter(Boolean),
 };
+
+/** The node health limits shared by the batch health checks and the final Validation stage. */
+export function healthThresholds() {
+  return {
+    maxCpuPercent: config.healthMaxCpuPercent(),
+    maxMemoryPercent: config.healthMaxMemoryPercent(),
+    maxErrorRatePercent: config.healthMaxErrorRatePercent(),
+    maxHeartbeatAgeSeconds: config.heartbeatMaxAgeSeconds(),
+  };
+}

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { agentVersions, api, startTestCloud, waitForDeployment } from './harness.ts';
 import type { LocalCloud } from '../../localcloud/cloud.ts';
-import { loadPki, signedModuleVersion } from '../../scripts/lib/pki.ts';
+import { loadPki, signedModuleVersion } from '../../localcloud/devPki.ts';
 import { demoArtifact } from '../../localcloud/seed.ts';
 import { join } from 'node:path';
 import { ARTIFACT_BUCKET } from '../../localcloud/cloud.ts';

@@ -2,12 +2,11 @@ import { z } from 'zod';
 import { StageRejection } from '../../domain/errors.ts';
 import { judgeNodeHealth } from '../../domain/health.ts';
 import { agentClient, mapLimit } from '../../lib/agentClient.ts';
-import { config } from '../../lib/config.ts';
+import { config, healthThresholds } from '../../lib/config.ts';
 import { listNodes, recordNodeHealth } from '../../lib/nodes.ts';
 import { runStage } from '../../lib/stages.ts';
 import { targetedNodeIds } from '../../lib/changes.ts';
 import { executionIdSchema, taskHandler } from '../../lib/task.ts';
-import { healthThresholds } from './verifyBatch.ts';
 
 /** Validation: the final health of every node in every environment this deployment touched. */
 export const handler = taskHandler(z.object({ executionId: executionIdSchema }), ({ executionId }) =>

@@ -1,21 +1,12 @@
 import { AppError } from '../../domain/errors.ts';
 import { judgeNodeHealth } from '../../domain/health.ts';
 import { agentClient, mapLimit } from '../../lib/agentClient.ts';
-import { config } from '../../lib/config.ts';
+import { config, healthThresholds } from '../../lib/config.ts';
 import { requireDeployment } from '../../lib/deployments.ts';
 import { batchInput } from '../../lib/environmentStage.ts';
 import { getNodes } from '../../lib/nodes.ts';
 import { abortPlan, getBatch } from '../../lib/targets.ts';
 import { taskHandler } from '../../lib/task.ts';
-
-export function healthThresholds() {
-  return {
-    maxCpuPercent: config.healthMaxCpuPercent(),
-    maxMemoryPercent: config.healthMaxMemoryPercent(),
-    maxErrorRatePercent: config.healthMaxErrorRatePercent(),
-    maxHeartbeatAgeSeconds: config.heartbeatMaxAgeSeconds(),
-  };
-}
 
 /**
  * Health check of one deployed batch: every node healthy, within thresholds, on the new version.

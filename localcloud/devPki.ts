@@ -7,8 +7,8 @@ import * as x509 from '@peculiar/x509';
 import { createHash, createSign, webcrypto } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { canonicalManifest, type Manifest } from '../../functions/domain/manifest.ts';
-import type { ModuleSignature, SignatureAlgorithm } from '../../functions/domain/signature.ts';
+import { canonicalManifest, type Manifest } from '../functions/domain/manifest.ts';
+import type { ModuleSignature, SignatureAlgorithm } from '../functions/domain/signature.ts';
 
 x509.cryptoProvider.set(webcrypto as unknown as Crypto);
 
