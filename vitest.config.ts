@@ -11,5 +11,12 @@ export default defineConfig({
     // CI asks for a machine-readable result beside the usual output (.ci/run prints a summary).
     reporters: process.env.VITEST_JSON ? ['default', 'json'] : ['default'],
     outputFile: process.env.VITEST_JSON ? { json: process.env.VITEST_JSON } : undefined,
+    // `npm run coverage` (and so `npm test`) prints coverage of the product code; no threshold is set.
+    coverage: {
+      provider: 'v8',
+      include: ['functions/**/*.ts', 'localcloud/**/*.ts', 'infra/**/*.ts', 'scripts/**/*.ts'],
+      reporter: ['text-summary', 'text'],
+      reportsDirectory: 'coverage',
+    },
   },
 });
