@@ -214,11 +214,16 @@ export interface RouteSpec {
   /** Whether API Gateway's JWT authorizer guards the route (false: /health, /metrics, email links). */
   auth: boolean;
   /**
-   * Who may call it: the authorization matrix, in one place (enforced by lib/http.ts for every
-   * route; docs/security/authorization.md lists it). Approvers are further limited to their
+   * Who may call it: the authorization matrix, in one place (enforced by lib/middleware/authorize.ts
+   * for every route; docs/security/authorization.md lists it). Approvers are further limited to their
    * environments' approver lists, and nobody approves their own deployment (domain/approvals.ts).
    */
   roles: readonly Role[] | 'public';
+  /**
+   * Which limits a call counts against (lib/middleware/rateLimit.ts): absent, the per-address limit;
+   * 'deployments' / 'metrics', that per-user limit too; 'none', no limit (liveness probes).
+   */
+  rateLimit?: 'none' | 'deployments' | 'metrics';
   /** One line for the OpenAPI document. */
   summary: string;
 }
@@ -227,17 +232,17 @@ const DEPLOYERS: readonly Role[] = ['Deployer', 'Admin'];
 const APPROVERS: readonly Role[] = ['Approver', 'Admin'];
 const ADMINS: readonly Role[] = ['Admin'];
 
-export const ROUTES: RouteSpec[] = [
-  { method: 'GET', path: '/health', fn: 'ApiHealth', auth: false, roles: 'public', summary: 'Liveness (no dependencies touched)' },
+export const ROUTES = [
+  { method: 'GET', path: '/health', fn: 'ApiHealth', auth: false, roles: 'public', rateLimit: 'none', summary: 'Liveness (no dependencies touched)' },
   // Prometheus scrape target: aggregate counts only, no identifiers.
   { method: 'GET', path: '/metrics', fn: 'ApiHealth', auth: false, roles: 'public', summary: 'Prometheus metrics: recent deployments by status, nodes per environment, pending approvals' },
-  { method: 'POST', path: '/api/v1/deployments', fn: 'ApiDeployments', auth: true, roles: DEPLOYERS, summary: 'Request a deployment of a module version up to an environment (honours Idempotency-Key)' },
+  { method: 'POST', path: '/api/v1/deployments', fn: 'ApiDeployments', auth: true, roles: DEPLOYERS, rateLimit: 'deployments', summary: 'Request a deployment of a module version up to an environment (honours Idempotency-Key)' },
   { method: 'GET', path: '/api/v1/deployments', fn: 'ApiDeployments', auth: true, roles: READERS, summary: 'List deployments, newest first, with filters and a cursor' },
   { method: 'GET', path: '/api/v1/deployments/{executionId}', fn: 'ApiDeployments', auth: true, roles: READERS, summary: 'A deployment: status, each stage with strategy, timings, node counts, messages' },
   { method: 'POST', path: '/api/v1/deployments/{executionId}/rollback', fn: 'ApiDeployments', auth: true, roles: DEPLOYERS, summary: 'Roll a finished deployment back on demand' },
   { method: 'GET', path: '/api/v1/clusters', fn: 'ApiClusters', auth: true, roles: READERS, summary: 'Every environment: strategy, node counts, module versions, blue-green colour' },
   { method: 'GET', path: '/api/v1/clusters/{environment}', fn: 'ApiClusters', auth: true, roles: READERS, summary: 'One environment with its nodes (refresh=true polls every agent now)' },
-  { method: 'GET', path: '/api/v1/clusters/{environment}/metrics', fn: 'ApiClusters', auth: true, roles: READERS, summary: 'Cluster averages, total requests/s and per-node figures' },
+  { method: 'GET', path: '/api/v1/clusters/{environment}/metrics', fn: 'ApiClusters', auth: true, roles: READERS, rateLimit: 'metrics', summary: 'Cluster averages, total requests/s and per-node figures' },
   { method: 'GET', path: '/api/v1/approvals/pending', fn: 'ApiApprovals', auth: true, roles: READERS, summary: 'Approval gates waiting for a decision' },
   { method: 'GET', path: '/api/v1/approvals/deployments/{executionId}', fn: 'ApiApprovals', auth: true, roles: READERS, summary: 'The approvals of a deployment' },
   { method: 'POST', path: '/api/v1/approvals/deployments/{executionId}/approve', fn: 'ApiApprovals', auth: true, roles: APPROVERS, summary: 'Approve the pending gate (Admin, or an approver of that environment; never the requester)' },
@@ -258,7 +263,7 @@ export const ROUTES: RouteSpec[] = [
   { method: 'GET', path: '/api/v1/modules', fn: 'ApiModules', auth: true, roles: READERS, summary: 'Registered modules and their versions' },
   { method: 'GET', path: '/api/v1/modules/{moduleName}/versions', fn: 'ApiModules', auth: true, roles: READERS, summary: 'Versions of a module, newest first' },
   { method: 'GET', path: '/api/v1/modules/{moduleName}/versions/{version}', fn: 'ApiModules', auth: true, roles: READERS, summary: 'One module version' },
-];
+] as const satisfies readonly RouteSpec[];
 
 export interface StateMachineSpec {
   file: string;

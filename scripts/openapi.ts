@@ -172,7 +172,7 @@ export function buildAuthorizationDoc(): string {
     '# Authorization matrix',
     '',
     'Generated from `ROUTES` in `functions/catalog.ts` (`npm run openapi`), the one place the rules live;',
-    '`lib/http.ts` enforces them for every route and `test/integration/api-edge.test.ts` checks every',
+    '`lib/middleware/authorize.ts` enforces them for every route and `test/integration/api-edge.test.ts` checks every',
     'route with every role. Beyond the matrix: approvers decide only for environments whose approver',
     'list names them (Admins always may), nobody decides their own deployment, and service clients get',
     'the role of their OAuth scope (`kmod/deploy` → Deployer, `kmod/read` → Viewer).',

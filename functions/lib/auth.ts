@@ -6,7 +6,7 @@
 import { CognitoJwtVerifier, JwtVerifier } from 'aws-jwt-verify';
 import { SimpleJwksCache } from 'aws-jwt-verify/jwk';
 import type { JwtPayload } from 'aws-jwt-verify/jwt-model';
-import { ROLES, type Principal, type Role } from './http.ts';
+import { ROLES, type Principal, type Role } from '../domain/roles.ts';
 import { getEntry } from './directory.ts';
 
 /** Fetches JWKS with the platform fetch, so an http:// JWKS (local cloud) works as https does. */

@@ -3,7 +3,8 @@ import { ROLES } from '../../domain/roles.ts';
 import { audit } from '../../lib/audit.ts';
 import { SCOPE_ROLES } from '../../lib/auth.ts';
 import { createClient, createUser, listEntries, present, setEnabled, setRoles } from '../../lib/directory.ts';
-import { httpApi, json, parseBody, parsePath, signedIn } from '../../lib/http.ts';
+import { apiHandler, json } from '../../lib/http.ts';
+import { parseBody, parsePath } from '../../lib/parse.ts';
 import { rateLimitSettings, rateLimitSettingsSchema, setRateLimitSettings } from '../../lib/rateLimits.ts';
 
 export const createUserSchema = z
@@ -26,39 +27,34 @@ const userPath = z.object({ userId: z.string().min(1).max(128) });
 const record = (actor: string, action: string, subject: string, details: Record<string, unknown>) =>
   audit({ subject: `principal#${subject}`, category: 'security', action, actor, details });
 
-export const handler = httpApi({
+export const handler = apiHandler({
   'GET /api/v1/admin/users': async () => json(200, { items: (await listEntries()).map(present) }),
-  'POST /api/v1/admin/users': async (event, principal) => {
-    const caller = signedIn(principal);
+  'POST /api/v1/admin/users': async (event, caller) => {
     const body = parseBody(event, createUserSchema);
     const e = await createUser(body, caller.userId);
     await record(caller.userId, 'user.created', e.userId, { username: e.username, roles: e.roles });
     return json(201, present(e));
   },
-  'PUT /api/v1/admin/users/{userId}/roles': async (event, principal) => {
-    const caller = signedIn(principal);
+  'PUT /api/v1/admin/users/{userId}/roles': async (event, caller) => {
     const { userId } = parsePath(event, userPath);
     const { roles } = parseBody(event, rolesSchema);
     const e = await setRoles(userId, roles);
     await record(caller.userId, 'user.roles-changed', userId, { roles });
     return json(200, present(e));
   },
-  'POST /api/v1/admin/users/{userId}/disable': async (event, principal) => {
-    const caller = signedIn(principal);
+  'POST /api/v1/admin/users/{userId}/disable': async (event, caller) => {
     const { userId } = parsePath(event, userPath);
     const e = await setEnabled(userId, false);
     await record(caller.userId, 'principal.disabled', userId, { username: e.username });
     return json(200, present(e));
   },
-  'POST /api/v1/admin/users/{userId}/enable': async (event, principal) => {
-    const caller = signedIn(principal);
+  'POST /api/v1/admin/users/{userId}/enable': async (event, caller) => {
     const { userId } = parsePath(event, userPath);
     const e = await setEnabled(userId, true);
     await record(caller.userId, 'principal.enabled', userId, { username: e.username });
     return json(200, present(e));
   },
-  'POST /api/v1/admin/clients': async (event, principal) => {
-    const caller = signedIn(principal);
+  'POST /api/v1/admin/clients': async (event, caller) => {
     const body = parseBody(event, createClientSchema);
     const { entry, clientSecret } = await createClient(body.name, body.scopes, caller.userId);
     await record(caller.userId, 'client.created', entry.userId, { name: body.name, scopes: body.scopes });
@@ -66,8 +62,7 @@ export const handler = httpApi({
   },
   'GET /api/v1/admin/rate-limits': async () => json(200, await rateLimitSettings()),
   /** A change applies within seconds everywhere: containers re-read the settings every few seconds. */
-  'PUT /api/v1/admin/rate-limits': async (event, principal) => {
-    const caller = signedIn(principal);
+  'PUT /api/v1/admin/rate-limits': async (event, caller) => {
     const value = parseBody(event, rateLimitSettingsSchema);
     await setRateLimitSettings(value, caller.userId);
     return json(200, value);

@@ -5,7 +5,9 @@ import { ENVIRONMENTS } from '../../domain/environments.ts';
 import { AppError, notFound } from '../../domain/errors.ts';
 import { applyDecision, approvalsOf, getApproval, pendingApprovals, presentApproval } from '../../lib/approvals.ts';
 import { getDeployment } from '../../lib/deployments.ts';
-import { httpApi, json, parseBody, parsePath, signedIn, type Principal } from '../../lib/http.ts';
+import type { Principal } from '../../domain/roles.ts';
+import { apiHandler, json } from '../../lib/http.ts';
+import { parseBody, parsePath } from '../../lib/parse.ts';
 import { approvalLinkKeys } from '../../lib/secrets.ts';
 
 const idSchema = z.object({ executionId: z.string().regex(/^dep-[a-z0-9]{9}-[a-f0-9]{12}$/, 'is not a deployment id') });
@@ -14,8 +16,7 @@ export const decisionSchema = z
   .strict()
   .optional();
 
-async function decideViaApi(event: APIGatewayProxyEvent, principal: Principal | undefined, decision: Decision) {
-  const caller = signedIn(principal);
+async function decideViaApi(event: APIGatewayProxyEvent, caller: Principal, decision: Decision) {
   const { executionId } = parsePath(event, idSchema);
   const body = parseBody(event, decisionSchema);
   if (!(await getDeployment(executionId))) throw notFound(`deployment ${executionId}`);
@@ -111,19 +112,17 @@ async function useLink(event: APIGatewayProxyEvent) {
   }
 }
 
-export const handler = httpApi({
-  'GET /api/v1/approvals/pending': async (_event, principal) => {
-    signedIn(principal);
+export const handler = apiHandler({
+  'GET /api/v1/approvals/pending': async () => {
     return json(200, { items: (await pendingApprovals()).map(presentApproval) });
   },
-  'GET /api/v1/approvals/deployments/{executionId}': async (event, principal) => {
-    signedIn(principal);
+  'GET /api/v1/approvals/deployments/{executionId}': async (event) => {
     const { executionId } = parsePath(event, idSchema);
     if (!(await getDeployment(executionId))) throw notFound(`deployment ${executionId}`);
     return json(200, { executionId, items: (await approvalsOf(executionId)).map(presentApproval) });
   },
-  'POST /api/v1/approvals/deployments/{executionId}/approve': (event, principal) => decideViaApi(event, principal, 'approve'),
-  'POST /api/v1/approvals/deployments/{executionId}/reject': (event, principal) => decideViaApi(event, principal, 'reject'),
+  'POST /api/v1/approvals/deployments/{executionId}/approve': (event, caller) => decideViaApi(event, caller, 'approve'),
+  'POST /api/v1/approvals/deployments/{executionId}/reject': (event, caller) => decideViaApi(event, caller, 'reject'),
   'GET /approvals/links/{token}': (event) => showLink(event),
   'POST /approvals/links/{token}': (event) => useLink(event),
 });

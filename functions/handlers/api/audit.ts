@@ -2,7 +2,9 @@ import { QueryCommand, type QueryCommandInput } from '@aws-sdk/lib-dynamodb';
 import { z } from 'zod';
 import { AppError } from '../../domain/errors.ts';
 import { dynamo } from '../../lib/aws.ts';
-import { decodeCursor, encodeCursor, httpApi, json, parseQuery } from '../../lib/http.ts';
+import { decodeCursor, encodeCursor } from '../../lib/cursor.ts';
+import { apiHandler, json } from '../../lib/http.ts';
+import { parseQuery } from '../../lib/parse.ts';
 import { tableName } from '../../lib/tables.ts';
 
 export const querySchema = z
@@ -26,7 +28,7 @@ export const querySchema = z
  * The audit trail, by deployment (or any subject), category, actor or trace id, within an
  * optional time range, oldest first. Every key is time-ordered (`sk` starts with the ISO time).
  */
-export const handler = httpApi({
+export const handler = apiHandler({
   'GET /api/v1/audit': async (event) => {
     const q = parseQuery(event, querySchema);
     const [index, key, value] = q.deploymentId

@@ -3,13 +3,15 @@
  * result can be cached per token) and the caller's identity as context; anything else is
  * `Unauthorized`, which API Gateway turns into a 401.
  */
+import middy from '@middy/core';
+import httpHeaderNormalizer from '@middy/http-header-normalizer';
 import type { APIGatewayAuthorizerResult, APIGatewayRequestAuthorizerEvent } from 'aws-lambda';
 import { verifyBearer } from '../../lib/auth.ts';
 import { logger } from '../../lib/telemetry.ts';
 import { audit } from '../../lib/audit.ts';
 
-export async function handler(event: APIGatewayRequestAuthorizerEvent): Promise<APIGatewayAuthorizerResult> {
-  const header = Object.entries(event.headers ?? {}).find(([k]) => k.toLowerCase() === 'authorization')?.[1];
+async function authorize(event: APIGatewayRequestAuthorizerEvent): Promise<APIGatewayAuthorizerResult> {
+  const header = event.headers?.authorization;
   let principal;
   try {
     principal = await verifyBearer(header);
@@ -37,3 +39,6 @@ export async function handler(event: APIGatewayRequestAuthorizerEvent): Promise<
     context: { userId: principal.userId, username: principal.username, roles: principal.roles.join(',') },
   };
 }
+
+// Header names arrive in any case; the normalizer lower-cases them.
+export const handler = middy<APIGatewayRequestAuthorizerEvent, APIGatewayAuthorizerResult>(authorize).use(httpHeaderNormalizer());

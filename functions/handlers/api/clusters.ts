@@ -3,7 +3,8 @@ import { ENVIRONMENTS, ENVIRONMENT_PROFILES, type Environment } from '../../doma
 import { AppError } from '../../domain/errors.ts';
 import { agentClient, mapLimit } from '../../lib/agentClient.ts';
 import { config } from '../../lib/config.ts';
-import { httpApi, json, parsePath, parseQuery, signedIn } from '../../lib/http.ts';
+import { apiHandler, json } from '../../lib/http.ts';
+import { parsePath, parseQuery } from '../../lib/parse.ts';
 import { listNodes, recordNodeHealth, type NodeRecord } from '../../lib/nodes.ts';
 import { getCluster, type ClusterRecord } from '../../lib/trafficRouter.ts';
 import { averageMetrics } from '../../domain/canary.ts';
@@ -68,22 +69,19 @@ function mergeModules(n: NodeRecord, reported: Record<string, { version: string;
   return Object.fromEntries(Object.entries(reported).map(([m, s]) => [m, { version: s.version, previousVersion: s.previousVersion, updatedAt: s.loadedAt }]));
 }
 
-export const handler = httpApi({
-  'GET /api/v1/clusters': async (_event, principal) => {
-    signedIn(principal);
+export const handler = apiHandler({
+  'GET /api/v1/clusters': async () => {
     const clusters = await Promise.all(ENVIRONMENTS.map(async (e) => summary(e, await listNodes(e), await getCluster(e))));
     return json(200, { items: clusters });
   },
-  'GET /api/v1/clusters/{environment}': async (event, principal) => {
-    signedIn(principal);
+  'GET /api/v1/clusters/{environment}': async (event) => {
     const { environment } = parsePath(event, z.object({ environment: z.enum(ENVIRONMENTS) }));
     const { refresh: live } = parseQuery(event, z.object({ refresh: z.enum(['true', 'false']).optional() }).strict());
     let nodes = await listNodes(environment);
     if (live === 'true') nodes = await refresh(environment, nodes);
     return json(200, { ...summary(environment, nodes, await getCluster(environment)), nodes: nodes.map(presentNode) });
   },
-  'GET /api/v1/clusters/{environment}/metrics': async (event, principal) => {
-    signedIn(principal);
+  'GET /api/v1/clusters/{environment}/metrics': async (event) => {
     const { environment } = parsePath(event, z.object({ environment: z.enum(ENVIRONMENTS) }));
     parseQuery(event, z.object({}).strict());
     const nodes = await listNodes(environment);

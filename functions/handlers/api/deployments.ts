@@ -14,7 +14,10 @@ import { auditItem, deploymentSubject } from '../../lib/audit.ts';
 import { dynamo, stepFunctions } from '../../lib/aws.ts';
 import { config } from '../../lib/config.ts';
 import { auditedUpdateItems, getDeployment, listDeployments, newDeploymentItem, setDeploymentStatus } from '../../lib/deployments.ts';
-import { decodeCursor, encodeCursor, httpApi, json, parseBody, parsePath, parseQuery, signedIn, type Principal } from '../../lib/http.ts';
+import type { Principal } from '../../domain/roles.ts';
+import { decodeCursor, encodeCursor } from '../../lib/cursor.ts';
+import { apiHandler, json } from '../../lib/http.ts';
+import { parseBody, parsePath, parseQuery } from '../../lib/parse.ts';
 import { getModuleVersion } from '../../lib/modules.ts';
 import { tableName, TTL_ATTRIBUTE } from '../../lib/tables.ts';
 
@@ -61,14 +64,9 @@ export function presentDeployment(d: DeploymentRecord) {
   };
 }
 
-function header(event: { headers: Record<string, string | undefined> | null }, name: string): string | undefined {
-  return Object.entries(event.headers ?? {}).find(([k]) => k.toLowerCase() === name.toLowerCase())?.[1];
-}
-
-async function create(event: Parameters<typeof parseBody>[0], principal: Principal | undefined) {
-  const caller = signedIn(principal);
+async function create(event: Parameters<typeof parseBody>[0], caller: Principal) {
   const body = parseBody(event, createSchema);
-  const rawKey = header(event, 'Idempotency-Key');
+  const rawKey = event.headers?.['idempotency-key'];
   const key = rawKey === undefined ? undefined : idempotencyKeySchema.safeParse(rawKey);
   if (key && !key.success) throw new AppError('ValidationError', key.error.issues[0].message);
   const bodyHash = createHash('sha256').update(JSON.stringify(body)).digest('hex');
@@ -212,8 +210,7 @@ async function replay(idemKey: string, bodyHash: string) {
 
 export const rollbackSchema = z.object({ reason: z.string().min(1).max(500).optional() }).strict().optional();
 
-async function rollback(event: Parameters<typeof parseBody>[0], principal: Principal | undefined) {
-  const caller = signedIn(principal);
+async function rollback(event: Parameters<typeof parseBody>[0], caller: Principal) {
   const { executionId } = parsePath(event, idSchema);
   const body = parseBody(event, rollbackSchema);
   const d = await getDeployment(executionId);
@@ -269,11 +266,10 @@ async function rollback(event: Parameters<typeof parseBody>[0], principal: Princ
   return json(202, { executionId, rollback: { status: 'Running', environments, requestedBy: caller.userId, requestedAt: now }, links: { self: `/api/v1/deployments/${executionId}` } });
 }
 
-export const handler = httpApi({
+export const handler = apiHandler({
   'POST /api/v1/deployments/{executionId}/rollback': rollback,
   'POST /api/v1/deployments': create,
-  'GET /api/v1/deployments': async (event, principal) => {
-    signedIn(principal);
+  'GET /api/v1/deployments': async (event) => {
     const q = parseQuery(event, listSchema);
     const cursor = decodeCursor(q.cursor);
     const page = await listDeployments({ ...q, cursor });
@@ -282,8 +278,7 @@ export const handler = httpApi({
       nextCursor: encodeCursor(page.cursor),
     });
   },
-  'GET /api/v1/deployments/{executionId}': async (event, principal) => {
-    signedIn(principal);
+  'GET /api/v1/deployments/{executionId}': async (event) => {
     const { executionId } = parsePath(event, idSchema);
     const d = await getDeployment(executionId);
     if (!d) throw notFound(`deployment ${executionId}`);

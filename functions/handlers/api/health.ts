@@ -2,7 +2,7 @@ import { QueryCommand } from '@aws-sdk/lib-dynamodb';
 import { DEPLOYMENT_STATUSES } from '../../domain/deployment.ts';
 import { ENVIRONMENTS } from '../../domain/environments.ts';
 import { dynamo } from '../../lib/aws.ts';
-import { httpApi, json } from '../../lib/http.ts';
+import { apiHandler, json } from '../../lib/http.ts';
 import { tableName } from '../../lib/tables.ts';
 
 /** How far back /metrics counts deployments. */
@@ -19,7 +19,7 @@ async function count(input: ConstructorParameters<typeof QueryCommand>[0]): Prom
   return n;
 }
 
-export const handler = httpApi({
+export const handler = apiHandler({
   /** Liveness for load balancers and `npm start`: no dependency touched. */
   'GET /health': async () => json(200, { status: 'ok', service: 'kmod-orchestrator', time: new Date().toISOString() }),
 

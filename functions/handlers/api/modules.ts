@@ -7,7 +7,8 @@ import { SIGNATURE_ALGORITHMS } from '../../domain/signature.ts';
 import { auditItem } from '../../lib/audit.ts';
 import { dynamo } from '../../lib/aws.ts';
 import { isConditionFailure } from '../../lib/deployments.ts';
-import { httpApi, json, parseBody, parsePath, signedIn } from '../../lib/http.ts';
+import { apiHandler, json } from '../../lib/http.ts';
+import { parseBody, parsePath } from '../../lib/parse.ts';
 import { artifactKey, getModuleVersion, listModuleVersions, newModuleVersionItem, putArtifact, type ModuleVersionRecord } from '../../lib/modules.ts';
 import { tableName } from '../../lib/tables.ts';
 
@@ -34,9 +35,8 @@ function present(m: ModuleVersionRecord) {
   };
 }
 
-export const handler = httpApi({
-  'POST /api/v1/modules': async (event, principal) => {
-    const caller = signedIn(principal);
+export const handler = apiHandler({
+  'POST /api/v1/modules': async (event, caller) => {
     const body = parseBody(event, registerSchema, MAX_MODULE_BODY_BYTES);
     const { manifest } = body;
     const artifact = Buffer.from(body.artifactBase64, 'base64');
@@ -85,8 +85,7 @@ export const handler = httpApi({
     }
     return json(201, present(record), { location: `/api/v1/modules/${manifest.name}/versions/${manifest.version}` });
   },
-  'GET /api/v1/modules': async (_event, principal) => {
-    signedIn(principal);
+  'GET /api/v1/modules': async () => {
     const names = new Map<string, string[]>();
     let cursor: Record<string, unknown> | undefined;
     do {
@@ -98,15 +97,13 @@ export const handler = httpApi({
     } while (cursor);
     return json(200, { items: [...names].sort(([a], [b]) => a.localeCompare(b)).map(([moduleName, versions]) => ({ moduleName, versions })) });
   },
-  'GET /api/v1/modules/{moduleName}/versions': async (event, principal) => {
-    signedIn(principal);
+  'GET /api/v1/modules/{moduleName}/versions': async (event) => {
     const { moduleName } = parsePath(event, z.object({ moduleName: moduleNameSchema }));
     const versions = await listModuleVersions(moduleName);
     if (versions.length === 0) throw notFound(`module ${moduleName}`);
     return json(200, { moduleName, items: versions.map(present) });
   },
-  'GET /api/v1/modules/{moduleName}/versions/{version}': async (event, principal) => {
-    signedIn(principal);
+  'GET /api/v1/modules/{moduleName}/versions/{version}': async (event) => {
     const { moduleName, version } = parsePath(event, z.object({ moduleName: moduleNameSchema, version: semverSchema }));
     const m = await getModuleVersion(moduleName, version);
     if (!m) throw notFound(`module version ${moduleName}@${version}`);
