@@ -9,5 +9,7 @@ export function allowedOrigins(setting = process.env.CORS_ALLOWED_ORIGINS): stri
 /** Undefined when no origin is allowed: then no CORS headers at all. */
 export function cors(origins = allowedOrigins()): ApiMiddleware | undefined {
   if (!origins.length) return undefined;
-  return httpCors({ origins, headers: 'Authorization,Content-Type,Idempotency-Key', vary: 'Origin' }) as ApiMiddleware;
+  // `vary` is honoured by @middy/http-cors 6 but missing from its typings; one allowed origin needs it too.
+  const options = { origins, headers: 'Authorization,Content-Type,Idempotency-Key', vary: 'Origin' };
+  return httpCors(options) as ApiMiddleware;
 }

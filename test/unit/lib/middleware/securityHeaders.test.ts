@@ -7,7 +7,7 @@ const answer = (contentType: string) => run([securityHeaders()], async () => ({ 
 describe('securityHeaders', () => {
   it('puts the transport and sniffing headers on every answer, errors included', async () => {
     const r = await answer('application/json');
-    expect(r.headers).toMatchObject({ 'Strict-Transport-Security': 'max-age=15552000; includeSubDomains', 'X-Content-Type-Options': 'nosniff', 'Referrer-Policy': 'no-referrer' });
+    expect(r.headers).toMatchObject({ 'Strict-Transport-Security': 'max-age=15552000; includeSubDomains; preload', 'X-Content-Type-Options': 'nosniff', 'Referrer-Policy': 'no-referrer' });
     expect(r.headers).not.toHaveProperty('Content-Security-Policy');
     expect(r.headers).not.toHaveProperty('X-Frame-Options');
     const failed = await run([securityHeaders(), asAnswer], async () => Promise.reject(new Error('x')))(event());
