@@ -28,12 +28,20 @@ export interface FunctionSpec {
   answersTasks?: true;
   /** Creates users and service clients in the identity provider (Cognito admin APIs). */
   managesIdentities?: true;
+  /** The API's REQUEST authorizer (exactly one function). */
+  authorizesRequests?: true;
+  /** Mails approval requests with signed links: gets the approver lists and the public API URL. */
+  mailsApprovalLinks?: true;
+  /** Checks module signatures against the trusted signing roots (gets the roots PEM). */
+  verifiesModuleSignatures?: true;
+  /** The Secrets Manager rotation function of the key-set secrets (exactly one function). */
+  rotatesKeySets?: true;
 }
 
 const audit = { audit: 'write' } as const;
 
 export const FUNCTIONS = {
-  Authorizer: { entry: 'functions/handlers/api/authorizer.ts', description: 'JWT REQUEST authorizer', timeoutSeconds: 10, memoryMb: 256, tables: { users: 'read', ...audit }, verifiesTokens: true },
+  Authorizer: { entry: 'functions/handlers/api/authorizer.ts', description: 'JWT REQUEST authorizer', timeoutSeconds: 10, memoryMb: 256, tables: { users: 'read', ...audit }, verifiesTokens: true, authorizesRequests: true },
   ApiAdmin: {
     entry: 'functions/handlers/api/admin.ts',
     description: 'Admin: users, service clients, live settings',
@@ -68,7 +76,7 @@ export const FUNCTIONS = {
   },
   Build: { entry: 'functions/handlers/tasks/build.ts', description: 'Pipeline: Build', timeoutSeconds: 300, memoryMb: 1024, tables: { deployments: 'write', modules: 'read', locks: 'write', ...audit }, artifacts: 'read' },
   Test: { entry: 'functions/handlers/tasks/test.ts', description: 'Pipeline: Test', timeoutSeconds: 60, memoryMb: 512, tables: { deployments: 'write', modules: 'read', locks: 'write', ...audit } },
-  SecurityScan: { entry: 'functions/handlers/tasks/securityScan.ts', description: 'Pipeline: Security scan', timeoutSeconds: 60, memoryMb: 512, tables: { deployments: 'write', modules: 'read', locks: 'write', ...audit } },
+  SecurityScan: { entry: 'functions/handlers/tasks/securityScan.ts', description: 'Pipeline: Security scan', timeoutSeconds: 60, memoryMb: 512, tables: { deployments: 'write', modules: 'read', locks: 'write', ...audit }, verifiesModuleSignatures: true },
   PlanEnvironment: {
     entry: 'functions/handlers/tasks/planEnvironment.ts',
     description: 'Strategy: plan batches',
@@ -155,6 +163,7 @@ export const FUNCTIONS = {
     tables: { deployments: 'write', approvals: 'write', nodes: 'read', locks: 'write', ...audit },
     publishes: true,
     signsApprovalLinks: true,
+    mailsApprovalLinks: true,
   },
   CloseGate: {
     entry: 'functions/handlers/tasks/closeGate.ts',
@@ -170,6 +179,7 @@ export const FUNCTIONS = {
     timeoutSeconds: 60,
     memoryMb: 256,
     tables: { ...audit },
+    rotatesKeySets: true,
   },
   ListChangedEnvironments: {
     entry: 'functions/handlers/tasks/listChangedEnvironments.ts',
@@ -305,4 +315,24 @@ export function functionTables(id: FunctionId): Partial<Record<TableKey, Access>
     own.audit = 'write';
   }
   return own;
+}
+
+/**
+ * The state machines in creation order: each after the ones it starts (its ARN is substituted into
+ * theirs), otherwise in declaration order.
+ */
+export function stateMachineOrder<Id extends string>(machines: Record<Id, { stateMachines: readonly Id[] }>): Id[] {
+  const order: Id[] = [];
+  const visiting = new Set<Id>();
+  const visit = (id: Id, from: Id[]): void => {
+    if (order.includes(id)) return;
+    if (visiting.has(id)) throw new Error(`state machines start each other in a cycle: ${[...from, id].join(' -> ')}`);
+    if (!(id in machines)) throw new Error(`state machine ${from.at(-1)} starts ${id}, which the catalog does not declare`);
+    visiting.add(id);
+    for (const child of machines[id].stateMachines) visit(child, [...from, id]);
+    visiting.delete(id);
+    order.push(id);
+  };
+  for (const id of Object.keys(machines) as Id[]) visit(id, []);
+  return order;
 }

@@ -5,7 +5,8 @@ import { App, type CfnElement } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import type { IConstruct } from 'constructs';
 import { AwsSolutionsChecks } from 'cdk-nag';
-import { FUNCTIONS, ROUTES, STATE_MACHINES } from '../../functions/catalog.ts';
+import { FUNCTIONS, ROUTES, STATE_MACHINES, type FunctionSpec } from '../../functions/catalog.ts';
+import { ROLES } from '../../functions/domain/roles.ts';
 import { TABLES } from '../../functions/lib/tables.ts';
 import { OrchestratorStack, settingsFromContext } from '../../infra/stack.ts';
 
@@ -192,4 +193,79 @@ describe('the synthesized template', () => {
     const report = new AwsSolutionsChecks().validateScope(stack);
     expect(report.violations.map((v) => `${v.ruleName} ${v.violatingResources.map((r) => r.constructPath).join(', ')}`)).toEqual([]);
   });
+
+  it('keeps the logical IDs the stateful resources had before the stack was split into constructs', () => {
+    // A changed logical ID makes CloudFormation replace the resource: a new, empty table, bucket or
+    // user pool, new keys. These are the IDs of the flat stack that users have deployed.
+    expect(Object.fromEntries(Object.entries(stack.tables).map(([k, t]) => [k, logicalIdOf(t)]))).toEqual({
+      deployments: 'Deployments7DB91225',
+      idempotency: 'IdempotencyC15CBC33',
+      audit: 'Audit3D8ADE0A',
+      nodes: 'Nodes66C30434',
+      modules: 'Modules4DFF54DF',
+      approvals: 'Approvals8537C562',
+      users: 'Principals34489DF8',
+      rateLimits: 'RateLimits2BA5B3CC',
+      settings: 'Settings1CCB6159',
+      clusters: 'Clusters3E3F57D1',
+      locks: 'LocksF3C5D457',
+      targets: 'DeploymentTargets1FE9D628',
+    });
+    const stateful: Record<string, string[]> = {
+      'AWS::KMS::Key': ['DataKey17AFBB84'],
+      'AWS::S3::Bucket': ['AccessLogs8B620ECA', 'Artifacts82DD59A1'],
+      'AWS::Cognito::UserPool': ['Users0A0EEA89'],
+      'AWS::Cognito::UserPoolClient': ['UsersWebClient8EE36D42', 'UsersServiceClient41566C6E'],
+      'AWS::SecretsManager::Secret': ['AgentKeysSeed9C51BE8A', 'AgentKeys3E14DDF1', 'ApprovalLinkKeysSeed8EB44D86', 'ApprovalLinkKeysAD9C0A10'],
+      'AWS::SNS::Topic': ['ApproverTopicF946C21A', 'NotificationTopicEB7A0DF1'],
+    };
+    for (const [type, ids] of Object.entries(stateful)) expect(ofType(type).map(([id]) => id).sort(), type).toEqual([...ids].sort());
+    // Named resources cannot be replaced in place either (the new one's name is taken).
+    for (const id of Object.keys(FUNCTIONS)) expect(logicalIdOf(stack.functions[id as keyof typeof FUNCTIONS]), id).toMatch(new RegExp(`^${id}[0-9A-F]{8}$`));
+    for (const id of Object.keys(STATE_MACHINES)) expect(ofType('AWS::StepFunctions::StateMachine').map(([l]) => l).some((l) => new RegExp(`^${id}StateMachine[0-9A-F]{8}$`).test(l)), id).toBe(true);
+  });
+
+  it('creates one Cognito group per domain role, named as the role', () => {
+    const groups = ofType('AWS::Cognito::UserPoolGroup');
+    expect(groups.map(([, g]) => g.Properties.GroupName).sort()).toEqual([...ROLES].sort());
+    // Logical IDs as before (Group<Role>): a renamed group would be dropped with its members.
+    expect(groups.map(([id]) => id).sort()).toEqual(ROLES.map((r) => `Group${r}`).sort());
+  });
+
+  it('gives the trusted roots, the approver lists and the public URL only to the functions whose catalog flags ask for them', () => {
+    for (const [id, raw] of Object.entries(FUNCTIONS)) {
+      const spec = raw as FunctionSpec;
+      const env = resources[logicalIdOf(stack.functions[id as keyof typeof FUNCTIONS])].Properties.Environment.Variables as Record<string, unknown>;
+      expect('TRUSTED_ROOTS_PEM' in env, id).toBe(Boolean(spec.verifiesModuleSignatures));
+      expect('APPROVERS' in env && 'PUBLIC_API_URL' in env, id).toBe(Boolean(spec.mailsApprovalLinks));
+      expect('APPROVERS' in env || 'PUBLIC_API_URL' in env, id).toBe(Boolean(spec.mailsApprovalLinks));
+    }
+    expect(resources[logicalIdOf(stack.functions.SecurityScan)].Properties.Environment.Variables.TRUSTED_ROOTS_PEM).toBe('PEM');
+  });
+
+  it('rotates both key sets with the rotatesKeySets function, and authorizes with the authorizesRequests function', () => {
+    const [[rotator]] = Object.entries(FUNCTIONS).filter(([, s]) => (s as FunctionSpec).rotatesKeySets);
+    const schedules = ofType('AWS::SecretsManager::RotationSchedule');
+    expect(schedules).toHaveLength(2);
+    for (const [, s] of schedules) expect(logicalIdsIn(s.Properties.RotationLambdaARN)).toEqual(new Set([logicalIdOf(stack.functions[rotator as keyof typeof FUNCTIONS])]));
+    const [[authorizerFn]] = Object.entries(FUNCTIONS).filter(([, s]) => (s as FunctionSpec).authorizesRequests);
+    const [[, authorizer]] = ofType('AWS::ApiGateway::Authorizer');
+    expect(logicalIdsIn(authorizer.Properties.AuthorizerUri)).toContain(logicalIdOf(stack.functions[authorizerFn as keyof typeof FUNCTIONS]));
+  });
+
+  it('lets only answersTasks functions settle task tokens, on the pipeline only', () => {
+    const settles = (fnId: keyof typeof FUNCTIONS) => {
+      const role = logicalIdOf(stack.functions[fnId].role!);
+      return ofType('AWS::IAM::Policy')
+        .filter(([, p]) => (p.Properties.Roles as { Ref: string }[]).some((r) => r.Ref === role))
+        .flatMap(([, p]) => p.Properties.PolicyDocument.Statement as { Action: string | string[]; Resource: unknown }[])
+        .filter((st) => [st.Action].flat().includes('states:SendTaskSuccess'));
+    };
+    for (const [id, spec] of Object.entries(FUNCTIONS)) {
+      const statements = settles(id as keyof typeof FUNCTIONS);
+      expect(statements.length, id).toBe((spec as FunctionSpec).answersTasks ? 1 : 0);
+      for (const st of statements) expect(JSON.stringify(st.Resource), id).toContain('stateMachine:kmod-Pipeline');
+    }
+  });
 });
+

@@ -1,0 +1,75 @@
+/** The REST API: stage, optional custom domain, the catalog's routes behind the JWT authorizer. */
+import { Duration, Stack, aws_apigateway as apigw, aws_certificatemanager as acm, aws_kms as kms, aws_lambda as lambda, aws_logs as logs } from 'aws-cdk-lib';
+import type { Construct } from 'constructs';
+import { ROUTES, type FunctionId } from '../../functions/catalog.ts';
+import { GATEWAY_RESPONSES } from '../../functions/gatewayResponses.ts';
+import type { OrchestratorSettings } from '../settings.ts';
+import { Layer } from './layer.ts';
+
+export interface HttpApiProps {
+  settings: Pick<OrchestratorSettings, 'throttleRateLimit' | 'throttleBurstLimit' | 'corsAllowedOrigins' | 'domainName' | 'certificateArn' | 'publicApiUrl'>;
+  key: kms.IKey;
+}
+
+/**
+ * The RestApi and the authorizer are children of the stack, not of this layer: CDK names the
+ * authorizer and every route's Lambda permission after their construct paths (Names.uniqueId),
+ * which the layer-free logical IDs cannot preserve; under the layer all of those would be renamed
+ * or replaced on the next deploy.
+ */
+export class HttpApi extends Layer {
+  readonly api: apigw.RestApi;
+  /** Base URL of links in emails: the setting, else the custom domain, else the stage URL. */
+  readonly publicUrl: string;
+
+  constructor(scope: Construct, id: string, { settings, key }: HttpApiProps) {
+    super(scope, id);
+    this.api = new apigw.RestApi(Stack.of(this), 'Api', {
+      restApiName: 'kmod-orchestrator',
+      cloudWatchRole: true,
+      deployOptions: {
+        stageName: 'v1',
+        tracingEnabled: true,
+        throttlingRateLimit: settings.throttleRateLimit,
+        throttlingBurstLimit: settings.throttleBurstLimit,
+        loggingLevel: apigw.MethodLoggingLevel.ERROR,
+        accessLogDestination: new apigw.LogGroupLogDestination(new logs.LogGroup(this, 'ApiAccessLogs', { retention: logs.RetentionDays.ONE_YEAR, encryptionKey: key })),
+        accessLogFormat: apigw.AccessLogFormat.jsonWithStandardFields(),
+      },
+      defaultCorsPreflightOptions: settings.corsAllowedOrigins
+        ? { allowOrigins: settings.corsAllowedOrigins.split(',').map((s) => s.trim()), allowHeaders: ['Authorization', 'Content-Type', 'Idempotency-Key'] }
+        : undefined,
+      disableExecuteApiEndpoint: false,
+    });
+    if (settings.domainName && settings.certificateArn) {
+      this.api.addDomainName('Domain', {
+        domainName: settings.domainName,
+        certificate: acm.Certificate.fromCertificateArn(this, 'Certificate', settings.certificateArn),
+        securityPolicy: apigw.SecurityPolicy.TLS_1_2,
+        endpointType: apigw.EndpointType.REGIONAL,
+      });
+    }
+    this.publicUrl = settings.publicApiUrl ?? (settings.domainName ? `https://${settings.domainName}` : this.api.url.replace(/\/$/, ''));
+  }
+
+  /** Routes from the catalog; API Gateway's own errors answer in the product's JSON shape. */
+  serve(functions: Record<FunctionId, lambda.IFunction>, authorizerFn: lambda.IFunction): void {
+    const authorizer = new apigw.RequestAuthorizer(Stack.of(this), 'JwtAuthorizer', {
+      handler: authorizerFn,
+      identitySources: [apigw.IdentitySource.header('Authorization')],
+      resultsCacheTtl: Duration.minutes(5),
+    });
+    for (const route of ROUTES) {
+      const resource = this.api.root.resourceForPath(route.path);
+      resource.addMethod(route.method, new apigw.LambdaIntegration(functions[route.fn]), route.auth ? { authorizer, authorizationType: apigw.AuthorizationType.CUSTOM } : { authorizationType: apigw.AuthorizationType.NONE });
+    }
+    for (const g of GATEWAY_RESPONSES) {
+      this.api.addGatewayResponse(`Response${g.type}`, {
+        type: apigw.ResponseType.of(g.type),
+        statusCode: String(g.statusCode),
+        responseHeaders: Object.fromEntries(Object.entries({ 'Content-Type': 'application/json', ...g.headers }).map(([k, v]) => [k, `'${v}'`])),
+        templates: { 'application/json': JSON.stringify({ code: g.code, message: g.message }) },
+      });
+    }
+  }
+}

@@ -1,0 +1,158 @@
+/**
+ * One Lambda function per catalog entry. Environment and grants follow each entry's declared needs
+ * (the FunctionSpec flags), nothing more: no function is special-cased here by name.
+ */
+import { join } from 'node:path';
+import {
+  ArnFormat,
+  Duration,
+  RemovalPolicy,
+  Stack,
+  aws_ec2 as ec2,
+  aws_iam as iam,
+  aws_lambda as lambda,
+  aws_lambda_nodejs as nodejs,
+  aws_logs as logs,
+} from 'aws-cdk-lib';
+import type { Construct } from 'constructs';
+import { FUNCTIONS, functionTables, type FunctionId, type FunctionSpec } from '../../functions/catalog.ts';
+import { TABLES, type TableKey } from '../../functions/lib/tables.ts';
+import type { OrchestratorSettings } from '../settings.ts';
+import type { Data } from './data.ts';
+import type { Identity } from './identity.ts';
+import { Layer } from './layer.ts';
+import type { Notifications } from './notifications.ts';
+import type { KeySets } from './secrets.ts';
+
+export const ROOT = join(import.meta.dirname, '..', '..');
+
+export interface FunctionsProps {
+  settings: Pick<OrchestratorSettings, 'agentAllowedHosts' | 'approvers' | 'trustedRootsPem' | 'agentNetwork'>;
+  data: Data;
+  notifications: Notifications;
+  keySets: KeySets;
+  identity: Identity;
+  /** Base URL of approval links (only for mailsApprovalLinks functions). */
+  publicApiUrl: string;
+}
+
+type Flag = { [K in keyof FunctionSpec]-?: FunctionSpec[K] extends true | undefined ? K : never }[keyof FunctionSpec];
+
+const IDENTITY_ADMIN_ACTIONS = [
+  'cognito-idp:AdminCreateUser',
+  'cognito-idp:AdminAddUserToGroup',
+  'cognito-idp:AdminRemoveUserFromGroup',
+  'cognito-idp:AdminDisableUser',
+  'cognito-idp:AdminEnableUser',
+  'cognito-idp:AdminUserGlobalSignOut',
+  'cognito-idp:CreateUserPoolClient',
+];
+
+export class Functions extends Layer {
+  readonly byId = {} as Record<FunctionId, nodejs.NodejsFunction>;
+  // Built from names, not from the state machines: the machines reference these functions, so a
+  // reference back would be a dependency cycle.
+  private readonly pipelineArn = this.stateMachineArn('kmod-Pipeline');
+  private readonly rollbackArn = this.stateMachineArn('kmod-Rollback');
+  private readonly agentNet: { vpc: ec2.IVpc; sg: ec2.SecurityGroup } | undefined;
+
+  constructor(scope: Construct, id: string, private readonly props: FunctionsProps) {
+    super(scope, id);
+    this.agentNet = this.agentNetwork();
+    for (const [fnId, spec] of Object.entries(FUNCTIONS) as [FunctionId, FunctionSpec][]) {
+      const fn = this.createFunction(fnId, spec);
+      this.grant(fn, fnId, spec);
+      this.byId[fnId] = fn;
+    }
+  }
+
+  /** The one function that carries a flag the catalog gives to exactly one. */
+  sole(flag: Flag): nodejs.NodejsFunction {
+    const ids = (Object.entries(FUNCTIONS) as [FunctionId, FunctionSpec][]).filter(([, s]) => s[flag]).map(([id]) => id);
+    if (ids.length !== 1) throw new Error(`exactly one catalog function must have ${flag}, found ${ids.length}: ${ids.join(', ')}`);
+    return this.byId[ids[0]];
+  }
+
+  private stateMachineArn(name: string): string {
+    return Stack.of(this).formatArn({ service: 'states', resource: 'stateMachine', resourceName: name, arnFormat: ArnFormat.COLON_RESOURCE_NAME });
+  }
+
+  /**
+   * Agent-calling functions join the agents' network when one is given; their security group
+   * allows outbound traffic only (agents are reached by HTTP(S); AWS APIs through NAT/endpoints).
+   */
+  private agentNetwork() {
+    const net = this.props.settings.agentNetwork;
+    if (!net) return undefined;
+    const vpc = ec2.Vpc.fromVpcAttributes(this, 'AgentVpc', { vpcId: net.vpcId, availabilityZones: net.availabilityZones, privateSubnetIds: net.subnetIds });
+    const sg = new ec2.SecurityGroup(this, 'AgentCallers', { vpc, description: 'kmod functions that call node agents', allowAllOutbound: true });
+    return { vpc, sg };
+  }
+
+  private environment(id: FunctionId, spec: FunctionSpec): Record<string, string> {
+    const { settings, data, notifications, keySets, identity } = this.props;
+    const env: Record<string, string> = { POWERTOOLS_SERVICE_NAME: 'kmod-orchestrator', NODE_OPTIONS: '--enable-source-maps' };
+    for (const t of Object.keys(functionTables(id)) as TableKey[]) env[TABLES[t].envVar] = data.tables[t].tableName;
+    if (spec.artifacts) env.ARTIFACT_BUCKET = data.artifacts.bucketName;
+    if (spec.startsPipeline) Object.assign(env, { PIPELINE_STATE_MACHINE_ARN: this.pipelineArn, ROLLBACK_STATE_MACHINE_ARN: this.rollbackArn });
+    if (spec.callsAgents) Object.assign(env, { AGENT_KEYS_SECRET_ARN: keySets.agentKeys.secretArn, AGENT_ALLOWED_HOSTS: settings.agentAllowedHosts });
+    if (spec.signsApprovalLinks) env.APPROVAL_LINK_KEYS_SECRET_ARN = keySets.approvalLinkKeys.secretArn;
+    if (spec.publishes) Object.assign(env, { APPROVER_TOPIC_ARN: notifications.approverTopic.topicArn, NOTIFICATION_TOPIC_ARN: notifications.notificationTopic.topicArn });
+    // Only the gate mails links, so only it needs the public URL (the API's own functions may not
+    // reference the stage URL: that would be a dependency cycle).
+    if (spec.mailsApprovalLinks) Object.assign(env, { APPROVERS: settings.approvers, PUBLIC_API_URL: this.props.publicApiUrl });
+    if (spec.verifiesModuleSignatures) env.TRUSTED_ROOTS_PEM = settings.trustedRootsPem;
+    if (spec.managesIdentities) env.COGNITO_USER_POOL_ID = identity.userPool.userPoolId;
+    if (spec.verifiesTokens) Object.assign(env, { COGNITO_USER_POOL_ID: identity.userPool.userPoolId, JWT_CLIENT_IDS: identity.clientIds.join(',') });
+    return env;
+  }
+
+  private createFunction(id: FunctionId, spec: FunctionSpec): nodejs.NodejsFunction {
+    const key = this.props.data.key;
+    return new nodejs.NodejsFunction(this, id, {
+      functionName: `kmod-${id}`,
+      description: spec.description,
+      entry: join(ROOT, spec.entry),
+      handler: 'handler',
+      runtime: lambda.Runtime.NODEJS_22_X,
+      architecture: lambda.Architecture.ARM_64,
+      memorySize: spec.memoryMb,
+      timeout: Duration.seconds(spec.timeoutSeconds),
+      tracing: lambda.Tracing.ACTIVE,
+      environment: this.environment(id, spec),
+      environmentEncryption: key,
+      ...(spec.callsAgents && this.agentNet ? { vpc: this.agentNet.vpc, vpcSubnets: { subnets: this.agentNet.vpc.privateSubnets }, securityGroups: [this.agentNet.sg] } : {}),
+      logGroup: new logs.LogGroup(this, `${id}Logs`, { retention: logs.RetentionDays.ONE_MONTH, encryptionKey: key, removalPolicy: RemovalPolicy.DESTROY }),
+      bundling: {
+        format: nodejs.OutputFormat.ESM,
+        target: 'node22',
+        minify: true,
+        sourceMap: true,
+        mainFields: ['module', 'main'],
+        forceDockerBundling: false,
+        logLevel: nodejs.LogLevel.ERROR,
+        banner: "import { createRequire } from 'module';const require = createRequire(import.meta.url);",
+      },
+    });
+  }
+
+  private grant(fn: nodejs.NodejsFunction, id: FunctionId, spec: FunctionSpec): void {
+    const { data, notifications, keySets, identity } = this.props;
+    for (const [t, access] of Object.entries(functionTables(id)) as [TableKey, string][]) {
+      if (access === 'write') data.tables[t].grantReadWriteData(fn);
+      else data.tables[t].grantReadData(fn);
+    }
+    if (spec.artifacts === 'write') data.artifacts.grantReadWrite(fn);
+    else if (spec.artifacts === 'read') data.artifacts.grantRead(fn);
+    if (spec.callsAgents) keySets.agentKeys.grantRead(fn);
+    if (spec.signsApprovalLinks) keySets.approvalLinkKeys.grantRead(fn);
+    if (spec.publishes) {
+      notifications.approverTopic.grantPublish(fn);
+      notifications.notificationTopic.grantPublish(fn);
+    }
+    if (spec.managesIdentities) fn.addToRolePolicy(new iam.PolicyStatement({ actions: IDENTITY_ADMIN_ACTIONS, resources: [identity.userPool.userPoolArn] }));
+    if (spec.startsPipeline) fn.addToRolePolicy(new iam.PolicyStatement({ actions: ['states:StartExecution'], resources: [this.pipelineArn, this.rollbackArn] }));
+    // Approval gates wait in the pipeline (waitForTaskToken); answering them settles the token.
+    if (spec.answersTasks) fn.addToRolePolicy(new iam.PolicyStatement({ actions: ['states:SendTaskSuccess', 'states:SendTaskFailure'], resources: [this.pipelineArn] }));
+  }
+}

@@ -1,0 +1,43 @@
+/** Cognito: the user pool, one group per domain role, the web client and the service client. */
+import { Duration, RemovalPolicy, aws_cognito as cognito } from 'aws-cdk-lib';
+import type { Construct } from 'constructs';
+import { ROLES } from '../../functions/domain/roles.ts';
+import { Layer } from './layer.ts';
+
+export class Identity extends Layer {
+  readonly userPool: cognito.UserPool;
+  readonly userClient: cognito.UserPoolClient;
+  readonly serviceClient: cognito.UserPoolClient;
+
+  constructor(scope: Construct, id: string) {
+    super(scope, id);
+    this.userPool = new cognito.UserPool(this, 'Users', {
+      selfSignUpEnabled: false,
+      signInAliases: { email: true, username: true },
+      passwordPolicy: { minLength: 14, requireDigits: true, requireLowercase: true, requireUppercase: true, requireSymbols: true },
+      mfa: cognito.Mfa.REQUIRED,
+      mfaSecondFactor: { otp: true, sms: false },
+      featurePlan: cognito.FeaturePlan.PLUS,
+      standardThreatProtectionMode: cognito.StandardThreatProtectionMode.FULL_FUNCTION,
+      accountRecovery: cognito.AccountRecovery.EMAIL_ONLY,
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
+    // A user's roles are its groups (functions/lib/auth.ts), so the groups are the domain's roles.
+    for (const role of ROLES) new cognito.CfnUserPoolGroup(this, `Group${role}`, { userPoolId: this.userPool.userPoolId, groupName: role });
+    // Service principals get a role from their scope (functions/lib/auth.ts SCOPE_ROLES).
+    const apiScope = new cognito.ResourceServerScope({ scopeName: 'deploy', scopeDescription: 'deploy and roll back (Deployer)' });
+    const readScope = new cognito.ResourceServerScope({ scopeName: 'read', scopeDescription: 'read deployments and clusters (Viewer)' });
+    const resourceServer = this.userPool.addResourceServer('Api', { identifier: 'kmod', scopes: [apiScope, readScope] });
+    this.userClient = this.userPool.addClient('WebClient', { authFlows: { userSrp: true }, accessTokenValidity: Duration.hours(1), refreshTokenValidity: Duration.days(30), preventUserExistenceErrors: true });
+    this.serviceClient = this.userPool.addClient('ServiceClient', {
+      generateSecret: true,
+      oAuth: { flows: { clientCredentials: true }, scopes: [cognito.OAuthScope.resourceServer(resourceServer, apiScope), cognito.OAuthScope.resourceServer(resourceServer, readScope)] },
+      accessTokenValidity: Duration.hours(1),
+    });
+  }
+
+  /** The clients whose tokens the API accepts. */
+  get clientIds(): string[] {
+    return [this.userClient.userPoolClientId, this.serviceClient.userPoolClientId];
+  }
+}

@@ -1,0 +1,122 @@
+/**
+ * The stack's settings, from CDK context (cdk.json or -c key=value). Optional keys have the
+ * defaults documented in docs/runbooks/deploy-to-aws.md; required ones, and combinations that
+ * would deploy something silently broken, fail the synth with a message naming what to pass.
+ */
+import { readFileSync } from 'node:fs';
+
+export interface OrchestratorSettings {
+  /** Hosts/CIDRs where agents may live (SSRF guard). */
+  agentAllowedHosts: string;
+  /** PEM bundle of trusted module-signing roots. */
+  trustedRootsPem: string;
+  /** Approver user ids per environment (JSON). */
+  approvers: string;
+  /** Public base URL of the API (for email links); default: the API's own stage URL. */
+  publicApiUrl?: string;
+  /** Stage throttling, the outer guard in front of the in-app limits. */
+  throttleRateLimit: number;
+  throttleBurstLimit: number;
+  /** Optional custom domain (TLS 1.2+) with an ACM certificate ARN. */
+  domainName?: string;
+  certificateArn?: string;
+  /** CORS allowlist (comma-separated origins); empty means no CORS. */
+  corsAllowedOrigins: string;
+  /** Days between scheduled rotations of the key-set secrets. */
+  keyRotationDays: number;
+  /**
+   * The network the agents live in: functions that call agents run in these private subnets (which
+   * need a NAT gateway or VPC endpoints for DynamoDB, S3, Secrets Manager and Step Functions).
+   * Without it they run outside any VPC and reach only public agent addresses.
+   */
+  agentNetwork?: { vpcId: string; subnetIds: string[]; availabilityZones: string[] };
+}
+
+/** A context value that is missing or unusable; the message says what to pass. */
+export class ContextError extends Error {
+  override name = 'ContextError';
+}
+
+/** Settings from CDK context, with the documented defaults; throws ContextError for what must be given. */
+export function settingsFromContext(get: (key: string) => unknown): OrchestratorSettings {
+  const opt = (k: string): string | undefined => {
+    const v = get(k);
+    return v === undefined || v === null || v === '' ? undefined : String(v);
+  };
+  const num = (k: string, d: number): number => {
+    const n = Number(opt(k) ?? d);
+    if (!Number.isFinite(n) || n <= 0) throw new ContextError(`Context ${k} must be a positive number, got "${opt(k)}": pass -c ${k}=<number>.`);
+    return n;
+  };
+  const domainName = opt('domainName');
+  const certificateArn = opt('certificateArn');
+  // Either alone used to be ignored without a word: a custom domain that never came up.
+  if (Boolean(domainName) !== Boolean(certificateArn)) {
+    throw new ContextError('Context domainName and certificateArn go together: pass both (-c domainName=<host> -c certificateArn=<ACM certificate ARN>) or neither.');
+  }
+  return {
+    agentAllowedHosts: opt('agentAllowedHosts') ?? '10.0.0.0/8',
+    trustedRootsPem: trustedRootsPem(opt),
+    // cdk.json may hold the map itself rather than its JSON text.
+    approvers: approvers(typeof get('approvers') === 'object' && get('approvers') ? JSON.stringify(get('approvers')) : opt('approvers')),
+    publicApiUrl: opt('publicApiUrl'),
+    throttleRateLimit: num('throttleRateLimit', 50),
+    throttleBurstLimit: num('throttleBurstLimit', 100),
+    domainName,
+    certificateArn,
+    corsAllowedOrigins: opt('corsAllowedOrigins') ?? '',
+    keyRotationDays: num('keyRotationDays', 30),
+    agentNetwork: agentNetwork(opt),
+  };
+}
+
+/**
+ * Required: without roots every deployment fails its security scan. There is no default, because a
+ * placeholder deploys without complaint; offline `npm run synth` passes one explicitly.
+ */
+function trustedRootsPem(opt: (k: string) => string | undefined): string {
+  const file = opt('trustedRootsPemFile');
+  if (file) {
+    try {
+      return readFileSync(file, 'utf8');
+    } catch (e) {
+      throw new ContextError(`Context trustedRootsPemFile=${file} cannot be read (${(e as Error).message}): pass the path of the PEM bundle of module-signing roots.`);
+    }
+  }
+  const inline = opt('trustedRootsPem');
+  if (inline) return inline;
+  throw new ContextError(
+    'Missing context trustedRootsPemFile: pass -c trustedRootsPemFile=<path to the PEM bundle of trusted module-signing roots> (or -c trustedRootsPem=<PEM text>).',
+  );
+}
+
+/** Default {} (only Admins decide); anything given must be the JSON the gate parses. */
+function approvers(raw: string | undefined): string {
+  if (raw === undefined) return '{}';
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(raw);
+  } catch {
+    parsed = undefined;
+  }
+  if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed) || !Object.values(parsed).every((ids) => Array.isArray(ids) && ids.every((i) => typeof i === 'string'))) {
+    throw new ContextError(`Context approvers must be JSON of user ids per environment: pass -c approvers='{"Staging":["<sub>"],"Production":["<sub>"]}'.`);
+  }
+  return raw;
+}
+
+/** Optional, but a VPC without its subnets and zones cannot place a function. */
+function agentNetwork(opt: (k: string) => string | undefined): OrchestratorSettings['agentNetwork'] {
+  const vpcId = opt('agentVpcId');
+  const list = (k: string) => (opt(k) ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+  if (!vpcId) {
+    if (opt('agentSubnetIds') || opt('agentAvailabilityZones')) throw new ContextError('Context agentSubnetIds/agentAvailabilityZones need agentVpcId: pass -c agentVpcId=<vpc-…> as well.');
+    return undefined;
+  }
+  const subnetIds = list('agentSubnetIds');
+  const availabilityZones = list('agentAvailabilityZones');
+  if (!subnetIds.length || !availabilityZones.length) {
+    throw new ContextError('Context agentVpcId needs the private subnets and their zones: pass -c agentSubnetIds=<subnet-a,subnet-b> -c agentAvailabilityZones=<zone-a,zone-b>.');
+  }
+  return { vpcId, subnetIds, availabilityZones };
+}

@@ -1,0 +1,72 @@
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { STATE_MACHINES, stateMachineOrder } from '../../functions/catalog.ts';
+import { ContextError, settingsFromContext } from '../../infra/settings.ts';
+
+const from = (context: Record<string, unknown>) => () => settingsFromContext((k) => context[k]);
+
+describe('settings from CDK context', () => {
+  it('requires the trusted roots, saying what to pass', () => {
+    expect(from({})).toThrow(ContextError);
+    expect(from({})).toThrow(/pass -c trustedRootsPemFile=<path to the PEM bundle/);
+  });
+
+  it('reads the roots from a file, or inline; an unreadable file names itself', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kmod-roots-'));
+    writeFileSync(join(dir, 'roots.pem'), '-----BEGIN CERTIFICATE-----\n');
+    expect(from({ trustedRootsPemFile: join(dir, 'roots.pem') })().trustedRootsPem).toBe('-----BEGIN CERTIFICATE-----\n');
+    expect(from({ trustedRootsPem: 'PEM' })().trustedRootsPem).toBe('PEM');
+    expect(from({ trustedRootsPemFile: join(dir, 'missing.pem') })).toThrow(/trustedRootsPemFile=.*missing\.pem cannot be read/);
+  });
+
+  it('keeps the documented defaults for the optional keys', () => {
+    expect(from({ trustedRootsPem: 'PEM' })()).toEqual({
+      agentAllowedHosts: '10.0.0.0/8',
+      trustedRootsPem: 'PEM',
+      approvers: '{}',
+      publicApiUrl: undefined,
+      throttleRateLimit: 50,
+      throttleBurstLimit: 100,
+      domainName: undefined,
+      certificateArn: undefined,
+      corsAllowedOrigins: '',
+      keyRotationDays: 30,
+      agentNetwork: undefined,
+    });
+  });
+
+  it('refuses half-given combinations and malformed values instead of ignoring them', () => {
+    const base = { trustedRootsPem: 'PEM' };
+    expect(from({ ...base, domainName: 'deploy.example.com' })).toThrow(/pass both \(-c domainName=<host> -c certificateArn=/);
+    expect(from({ ...base, agentVpcId: 'vpc-1' })).toThrow(/pass -c agentSubnetIds=.* -c agentAvailabilityZones=/);
+    expect(from({ ...base, agentSubnetIds: 'subnet-a' })).toThrow(/need agentVpcId/);
+    expect(from({ ...base, approvers: '{"Staging":"dana"}' })).toThrow(/approvers must be JSON of user ids per environment/);
+    expect(from({ ...base, throttleRateLimit: 'fast' })).toThrow(/throttleRateLimit must be a positive number/);
+    // cdk.json may give the approvers map as an object.
+    expect(from({ ...base, approvers: { Staging: ['s-1'] } })().approvers).toBe('{"Staging":["s-1"]}');
+  });
+
+  it('makes `cdk synth` fail with that message when the context is missing', () => {
+    // The app as the CDK CLI runs it (cdk.json "app"), with the context the CLI would hand over.
+    const run = spawnSync(process.execPath, ['--import', 'tsx', 'infra/app.ts'], { env: { ...process.env, CDK_CONTEXT_JSON: '{}' }, encoding: 'utf8', timeout: 60_000 });
+    expect(run.status).toBe(1);
+    expect(run.stderr).toContain('Missing context trustedRootsPemFile: pass -c trustedRootsPemFile=');
+  });
+});
+
+describe('state machine creation order', () => {
+  it('puts every catalog state machine after the ones it starts', () => {
+    const order = stateMachineOrder(STATE_MACHINES);
+    expect([...order].sort()).toEqual(Object.keys(STATE_MACHINES).sort());
+    for (const [id, spec] of Object.entries(STATE_MACHINES)) for (const child of spec.stateMachines) expect(order.indexOf(child), `${child} before ${id}`).toBeLessThan(order.indexOf(id as never));
+  });
+
+  it('keeps declaration order where dependencies allow, and refuses cycles and undeclared machines', () => {
+    expect(stateMachineOrder<string>({ Parent: { stateMachines: ['B', 'A'] }, A: { stateMachines: [] }, B: { stateMachines: [] }, C: { stateMachines: [] } })).toEqual(['B', 'A', 'Parent', 'C']);
+    expect(() => stateMachineOrder<string>({ A: { stateMachines: ['B'] }, B: { stateMachines: ['A'] } })).toThrow(/cycle: A -> B -> A/);
+    expect(() => stateMachineOrder<string>({ A: { stateMachines: ['Missing'] } })).toThrow(/A starts Missing/);
+  });
+});
