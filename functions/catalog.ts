@@ -4,6 +4,8 @@
  */
 import type { TableKey } from './lib/tables.ts';
 import { READERS, type Role } from './domain/roles.ts';
+import { ENVIRONMENT_PROFILES, ENVIRONMENTS } from './domain/environments.ts';
+import { strategies, strategyFor, type Strategy, type StrategyRegistry } from './strategies/registry.ts';
 
 export type Access = 'read' | 'write';
 
@@ -282,20 +284,29 @@ export interface StateMachineSpec {
   stateMachines: StateMachineId[];
 }
 
-export type StateMachineId = 'Pipeline' | 'Direct' | 'Rolling' | 'BlueGreen' | 'Canary' | 'Rollback';
+/** The strategies' state machines (ids from the strategy modules), then the two the catalog owns. */
+export type StateMachineId = Strategy | 'Pipeline' | 'Rollback';
 
-const ENVIRONMENT_STEPS: FunctionId[] = ['PlanEnvironment', 'DeployBatch', 'VerifyBatch', 'CompleteEnvironment', 'RollbackEnvironment'];
+/** The state machines of a registry's strategies, in registration order; none starts another. */
+export function strategyStateMachines<N extends string>(registry: StrategyRegistry<N>): Record<N, StateMachineSpec> {
+  const specs = {} as Record<N, StateMachineSpec>;
+  for (const s of registry.list()) specs[s.stateMachine.id as N] = { file: s.stateMachine.file, functions: [...s.stateMachine.functions], stateMachines: [] };
+  return specs;
+}
+
+/**
+ * The strategy state machines the pipeline starts: those of the environment profiles, in
+ * promotion order (a registered strategy no environment uses is not referenced by the pipeline).
+ */
+const PIPELINE_CHILDREN = [...new Set(ENVIRONMENTS.map((e) => strategyFor(ENVIRONMENT_PROFILES[e].strategy).stateMachine.id as Strategy))];
 
 /** In dependency order: a state machine comes after those it starts. */
 export const STATE_MACHINES: Record<StateMachineId, StateMachineSpec> = {
-  Direct: { file: 'statemachines/direct.asl.json', functions: ENVIRONMENT_STEPS, stateMachines: [] },
-  Rolling: { file: 'statemachines/rolling.asl.json', functions: ENVIRONMENT_STEPS, stateMachines: [] },
-  BlueGreen: { file: 'statemachines/bluegreen.asl.json', functions: [...ENVIRONMENT_STEPS, 'SmokeTest', 'SwitchTraffic'], stateMachines: [] },
-  Canary: { file: 'statemachines/canary.asl.json', functions: [...ENVIRONMENT_STEPS, 'AnalyzeCanary'], stateMachines: [] },
+  ...strategyStateMachines(strategies),
   Pipeline: {
     file: 'statemachines/pipeline.asl.json',
     functions: ['Build', 'Test', 'SecurityScan', 'Validation', 'Finalize', 'ListChangedEnvironments', 'RollbackEnvironment', 'RequestApproval', 'CloseGate'],
-    stateMachines: ['Direct', 'Rolling', 'BlueGreen', 'Canary'],
+    stateMachines: PIPELINE_CHILDREN,
   },
   Rollback: { file: 'statemachines/rollback.asl.json', functions: ['RollbackEnvironment', 'FinishRollback'], stateMachines: [] },
 };

@@ -10,6 +10,7 @@ import { NodeAgent, type Faults } from '../functions/agent/agent.ts';
 import type { AgentKey } from '../functions/agent/protocol.ts';
 import { ENVIRONMENTS, ENVIRONMENT_PROFILES, type Environment } from '../functions/domain/environments.ts';
 import type { NodeRecord } from '../functions/lib/nodes.ts';
+import { strategyFor } from '../functions/strategies/registry.ts';
 
 /** Above this many nodes, an environment's agents share one HTTP host. */
 const SHARED_HOST_THRESHOLD = 200;
@@ -96,7 +97,7 @@ export class Fleet {
           nodeId: n.agent.nodeId,
           address: n.address,
           // Blue-green environments split their nodes into two colours.
-          colour: ENVIRONMENT_PROFILES[env].strategy === 'BlueGreen' ? (i < nodes.length / 2 ? 'blue' : 'green') : undefined,
+          colour: strategyFor(ENVIRONMENT_PROFILES[env].strategy).usesColours ? (i < nodes.length / 2 ? 'blue' : 'green') : undefined,
           modules,
           registeredAt: now,
         };

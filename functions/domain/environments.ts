@@ -1,9 +1,11 @@
+import { STRATEGIES, type Strategy } from '../strategies/registry.ts';
+
 /** The four environments, in promotion order, with their default fleet size and strategy. */
 export const ENVIRONMENTS = ['Development', 'QA', 'Staging', 'Production'] as const;
 export type Environment = (typeof ENVIRONMENTS)[number];
 
-export const STRATEGIES = ['Direct', 'Rolling', 'BlueGreen', 'Canary'] as const;
-export type Strategy = (typeof STRATEGIES)[number];
+// The strategy names come from the strategy registry (one module per strategy).
+export { STRATEGIES, type Strategy };
 
 export interface EnvironmentProfile {
   name: Environment;
@@ -18,6 +20,9 @@ export const ENVIRONMENT_PROFILES: Record<Environment, EnvironmentProfile> = {
   Staging: { name: 'Staging', defaultNodes: 10, strategy: 'BlueGreen', requiresApproval: true },
   Production: { name: 'Production', defaultNodes: 20, strategy: 'Canary', requiresApproval: true },
 };
+
+/** Environments behind a human approval gate, in promotion order (the pipeline's gates match, pinned by a test). */
+export const GATED_ENVIRONMENTS: Environment[] = ENVIRONMENTS.filter((e) => ENVIRONMENT_PROFILES[e].requiresApproval);
 
 export function isEnvironment(value: unknown): value is Environment {
   return typeof value === 'string' && (ENVIRONMENTS as readonly string[]).includes(value);

@@ -8,6 +8,7 @@ import { parsePath, parseQuery } from '../../lib/parse.ts';
 import { listNodes, recordNodeHealth, type NodeRecord } from '../../lib/nodes.ts';
 import { getCluster, type ClusterRecord } from '../../lib/trafficRouter.ts';
 import { averageMetrics } from '../../domain/canary.ts';
+import { strategyFor } from '../../strategies/registry.ts';
 
 /** A live refresh polls every agent; above this size it would be too slow for one request. */
 const MAX_LIVE_REFRESH = 500;
@@ -29,7 +30,7 @@ function summary(environment: Environment, nodes: NodeRecord[], cluster?: Cluste
     healthyNodes: nodes.filter((n) => n.lastHealth?.status === 'healthy').length,
     unhealthyNodes: nodes.filter((n) => n.lastHealth?.status === 'unhealthy').length,
     moduleVersions: versions,
-    ...(p.strategy === 'BlueGreen'
+    ...(strategyFor(p.strategy).usesColours
       ? {
           activeColour: cluster?.activeColour ?? 'blue',
           colours: { blue: nodes.filter((n) => n.colour === 'blue').length, green: nodes.filter((n) => n.colour === 'green').length },

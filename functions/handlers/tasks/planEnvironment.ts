@@ -1,23 +1,53 @@
-import { averageMetrics } from '../../domain/canary.ts';
+import type { Environment, Strategy } from '../../domain/environments.ts';
 import { AppError, StageRejection } from '../../domain/errors.ts';
-import { planEnvironment } from '../../domain/strategy.ts';
+import type { EnvironmentPlan } from '../../domain/strategy.ts';
 import { agentClient, mapLimit } from '../../lib/agentClient.ts';
 import { config } from '../../lib/config.ts';
 import { requireDeployment, updateStage } from '../../lib/deployments.ts';
 import { planInput } from '../../lib/environmentStage.ts';
 import { renewLocks } from '../../lib/locks.ts';
-import { listNodes } from '../../lib/nodes.ts';
+import { listNodes, type NodeRecord } from '../../lib/nodes.ts';
 import { getPlan, writePlan, type PlanItem } from '../../lib/targets.ts';
 import { taskHandler } from '../../lib/task.ts';
 import { trafficRouter } from '../../lib/trafficRouter.ts';
+import { strategyFor } from '../../strategies/registry.ts';
+import type { PlanDeps } from '../../strategies/types.ts';
 
-/** Nodes sampled for a canary baseline: enough for stable averages, bounded for huge fleets. */
-const BASELINE_SAMPLE = 200;
+/** The I/O strategy hooks may use (strategy modules stay free of the AWS SDK and agent client). */
+const deps: PlanDeps = {
+  activeColour: (environment) => trafficRouter().activeColour(environment),
+  metrics: async (nodes) => {
+    const reports = await mapLimit([...nodes], config.agentConcurrency(), (n) => agentClient.metrics(n));
+    return reports.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+  },
+};
+
+/**
+ * The strategy's plan and baseline for these nodes. A fleet the strategy cannot plan fails the
+ * stage as PlanFailed; a hook's own StageRejection (e.g. no canary baseline) keeps its code.
+ */
+async function shapeFor(environment: Environment, strategy: Strategy, nodes: NodeRecord[], reject: (code: string, message: string) => Promise<StageRejection>) {
+  const s = strategyFor(strategy);
+  const context = (await s.prepare?.(environment, deps)) ?? {};
+  let shape: EnvironmentPlan;
+  try {
+    shape = s.plan(nodes, { nodesPerBatch: config.nodesPerBatch(), rollingBatchSize: config.rollingBatchSize(), maxSequentialBatches: config.maxSequentialBatches(), canaryWaves: config.canaryWaves() }, context);
+  } catch (e) {
+    throw await reject('PlanFailed', (e as Error).message);
+  }
+  let baseline: PlanItem['baseline'];
+  try {
+    baseline = await s.captureBaseline?.(environment, nodes, deps);
+  } catch (e) {
+    throw e instanceof StageRejection ? await reject(e.code, e.message) : e;
+  }
+  return { shape, baseline };
+}
 
 /**
  * Start an environment's stage: decide, by strategy, which nodes change and in which groups, and
- * snapshot what each runs now (the ledger rollback relies on). Canary also captures the metric
- * baseline; Blue-Green targets the idle colour. The result carries numbers only, not node lists.
+ * snapshot what each runs now (the ledger rollback relies on). Strategy hooks add what they need
+ * (Canary a metric baseline, Blue-Green the idle colour). The result carries numbers only, not node lists.
  */
 export const handler = taskHandler(planInput, async ({ executionId, environment, strategy }) => {
   const d = await requireDeployment(executionId);
@@ -31,26 +61,7 @@ export const handler = taskHandler(planInput, async ({ executionId, environment,
       return e;
     };
     if (nodes.length === 0) throw await reject('NoNodes', `${environment} has no registered nodes`);
-    const activeColour = strategy === 'BlueGreen' ? await trafficRouter().activeColour(environment) : undefined;
-    let shape;
-    try {
-      shape = planEnvironment(
-        strategy,
-        nodes,
-        { nodesPerBatch: config.nodesPerBatch(), rollingBatchSize: config.rollingBatchSize(), maxSequentialBatches: config.maxSequentialBatches(), canaryWaves: config.canaryWaves() },
-        activeColour,
-      );
-    } catch (e) {
-      throw await reject('PlanFailed', (e as Error).message);
-    }
-    let baseline: PlanItem['baseline'];
-    if (strategy === 'Canary') {
-      const sample = nodes.slice(0, BASELINE_SAMPLE);
-      const reports = await mapLimit(sample, config.agentConcurrency(), (n) => agentClient.metrics(n));
-      const ok = reports.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
-      if (ok.length === 0) throw await reject('BaselineUnavailable', `no ${environment} node reported metrics for the canary baseline`);
-      baseline = averageMetrics(ok);
-    }
+    const { shape, baseline } = await shapeFor(environment, strategy, nodes, reject);
     const previous = new Map(nodes.map((n) => [n.nodeId, n.modules?.[d.moduleName]?.version ?? null]));
     const batches = shape.batches.map((ids) => ids.map((nodeId) => ({ nodeId, previousVersion: previous.get(nodeId) ?? null })));
     plan = await writePlan(executionId, environment, strategy, batches, { waves: shape.waves, activeColour: shape.activeColour, idleColour: shape.idleColour, baseline });

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { signLink } from '../../domain/approvals.ts';
-import { ENVIRONMENTS } from '../../domain/environments.ts';
+import { ENVIRONMENTS, GATED_ENVIRONMENTS } from '../../domain/environments.ts';
 import { audit, deploymentSubject } from '../../lib/audit.ts';
 import { openApproval, type ApprovalRecord } from '../../lib/approvals.ts';
 import { config } from '../../lib/config.ts';
@@ -18,7 +18,7 @@ import { environmentsUpTo } from '../../domain/environments.ts';
  * The state machine then waits; its own task timeout is the approval's expiry.
  */
 export const handler = taskHandler(
-  z.object({ executionId: executionIdSchema, environment: z.enum(['Staging', 'Production']), taskToken: z.string().min(1), timeoutSeconds: z.number().int().positive() }),
+  z.object({ executionId: executionIdSchema, environment: z.enum(GATED_ENVIRONMENTS), taskToken: z.string().min(1), timeoutSeconds: z.number().int().positive() }),
   async ({ executionId, environment, taskToken, timeoutSeconds }) => {
     const d = await requireDeployment(executionId);
     // The lock must outlive the wait.

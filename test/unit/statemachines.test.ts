@@ -1,0 +1,105 @@
+/**
+ * Facts the ASL files state again, pinned to where they are stated first: the catalog (function
+ * timeouts, state machine ids) and the environment profiles (strategy, approval gate).
+ */
+import { describe, expect, it } from 'vitest';
+import { FUNCTIONS, STATE_MACHINES, stateMachineArnKey, type FunctionId, type StateMachineId } from '../../functions/catalog.ts';
+import { ENVIRONMENTS, ENVIRONMENT_PROFILES, GATED_ENVIRONMENTS } from '../../functions/domain/environments.ts';
+import { strategyFor } from '../../functions/strategies/registry.ts';
+import { allStates, readAsl, type AslState } from './asl.ts';
+
+const pipeline = readAsl(STATE_MACHINES.Pipeline.file).States;
+/** Where the pipeline enters an environment: its approval gate if it has one, else its deployment. */
+const entryOf = (env: (typeof ENVIRONMENTS)[number]) => (ENVIRONMENT_PROFILES[env].requiresApproval ? `Request${env}Approval` : `Deploy${env}`);
+const lambdaOf = (s: AslState) => /^\$\{([A-Za-z0-9]+)FunctionArn\}$/.exec(s.Resource ?? '')?.[1] as FunctionId | undefined;
+
+describe('Task timeouts', () => {
+  /*
+   * The rule: a Lambda Task state's TimeoutSeconds equals its function's timeoutSeconds in the
+   * catalog. Shorter, Step Functions would give up (and retry) while the first invocation still
+   * runs; longer, the state timeout can never fire and only misleads the reader. The catalog is
+   * the source (it sets the Lambda timeout), the ASL repeats it because ASL cannot import it.
+   * Tasks whose timeout is a runtime value (TimeoutSecondsPath) are the listed exceptions.
+   */
+  const RUNTIME_TIMEOUT = new Set(['SmokeTest']); // the configured smoke-test window, from the plan
+
+  it.each(Object.entries(STATE_MACHINES))('%s: every Lambda Task times out with its function', (_id, spec) => {
+    for (const [name, state] of allStates(spec.file)) {
+      const fn = lambdaOf(state);
+      if (state.Type !== 'Task' || !fn) continue;
+      if (RUNTIME_TIMEOUT.has(name)) {
+        expect(state.TimeoutSecondsPath, name).toBeDefined();
+        continue;
+      }
+      expect(state.TimeoutSeconds, `${spec.file} ${name}`).toBe(FUNCTIONS[fn].timeoutSeconds);
+    }
+  });
+
+  it("approval gates wait for the approval's expiry, not a fixed time", () => {
+    for (const [name, state] of allStates(STATE_MACHINES.Pipeline.file)) {
+      if (state.Resource?.endsWith('.waitForTaskToken')) {
+        expect(state.TimeoutSeconds, name).toBeUndefined();
+        expect(state.TimeoutSecondsPath, name).toMatch(/^\$\.approvalTimeoutSeconds\./);
+      }
+    }
+  });
+});
+
+describe('the pipeline follows the environment profiles', () => {
+  it.each(ENVIRONMENTS)('Deploy%s starts the state machine of its strategy, for that environment', (env) => {
+    const deploy = pipeline[`Deploy${env}`];
+    expect(deploy.Resource).toBe('arn:aws:states:::states:startExecution.sync:2');
+    const machine = strategyFor(ENVIRONMENT_PROFILES[env].strategy).stateMachine.id;
+    expect(deploy.Parameters?.StateMachineArn).toBe(`\${${stateMachineArnKey(machine as StateMachineId)}}`);
+    expect(deploy.Parameters?.Input.environment).toBe(env);
+    expect(deploy.Parameters?.['Name.$']).toBe(`States.Format('{}-${env}', $.executionId)`);
+  });
+
+  it('promotes in order: each environment after the previous one, stopping at the target', () => {
+    expect(readAsl(STATE_MACHINES.Pipeline.file).StartAt).toBe('Build');
+    expect(pipeline.SecurityScan.Next).toBe(entryOf(ENVIRONMENTS[0]));
+    ENVIRONMENTS.forEach((env, i) => {
+      const next = ENVIRONMENTS[i + 1];
+      if (!next) return expect(pipeline[`Deploy${env}`].Next).toBe('Validation');
+      const after = pipeline[`Deploy${env}`].Next!;
+      expect(pipeline[after].Choices).toEqual([{ Variable: '$.targetEnvironment', StringEquals: env, Next: 'Validation' }]);
+      expect(pipeline[after].Default).toBe(entryOf(next));
+    });
+  });
+
+  it('gates exactly the environments the approval task accepts', () => {
+    expect(ENVIRONMENTS.filter((e) => pipeline[`Request${e}Approval`])).toEqual(GATED_ENVIRONMENTS);
+  });
+
+  it.each(ENVIRONMENTS)('%s has an approval gate exactly when its profile requires approval', (env) => {
+    const gate = pipeline[`Request${env}Approval`];
+    const close = pipeline[`Close${env}Gate`];
+    if (!ENVIRONMENT_PROFILES[env].requiresApproval) {
+      expect(gate).toBeUndefined();
+      expect(close).toBeUndefined();
+      return;
+    }
+    expect(gate.Resource).toBe('arn:aws:states:::lambda:invoke.waitForTaskToken');
+    expect(gate.Parameters?.Payload.environment).toBe(env);
+    expect(gate.TimeoutSecondsPath).toBe(`$.approvalTimeoutSeconds.${env}`);
+    expect(gate.Next).toBe(`Deploy${env}`);
+    expect(gate.Catch?.map((c) => c.Next)).toEqual([`Close${env}Gate`]);
+    expect(close.Parameters?.environment).toBe(env);
+  });
+});
+
+describe('direct and rolling ASL (kept as two files, docs/adr/0007-strategy-modules.md)', () => {
+  it('differ only in comment, strategy name, the Map state name and its concurrency', () => {
+    const normalise = (file: string) => {
+      const asl = readAsl(file);
+      const plan = asl.States.PlanEnvironment;
+      const mapName = plan.Next!;
+      const { [mapName]: map, ...rest } = asl.States;
+      return {
+        StartAt: asl.StartAt,
+        States: { ...rest, PlanEnvironment: { ...plan, Next: 'MAP', Parameters: { ...plan.Parameters, strategy: 'S' } }, MAP: { ...map, MaxConcurrency: 0 } },
+      };
+    };
+    expect(normalise(STATE_MACHINES.Rolling.file)).toEqual(normalise(STATE_MACHINES.Direct.file));
+  });
+});
