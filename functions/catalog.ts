@@ -300,7 +300,7 @@ export function strategyStateMachines<N extends string>(registry: StrategyRegist
  */
 const PIPELINE_CHILDREN = [...new Set(ENVIRONMENTS.map((e) => strategyFor(ENVIRONMENT_PROFILES[e].strategy).stateMachine.id as Strategy))];
 
-/** In dependency order: a state machine comes after those it starts. */
+/** Each state machine and what it references; creation order comes from stateMachineOrder(). */
 export const STATE_MACHINES: Record<StateMachineId, StateMachineSpec> = {
   ...strategyStateMachines(strategies),
   Pipeline: {
