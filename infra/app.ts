@@ -4,7 +4,7 @@ import { AwsSolutionsChecks } from 'cdk-nag';
 import { ContextError, OrchestratorStack, settingsFromContext } from './stack.ts';
 
 const app = new App();
-let settings;
+let settings: ReturnType<typeof settingsFromContext>;
 try {
   settings = settingsFromContext((k) => app.node.tryGetContext(k));
 } catch (e) {

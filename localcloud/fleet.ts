@@ -62,7 +62,7 @@ export class Fleet {
       });
       if (!shared) {
         const addresses = await Promise.all(agents.map((a) => a.listen(0)));
-        agents.forEach((agent, i) => this.nodes.set(agent.nodeId, { environment: env, agent, address: addresses[i] }));
+        for (const [i, agent] of agents.entries()) this.nodes.set(agent.nodeId, { environment: env, agent, address: addresses[i] });
         continue;
       }
       const byId = new Map(agents.map((a) => [a.nodeId, a]));
@@ -91,7 +91,9 @@ export class Fleet {
     const items: NodeRecord[] = [];
     for (const [env, nodes] of byEnv) {
       nodes.forEach((n, i) => {
-        const modules = Object.fromEntries(Object.entries(n.agent.modules).map(([m, s]) => [m, { version: s.version, previousVersion: s.previousVersion, updatedAt: s.loadedAt }]));
+        const modules = Object.fromEntries(
+          Object.entries(n.agent.modules).map(([m, s]) => [m, { version: s.version, previousVersion: s.previousVersion, updatedAt: s.loadedAt }]),
+        );
         const item: NodeRecord = {
           environment: env,
           nodeId: n.agent.nodeId,

@@ -67,7 +67,9 @@ const stage = {
 };
 
 const components = {
-  securitySchemes: { bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT', description: 'Cognito access token (groups Admin, Deployer, Viewer, Approver)' } },
+  securitySchemes: {
+    bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT', description: 'Cognito access token (groups Admin, Deployer, Viewer, Approver)' },
+  },
   schemas: {
     Error: {
       type: 'object',
@@ -139,12 +141,26 @@ export function buildOpenApi(): Json {
       ...(body
         ? { requestBody: { required: !key.includes('/rollback') && !key.includes('/approvals/'), content: { 'application/json': { schema: schema(body) } } } }
         : html && r.method === 'POST'
-          ? { requestBody: { content: { 'application/x-www-form-urlencoded': { schema: { type: 'object', properties: { confirm: { enum: ['approve', 'reject'] }, reason: { type: 'string' } } } } } } }
+          ? {
+              requestBody: {
+                content: {
+                  'application/x-www-form-urlencoded': {
+                    schema: { type: 'object', properties: { confirm: { enum: ['approve', 'reject'] }, reason: { type: 'string' } } },
+                  },
+                },
+              },
+            }
           : {}),
       responses: {
         [ok]: { description: 'OK', content: okContent },
         ...Object.fromEntries(
-          errorCodes.map((c) => [c, { description: ERRORS[c], content: html ? { 'text/html': { schema: { type: 'string' } } } : { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } } }]),
+          errorCodes.map((c) => [
+            c,
+            {
+              description: ERRORS[c],
+              content: html ? { 'text/html': { schema: { type: 'string' } } } : { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } },
+            },
+          ]),
         ),
       },
     };
@@ -185,7 +201,7 @@ export function buildAuthorizationDoc(): string {
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
-  writeFileSync(OPENAPI_FILE, JSON.stringify(buildOpenApi(), null, 2) + '\n');
+  writeFileSync(OPENAPI_FILE, `${JSON.stringify(buildOpenApi(), null, 2)}\n`);
   mkdirSync('docs/security', { recursive: true });
   writeFileSync(AUTHZ_FILE, buildAuthorizationDoc());
   console.log(`wrote ${OPENAPI_FILE} and ${AUTHZ_FILE}`);

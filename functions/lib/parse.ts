@@ -4,7 +4,7 @@
  * 404 before a bad body is a 400). Header names are lower case (http-header-normalizer).
  */
 import type { APIGatewayProxyEvent } from 'aws-lambda';
-import { z } from 'zod';
+import type { z } from 'zod';
 import { AppError, badRequest } from '../domain/errors.ts';
 
 /** Request bodies larger than this are refused before parsing. */
@@ -31,7 +31,11 @@ export function parseBody<S extends z.ZodType>(event: APIGatewayProxyEvent, sche
     throw badRequest('the request body is not valid JSON');
   }
   const r = schema.safeParse(value);
-  if (!r.success) throw badRequest(issuesMessage(r.error), r.error.issues.map((i) => ({ path: i.path.join('.'), message: i.message })));
+  if (!r.success)
+    throw badRequest(
+      issuesMessage(r.error),
+      r.error.issues.map((i) => ({ path: i.path.join('.'), message: i.message })),
+    );
   return r.data;
 }
 

@@ -1,5 +1,5 @@
 /** The SNS topics: approval requests to approvers, outcomes to requesters (filtered per subscriber). */
-import { aws_kms as kms, aws_sns as sns } from 'aws-cdk-lib';
+import { type aws_kms as kms, aws_sns as sns } from 'aws-cdk-lib';
 import type { Construct } from 'constructs';
 import { Layer } from './layer.ts';
 

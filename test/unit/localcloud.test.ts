@@ -6,7 +6,9 @@ import { STATE_MACHINES, FUNCTIONS, functionArnKey, stateMachineArnKey } from '.
 
 describe('definition substitutions', () => {
   it('replaces every placeholder and refuses unknown ones', () => {
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: ASL definition placeholders, not template literals
     expect(substitute('{"R":"${AFunctionArn}"}', { AFunctionArn: 'arn:x' })).toBe('{"R":"arn:x"}');
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: ASL definition placeholders, not template literals
     expect(() => substitute('${Missing}', {})).toThrow(/no substitution/);
   });
 

@@ -58,13 +58,16 @@ describe('the pipeline follows the environment profiles', () => {
   it('promotes in order: each environment after the previous one, stopping at the target', () => {
     expect(readAsl(STATE_MACHINES.Pipeline.file).StartAt).toBe('Build');
     expect(pipeline.SecurityScan.Next).toBe(entryOf(ENVIRONMENTS[0]));
-    ENVIRONMENTS.forEach((env, i) => {
+    for (const [i, env] of ENVIRONMENTS.entries()) {
       const next = ENVIRONMENTS[i + 1];
-      if (!next) return expect(pipeline[`Deploy${env}`].Next).toBe('Validation');
+      if (!next) {
+        expect(pipeline[`Deploy${env}`].Next).toBe('Validation');
+        continue;
+      }
       const after = pipeline[`Deploy${env}`].Next!;
       expect(pipeline[after].Choices).toEqual([{ Variable: '$.targetEnvironment', StringEquals: env, Next: 'Validation' }]);
       expect(pipeline[after].Default).toBe(entryOf(next));
-    });
+    }
   });
 
   it('gates exactly the environments the approval task accepts', () => {

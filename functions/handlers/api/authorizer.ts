@@ -12,7 +12,7 @@ import { audit } from '../../lib/audit.ts';
 
 async function authorize(event: APIGatewayRequestAuthorizerEvent): Promise<APIGatewayAuthorizerResult> {
   const header = event.headers?.authorization;
-  let principal;
+  let principal: Awaited<ReturnType<typeof verifyBearer>>;
   try {
     principal = await verifyBearer(header);
   } catch (e) {
