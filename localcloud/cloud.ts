@@ -14,7 +14,7 @@ import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { FUNCTIONS, STATE_MACHINES, functionArnKey, stateMachineArnKey, type FunctionId, type StateMachineId } from '../functions/catalog.ts';
 import type { AgentKey } from '../functions/agent/protocol.ts';
 import { TABLES, type TableKey } from '../functions/lib/tables.ts';
-import { startDynamoDbLocal, ensureTables, } from './dynamodb.ts';
+import { startDynamoDbLocal, ensureTables } from './dynamodb.ts';
 import { DEFAULT_FLEET, Fleet, type FleetSizes } from './fleet.ts';
 import { DEV_CLIENT_ID, DEV_ISSUER, DEV_USERS, DevIssuer } from './identity.ts';
 import { functionArn, LocalLambda } from './lambda.ts';

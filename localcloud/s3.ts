@@ -90,8 +90,7 @@ export class LocalS3 {
       }
       case 'GET':
       case 'HEAD': {
-        if (!existsSync(p))
-          {
+        if (!existsSync(p)) {
           if (req.method === 'HEAD') res.writeHead(404).end();
           else xmlError(res, 404, 'NoSuchKey', 'The specified key does not exist.');
           return;

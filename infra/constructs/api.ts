@@ -1,5 +1,13 @@
 /** The REST API: stage, optional custom domain, the catalog's routes behind the JWT authorizer. */
-import { Duration, Stack, aws_apigateway as apigw, aws_certificatemanager as acm, type aws_kms as kms, type aws_lambda as lambda, aws_logs as logs } from 'aws-cdk-lib';
+import {
+  Duration,
+  Stack,
+  aws_apigateway as apigw,
+  aws_certificatemanager as acm,
+  type aws_kms as kms,
+  type aws_lambda as lambda,
+  aws_logs as logs,
+} from 'aws-cdk-lib';
 import type { Construct } from 'constructs';
 import { ROUTES, type FunctionId } from '../../functions/catalog.ts';
 import { GATEWAY_RESPONSES } from '../../functions/gatewayResponses.ts';
