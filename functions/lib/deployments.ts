@@ -10,6 +10,7 @@ import {
 } from '../domain/deployment.ts';
 import { auditItem, deploymentSubject, type AuditEvent } from './audit.ts';
 import { dynamo } from './aws.ts';
+import { CONDITIONS, conditionInput } from './conditions.ts';
 import { tableName } from './tables.ts';
 
 const LIST_KEY = 'deployments';
@@ -33,7 +34,7 @@ export function isConditionFailure(e: unknown): boolean {
 }
 
 export function newDeploymentItem(d: DeploymentRecord) {
-  return { TableName: tableName('deployments'), Item: { ...d, listKey: LIST_KEY }, ConditionExpression: 'attribute_not_exists(executionId)' };
+  return { TableName: tableName('deployments'), Item: { ...d, listKey: LIST_KEY }, ...conditionInput(CONDITIONS.notExists('executionId')) };
 }
 
 export interface ListFilter {
@@ -96,7 +97,7 @@ export interface DeploymentUpdate {
   UpdateExpression: string;
   ConditionExpression: string;
   ExpressionAttributeNames?: Record<string, string>;
-  ExpressionAttributeValues: Record<string, unknown>;
+  ExpressionAttributeValues?: Record<string, unknown>;
 }
 
 /**
