@@ -59,8 +59,14 @@ function compose(op: 'AND' | 'OR', parts: Condition[]): Condition {
   if (parts.length === 1) return parts[0];
   return {
     expression: parts.map((p) => `(${p.expression})`).join(` ${op} `),
-    names: mergePlaceholders(parts.map((p) => p.names), 'name'),
-    values: mergePlaceholders(parts.map((p) => p.values), 'value'),
+    names: mergePlaceholders(
+      parts.map((p) => p.names),
+      'name',
+    ),
+    values: mergePlaceholders(
+      parts.map((p) => p.values),
+      'value',
+    ),
   };
 }
 

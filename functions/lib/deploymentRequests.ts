@@ -54,7 +54,11 @@ export async function requestDeployment(request: DeploymentRequest, by: { reques
   const idem: Idempotency | undefined =
     by.idempotencyKey === undefined
       ? undefined
-      : { given: by.idempotencyKey, key: `${by.requestedBy}#${by.idempotencyKey}`, bodyHash: createHash('sha256').update(JSON.stringify(request)).digest('hex') };
+      : {
+          given: by.idempotencyKey,
+          key: `${by.requestedBy}#${by.idempotencyKey}`,
+          bodyHash: createHash('sha256').update(JSON.stringify(request)).digest('hex'),
+        };
   const prior = idem && (await priorRequest(idem));
   if (prior) return prior;
   if (!(await getModuleVersion(request.moduleName, request.version))) return { outcome: 'unknownModule' };
@@ -92,14 +96,29 @@ function deploymentItems(record: DeploymentRecord, idem: Idempotency | undefined
   const event = { moduleName, version, targetEnvironment, idempotencyKey: idem?.given };
   return [
     { item: { Put: newDeploymentItem(record) } },
-    { item: { Put: auditItem({ subject: deploymentSubject(executionId), category: 'deployment', action: 'deployment.requested', actor: record.requestedBy, details: event }) } },
+    {
+      item: {
+        Put: auditItem({
+          subject: deploymentSubject(executionId),
+          category: 'deployment',
+          action: 'deployment.requested',
+          actor: record.requestedBy,
+          details: event,
+        }),
+      },
+    },
     ...(idem
       ? [
           {
             item: {
               Put: {
                 TableName: tableName('idempotency'),
-                Item: { key: idem.key, executionId, bodyHash: idem.bodyHash, [TTL_ATTRIBUTE]: Math.floor(now.getTime() / 1000) + config.idempotencyTtlSeconds() },
+                Item: {
+                  key: idem.key,
+                  executionId,
+                  bodyHash: idem.bodyHash,
+                  [TTL_ATTRIBUTE]: Math.floor(now.getTime() / 1000) + config.idempotencyTtlSeconds(),
+                },
                 ...conditionInput(REQUEST_CONDITIONS.newKey),
               },
             },
@@ -195,7 +214,13 @@ export async function requestRollback(d: DeploymentRecord, r: RollbackRequest): 
     },
     REQUEST_CONDITIONS.rollbackMayStart,
   );
-  const event: AuditEvent = { subject: deploymentSubject(executionId), category: 'deployment', action: 'rollback.requested', actor: r.requestedBy, details: { reason: r.reason, environments: r.environments } };
+  const event: AuditEvent = {
+    subject: deploymentSubject(executionId),
+    category: 'deployment',
+    action: 'rollback.requested',
+    actor: r.requestedBy,
+    details: { reason: r.reason, environments: r.environments },
+  };
   const items: TaggedItem[] = [
     ...auditedUpdateItems(executionId, update, event).map((item) => ({ item })),
     ...lockItems(d.moduleName, environmentsUpTo(d.targetEnvironment), executionId),

@@ -53,7 +53,12 @@ export function lockItems(moduleName: string, environments: readonly Environment
     item: {
       Put: {
         TableName: tableName('locks'),
-        Item: { lockKey: lockKey(moduleName, environment), executionId, acquiredAt: new Date().toISOString(), expiresAt: nowSeconds() + config.lockLeaseSeconds() },
+        Item: {
+          lockKey: lockKey(moduleName, environment),
+          executionId,
+          acquiredAt: new Date().toISOString(),
+          expiresAt: nowSeconds() + config.lockLeaseSeconds(),
+        },
         ...conditionInput(or(LOCK.free, LOCK.lapsed(nowSeconds()), LOCK.ownedBy(executionId))),
       },
     },

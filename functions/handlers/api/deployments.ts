@@ -14,7 +14,10 @@ export const createSchema = z
     moduleName: moduleNameSchema,
     version: semverSchema,
     targetEnvironment: z.enum(ENVIRONMENTS),
-    metadata: z.record(z.string().max(64), z.string().max(256)).refine((m) => Object.keys(m).length <= 20, 'at most 20 entries').optional(),
+    metadata: z
+      .record(z.string().max(64), z.string().max(256))
+      .refine((m) => Object.keys(m).length <= 20, 'at most 20 entries')
+      .optional(),
   })
   .strict();
 
@@ -75,7 +78,10 @@ async function create(event: Parameters<typeof parseBody>[0], principal: Princip
     case 'unknownModule':
       throw new AppError('UnknownModuleVersion', `module ${body.moduleName}@${body.version} is not registered`, 400);
     case 'locked':
-      throw conflict('DeploymentInProgress', `${r.lock.moduleName} is already being deployed to ${r.lock.environment} by ${r.lock.holder ?? 'another deployment'}; wait for it to finish`);
+      throw conflict(
+        'DeploymentInProgress',
+        `${r.lock.moduleName} is already being deployed to ${r.lock.environment} by ${r.lock.holder ?? 'another deployment'}; wait for it to finish`,
+      );
   }
 }
 
@@ -93,7 +99,10 @@ function accepted(executionId: string, targetEnvironment: Environment) {
   );
 }
 
-export const rollbackSchema = z.object({ reason: z.string().min(1).max(500).optional() }).strict().optional();
+export const rollbackSchema = z
+  .object({ reason: z.string().min(1).max(500).optional() })
+  .strict()
+  .optional();
 
 async function rollback(event: Parameters<typeof parseBody>[0], principal: Principal | undefined) {
   const caller = signedIn(principal);
@@ -101,20 +110,31 @@ async function rollback(event: Parameters<typeof parseBody>[0], principal: Princ
   const body = parseBody(event, rollbackSchema);
   const d = await getDeployment(executionId);
   if (!d) throw notFound(`deployment ${executionId}`);
-  if (d.rollback?.status === 'Running') throw conflict('RollbackInProgress', `a rollback of ${executionId} requested by ${d.rollback.requestedBy} is already running`);
+  if (d.rollback?.status === 'Running')
+    throw conflict('RollbackInProgress', `a rollback of ${executionId} requested by ${d.rollback.requestedBy} is already running`);
   if (!TERMINAL_STATUSES.includes(d.status)) {
     throw conflict('DeploymentRunning', `${executionId} is still ${d.status}; a running deployment rolls back by itself if it fails`);
   }
   const environments = await changedEnvironments(d);
   if (environments.length === 0) {
-    throw conflict('NothingToRollBack', d.status === 'RolledBack' ? `${executionId} is already rolled back` : `${executionId} changed no node that is not already back on its previous version`);
+    throw conflict(
+      'NothingToRollBack',
+      d.status === 'RolledBack' ? `${executionId} is already rolled back` : `${executionId} changed no node that is not already back on its previous version`,
+    );
   }
   const r = await requestRollback(d, { requestedBy: caller.userId, reason: body?.reason, environments });
   if (r.outcome === 'locked') {
-    throw conflict('DeploymentInProgress', `${r.lock.moduleName} is being deployed to ${r.lock.environment} by ${r.lock.holder ?? 'another deployment'}; roll back when it has finished`);
+    throw conflict(
+      'DeploymentInProgress',
+      `${r.lock.moduleName} is being deployed to ${r.lock.environment} by ${r.lock.holder ?? 'another deployment'}; roll back when it has finished`,
+    );
   }
   if (r.outcome === 'alreadyRunning') throw conflict('RollbackInProgress', `a rollback of ${executionId} is already running`);
-  return json(202, { executionId, rollback: { status: 'Running', environments, requestedBy: caller.userId, requestedAt: r.requestedAt }, links: { self: `/api/v1/deployments/${executionId}` } });
+  return json(202, {
+    executionId,
+    rollback: { status: 'Running', environments, requestedBy: caller.userId, requestedAt: r.requestedAt },
+    links: { self: `/api/v1/deployments/${executionId}` },
+  });
 }
 
 export const handler = httpApi({

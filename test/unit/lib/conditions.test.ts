@@ -9,7 +9,11 @@ describe('condition parts', () => {
       names: { '#rollback': 'rollback', '#status': 'status' },
       values: { ':rollback_status_Failed': 'Failed' },
     });
-    expect(CONDITIONS.lessThan(['expiresAt'], 42)).toEqual({ expression: '#expiresAt < :expiresAt_lt', names: { '#expiresAt': 'expiresAt' }, values: { ':expiresAt_lt': 42 } });
+    expect(CONDITIONS.lessThan(['expiresAt'], 42)).toEqual({
+      expression: '#expiresAt < :expiresAt_lt',
+      names: { '#expiresAt': 'expiresAt' },
+      values: { ':expiresAt_lt': 42 },
+    });
   });
 
   it('derive value placeholders that DynamoDB accepts from any value', () => {
@@ -55,12 +59,19 @@ describe('and / or', () => {
 describe('conditionInput / withCondition', () => {
   it('leaves out empty placeholder maps, which DynamoDB rejects', () => {
     expect(conditionInput({ expression: 'attribute_not_exists(lockKey)' })).toEqual({ ConditionExpression: 'attribute_not_exists(lockKey)' });
-    expect(conditionInput(CONDITIONS.notExists('key'))).toEqual({ ConditionExpression: 'attribute_not_exists(#key)', ExpressionAttributeNames: { '#key': 'key' } });
+    expect(conditionInput(CONDITIONS.notExists('key'))).toEqual({
+      ConditionExpression: 'attribute_not_exists(#key)',
+      ExpressionAttributeNames: { '#key': 'key' },
+    });
   });
 
   it("adds a condition to an update, merging the update's own placeholders", () => {
     const u = withCondition(
-      { UpdateExpression: 'SET #rollback = :r', ExpressionAttributeNames: { '#rollback': 'rollback' }, ExpressionAttributeValues: { ':r': { status: 'Running' } } },
+      {
+        UpdateExpression: 'SET #rollback = :r',
+        ExpressionAttributeNames: { '#rollback': 'rollback' },
+        ExpressionAttributeValues: { ':r': { status: 'Running' } },
+      },
       or(CONDITIONS.notExists('rollback'), CONDITIONS.equals(['rollback', 'status'], 'Failed')),
     );
     expect(u).toEqual({
@@ -69,6 +80,8 @@ describe('conditionInput / withCondition', () => {
       ExpressionAttributeNames: { '#rollback': 'rollback', '#status': 'status' },
       ExpressionAttributeValues: { ':r': { status: 'Running' }, ':rollback_status_Failed': 'Failed' },
     });
-    expect(() => withCondition({ ExpressionAttributeValues: { ':rollback_status_Failed': 'x' } }, CONDITIONS.equals(['rollback', 'status'], 'Failed'))).toThrow();
+    expect(() =>
+      withCondition({ ExpressionAttributeValues: { ':rollback_status_Failed': 'x' } }, CONDITIONS.equals(['rollback', 'status'], 'Failed')),
+    ).toThrow();
   });
 });

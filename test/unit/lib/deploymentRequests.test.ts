@@ -20,7 +20,8 @@ const { requestDeployment, requestRollback } = await import('../../../functions/
 
 const TABLES = { DEPLOYMENTS_TABLE: 'deployments', IDEMPOTENCY_TABLE: 'idempotency', AUDIT_TABLE: 'audit', MODULES_TABLE: 'modules', LOCKS_TABLE: 'locks' };
 const request = { moduleName: 'demo-kernel', version: '1.1.0', targetEnvironment: 'QA' as const };
-const cancelled = (...codes: string[]) => new TransactionCanceledException({ message: 'cancelled', $metadata: {}, CancellationReasons: codes.map((Code) => ({ Code })) });
+const cancelled = (...codes: string[]) =>
+  new TransactionCanceledException({ message: 'cancelled', $metadata: {}, CancellationReasons: codes.map((Code) => ({ Code })) });
 const named = (name: string) => sent.filter((c) => c.constructor.name === name);
 
 /** Reads: the module exists, the given lock holder, the given idempotency and deployment items. */
@@ -119,7 +120,11 @@ describe('requestDeployment', () => {
     expect(stored).toMatchObject({ key: 'dan#k1' });
     sent.length = 0;
     fake.dynamo.mockImplementation(reads({ idempotency: stored, deployment: { executionId: stored.executionId, targetEnvironment: 'QA' } }));
-    expect(await requestDeployment(request, { requestedBy: 'dan', idempotencyKey: 'k1' })).toEqual({ outcome: 'replayed', executionId: stored.executionId, targetEnvironment: 'QA' });
+    expect(await requestDeployment(request, { requestedBy: 'dan', idempotencyKey: 'k1' })).toEqual({
+      outcome: 'replayed',
+      executionId: stored.executionId,
+      targetEnvironment: 'QA',
+    });
     expect(await requestDeployment({ ...request, version: '1.0.0' }, { requestedBy: 'dan', idempotencyKey: 'k1' })).toEqual({ outcome: 'keyReused' });
     expect(named('TransactWriteCommand')).toHaveLength(0);
   });
@@ -134,7 +139,10 @@ describe('requestRollback', () => {
       if (c.constructor.name === 'TransactWriteCommand') throw cancelled('None', 'None', 'None', 'ConditionalCheckFailed');
       return base(c);
     });
-    expect(await requestRollback(d, { requestedBy: 'amy', environments: ['QA'] })).toEqual({ outcome: 'locked', lock: { moduleName: 'demo-kernel', environment: 'QA', holder: 'dep-2' } });
+    expect(await requestRollback(d, { requestedBy: 'amy', environments: ['QA'] })).toEqual({
+      outcome: 'locked',
+      lock: { moduleName: 'demo-kernel', environment: 'QA', holder: 'dep-2' },
+    });
     fake.dynamo.mockImplementation(async (c) => {
       if (c.constructor.name === 'TransactWriteCommand') throw cancelled('ConditionalCheckFailed', 'None', 'None', 'None');
       return base(c);

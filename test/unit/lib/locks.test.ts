@@ -49,13 +49,21 @@ describe('heldLock', () => {
 
   it('finds the lock wherever the builder put it, whatever comes before it', () => {
     const shorter = [put('deployments'), put('audit'), ...locks];
-    expect(heldLock(shorter, [{ Code: 'None' }, { Code: 'None' }, { Code: 'ConditionalCheckFailed' }, { Code: 'None' }])).toEqual({ moduleName: 'm', environment: 'Development' });
+    expect(heldLock(shorter, [{ Code: 'None' }, { Code: 'None' }, { Code: 'ConditionalCheckFailed' }, { Code: 'None' }])).toEqual({
+      moduleName: 'm',
+      environment: 'Development',
+    });
     const locksFirst = [...locks, put('deployments')];
     expect(heldLock(locksFirst, [{ Code: 'None' }, { Code: 'None' }, { Code: 'ConditionalCheckFailed' }])).toBeUndefined();
   });
 
   it('answers undefined for conflicts, other failures, and missing reasons', () => {
-    expect(heldLock(items, items.map(() => ({ Code: 'TransactionConflict' })))).toBeUndefined();
+    expect(
+      heldLock(
+        items,
+        items.map(() => ({ Code: 'TransactionConflict' })),
+      ),
+    ).toBeUndefined();
     expect(heldLock(items, [])).toBeUndefined();
     expect(heldLock([], [{ Code: 'ConditionalCheckFailed' }])).toBeUndefined();
   });
