@@ -4,6 +4,7 @@ import type { Environment } from '../domain/environments.ts';
 import { TERMINAL_STATUSES, type DeploymentRecord, type DeploymentStatus, type StageName, type StageRecord } from '../domain/deployment.ts';
 import { auditItem, deploymentSubject, type AuditEvent } from './audit.ts';
 import { dynamo } from './aws.ts';
+import { CONDITIONS, conditionInput } from './conditions.ts';
 import { tableName } from './tables.ts';
 
 const LIST_KEY = 'deployments';
@@ -27,7 +28,7 @@ export function isConditionFailure(e: unknown): boolean {
 }
 
 export function newDeploymentItem(d: DeploymentRecord) {
-  return { TableName: tableName('deployments'), Item: { ...d, listKey: LIST_KEY }, ConditionExpression: 'attribute_not_exists(executionId)' };
+  return { TableName: tableName('deployments'), Item: { ...d, listKey: LIST_KEY }, ...conditionInput(CONDITIONS.notExists('executionId')) };
 }
 
 export interface ListFilter {
@@ -92,7 +93,7 @@ export interface DeploymentUpdate {
   UpdateExpression: string;
   ConditionExpression: string;
   ExpressionAttributeNames?: Record<string, string>;
-  ExpressionAttributeValues: Record<string, unknown>;
+  ExpressionAttributeValues?: Record<string, unknown>;
 }
 
 /**

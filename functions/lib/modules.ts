@@ -1,11 +1,14 @@
 import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
-import { GetCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
+import { GetCommand, QueryCommand, TransactWriteCommand } from '@aws-sdk/lib-dynamodb';
 import semver from 'semver';
 import type { Manifest } from '../domain/manifest.ts';
 import type { ModuleSignature } from '../domain/signature.ts';
+import { auditItem } from './audit.ts';
 import { dynamo, objectStore } from './aws.ts';
+import { CONDITIONS, conditionInput } from './conditions.ts';
 import { config } from './config.ts';
+import { isConditionFailure } from './deployments.ts';
 import { tableName } from './tables.ts';
 
 export interface ModuleVersionRecord {
@@ -22,8 +25,33 @@ export interface ModuleVersionRecord {
 
 export const artifactKey = (name: string, version: string) => `modules/${name}/${version}/artifact.bin`;
 
-export function newModuleVersionItem(record: ModuleVersionRecord) {
-  return { TableName: tableName('modules'), Item: record, ConditionExpression: 'attribute_not_exists(version)' };
+/**
+ * Register a version with its audit event, in one transaction. Versions are immutable: returns
+ * false, writing nothing, when this version is already registered.
+ */
+export async function registerModuleVersion(record: ModuleVersionRecord, sha256: string): Promise<boolean> {
+  try {
+    await dynamo().send(
+      new TransactWriteCommand({
+        TransactItems: [
+          { Put: { TableName: tableName('modules'), Item: record, ...conditionInput(CONDITIONS.notExists('version')) } },
+          {
+            Put: auditItem({
+              subject: `module#${record.moduleName}`,
+              category: 'module',
+              action: 'module.registered',
+              actor: record.registeredBy,
+              details: { version: record.version, sha256, signatureAlgorithm: record.signature.algorithm },
+            }),
+          },
+        ],
+      }),
+    );
+    return true;
+  } catch (e) {
+    if (isConditionFailure(e)) return false;
+    throw e;
+  }
 }
 
 export async function getModuleVersion(moduleName: string, version: string): Promise<ModuleVersionRecord | undefined> {

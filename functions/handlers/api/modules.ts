@@ -1,15 +1,13 @@
 import { createHash } from 'node:crypto';
-import { ScanCommand, TransactWriteCommand } from '@aws-sdk/lib-dynamodb';
+import { ScanCommand } from '@aws-sdk/lib-dynamodb';
 import { z } from 'zod';
 import { AppError, conflict, notFound } from '../../domain/errors.ts';
 import { manifestSchema, moduleNameSchema, semverSchema } from '../../domain/manifest.ts';
 import { SIGNATURE_ALGORITHMS } from '../../domain/signature.ts';
-import { auditItem } from '../../lib/audit.ts';
 import { dynamo } from '../../lib/aws.ts';
-import { isConditionFailure } from '../../lib/deployments.ts';
 import { apiHandler, json } from '../../lib/http.ts';
 import { parseBody, parsePath } from '../../lib/parse.ts';
-import { artifactKey, getModuleVersion, listModuleVersions, newModuleVersionItem, putArtifact, type ModuleVersionRecord } from '../../lib/modules.ts';
+import { artifactKey, getModuleVersion, listModuleVersions, putArtifact, registerModuleVersion, type ModuleVersionRecord } from '../../lib/modules.ts';
 import { tableName } from '../../lib/tables.ts';
 
 /** Artifacts travel base64 in the JSON body; Lambda's 6 MB payload limit bounds them. */
@@ -77,26 +75,8 @@ export const handler = apiHandler({
       registeredAt: new Date().toISOString(),
       registeredBy: caller.userId,
     };
-    try {
-      await dynamo().send(
-        new TransactWriteCommand({
-          TransactItems: [
-            { Put: newModuleVersionItem(record) },
-            {
-              Put: auditItem({
-                subject: `module#${manifest.name}`,
-                category: 'module',
-                action: 'module.registered',
-                actor: caller.userId,
-                details: { version: manifest.version, sha256: digest, signatureAlgorithm: body.signature.algorithm },
-              }),
-            },
-          ],
-        }),
-      );
-    } catch (e) {
-      if (isConditionFailure(e)) throw conflict('ModuleVersionExists', `${manifest.name}@${manifest.version} is already registered; versions are immutable`);
-      throw e;
+    if (!(await registerModuleVersion(record, digest))) {
+      throw conflict('ModuleVersionExists', `${manifest.name}@${manifest.version} is already registered; versions are immutable`);
     }
     return json(201, present(record), { location: `/api/v1/modules/${manifest.name}/versions/${manifest.version}` });
   },

@@ -1,0 +1,243 @@
+/**
+ * The two requests that start work on a module: a new deployment and an on-demand rollback. Each
+ * is one transaction (the deployment record or its rollback, the audit event, the module's locks,
+ * the idempotency key) and then the start of its state machine. Outcomes the caller answers
+ * differently come back as values; anything unexpected is thrown.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { TransactionCanceledException } from '@aws-sdk/client-dynamodb';
+import { StartExecutionCommand } from '@aws-sdk/client-sfn';
+import { GetCommand, TransactWriteCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { initialStages, newExecutionId, type DeploymentRecord } from '../domain/deployment.ts';
+import { environmentsUpTo, GATED_ENVIRONMENTS, type Environment } from '../domain/environments.ts';
+import { auditItem, deploymentSubject, type AuditEvent } from './audit.ts';
+import { dynamo, stepFunctions } from './aws.ts';
+import { CONDITIONS, conditionInput, or, withCondition } from './conditions.ts';
+import { config } from './config.ts';
+import { auditedUpdateItems, getDeployment, newDeploymentItem, setDeploymentStatus } from './deployments.ts';
+import { describeHeldLock, heldLock, lockItems, releaseLocks, untagged, type HeldLock, type TaggedItem } from './locks.ts';
+import { getModuleVersion } from './modules.ts';
+import { tableName, TTL_ATTRIBUTE } from './tables.ts';
+
+const REQUEST_CONDITIONS = {
+  newKey: CONDITIONS.notExists('key'),
+  // Exactly one rollback at a time: the first request wins; a failed one may be retried.
+  rollbackMayStart: or(CONDITIONS.notExists('rollback'), CONDITIONS.equals(['rollback', 'status'], 'Failed')),
+};
+
+export interface DeploymentRequest {
+  moduleName: string;
+  version: string;
+  targetEnvironment: Environment;
+  metadata?: Record<string, string>;
+}
+
+export type DeploymentRequestOutcome =
+  | { outcome: 'started' | 'replayed'; executionId: string; targetEnvironment: Environment }
+  | { outcome: 'keyReused' }
+  | { outcome: 'unknownModule' }
+  | { outcome: 'locked'; lock: HeldLock };
+
+interface Idempotency {
+  /** The caller's key as sent (recorded in the audit event). */
+  given: string;
+  /** Keys are per user: the stored key is `<userId>#<key>`. */
+  key: string;
+  bodyHash: string;
+}
+
+/**
+ * Record a deployment, take its locks and start the pipeline. `request` is hashed as given, so a
+ * retry with the same Idempotency-Key must send the same request to be answered as the first was.
+ */
+export async function requestDeployment(request: DeploymentRequest, by: { requestedBy: string; idempotencyKey?: string }): Promise<DeploymentRequestOutcome> {
+  const idem: Idempotency | undefined =
+    by.idempotencyKey === undefined
+      ? undefined
+      : {
+          given: by.idempotencyKey,
+          key: `${by.requestedBy}#${by.idempotencyKey}`,
+          bodyHash: createHash('sha256').update(JSON.stringify(request)).digest('hex'),
+        };
+  const prior = idem && (await priorRequest(idem));
+  if (prior) return prior;
+  if (!(await getModuleVersion(request.moduleName, request.version))) return { outcome: 'unknownModule' };
+
+  const now = new Date();
+  const record: DeploymentRecord = {
+    executionId: newExecutionId(now, randomBytes(6).toString('hex')),
+    moduleName: request.moduleName,
+    version: request.version,
+    targetEnvironment: request.targetEnvironment,
+    status: 'Pending',
+    requestedBy: by.requestedBy,
+    createdAt: now.toISOString(),
+    updatedAt: now.toISOString(),
+    metadata: request.metadata,
+    ...initialStages(request.targetEnvironment),
+  };
+  const items = deploymentItems(record, idem, now);
+  const cancelled = await transactRetryingConflicts(items);
+  if (cancelled) {
+    // A concurrent request with the same key won the race: answer as it did.
+    const winner = idem && (await priorRequest(idem));
+    if (winner) return winner;
+    const held = heldLock(items, cancelled.CancellationReasons ?? []);
+    if (held) return { outcome: 'locked', lock: await describeHeldLock(held) };
+    throw cancelled;
+  }
+  await startPipeline(record);
+  return { outcome: 'started', executionId: record.executionId, targetEnvironment: record.targetEnvironment };
+}
+
+/** The deployment record, its audit event, the idempotency key, and (one deployment at a time) every environment's lock. */
+function deploymentItems(record: DeploymentRecord, idem: Idempotency | undefined, now: Date): TaggedItem[] {
+  const { executionId, moduleName, version, targetEnvironment } = record;
+  const event = { moduleName, version, targetEnvironment, idempotencyKey: idem?.given };
+  return [
+    { item: { Put: newDeploymentItem(record) } },
+    {
+      item: {
+        Put: auditItem({
+          subject: deploymentSubject(executionId),
+          category: 'deployment',
+          action: 'deployment.requested',
+          actor: record.requestedBy,
+          details: event,
+        }),
+      },
+    },
+    ...(idem
+      ? [
+          {
+            item: {
+              Put: {
+                TableName: tableName('idempotency'),
+                Item: {
+                  key: idem.key,
+                  executionId,
+                  bodyHash: idem.bodyHash,
+                  [TTL_ATTRIBUTE]: Math.floor(now.getTime() / 1000) + config.idempotencyTtlSeconds(),
+                },
+                ...conditionInput(REQUEST_CONDITIONS.newKey),
+              },
+            },
+          },
+        ]
+      : []),
+    ...lockItems(moduleName, environmentsUpTo(targetEnvironment), executionId),
+  ];
+}
+
+/**
+ * Write the items, retrying a few times when DynamoDB cancels for a conflicting concurrent
+ * transaction (not a failed condition). Returns the cancellation that was not retried.
+ */
+async function transactRetryingConflicts(items: readonly TaggedItem[]): Promise<TransactionCanceledException | undefined> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      await dynamo().send(new TransactWriteCommand({ TransactItems: untagged(items) }));
+      return undefined;
+    } catch (e) {
+      if (!(e instanceof TransactionCanceledException)) throw e;
+      if (!(e.CancellationReasons ?? []).some((r) => r.Code === 'TransactionConflict') || attempt >= 5) return e;
+      await new Promise((r) => setTimeout(r, 20 + Math.random() * 80 * (attempt + 1)));
+    }
+  }
+}
+
+/** The answer a request with this idempotency key already got, if one was made. */
+async function priorRequest(idem: Idempotency): Promise<DeploymentRequestOutcome | undefined> {
+  const r = await dynamo().send(new GetCommand({ TableName: tableName('idempotency'), Key: { key: idem.key }, ConsistentRead: true }));
+  if (!r.Item) return undefined;
+  if (r.Item.bodyHash !== idem.bodyHash) return { outcome: 'keyReused' };
+  const d = await getDeployment(String(r.Item.executionId));
+  return d && { outcome: 'replayed', executionId: d.executionId, targetEnvironment: d.targetEnvironment };
+}
+
+/** Start the pipeline; if that fails, the deployment fails and gives its locks back (then the error is thrown). */
+async function startPipeline(record: DeploymentRecord): Promise<void> {
+  const { executionId, moduleName, version, targetEnvironment } = record;
+  try {
+    const started = await stepFunctions().send(
+      new StartExecutionCommand({
+        stateMachineArn: config.pipelineStateMachineArn(),
+        name: executionId,
+        input: JSON.stringify({
+          executionId,
+          moduleName,
+          version,
+          targetEnvironment,
+          // Read by the approval gates' TimeoutSecondsPath: the expiry is the state machine's own.
+          approvalTimeoutSeconds: Object.fromEntries(GATED_ENVIRONMENTS.map((e) => [e, config.approvalTimeoutSeconds(e)])),
+        }),
+      }),
+    );
+    await dynamo().send(
+      new UpdateCommand({
+        TableName: tableName('deployments'),
+        Key: { executionId },
+        UpdateExpression: 'SET executionArn = :arn',
+        ExpressionAttributeValues: { ':arn': started.executionArn },
+      }),
+    );
+  } catch (e) {
+    await setDeploymentStatus(executionId, 'Failed', {
+      failure: { code: 'StartFailed', message: `the pipeline could not be started: ${(e as Error).message}` },
+    });
+    await releaseLocks(moduleName, environmentsUpTo(targetEnvironment), executionId);
+    throw e;
+  }
+}
+
+export interface RollbackRequest {
+  requestedBy: string;
+  reason?: string;
+  /** The environments to roll back, in order (see changedEnvironments). */
+  environments: Environment[];
+}
+
+export type RollbackRequestOutcome = { outcome: 'started'; requestedAt: string } | { outcome: 'alreadyRunning' } | { outcome: 'locked'; lock: HeldLock };
+
+/**
+ * Mark the deployment's rollback Running (audited) while taking the module's locks, so no new
+ * deployment of it starts meanwhile; then start the rollback state machine.
+ */
+export async function requestRollback(d: DeploymentRecord, r: RollbackRequest): Promise<RollbackRequestOutcome> {
+  const { executionId } = d;
+  const now = new Date().toISOString();
+  const attempt = d.rollback ? 2 : 1;
+  const update = withCondition(
+    {
+      UpdateExpression: 'SET #rollback = :r, updatedAt = :now',
+      ExpressionAttributeValues: { ':r': { status: 'Running', requestedBy: r.requestedBy, requestedAt: now, reason: r.reason }, ':now': now },
+    },
+    REQUEST_CONDITIONS.rollbackMayStart,
+  );
+  const event: AuditEvent = {
+    subject: deploymentSubject(executionId),
+    category: 'deployment',
+    action: 'rollback.requested',
+    actor: r.requestedBy,
+    details: { reason: r.reason, environments: r.environments },
+  };
+  const items: TaggedItem[] = [
+    ...auditedUpdateItems(executionId, update, event).map((item) => ({ item })),
+    ...lockItems(d.moduleName, environmentsUpTo(d.targetEnvironment), executionId),
+  ];
+  try {
+    await dynamo().send(new TransactWriteCommand({ TransactItems: untagged(items) }));
+  } catch (e) {
+    if (!(e instanceof TransactionCanceledException)) throw e;
+    const held = heldLock(items, e.CancellationReasons ?? []);
+    return held ? { outcome: 'locked', lock: await describeHeldLock(held) } : { outcome: 'alreadyRunning' };
+  }
+  await stepFunctions().send(
+    new StartExecutionCommand({
+      stateMachineArn: config.rollbackStateMachineArn(),
+      name: `${executionId}-rollback-${attempt}-${Date.now().toString(36)}`,
+      input: JSON.stringify({ executionId, environments: r.environments, requestedBy: r.requestedBy }),
+    }),
+  );
+  return { outcome: 'started', requestedAt: now };
+}

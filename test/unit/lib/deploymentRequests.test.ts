@@ -1,0 +1,168 @@
+/**
+ * The data layer's decisions around its transactions (retry, replay, lock conflicts, compensation)
+ * against fake AWS clients; the integration tests run the same paths against DynamoDB Local.
+ */
+import { TransactionCanceledException } from '@aws-sdk/client-dynamodb';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import type { DeploymentRecord } from '../../../functions/domain/deployment.ts';
+
+type Command = { constructor: { name: string }; input: Record<string, any> };
+const sent: Command[] = [];
+const fake = {
+  dynamo: vi.fn<(c: Command) => Promise<unknown>>(),
+  sfn: vi.fn<(c: Command) => Promise<unknown>>(),
+};
+function record(c: Command, answer: (c: Command) => unknown) {
+  sent.push(c);
+  return answer(c);
+}
+vi.mock('../../../functions/lib/aws.ts', () => ({
+  dynamo: () => ({ send: (c: Command) => record(c, fake.dynamo) }),
+  stepFunctions: () => ({ send: (c: Command) => record(c, fake.sfn) }),
+}));
+const { requestDeployment, requestRollback } = await import('../../../functions/lib/deploymentRequests.ts');
+
+const TABLES = { DEPLOYMENTS_TABLE: 'deployments', IDEMPOTENCY_TABLE: 'idempotency', AUDIT_TABLE: 'audit', MODULES_TABLE: 'modules', LOCKS_TABLE: 'locks' };
+const request = { moduleName: 'demo-kernel', version: '1.1.0', targetEnvironment: 'QA' as const };
+const cancelled = (...codes: string[]) =>
+  new TransactionCanceledException({ message: 'cancelled', $metadata: {}, CancellationReasons: codes.map((Code) => ({ Code })) });
+const named = (name: string) => sent.filter((c) => c.constructor.name === name);
+
+/** Reads: the module exists, the given lock holder, the given idempotency and deployment items. */
+function reads(opts: { lockHolder?: string; idempotency?: Record<string, unknown>; deployment?: Partial<DeploymentRecord> } = {}) {
+  return async (c: Command) => {
+    if (c.constructor.name !== 'GetCommand') return {};
+    switch (c.input.TableName) {
+      case 'modules':
+        return { Item: { moduleName: request.moduleName, version: request.version } };
+      case 'locks':
+        return { Item: opts.lockHolder ? { executionId: opts.lockHolder } : undefined };
+      case 'idempotency':
+        return { Item: opts.idempotency };
+      case 'deployments':
+        return { Item: opts.deployment };
+    }
+    return {};
+  };
+}
+
+beforeEach(() => {
+  for (const [k, v] of Object.entries({ ...TABLES, PIPELINE_STATE_MACHINE_ARN: 'arn:pipeline', ROLLBACK_STATE_MACHINE_ARN: 'arn:rollback' })) vi.stubEnv(k, v);
+  sent.length = 0;
+  fake.dynamo.mockReset();
+  fake.sfn.mockReset();
+  fake.sfn.mockResolvedValue({ executionArn: 'arn:execution' });
+});
+afterEach(() => vi.unstubAllEnvs());
+
+describe('requestDeployment', () => {
+  it('writes record, audit event and every lock up to the target in one transaction, then starts the pipeline and records its ARN', async () => {
+    fake.dynamo.mockImplementation(reads());
+    const r = await requestDeployment(request, { requestedBy: 'dan' });
+    expect(r).toMatchObject({ outcome: 'started', targetEnvironment: 'QA' });
+    const [tx] = named('TransactWriteCommand');
+    expect(tx.input.TransactItems.map((i: any) => i.Put.TableName)).toEqual(['deployments', 'audit', 'locks', 'locks']);
+    expect(tx.input.TransactItems[1].Put.Item).toMatchObject({ action: 'deployment.requested', actor: 'dan' });
+    expect(named('StartExecutionCommand')[0].input).toMatchObject({ stateMachineArn: 'arn:pipeline', name: (r as { executionId: string }).executionId });
+    expect(named('UpdateCommand')[0].input.ExpressionAttributeValues).toEqual({ ':arn': 'arn:execution' });
+  });
+
+  it('retries a transaction cancelled by a concurrent one', async () => {
+    const base = reads();
+    let first = true;
+    fake.dynamo.mockImplementation(async (c) => {
+      if (c.constructor.name === 'TransactWriteCommand' && first) {
+        first = false;
+        throw cancelled('None', 'TransactionConflict', 'None', 'None');
+      }
+      return base(c);
+    });
+    expect((await requestDeployment(request, { requestedBy: 'dan' })).outcome).toBe('started');
+    expect(named('TransactWriteCommand')).toHaveLength(2);
+  });
+
+  it('answers a held lock with its environment and the execution holding it, and starts nothing', async () => {
+    const base = reads({ lockHolder: 'dep-holder' });
+    fake.dynamo.mockImplementation(async (c) => {
+      if (c.constructor.name === 'TransactWriteCommand') throw cancelled('None', 'None', 'None', 'ConditionalCheckFailed');
+      return base(c);
+    });
+    expect(await requestDeployment(request, { requestedBy: 'dan' })).toEqual({
+      outcome: 'locked',
+      lock: { moduleName: 'demo-kernel', environment: 'QA', holder: 'dep-holder' },
+    });
+    expect(named('StartExecutionCommand')).toHaveLength(0);
+  });
+
+  it('throws a cancellation that is not about a lock', async () => {
+    const base = reads();
+    fake.dynamo.mockImplementation(async (c) => {
+      if (c.constructor.name === 'TransactWriteCommand') throw cancelled('ConditionalCheckFailed', 'None', 'None', 'None');
+      return base(c);
+    });
+    await expect(requestDeployment(request, { requestedBy: 'dan' })).rejects.toBeInstanceOf(TransactionCanceledException);
+  });
+
+  it('when the pipeline cannot start: fails the deployment (audited), gives the locks back, and throws', async () => {
+    fake.dynamo.mockImplementation(reads());
+    fake.sfn.mockRejectedValue(new Error('throttled'));
+    await expect(requestDeployment(request, { requestedBy: 'dan' })).rejects.toThrow('throttled');
+    const [, failed] = named('TransactWriteCommand');
+    expect(failed.input.TransactItems[0].Update.ExpressionAttributeValues).toMatchObject({
+      ':status': 'Failed',
+      ':failure': { code: 'StartFailed', message: 'the pipeline could not be started: throttled' },
+    });
+    expect(failed.input.TransactItems[1].Put.Item).toMatchObject({ action: 'deployment.failed' });
+    expect(named('DeleteCommand').map((c) => c.input.Key.lockKey)).toEqual(['demo-kernel#Development', 'demo-kernel#QA']);
+  });
+
+  it('replays an earlier request with the same key and body, and refuses the key with another body', async () => {
+    // The first request records the hash of the body as given; a replay is answered from it.
+    fake.dynamo.mockImplementation(reads());
+    await requestDeployment(request, { requestedBy: 'dan', idempotencyKey: 'k1' });
+    const stored = named('TransactWriteCommand')[0].input.TransactItems[2].Put.Item;
+    expect(stored).toMatchObject({ key: 'dan#k1' });
+    sent.length = 0;
+    fake.dynamo.mockImplementation(reads({ idempotency: stored, deployment: { executionId: stored.executionId, targetEnvironment: 'QA' } }));
+    expect(await requestDeployment(request, { requestedBy: 'dan', idempotencyKey: 'k1' })).toEqual({
+      outcome: 'replayed',
+      executionId: stored.executionId,
+      targetEnvironment: 'QA',
+    });
+    expect(await requestDeployment({ ...request, version: '1.0.0' }, { requestedBy: 'dan', idempotencyKey: 'k1' })).toEqual({ outcome: 'keyReused' });
+    expect(named('TransactWriteCommand')).toHaveLength(0);
+  });
+});
+
+describe('requestRollback', () => {
+  const d = { executionId: 'dep-1', moduleName: 'demo-kernel', targetEnvironment: 'QA' } as DeploymentRecord;
+
+  it('tells a held lock from a rollback that is already running', async () => {
+    const base = reads({ lockHolder: 'dep-2' });
+    fake.dynamo.mockImplementation(async (c) => {
+      if (c.constructor.name === 'TransactWriteCommand') throw cancelled('None', 'None', 'None', 'ConditionalCheckFailed');
+      return base(c);
+    });
+    expect(await requestRollback(d, { requestedBy: 'amy', environments: ['QA'] })).toEqual({
+      outcome: 'locked',
+      lock: { moduleName: 'demo-kernel', environment: 'QA', holder: 'dep-2' },
+    });
+    fake.dynamo.mockImplementation(async (c) => {
+      if (c.constructor.name === 'TransactWriteCommand') throw cancelled('ConditionalCheckFailed', 'None', 'None', 'None');
+      return base(c);
+    });
+    expect(await requestRollback(d, { requestedBy: 'amy', environments: ['QA'] })).toEqual({ outcome: 'alreadyRunning' });
+    expect(named('StartExecutionCommand')).toHaveLength(0);
+  });
+
+  it('marks the rollback Running (audited) with the locks, then starts the rollback machine', async () => {
+    fake.dynamo.mockImplementation(reads());
+    const r = await requestRollback(d, { requestedBy: 'amy', reason: 'bad', environments: ['QA', 'Development'] });
+    expect(r.outcome).toBe('started');
+    const [tx] = named('TransactWriteCommand');
+    expect(tx.input.TransactItems[0].Update.ExpressionAttributeValues[':r']).toMatchObject({ status: 'Running', requestedBy: 'amy', reason: 'bad' });
+    expect(tx.input.TransactItems[1].Put.Item).toMatchObject({ action: 'rollback.requested', details: { reason: 'bad', environments: ['QA', 'Development'] } });
+    expect(tx.input.TransactItems.slice(2).map((i: any) => i.Put.Item.lockKey)).toEqual(['demo-kernel#Development', 'demo-kernel#QA']);
+    expect(named('StartExecutionCommand')[0].input).toMatchObject({ stateMachineArn: 'arn:rollback', name: expect.stringMatching(/^dep-1-rollback-1-/) });
+  });
+});
