@@ -4,7 +4,7 @@
  * LocalStack are reached: the code is the same on AWS.
  */
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { DynamoDBDocumentClient, paginateQuery, paginateScan, type QueryCommandInput, type ScanCommandInput } from '@aws-sdk/lib-dynamodb';
 import { S3Client } from '@aws-sdk/client-s3';
 import { SFNClient } from '@aws-sdk/client-sfn';
 import { SNSClient } from '@aws-sdk/client-sns';
@@ -19,6 +19,27 @@ export function dynamo(): DynamoDBDocumentClient {
     marshallOptions: { removeUndefinedValues: true, convertClassInstanceToMap: false },
   });
   return ddb;
+}
+
+/** Every item a query matches, page by page (the SDK's paginator). */
+export async function queryAll<T>(input: QueryCommandInput): Promise<T[]> {
+  const items: T[] = [];
+  for await (const page of paginateQuery({ client: dynamo() }, input)) items.push(...((page.Items ?? []) as T[]));
+  return items;
+}
+
+/** How many items a query matches, without reading them. */
+export async function countAll(input: QueryCommandInput): Promise<number> {
+  let n = 0;
+  for await (const page of paginateQuery({ client: dynamo() }, { ...input, Select: 'COUNT' })) n += page.Count ?? 0;
+  return n;
+}
+
+/** Every item of a table (small tables only: the directory, the module index). */
+export async function scanAll<T>(input: ScanCommandInput): Promise<T[]> {
+  const items: T[] = [];
+  for await (const page of paginateScan({ client: dynamo() }, input)) items.push(...((page.Items ?? []) as T[]));
+  return items;
 }
 
 export function stepFunctions(): SFNClient {

@@ -14,10 +14,10 @@ import {
   CognitoIdentityProviderClient,
   CreateUserPoolClientCommand,
 } from '@aws-sdk/client-cognito-identity-provider';
-import { GetCommand, PutCommand, ScanCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { GetCommand, PutCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { AppError } from '../domain/errors.ts';
 import type { Role } from '../domain/roles.ts';
-import { dynamo } from './aws.ts';
+import { dynamo, scanAll } from './aws.ts';
 import { isConditionFailure } from './deployments.ts';
 import { tableName } from './tables.ts';
 
@@ -45,13 +45,7 @@ export async function getEntry(userId: string): Promise<DirectoryEntry | undefin
 }
 
 export async function listEntries(): Promise<DirectoryEntry[]> {
-  const items: DirectoryEntry[] = [];
-  let cursor: Record<string, unknown> | undefined;
-  do {
-    const r = await dynamo().send(new ScanCommand({ TableName: tableName('users'), ExclusiveStartKey: cursor }));
-    items.push(...((r.Items ?? []) as DirectoryEntry[]));
-    cursor = r.LastEvaluatedKey;
-  } while (cursor);
+  const items = await scanAll<DirectoryEntry>({ TableName: tableName('users') });
   return items.sort((a, b) => a.username.localeCompare(b.username));
 }
 

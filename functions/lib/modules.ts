@@ -1,11 +1,11 @@
 import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
-import { GetCommand, QueryCommand, TransactWriteCommand } from '@aws-sdk/lib-dynamodb';
+import { GetCommand, TransactWriteCommand } from '@aws-sdk/lib-dynamodb';
 import semver from 'semver';
 import type { Manifest } from '../domain/manifest.ts';
 import type { ModuleSignature } from '../domain/signature.ts';
 import { auditItem } from './audit.ts';
-import { dynamo, objectStore } from './aws.ts';
+import { dynamo, objectStore, queryAll, scanAll } from './aws.ts';
 import { CONDITIONS, conditionInput } from './conditions.ts';
 import { config } from './config.ts';
 import { isConditionFailure } from './deployments.ts';
@@ -60,20 +60,11 @@ export async function getModuleVersion(moduleName: string, version: string): Pro
 }
 
 export async function listModuleVersions(moduleName: string): Promise<ModuleVersionRecord[]> {
-  const items: ModuleVersionRecord[] = [];
-  let cursor: Record<string, unknown> | undefined;
-  do {
-    const r = await dynamo().send(
-      new QueryCommand({
-        TableName: tableName('modules'),
-        KeyConditionExpression: 'moduleName = :m',
-        ExpressionAttributeValues: { ':m': moduleName },
-        ExclusiveStartKey: cursor,
-      }),
-    );
-    items.push(...((r.Items ?? []) as ModuleVersionRecord[]));
-    cursor = r.LastEvaluatedKey;
-  } while (cursor);
+  const items = await queryAll<ModuleVersionRecord>({
+    TableName: tableName('modules'),
+    KeyConditionExpression: 'moduleName = :m',
+    ExpressionAttributeValues: { ':m': moduleName },
+  });
   return items.sort((a, b) => semver.rcompare(a.version, b.version));
 }
 
@@ -89,4 +80,12 @@ export async function getArtifact(key: string): Promise<Buffer> {
 /** A short-lived URL from which an agent downloads the artifact. */
 export async function artifactDownloadUrl(key: string, expiresInSeconds = 900): Promise<string> {
   return getSignedUrl(objectStore(), new GetObjectCommand({ Bucket: config.artifactBucket(), Key: key }), { expiresIn: expiresInSeconds });
+}
+
+/** Every registered module with its versions, by name. */
+export async function listModules(): Promise<{ moduleName: string; versions: string[] }[]> {
+  const items = await scanAll<{ moduleName: string; version: string }>({ TableName: tableName('modules'), ProjectionExpression: 'moduleName, version' });
+  const names = new Map<string, string[]>();
+  for (const item of items) names.set(item.moduleName, [...(names.get(item.moduleName) ?? []), item.version]);
+  return [...names].sort(([a], [b]) => a.localeCompare(b)).map(([moduleName, versions]) => ({ moduleName, versions }));
 }

@@ -1,6 +1,6 @@
-import { BatchGetCommand, GetCommand, QueryCommand, UpdateCommand, type BatchGetCommandOutput } from '@aws-sdk/lib-dynamodb';
+import { BatchGetCommand, GetCommand, UpdateCommand, type BatchGetCommandOutput } from '@aws-sdk/lib-dynamodb';
 import type { Environment } from '../domain/environments.ts';
-import { dynamo } from './aws.ts';
+import { dynamo, queryAll } from './aws.ts';
 import { tableName } from './tables.ts';
 import type { HealthReport, MetricsReport } from '../agent/protocol.ts';
 
@@ -17,21 +17,7 @@ export interface NodeRecord {
 }
 
 export async function listNodes(environment: Environment): Promise<NodeRecord[]> {
-  const items: NodeRecord[] = [];
-  let cursor: Record<string, unknown> | undefined;
-  do {
-    const r = await dynamo().send(
-      new QueryCommand({
-        TableName: tableName('nodes'),
-        KeyConditionExpression: 'environment = :e',
-        ExpressionAttributeValues: { ':e': environment },
-        ExclusiveStartKey: cursor,
-      }),
-    );
-    items.push(...((r.Items ?? []) as NodeRecord[]));
-    cursor = r.LastEvaluatedKey;
-  } while (cursor);
-  return items;
+  return queryAll<NodeRecord>({ TableName: tableName('nodes'), KeyConditionExpression: 'environment = :e', ExpressionAttributeValues: { ':e': environment } });
 }
 
 export async function getNode(environment: Environment, nodeId: string): Promise<NodeRecord | undefined> {

@@ -2,11 +2,11 @@
  * The deployment ledger: per deployment and environment, a plan header and one item per batch
  * with each node's previous version and outcome. Rollback reads it to know what to put back.
  */
-import { BatchWriteCommand, GetCommand, QueryCommand, TransactWriteCommand, UpdateCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
+import { BatchWriteCommand, GetCommand, TransactWriteCommand, UpdateCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
 import type { Environment, Strategy } from '../domain/environments.ts';
 import type { Colour } from '../domain/strategy.ts';
 import type { MetricAverages } from '../domain/canary.ts';
-import { dynamo } from './aws.ts';
+import { dynamo, queryAll } from './aws.ts';
 import { isConditionFailure, stageCounterUpdate } from './deployments.ts';
 import { tableName, TTL_ATTRIBUTE } from './tables.ts';
 
@@ -113,22 +113,12 @@ export async function getBatch(executionId: string, environment: Environment, ba
 }
 
 export async function listBatches(executionId: string, environment: Environment): Promise<BatchItem[]> {
-  const items: BatchItem[] = [];
-  let cursor: Record<string, unknown> | undefined;
-  do {
-    const r = await dynamo().send(
-      new QueryCommand({
-        TableName: tableName('targets'),
-        KeyConditionExpression: 'targetKey = :k AND begins_with(sk, :b)',
-        ExpressionAttributeValues: { ':k': targetKey(executionId, environment), ':b': 'batch#' },
-        ExclusiveStartKey: cursor,
-        ConsistentRead: true,
-      }),
-    );
-    items.push(...((r.Items ?? []) as BatchItem[]));
-    cursor = r.LastEvaluatedKey;
-  } while (cursor);
-  return items;
+  return queryAll<BatchItem>({
+    TableName: tableName('targets'),
+    KeyConditionExpression: 'targetKey = :k AND begins_with(sk, :b)',
+    ExpressionAttributeValues: { ':k': targetKey(executionId, environment), ':b': 'batch#' },
+    ConsistentRead: true,
+  });
 }
 
 /**

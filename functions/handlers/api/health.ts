@@ -1,23 +1,11 @@
-import { QueryCommand } from '@aws-sdk/lib-dynamodb';
 import { DEPLOYMENT_STATUSES } from '../../domain/deployment.ts';
 import { ENVIRONMENTS } from '../../domain/environments.ts';
-import { dynamo } from '../../lib/aws.ts';
+import { countAll } from '../../lib/aws.ts';
 import { apiHandler, json } from '../../lib/http.ts';
 import { tableName } from '../../lib/tables.ts';
 
 /** How far back /metrics counts deployments. */
 const WINDOW_HOURS = 24;
-
-async function count(input: ConstructorParameters<typeof QueryCommand>[0]): Promise<number> {
-  let n = 0;
-  let cursor: Record<string, unknown> | undefined;
-  do {
-    const r = await dynamo().send(new QueryCommand({ ...input, Select: 'COUNT', ExclusiveStartKey: cursor }));
-    n += r.Count ?? 0;
-    cursor = r.LastEvaluatedKey;
-  } while (cursor);
-  return n;
-}
 
 export const handler = apiHandler({
   /** Liveness for load balancers and `npm start`: no dependency touched. */
@@ -29,7 +17,7 @@ export const handler = apiHandler({
     const byStatus = await Promise.all(
       DEPLOYMENT_STATUSES.map(async (status) => [
         status,
-        await count({
+        await countAll({
           TableName: tableName('deployments'),
           IndexName: 'byCreatedAt',
           KeyConditionExpression: 'listKey = :k AND createdAt >= :since',
@@ -42,10 +30,10 @@ export const handler = apiHandler({
     const nodes = await Promise.all(
       ENVIRONMENTS.map(async (env) => [
         env,
-        await count({ TableName: tableName('nodes'), KeyConditionExpression: 'environment = :e', ExpressionAttributeValues: { ':e': env } }),
+        await countAll({ TableName: tableName('nodes'), KeyConditionExpression: 'environment = :e', ExpressionAttributeValues: { ':e': env } }),
       ]),
     );
-    const pending = await count({
+    const pending = await countAll({
       TableName: tableName('approvals'),
       IndexName: 'byStatus',
       KeyConditionExpression: '#s = :p',

@@ -1,14 +1,19 @@
 import { createHash } from 'node:crypto';
-import { ScanCommand } from '@aws-sdk/lib-dynamodb';
 import { z } from 'zod';
 import { AppError, conflict, notFound } from '../../domain/errors.ts';
 import { manifestSchema, moduleNameSchema, semverSchema } from '../../domain/manifest.ts';
 import { SIGNATURE_ALGORITHMS } from '../../domain/signature.ts';
-import { dynamo } from '../../lib/aws.ts';
 import { apiHandler, json } from '../../lib/http.ts';
 import { parseBody, parsePath } from '../../lib/parse.ts';
-import { artifactKey, getModuleVersion, listModuleVersions, putArtifact, registerModuleVersion, type ModuleVersionRecord } from '../../lib/modules.ts';
-import { tableName } from '../../lib/tables.ts';
+import {
+  artifactKey,
+  getModuleVersion,
+  listModules,
+  listModuleVersions,
+  putArtifact,
+  registerModuleVersion,
+  type ModuleVersionRecord,
+} from '../../lib/modules.ts';
 
 /** Artifacts travel base64 in the JSON body; Lambda's 6 MB payload limit bounds them. */
 const MAX_MODULE_BODY_BYTES = 5 * 1024 * 1024;
@@ -80,18 +85,7 @@ export const handler = apiHandler({
     }
     return json(201, present(record), { location: `/api/v1/modules/${manifest.name}/versions/${manifest.version}` });
   },
-  'GET /api/v1/modules': async () => {
-    const names = new Map<string, string[]>();
-    let cursor: Record<string, unknown> | undefined;
-    do {
-      const r = await dynamo().send(
-        new ScanCommand({ TableName: tableName('modules'), ProjectionExpression: 'moduleName, version', ExclusiveStartKey: cursor }),
-      );
-      for (const item of r.Items ?? []) names.set(String(item.moduleName), [...(names.get(String(item.moduleName)) ?? []), String(item.version)]);
-      cursor = r.LastEvaluatedKey;
-    } while (cursor);
-    return json(200, { items: [...names].sort(([a], [b]) => a.localeCompare(b)).map(([moduleName, versions]) => ({ moduleName, versions })) });
-  },
+  'GET /api/v1/modules': async () => json(200, { items: await listModules() }),
   'GET /api/v1/modules/{moduleName}/versions': async (event) => {
     const { moduleName } = parsePath(event, z.object({ moduleName: moduleNameSchema }));
     const versions = await listModuleVersions(moduleName);

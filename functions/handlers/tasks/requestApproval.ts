@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { signLink } from '../../domain/approvals.ts';
+import type { DeploymentRecord } from '../../domain/deployment.ts';
 import { ENVIRONMENTS, GATED_ENVIRONMENTS } from '../../domain/environments.ts';
 import { audit, deploymentSubject } from '../../lib/audit.ts';
 import { openApproval, type ApprovalRecord } from '../../lib/approvals.ts';
@@ -46,44 +47,7 @@ export const handler = taskHandler(
     };
     if (!(await openApproval(approval))) return { opened: false }; // a retry: already requested and notified
 
-    const deployed: string[] = [];
-    for (const env of ENVIRONMENTS) {
-      const nodes = await listNodes(env);
-      const counts = new Map<string, number>();
-      for (const n of nodes) {
-        const v = n.modules?.[d.moduleName]?.version ?? 'none';
-        counts.set(v, (counts.get(v) ?? 0) + 1);
-      }
-      deployed.push(`  ${env.padEnd(12)} ${[...counts].map(([v, c]) => `${v} on ${c} of ${nodes.length} nodes`).join(', ') || 'no nodes'}`);
-    }
-    const [key] = await approvalLinkKeys();
-    const exp = Math.floor(Date.parse(approval.deadline) / 1000);
-    const base = config.publicApiUrl().replace(/\/$/, '');
-    for (const approver of approval.approvers) {
-      const link = (action: 'approve' | 'reject') => `${base}/approvals/links/${signLink({ executionId, environment, approver, action, exp }, key)}`;
-      await publishToApprover(
-        approver,
-        environment,
-        `Approval needed: ${d.moduleName}@${d.version} to ${environment}`,
-        [
-          `${d.moduleName} ${d.version} is waiting for your approval to deploy to ${environment}.`,
-          '',
-          `Deployment:    ${executionId}`,
-          `Requested by:  ${d.requestedBy}`,
-          `Requested at:  ${approval.requestedAt}`,
-          `Decide by:     ${approval.deadline} (after that the deployment is rejected)`,
-          `Approvals needed: ${approval.quorum}`,
-          '',
-          `${d.moduleName} in each environment now:`,
-          ...deployed,
-          '',
-          `Approve: ${link('approve')}`,
-          `Reject:  ${link('reject')}`,
-          '',
-          'Each link opens a confirmation page; nothing is decided until you confirm there.',
-        ].join('\n'),
-      );
-    }
+    await emailApprovers(approval, d, await versionsByEnvironment(d.moduleName));
     await audit({
       subject: deploymentSubject(executionId),
       category: 'approval',
@@ -94,3 +58,51 @@ export const handler = taskHandler(
     return { opened: true };
   },
 );
+
+/** One line per environment: which versions of the module its nodes run now. */
+async function versionsByEnvironment(moduleName: string): Promise<string[]> {
+  const lines: string[] = [];
+  for (const env of ENVIRONMENTS) {
+    const nodes = await listNodes(env);
+    const counts = new Map<string, number>();
+    for (const n of nodes) {
+      const v = n.modules?.[moduleName]?.version ?? 'none';
+      counts.set(v, (counts.get(v) ?? 0) + 1);
+    }
+    lines.push(`  ${env.padEnd(12)} ${[...counts].map(([v, c]) => `${v} on ${c} of ${nodes.length} nodes`).join(', ') || 'no nodes'}`);
+  }
+  return lines;
+}
+
+/** Each approver gets personal, signed approve/reject links that expire with the gate. */
+async function emailApprovers(approval: ApprovalRecord, d: DeploymentRecord, deployed: string[]): Promise<void> {
+  const { executionId, environment } = approval;
+  const [key] = await approvalLinkKeys();
+  const exp = Math.floor(Date.parse(approval.deadline) / 1000);
+  const base = config.publicApiUrl().replace(/\/$/, '');
+  for (const approver of approval.approvers) {
+    const link = (action: 'approve' | 'reject') => `${base}/approvals/links/${signLink({ executionId, environment, approver, action, exp }, key)}`;
+    await publishToApprover(
+      approver,
+      environment,
+      `Approval needed: ${d.moduleName}@${d.version} to ${environment}`,
+      [
+        `${d.moduleName} ${d.version} is waiting for your approval to deploy to ${environment}.`,
+        '',
+        `Deployment:    ${executionId}`,
+        `Requested by:  ${d.requestedBy}`,
+        `Requested at:  ${approval.requestedAt}`,
+        `Decide by:     ${approval.deadline} (after that the deployment is rejected)`,
+        `Approvals needed: ${approval.quorum}`,
+        '',
+        `${d.moduleName} in each environment now:`,
+        ...deployed,
+        '',
+        `Approve: ${link('approve')}`,
+        `Reject:  ${link('reject')}`,
+        '',
+        'Each link opens a confirmation page; nothing is decided until you confirm there.',
+      ].join('\n'),
+    );
+  }
+}

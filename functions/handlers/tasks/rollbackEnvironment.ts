@@ -1,12 +1,23 @@
 import { z } from 'zod';
+import type { DeploymentRecord } from '../../domain/deployment.ts';
+import type { Environment } from '../../domain/environments.ts';
 import { agentClient, mapLimit } from '../../lib/agentClient.ts';
 import { config } from '../../lib/config.ts';
 import { requireDeployment, updateStage } from '../../lib/deployments.ts';
 import { environmentInput } from '../../lib/environmentStage.ts';
 import { getNode, recordNodeModule } from '../../lib/nodes.ts';
-import { abortPlan, getPlan, listBatches, markTrafficSwitched, setBatchNodes, type NodeTarget } from '../../lib/targets.ts';
-import { caughtErrorSchema, describeCaughtError, taskHandler } from '../../lib/task.ts';
+import { abortPlan, getPlan, listBatches, markTrafficSwitched, setBatchNodes, type BatchItem, type NodeTarget } from '../../lib/targets.ts';
+import { caughtErrorSchema, describeCaughtError, taskHandler, type CaughtError } from '../../lib/task.ts';
 import { trafficRouter } from '../../lib/trafficRouter.ts';
+
+/** What one pass over the ledger did. */
+interface RollbackTally {
+  rolledBack: number;
+  /** `<node>: <reason>` for nodes whose rollback failed. */
+  stuck: string[];
+  /** Nodes a later deployment has changed since: left alone. */
+  skipped: string[];
+}
 
 /**
  * Roll back what this deployment changed in one environment: traffic first (blue-green switches
@@ -19,15 +30,7 @@ export const handler = taskHandler(
   environmentInput.extend({ error: caughtErrorSchema.optional(), requestedBy: z.string().optional() }),
   async ({ executionId, environment, error, requestedBy }) => {
     const d = await requireDeployment(executionId);
-    const onDemand = requestedBy !== undefined;
-    const failure = describeCaughtError(error);
-    // An environment that had succeeded is rolled back because a later one failed.
-    const cascaded = !onDemand && d.stages[environment]?.status === 'Succeeded';
-    const cause = onDemand
-      ? { code: 'RollbackRequested', message: `rollback requested by ${requestedBy}` }
-      : cascaded
-        ? { code: failure.code, message: `rolled back because a later stage failed (${failure.message})` }
-        : failure;
+    const { cause, onDemand, cascaded } = rollbackCause(d, environment, error, requestedBy);
     const notes: string[] = [];
     await abortPlan(executionId, environment, cause.message);
     const plan = await getPlan(executionId, environment);
@@ -36,68 +39,101 @@ export const handler = taskHandler(
       await markTrafficSwitched(executionId, environment, false);
       notes.push(`traffic switched back to ${plan.activeColour}`);
     }
-    let rolledBack = 0;
-    const stuck: string[] = [];
-    const skipped: string[] = [];
-    // A batch already in flight when the environment was aborted may still record deployed nodes:
-    // keep passing over the ledger until no batch is in flight (bounded by the agent timeout).
-    const deadline = Date.now() + 2 * config.agentTimeoutMs() + 30_000;
-    for (let pass = 0; ; pass++) {
-      const batches = await listBatches(executionId, environment);
-      for (const batch of batches) {
-        const ids = Object.keys(batch.nodes).filter(
-          (id) => batch.nodes[id].status === 'Deployed' || (pass === 0 && batch.nodes[id].status === 'RollbackFailed'),
-        );
-        if (ids.length === 0) continue;
-        const outcomes = await mapLimit(ids, config.agentConcurrency(), async (nodeId): Promise<NodeTarget> => {
-          const target = batch.nodes[nodeId];
-          const node = await getNode(environment, nodeId);
-          if (!node) throw new Error(`node ${nodeId} is no longer registered`);
-          const running = node.modules?.[d.moduleName]?.version ?? null;
-          if (running !== d.version) {
-            skipped.push(`${nodeId} (now runs ${running ?? 'no version'})`);
-            return { ...target, status: 'RolledBack', message: `left alone: now runs ${running ?? 'no version'}` };
-          }
-          const r = await agentClient.rollback(node, d.moduleName, { deploymentId: `${executionId}:rollback`, toVersion: target.previousVersion });
-          await recordNodeModule(environment, nodeId, d.moduleName, r.version, d.version);
-          rolledBack++;
-          return { ...target, status: 'RolledBack' };
-        });
-        const nodes = { ...batch.nodes };
-        ids.forEach((id, i) => {
-          const o = outcomes[i];
-          if (o.status === 'fulfilled') nodes[id] = o.value;
-          else {
-            nodes[id] = { ...nodes[id], status: 'RollbackFailed', message: (o.reason as Error).message };
-            stuck.push(`${id}: ${(o.reason as Error).message}`);
-          }
-        });
-        await setBatchNodes(batch, nodes);
-      }
-      const inFlight = batches.some((b) => b.startedAt && !b.countedAt);
-      if (!inFlight || Date.now() > deadline) break;
-      await new Promise((r) => setTimeout(r, 500));
-    }
-    notes.push(`rolled back ${rolledBack} node(s) to their previous version`);
-    // The stage's count comes from the ledger, so a retried rollback neither loses nor doubles nodes.
-    const totalRolledBack = (await listBatches(executionId, environment))
-      .flatMap((b) => Object.values(b.nodes))
-      .filter((n) => n.status === 'RolledBack' && !n.message?.startsWith('left alone')).length;
-    if (skipped.length) notes.push(`left ${skipped.length} node(s) changed since: ${skipped.join(', ')}`);
-    const stage = d.stages[environment];
-    const finishedAt = new Date().toISOString();
-    await updateStage(
-      executionId,
-      environment,
-      {
-        status: stuck.length ? 'Failed' : 'RolledBack',
-        finishedAt,
-        durationMs: stage?.startedAt ? Date.parse(finishedAt) - Date.parse(stage.startedAt) : undefined,
-        nodesRolledBack: totalRolledBack,
-        message: [cause.message, ...notes, ...(stuck.length ? [`rollback FAILED on ${stuck.join('; ')}`] : [])].join('; '),
-      },
-      onDemand || cascaded ? { actor: requestedBy } : { failure: { stage: environment, code: cause.code, message: cause.message } },
-    );
-    return { environment, rolledBack, rollbackFailed: stuck.length, cause: cause.message };
+    const tally = await rollBackNodes(d, environment);
+    notes.push(`rolled back ${tally.rolledBack} node(s) to their previous version`);
+    if (tally.skipped.length) notes.push(`left ${tally.skipped.length} node(s) changed since: ${tally.skipped.join(', ')}`);
+    await settleStage(d, environment, cause, notes, tally.stuck, onDemand || cascaded ? { actor: requestedBy } : undefined);
+    return { environment, rolledBack: tally.rolledBack, rollbackFailed: tally.stuck.length, cause: cause.message };
   },
 );
+
+/** Why this environment rolls back: on demand, because a later stage failed, or its own failure. */
+function rollbackCause(d: DeploymentRecord, environment: Environment, error: CaughtError | undefined, requestedBy: string | undefined) {
+  const onDemand = requestedBy !== undefined;
+  const failure = describeCaughtError(error);
+  // An environment that had succeeded is rolled back because a later one failed.
+  const cascaded = !onDemand && d.stages[environment]?.status === 'Succeeded';
+  const cause = onDemand
+    ? { code: 'RollbackRequested', message: `rollback requested by ${requestedBy}` }
+    : cascaded
+      ? { code: failure.code, message: `rolled back because a later stage failed (${failure.message})` }
+      : failure;
+  return { cause, onDemand, cascaded };
+}
+
+/**
+ * Every node the ledger shows deployed goes back. A batch already in flight when the environment
+ * was aborted may still record deployed nodes: keep passing over the ledger until no batch is in
+ * flight (bounded by the agent timeout).
+ */
+async function rollBackNodes(d: DeploymentRecord, environment: Environment): Promise<RollbackTally> {
+  const tally: RollbackTally = { rolledBack: 0, stuck: [], skipped: [] };
+  const deadline = Date.now() + 2 * config.agentTimeoutMs() + 30_000;
+  for (let pass = 0; ; pass++) {
+    const batches = await listBatches(d.executionId, environment);
+    for (const batch of batches) await rollBackBatch(d, environment, batch, pass === 0, tally);
+    const inFlight = batches.some((b) => b.startedAt && !b.countedAt);
+    if (!inFlight || Date.now() > deadline) return tally;
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}
+
+/** One batch: its deployed nodes (and, on the first pass, those whose rollback failed before). */
+async function rollBackBatch(d: DeploymentRecord, environment: Environment, batch: BatchItem, retryFailed: boolean, tally: RollbackTally): Promise<void> {
+  const ids = Object.keys(batch.nodes).filter((id) => batch.nodes[id].status === 'Deployed' || (retryFailed && batch.nodes[id].status === 'RollbackFailed'));
+  if (ids.length === 0) return;
+  const outcomes = await mapLimit(ids, config.agentConcurrency(), (nodeId) => rollBackNode(d, environment, nodeId, batch.nodes[nodeId], tally));
+  const nodes = { ...batch.nodes };
+  for (const [i, id] of ids.entries()) {
+    const o = outcomes[i];
+    if (o.status === 'fulfilled') nodes[id] = o.value;
+    else {
+      nodes[id] = { ...nodes[id], status: 'RollbackFailed', message: (o.reason as Error).message };
+      tally.stuck.push(`${id}: ${(o.reason as Error).message}`);
+    }
+  }
+  await setBatchNodes(batch, nodes);
+}
+
+async function rollBackNode(d: DeploymentRecord, environment: Environment, nodeId: string, target: NodeTarget, tally: RollbackTally): Promise<NodeTarget> {
+  const node = await getNode(environment, nodeId);
+  if (!node) throw new Error(`node ${nodeId} is no longer registered`);
+  const running = node.modules?.[d.moduleName]?.version ?? null;
+  if (running !== d.version) {
+    tally.skipped.push(`${nodeId} (now runs ${running ?? 'no version'})`);
+    return { ...target, status: 'RolledBack', message: `left alone: now runs ${running ?? 'no version'}` };
+  }
+  const r = await agentClient.rollback(node, d.moduleName, { deploymentId: `${d.executionId}:rollback`, toVersion: target.previousVersion });
+  await recordNodeModule(environment, nodeId, d.moduleName, r.version, d.version);
+  tally.rolledBack++;
+  return { ...target, status: 'RolledBack' };
+}
+
+/** The stage ends RolledBack, or Failed if any node could not be rolled back. */
+async function settleStage(
+  d: DeploymentRecord,
+  environment: Environment,
+  cause: { code: string; message: string },
+  notes: string[],
+  stuck: string[],
+  decidedBy: { actor: string | undefined } | undefined,
+): Promise<void> {
+  // The stage's count comes from the ledger, so a retried rollback neither loses nor doubles nodes.
+  const totalRolledBack = (await listBatches(d.executionId, environment))
+    .flatMap((b) => Object.values(b.nodes))
+    .filter((n) => n.status === 'RolledBack' && !n.message?.startsWith('left alone')).length;
+  const stage = d.stages[environment];
+  const finishedAt = new Date().toISOString();
+  await updateStage(
+    d.executionId,
+    environment,
+    {
+      status: stuck.length ? 'Failed' : 'RolledBack',
+      finishedAt,
+      durationMs: stage?.startedAt ? Date.parse(finishedAt) - Date.parse(stage.startedAt) : undefined,
+      nodesRolledBack: totalRolledBack,
+      message: [cause.message, ...notes, ...(stuck.length ? [`rollback FAILED on ${stuck.join('; ')}`] : [])].join('; '),
+    },
+    decidedBy ?? { failure: { stage: environment, code: cause.code, message: cause.message } },
+  );
+}
