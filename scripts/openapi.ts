@@ -4,7 +4,7 @@
  *
  *   npm run openapi        # writes docs/openapi.json
  *
- * test/unit/openapi.test.ts fails when the committed document is not what this generates.
+ * test/unit/scripts/openapi.test.ts fails when the committed document is not what this generates.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';

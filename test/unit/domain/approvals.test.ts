@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { decide, signLink, verifyLink, type ApprovalState } from '../../functions/domain/approvals.ts';
+import { decide, signLink, verifyLink, type ApprovalState } from '../../../functions/domain/approvals.ts';
 
 const base: ApprovalState = { status: 'Pending', requestedBy: 'dan', approvers: ['amy', 'bob'], quorum: 1, deadline: '2030-01-01T00:00:00Z', decisions: [] };
 const now = new Date('2029-06-01T00:00:00Z');

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { verifyModuleSignature } from '../../functions/domain/signature.ts';
+import { verifyModuleSignature } from '../../../functions/domain/signature.ts';
 import { X509Certificate } from 'node:crypto';
-import { createDevPki, signedModuleVersion } from '../../localcloud/devPki.ts';
+import { createDevPki, signedModuleVersion } from '../../../localcloud/devPki.ts';
 
 const artifact = Buffer.from('module bytes');
 const fields = { name: 'demo-kernel', version: '1.1.0', entrypoint: 'init', resources: { cpuMillicores: 100, memoryMiB: 32 } };

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { AUTHZ_FILE, buildAuthorizationDoc, buildOpenApi, OPENAPI_FILE } from '../../scripts/openapi.ts';
-import { ROUTES } from '../../functions/catalog.ts';
+import { AUTHZ_FILE, buildAuthorizationDoc, buildOpenApi, OPENAPI_FILE } from '../../../scripts/openapi.ts';
+import { ROUTES } from '../../../functions/catalog.ts';
 
 describe('docs/openapi.json', () => {
   it("is what the route catalog and the handlers' schemas generate (run npm run openapi after a change)", () => {

@@ -3,8 +3,8 @@ import { createHash } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { NodeAgent } from '../../functions/agent/agent.ts';
-import { signRequest, verifyRequest, type AgentKey } from '../../functions/agent/protocol.ts';
+import { NodeAgent } from '../../../functions/agent/agent.ts';
+import { signRequest, verifyRequest, type AgentKey } from '../../../functions/agent/protocol.ts';
 
 const k1: AgentKey = { id: 'k1', secret: 'first-secret' };
 const k2: AgentKey = { id: 'k2', secret: 'second-secret' };

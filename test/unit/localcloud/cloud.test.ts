@@ -1,8 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
-import { substitute } from '../../localcloud/cloud.ts';
-import { matchesFilterPolicy } from '../../localcloud/sns.ts';
-import { STATE_MACHINES, FUNCTIONS, functionArnKey, stateMachineArnKey } from '../../functions/catalog.ts';
+import { substitute } from '../../../localcloud/cloud.ts';
+import { STATE_MACHINES, FUNCTIONS, functionArnKey, stateMachineArnKey } from '../../../functions/catalog.ts';
 
 describe('definition substitutions', () => {
   it('replaces every placeholder and refuses unknown ones', () => {
@@ -20,16 +19,5 @@ describe('definition substitutions', () => {
       expect(used).toEqual(declared);
       for (const f of spec.functions) expect(FUNCTIONS[f]).toBeDefined();
     }
-  });
-});
-
-describe('SNS filter policies', () => {
-  it('matches exact strings and prefixes on message attributes', () => {
-    const attrs = new Map([['environment', 'Staging']]);
-    expect(matchesFilterPolicy(undefined, attrs)).toBe(true);
-    expect(matchesFilterPolicy({ environment: ['Staging', 'Production'] }, attrs)).toBe(true);
-    expect(matchesFilterPolicy({ environment: ['Production'] }, attrs)).toBe(false);
-    expect(matchesFilterPolicy({ environment: [{ prefix: 'Stag' }] }, attrs)).toBe(true);
-    expect(matchesFilterPolicy({ team: ['x'] }, attrs)).toBe(false);
   });
 });
