@@ -383,12 +383,7 @@ export class LocalStepFunctions {
     const e = this.executions.get(executionArn);
     if (!e) throw new ServiceError('ExecutionDoesNotExist', `Execution Does Not Exist: '${executionArn}'`);
     return {
-      executionArn: e.executionArn,
-      stateMachineArn: e.stateMachineArn,
-      name: e.name,
-      status: e.status,
-      startDate: e.startDate,
-      stopDate: e.stopDate,
+      ...executionSummary(e),
       input: e.input,
       output: e.output,
       error: e.error,
@@ -443,14 +438,7 @@ export class LocalStepFunctions {
           .filter((e) => e.stateMachineArn === body.stateMachineArn && (!body.statusFilter || e.status === body.statusFilter))
           .sort((a, b) => b.startDate - a.startDate);
         return page(
-          all.map((e) => ({
-            executionArn: e.executionArn,
-            stateMachineArn: e.stateMachineArn,
-            name: e.name,
-            status: e.status,
-            startDate: e.startDate,
-            stopDate: e.stopDate,
-          })),
+          all.map((e) => executionSummary(e)),
           body,
           'executions',
         );
@@ -490,6 +478,11 @@ export class LocalStepFunctions {
         throw new ServiceError('UnknownOperationException', `operation ${operation} is not supported by the local cloud`);
     }
   }
+}
+
+/** The fields ListExecutions and DescribeExecution share. */
+function executionSummary(e: Execution) {
+  return { executionArn: e.executionArn, stateMachineArn: e.stateMachineArn, name: e.name, status: e.status, startDate: e.startDate, stopDate: e.stopDate };
 }
 
 /**

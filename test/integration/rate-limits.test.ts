@@ -32,6 +32,18 @@ async function freshWindow() {
 // Invalid bodies: every request counts against the limit, none creates a deployment.
 const attempt = (token: string) => api(cloud, 'POST', '/api/v1/deployments', { token, body: { moduleName: 'demo-kernel' } });
 
+/** The audit events of one category, through the table's byCategory index. */
+async function auditByCategory(category: string) {
+  return cloud.ddb.send(
+    new QueryCommand({
+      TableName: cloud.tableNames.audit,
+      IndexName: 'byCategory',
+      KeyConditionExpression: 'category = :c',
+      ExpressionAttributeValues: { ':c': category },
+    }),
+  );
+}
+
 describe('rate limits', () => {
   it('lets 10 concurrent deployment requests per user through, answers the rest 429 with Retry-After, and recovers after the window', async () => {
     await freshWindow();
@@ -67,26 +79,12 @@ describe('rate limits', () => {
     const rs = [];
     for (let i = 0; i < 3; i++) rs.push((await attempt(cloud.tokens.Deployer)).status);
     expect(rs).toEqual([400, 400, 429]);
-    const audit = await cloud.ddb.send(
-      new QueryCommand({
-        TableName: cloud.tableNames.audit,
-        IndexName: 'byCategory',
-        KeyConditionExpression: 'category = :c',
-        ExpressionAttributeValues: { ':c': 'config' },
-      }),
-    );
+    const audit = await auditByCategory('config');
     expect(audit.Items?.find((i) => i.action === 'rate-limits.changed')).toMatchObject({
       actor: 'dev-admin',
       details: { after: { deploymentCreatePerUser: 2 } },
     });
-    const security = await cloud.ddb.send(
-      new QueryCommand({
-        TableName: cloud.tableNames.audit,
-        IndexName: 'byCategory',
-        KeyConditionExpression: 'category = :c',
-        ExpressionAttributeValues: { ':c': 'security' },
-      }),
-    );
+    const security = await auditByCategory('security');
     const actions = (security.Items ?? []).map((i) => i.action);
     expect(actions).toContain('rate-limit.exceeded');
     expect(actions).toContain('access.denied');
@@ -94,14 +92,7 @@ describe('rate limits', () => {
 
   it('audits authentication failures', async () => {
     expect((await api(cloud, 'GET', '/api/v1/clusters', { token: 'not-a-token' })).status).toBe(401);
-    const security = await cloud.ddb.send(
-      new QueryCommand({
-        TableName: cloud.tableNames.audit,
-        IndexName: 'byCategory',
-        KeyConditionExpression: 'category = :c',
-        ExpressionAttributeValues: { ':c': 'security' },
-      }),
-    );
+    const security = await auditByCategory('security');
     expect(security.Items?.find((i) => i.action === 'auth.failed')).toMatchObject({
       actor: 'ip:127.0.0.1',
       details: { method: 'GET', path: '/api/v1/clusters' },
