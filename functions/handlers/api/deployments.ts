@@ -9,6 +9,7 @@ import { TransactionCanceledException } from '@aws-sdk/client-dynamodb';
 import { acquireLockItem, getLock, releaseLocks } from '../../lib/locks.ts';
 import { AppError, conflict, notFound } from '../../domain/errors.ts';
 import { moduleNameSchema, semverSchema } from '../../domain/manifest.ts';
+import { UNREACHABLE_POLICIES } from '../../domain/membership.ts';
 import { DEPLOYMENT_STATUSES } from '../../domain/deployment.ts';
 import { auditItem, deploymentSubject } from '../../lib/audit.ts';
 import { dynamo, stepFunctions } from '../../lib/aws.ts';
@@ -27,6 +28,8 @@ export const createSchema = z
     version: semverSchema,
     targetEnvironment: z.enum(ENVIRONMENTS),
     metadata: z.record(z.string().max(64), z.string().max(256)).refine((m) => Object.keys(m).length <= 20, 'at most 20 entries').optional(),
+    /** Enrolled nodes that stopped heartbeating: fail the plan (default) or leave them unchanged. */
+    unreachableNodes: z.enum(UNREACHABLE_POLICIES).optional(),
   })
   .strict();
 
@@ -58,6 +61,7 @@ export function presentDeployment(d: DeploymentRecord) {
     updatedAt: d.updatedAt,
     finishedAt: d.finishedAt,
     metadata: d.metadata ?? {},
+    unreachableNodes: d.unreachableNodes ?? 'fail',
     failure: d.failure,
     rollback: d.rollback,
     stages: orderedStages(d),
@@ -91,6 +95,7 @@ async function create(event: Parameters<typeof parseBody>[0], caller: Principal)
     createdAt: now.toISOString(),
     updatedAt: now.toISOString(),
     metadata: body.metadata,
+    unreachableNodes: body.unreachableNodes ?? 'fail',
     ...initialStages(body.targetEnvironment),
   };
   const items: NonNullable<ConstructorParameters<typeof TransactWriteCommand>[0]['TransactItems']> = [
@@ -101,7 +106,7 @@ async function create(event: Parameters<typeof parseBody>[0], caller: Principal)
         category: 'deployment',
         action: 'deployment.requested',
         actor: caller.userId,
-        details: { moduleName: body.moduleName, version: body.version, targetEnvironment: body.targetEnvironment, idempotencyKey: key?.data },
+        details: { moduleName: body.moduleName, version: body.version, targetEnvironment: body.targetEnvironment, idempotencyKey: key?.data, unreachableNodes: record.unreachableNodes },
       }),
     },
   ];

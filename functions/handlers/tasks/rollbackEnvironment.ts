@@ -76,7 +76,9 @@ export const handler = taskHandler(
       if (!inFlight || Date.now() > deadline) break;
       await new Promise((r) => setTimeout(r, 500));
     }
-    notes.push(`rolled back ${rolledBack} node(s) to their previous version`);
+    // Planning itself failed (e.g. unreachable nodes): no node was touched, so the stage stays Failed.
+    const neverPlanned = !plan && !onDemand && !cascaded;
+    notes.push(neverPlanned ? 'no node was changed' : `rolled back ${rolledBack} node(s) to their previous version`);
     // The stage's count comes from the ledger, so a retried rollback neither loses nor doubles nodes.
     const totalRolledBack = (await listBatches(executionId, environment))
       .flatMap((b) => Object.values(b.nodes))
@@ -88,7 +90,7 @@ export const handler = taskHandler(
       executionId,
       environment,
       {
-        status: stuck.length ? 'Failed' : 'RolledBack',
+        status: stuck.length || neverPlanned ? 'Failed' : 'RolledBack',
         finishedAt,
         durationMs: stage?.startedAt ? Date.parse(finishedAt) - Date.parse(stage.startedAt) : undefined,
         nodesRolledBack: totalRolledBack,
