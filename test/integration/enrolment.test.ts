@@ -86,7 +86,7 @@ async function deploy(version: string, extra: Record<string, unknown> = {}) {
 
 const creds = (dir: string) => JSON.parse(readFileSync(join(dir, 'credentials.json'), 'utf8')) as NodeCredentials;
 const stateVersion = (dir: string) => (JSON.parse(readFileSync(join(dir, 'state.json'), 'utf8')) as { modules: Record<string, { version: string }> }).modules['demo-kernel']?.version;
-const devStage = (d: { stages: { name: string }[] }) => d.stages.find((s) => s.name === 'Development') as { status: string; nodesTotal: number; message: string; details: Record<string, unknown> };
+const devStage = (d: { stages: { name: string }[] }) => d.stages.find((s) => s.name === 'Development') as unknown as { status: string; nodesTotal: number; message: string; details: Record<string, unknown> };
 
 /** A heartbeat as the agent sends it, signed with `key` (by default the node's own). */
 async function heartbeat(nodeId: string, key: { id: string; secret: string }, opts: { now?: number } = {}) {
