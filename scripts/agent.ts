@@ -93,14 +93,17 @@ function freePort(host: string): Promise<number> {
 
 async function startEnrolled(dataDir: string): Promise<NodeAgent> {
   const heartbeatSeconds = Number(values['heartbeat-seconds'] ?? process.env.HEARTBEAT_SECONDS ?? 10);
-  if (!Number.isInteger(heartbeatSeconds) || heartbeatSeconds < 1 || heartbeatSeconds > 300) throw new Error('--heartbeat-seconds must be a whole number from 1 to 300');
+  if (!Number.isInteger(heartbeatSeconds) || heartbeatSeconds < 1 || heartbeatSeconds > 300)
+    throw new Error('--heartbeat-seconds must be a whole number from 1 to 300');
   const host = values.host;
   const port = Number(values.port) || (await freePort(host));
   const address = values['advertise-url'] ?? `http://${host === '0.0.0.0' || host === '::' ? hostname() : host}:${port}`;
   const stateFile = join(dataDir, 'state.json');
   let creds = readCredentials(dataDir);
   if (creds) {
-    console.log(`reusing the credentials of node ${creds.nodeId} (${creds.environment}) in ${credentialsFile(dataDir)}${values.enrol ? '; --enrol ignored' : ''}`);
+    console.log(
+      `reusing the credentials of node ${creds.nodeId} (${creds.environment}) in ${credentialsFile(dataDir)}${values.enrol ? '; --enrol ignored' : ''}`,
+    );
     if (values.api) creds = { ...creds, apiUrl: values.api };
   } else {
     if (!values.enrol || !values.api) throw new Error(`${credentialsFile(dataDir)} does not exist: enrol first with --api URL --enrol TOKEN`);
@@ -112,7 +115,13 @@ async function startEnrolled(dataDir: string): Promise<NodeAgent> {
   const key = creds.key;
   const agent = new NodeAgent({ nodeId: creds.nodeId, keys: () => [key], stateFile, loader });
   console.log(`node agent ${creds.nodeId} listening on ${await agent.listen(port, host)}, advertised as ${address}, heartbeat every ${heartbeatSeconds} s`);
-  startHeartbeats(creds, heartbeatSeconds, address, () => agent.health(), (line) => console.error(line));
+  startHeartbeats(
+    creds,
+    heartbeatSeconds,
+    address,
+    () => agent.health(),
+    (line) => console.error(line),
+  );
   return agent;
 }
 

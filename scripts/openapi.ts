@@ -78,7 +78,9 @@ const stage = {
 };
 
 const components = {
-  securitySchemes: { bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT', description: 'Cognito access token (groups Admin, Deployer, Viewer, Approver)' } },
+  securitySchemes: {
+    bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT', description: 'Cognito access token (groups Admin, Deployer, Viewer, Approver)' },
+  },
   schemas: {
     Error: {
       type: 'object',
@@ -110,11 +112,13 @@ const components = {
 
 const ERRORS: Record<string, string> = {
   '400': 'Invalid input (ValidationError, BodyTooLarge, UnknownModuleVersion, ArtifactDigestMismatch); nothing was changed',
-  '401': 'Missing or invalid bearer token (WWW-Authenticate: Bearer); on enrolment and heartbeats: an invalid enrolment token, or a node signature that is bad, replayed or revoked',
+  '401':
+    'Missing or invalid bearer token (WWW-Authenticate: Bearer); on enrolment and heartbeats: an invalid enrolment token, or a node signature that is bad, replayed or revoked',
   '403': 'The role may not do this (Forbidden, SelfApprovalForbidden, NotAnApprover)',
   '404': 'No such resource or route',
   '409': 'Conflict (DeploymentInProgress, IdempotencyKeyReused, RollbackInProgress, DeploymentRunning, NothingToRollBack, ModuleVersionExists, AlreadyDecided)',
-  '410': 'The approval expired (ApprovalExpired); the enrolment token expired, was revoked or is used up (EnrolmentTokenExpired, EnrolmentTokenRevoked, EnrolmentTokenUsedUp)',
+  '410':
+    'The approval expired (ApprovalExpired); the enrolment token expired, was revoked or is used up (EnrolmentTokenExpired, EnrolmentTokenRevoked, EnrolmentTokenUsedUp)',
   '415': 'The body must be application/json',
   '429': 'Rate limited (Retry-After)',
 };
@@ -133,7 +137,8 @@ export function buildOpenApi(): Json {
     if (key === 'POST /api/v1/deployments') params.push({ name: 'Idempotency-Key', in: 'header', required: false, schema: { type: 'string' } });
     const body = BODIES[key];
     const html = r.path.startsWith('/approvals/links');
-    const created = r.method === 'POST' && ['/api/v1/modules', '/api/v1/admin/users', '/api/v1/admin/clients', '/api/v1/enrolment-tokens', '/api/v1/enrol'].includes(r.path);
+    const created =
+      r.method === 'POST' && ['/api/v1/modules', '/api/v1/admin/users', '/api/v1/admin/clients', '/api/v1/enrolment-tokens', '/api/v1/enrol'].includes(r.path);
     const ok = r.method === 'POST' && (r.path === '/api/v1/deployments' || r.path.endsWith('/rollback')) ? '202' : created ? '201' : '200';
     const okContent = html
       ? { 'text/html': { schema: { type: 'string' } } }
@@ -142,7 +147,8 @@ export function buildOpenApi(): Json {
         : r.path.startsWith('/api/v1/deployments/{executionId}') && r.method === 'GET'
           ? { 'application/json': { schema: { $ref: '#/components/schemas/Deployment' } } }
           : { 'application/json': { schema: { type: 'object' } } };
-    const errorCodes = SELF_AUTHENTICATED[key] ?? (r.roles === 'public' ? (html ? ['400', '404', '409', '410'] : []) : ['400', '401', '403', '404', '409', '429']);
+    const errorCodes =
+      SELF_AUTHENTICATED[key] ?? (r.roles === 'public' ? (html ? ['400', '404', '409', '410'] : []) : ['400', '401', '403', '404', '409', '429']);
     (paths[r.path] ??= {})[r.method.toLowerCase()] = {
       summary: r.summary,
       description: r.roles === 'public' ? 'Public.' : `Roles: ${r.roles.join(', ')}.`,
@@ -151,12 +157,26 @@ export function buildOpenApi(): Json {
       ...(body
         ? { requestBody: { required: !key.includes('/rollback') && !key.includes('/approvals/'), content: { 'application/json': { schema: schema(body) } } } }
         : html && r.method === 'POST'
-          ? { requestBody: { content: { 'application/x-www-form-urlencoded': { schema: { type: 'object', properties: { confirm: { enum: ['approve', 'reject'] }, reason: { type: 'string' } } } } } } }
+          ? {
+              requestBody: {
+                content: {
+                  'application/x-www-form-urlencoded': {
+                    schema: { type: 'object', properties: { confirm: { enum: ['approve', 'reject'] }, reason: { type: 'string' } } },
+                  },
+                },
+              },
+            }
           : {}),
       responses: {
         [ok]: { description: 'OK', content: okContent },
         ...Object.fromEntries(
-          errorCodes.map((c) => [c, { description: ERRORS[c], content: html ? { 'text/html': { schema: { type: 'string' } } } : { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } } }]),
+          errorCodes.map((c) => [
+            c,
+            {
+              description: ERRORS[c],
+              content: html ? { 'text/html': { schema: { type: 'string' } } } : { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } },
+            },
+          ]),
         ),
       },
     };

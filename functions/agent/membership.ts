@@ -33,7 +33,13 @@ export function writeCredentials(dataDir: string, c: NodeCredentials): void {
 }
 
 async function postJson(url: string, body: string, headers: Record<string, string> = {}): Promise<{ status: number; json: Record<string, unknown> }> {
-  const res = await fetch(url, { method: 'POST', body, headers: { 'content-type': 'application/json', ...headers }, redirect: 'error', signal: AbortSignal.timeout(10_000) });
+  const res = await fetch(url, {
+    method: 'POST',
+    body,
+    headers: { 'content-type': 'application/json', ...headers },
+    redirect: 'error',
+    signal: AbortSignal.timeout(10_000),
+  });
   const text = await res.text();
   let json: Record<string, unknown> = {};
   try {
@@ -46,15 +52,32 @@ async function postJson(url: string, body: string, headers: Record<string, strin
 
 const apiBase = (apiUrl: string) => apiUrl.replace(/\/+$/, '');
 
-export async function enrol(opts: { apiUrl: string; token: string; address: string; heartbeatSeconds: number; modules: Record<string, ModuleState> }): Promise<NodeCredentials> {
+export async function enrol(opts: {
+  apiUrl: string;
+  token: string;
+  address: string;
+  heartbeatSeconds: number;
+  modules: Record<string, ModuleState>;
+}): Promise<NodeCredentials> {
   const body = JSON.stringify({ token: opts.token, address: opts.address, heartbeatSeconds: opts.heartbeatSeconds, modules: opts.modules });
   const r = await postJson(`${apiBase(opts.apiUrl)}/api/v1/enrol`, body);
   if (r.status !== 201) throw new Error(`enrolment refused (HTTP ${r.status} ${String(r.json.code ?? '')}): ${String(r.json.message ?? '')}`);
   const j = r.json as { nodeId: string; environment: string; credentials: { keyId: string; secret: string } };
-  return { apiUrl: opts.apiUrl, nodeId: j.nodeId, environment: j.environment, key: { id: j.credentials.keyId, secret: j.credentials.secret }, enrolledAt: new Date().toISOString() };
+  return {
+    apiUrl: opts.apiUrl,
+    nodeId: j.nodeId,
+    environment: j.environment,
+    key: { id: j.credentials.keyId, secret: j.credentials.secret },
+    enrolledAt: new Date().toISOString(),
+  };
 }
 
-export async function sendHeartbeat(c: NodeCredentials, heartbeatSeconds: number, address: string, health: HealthReport): Promise<{ status: number; json: Record<string, unknown> }> {
+export async function sendHeartbeat(
+  c: NodeCredentials,
+  heartbeatSeconds: number,
+  address: string,
+  health: HealthReport,
+): Promise<{ status: number; json: Record<string, unknown> }> {
   const path = `/api/v1/nodes/${c.nodeId}/heartbeat`;
   const body = JSON.stringify({ heartbeatSeconds, address, health });
   return postJson(`${apiBase(c.apiUrl)}${path}`, body, signRequest(c.key, 'POST', path, body));
@@ -67,7 +90,10 @@ export function startHeartbeats(c: NodeCredentials, seconds: number, address: st
     try {
       const r = await sendHeartbeat(c, seconds, address, health());
       if (r.status === 200) refusedBefore = false;
-      else if (!refusedBefore || r.status !== 401) log(`heartbeat refused (HTTP ${r.status}): ${String(r.json.message ?? '')}${r.status === 401 ? ' (decommissioned? enrol again with a new token)' : ''}`);
+      else if (!refusedBefore || r.status !== 401)
+        log(
+          `heartbeat refused (HTTP ${r.status}): ${String(r.json.message ?? '')}${r.status === 401 ? ' (decommissioned? enrol again with a new token)' : ''}`,
+        );
       refusedBefore = r.status === 401;
     } catch (e) {
       log(`heartbeat failed: ${(e as Error).message}`);

@@ -35,9 +35,17 @@ export type TargetSelection<N> = { ok: true; targets: N[]; skipped: string[] } |
  * The nodes a stage deploys to: decommissioned nodes never; unreachable ones fail the plan, or
  * are skipped (left unchanged) when the deployment asked for that.
  */
-export function selectTargets<N extends MembershipView>(nodes: readonly N[], policy: UnreachablePolicy, now: number, missedHeartbeats: number): TargetSelection<N> {
+export function selectTargets<N extends MembershipView>(
+  nodes: readonly N[],
+  policy: UnreachablePolicy,
+  now: number,
+  missedHeartbeats: number,
+): TargetSelection<N> {
   const live = nodes.filter((n) => nodeStatus(n, now, missedHeartbeats) !== 'Decommissioned');
-  const unreachable = live.filter((n) => nodeStatus(n, now, missedHeartbeats) === 'Unreachable').map((n) => n.nodeId).sort();
+  const unreachable = live
+    .filter((n) => nodeStatus(n, now, missedHeartbeats) === 'Unreachable')
+    .map((n) => n.nodeId)
+    .sort();
   if (unreachable.length && policy === 'fail') return { ok: false, unreachable };
   return { ok: true, targets: live.filter((n) => !unreachable.includes(n.nodeId)), skipped: unreachable };
 }

@@ -44,4 +44,7 @@ export function unwrapSecret(wrapped: WrappedSecret, nodeId: string, keys: reado
   return Buffer.concat([decipher.update(raw.subarray(28)), decipher.final()]).toString('utf8');
 }
 
-export const nodeSigningKey = (c: NodeCredential, nodeId: string, keys: readonly AgentKey[]): AgentKey => ({ id: c.keyId, secret: unwrapSecret(c.wrapped, nodeId, keys) });
+export const nodeSigningKey = (c: NodeCredential, nodeId: string, keys: readonly AgentKey[]): AgentKey => ({
+  id: c.keyId,
+  secret: unwrapSecret(c.wrapped, nodeId, keys),
+});

@@ -20,7 +20,11 @@ export const config = {
   /** PEM bundle of trusted module-signing roots. */
   trustedRootsPem: () => required('TRUSTED_ROOTS_PEM'),
   /** Comma-separated revoked certificate serial numbers (hex). */
-  revokedSerials: () => (process.env.REVOKED_CERT_SERIALS ?? '').split(',').map((s) => s.trim()).filter(Boolean),
+  revokedSerials: () =>
+    (process.env.REVOKED_CERT_SERIALS ?? '')
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean),
   /** Nodes per Lambda invocation when deploying; keeps Step Functions history proportional to batches. */
   nodesPerBatch: () => num('NODES_PER_BATCH', 50),
   /** Concurrent agent calls inside one batch. */
@@ -72,7 +76,11 @@ export const config = {
   /** An enrolled node is Unreachable after this many of its heartbeat intervals without one. */
   missedHeartbeats: () => num('NODE_MISSED_HEARTBEATS', 3),
   /** Hosts or CIDRs that agent addresses must fall in (SSRF guard). */
-  agentAllowedHosts: () => (process.env.AGENT_ALLOWED_HOSTS ?? '').split(',').map((s) => s.trim()).filter(Boolean),
+  agentAllowedHosts: () =>
+    (process.env.AGENT_ALLOWED_HOSTS ?? '')
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean),
 };
 
 /** The node health limits shared by the batch health checks and the final Validation stage. */

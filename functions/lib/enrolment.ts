@@ -53,10 +53,19 @@ export async function createToken(t: NewToken, actor: string): Promise<{ record:
     uses: 0,
     labels: t.labels,
   };
-  const audit = { subject: tokenSubject(tokenId), category: 'security' as const, action: 'enrolment-token.created', actor, details: { environment: t.environment, maxUses: t.maxUses, ttlSeconds: t.ttlSeconds, labels: t.labels } };
+  const audit = {
+    subject: tokenSubject(tokenId),
+    category: 'security' as const,
+    action: 'enrolment-token.created',
+    actor,
+    details: { environment: t.environment, maxUses: t.maxUses, ttlSeconds: t.ttlSeconds, labels: t.labels },
+  };
   await dynamo().send(
     new TransactWriteCommand({
-      TransactItems: [{ Put: { TableName: tableName('enrolmentTokens'), Item: record, ConditionExpression: 'attribute_not_exists(tokenId)' } }, { Put: auditItem(audit) }],
+      TransactItems: [
+        { Put: { TableName: tableName('enrolmentTokens'), Item: record, ConditionExpression: 'attribute_not_exists(tokenId)' } },
+        { Put: auditItem(audit) },
+      ],
     }),
   );
   return { record, token };
@@ -155,7 +164,9 @@ export async function enrolNode(req: EnrolRequest, sourceIp: string | undefined)
     nodeId,
     address: req.address,
     colour: await colourFor(environment),
-    modules: Object.fromEntries(Object.entries(req.modules).map(([m, s]) => [m, { version: s.version, previousVersion: s.previousVersion, updatedAt: s.loadedAt }])),
+    modules: Object.fromEntries(
+      Object.entries(req.modules).map(([m, s]) => [m, { version: s.version, previousVersion: s.previousVersion, updatedAt: s.loadedAt }]),
+    ),
     registeredAt: now.toISOString(),
     enrolment: { tokenId: t.tokenId, enrolledAt: now.toISOString(), heartbeatSeconds: req.heartbeatSeconds },
     credential: { keyId: key.id, wrapped: wrapSecret(key.secret, nodeId, wrapWith) },
@@ -183,8 +194,24 @@ async function writeEnrolment(t: EnrolmentTokenRecord, node: NodeRecord, sourceI
             },
           },
           { Put: { TableName: tableName('nodes'), Item: node, ConditionExpression: 'attribute_not_exists(nodeId)' } },
-          { Put: auditItem({ subject: nodeSubject(node.nodeId), category: 'node', action: 'node.enrolled', actor, details: { environment: node.environment, address: node.address, tokenId: t.tokenId, sourceIp, labels: node.labels } }) },
-          { Put: auditItem({ subject: nodeSubject(node.nodeId), category: 'security', action: 'node.credentials.issued', actor, details: { keyId: node.credential!.keyId, wrapKeyId: node.credential!.wrapped.wrapKeyId } }) },
+          {
+            Put: auditItem({
+              subject: nodeSubject(node.nodeId),
+              category: 'node',
+              action: 'node.enrolled',
+              actor,
+              details: { environment: node.environment, address: node.address, tokenId: t.tokenId, sourceIp, labels: node.labels },
+            }),
+          },
+          {
+            Put: auditItem({
+              subject: nodeSubject(node.nodeId),
+              category: 'security',
+              action: 'node.credentials.issued',
+              actor,
+              details: { keyId: node.credential!.keyId, wrapKeyId: node.credential!.wrapped.wrapKeyId },
+            }),
+          },
         ],
       }),
     );

@@ -30,7 +30,11 @@ export const heartbeatPath = (nodeId: string) => `/api/v1/nodes/${nodeId}/heartb
  * message whatever the reason, so a caller learns nothing about which nodes exist. The signed path
  * is the route's, not the URL's, so a stage or base-path prefix in front of the API does not matter.
  */
-export async function authenticateNode(nodeId: string, rawBody: string, headers: Record<string, string | undefined>): Promise<{ node: NodeRecord; keys: AgentKey[] }> {
+export async function authenticateNode(
+  nodeId: string,
+  rawBody: string,
+  headers: Record<string, string | undefined>,
+): Promise<{ node: NodeRecord; keys: AgentKey[] }> {
   const node = await findNode(nodeId);
   if (!node?.credential || node.decommissionedAt) throw unauthorized('unknown node or revoked credentials');
   const keys = await agentKeys();
@@ -59,7 +63,15 @@ export async function recordHeartbeat(node: NodeRecord, keys: AgentKey[], hb: He
     if (!guard.ok) throw new AppError('AddressRefused', `the advertised address is refused: ${guard.reason}`, 400);
   }
   const rewrap = node.credential!.wrapped.wrapKeyId !== keys[0].id;
-  const sets = ['lastSeenAt = :seen', 'lastHeartbeatTs = :ts', 'lastHealth = :h', 'lastMetrics = :m', 'reportedModules = :mods', 'enrolment.heartbeatSeconds = :hs', 'address = :addr'];
+  const sets = [
+    'lastSeenAt = :seen',
+    'lastHeartbeatTs = :ts',
+    'lastHealth = :h',
+    'lastMetrics = :m',
+    'reportedModules = :mods',
+    'enrolment.heartbeatSeconds = :hs',
+    'address = :addr',
+  ];
   const values: Record<string, unknown> = {
     ':seen': lastSeenAt,
     ':ts': hb.timestamp,
@@ -80,14 +92,33 @@ export async function recordHeartbeat(node: NodeRecord, keys: AgentKey[], hb: He
         TableName: tableName('nodes'),
         Key: { environment: node.environment, nodeId: node.nodeId },
         UpdateExpression: `SET ${sets.join(', ')}`,
-        ConditionExpression: 'credential.keyId = :keyId AND attribute_not_exists(decommissionedAt) AND (attribute_not_exists(lastHeartbeatTs) OR lastHeartbeatTs < :ts)',
+        ConditionExpression:
+          'credential.keyId = :keyId AND attribute_not_exists(decommissionedAt) AND (attribute_not_exists(lastHeartbeatTs) OR lastHeartbeatTs < :ts)',
         ExpressionAttributeValues: values,
       },
     },
   ];
   const actor = `node:${node.nodeId}`;
-  if (moved) items.push({ Put: auditItem({ subject: nodeSubject(node.nodeId), category: 'node', action: 'node.address.changed', actor, details: { from: node.address, to: hb.address } }) });
-  if (rewrap) items.push({ Put: auditItem({ subject: nodeSubject(node.nodeId), category: 'security', action: 'node.credentials.rewrapped', actor: 'system:heartbeat', details: { keyId: node.credential!.keyId, from: node.credential!.wrapped.wrapKeyId, to: keys[0].id } }) });
+  if (moved)
+    items.push({
+      Put: auditItem({
+        subject: nodeSubject(node.nodeId),
+        category: 'node',
+        action: 'node.address.changed',
+        actor,
+        details: { from: node.address, to: hb.address },
+      }),
+    });
+  if (rewrap)
+    items.push({
+      Put: auditItem({
+        subject: nodeSubject(node.nodeId),
+        category: 'security',
+        action: 'node.credentials.rewrapped',
+        actor: 'system:heartbeat',
+        details: { keyId: node.credential!.keyId, from: node.credential!.wrapped.wrapKeyId, to: keys[0].id },
+      }),
+    });
   try {
     await dynamo().send(new TransactWriteCommand({ TransactItems: items }));
   } catch (e) {
@@ -120,8 +151,18 @@ export async function decommissionNode(nodeId: string, actor: string, reason?: s
               ExpressionAttributeValues: { ':at': at, ':actor': actor },
             },
           },
-          { Put: auditItem({ subject, category: 'node', action: 'node.decommissioned', actor, details: { environment: node.environment, address: node.address, reason } }) },
-          ...(node.credential ? [{ Put: auditItem({ subject, category: 'security', action: 'node.credentials.revoked', actor, details: { keyId: node.credential.keyId } }) }] : []),
+          {
+            Put: auditItem({
+              subject,
+              category: 'node',
+              action: 'node.decommissioned',
+              actor,
+              details: { environment: node.environment, address: node.address, reason },
+            }),
+          },
+          ...(node.credential
+            ? [{ Put: auditItem({ subject, category: 'security', action: 'node.credentials.revoked', actor, details: { keyId: node.credential.keyId } }) }]
+            : []),
         ],
       }),
     );

@@ -26,7 +26,11 @@ beforeAll(() => {
     domainName: 'deploy.example.com',
     certificateArn: 'arn:aws:acm:us-east-1:123456789012:certificate/0000',
   };
-  stack = new OrchestratorStack(app, 'KmodOrchestrator', settingsFromContext((k) => context[k]));
+  stack = new OrchestratorStack(
+    app,
+    'KmodOrchestrator',
+    settingsFromContext((k) => context[k]),
+  );
   template = Template.fromStack(stack);
   assemblyDir = app.synth().directory;
   resources = template.toJSON().Resources;
@@ -132,7 +136,9 @@ describe('the synthesized template', () => {
       // Granted by CDK with every Secrets Manager rotation schedule; the API has no resource-level permissions.
       'secretsmanager:GetRandomPassword',
     ]);
-    const statements = ofType('AWS::IAM::Policy').flatMap(([, p]) => p.Properties.PolicyDocument.Statement as { Action: string | string[]; Resource: unknown }[]);
+    const statements = ofType('AWS::IAM::Policy').flatMap(
+      ([, p]) => p.Properties.PolicyDocument.Statement as { Action: string | string[]; Resource: unknown }[],
+    );
     const onAnything = statements.filter((s) => (Array.isArray(s.Resource) ? s.Resource : [s.Resource]).includes('*'));
     expect(onAnything.length).toBeGreaterThan(0);
     for (const s of onAnything) for (const a of Array.isArray(s.Action) ? s.Action : [s.Action]) expect(allowed, a).toContain(a);
@@ -143,7 +149,9 @@ describe('the synthesized template', () => {
     const envVars = new Set<string>(Object.values(TABLES).map((t) => t.envVar));
     for (const [id, fn] of Object.entries(stack.functions)) {
       const props = resources[logicalIdOf(fn)].Properties;
-      const named = Object.entries(props.Environment.Variables as Record<string, unknown>).filter(([k]) => envVars.has(k)).flatMap(([, v]) => [...logicalIdsIn(v)]);
+      const named = Object.entries(props.Environment.Variables as Record<string, unknown>)
+        .filter(([k]) => envVars.has(k))
+        .flatMap(([, v]) => [...logicalIdsIn(v)]);
       const role = logicalIdOf(fn.role!);
       const granted = ofType('AWS::IAM::Policy')
         .filter(([, p]) => (p.Properties.Roles as { Ref: string }[]).some((r) => r.Ref === role))
@@ -168,7 +176,7 @@ describe('the synthesized template', () => {
     template.hasResourceProperties('AWS::ApiGateway::GatewayResponse', {
       ResponseType: 'UNAUTHORIZED',
       StatusCode: '401',
-      ResponseParameters: { 'gatewayresponse.header.WWW-Authenticate': "'Bearer realm=\"kmod-orchestrator\", error=\"invalid_token\"'" },
+      ResponseParameters: { 'gatewayresponse.header.WWW-Authenticate': '\'Bearer realm="kmod-orchestrator", error="invalid_token"\'' },
     });
   });
 
@@ -181,7 +189,7 @@ describe('the synthesized template', () => {
     });
   });
 
-  it('runs exactly the agent-calling functions in the agents\' private subnets', () => {
+  it("runs exactly the agent-calling functions in the agents' private subnets", () => {
     for (const [id, spec] of Object.entries(FUNCTIONS)) {
       const [, fn] = ofType('AWS::Lambda::Function').find(([, r]) => r.Properties.FunctionName === `kmod-${id}`)!;
       if ('callsAgents' in spec && spec.callsAgents) expect(fn.Properties.VpcConfig?.SubnetIds, id).toEqual(['subnet-aaaa', 'subnet-bbbb']);
@@ -220,10 +228,22 @@ describe('the synthesized template', () => {
       'AWS::SecretsManager::Secret': ['AgentKeysSeed9C51BE8A', 'AgentKeys3E14DDF1', 'ApprovalLinkKeysSeed8EB44D86', 'ApprovalLinkKeysAD9C0A10'],
       'AWS::SNS::Topic': ['ApproverTopicF946C21A', 'NotificationTopicEB7A0DF1'],
     };
-    for (const [type, ids] of Object.entries(stateful)) expect(ofType(type).map(([id]) => id).sort(), type).toEqual([...ids].sort());
+    for (const [type, ids] of Object.entries(stateful))
+      expect(
+        ofType(type)
+          .map(([id]) => id)
+          .sort(),
+        type,
+      ).toEqual([...ids].sort());
     // Named resources cannot be replaced in place either (the new one's name is taken).
     for (const id of Object.keys(FUNCTIONS)) expect(logicalIdOf(stack.functions[id as keyof typeof FUNCTIONS]), id).toMatch(new RegExp(`^${id}[0-9A-F]{8}$`));
-    for (const id of Object.keys(STATE_MACHINES)) expect(ofType('AWS::StepFunctions::StateMachine').map(([l]) => l).some((l) => new RegExp(`^${id}StateMachine[0-9A-F]{8}$`).test(l)), id).toBe(true);
+    for (const id of Object.keys(STATE_MACHINES))
+      expect(
+        ofType('AWS::StepFunctions::StateMachine')
+          .map(([l]) => l)
+          .some((l) => new RegExp(`^${id}StateMachine[0-9A-F]{8}$`).test(l)),
+        id,
+      ).toBe(true);
   });
 
   it('lets exactly the callsAgents and holdsNodeCredentials functions (and the rotator) read the agent key secret, which wraps node keys', () => {
@@ -269,7 +289,8 @@ describe('the synthesized template', () => {
     const [[rotator]] = Object.entries(FUNCTIONS).filter(([, s]) => (s as FunctionSpec).rotatesKeySets);
     const schedules = ofType('AWS::SecretsManager::RotationSchedule');
     expect(schedules).toHaveLength(2);
-    for (const [, s] of schedules) expect(logicalIdsIn(s.Properties.RotationLambdaARN)).toEqual(new Set([logicalIdOf(stack.functions[rotator as keyof typeof FUNCTIONS])]));
+    for (const [, s] of schedules)
+      expect(logicalIdsIn(s.Properties.RotationLambdaARN)).toEqual(new Set([logicalIdOf(stack.functions[rotator as keyof typeof FUNCTIONS])]));
     const [[authorizerFn]] = Object.entries(FUNCTIONS).filter(([, s]) => (s as FunctionSpec).authorizesRequests);
     const [[, authorizer]] = ofType('AWS::ApiGateway::Authorizer');
     expect(logicalIdsIn(authorizer.Properties.AuthorizerUri)).toContain(logicalIdOf(stack.functions[authorizerFn as keyof typeof FUNCTIONS]));
@@ -290,4 +311,3 @@ describe('the synthesized template', () => {
     }
   });
 });
-

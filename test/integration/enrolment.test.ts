@@ -32,7 +32,11 @@ afterAll(async () => {
 
 /** Start an agent process (its own process group, so the whole tree stops); resolves with its node id. */
 function startAgent(name: string, args: string[]): Promise<string> {
-  const child = spawn('npx', ['tsx', 'scripts/agent.ts', '--host', '127.0.0.1', '--port', '0', '--heartbeat-seconds', '1', ...args], { cwd: ROOT, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn('npx', ['tsx', 'scripts/agent.ts', '--host', '127.0.0.1', '--port', '0', '--heartbeat-seconds', '1', ...args], {
+    cwd: ROOT,
+    detached: true,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   running.set(name, child);
   let out = '';
   return new Promise((resolve, reject) => {
@@ -63,7 +67,9 @@ async function stopAgent(name: string): Promise<void> {
   await exited;
 }
 
-async function clusterNodes(): Promise<Record<string, { status: string; lastSeenAt: string | null; modules: Record<string, { version: string }>; membership: string }>> {
+async function clusterNodes(): Promise<
+  Record<string, { status: string; lastSeenAt: string | null; modules: Record<string, { version: string }>; membership: string }>
+> {
   const r = await api(cloud, 'GET', '/api/v1/clusters/Development', { token: cloud.tokens.Viewer });
   expect(r.status).toBe(200);
   return Object.fromEntries(r.body.nodes.map((n: { nodeId: string }) => [n.nodeId, n]));
@@ -79,20 +85,29 @@ async function waitForStatus(nodeId: string, status: string, timeoutMs: number):
 }
 
 async function deploy(version: string, extra: Record<string, unknown> = {}) {
-  const r = await api(cloud, 'POST', '/api/v1/deployments', { token: cloud.tokens.Deployer, body: { moduleName: 'demo-kernel', version, targetEnvironment: 'Development', ...extra } });
+  const r = await api(cloud, 'POST', '/api/v1/deployments', {
+    token: cloud.tokens.Deployer,
+    body: { moduleName: 'demo-kernel', version, targetEnvironment: 'Development', ...extra },
+  });
   expect(r.status, JSON.stringify(r.body)).toBe(202);
   return waitForDeployment(cloud, r.body.executionId);
 }
 
 const creds = (dir: string) => JSON.parse(readFileSync(join(dir, 'credentials.json'), 'utf8')) as NodeCredentials;
-const stateVersion = (dir: string) => (JSON.parse(readFileSync(join(dir, 'state.json'), 'utf8')) as { modules: Record<string, { version: string }> }).modules['demo-kernel']?.version;
-const devStage = (d: { stages: { name: string }[] }) => d.stages.find((s) => s.name === 'Development') as unknown as { status: string; nodesTotal: number; message: string; details: Record<string, unknown> };
+const stateVersion = (dir: string) =>
+  (JSON.parse(readFileSync(join(dir, 'state.json'), 'utf8')) as { modules: Record<string, { version: string }> }).modules['demo-kernel']?.version;
+const devStage = (d: { stages: { name: string }[] }) =>
+  d.stages.find((s) => s.name === 'Development') as unknown as { status: string; nodesTotal: number; message: string; details: Record<string, unknown> };
 
 /** A heartbeat as the agent sends it, signed with `key` (by default the node's own). */
 async function heartbeat(nodeId: string, key: { id: string; secret: string }, opts: { now?: number } = {}) {
   const path = `/api/v1/nodes/${nodeId}/heartbeat`;
   const metrics = { nodeId, at: new Date().toISOString(), cpuPercent: 1, memoryPercent: 1, latencyMs: 0, errorRatePercent: 0, requestsPerSecond: 0 };
-  const body = JSON.stringify({ heartbeatSeconds: 1, address: 'http://127.0.0.1:9', health: { nodeId, protocolVersion: '1', status: 'healthy', reasons: [], at: metrics.at, uptimeSeconds: 1, modules: {}, metrics } });
+  const body = JSON.stringify({
+    heartbeatSeconds: 1,
+    address: 'http://127.0.0.1:9',
+    health: { nodeId, protocolVersion: '1', status: 'healthy', reasons: [], at: metrics.at, uptimeSeconds: 1, modules: {}, metrics },
+  });
   return api(cloud, 'POST', path, { rawBody: body, headers: { 'content-type': 'application/json', ...signRequest(key, 'POST', path, body, opts.now) } });
 }
 
@@ -101,15 +116,29 @@ describe('enrolment of real hosts', () => {
     const denied = await api(cloud, 'POST', '/api/v1/enrolment-tokens', { token: cloud.tokens.Deployer, body: { environment: 'Development' } });
     expect(denied.status).toBe(403);
     const before = await snapshotTables(cloud);
-    for (const body of [{ environment: 'Nowhere' }, { environment: 'Development', maxUses: 0 }, { environment: 'Development', ttlSeconds: 5 }, { environment: 'Development', extra: 1 }]) {
+    for (const body of [
+      { environment: 'Nowhere' },
+      { environment: 'Development', maxUses: 0 },
+      { environment: 'Development', ttlSeconds: 5 },
+      { environment: 'Development', extra: 1 },
+    ]) {
       const bad = await api(cloud, 'POST', '/api/v1/enrolment-tokens', { token: cloud.tokens.Admin, body });
       expect(bad.status, JSON.stringify(body)).toBe(400);
       expect(bad.body).toMatchObject({ code: 'ValidationError', message: expect.any(String) });
     }
     expect(await snapshotTables(cloud)).toEqual(before);
-    const r = await api(cloud, 'POST', '/api/v1/enrolment-tokens', { token: cloud.tokens.Admin, body: { environment: 'Development', maxUses: 2, ttlSeconds: 900, labels: { rack: 'r1' } } });
+    const r = await api(cloud, 'POST', '/api/v1/enrolment-tokens', {
+      token: cloud.tokens.Admin,
+      body: { environment: 'Development', maxUses: 2, ttlSeconds: 900, labels: { rack: 'r1' } },
+    });
     expect(r.status).toBe(201);
-    expect(r.body).toMatchObject({ tokenId: expect.stringMatching(/^et-/), token: expect.stringMatching(/^kmod-enrol\./), environment: 'Development', maxUses: 2, labels: { rack: 'r1' } });
+    expect(r.body).toMatchObject({
+      tokenId: expect.stringMatching(/^et-/),
+      token: expect.stringMatching(/^kmod-enrol\./),
+      environment: 'Development',
+      maxUses: 2,
+      labels: { rack: 'r1' },
+    });
     expect(Date.parse(r.body.expiresAt) - Date.now()).toBeGreaterThan(890_000);
     token = r.body.token;
     const list = await api(cloud, 'GET', '/api/v1/enrolment-tokens', { token: cloud.tokens.Admin });
@@ -119,7 +148,10 @@ describe('enrolment of real hosts', () => {
   });
 
   it('enrols two agent processes; both are Online in Development next to the simulated nodes', async () => {
-    [ids.a, ids.b] = await Promise.all([startAgent('a', ['--api', cloud.apiUrl, '--enrol', token, '--data-dir', dirs.a]), startAgent('b', ['--api', cloud.apiUrl, '--enrol', token, '--data-dir', dirs.b])]);
+    [ids.a, ids.b] = await Promise.all([
+      startAgent('a', ['--api', cloud.apiUrl, '--enrol', token, '--data-dir', dirs.a]),
+      startAgent('b', ['--api', cloud.apiUrl, '--enrol', token, '--data-dir', dirs.b]),
+    ]);
     expect(ids.a).not.toBe(ids.b);
     await waitForStatus(ids.a, 'Online', 10_000);
     await waitForStatus(ids.b, 'Online', 10_000);
@@ -197,7 +229,10 @@ describe('enrolment of real hosts', () => {
     const audit = await api(cloud, 'GET', `/api/v1/audit?deploymentId=${skipped.executionId}`, { token: cloud.tokens.Admin });
     expect(audit.body.items.find((e: { action: string }) => e.action === 'deployment.requested').details.unreachableNodes).toBe('skip');
 
-    const bad = await api(cloud, 'POST', '/api/v1/deployments', { token: cloud.tokens.Deployer, body: { moduleName: 'demo-kernel', version: '1.1.0', targetEnvironment: 'Development', unreachableNodes: 'ignore' } });
+    const bad = await api(cloud, 'POST', '/api/v1/deployments', {
+      token: cloud.tokens.Deployer,
+      body: { moduleName: 'demo-kernel', version: '1.1.0', targetEnvironment: 'Development', unreachableNodes: 'ignore' },
+    });
     expect(bad.status).toBe(400);
   }, 90_000);
 
@@ -220,6 +255,8 @@ describe('enrolment of real hosts', () => {
     expect(stateVersion(dirs.a)).toBe('1.0.0');
 
     const trail = await api(cloud, 'GET', `/api/v1/audit?subject=${encodeURIComponent(`node#${ids.a}`)}`, { token: cloud.tokens.Admin });
-    expect(trail.body.items.map((e: { action: string }) => e.action)).toEqual(expect.arrayContaining(['node.enrolled', 'node.credentials.issued', 'node.decommissioned', 'node.credentials.revoked']));
+    expect(trail.body.items.map((e: { action: string }) => e.action)).toEqual(
+      expect.arrayContaining(['node.enrolled', 'node.credentials.issued', 'node.decommissioned', 'node.credentials.revoked']),
+    );
   }, 90_000);
 });

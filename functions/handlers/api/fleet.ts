@@ -22,21 +22,48 @@ const labels = z
 export const createTokenSchema = z
   .object({
     environment: z.enum(ENVIRONMENTS),
-    ttlSeconds: z.number().int().min(60).max(30 * 86_400).default(3600),
+    ttlSeconds: z
+      .number()
+      .int()
+      .min(60)
+      .max(30 * 86_400)
+      .default(3600),
     maxUses: z.number().int().min(1).max(10_000).default(1),
     labels: labels.default({}),
   })
   .strict();
 
 const heartbeatSeconds = z.number().int().min(1).max(300);
-const moduleState = z.object({ version: z.string().min(1).max(64), previousVersion: z.string().max(64).optional(), loadedAt: z.string().max(64), lastDeploymentId: z.string().max(200).optional() }).strict();
+const moduleState = z
+  .object({
+    version: z.string().min(1).max(64),
+    previousVersion: z.string().max(64).optional(),
+    loadedAt: z.string().max(64),
+    lastDeploymentId: z.string().max(200).optional(),
+  })
+  .strict();
 const modules = z.record(moduleNameSchema, moduleState).refine((m) => Object.keys(m).length <= 100, 'at most 100 modules');
 
 export const enrolSchema = z
-  .object({ token: z.string().min(1).max(256), address: z.string().min(1).max(2048), heartbeatSeconds: heartbeatSeconds.default(10), modules: modules.default({}) })
+  .object({
+    token: z.string().min(1).max(256),
+    address: z.string().min(1).max(2048),
+    heartbeatSeconds: heartbeatSeconds.default(10),
+    modules: modules.default({}),
+  })
   .strict();
 
-const metrics = z.object({ nodeId: z.string().max(128), at: z.string().max(64), cpuPercent: z.number(), memoryPercent: z.number(), latencyMs: z.number(), errorRatePercent: z.number(), requestsPerSecond: z.number() }).strict();
+const metrics = z
+  .object({
+    nodeId: z.string().max(128),
+    at: z.string().max(64),
+    cpuPercent: z.number(),
+    memoryPercent: z.number(),
+    latencyMs: z.number(),
+    errorRatePercent: z.number(),
+    requestsPerSecond: z.number(),
+  })
+  .strict();
 
 export const heartbeatSchema = z
   .object({
@@ -76,7 +103,8 @@ function presentToken(t: EnrolmentTokenRecord) {
 }
 
 /** The body exactly as sent: the heartbeat signature covers these bytes. */
-const rawBody = (event: APIGatewayProxyEvent) => (event.isBase64Encoded && event.body ? Buffer.from(event.body, 'base64').toString('utf8') : (event.body ?? ''));
+const rawBody = (event: APIGatewayProxyEvent) =>
+  event.isBase64Encoded && event.body ? Buffer.from(event.body, 'base64').toString('utf8') : (event.body ?? '');
 
 export const handler = apiHandler({
   'POST /api/v1/enrolment-tokens': async (event, caller) => {
@@ -108,12 +136,23 @@ export const handler = apiHandler({
     const body = parseBody(event, heartbeatSchema);
     if (body.health.nodeId !== nodeId) throw badRequest(`health.nodeId ${body.health.nodeId} is not ${nodeId}`);
     const timestamp = Number(event.headers?.['x-agent-timestamp']);
-    const { lastSeenAt } = await recordHeartbeat(node, keys, { timestamp, heartbeatSeconds: body.heartbeatSeconds, address: body.address, report: body.health });
+    const { lastSeenAt } = await recordHeartbeat(node, keys, {
+      timestamp,
+      heartbeatSeconds: body.heartbeatSeconds,
+      address: body.address,
+      report: body.health,
+    });
     return json(200, { nodeId, status: 'Online', lastSeenAt, heartbeatSeconds: body.heartbeatSeconds });
   },
   'DELETE /api/v1/nodes/{nodeId}': async (event, caller) => {
     const { nodeId } = parsePath(event, nodeIdPath);
     const n = await decommissionNode(nodeId, caller.userId);
-    return json(200, { nodeId, environment: n.environment, status: nodeStatus(n, Date.now(), config.missedHeartbeats()), decommissionedAt: n.decommissionedAt, decommissionedBy: n.decommissionedBy });
+    return json(200, {
+      nodeId,
+      environment: n.environment,
+      status: nodeStatus(n, Date.now(), config.missedHeartbeats()),
+      decommissionedAt: n.decommissionedAt,
+      decommissionedBy: n.decommissionedBy,
+    });
   },
 });

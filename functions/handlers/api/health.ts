@@ -40,7 +40,15 @@ export const handler = apiHandler({
       ]),
     );
     const nodes = await Promise.all(
-      ENVIRONMENTS.map(async (env) => [env, await count({ TableName: tableName('nodes'), KeyConditionExpression: 'environment = :e', FilterExpression: 'attribute_not_exists(decommissionedAt)', ExpressionAttributeValues: { ':e': env } })]),
+      ENVIRONMENTS.map(async (env) => [
+        env,
+        await count({
+          TableName: tableName('nodes'),
+          KeyConditionExpression: 'environment = :e',
+          FilterExpression: 'attribute_not_exists(decommissionedAt)',
+          ExpressionAttributeValues: { ':e': env },
+        }),
+      ]),
     );
     const pending = await count({
       TableName: tableName('approvals'),

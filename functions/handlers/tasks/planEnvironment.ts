@@ -32,7 +32,16 @@ async function shapeFor(environment: Environment, strategy: Strategy, nodes: Nod
   const context = (await s.prepare?.(environment, deps)) ?? {};
   let shape: EnvironmentPlan;
   try {
-    shape = s.plan(nodes, { nodesPerBatch: config.nodesPerBatch(), rollingBatchSize: config.rollingBatchSize(), maxSequentialBatches: config.maxSequentialBatches(), canaryWaves: config.canaryWaves() }, context);
+    shape = s.plan(
+      nodes,
+      {
+        nodesPerBatch: config.nodesPerBatch(),
+        rollingBatchSize: config.rollingBatchSize(),
+        maxSequentialBatches: config.maxSequentialBatches(),
+        canaryWaves: config.canaryWaves(),
+      },
+      context,
+    );
   } catch (e) {
     throw await reject('PlanFailed', (e as Error).message);
   }
@@ -64,12 +73,23 @@ export const handler = taskHandler(planInput, async ({ executionId, environment,
     const selection = selectTargets(await listNodes(environment), d.unreachableNodes ?? 'fail', Date.now(), missed);
     if (!selection.ok) throw await reject('UnreachableNodes', unreachableMessage(environment, selection.unreachable, missed));
     const { targets: nodes, skipped } = selection;
-    if (nodes.length === 0) throw await reject('NoNodes', skipped.length ? `every node in ${environment} is unreachable (${skipped.join(', ')})` : `${environment} has no registered nodes`);
+    if (nodes.length === 0)
+      throw await reject(
+        'NoNodes',
+        skipped.length ? `every node in ${environment} is unreachable (${skipped.join(', ')})` : `${environment} has no registered nodes`,
+      );
     const { shape, baseline } = await shapeFor(environment, strategy, nodes, reject);
     const previous = new Map(nodes.map((n) => [n.nodeId, n.modules?.[d.moduleName]?.version ?? null]));
     const batches = shape.batches.map((ids) => ids.map((nodeId) => ({ nodeId, previousVersion: previous.get(nodeId) ?? null })));
-    plan = await writePlan(executionId, environment, strategy, batches, { waves: shape.waves, activeColour: shape.activeColour, idleColour: shape.idleColour, baseline });
-    const target = (shape.idleColour ? ` (idle colour ${shape.idleColour}; ${shape.activeColour} keeps serving)` : '') + (skipped.length ? `; skipped unreachable ${skipped.join(', ')}` : '');
+    plan = await writePlan(executionId, environment, strategy, batches, {
+      waves: shape.waves,
+      activeColour: shape.activeColour,
+      idleColour: shape.idleColour,
+      baseline,
+    });
+    const target =
+      (shape.idleColour ? ` (idle colour ${shape.idleColour}; ${shape.activeColour} keeps serving)` : '') +
+      (skipped.length ? `; skipped unreachable ${skipped.join(', ')}` : '');
     await updateStage(executionId, environment, {
       status: 'Running',
       strategy,

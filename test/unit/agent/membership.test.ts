@@ -7,7 +7,13 @@ import { credentialsFile, readCredentials, writeCredentials } from '../../../fun
 describe('agent credentials file', () => {
   it('is written owner-only (whatever the umask) and read back', () => {
     const dir = join(mkdtempSync(join(tmpdir(), 'kmod-creds-')), 'data');
-    const c = { apiUrl: 'http://127.0.0.1:3000', nodeId: 'host-1', environment: 'Development', key: { id: 'nk-1', secret: 's' }, enrolledAt: '2026-01-01T00:00:00Z' };
+    const c = {
+      apiUrl: 'http://127.0.0.1:3000',
+      nodeId: 'host-1',
+      environment: 'Development',
+      key: { id: 'nk-1', secret: 's' },
+      enrolledAt: '2026-01-01T00:00:00Z',
+    };
     const umask = process.umask(0o000);
     try {
       writeCredentials(dir, c);

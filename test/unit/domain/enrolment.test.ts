@@ -12,7 +12,8 @@ describe('enrolment tokens', () => {
 
   it('refuses anything not shaped like a token', () => {
     const t = newEnrolmentToken();
-    for (const bad of ['', 'kmod-enrol', t.token.slice(0, -1), `${t.token}x`, t.token.replace('kmod-enrol', 'kmod-enroll'), ` ${t.token}`]) expect(parseEnrolmentToken(bad), bad).toBeUndefined();
+    for (const bad of ['', 'kmod-enrol', t.token.slice(0, -1), `${t.token}x`, t.token.replace('kmod-enrol', 'kmod-enroll'), ` ${t.token}`])
+      expect(parseEnrolmentToken(bad), bad).toBeUndefined();
   });
 
   it('are stored as the SHA-256 of the secret and checked against it', () => {

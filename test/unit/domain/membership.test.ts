@@ -3,7 +3,11 @@ import { nodeStatus, selectTargets, unreachableMessage, type MembershipView } fr
 
 const now = Date.parse('2026-01-01T00:01:00Z');
 const ago = (s: number) => new Date(now - s * 1000).toISOString();
-const enrolled = (nodeId: string, lastSeen: number, heartbeatSeconds = 10): MembershipView => ({ nodeId, enrolment: { enrolledAt: ago(3600), heartbeatSeconds }, lastSeenAt: ago(lastSeen) });
+const enrolled = (nodeId: string, lastSeen: number, heartbeatSeconds = 10): MembershipView => ({
+  nodeId,
+  enrolment: { enrolledAt: ago(3600), heartbeatSeconds },
+  lastSeenAt: ago(lastSeen),
+});
 
 describe('node status', () => {
   it('is Online while the last heartbeat is at most 3 intervals old, Unreachable after', () => {
