@@ -38,6 +38,11 @@ export interface FunctionSpec {
   verifiesModuleSignatures?: true;
   /** The Secrets Manager rotation function of the key-set secrets (exactly one function). */
   rotatesKeySets?: true;
+  /**
+   * Issues and checks enrolled nodes' own keys, wrapped under the agent key set: reads the agent
+   * key secret and the agent address allowlist, but calls no agent (so stays out of the agents' network).
+   */
+  holdsNodeCredentials?: true;
 }
 
 const audit = { audit: 'write' } as const;
@@ -74,6 +79,14 @@ export const FUNCTIONS = {
     memoryMb: 512,
     tables: { deployments: 'write', idempotency: 'write', modules: 'read', locks: 'write', targets: 'read', ...audit },
     startsPipeline: true,
+  },
+  ApiFleet: {
+    entry: 'functions/handlers/api/fleet.ts',
+    description: 'Fleet membership: enrolment tokens, enrolment, heartbeats, decommissioning',
+    timeoutSeconds: 29,
+    memoryMb: 256,
+    tables: { enrolmentTokens: 'write', nodes: 'write', ...audit },
+    holdsNodeCredentials: true,
   },
   ApiClusters: {
     entry: 'functions/handlers/api/clusters.ts',
@@ -347,6 +360,49 @@ export const ROUTES = [
     roles: READERS,
     rateLimit: 'metrics',
     summary: 'Cluster averages, total requests/s and per-node figures',
+  },
+  {
+    method: 'POST',
+    path: '/api/v1/enrolment-tokens',
+    fn: 'ApiFleet',
+    auth: true,
+    roles: ADMINS,
+    summary: 'Create an enrolment token for an environment (the token is shown once; only its hash is kept)',
+  },
+  {
+    method: 'GET',
+    path: '/api/v1/enrolment-tokens',
+    fn: 'ApiFleet',
+    auth: true,
+    roles: ADMINS,
+    summary: 'Enrolment tokens with their state and uses (never the secret)',
+  },
+  { method: 'DELETE', path: '/api/v1/enrolment-tokens/{tokenId}', fn: 'ApiFleet', auth: true, roles: ADMINS, summary: 'Revoke an enrolment token' },
+  // The enrolment token is the credential; answers 401 (invalid) or 410 (expired, revoked, used up).
+  {
+    method: 'POST',
+    path: '/api/v1/enrol',
+    fn: 'ApiFleet',
+    auth: false,
+    roles: 'public',
+    summary: 'A host joins with an enrolment token and its address; answers its node id and its own HMAC key',
+  },
+  // Signed with the node's own key (agent protocol HMAC scheme); 401 once decommissioned.
+  {
+    method: 'POST',
+    path: '/api/v1/nodes/{nodeId}/heartbeat',
+    fn: 'ApiFleet',
+    auth: false,
+    roles: 'public',
+    summary: "An enrolled node's signed heartbeat: its modules, health and address",
+  },
+  {
+    method: 'DELETE',
+    path: '/api/v1/nodes/{nodeId}',
+    fn: 'ApiFleet',
+    auth: true,
+    roles: ADMINS,
+    summary: 'Decommission a node: its credentials stop working at once and it is never targeted again',
   },
   { method: 'GET', path: '/api/v1/approvals/pending', fn: 'ApiApprovals', auth: true, roles: READERS, summary: 'Approval gates waiting for a decision' },
   {

@@ -18,6 +18,8 @@ import { registerSchema } from '../functions/handlers/api/modules.ts';
 import { querySchema } from '../functions/handlers/api/audit.ts';
 import { createClientSchema, createUserSchema, rolesSchema } from '../functions/handlers/api/admin.ts';
 import { rateLimitSettingsSchema } from '../functions/lib/rateLimits.ts';
+import { createTokenSchema, enrolSchema, heartbeatSchema } from '../functions/handlers/api/fleet.ts';
+import { UNREACHABLE_POLICIES } from '../functions/domain/membership.ts';
 
 type Json = Record<string, unknown>;
 
@@ -37,6 +39,15 @@ const BODIES: Record<string, z.ZodType> = {
   'PUT /api/v1/admin/users/{userId}/roles': rolesSchema,
   'POST /api/v1/admin/clients': createClientSchema,
   'PUT /api/v1/admin/rate-limits': rateLimitSettingsSchema,
+  'POST /api/v1/enrolment-tokens': createTokenSchema,
+  'POST /api/v1/enrol': enrolSchema,
+  'POST /api/v1/nodes/{nodeId}/heartbeat': heartbeatSchema,
+};
+
+/** Public routes that authenticate on their own (the enrolment token; the node's HMAC signature). */
+const SELF_AUTHENTICATED: Record<string, string[]> = {
+  'POST /api/v1/enrol': ['400', '401', '410', '415', '429'],
+  'POST /api/v1/nodes/{nodeId}/heartbeat': ['400', '401', '404', '415', '429'],
 };
 
 const QUERIES: Record<string, z.ZodObject> = {
@@ -90,6 +101,7 @@ const components = {
         updatedAt: { type: 'string', format: 'date-time' },
         finishedAt: { type: 'string', format: 'date-time' },
         metadata: { type: 'object', additionalProperties: { type: 'string' } },
+        unreachableNodes: { enum: UNREACHABLE_POLICIES, description: 'What planning does with enrolled nodes that stopped heartbeating' },
         failure: { type: 'object', properties: { stage: { type: 'string' }, code: { type: 'string' }, message: { type: 'string' } } },
         rollback: { type: 'object' },
         stages: { type: 'array', items: { $ref: '#/components/schemas/Stage' } },
@@ -100,11 +112,13 @@ const components = {
 
 const ERRORS: Record<string, string> = {
   '400': 'Invalid input (ValidationError, BodyTooLarge, UnknownModuleVersion, ArtifactDigestMismatch); nothing was changed',
-  '401': 'Missing or invalid bearer token (WWW-Authenticate: Bearer)',
+  '401':
+    'Missing or invalid bearer token (WWW-Authenticate: Bearer); on enrolment and heartbeats: an invalid enrolment token, or a node signature that is bad, replayed or revoked',
   '403': 'The role may not do this (Forbidden, SelfApprovalForbidden, NotAnApprover)',
   '404': 'No such resource or route',
   '409': 'Conflict (DeploymentInProgress, IdempotencyKeyReused, RollbackInProgress, DeploymentRunning, NothingToRollBack, ModuleVersionExists, AlreadyDecided)',
-  '410': 'The approval expired (ApprovalExpired)',
+  '410':
+    'The approval expired (ApprovalExpired); the enrolment token expired, was revoked or is used up (EnrolmentTokenExpired, EnrolmentTokenRevoked, EnrolmentTokenUsedUp)',
   '415': 'The body must be application/json',
   '429': 'Rate limited (Retry-After)',
 };
@@ -123,7 +137,8 @@ export function buildOpenApi(): Json {
     if (key === 'POST /api/v1/deployments') params.push({ name: 'Idempotency-Key', in: 'header', required: false, schema: { type: 'string' } });
     const body = BODIES[key];
     const html = r.path.startsWith('/approvals/links');
-    const created = r.method === 'POST' && ['/api/v1/modules', '/api/v1/admin/users', '/api/v1/admin/clients'].includes(r.path);
+    const created =
+      r.method === 'POST' && ['/api/v1/modules', '/api/v1/admin/users', '/api/v1/admin/clients', '/api/v1/enrolment-tokens', '/api/v1/enrol'].includes(r.path);
     const ok = r.method === 'POST' && (r.path === '/api/v1/deployments' || r.path.endsWith('/rollback')) ? '202' : created ? '201' : '200';
     const okContent = html
       ? { 'text/html': { schema: { type: 'string' } } }
@@ -132,7 +147,8 @@ export function buildOpenApi(): Json {
         : r.path.startsWith('/api/v1/deployments/{executionId}') && r.method === 'GET'
           ? { 'application/json': { schema: { $ref: '#/components/schemas/Deployment' } } }
           : { 'application/json': { schema: { type: 'object' } } };
-    const errorCodes = r.roles === 'public' ? (html ? ['400', '404', '409', '410'] : []) : ['400', '401', '403', '404', '409', '429'];
+    const errorCodes =
+      SELF_AUTHENTICATED[key] ?? (r.roles === 'public' ? (html ? ['400', '404', '409', '410'] : []) : ['400', '401', '403', '404', '409', '429']);
     (paths[r.path] ??= {})[r.method.toLowerCase()] = {
       summary: r.summary,
       description: r.roles === 'public' ? 'Public.' : `Roles: ${r.roles.join(', ')}.`,

@@ -1,4 +1,5 @@
 import { environmentsUpTo, ENVIRONMENT_PROFILES, type Environment, type Strategy } from './environments.ts';
+import type { UnreachablePolicy } from './membership.ts';
 
 export const DEPLOYMENT_STATUSES = ['Pending', 'Running', 'WaitingForApproval', 'Succeeded', 'Failed', 'RolledBack', 'Cancelled'] as const;
 export type DeploymentStatus = (typeof DEPLOYMENT_STATUSES)[number];
@@ -43,6 +44,8 @@ export interface DeploymentRecord {
   stageOrder: StageName[];
   stages: Record<string, StageRecord>;
   failure?: { stage?: StageName; code: string; message: string };
+  /** What PlanEnvironment does with enrolled nodes that stopped heartbeating (absent: fail). */
+  unreachableNodes?: UnreachablePolicy;
   /** Rollback on demand, once requested. */
   rollback?: { status: 'Running' | 'Succeeded' | 'Failed'; requestedBy: string; requestedAt: string; reason?: string; finishedAt?: string; message?: string };
 }

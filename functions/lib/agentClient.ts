@@ -1,7 +1,9 @@
 /** Orchestrator side of the agent protocol: signed requests, timeouts, the SSRF guard. */
 import { checkAgentAddress } from '../domain/ssrf.ts';
+import { nodeSigningKey } from '../domain/nodeCredentials.ts';
 import {
   signRequest,
+  type AgentKey,
   type DeployRequest,
   type HealthReport,
   type MetricsReport,
@@ -24,11 +26,26 @@ export class AgentCallError extends Error {
   }
 }
 
-async function call<T>(node: Pick<NodeRecord, 'nodeId' | 'address'>, method: 'GET' | 'POST', path: string, payload?: unknown): Promise<T> {
+/** What calling a node needs; planning passes its node records through as PlanNodes, credential included. */
+export type AgentTarget = Pick<NodeRecord, 'nodeId' | 'address'> & Partial<Pick<NodeRecord, 'credential' | 'decommissionedAt'>>;
+
+/** An enrolled node's own key; the fleet-wide key set's signing key for nodes that never enrolled. */
+async function signingKey(node: AgentTarget): Promise<AgentKey> {
+  const keys = await agentKeys();
+  if (!node.credential) return keys[0];
+  try {
+    return nodeSigningKey(node.credential, node.nodeId, keys);
+  } catch (e) {
+    throw new AgentCallError(node.nodeId, 'CredentialUnavailable', `cannot sign for node ${node.nodeId}: ${(e as Error).message}`);
+  }
+}
+
+async function call<T>(node: AgentTarget, method: 'GET' | 'POST', path: string, payload?: unknown): Promise<T> {
+  if (node.decommissionedAt) throw new AgentCallError(node.nodeId, 'Decommissioned', `node ${node.nodeId} is decommissioned and is never called`);
   const guard = checkAgentAddress(node.address, config.agentAllowedHosts());
   if (!guard.ok) throw new AgentCallError(node.nodeId, 'AddressRefused', `refused to call node ${node.nodeId}: ${guard.reason}`);
   const body = payload === undefined ? '' : JSON.stringify(payload);
-  const [key] = await agentKeys();
+  const key = await signingKey(node);
   // Agents may sit under a path (several agents behind one host): keep it.
   const url = new URL(guard.url.href.replace(/\/$/, '') + path);
   let res: Response;
@@ -63,8 +80,8 @@ async function call<T>(node: Pick<NodeRecord, 'nodeId' | 'address'>, method: 'GE
 export const agentClient = {
   deploy: (node: NodeRecord, module: string, req: DeployRequest) => call<ModuleOperationResult>(node, 'POST', `/v1/modules/${module}/deploy`, req),
   rollback: (node: NodeRecord, module: string, req: RollbackRequest) => call<ModuleOperationResult>(node, 'POST', `/v1/modules/${module}/rollback`, req),
-  health: (node: Pick<NodeRecord, 'nodeId' | 'address'>) => call<HealthReport>(node, 'GET', '/v1/health'),
-  metrics: (node: Pick<NodeRecord, 'nodeId' | 'address'>) => call<MetricsReport>(node, 'GET', '/v1/metrics'),
+  health: (node: AgentTarget) => call<HealthReport>(node, 'GET', '/v1/health'),
+  metrics: (node: AgentTarget) => call<MetricsReport>(node, 'GET', '/v1/metrics'),
   smokeTest: (node: NodeRecord, module: string) => call<SmokeTestReport>(node, 'POST', `/v1/modules/${module}/smoke-test`, {}),
 };
 

@@ -73,6 +73,8 @@ export const config = {
   publicApiUrl: () => required('PUBLIC_API_URL'),
   approverTopicArn: () => required('APPROVER_TOPIC_ARN'),
   notificationTopicArn: () => required('NOTIFICATION_TOPIC_ARN'),
+  /** An enrolled node is Unreachable after this many of its heartbeat intervals without one. */
+  missedHeartbeats: () => num('NODE_MISSED_HEARTBEATS', 3),
   /** Hosts or CIDRs that agent addresses must fall in (SSRF guard). */
   agentAllowedHosts: () =>
     (process.env.AGENT_ALLOWED_HOSTS ?? '')

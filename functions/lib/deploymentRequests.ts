@@ -4,6 +4,7 @@
  * the idempotency key) and then the start of its state machine. Outcomes the caller answers
  * differently come back as values; anything unexpected is thrown.
  */
+import type { UnreachablePolicy } from '../domain/membership.ts';
 import { createHash, randomBytes } from 'node:crypto';
 import { TransactionCanceledException } from '@aws-sdk/client-dynamodb';
 import { StartExecutionCommand } from '@aws-sdk/client-sfn';
@@ -30,6 +31,8 @@ export interface DeploymentRequest {
   version: string;
   targetEnvironment: Environment;
   metadata?: Record<string, string>;
+  /** Enrolled nodes that stopped heartbeating: fail the plan (default) or leave them unchanged. */
+  unreachableNodes?: UnreachablePolicy;
 }
 
 export type DeploymentRequestOutcome =
@@ -74,6 +77,7 @@ export async function requestDeployment(request: DeploymentRequest, by: { reques
     createdAt: now.toISOString(),
     updatedAt: now.toISOString(),
     metadata: request.metadata,
+    unreachableNodes: request.unreachableNodes ?? 'fail',
     ...initialStages(request.targetEnvironment),
   };
   const items = deploymentItems(record, idem, now);
@@ -93,7 +97,7 @@ export async function requestDeployment(request: DeploymentRequest, by: { reques
 /** The deployment record, its audit event, the idempotency key, and (one deployment at a time) every environment's lock. */
 function deploymentItems(record: DeploymentRecord, idem: Idempotency | undefined, now: Date): TaggedItem[] {
   const { executionId, moduleName, version, targetEnvironment } = record;
-  const event = { moduleName, version, targetEnvironment, idempotencyKey: idem?.given };
+  const event = { moduleName, version, targetEnvironment, idempotencyKey: idem?.given, unreachableNodes: record.unreachableNodes };
   return [
     { item: { Put: newDeploymentItem(record) } },
     {

@@ -2,7 +2,8 @@ import { BatchGetCommand, GetCommand, UpdateCommand, type BatchGetCommandOutput 
 import type { Environment } from '../domain/environments.ts';
 import { dynamo, queryAll } from './aws.ts';
 import { tableName } from './tables.ts';
-import type { HealthReport, MetricsReport } from '../agent/protocol.ts';
+import type { HealthReport, MetricsReport, ModuleState } from '../agent/protocol.ts';
+import type { NodeCredential } from '../domain/nodeCredentials.ts';
 
 export interface NodeRecord {
   environment: Environment;
@@ -14,10 +15,31 @@ export interface NodeRecord {
   registeredAt: string;
   lastHealth?: Pick<HealthReport, 'status' | 'reasons' | 'at'>;
   lastMetrics?: MetricsReport;
+  /** Enrolled hosts only (functions/lib/enrolment.ts); nodes without it are managed by the fleet. */
+  enrolment?: { tokenId: string; enrolledAt: string; heartbeatSeconds: number };
+  /** The node's own HMAC key, its secret wrapped (domain/nodeCredentials.ts); removed on decommission. */
+  credential?: NodeCredential;
+  labels?: Record<string, string>;
+  /** Server time of the last accepted heartbeat, and the agent's timestamp of it (replay guard). */
+  lastSeenAt?: string;
+  lastHeartbeatTs?: number;
+  /** What the agent last reported it runs (the orchestrator's own ledger stays in `modules`). */
+  reportedModules?: Record<string, ModuleState>;
+  decommissionedAt?: string;
+  decommissionedBy?: string;
 }
 
-export async function listNodes(environment: Environment): Promise<NodeRecord[]> {
-  return queryAll<NodeRecord>({ TableName: tableName('nodes'), KeyConditionExpression: 'environment = :e', ExpressionAttributeValues: { ':e': environment } });
+/** Fields a node record may carry that no answer of the API shows. */
+export type PresentableNode = Omit<NodeRecord, 'credential' | 'lastHeartbeatTs'>;
+
+/** The environment's nodes; decommissioned ones only when asked (nothing may call or target them). */
+export async function listNodes(environment: Environment, opts: { includeDecommissioned?: boolean } = {}): Promise<NodeRecord[]> {
+  return queryAll<NodeRecord>({
+    TableName: tableName('nodes'),
+    KeyConditionExpression: 'environment = :e',
+    FilterExpression: opts.includeDecommissioned ? undefined : 'attribute_not_exists(decommissionedAt)',
+    ExpressionAttributeValues: { ':e': environment },
+  });
 }
 
 export async function getNode(environment: Environment, nodeId: string): Promise<NodeRecord | undefined> {

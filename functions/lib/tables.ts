@@ -71,6 +71,8 @@ export const TABLES = {
   locks: { id: 'Locks', envVar: 'LOCKS_TABLE', partitionKey: 'lockKey', indexes: [], stream: false },
   /** Per deployment and environment: the nodes targeted, their batch, and what each was running. */
   targets: { id: 'DeploymentTargets', envVar: 'TARGETS_TABLE', partitionKey: 'targetKey', sortKey: 'sk', indexes: [], stream: false },
+  /** Enrolment tokens: the SHA-256 of each secret, never the secret; expire by TTL. */
+  enrolmentTokens: { id: 'EnrolmentTokens', envVar: 'ENROLMENT_TOKENS_TABLE', partitionKey: 'tokenId', indexes: [], stream: false },
 } as const satisfies Record<string, TableSpec>;
 
 export type TableKey = keyof typeof TABLES;

@@ -99,7 +99,8 @@ export class Functions extends Layer {
     for (const t of Object.keys(functionTables(id)) as TableKey[]) env[TABLES[t].envVar] = data.tables[t].tableName;
     if (spec.artifacts) env.ARTIFACT_BUCKET = data.artifacts.bucketName;
     if (spec.startsPipeline) Object.assign(env, { PIPELINE_STATE_MACHINE_ARN: this.pipelineArn, ROLLBACK_STATE_MACHINE_ARN: this.rollbackArn });
-    if (spec.callsAgents) Object.assign(env, { AGENT_KEYS_SECRET_ARN: keySets.agentKeys.secretArn, AGENT_ALLOWED_HOSTS: settings.agentAllowedHosts });
+    if (spec.callsAgents || spec.holdsNodeCredentials)
+      Object.assign(env, { AGENT_KEYS_SECRET_ARN: keySets.agentKeys.secretArn, AGENT_ALLOWED_HOSTS: settings.agentAllowedHosts });
     if (spec.signsApprovalLinks) env.APPROVAL_LINK_KEYS_SECRET_ARN = keySets.approvalLinkKeys.secretArn;
     if (spec.publishes)
       Object.assign(env, { APPROVER_TOPIC_ARN: notifications.approverTopic.topicArn, NOTIFICATION_TOPIC_ARN: notifications.notificationTopic.topicArn });
@@ -151,7 +152,7 @@ export class Functions extends Layer {
     }
     if (spec.artifacts === 'write') data.artifacts.grantReadWrite(fn);
     else if (spec.artifacts === 'read') data.artifacts.grantRead(fn);
-    if (spec.callsAgents) keySets.agentKeys.grantRead(fn);
+    if (spec.callsAgents || spec.holdsNodeCredentials) keySets.agentKeys.grantRead(fn);
     if (spec.signsApprovalLinks) keySets.approvalLinkKeys.grantRead(fn);
     if (spec.publishes) {
       notifications.approverTopic.grantPublish(fn);

@@ -218,6 +218,7 @@ describe('the synthesized template', () => {
       clusters: 'Clusters3E3F57D1',
       locks: 'LocksF3C5D457',
       targets: 'DeploymentTargets1FE9D628',
+      enrolmentTokens: expect.stringMatching(/^EnrolmentTokens[0-9A-F]{8}$/),
     });
     const stateful: Record<string, string[]> = {
       'AWS::KMS::Key': ['DataKey17AFBB84'],
@@ -243,6 +244,27 @@ describe('the synthesized template', () => {
           .some((l) => new RegExp(`^${id}StateMachine[0-9A-F]{8}$`).test(l)),
         id,
       ).toBe(true);
+  });
+
+  it('lets exactly the callsAgents and holdsNodeCredentials functions (and the rotator) read the agent key secret, which wraps node keys', () => {
+    const [agentKeys] = ofType('AWS::SecretsManager::Secret').find(([, r]) => String(r.Properties.Description).startsWith('AgentKeys: {'))!;
+    for (const [id, raw] of Object.entries(FUNCTIONS)) {
+      const spec = raw as FunctionSpec;
+      const fn = stack.functions[id as keyof typeof FUNCTIONS];
+      const role = logicalIdOf(fn.role!);
+      const reads = ofType('AWS::IAM::Policy')
+        .filter(([, p]) => (p.Properties.Roles as { Ref: string }[]).some((r) => r.Ref === role))
+        .flatMap(([, p]) => p.Properties.PolicyDocument.Statement as { Action: string | string[]; Resource: unknown }[])
+        .some((st) => [st.Action].flat().includes('secretsmanager:GetSecretValue') && logicalIdsIn(st.Resource).has(agentKeys));
+      const env = resources[logicalIdOf(fn)].Properties.Environment.Variables as Record<string, unknown>;
+      const needs = Boolean(spec.callsAgents || spec.holdsNodeCredentials);
+      // The rotation function rewrites the key set itself.
+      expect(reads, id).toBe(needs || Boolean(spec.rotatesKeySets));
+      expect('AGENT_KEYS_SECRET_ARN' in env && 'AGENT_ALLOWED_HOSTS' in env, id).toBe(needs);
+    }
+    // The enrolment function holds node credentials but calls no agent: not in the agents' network.
+    expect(FUNCTIONS.ApiFleet).toMatchObject({ holdsNodeCredentials: true, tables: { enrolmentTokens: 'write', nodes: 'write', audit: 'write' } });
+    expect('callsAgents' in FUNCTIONS.ApiFleet).toBe(false);
   });
 
   it('creates one Cognito group per domain role, named as the role', () => {

@@ -1,13 +1,14 @@
 import { z } from 'zod';
 import { ENVIRONMENTS, ENVIRONMENT_PROFILES, type Environment } from '../../domain/environments.ts';
 import { AppError } from '../../domain/errors.ts';
-import { agentClient, mapLimit } from '../../lib/agentClient.ts';
+import { agentClient, mapLimit, type AgentCallError } from '../../lib/agentClient.ts';
 import { config } from '../../lib/config.ts';
 import { apiHandler, json } from '../../lib/http.ts';
 import { parsePath, parseQuery } from '../../lib/parse.ts';
 import { listNodes, recordNodeHealth, type NodeRecord } from '../../lib/nodes.ts';
 import { getCluster, type ClusterRecord } from '../../lib/trafficRouter.ts';
 import { averageMetrics } from '../../domain/canary.ts';
+import { nodeStatus } from '../../domain/membership.ts';
 import { strategyFor } from '../../strategies/registry.ts';
 
 /** A live refresh polls every agent; above this size it would be too slow for one request. */
@@ -40,30 +41,45 @@ function summary(environment: Environment, nodes: NodeRecord[], cluster?: Cluste
   };
 }
 
-function presentNode(n: NodeRecord) {
+/**
+ * Enrolled hosts: status from their heartbeats. Fleet-managed nodes (never enrolled): Online,
+ * unless this request's live poll could not reach them.
+ */
+function presentNode(n: NodeRecord, now: number, missed: number, notAnswering: ReadonlySet<string>) {
+  const status = !n.enrolment && notAnswering.has(n.nodeId) ? 'Unreachable' : nodeStatus(n, now, missed);
   return {
     nodeId: n.nodeId,
     address: n.address,
     colour: n.colour,
+    status,
+    lastSeenAt: n.lastSeenAt ?? null,
+    membership: n.enrolment ? 'enrolled' : 'fleet',
+    ...(n.labels ? { labels: n.labels } : {}),
+    ...(n.decommissionedAt ? { decommissionedAt: n.decommissionedAt } : {}),
     modules: n.modules ?? {},
+    ...(n.reportedModules ? { reportedModules: n.reportedModules } : {}),
     health: n.lastHealth ?? null,
     metrics: n.lastMetrics ?? null,
   };
 }
 
 /** Ask every agent for its health now and store what they say (unreachable nodes are marked so). */
-async function refresh(environment: Environment, nodes: NodeRecord[]): Promise<NodeRecord[]> {
+async function refresh(environment: Environment, nodes: NodeRecord[]): Promise<{ nodes: NodeRecord[]; notAnswering: Set<string> }> {
   if (nodes.length > MAX_LIVE_REFRESH) throw new AppError('ValidationError', `live refresh is limited to ${MAX_LIVE_REFRESH} nodes`);
   const results = await mapLimit(nodes, config.agentConcurrency(), async (n) => {
     const h = await agentClient.health(n);
     await recordNodeHealth(environment, n.nodeId, h);
     return { ...n, lastHealth: { status: h.status, reasons: h.reasons, at: h.at }, lastMetrics: h.metrics, modules: mergeModules(n, h.modules) };
   });
-  return results.map((r, i) =>
+  const notAnswering = new Set(
+    nodes.filter((_, i) => results[i].status === 'rejected' && (results[i].reason as AgentCallError).code === 'Unreachable').map((n) => n.nodeId),
+  );
+  const refreshed = results.map((r, i) =>
     r.status === 'fulfilled'
       ? r.value
       : { ...nodes[i], lastHealth: { status: 'unhealthy' as const, reasons: [(r.reason as Error).message], at: new Date().toISOString() } },
   );
+  return { nodes: refreshed, notAnswering };
 }
 
 function mergeModules(_n: NodeRecord, reported: Record<string, { version: string; previousVersion?: string; loadedAt: string }>): NodeRecord['modules'] {
@@ -78,9 +94,13 @@ export const handler = apiHandler({
   'GET /api/v1/clusters/{environment}': async (event) => {
     const { environment } = parsePath(event, z.object({ environment: z.enum(ENVIRONMENTS) }));
     const { refresh: live } = parseQuery(event, z.object({ refresh: z.enum(['true', 'false']).optional() }).strict());
-    let nodes = await listNodes(environment);
-    if (live === 'true') nodes = await refresh(environment, nodes);
-    return json(200, { ...summary(environment, nodes, await getCluster(environment)), nodes: nodes.map(presentNode) });
+    const all = await listNodes(environment, { includeDecommissioned: true });
+    const active = all.filter((n) => !n.decommissionedAt);
+    const { nodes, notAnswering } = live === 'true' ? await refresh(environment, active) : { nodes: active, notAnswering: new Set<string>() };
+    const [now, missed] = [Date.now(), config.missedHeartbeats()];
+    // Decommissioned nodes are listed (with their status) but counted nowhere.
+    const listed = [...nodes, ...all.filter((n) => n.decommissionedAt)].map((n) => presentNode(n, now, missed, notAnswering));
+    return json(200, { ...summary(environment, nodes, await getCluster(environment)), nodes: listed });
   },
   'GET /api/v1/clusters/{environment}/metrics': async (event) => {
     const { environment } = parsePath(event, z.object({ environment: z.enum(ENVIRONMENTS) }));

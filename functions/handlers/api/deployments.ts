@@ -4,6 +4,7 @@ import { changedEnvironments } from '../../lib/changes.ts';
 import { ENVIRONMENTS, ENVIRONMENT_PROFILES, type Environment } from '../../domain/environments.ts';
 import { AppError, conflict, notFound } from '../../domain/errors.ts';
 import { moduleNameSchema, semverSchema } from '../../domain/manifest.ts';
+import { UNREACHABLE_POLICIES } from '../../domain/membership.ts';
 import { DEPLOYMENT_STATUSES } from '../../domain/deployment.ts';
 import { requestDeployment, requestRollback } from '../../lib/deploymentRequests.ts';
 import { getDeployment, listDeployments } from '../../lib/deployments.ts';
@@ -21,6 +22,8 @@ export const createSchema = z
       .record(z.string().max(64), z.string().max(256))
       .refine((m) => Object.keys(m).length <= 20, 'at most 20 entries')
       .optional(),
+    /** Enrolled nodes that stopped heartbeating: fail the plan (default) or leave them unchanged. */
+    unreachableNodes: z.enum(UNREACHABLE_POLICIES).optional(),
   })
   .strict();
 
@@ -52,6 +55,7 @@ export function presentDeployment(d: DeploymentRecord) {
     updatedAt: d.updatedAt,
     finishedAt: d.finishedAt,
     metadata: d.metadata ?? {},
+    unreachableNodes: d.unreachableNodes ?? 'fail',
     failure: d.failure,
     rollback: d.rollback,
     stages: orderedStages(d),

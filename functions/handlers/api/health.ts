@@ -30,7 +30,12 @@ export const handler = apiHandler({
     const nodes = await Promise.all(
       ENVIRONMENTS.map(async (env) => [
         env,
-        await countAll({ TableName: tableName('nodes'), KeyConditionExpression: 'environment = :e', ExpressionAttributeValues: { ':e': env } }),
+        await countAll({
+          TableName: tableName('nodes'),
+          KeyConditionExpression: 'environment = :e',
+          FilterExpression: 'attribute_not_exists(decommissionedAt)',
+          ExpressionAttributeValues: { ':e': env },
+        }),
       ]),
     );
     const pending = await countAll({

@@ -7,6 +7,7 @@ import { requireDeployment, updateStage } from '../../lib/deployments.ts';
 import { planInput } from '../../lib/environmentStage.ts';
 import { renewLocks } from '../../lib/locks.ts';
 import { listNodes, type NodeRecord } from '../../lib/nodes.ts';
+import { selectTargets, unreachableMessage } from '../../domain/membership.ts';
 import { getPlan, writePlan, type PlanItem } from '../../lib/targets.ts';
 import { taskHandler } from '../../lib/task.ts';
 import { trafficRouter } from '../../lib/trafficRouter.ts';
@@ -63,13 +64,20 @@ export const handler = taskHandler(planInput, async ({ executionId, environment,
   await renewLocks(d.moduleName, [environment], executionId);
   let plan = await getPlan(executionId, environment);
   if (!plan) {
-    const nodes = await listNodes(environment);
     const reject = async (code: string, message: string) => {
       const e = new StageRejection(code, message);
       await updateStage(executionId, environment, { status: 'Failed', strategy, message }, { failure: { stage: environment, code, message } });
       return e;
     };
-    if (nodes.length === 0) throw await reject('NoNodes', `${environment} has no registered nodes`);
+    const missed = config.missedHeartbeats();
+    const selection = selectTargets(await listNodes(environment), d.unreachableNodes ?? 'fail', Date.now(), missed);
+    if (!selection.ok) throw await reject('UnreachableNodes', unreachableMessage(environment, selection.unreachable, missed));
+    const { targets: nodes, skipped } = selection;
+    if (nodes.length === 0)
+      throw await reject(
+        'NoNodes',
+        skipped.length ? `every node in ${environment} is unreachable (${skipped.join(', ')})` : `${environment} has no registered nodes`,
+      );
     const { shape, baseline } = await shapeFor(environment, strategy, nodes, reject);
     const previous = new Map(nodes.map((n) => [n.nodeId, n.modules?.[d.moduleName]?.version ?? null]));
     const batches = shape.batches.map((ids) => ids.map((nodeId) => ({ nodeId, previousVersion: previous.get(nodeId) ?? null })));
@@ -79,7 +87,9 @@ export const handler = taskHandler(planInput, async ({ executionId, environment,
       idleColour: shape.idleColour,
       baseline,
     });
-    const target = shape.idleColour ? ` (idle colour ${shape.idleColour}; ${shape.activeColour} keeps serving)` : '';
+    const target =
+      (shape.idleColour ? ` (idle colour ${shape.idleColour}; ${shape.activeColour} keeps serving)` : '') +
+      (skipped.length ? `; skipped unreachable ${skipped.join(', ')}` : '');
     await updateStage(executionId, environment, {
       status: 'Running',
       strategy,
@@ -92,6 +102,8 @@ export const handler = taskHandler(planInput, async ({ executionId, environment,
         batches: plan.batchCount,
         ...(shape.waves ? { waves: shape.waves.map((w) => w.length), wavePercents: config.canaryWaves(), baseline } : {}),
         ...(shape.idleColour ? { activeColour: shape.activeColour, idleColour: shape.idleColour } : {}),
+        // Audited with the stage (stage.running): these nodes stay as they are.
+        ...(skipped.length ? { skippedNodes: skipped } : {}),
       },
     });
   }

@@ -40,9 +40,12 @@ export const handler = taskHandler(
       notes.push(`traffic switched back to ${plan.activeColour}`);
     }
     const tally = await rollBackNodes(d, environment);
-    notes.push(`rolled back ${tally.rolledBack} node(s) to their previous version`);
+    // Planning itself failed (e.g. unreachable nodes): no node was touched, so the stage stays Failed.
+    const neverPlanned = !plan && !onDemand && !cascaded;
+    notes.push(neverPlanned ? 'no node was changed' : `rolled back ${tally.rolledBack} node(s) to their previous version`);
     if (tally.skipped.length) notes.push(`left ${tally.skipped.length} node(s) changed since: ${tally.skipped.join(', ')}`);
-    await settleStage(d, environment, cause, notes, tally.stuck, onDemand || cascaded ? { actor: requestedBy } : undefined);
+    const outcome = tally.stuck.length || neverPlanned ? 'Failed' : 'RolledBack';
+    await settleStage(d, environment, cause, notes, tally.stuck, outcome, onDemand || cascaded ? { actor: requestedBy } : undefined);
     return { environment, rolledBack: tally.rolledBack, rollbackFailed: tally.stuck.length, cause: cause.message };
   },
 );
@@ -109,13 +112,14 @@ async function rollBackNode(d: DeploymentRecord, environment: Environment, nodeI
   return { ...target, status: 'RolledBack' };
 }
 
-/** The stage ends RolledBack, or Failed if any node could not be rolled back. */
+/** The stage ends RolledBack, or Failed if a node could not be rolled back or none had been touched. */
 async function settleStage(
   d: DeploymentRecord,
   environment: Environment,
   cause: { code: string; message: string },
   notes: string[],
   stuck: string[],
+  outcome: 'Failed' | 'RolledBack',
   decidedBy: { actor: string | undefined } | undefined,
 ): Promise<void> {
   // The stage's count comes from the ledger, so a retried rollback neither loses nor doubles nodes.
@@ -128,7 +132,7 @@ async function settleStage(
     d.executionId,
     environment,
     {
-      status: stuck.length ? 'Failed' : 'RolledBack',
+      status: outcome,
       finishedAt,
       durationMs: stage?.startedAt ? Date.parse(finishedAt) - Date.parse(stage.startedAt) : undefined,
       nodesRolledBack: totalRolledBack,

@@ -1,0 +1,158 @@
+/**
+ * Real hosts joining and leaving: enrolment tokens (Admin), enrolment (the token is the
+ * credential), signed heartbeats (the node's own HMAC key is the credential) and decommissioning.
+ */
+import type { APIGatewayProxyEvent } from 'aws-lambda';
+import { z } from 'zod';
+import { TOKEN_ID, tokenState, type EnrolmentTokenRecord } from '../../domain/enrolment.ts';
+import { ENVIRONMENTS } from '../../domain/environments.ts';
+import { badRequest } from '../../domain/errors.ts';
+import { moduleNameSchema } from '../../domain/manifest.ts';
+import { config } from '../../lib/config.ts';
+import { createToken, enrolNode, listTokens, revokeToken } from '../../lib/enrolment.ts';
+import { apiHandler, json } from '../../lib/http.ts';
+import { authenticateNode, decommissionNode, heartbeatPath, recordHeartbeat } from '../../lib/membership.ts';
+import { nodeStatus } from '../../domain/membership.ts';
+import { parseBody, parsePath } from '../../lib/parse.ts';
+
+const labels = z
+  .record(z.string().regex(/^[A-Za-z0-9_./-]{1,63}$/, 'label keys are 1-63 characters of A-Z a-z 0-9 _ . / -'), z.string().max(256))
+  .refine((m) => Object.keys(m).length <= 20, 'at most 20 labels');
+
+export const createTokenSchema = z
+  .object({
+    environment: z.enum(ENVIRONMENTS),
+    ttlSeconds: z
+      .number()
+      .int()
+      .min(60)
+      .max(30 * 86_400)
+      .default(3600),
+    maxUses: z.number().int().min(1).max(10_000).default(1),
+    labels: labels.default({}),
+  })
+  .strict();
+
+const heartbeatSeconds = z.number().int().min(1).max(300);
+const moduleState = z
+  .object({
+    version: z.string().min(1).max(64),
+    previousVersion: z.string().max(64).optional(),
+    loadedAt: z.string().max(64),
+    lastDeploymentId: z.string().max(200).optional(),
+  })
+  .strict();
+const modules = z.record(moduleNameSchema, moduleState).refine((m) => Object.keys(m).length <= 100, 'at most 100 modules');
+
+export const enrolSchema = z
+  .object({
+    token: z.string().min(1).max(256),
+    address: z.string().min(1).max(2048),
+    heartbeatSeconds: heartbeatSeconds.default(10),
+    modules: modules.default({}),
+  })
+  .strict();
+
+const metrics = z
+  .object({
+    nodeId: z.string().max(128),
+    at: z.string().max(64),
+    cpuPercent: z.number(),
+    memoryPercent: z.number(),
+    latencyMs: z.number(),
+    errorRatePercent: z.number(),
+    requestsPerSecond: z.number(),
+  })
+  .strict();
+
+export const heartbeatSchema = z
+  .object({
+    heartbeatSeconds,
+    address: z.string().min(1).max(2048),
+    health: z
+      .object({
+        nodeId: z.string().max(128),
+        protocolVersion: z.string().max(8),
+        status: z.enum(['healthy', 'unhealthy']),
+        reasons: z.array(z.string().max(1000)).max(50),
+        at: z.string().max(64),
+        uptimeSeconds: z.number().min(0),
+        modules,
+        metrics,
+      })
+      .strict(),
+  })
+  .strict();
+
+const nodeIdPath = z.object({ nodeId: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/, 'is not a node id') });
+const tokenIdPath = z.object({ tokenId: z.string().regex(TOKEN_ID, 'is not an enrolment token id') });
+
+function presentToken(t: EnrolmentTokenRecord) {
+  return {
+    tokenId: t.tokenId,
+    environment: t.environment,
+    status: tokenState(t),
+    createdAt: t.createdAt,
+    createdBy: t.createdBy,
+    expiresAt: new Date(t.expiresAt * 1000).toISOString(),
+    maxUses: t.maxUses,
+    uses: t.uses,
+    labels: t.labels ?? {},
+    ...(t.revokedAt ? { revokedAt: t.revokedAt, revokedBy: t.revokedBy } : {}),
+  };
+}
+
+/** The body exactly as sent: the heartbeat signature covers these bytes. */
+const rawBody = (event: APIGatewayProxyEvent) =>
+  event.isBase64Encoded && event.body ? Buffer.from(event.body, 'base64').toString('utf8') : (event.body ?? '');
+
+export const handler = apiHandler({
+  'POST /api/v1/enrolment-tokens': async (event, caller) => {
+    const { record, token } = await createToken(parseBody(event, createTokenSchema), caller.userId);
+    const t = presentToken(record);
+    return json(201, { tokenId: t.tokenId, token, environment: t.environment, expiresAt: t.expiresAt, maxUses: t.maxUses, labels: t.labels });
+  },
+  'GET /api/v1/enrolment-tokens': async () => json(200, { items: (await listTokens()).map(presentToken) }),
+  'DELETE /api/v1/enrolment-tokens/{tokenId}': async (event, caller) => {
+    const { tokenId } = parsePath(event, tokenIdPath);
+    return json(200, presentToken(await revokeToken(tokenId, caller.userId)));
+  },
+  'POST /api/v1/enrol': async (event) => {
+    const body = parseBody(event, enrolSchema);
+    const { node, key } = await enrolNode(body, event.requestContext?.identity?.sourceIp);
+    return json(201, {
+      nodeId: node.nodeId,
+      environment: node.environment,
+      address: node.address,
+      labels: node.labels,
+      heartbeatSeconds: body.heartbeatSeconds,
+      heartbeatPath: heartbeatPath(node.nodeId),
+      credentials: { keyId: key.id, secret: key.secret },
+    });
+  },
+  'POST /api/v1/nodes/{nodeId}/heartbeat': async (event) => {
+    const { nodeId } = parsePath(event, nodeIdPath);
+    const { node, keys } = await authenticateNode(nodeId, rawBody(event), event.headers ?? {});
+    const body = parseBody(event, heartbeatSchema);
+    if (body.health.nodeId !== nodeId) throw badRequest(`health.nodeId ${body.health.nodeId} is not ${nodeId}`);
+    const timestamp = Number(event.headers?.['x-agent-timestamp']);
+    const { lastSeenAt } = await recordHeartbeat(node, keys, {
+      timestamp,
+      heartbeatSeconds: body.heartbeatSeconds,
+      address: body.address,
+      report: body.health,
+    });
+    return json(200, { nodeId, status: 'Online', lastSeenAt, heartbeatSeconds: body.heartbeatSeconds });
+  },
+  'DELETE /api/v1/nodes/{nodeId}': async (event, caller) => {
+    const { nodeId } = parsePath(event, nodeIdPath);
+    const n = await decommissionNode(nodeId, caller.userId);
+    return json(200, {
+      nodeId,
+      environment: n.environment,
+      status: nodeStatus(n, Date.now(), config.missedHeartbeats()),
+      decommissionedAt: n.decommissionedAt,
+      decommissionedBy: n.decommissionedBy,
+    });
+  },
+});

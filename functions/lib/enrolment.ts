@@ -1,0 +1,225 @@
+/**
+ * Enrolment: Admins create tokens for an environment; a host presents one (it is the credential)
+ * and becomes a node with its own HMAC key. Uses are counted by a conditional write in the same
+ * transaction that creates the node, so `maxUses` holds under concurrency.
+ */
+import { randomBytes } from 'node:crypto';
+import { TransactionCanceledException } from '@aws-sdk/client-dynamodb';
+import { GetCommand, ScanCommand, TransactWriteCommand } from '@aws-sdk/lib-dynamodb';
+import type { AgentKey, ModuleState } from '../agent/protocol.ts';
+import {
+  enrolmentRefusal,
+  hashSecret,
+  newEnrolmentToken,
+  parseEnrolmentToken,
+  secretMatches,
+  tokenState,
+  type EnrolmentTokenRecord,
+} from '../domain/enrolment.ts';
+import { ENVIRONMENT_PROFILES, type Environment } from '../domain/environments.ts';
+import { AppError, notFound } from '../domain/errors.ts';
+import { newNodeKey, wrapSecret } from '../domain/nodeCredentials.ts';
+import { checkAgentAddress } from '../domain/ssrf.ts';
+import { strategyFor } from '../strategies/registry.ts';
+import { auditItem } from './audit.ts';
+import { dynamo } from './aws.ts';
+import { config } from './config.ts';
+import { isConditionFailure } from './deployments.ts';
+import { listNodes, type NodeRecord } from './nodes.ts';
+import { agentKeys } from './secrets.ts';
+import { tableName } from './tables.ts';
+
+export const tokenSubject = (tokenId: string) => `enrolment-token#${tokenId}`;
+export const nodeSubject = (nodeId: string) => `node#${nodeId}`;
+
+export interface NewToken {
+  environment: Environment;
+  ttlSeconds: number;
+  maxUses: number;
+  labels: Record<string, string>;
+}
+
+export async function createToken(t: NewToken, actor: string): Promise<{ record: EnrolmentTokenRecord; token: string }> {
+  const { tokenId, secret, token } = newEnrolmentToken();
+  const now = new Date();
+  const record: EnrolmentTokenRecord = {
+    tokenId,
+    environment: t.environment,
+    secretHash: hashSecret(secret),
+    createdAt: now.toISOString(),
+    createdBy: actor,
+    expiresAt: Math.floor(now.getTime() / 1000) + t.ttlSeconds,
+    maxUses: t.maxUses,
+    uses: 0,
+    labels: t.labels,
+  };
+  const audit = {
+    subject: tokenSubject(tokenId),
+    category: 'security' as const,
+    action: 'enrolment-token.created',
+    actor,
+    details: { environment: t.environment, maxUses: t.maxUses, ttlSeconds: t.ttlSeconds, labels: t.labels },
+  };
+  await dynamo().send(
+    new TransactWriteCommand({
+      TransactItems: [
+        { Put: { TableName: tableName('enrolmentTokens'), Item: record, ConditionExpression: 'attribute_not_exists(tokenId)' } },
+        { Put: auditItem(audit) },
+      ],
+    }),
+  );
+  return { record, token };
+}
+
+/** Every token, newest first (a handful: they are short-lived and expire by TTL). */
+export async function listTokens(): Promise<EnrolmentTokenRecord[]> {
+  const items: EnrolmentTokenRecord[] = [];
+  let cursor: Record<string, unknown> | undefined;
+  do {
+    const r = await dynamo().send(new ScanCommand({ TableName: tableName('enrolmentTokens'), ExclusiveStartKey: cursor, ConsistentRead: true }));
+    items.push(...((r.Items ?? []) as EnrolmentTokenRecord[]));
+    cursor = r.LastEvaluatedKey;
+  } while (cursor);
+  return items.sort((a, b) => b.createdAt.localeCompare(a.createdAt));
+}
+
+async function getToken(tokenId: string): Promise<EnrolmentTokenRecord | undefined> {
+  const r = await dynamo().send(new GetCommand({ TableName: tableName('enrolmentTokens'), Key: { tokenId }, ConsistentRead: true }));
+  return r.Item as EnrolmentTokenRecord | undefined;
+}
+
+/** Revoke (idempotent: revoking a revoked token changes nothing and answers the same). */
+export async function revokeToken(tokenId: string, actor: string): Promise<EnrolmentTokenRecord> {
+  const now = new Date().toISOString();
+  try {
+    await dynamo().send(
+      new TransactWriteCommand({
+        TransactItems: [
+          {
+            Update: {
+              TableName: tableName('enrolmentTokens'),
+              Key: { tokenId },
+              UpdateExpression: 'SET revokedAt = :now, revokedBy = :actor',
+              ConditionExpression: 'attribute_exists(tokenId) AND attribute_not_exists(revokedAt)',
+              ExpressionAttributeValues: { ':now': now, ':actor': actor },
+            },
+          },
+          { Put: auditItem({ subject: tokenSubject(tokenId), category: 'security', action: 'enrolment-token.revoked', actor }) },
+        ],
+      }),
+    );
+  } catch (e) {
+    if (!isConditionFailure(e)) throw e;
+  }
+  const t = await getToken(tokenId);
+  if (!t) throw notFound(`enrolment token ${tokenId}`);
+  return t;
+}
+
+/** The stored token a presented one stands for, if it may enrol now; otherwise the 401/410 refusal. */
+async function usableToken(presented: string): Promise<EnrolmentTokenRecord> {
+  const parsed = parseEnrolmentToken(presented);
+  const t = parsed && (await getToken(parsed.tokenId));
+  if (!parsed || !t || !secretMatches(parsed.secret, t.secretHash)) throw refusal('Invalid');
+  const state = tokenState(t);
+  if (state !== 'Active') throw refusal(state);
+  return t;
+}
+
+function refusal(state: Parameters<typeof enrolmentRefusal>[0]): AppError {
+  const r = enrolmentRefusal(state);
+  return new AppError(r.code, r.message, r.status);
+}
+
+export interface EnrolRequest {
+  token: string;
+  address: string;
+  heartbeatSeconds: number;
+  modules: Record<string, ModuleState>;
+}
+
+export interface Enrolled {
+  node: NodeRecord;
+  key: AgentKey;
+}
+
+/** Blue-green environments: a new host joins the colour with fewer nodes. */
+async function colourFor(environment: Environment): Promise<NodeRecord['colour']> {
+  if (!strategyFor(ENVIRONMENT_PROFILES[environment].strategy).usesColours) return undefined;
+  const nodes = await listNodes(environment);
+  return nodes.filter((n) => n.colour === 'blue').length <= nodes.filter((n) => n.colour === 'green').length ? 'blue' : 'green';
+}
+
+export async function enrolNode(req: EnrolRequest, sourceIp: string | undefined): Promise<Enrolled> {
+  const t = await usableToken(req.token);
+  const environment = t.environment as Environment;
+  const guard = checkAgentAddress(req.address, config.agentAllowedHosts());
+  if (!guard.ok) throw new AppError('AddressRefused', `the advertised address is refused: ${guard.reason}`, 400);
+  const nodeId = `host-${randomBytes(5).toString('hex')}`;
+  const key = newNodeKey();
+  const [wrapWith] = await agentKeys();
+  const now = new Date();
+  const node: NodeRecord = {
+    environment,
+    nodeId,
+    address: req.address,
+    colour: await colourFor(environment),
+    modules: Object.fromEntries(
+      Object.entries(req.modules).map(([m, s]) => [m, { version: s.version, previousVersion: s.previousVersion, updatedAt: s.loadedAt }]),
+    ),
+    registeredAt: now.toISOString(),
+    enrolment: { tokenId: t.tokenId, enrolledAt: now.toISOString(), heartbeatSeconds: req.heartbeatSeconds },
+    credential: { keyId: key.id, wrapped: wrapSecret(key.secret, nodeId, wrapWith) },
+    labels: t.labels,
+    lastSeenAt: now.toISOString(),
+  };
+  await writeEnrolment(t, node, sourceIp, Math.floor(now.getTime() / 1000));
+  return { node, key };
+}
+
+/** One transaction: count the use (conditionally), create the node, audit the join and the new key. */
+async function writeEnrolment(t: EnrolmentTokenRecord, node: NodeRecord, sourceIp: string | undefined, nowSeconds: number): Promise<void> {
+  const actor = `node:${node.nodeId}`;
+  try {
+    await dynamo().send(
+      new TransactWriteCommand({
+        TransactItems: [
+          {
+            Update: {
+              TableName: tableName('enrolmentTokens'),
+              Key: { tokenId: t.tokenId },
+              UpdateExpression: 'SET uses = uses + :one',
+              ConditionExpression: 'attribute_exists(tokenId) AND attribute_not_exists(revokedAt) AND uses < maxUses AND expiresAt > :now',
+              ExpressionAttributeValues: { ':one': 1, ':now': nowSeconds },
+            },
+          },
+          { Put: { TableName: tableName('nodes'), Item: node, ConditionExpression: 'attribute_not_exists(nodeId)' } },
+          {
+            Put: auditItem({
+              subject: nodeSubject(node.nodeId),
+              category: 'node',
+              action: 'node.enrolled',
+              actor,
+              details: { environment: node.environment, address: node.address, tokenId: t.tokenId, sourceIp, labels: node.labels },
+            }),
+          },
+          {
+            Put: auditItem({
+              subject: nodeSubject(node.nodeId),
+              category: 'security',
+              action: 'node.credentials.issued',
+              actor,
+              details: { keyId: node.credential!.keyId, wrapKeyId: node.credential!.wrapped.wrapKeyId },
+            }),
+          },
+        ],
+      }),
+    );
+  } catch (e) {
+    if (!(e instanceof TransactionCanceledException) || !isConditionFailure(e)) throw e;
+    // Another host took the last use (or the token was revoked) between the read and the write.
+    const now = await getToken(t.tokenId);
+    const state = now ? tokenState(now) : 'Invalid';
+    throw refusal(state === 'Active' ? 'UsedUp' : state);
+  }
+}
