@@ -6,9 +6,8 @@ import { join } from 'node:path';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { BatchWriteCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { NodeAgent, type Faults } from '../functions/agent/agent.ts';
+import { NodeAgent, type Faults, type VerdictCache } from '../functions/agent/agent.ts';
 import type { AgentKey } from '../functions/agent/protocol.ts';
-import type { SignatureVerdict } from '../functions/domain/signature.ts';
 import { ENVIRONMENTS, ENVIRONMENT_PROFILES, type Environment } from '../functions/domain/environments.ts';
 import type { NodeRecord } from '../functions/lib/nodes.ts';
 
@@ -40,7 +39,7 @@ export class Fleet {
   ) {}
 
   /** One process is one host: its agents verify a given signed manifest once, not once per node. */
-  private readonly verdicts = new Map<string, { verdict: SignatureVerdict; at: number }>();
+  private readonly verdicts: VerdictCache = new Map();
 
   private readonly hosts: Server[] = [];
 

@@ -78,8 +78,11 @@ export interface AgentOptions {
    */
   trustRoots?: string[];
   /** Signature verdicts by request content, e.g. shared by the agents of one host: verify once. */
-  verdictCache?: Map<string, { verdict: SignatureVerdict; at: number }>;
+  verdictCache?: VerdictCache;
 }
+
+/** A verified request's verdict and parsed manifest (or why it is not valid), by request content. */
+export type VerdictCache = Map<string, { verdict: SignatureVerdict; at: number; manifest?: Manifest; problem?: string }>;
 
 /** A cached verdict is re-checked after this long (certificates expire, roots change). */
 const VERDICT_TTL_MS = 3600_000;
@@ -222,13 +225,13 @@ export class NodeAgent {
     let entry = this.opts.verdictCache?.get(key);
     if (!entry || Date.now() - entry.at > VERDICT_TTL_MS) {
       const verdict = verifyModuleSignature(req.manifest, req.signature, req.certificateChain, { trustedRoots: this.opts.trustRoots!, revokedSerials: [], now: new Date() });
-      entry = { verdict, at: Date.now() };
+      const parsed = manifestSchema.safeParse(req.manifest);
+      entry = { verdict, at: Date.now(), manifest: parsed.data, problem: parsed.error?.issues[0]?.message };
       this.opts.verdictCache?.set(key, entry);
     }
     if (!entry.verdict.ok) throw new AgentFailure(422, 'SignatureInvalid', `module signature refused: ${entry.verdict.reason}`);
-    const parsed = manifestSchema.safeParse(req.manifest);
-    if (!parsed.success) throw new AgentFailure(422, 'ManifestInvalid', `the signed manifest is not valid: ${parsed.error.issues[0]?.message}`);
-    const m = parsed.data;
+    if (!entry.manifest) throw new AgentFailure(422, 'ManifestInvalid', `the signed manifest is not valid: ${entry.problem}`);
+    const m = entry.manifest;
     if (m.name !== module || m.version !== req.version || m.artifact.sha256 !== req.sha256) {
       throw new AgentFailure(422, 'ManifestMismatch', `the signed manifest is for ${m.name}@${m.version} (${m.artifact.sha256.slice(0, 12)}…), not ${module}@${req.version} (${req.sha256.slice(0, 12)}…)`);
     }
