@@ -1,6 +1,7 @@
 /**
  * The reference node agent: hot-swaps module versions on request, reports health and metrics.
- * Run it on a host with `scripts/agent.ts`; the local cloud's simulated fleet runs this same code,
+ * Run it on a host with `scripts/agent.ts` (which gives it the installer, functions/agent/installer.ts,
+ * as its `runtime`); the local cloud's simulated fleet runs this same code, without a runtime,
  * one HTTP server per node, with `simulation` turned on (fault injection and synthetic metrics).
  */
 import { createHash } from 'node:crypto';
