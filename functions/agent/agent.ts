@@ -83,7 +83,9 @@ export interface AgentOptions {
 }
 
 /** A verified request's verdict and parsed manifest (or why it is not valid), by request content. */
-export type VerdictCache = Map<string, { verdict: SignatureVerdict; at: number; manifest?: Manifest; problem?: string }>;
+export type VerdictCache = Map<string, { verdict: SignatureVerdict; at: number; manifestJson: string; chain: string[]; manifest?: Manifest; problem?: string }>;
+
+const sameList = (a: string[], b: string[]) => a.length === b.length && a.every((x, i) => x === b[i]);
 
 /** A cached verdict is re-checked after this long (certificates expire, roots change). */
 const VERDICT_TTL_MS = 3600_000;
@@ -222,12 +224,16 @@ export class NodeAgent {
     if (!req.manifest || !req.signature || !Array.isArray(req.certificateChain)) {
       throw new AgentFailure(422, 'SignatureRequired', 'this agent loads only signed modules: the deploy carries no manifest, signature and certificate chain');
     }
-    const key = createHash('sha256').update(JSON.stringify([req.sha256, req.manifest, req.signature, req.certificateChain])).digest('hex');
+    // Keyed by digest and signature; a hit must also carry the very same manifest and chain, so a
+    // verdict is never lent to other hooks or another signer. Cheaper than hashing every request.
+    const key = `${req.sha256}:${req.signature.algorithm}:${req.signature.value}`;
+    const manifestJson = JSON.stringify(req.manifest);
     let entry = this.opts.verdictCache?.get(key);
-    if (!entry || Date.now() - entry.at > VERDICT_TTL_MS) {
+    const same = entry && entry.manifestJson === manifestJson && sameList(entry.chain, req.certificateChain) && Date.now() - entry.at <= VERDICT_TTL_MS;
+    if (!entry || !same) {
       const verdict = verifyModuleSignature(req.manifest, req.signature, req.certificateChain, { trustedRoots: this.opts.trustRoots!, revokedSerials: [], now: new Date() });
       const parsed = manifestSchema.safeParse(req.manifest);
-      entry = { verdict, at: Date.now(), manifest: parsed.data, problem: parsed.error?.issues[0]?.message };
+      entry = { verdict, at: Date.now(), manifestJson, chain: req.certificateChain, manifest: parsed.data, problem: parsed.error?.issues[0]?.message };
       this.opts.verdictCache?.set(key, entry);
     }
     if (!entry.verdict.ok) throw new AgentFailure(422, 'SignatureInvalid', `module signature refused: ${entry.verdict.reason}`);

