@@ -34,7 +34,17 @@ import {
 } from 'aws-cdk-lib';
 import type { Construct, IConstruct } from 'constructs';
 import { AwsSolutionsChecks } from 'cdk-nag';
-import { FUNCTIONS, ROUTES, STATE_MACHINES, functionArnKey, functionTables, stateMachineArnKey, type FunctionId, type FunctionSpec, type StateMachineId } from '../functions/catalog.ts';
+import {
+  FUNCTIONS,
+  ROUTES,
+  STATE_MACHINES,
+  functionArnKey,
+  functionTables,
+  stateMachineArnKey,
+  type FunctionId,
+  type FunctionSpec,
+  type StateMachineId,
+} from '../functions/catalog.ts';
 import { GATEWAY_RESPONSES } from '../functions/gatewayResponses.ts';
 import { TABLES, TTL_ATTRIBUTE, type TableKey, type TableSpec } from '../functions/lib/tables.ts';
 
@@ -96,7 +106,12 @@ export class OrchestratorStack extends Stack {
         deletionProtection: true,
       });
       for (const i of spec.indexes) {
-        table.addGlobalSecondaryIndex({ indexName: i.name, partitionKey: attr(i.partitionKey), sortKey: i.sortKey ? attr(i.sortKey) : undefined, projectionType: dynamodb.ProjectionType.ALL });
+        table.addGlobalSecondaryIndex({
+          indexName: i.name,
+          partitionKey: attr(i.partitionKey),
+          sortKey: i.sortKey ? attr(i.sortKey) : undefined,
+          projectionType: dynamodb.ProjectionType.ALL,
+        });
       }
       this.tables[k] = table;
     }
@@ -156,15 +171,24 @@ export class OrchestratorStack extends Stack {
       accountRecovery: cognito.AccountRecovery.EMAIL_ONLY,
       removalPolicy: RemovalPolicy.RETAIN,
     });
-    for (const group of ['Admin', 'Deployer', 'Viewer', 'Approver']) new cognito.CfnUserPoolGroup(this, `Group${group}`, { userPoolId: userPool.userPoolId, groupName: group });
+    for (const group of ['Admin', 'Deployer', 'Viewer', 'Approver'])
+      new cognito.CfnUserPoolGroup(this, `Group${group}`, { userPoolId: userPool.userPoolId, groupName: group });
     // Service principals get a role from their scope (functions/lib/auth.ts SCOPE_ROLES).
     const apiScope = new cognito.ResourceServerScope({ scopeName: 'deploy', scopeDescription: 'deploy and roll back (Deployer)' });
     const readScope = new cognito.ResourceServerScope({ scopeName: 'read', scopeDescription: 'read deployments and clusters (Viewer)' });
     const resourceServer = userPool.addResourceServer('Api', { identifier: 'kmod', scopes: [apiScope, readScope] });
-    const userClient = userPool.addClient('WebClient', { authFlows: { userSrp: true }, accessTokenValidity: Duration.hours(1), refreshTokenValidity: Duration.days(30), preventUserExistenceErrors: true });
+    const userClient = userPool.addClient('WebClient', {
+      authFlows: { userSrp: true },
+      accessTokenValidity: Duration.hours(1),
+      refreshTokenValidity: Duration.days(30),
+      preventUserExistenceErrors: true,
+    });
     const serviceClient = userPool.addClient('ServiceClient', {
       generateSecret: true,
-      oAuth: { flows: { clientCredentials: true }, scopes: [cognito.OAuthScope.resourceServer(resourceServer, apiScope), cognito.OAuthScope.resourceServer(resourceServer, readScope)] },
+      oAuth: {
+        flows: { clientCredentials: true },
+        scopes: [cognito.OAuthScope.resourceServer(resourceServer, apiScope), cognito.OAuthScope.resourceServer(resourceServer, readScope)],
+      },
       accessTokenValidity: Duration.hours(1),
     });
 
@@ -177,7 +201,9 @@ export class OrchestratorStack extends Stack {
         throttlingRateLimit: settings.throttleRateLimit,
         throttlingBurstLimit: settings.throttleBurstLimit,
         loggingLevel: apigw.MethodLoggingLevel.ERROR,
-        accessLogDestination: new apigw.LogGroupLogDestination(new logs.LogGroup(this, 'ApiAccessLogs', { retention: logs.RetentionDays.ONE_YEAR, encryptionKey: key })),
+        accessLogDestination: new apigw.LogGroupLogDestination(
+          new logs.LogGroup(this, 'ApiAccessLogs', { retention: logs.RetentionDays.ONE_YEAR, encryptionKey: key }),
+        ),
         accessLogFormat: apigw.AccessLogFormat.jsonWithStandardFields(),
       },
       defaultCorsPreflightOptions: settings.corsAllowedOrigins
@@ -196,8 +222,18 @@ export class OrchestratorStack extends Stack {
     const publicApiUrl = settings.publicApiUrl ?? (settings.domainName ? `https://${settings.domainName}` : this.api.url.replace(/\/$/, ''));
 
     // Functions: environment and grants follow each catalog entry's declared needs, nothing more.
-    const pipelineArn = Stack.of(this).formatArn({ service: 'states', resource: 'stateMachine', resourceName: 'kmod-Pipeline', arnFormat: ArnFormat.COLON_RESOURCE_NAME });
-    const rollbackArn = Stack.of(this).formatArn({ service: 'states', resource: 'stateMachine', resourceName: 'kmod-Rollback', arnFormat: ArnFormat.COLON_RESOURCE_NAME });
+    const pipelineArn = Stack.of(this).formatArn({
+      service: 'states',
+      resource: 'stateMachine',
+      resourceName: 'kmod-Pipeline',
+      arnFormat: ArnFormat.COLON_RESOURCE_NAME,
+    });
+    const rollbackArn = Stack.of(this).formatArn({
+      service: 'states',
+      resource: 'stateMachine',
+      resourceName: 'kmod-Rollback',
+      arnFormat: ArnFormat.COLON_RESOURCE_NAME,
+    });
     // Agent-calling functions join the agents' network when one is given; their security group
     // allows outbound traffic only (agents are reached by HTTP(S); AWS APIs through NAT/endpoints).
     const agentNet = settings.agentNetwork
@@ -225,7 +261,11 @@ export class OrchestratorStack extends Stack {
       if (id === 'RequestApproval') Object.assign(environment, { APPROVERS: settings.approvers, PUBLIC_API_URL: publicApiUrl });
       if (id === 'SecurityScan') environment.TRUSTED_ROOTS_PEM = settings.trustedRootsPem;
       if (spec.managesIdentities) environment.COGNITO_USER_POOL_ID = userPool.userPoolId;
-      if (spec.verifiesTokens) Object.assign(environment, { COGNITO_USER_POOL_ID: userPool.userPoolId, JWT_CLIENT_IDS: [userClient.userPoolClientId, serviceClient.userPoolClientId].join(',') });
+      if (spec.verifiesTokens)
+        Object.assign(environment, {
+          COGNITO_USER_POOL_ID: userPool.userPoolId,
+          JWT_CLIENT_IDS: [userClient.userPoolClientId, serviceClient.userPoolClientId].join(','),
+        });
 
       const fn = new nodejs.NodejsFunction(this, id, {
         functionName: `kmod-${id}`,
@@ -239,9 +279,7 @@ export class OrchestratorStack extends Stack {
         tracing: lambda.Tracing.ACTIVE,
         environment,
         environmentEncryption: key,
-        ...(spec.callsAgents && agentNet
-          ? { vpc: agentNet.vpc, vpcSubnets: { subnets: agentNet.vpc.privateSubnets }, securityGroups: [agentNet.sg] }
-          : {}),
+        ...(spec.callsAgents && agentNet ? { vpc: agentNet.vpc, vpcSubnets: { subnets: agentNet.vpc.privateSubnets }, securityGroups: [agentNet.sg] } : {}),
         logGroup: new logs.LogGroup(this, `${id}Logs`, { retention: logs.RetentionDays.ONE_MONTH, encryptionKey: key, removalPolicy: RemovalPolicy.DESTROY }),
         bundling: {
           format: nodejs.OutputFormat.ESM,
@@ -289,7 +327,9 @@ export class OrchestratorStack extends Stack {
     for (const keys of [agentKeys, approvalLinkKeys]) {
       keys.addRotationSchedule('Rotation', { rotationLambda: this.functions.RotateKeySet, automaticallyAfter: Duration.days(settings.keyRotationDays) });
     }
-    this.functions.ApiApprovals.addToRolePolicy(new iam.PolicyStatement({ actions: ['states:SendTaskSuccess', 'states:SendTaskFailure'], resources: [pipelineArn] }));
+    this.functions.ApiApprovals.addToRolePolicy(
+      new iam.PolicyStatement({ actions: ['states:SendTaskSuccess', 'states:SendTaskFailure'], resources: [pipelineArn] }),
+    );
 
     // State machines, children first: each ASL file deployed as it is.
     const order: StateMachineId[] = ['Direct', 'Rolling', 'BlueGreen', 'Canary', 'Pipeline', 'Rollback'];
@@ -304,12 +344,21 @@ export class OrchestratorStack extends Stack {
         definitionBody: sfn.DefinitionBody.fromFile(join(ROOT, spec.file)),
         definitionSubstitutions: substitutions,
         tracingEnabled: true,
-        logs: { destination: new logs.LogGroup(this, `${id}StateMachineLogs`, { retention: logs.RetentionDays.ONE_YEAR, encryptionKey: key }), level: sfn.LogLevel.ALL, includeExecutionData: false },
+        logs: {
+          destination: new logs.LogGroup(this, `${id}StateMachineLogs`, { retention: logs.RetentionDays.ONE_YEAR, encryptionKey: key }),
+          level: sfn.LogLevel.ALL,
+          includeExecutionData: false,
+        },
       });
       for (const f of spec.functions) this.functions[f].grantInvoke(machine);
       for (const m of spec.stateMachines) {
         this.stateMachines[m].grantStartExecution(machine);
-        const executions = Stack.of(this).formatArn({ service: 'states', resource: 'execution', resourceName: `kmod-${m}:*`, arnFormat: ArnFormat.COLON_RESOURCE_NAME });
+        const executions = Stack.of(this).formatArn({
+          service: 'states',
+          resource: 'execution',
+          resourceName: `kmod-${m}:*`,
+          arnFormat: ArnFormat.COLON_RESOURCE_NAME,
+        });
         machine.addToRolePolicy(new iam.PolicyStatement({ actions: ['states:DescribeExecution', 'states:StopExecution'], resources: [executions] }));
       }
       if (spec.stateMachines.length) {
@@ -332,7 +381,11 @@ export class OrchestratorStack extends Stack {
     });
     for (const route of ROUTES) {
       const resource = this.api.root.resourceForPath(route.path);
-      resource.addMethod(route.method, new apigw.LambdaIntegration(this.functions[route.fn]), route.auth ? { authorizer, authorizationType: apigw.AuthorizationType.CUSTOM } : { authorizationType: apigw.AuthorizationType.NONE });
+      resource.addMethod(
+        route.method,
+        new apigw.LambdaIntegration(this.functions[route.fn]),
+        route.auth ? { authorizer, authorizationType: apigw.AuthorizationType.CUSTOM } : { authorizationType: apigw.AuthorizationType.NONE },
+      );
     }
     for (const g of GATEWAY_RESPONSES) {
       this.api.addGatewayResponse(`Response${g.type}`, {
@@ -362,21 +415,35 @@ export class OrchestratorStack extends Stack {
  */
 export const ACCEPTED_NAG_FINDINGS: { match: RegExp; reason: string }[] = [
   {
-    match: /^AwsSolutions-IAM4\[Policy::arn:<AWS::Partition>:iam::aws:policy\/service-role\/(AWSLambdaBasicExecutionRole|AWSLambdaVPCAccessExecutionRole|AmazonAPIGatewayPushToCloudWatchLogs)\]$/,
-    reason: 'AWS-managed minimum for Lambda logging (and network interfaces for the functions in the agents\' VPC) and API Gateway log delivery.',
+    match:
+      /^AwsSolutions-IAM4\[Policy::arn:<AWS::Partition>:iam::aws:policy\/service-role\/(AWSLambdaBasicExecutionRole|AWSLambdaVPCAccessExecutionRole|AmazonAPIGatewayPushToCloudWatchLogs)\]$/,
+    reason: "AWS-managed minimum for Lambda logging (and network interfaces for the functions in the agents' VPC) and API Gateway log delivery.",
   },
   { match: /^AwsSolutions-IAM5\[Resource::<\w+\.Arn>\/index\/\*\]$/, reason: "CDK table grants cover the table's own GSIs (index/*) and nothing else." },
-  { match: /^AwsSolutions-IAM5\[Action::kms:(ReEncrypt|GenerateDataKey)\*\]$/, reason: 'CDK KMS grants on the single data key; the wildcard spans KMS action variants, not keys.' },
-  { match: /^AwsSolutions-IAM5\[Action::s3:(GetObject|GetBucket|List|DeleteObject|Abort)\*\]$/, reason: 'CDK bucket grants on the artifact bucket only: variants of object reads and writes.' },
+  {
+    match: /^AwsSolutions-IAM5\[Action::kms:(ReEncrypt|GenerateDataKey)\*\]$/,
+    reason: 'CDK KMS grants on the single data key; the wildcard spans KMS action variants, not keys.',
+  },
+  {
+    match: /^AwsSolutions-IAM5\[Action::s3:(GetObject|GetBucket|List|DeleteObject|Abort)\*\]$/,
+    reason: 'CDK bucket grants on the artifact bucket only: variants of object reads and writes.',
+  },
   { match: /^AwsSolutions-IAM5\[Resource::<Artifacts\w+\.Arn>\/\*\]$/, reason: 'Objects of the artifact bucket (module artifacts under modules/).' },
   { match: /^AwsSolutions-IAM5\[Resource::<\w+\.Arn>:\*\]$/, reason: "Lambda invoke grants include the function's versions and aliases (qualifier :*)." },
   {
     match: /^AwsSolutions-IAM5\[Resource::arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:execution:kmod-\w+:\*\]$/,
     reason: 'Describe/stop the executions of one child state machine; execution names are not known in advance.',
   },
-  { match: /^AwsSolutions-IAM5\[Resource::\*\]$/, reason: 'X-Ray trace upload, Step Functions log delivery and secretsmanager:GetRandomPassword (granted by CDK with each rotation schedule) have no resource-level permissions.' },
+  {
+    match: /^AwsSolutions-IAM5\[Resource::\*\]$/,
+    reason:
+      'X-Ray trace upload, Step Functions log delivery and secretsmanager:GetRandomPassword (granted by CDK with each rotation schedule) have no resource-level permissions.',
+  },
   { match: /^AwsSolutions-L1$/, reason: 'Runtime pinned to nodejs22.x deliberately: the code targets it; newer runtimes come through a reviewed change.' },
-  { match: /^AwsSolutions-APIG2$/, reason: 'Each handler validates its input with zod and answers 400 with a JSON error; request validators would duplicate that.' },
+  {
+    match: /^AwsSolutions-APIG2$/,
+    reason: 'Each handler validates its input with zod and answers 400 with a JSON error; request validators would duplicate that.',
+  },
   { match: /^AwsSolutions-APIG3$/, reason: 'WAF is a follow-up; stage throttling plus the in-app limits guard the API meanwhile.' },
   {
     match: /^AwsSolutions-(APIG4|COG4)$/,
@@ -389,7 +456,7 @@ function acknowledgeNagFindings(stack: Stack): void {
   const report = new AwsSolutionsChecks().validateScope(stack);
   const byPath = new Map<string, IConstruct>(stack.node.findAll().map((c) => [c.node.path, c]));
   for (const v of report.violations) {
-    const rule = v.ruleName ?? "";
+    const rule = v.ruleName ?? '';
     const accepted = ACCEPTED_NAG_FINDINGS.find((a) => a.match.test(rule));
     if (!accepted) continue;
     for (const r of v.violatingResources) {
@@ -418,8 +485,12 @@ export function settingsFromContext(get: (key: string) => unknown): Orchestrator
     agentNetwork: get('agentVpcId')
       ? {
           vpcId: String(get('agentVpcId')),
-          subnetIds: String(get('agentSubnetIds') ?? '').split(',').filter(Boolean),
-          availabilityZones: String(get('agentAvailabilityZones') ?? '').split(',').filter(Boolean),
+          subnetIds: String(get('agentSubnetIds') ?? '')
+            .split(',')
+            .filter(Boolean),
+          availabilityZones: String(get('agentAvailabilityZones') ?? '')
+            .split(',')
+            .filter(Boolean),
         }
       : undefined,
   };

@@ -231,7 +231,11 @@ export class NodeAgent {
     let entry = this.opts.verdictCache?.get(key);
     const same = entry && entry.manifestJson === manifestJson && sameList(entry.chain, req.certificateChain) && Date.now() - entry.at <= VERDICT_TTL_MS;
     if (!entry || !same) {
-      const verdict = verifyModuleSignature(req.manifest, req.signature, req.certificateChain, { trustedRoots: this.opts.trustRoots!, revokedSerials: [], now: new Date() });
+      const verdict = verifyModuleSignature(req.manifest, req.signature, req.certificateChain, {
+        trustedRoots: this.opts.trustRoots!,
+        revokedSerials: [],
+        now: new Date(),
+      });
       const parsed = manifestSchema.safeParse(req.manifest);
       entry = { verdict, at: Date.now(), manifestJson, chain: req.certificateChain, manifest: parsed.data, problem: parsed.error?.issues[0]?.message };
       this.opts.verdictCache?.set(key, entry);
@@ -240,7 +244,11 @@ export class NodeAgent {
     if (!entry.manifest) throw new AgentFailure(422, 'ManifestInvalid', `the signed manifest is not valid: ${entry.problem}`);
     const m = entry.manifest;
     if (m.name !== module || m.version !== req.version || m.artifact.sha256 !== req.sha256) {
-      throw new AgentFailure(422, 'ManifestMismatch', `the signed manifest is for ${m.name}@${m.version} (${m.artifact.sha256.slice(0, 12)}…), not ${module}@${req.version} (${req.sha256.slice(0, 12)}…)`);
+      throw new AgentFailure(
+        422,
+        'ManifestMismatch',
+        `the signed manifest is for ${m.name}@${m.version} (${m.artifact.sha256.slice(0, 12)}…), not ${module}@${req.version} (${req.sha256.slice(0, 12)}…)`,
+      );
     }
     return m;
   }
@@ -256,7 +264,8 @@ export class NodeAgent {
     if (this.opts.runtime) await this.opts.runtime.switchTo(module, req.toVersion).catch(asAgentFailure);
     const current = this.state.modules[module]?.version;
     if (req.toVersion === null) delete this.state.modules[module];
-    else this.state.modules[module] = { version: req.toVersion, previousVersion: current, loadedAt: new Date().toISOString(), lastDeploymentId: req.deploymentId };
+    else
+      this.state.modules[module] = { version: req.toVersion, previousVersion: current, loadedAt: new Date().toISOString(), lastDeploymentId: req.deploymentId };
     // Back on a known-good version: the injected post-load faults no longer apply to it.
     this.state.changedModules = this.state.changedModules.filter((m) => m !== module);
     const result: ModuleOperationResult = { nodeId: this.nodeId, module, version: req.toVersion, previousVersion: current, replayed: false };
@@ -281,7 +290,11 @@ export class NodeAgent {
   smokeTest(module: string): SmokeTestReport {
     const state = this.state.modules[module];
     const checks = [
-      { name: 'module-loaded', passed: state !== undefined, detail: state ? `${module}@${state.version} loaded at ${state.loadedAt}` : `${module} is not loaded` },
+      {
+        name: 'module-loaded',
+        passed: state !== undefined,
+        detail: state ? `${module}@${state.version} loaded at ${state.loadedAt}` : `${module} is not loaded`,
+      },
       {
         name: 'self-test',
         passed: !(this.opts.simulation && this.state.faults.failSmokeTest),

@@ -16,11 +16,34 @@
  */
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, symlinkSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  renameSync,
+  rmSync,
+  symlinkSync,
+  writeSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import type { HookName, Manifest } from '../domain/manifest.ts';
 import { unpackArtifact } from './artifact.ts';
-import { loopbackUrl, processUsage, readJsonTraffic, sampleProcess, scrapePrometheus, trafficBetween, type CounterSample, type ProcessSample, type Traffic } from './moduleMetrics.ts';
+import {
+  loopbackUrl,
+  processUsage,
+  readJsonTraffic,
+  sampleProcess,
+  scrapePrometheus,
+  trafficBetween,
+  type CounterSample,
+  type ProcessSample,
+  type Traffic,
+} from './moduleMetrics.ts';
 
 export type JournalStep = 'begin' | 'unloaded' | 'switched' | 'loaded';
 export interface Journal {
@@ -290,7 +313,12 @@ export class Installer {
     });
     const [cmd, ...args] = spec.command;
     const timeoutMs = (spec.timeoutSeconds ?? this.opts.defaultHookTimeoutSeconds ?? 60) * 1000;
-    return runCommand(cmd === 'node' ? process.execPath : cmd, args, { cwd, env, timeoutMs, log: (line) => this.log(`[${module}@${version} ${hook}] ${line}`) });
+    return runCommand(cmd === 'node' ? process.execPath : cmd, args, {
+      cwd,
+      env,
+      timeoutMs,
+      log: (line) => this.log(`[${module}@${version} ${hook}] ${line}`),
+    });
   }
 
   async smokeTest(module: string): Promise<HookResult> {

@@ -10,7 +10,6 @@ export function planBatches(nodeIds: string[], batchSize: number): string[][] {
   return batches;
 }
 
-
 export type Colour = 'blue' | 'green';
 export const otherColour = (c: Colour): Colour => (c === 'blue' ? 'green' : 'blue');
 

@@ -84,7 +84,11 @@ export function parseBody<S extends z.ZodType>(event: APIGatewayProxyEvent, sche
     throw badRequest('the request body is not valid JSON');
   }
   const r = schema.safeParse(value);
-  if (!r.success) throw badRequest(issuesMessage(r.error), r.error.issues.map((i) => ({ path: i.path.join('.'), message: i.message })));
+  if (!r.success)
+    throw badRequest(
+      issuesMessage(r.error),
+      r.error.issues.map((i) => ({ path: i.path.join('.'), message: i.message })),
+    );
   return r.data;
 }
 
@@ -122,7 +126,8 @@ async function enforceRateLimits(event: APIGatewayProxyEvent, principal: Princip
   let headers = await consume('ip', ip, s.perIp, s.windowSeconds);
   const key = `${event.httpMethod} ${event.resource}`;
   if (principal && key === 'POST /api/v1/deployments') headers = await consume('deployments', principal.userId, s.deploymentCreatePerUser, s.windowSeconds);
-  if (principal && key === 'GET /api/v1/clusters/{environment}/metrics') headers = await consume('metrics', principal.userId, s.metricsPerUser, s.windowSeconds);
+  if (principal && key === 'GET /api/v1/clusters/{environment}/metrics')
+    headers = await consume('metrics', principal.userId, s.metricsPerUser, s.windowSeconds);
   return headers;
 }
 
@@ -160,7 +165,10 @@ export function httpApi(routes: Record<string, RouteHandler>) {
     }
   };
   // CORS only for the origins on the allowlist (none by default: same-origin and non-browser callers).
-  const corsOrigins = (process.env.CORS_ALLOWED_ORIGINS ?? '').split(',').map((o) => o.trim()).filter(Boolean);
+  const corsOrigins = (process.env.CORS_ALLOWED_ORIGINS ?? '')
+    .split(',')
+    .map((o) => o.trim())
+    .filter(Boolean);
   const handler = middy(base);
   if (corsOrigins.length) handler.use(httpCors({ origins: corsOrigins, headers: 'Authorization,Content-Type,Idempotency-Key', vary: 'Origin' }));
   return handler

@@ -57,7 +57,12 @@ export async function getNodes(environment: Environment, nodeIds: string[]): Pro
 
 /** Record the version a node now runs (after a deploy or rollback the agent confirmed). */
 export async function recordNodeModule(environment: Environment, nodeId: string, module: string, version: string | null, previousVersion?: string) {
-  const common = { TableName: tableName('nodes'), Key: { environment, nodeId }, ConditionExpression: 'attribute_exists(nodeId)', ExpressionAttributeNames: { '#m': module } };
+  const common = {
+    TableName: tableName('nodes'),
+    Key: { environment, nodeId },
+    ConditionExpression: 'attribute_exists(nodeId)',
+    ExpressionAttributeNames: { '#m': module },
+  };
   await dynamo().send(
     version === null
       ? new UpdateCommand({ ...common, UpdateExpression: 'REMOVE modules.#m' })

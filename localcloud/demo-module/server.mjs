@@ -26,7 +26,11 @@ function metricsText() {
   for (const [status, n] of byStatus) lines.push(`kmod_requests_total{status="${status}",version="${version}"} ${n}`);
   lines.push('# HELP kmod_request_duration_seconds Request latency.', '# TYPE kmod_request_duration_seconds histogram');
   BUCKETS.forEach((b, i) => lines.push(`kmod_request_duration_seconds_bucket{le="${b}"} ${buckets[i]}`));
-  lines.push(`kmod_request_duration_seconds_bucket{le="+Inf"} ${count}`, `kmod_request_duration_seconds_sum ${sum}`, `kmod_request_duration_seconds_count ${count}`);
+  lines.push(
+    `kmod_request_duration_seconds_bucket{le="+Inf"} ${count}`,
+    `kmod_request_duration_seconds_sum ${sum}`,
+    `kmod_request_duration_seconds_count ${count}`,
+  );
   lines.push('# TYPE process_start_time_seconds gauge', `process_start_time_seconds ${startTime}`);
   return lines.join('\n') + '\n';
 }
@@ -39,10 +43,13 @@ const server = createServer((req, res) => {
   if (url.pathname !== '/work') return res.writeHead(404).end();
   // Simulated work: a few ms of delay; 1 request in 200 fails, except the smoke test's probes.
   const fail = url.searchParams.get('probe') === null && Math.random() < 0.005;
-  setTimeout(() => {
-    res.writeHead(fail ? 500 : 200).end(fail ? 'boom' : `demo-kernel ${version}`);
-    observe(fail ? 500 : 200, Number(process.hrtime.bigint() - started) / 1e9);
-  }, 1 + Math.random() * 4);
+  setTimeout(
+    () => {
+      res.writeHead(fail ? 500 : 200).end(fail ? 'boom' : `demo-kernel ${version}`);
+      observe(fail ? 500 : 200, Number(process.hrtime.bigint() - started) / 1e9);
+    },
+    1 + Math.random() * 4,
+  );
 });
 
 server.listen(Number(process.env.KMOD_DEMO_PORT ?? 0), '127.0.0.1', () => {

@@ -25,7 +25,11 @@ beforeAll(() => {
     domainName: 'deploy.example.com',
     certificateArn: 'arn:aws:acm:us-east-1:123456789012:certificate/0000',
   };
-  stack = new OrchestratorStack(app, 'KmodOrchestrator', settingsFromContext((k) => context[k]));
+  stack = new OrchestratorStack(
+    app,
+    'KmodOrchestrator',
+    settingsFromContext((k) => context[k]),
+  );
   template = Template.fromStack(stack);
   assemblyDir = app.synth().directory;
   resources = template.toJSON().Resources;
@@ -131,7 +135,9 @@ describe('the synthesized template', () => {
       // Granted by CDK with every Secrets Manager rotation schedule; the API has no resource-level permissions.
       'secretsmanager:GetRandomPassword',
     ]);
-    const statements = ofType('AWS::IAM::Policy').flatMap(([, p]) => p.Properties.PolicyDocument.Statement as { Action: string | string[]; Resource: unknown }[]);
+    const statements = ofType('AWS::IAM::Policy').flatMap(
+      ([, p]) => p.Properties.PolicyDocument.Statement as { Action: string | string[]; Resource: unknown }[],
+    );
     const onAnything = statements.filter((s) => (Array.isArray(s.Resource) ? s.Resource : [s.Resource]).includes('*'));
     expect(onAnything.length).toBeGreaterThan(0);
     for (const s of onAnything) for (const a of Array.isArray(s.Action) ? s.Action : [s.Action]) expect(allowed, a).toContain(a);
@@ -142,7 +148,9 @@ describe('the synthesized template', () => {
     const envVars = new Set<string>(Object.values(TABLES).map((t) => t.envVar));
     for (const [id, fn] of Object.entries(stack.functions)) {
       const props = resources[logicalIdOf(fn)].Properties;
-      const named = Object.entries(props.Environment.Variables as Record<string, unknown>).filter(([k]) => envVars.has(k)).flatMap(([, v]) => [...logicalIdsIn(v)]);
+      const named = Object.entries(props.Environment.Variables as Record<string, unknown>)
+        .filter(([k]) => envVars.has(k))
+        .flatMap(([, v]) => [...logicalIdsIn(v)]);
       const role = logicalIdOf(fn.role!);
       const granted = ofType('AWS::IAM::Policy')
         .filter(([, p]) => (p.Properties.Roles as { Ref: string }[]).some((r) => r.Ref === role))
@@ -167,7 +175,7 @@ describe('the synthesized template', () => {
     template.hasResourceProperties('AWS::ApiGateway::GatewayResponse', {
       ResponseType: 'UNAUTHORIZED',
       StatusCode: '401',
-      ResponseParameters: { 'gatewayresponse.header.WWW-Authenticate': "'Bearer realm=\"kmod-orchestrator\", error=\"invalid_token\"'" },
+      ResponseParameters: { 'gatewayresponse.header.WWW-Authenticate': '\'Bearer realm="kmod-orchestrator", error="invalid_token"\'' },
     });
   });
 
@@ -180,7 +188,7 @@ describe('the synthesized template', () => {
     });
   });
 
-  it('runs exactly the agent-calling functions in the agents\' private subnets', () => {
+  it("runs exactly the agent-calling functions in the agents' private subnets", () => {
     for (const [id, spec] of Object.entries(FUNCTIONS)) {
       const [, fn] = ofType('AWS::Lambda::Function').find(([, r]) => r.Properties.FunctionName === `kmod-${id}`)!;
       if ('callsAgents' in spec && spec.callsAgents) expect(fn.Properties.VpcConfig?.SubnetIds, id).toEqual(['subnet-aaaa', 'subnet-bbbb']);

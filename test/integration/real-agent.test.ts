@@ -31,7 +31,10 @@ async function callAgent(method: 'GET' | 'POST', path: string, body?: unknown) {
 }
 
 async function deploy(version: string) {
-  const r = await api(cloud, 'POST', '/api/v1/deployments', { token: cloud.tokens.Deployer, body: { moduleName: 'demo-kernel', version, targetEnvironment: 'Development' } });
+  const r = await api(cloud, 'POST', '/api/v1/deployments', {
+    token: cloud.tokens.Deployer,
+    body: { moduleName: 'demo-kernel', version, targetEnvironment: 'Development' },
+  });
   expect(r.status).toBe(202);
   const d = await waitForDeployment(cloud, r.body.executionId);
   expect(d.status, JSON.stringify(d.stages)).toBe('Succeeded');
@@ -51,7 +54,17 @@ const alive = (pid: number) => {
 
 beforeAll(async () => {
   cloud = await startTestCloud({ fleet: { Development: 2, QA: 1, Staging: 2, Production: 1 } });
-  const args = ['--import', 'tsx', 'scripts/agent.ts', '--node-id', 'real-01', '--keys-file', keysFile(), '--trust-roots', join(cloud.dataDir, 'pki', 'root-ca.pem')];
+  const args = [
+    '--import',
+    'tsx',
+    'scripts/agent.ts',
+    '--node-id',
+    'real-01',
+    '--keys-file',
+    keysFile(),
+    '--trust-roots',
+    join(cloud.dataDir, 'pki', 'root-ca.pem'),
+  ];
   args.push('--data-dir', hostDir, '--state-file', join(hostDir, 'state.json'), '--port', '0', '--host', '127.0.0.1');
   agent = spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
   agent.stdout!.on('data', (d) => (output += d));
@@ -92,7 +105,10 @@ describe('a real agent process on a host', () => {
     const health = await callAgent('GET', '/v1/health');
     expect(health).toMatchObject({ status: 'healthy', modules: { 'demo-kernel': { version: '1.1.0' } } });
     const smoke = await callAgent('POST', '/v1/modules/demo-kernel/smoke-test', {});
-    expect(smoke).toMatchObject({ passed: true, checks: [{ passed: true }, { name: 'self-test', passed: true, detail: expect.stringContaining('3 of 3 probe requests answered 200') }] });
+    expect(smoke).toMatchObject({
+      passed: true,
+      checks: [{ passed: true }, { name: 'self-test', passed: true, detail: expect.stringContaining('3 of 3 probe requests answered 200') }],
+    });
   });
 
   it('rolls back on demand to the version kept on disk', async () => {

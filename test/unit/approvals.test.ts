@@ -8,10 +8,21 @@ const now = new Date('2029-06-01T00:00:00Z');
 
 describe('decide', () => {
   it('forbids the requester, non-approvers, and late or repeated decisions', () => {
-    expect(decide(base, { userId: 'dan', isAdmin: true }, 'approve', undefined, 'api', now)).toMatchObject({ ok: false, httpStatus: 403, code: 'SelfApprovalForbidden' });
-    expect(decide(base, { userId: 'eve', isAdmin: false }, 'approve', undefined, 'api', now)).toMatchObject({ ok: false, httpStatus: 403, code: 'NotAnApprover' });
+    expect(decide(base, { userId: 'dan', isAdmin: true }, 'approve', undefined, 'api', now)).toMatchObject({
+      ok: false,
+      httpStatus: 403,
+      code: 'SelfApprovalForbidden',
+    });
+    expect(decide(base, { userId: 'eve', isAdmin: false }, 'approve', undefined, 'api', now)).toMatchObject({
+      ok: false,
+      httpStatus: 403,
+      code: 'NotAnApprover',
+    });
     expect(decide(base, { userId: 'amy', isAdmin: false }, 'approve', undefined, 'api', new Date('2031-01-01'))).toMatchObject({ ok: false, httpStatus: 410 });
-    expect(decide({ ...base, status: 'Approved' }, { userId: 'amy', isAdmin: false }, 'reject', undefined, 'api', now)).toMatchObject({ ok: false, httpStatus: 409 });
+    expect(decide({ ...base, status: 'Approved' }, { userId: 'amy', isAdmin: false }, 'reject', undefined, 'api', now)).toMatchObject({
+      ok: false,
+      httpStatus: 409,
+    });
   });
 
   it('lets an admin decide and counts distinct approvals towards the quorum', () => {
@@ -69,12 +80,25 @@ describe('planEnvironment', () => {
   const s = { nodesPerBatch: 3, rollingBatchSize: 2, maxSequentialBatches: 500, canaryWaves: [10, 30, 50, 100] };
   const nodes = Array.from({ length: 10 }, (_, i) => ({ nodeId: `n-${i + 1}`, colour: (i < 5 ? 'blue' : 'green') as 'blue' | 'green' }));
   it('targets the idle colour for blue-green and waves of batches for canary', () => {
-    expect(planEnvironment('BlueGreen', nodes, s, 'blue')).toMatchObject({ activeColour: 'blue', idleColour: 'green', batches: [['n-6', 'n-7', 'n-8'], ['n-9', 'n-10']] });
+    expect(planEnvironment('BlueGreen', nodes, s, 'blue')).toMatchObject({
+      activeColour: 'blue',
+      idleColour: 'green',
+      batches: [
+        ['n-6', 'n-7', 'n-8'],
+        ['n-9', 'n-10'],
+      ],
+    });
     const c = planEnvironment('Canary', nodes, s);
     expect(c.waves).toEqual([[0], [1], [2], [3, 4]]);
     expect(c.batches.flat()).toHaveLength(10);
     expect(planEnvironment('Rolling', nodes, s).batches).toHaveLength(5);
-    expect(planEnvironment('Rolling', Array.from({ length: 10_000 }, (_, i) => ({ nodeId: `n${i}` })), s).batches).toHaveLength(500);
+    expect(
+      planEnvironment(
+        'Rolling',
+        Array.from({ length: 10_000 }, (_, i) => ({ nodeId: `n${i}` })),
+        s,
+      ).batches,
+    ).toHaveLength(500);
     expect(() => planEnvironment('BlueGreen', nodes.slice(0, 5), s, 'blue')).toThrow(/no green nodes/);
   });
 });

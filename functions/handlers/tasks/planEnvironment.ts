@@ -37,7 +37,12 @@ export const handler = taskHandler(planInput, async ({ executionId, environment,
       shape = planEnvironment(
         strategy,
         nodes,
-        { nodesPerBatch: config.nodesPerBatch(), rollingBatchSize: config.rollingBatchSize(), maxSequentialBatches: config.maxSequentialBatches(), canaryWaves: config.canaryWaves() },
+        {
+          nodesPerBatch: config.nodesPerBatch(),
+          rollingBatchSize: config.rollingBatchSize(),
+          maxSequentialBatches: config.maxSequentialBatches(),
+          canaryWaves: config.canaryWaves(),
+        },
         activeColour,
       );
     } catch (e) {
@@ -53,7 +58,12 @@ export const handler = taskHandler(planInput, async ({ executionId, environment,
     }
     const previous = new Map(nodes.map((n) => [n.nodeId, n.modules?.[d.moduleName]?.version ?? null]));
     const batches = shape.batches.map((ids) => ids.map((nodeId) => ({ nodeId, previousVersion: previous.get(nodeId) ?? null })));
-    plan = await writePlan(executionId, environment, strategy, batches, { waves: shape.waves, activeColour: shape.activeColour, idleColour: shape.idleColour, baseline });
+    plan = await writePlan(executionId, environment, strategy, batches, {
+      waves: shape.waves,
+      activeColour: shape.activeColour,
+      idleColour: shape.idleColour,
+      baseline,
+    });
     const target = shape.idleColour ? ` (idle colour ${shape.idleColour}; ${shape.activeColour} keeps serving)` : '';
     await updateStage(executionId, environment, {
       status: 'Running',

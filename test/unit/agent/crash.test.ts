@@ -64,13 +64,19 @@ describe('crash safety of a swap (journal recovery)', () => {
 
   it('survives a real kill -9 of the agent process while the new version is loading', async () => {
     const artifacts = new Map<string, Buffer>();
-    const hooks = { ...TEST_HOOKS, load: { command: ['sh', '-c', `[ -e hang ] && { echo $$ > "$KMOD_DATA_DIR/hook.pid"; sleep 30; }; ${TEST_HOOKS.load!.command[2]}`] } };
+    const hooks = {
+      ...TEST_HOOKS,
+      load: { command: ['sh', '-c', `[ -e hang ] && { echo $$ > "$KMOD_DATA_DIR/hook.pid"; sleep 30; }; ${TEST_HOOKS.load!.command[2]}`] },
+    };
     const [v1, v2] = [testModule(pki, '1.0.0', { hooks }), testModule(pki, '2.0.0', { hooks, files: [{ path: 'hang', data: '' }] })];
     publish(artifacts, v1, v2);
     const h = hostAgent(pki, { artifacts });
     await h.agent.deploy('mod', deployRequest(v1, 'd1'));
     const jobFile = join(h.dataDir, 'job.json');
-    writeFileSync(jobFile, JSON.stringify({ dataDir: h.dataDir, rootPem: pki.rootCertPem, artifactBase64: v2.artifact.toString('base64'), request: deployRequest(v2, 'd2') }));
+    writeFileSync(
+      jobFile,
+      JSON.stringify({ dataDir: h.dataDir, rootPem: pki.rootCertPem, artifactBase64: v2.artifact.toString('base64'), request: deployRequest(v2, 'd2') }),
+    );
     const childFile = fileURLToPath(new URL('./fixtures/crash-child.ts', import.meta.url));
     const child = spawn(process.execPath, ['--import', 'tsx', childFile, jobFile], { cwd: fileURLToPath(new URL('../../..', import.meta.url)), stdio: 'pipe' });
     let out = '';

@@ -44,7 +44,11 @@ describe('host installer: install, hooks, switch', () => {
     publish(artifacts, v1, bad);
     const { agent, dataDir, logs } = hostAgent(pki, { artifacts });
     await agent.deploy('mod', deployRequest(v1, 'd1'));
-    await expect(agent.deploy('mod', deployRequest(bad, 'd2'))).rejects.toMatchObject({ status: 500, code: 'LoadFailed', message: expect.stringContaining('refusing to load 2.0.0') });
+    await expect(agent.deploy('mod', deployRequest(bad, 'd2'))).rejects.toMatchObject({
+      status: 500,
+      code: 'LoadFailed',
+      message: expect.stringContaining('refusing to load 2.0.0'),
+    });
     expect(current(dataDir)).toBe('1.0.0');
     expect(running(dataDir)).toEqual(['1.0.0']);
     expect(agent.modules.mod.version).toBe('1.0.0');
@@ -92,13 +96,11 @@ describe('host installer: install, hooks, switch', () => {
     expect(results[1]).toMatchObject({ version: '3.0.0', previousVersion: '2.0.0' });
     expect(results[2]).toMatchObject({ version: '3.0.0', passed: true });
     // One swap after the other: each unload follows the previous version's load.
-    expect(events(dataDir).filter((e) => !e.startsWith('preLoad')).map((e) => e.split(' ').slice(0, 3).join(' '))).toEqual([
-      'load mod 1.0.0',
-      'unload mod 1.0.0',
-      'load mod 2.0.0',
-      'unload mod 2.0.0',
-      'load mod 3.0.0',
-    ]);
+    expect(
+      events(dataDir)
+        .filter((e) => !e.startsWith('preLoad'))
+        .map((e) => e.split(' ').slice(0, 3).join(' ')),
+    ).toEqual(['load mod 1.0.0', 'unload mod 1.0.0', 'load mod 2.0.0', 'unload mod 2.0.0', 'load mod 3.0.0']);
     expect(running(dataDir)).toEqual(['3.0.0']);
   });
 
@@ -108,12 +110,21 @@ describe('host installer: install, hooks, switch', () => {
     publish(artifacts, good, failing);
     const { agent, dataDir } = hostAgent(pki, { artifacts });
     await agent.deploy('mod', deployRequest(good, 'd1'));
-    expect(await agent.runSmokeTest('mod')).toMatchObject({ passed: true, checks: [{ passed: true }, { name: 'self-test', passed: true, detail: expect.stringContaining('probe answered 200') }] });
+    expect(await agent.runSmokeTest('mod')).toMatchObject({
+      passed: true,
+      checks: [{ passed: true }, { name: 'self-test', passed: true, detail: expect.stringContaining('probe answered 200') }],
+    });
     await agent.deploy('mod', deployRequest(failing, 'd2'));
-    expect(await agent.runSmokeTest('mod')).toMatchObject({ passed: false, checks: [{ passed: true }, { passed: false, detail: expect.stringContaining('probe answered 500') }] });
+    expect(await agent.runSmokeTest('mod')).toMatchObject({
+      passed: false,
+      checks: [{ passed: true }, { passed: false, detail: expect.stringContaining('probe answered 500') }],
+    });
     expect(await agent.checkHealth()).toMatchObject({ status: 'healthy', metrics: { source: 'host', trafficSource: 'none' } });
     writeFileSync(join(dataDir, 'fail-health'), '');
-    expect(await agent.checkHealth()).toMatchObject({ status: 'unhealthy', reasons: [expect.stringContaining('mod@2.0.0 healthCheck failed: exit code 1: healthz answered 503')] });
+    expect(await agent.checkHealth()).toMatchObject({
+      status: 'unhealthy',
+      reasons: [expect.stringContaining('mod@2.0.0 healthCheck failed: exit code 1: healthz answered 503')],
+    });
   });
 
   it('kills a hook that overruns its timeout', async () => {

@@ -40,7 +40,8 @@ describe('module metrics', () => {
   });
 
   it('reads only loopback addresses', () => {
-    for (const ok of ['http://127.0.0.1:9464/metrics', 'http://localhost/metrics', 'http://[::1]:1/m', 'http://127.8.9.1/x']) expect(loopbackUrl(ok).href).toBe(new URL(ok).href);
+    for (const ok of ['http://127.0.0.1:9464/metrics', 'http://localhost/metrics', 'http://[::1]:1/m', 'http://127.8.9.1/x'])
+      expect(loopbackUrl(ok).href).toBe(new URL(ok).href);
     for (const bad of ['http://10.0.0.1/metrics', 'http://169.254.169.254/latest', 'http://example.com/', 'file:///etc/passwd', 'http://127.0.0.1.nip.io/']) {
       expect(() => loopbackUrl(bad)).toThrow(/loopback/);
     }

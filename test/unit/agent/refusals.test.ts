@@ -108,7 +108,8 @@ describe('signature verdicts are cached per host', () => {
     const v2 = testModule(pki, '2.0.0');
     const verdictCache = new Map();
     const agents = ['n1', 'n2', 'n3'].map(
-      (nodeId) => new NodeAgent({ nodeId, keys: () => [key], simulation: true, trustRoots: [pki.rootCertPem], verdictCache, fetchArtifact: async () => v2.artifact }),
+      (nodeId) =>
+        new NodeAgent({ nodeId, keys: () => [key], simulation: true, trustRoots: [pki.rootCertPem], verdictCache, fetchArtifact: async () => v2.artifact }),
     );
     for (const a of agents) await a.deploy('mod', deployRequest(v2, 'd1'));
     expect(verdictCache.size).toBe(1);
