@@ -14,6 +14,7 @@ import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { FUNCTIONS, STATE_MACHINES, functionArnKey, stateMachineArnKey, type FunctionId, type StateMachineId } from '../functions/catalog.ts';
 import type { AgentKey } from '../functions/agent/protocol.ts';
 import { TABLES, type TableKey } from '../functions/lib/tables.ts';
+import { splitPem } from '../functions/domain/signature.ts';
 import { startDynamoDbLocal, ensureTables } from './dynamodb.ts';
 import { DEFAULT_FLEET, Fleet, type FleetSizes } from './fleet.ts';
 import { DEV_CLIENT_ID, DEV_ISSUER, DEV_USERS, DevIssuer } from './identity.ts';
@@ -208,7 +209,7 @@ export async function startLocalCloud(opts: LocalCloudOptions = {}): Promise<Loc
       sfn.createStateMachine(`kmod-${id}`, substitute(readFileSync(join(ROOT, spec.file), 'utf8'), substitutions));
     }
 
-    const fleet = new Fleet(join(dataDir, 'fleet'), () => agentKeys, { 'demo-kernel': '1.0.0' });
+    const fleet = new Fleet(join(dataDir, 'fleet'), () => agentKeys, { 'demo-kernel': '1.0.0' }, splitPem(process.env.TRUSTED_ROOTS_PEM ?? ''));
     cleanups.push(() => fleet.stop());
     await fleet.start({ ...DEFAULT_FLEET, ...opts.fleet });
     await fleet.register(ddb, tableNames.nodes);

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { BatchWriteCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { NodeAgent, type Faults } from '../functions/agent/agent.ts';
+import { NodeAgent, type Faults, type VerdictCache } from '../functions/agent/agent.ts';
 import type { AgentKey } from '../functions/agent/protocol.ts';
 import { ENVIRONMENTS, ENVIRONMENT_PROFILES, type Environment } from '../functions/domain/environments.ts';
 import type { NodeRecord } from '../functions/lib/nodes.ts';
@@ -35,7 +35,12 @@ export class Fleet {
     private readonly dir: string,
     private readonly keys: () => AgentKey[],
     private readonly initialModules: Record<string, string>,
+    /** Roots the agents verify module signatures against, as a real host's agent does. */
+    private readonly trustRoots?: string[],
   ) {}
+
+  /** One process is one host: its agents verify a given signed manifest once, not once per node. */
+  private readonly verdicts: VerdictCache = new Map();
 
   private readonly hosts: Server[] = [];
 
@@ -58,6 +63,8 @@ export class Fleet {
           basePath: shared ? `/nodes/${id}` : undefined,
           // Agents on one host share a content-addressed cache, as a host-level cache would.
           artifactCache: shared ? cache : undefined,
+          trustRoots: this.trustRoots,
+          verdictCache: this.verdicts,
         });
       });
       if (!shared) {

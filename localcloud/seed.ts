@@ -2,15 +2,25 @@
  * The demo the README walks through: `demo-kernel` 1.0.0 (already on every node) and 1.1.0
  * (registered, not deployed), both signed by the local dev PKI, registered through the API.
  */
+import { readFileSync } from 'node:fs';
+import { packArtifact } from '../functions/agent/artifact.ts';
 import { signedModuleVersion, type DevPki } from './devPki.ts';
 
+/**
+ * demo-kernel's artifact: a gzipped tar of a tiny real workload (localcloud/demo-module: a Node HTTP
+ * server with Prometheus metrics, and its lifecycle hooks). Deterministic: the same version always
+ * has the same bytes and digest.
+ */
 export function demoArtifact(version: string): Buffer {
-  // Deterministic bytes: the same version always has the same digest.
-  const header = Buffer.from(`KMOD\0demo-kernel\0${version}\0`);
-  const body = Buffer.alloc(4096);
-  for (let i = 0; i < body.length; i++) body[i] = (i * 31 + version.length * 7) & 0xff;
-  return Buffer.concat([header, body]);
+  const file = (name: string) => readFileSync(new URL(`./demo-module/${name}`, import.meta.url));
+  return packArtifact([
+    { path: 'VERSION', data: `${version}\n` },
+    { path: 'server.mjs', data: file('server.mjs') },
+    { path: 'hooks.mjs', data: file('hooks.mjs') },
+  ]);
 }
+
+const hook = (name: string, timeoutSeconds: number) => ({ command: ['node', 'hooks.mjs', name], timeoutSeconds });
 
 export function demoModule(version: string, pki: DevPki) {
   return signedModuleVersion(
@@ -20,6 +30,8 @@ export function demoModule(version: string, pki: DevPki) {
       description: 'Demo hot-swappable kernel module',
       entrypoint: 'demo_kernel_init',
       resources: { cpuMillicores: 250, memoryMiB: 64 },
+      hooks: { load: hook('load', 15), unload: hook('unload', 15), healthCheck: hook('healthCheck', 5), smokeTest: hook('smokeTest', 10) },
+      metrics: { prometheus: 'http://127.0.0.1/metrics', portFile: 'run/port' },
     },
     demoArtifact(version),
     pki,

@@ -4,31 +4,38 @@
  * Enrolled (the host joins with a token and gets its own key; later starts reuse it):
  *
  *   npx tsx scripts/agent.ts --api https://deploy.example.com --enrol kmod-enrol.… --data-dir /var/lib/kmod \
- *     [--port 7070] [--host 0.0.0.0] [--advertise-url http://10.0.3.7:7070] [--heartbeat-seconds 10]
+ *     [--trust-roots /etc/kmod/roots.pem] [--port 7070] [--host 0.0.0.0] [--advertise-url http://10.0.3.7:7070] [--heartbeat-seconds 10]
  *
  * Fleet key set (the node is registered by hand; every agent shares the orchestrator's key set):
  *
  *   npx tsx scripts/agent.ts --node-id web-01 --keys-file /etc/kmod/agent-keys.json \
- *     --state-file /var/lib/kmod/agent-state.json [--modules-dir /var/lib/kmod/modules] [--port 7070] [--host 0.0.0.0]
+ *     --state-file /var/lib/kmod/agent-state.json [--data-dir /var/lib/kmod --trust-roots /etc/kmod/roots.pem] \
+ *     [--port 7070] [--host 0.0.0.0]
  *
  * The keys file is the same JSON the orchestrator's secret holds: {"keys":[{"id":"k1","secret":"…"}]}.
  * It is re-read every 10 s, so a rotated key set is picked up without a restart.
+ *
+ * With --trust-roots the agent installs and runs modules under <data-dir>/modules
+ * (functions/agent/installer.ts), loading only modules whose signature chains to those roots;
+ * without it, it only records versions.
  */
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { NodeAgent } from '../functions/agent/agent.ts';
+import { Installer } from '../functions/agent/installer.ts';
 import { enrol, readCredentials, startHeartbeats, writeCredentials, credentialsFile } from '../functions/agent/membership.ts';
 import type { AgentKey, ModuleState } from '../functions/agent/protocol.ts';
+import { splitPem } from '../functions/domain/signature.ts';
 
 const { values } = parseArgs({
   options: {
     'node-id': { type: 'string' },
     'keys-file': { type: 'string' },
     'state-file': { type: 'string' },
-    'modules-dir': { type: 'string' },
+    'trust-roots': { type: 'string' },
     api: { type: 'string' },
     enrol: { type: 'string' },
     'data-dir': { type: 'string' },
@@ -40,28 +47,30 @@ const { values } = parseArgs({
   },
 });
 const USAGE = [
-  'usage: npx tsx scripts/agent.ts --api URL --enrol TOKEN --data-dir DIR [--port 7070] [--host 0.0.0.0] [--advertise-url URL] [--heartbeat-seconds 10]',
+  'usage: npx tsx scripts/agent.ts --api URL --enrol TOKEN --data-dir DIR [--trust-roots PEM] [--port 7070] [--host 0.0.0.0] [--advertise-url URL] [--heartbeat-seconds 10]',
   '       npx tsx scripts/agent.ts --data-dir DIR [...]            (already enrolled: reuses DIR/credentials.json)',
-  '       npx tsx scripts/agent.ts --node-id ID --keys-file FILE [--state-file FILE] [--modules-dir DIR] [--port 7070] [--host 0.0.0.0]',
+  '       npx tsx scripts/agent.ts --node-id ID --keys-file FILE [--state-file FILE] [--data-dir DIR --trust-roots PEM] [--port 7070] [--host 0.0.0.0]',
 ].join('\n');
-const enrolled = values['data-dir'] !== undefined;
+// Enrolled mode unless the node is named with a shared key set.
+const enrolled = values['keys-file'] === undefined && values['data-dir'] !== undefined;
 if (values.help || (!enrolled && (!values['node-id'] || !values['keys-file']))) {
   console.log(USAGE);
   process.exit(values.help ? 0 : 2);
 }
 
-// The loader stores each verified artifact as <modules-dir>/<module>/<version>.kmod (atomically) for
-// the host's module runtime to pick up; without --modules-dir the agent only records versions.
-const modulesDir = values['modules-dir'];
-const loader = modulesDir
-  ? async (module: string, version: string, bytes: Buffer) => {
-      const dir = join(modulesDir, module);
-      mkdirSync(dir, { recursive: true });
-      const file = join(dir, `${version}.kmod`);
-      writeFileSync(`${file}.tmp`, bytes);
-      renameSync(`${file}.tmp`, file);
-    }
-  : undefined;
+const trustRoots = values['trust-roots'] ? splitPem(readFileSync(values['trust-roots'], 'utf8')) : undefined;
+if (values['trust-roots'] && !trustRoots?.length) {
+  console.error(`no PEM certificate in ${values['trust-roots']}`);
+  process.exit(2);
+}
+if (!enrolled && values['data-dir'] && !trustRoots) {
+  // Loading code the orchestrator names without checking its signature would make the orchestrator root on every host.
+  console.error('--data-dir needs --trust-roots: the agent loads only modules signed under roots it holds itself');
+  process.exit(2);
+}
+// Modules are installed and run only under roots the host holds itself; otherwise versions are only recorded.
+const runtime = values['data-dir'] && trustRoots ? new Installer({ dataDir: values['data-dir'] }) : undefined;
+const installs = runtime ? ` (modules in ${values['data-dir']}/modules)` : ' (no --trust-roots: versions recorded, nothing installed)';
 
 async function startWithKeysFile(): Promise<NodeAgent> {
   const keysFile = values['keys-file']!;
@@ -74,9 +83,9 @@ async function startWithKeysFile(): Promise<NodeAgent> {
       console.error(`keeping the previous keys: ${(e as Error).message}`);
     }
   }, 10_000).unref();
-  const agent = new NodeAgent({ nodeId: values['node-id']!, keys: () => keys, stateFile: values['state-file'], loader });
+  const agent = new NodeAgent({ nodeId: values['node-id']!, keys: () => keys, stateFile: values['state-file'], runtime, trustRoots });
   const address = await agent.listen(Number(values.port), values.host);
-  console.log(`node agent ${values['node-id']} listening on ${address}`);
+  console.log(`node agent ${values['node-id']} listening on ${address}${installs}`);
   return agent;
 }
 
@@ -113,8 +122,10 @@ async function startEnrolled(dataDir: string): Promise<NodeAgent> {
     console.log(`enrolled as node ${creds.nodeId} in ${creds.environment}; credentials in ${credentialsFile(dataDir)}`);
   }
   const key = creds.key;
-  const agent = new NodeAgent({ nodeId: creds.nodeId, keys: () => [key], stateFile, loader });
-  console.log(`node agent ${creds.nodeId} listening on ${await agent.listen(port, host)}, advertised as ${address}, heartbeat every ${heartbeatSeconds} s`);
+  const agent = new NodeAgent({ nodeId: creds.nodeId, keys: () => [key], stateFile, runtime, trustRoots });
+  console.log(
+    `node agent ${creds.nodeId} listening on ${await agent.listen(port, host)}, advertised as ${address}, heartbeat every ${heartbeatSeconds} s${installs}`,
+  );
   startHeartbeats(
     creds,
     heartbeatSeconds,

@@ -1,6 +1,7 @@
 /**
  * The reference node agent: hot-swaps module versions on request, reports health and metrics.
- * Run it on a host with `scripts/agent.ts`; the local cloud's simulated fleet runs this same code,
+ * Run it on a host with `scripts/agent.ts` (which gives it the installer, functions/agent/installer.ts,
+ * as its `runtime`); the local cloud's simulated fleet runs this same code, without a runtime,
  * one HTTP server per node, with `simulation` turned on (fault injection and synthetic metrics).
  */
 import { createHash } from 'node:crypto';
@@ -8,6 +9,10 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { mkdirSync, readFileSync, renameSync, writeFileSync, existsSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { loadavg, totalmem, freemem, cpus } from 'node:os';
+import { manifestSchema, type Manifest } from '../domain/manifest.ts';
+import { verifyModuleSignature, type SignatureVerdict } from '../domain/signature.ts';
+import type { HookResult, ModuleResourceUsage } from './installer.ts';
+import type { Traffic } from './moduleMetrics.ts';
 import {
   AGENT_PROTOCOL_VERSION,
   verifyRequest,
@@ -34,6 +39,21 @@ export interface Faults {
   failSmokeTest?: boolean;
 }
 
+/**
+ * What loads modules on a real host: functions/agent/installer.ts. The simulated fleet has none, so
+ * its agents touch no module files.
+ */
+export interface ModuleRuntime {
+  /** Settles swaps a crash interrupted; returns what each module on disk runs now. */
+  recover(): Promise<Record<string, string | null>>;
+  install(module: string, version: string, bytes: Buffer, manifest: Manifest | undefined): Promise<void>;
+  switchTo(module: string, version: string | null): Promise<void>;
+  smokeTest(module: string): Promise<HookResult>;
+  health(modules: string[]): Promise<string[]>;
+  resourceUsage(modules: string[]): ModuleResourceUsage | undefined;
+  traffic(modules: string[]): Promise<Traffic | undefined>;
+}
+
 export interface AgentOptions {
   nodeId: string;
   keys: () => AgentKey[];
@@ -43,7 +63,7 @@ export interface AgentOptions {
   simulation?: boolean;
   /** Modules the node runs before any deployment (first start only). */
   initialModules?: Record<string, string>;
-  /** Loads verified module bytes (scripts/agent.ts stores them under --modules-dir); none in the simulation. */
+  /** Called with the verified bytes before the version is recorded (embedders; the host uses `runtime`). */
   loader?: (module: string, version: string, bytes: Buffer) => Promise<void>;
   /** Path prefix when several agents share one HTTP host (e.g. `/nodes/prod-0001`). */
   basePath?: string;
@@ -51,7 +71,24 @@ export interface AgentOptions {
   fetchArtifact?: (url: string) => Promise<Buffer>;
   /** Content-addressed artifact cache (sha256 → bytes), e.g. shared by the agents of one host. */
   artifactCache?: Map<string, Buffer>;
+  /** Installs and runs modules on the host (functions/agent/installer.ts). Requires `trustRoots`. */
+  runtime?: ModuleRuntime;
+  /**
+   * PEM roots the agent trusts for module signatures. When set, a deploy must carry the signed
+   * manifest, its signature and chain, and they must verify; the orchestrator's word is not enough.
+   */
+  trustRoots?: string[];
+  /** Signature verdicts by request content, e.g. shared by the agents of one host: verify once. */
+  verdictCache?: VerdictCache;
 }
+
+/** A verified request's verdict and parsed manifest (or why it is not valid), by request content. */
+export type VerdictCache = Map<string, { verdict: SignatureVerdict; at: number; manifestJson: string; chain: string[]; manifest?: Manifest; problem?: string }>;
+
+const sameList = (a: string[], b: string[]) => a.length === b.length && a.every((x, i) => x === b[i]);
+
+/** A cached verdict is re-checked after this long (certificates expire, roots change). */
+const VERDICT_TTL_MS = 3600_000;
 
 interface PersistedState {
   modules: Record<string, ModuleState>;
@@ -69,9 +106,44 @@ export class NodeAgent {
   private server?: Server;
   private readonly started = Date.now();
   private readonly pending = new Set<ServerResponse>();
+  /** Per-module tail of the command queue: one command per module at a time. */
+  private readonly queues = new Map<string, Promise<unknown>>();
+  private recovered = false;
 
   constructor(private readonly opts: AgentOptions) {
+    if (opts.runtime && !opts.trustRoots?.length) throw new Error('an agent that loads modules needs trust roots');
     this.state = this.load();
+  }
+
+  /**
+   * Runs `fn` after the module's earlier commands. When the module is idle, `fn` starts at once
+   * (synchronously up to its first await), so an agent without a runtime behaves as before.
+   */
+  private serial<T>(module: string, fn: () => Promise<T>): Promise<T> {
+    const prev = this.queues.get(module);
+    const run = prev ? prev.then(fn, fn) : fn();
+    // Cleared in the first reaction to `run`, before the caller's await resumes: a caller that
+    // issues its next command right after sees an idle module.
+    const done = () => {
+      if (this.queues.get(module) === tail) this.queues.delete(module);
+    };
+    const tail: Promise<unknown> = run.then(done, done);
+    this.queues.set(module, tail);
+    return run;
+  }
+
+  /** Before serving: let the runtime settle interrupted swaps, and take what is on disk as the truth. */
+  async recover(): Promise<void> {
+    if (this.recovered || !this.opts.runtime) return;
+    this.recovered = true;
+    const onDisk = await this.opts.runtime.recover();
+    const at = new Date().toISOString();
+    for (const [module, version] of Object.entries(onDisk)) {
+      const known = this.state.modules[module];
+      if (version === null) delete this.state.modules[module];
+      else if (known?.version !== version) this.state.modules[module] = { version, previousVersion: known?.version, loadedAt: at };
+    }
+    this.persist();
   }
 
   get nodeId(): string {
@@ -111,13 +183,18 @@ export class NodeAgent {
     renameSync(tmp, this.opts.stateFile); // atomic: a crash never leaves half a state file
   }
 
-  async deploy(module: string, req: DeployRequest): Promise<ModuleOperationResult> {
+  deploy(module: string, req: DeployRequest): Promise<ModuleOperationResult> {
+    return this.serial(module, () => this.deployNow(module, req));
+  }
+
+  private async deployNow(module: string, req: DeployRequest): Promise<ModuleOperationResult> {
     const replay = this.state.applied[`${req.deploymentId}:${module}:deploy`];
     if (replay) return { ...replay, replayed: true };
     const failLoad = this.state.faults.failLoad;
     if (failLoad === true || (Array.isArray(failLoad) && failLoad.includes(req.version))) {
       throw new AgentFailure(500, 'LoadFailed', `module ${module}@${req.version} failed to load on ${this.nodeId}`);
     }
+    const manifest = this.opts.trustRoots ? this.verifiedManifest(module, req) : undefined;
     const cached = this.opts.artifactCache?.get(req.sha256);
     const bytes = cached ?? (await (this.opts.fetchArtifact ?? defaultFetch)(req.artifactUrl));
     const digest = createHash('sha256').update(bytes).digest('hex');
@@ -125,7 +202,11 @@ export class NodeAgent {
     if (digest !== req.sha256) {
       throw new AgentFailure(422, 'DigestMismatch', `artifact digest ${digest} does not match the expected ${req.sha256}`);
     }
+    if (manifest && manifest.artifact.sizeBytes !== bytes.length) {
+      throw new AgentFailure(422, 'DigestMismatch', `artifact has ${bytes.length} bytes, the manifest says ${manifest.artifact.sizeBytes}`);
+    }
     await this.opts.loader?.(module, req.version, bytes);
+    await this.opts.runtime?.install(module, req.version, bytes, manifest).catch(asAgentFailure);
     const previousVersion = this.state.modules[module]?.version;
     this.state.modules[module] = { version: req.version, previousVersion, loadedAt: new Date().toISOString(), lastDeploymentId: req.deploymentId };
     if (!this.state.changedModules.includes(module)) this.state.changedModules.push(module);
@@ -135,10 +216,52 @@ export class NodeAgent {
     return result;
   }
 
-  rollback(module: string, req: RollbackRequest): ModuleOperationResult {
+  /**
+   * The signed manifest of a deploy, verified against the agent's own roots (verdicts cached by
+   * request content), and bound to the module, version and digest the deploy names.
+   */
+  private verifiedManifest(module: string, req: DeployRequest): Manifest {
+    if (!req.manifest || !req.signature || !Array.isArray(req.certificateChain)) {
+      throw new AgentFailure(422, 'SignatureRequired', 'this agent loads only signed modules: the deploy carries no manifest, signature and certificate chain');
+    }
+    // Keyed by digest and signature; a hit must also carry the very same manifest and chain, so a
+    // verdict is never lent to other hooks or another signer. Cheaper than hashing every request.
+    const key = `${req.sha256}:${req.signature.algorithm}:${req.signature.value}`;
+    const manifestJson = JSON.stringify(req.manifest);
+    let entry = this.opts.verdictCache?.get(key);
+    const same = entry && entry.manifestJson === manifestJson && sameList(entry.chain, req.certificateChain) && Date.now() - entry.at <= VERDICT_TTL_MS;
+    if (!entry || !same) {
+      const verdict = verifyModuleSignature(req.manifest, req.signature, req.certificateChain, {
+        trustedRoots: this.opts.trustRoots!,
+        revokedSerials: [],
+        now: new Date(),
+      });
+      const parsed = manifestSchema.safeParse(req.manifest);
+      entry = { verdict, at: Date.now(), manifestJson, chain: req.certificateChain, manifest: parsed.data, problem: parsed.error?.issues[0]?.message };
+      this.opts.verdictCache?.set(key, entry);
+    }
+    if (!entry.verdict.ok) throw new AgentFailure(422, 'SignatureInvalid', `module signature refused: ${entry.verdict.reason}`);
+    if (!entry.manifest) throw new AgentFailure(422, 'ManifestInvalid', `the signed manifest is not valid: ${entry.problem}`);
+    const m = entry.manifest;
+    if (m.name !== module || m.version !== req.version || m.artifact.sha256 !== req.sha256) {
+      throw new AgentFailure(
+        422,
+        'ManifestMismatch',
+        `the signed manifest is for ${m.name}@${m.version} (${m.artifact.sha256.slice(0, 12)}…), not ${module}@${req.version} (${req.sha256.slice(0, 12)}…)`,
+      );
+    }
+    return m;
+  }
+
+  rollback(module: string, req: RollbackRequest): Promise<ModuleOperationResult> {
+    return this.serial(module, () => this.rollbackNow(module, req));
+  }
+
+  private async rollbackNow(module: string, req: RollbackRequest): Promise<ModuleOperationResult> {
     const key = `${req.deploymentId}:${module}:rollback`;
     const replay = this.state.applied[key];
     if (replay) return { ...replay, replayed: true };
+    if (this.opts.runtime) await this.opts.runtime.switchTo(module, req.toVersion).catch(asAgentFailure);
     const current = this.state.modules[module]?.version;
     if (req.toVersion === null) delete this.state.modules[module];
     else
@@ -149,6 +272,19 @@ export class NodeAgent {
     this.state.applied[key] = result;
     this.persist();
     return result;
+  }
+
+  /** The blue-green smoke test: on a host, the module's own smokeTest hook. */
+  runSmokeTest(module: string): Promise<SmokeTestReport> {
+    if (!this.opts.runtime) return Promise.resolve(this.smokeTest(module));
+    return this.serial(module, async () => {
+      const report = this.smokeTest(module);
+      if (!report.version) return report;
+      const r = await this.opts.runtime!.smokeTest(module);
+      report.checks[1] = { name: 'self-test', passed: r.ok, detail: r.ran ? `smokeTest hook: ${r.detail}` : 'the module declares no smokeTest hook' };
+      report.passed = report.checks.every((c) => c.passed);
+      return report;
+    });
   }
 
   smokeTest(module: string): SmokeTestReport {
@@ -195,6 +331,26 @@ export class NodeAgent {
     };
   }
 
+  /** Metrics as served: on a host with a runtime, the modules' own processes and traffic. */
+  async readMetrics(): Promise<MetricsReport> {
+    const base = this.metrics();
+    if (this.opts.simulation || !this.opts.runtime) return base;
+    const modules = Object.keys(this.state.modules);
+    const usage = this.opts.runtime.resourceUsage(modules);
+    const traffic = await this.opts.runtime.traffic(modules);
+    return { ...base, ...(usage ?? {}), ...(traffic ?? {}), source: usage ? 'module' : 'host', trafficSource: traffic ? 'module' : 'none' };
+  }
+
+  /** Health as served: on a host with a runtime, including each module's healthCheck hook. */
+  async checkHealth(): Promise<HealthReport> {
+    const report = this.health();
+    if (this.opts.simulation || !this.opts.runtime) return report;
+    report.metrics = await this.readMetrics();
+    report.reasons.push(...(await this.opts.runtime.health(Object.keys(this.state.modules))));
+    report.status = report.reasons.length ? 'unhealthy' : 'healthy';
+    return report;
+  }
+
   health(): HealthReport {
     const metrics = this.metrics();
     const reasons: string[] = [];
@@ -214,6 +370,7 @@ export class NodeAgent {
   }
 
   async listen(port = 0, host = '127.0.0.1'): Promise<string> {
+    await this.recover();
     this.server = createServer((req, res) => void this.handle(req, res));
     await new Promise<void>((resolve) => this.server!.listen(port, host, resolve));
     const addr = this.server.address();
@@ -253,7 +410,7 @@ export class NodeAgent {
   private async route(method: string, path: string, body: string): Promise<unknown> {
     const url = new URL(path, 'http://agent');
     const smoke = /^\/v1\/modules\/([a-z][a-z0-9-]{1,62})\/smoke-test$/.exec(url.pathname);
-    if (method === 'POST' && smoke) return this.smokeTest(smoke[1]);
+    if (method === 'POST' && smoke) return this.runSmokeTest(smoke[1]);
     const op = /^\/v1\/modules\/([a-z][a-z0-9-]{1,62})\/(deploy|rollback)$/.exec(url.pathname);
     if (method === 'POST' && op) {
       const payload = parseJson(body) as Record<string, unknown>;
@@ -261,6 +418,9 @@ export class NodeAgent {
         const req = payload as unknown as DeployRequest;
         if (![req.deploymentId, req.version, req.artifactUrl, req.sha256].every((v) => typeof v === 'string' && v.length > 0)) {
           throw new AgentFailure(400, 'BadRequest', 'deploy needs deploymentId, version, artifactUrl and sha256');
+        }
+        if (req.certificateChain !== undefined && !(Array.isArray(req.certificateChain) && req.certificateChain.every((c) => typeof c === 'string'))) {
+          throw new AgentFailure(400, 'BadRequest', 'certificateChain must be a list of PEM strings');
         }
         return this.deploy(op[1], req);
       }
@@ -271,8 +431,8 @@ export class NodeAgent {
       return this.rollback(op[1], req);
     }
     if (method === 'GET' && url.pathname === '/v1/modules') return { nodeId: this.nodeId, modules: this.modules };
-    if (method === 'GET' && url.pathname === '/v1/health') return this.health();
-    if (method === 'GET' && url.pathname === '/v1/metrics') return this.metrics();
+    if (method === 'GET' && url.pathname === '/v1/health') return this.checkHealth();
+    if (method === 'GET' && url.pathname === '/v1/metrics') return this.readMetrics();
     if (this.opts.simulation && url.pathname === '/v1/simulation/faults') {
       if (method === 'PUT') this.setFaults(parseJson(body) as Faults);
       if (method === 'PUT' || method === 'GET') return { nodeId: this.nodeId, faults: this.faults };
@@ -292,6 +452,14 @@ export class AgentFailure extends Error {
 }
 
 const round = (n: number) => Math.round(n * 100) / 100;
+
+/** Installer failures keep their status and code on the wire; anything else is an internal error. */
+function asAgentFailure(e: unknown): never {
+  const f = e as { status?: unknown; code?: unknown; message?: string };
+  if (typeof f.status === 'number' && typeof f.code === 'string') throw new AgentFailure(f.status, f.code, f.message ?? f.code);
+  if ((e as Error).name === 'ArtifactRejected') throw new AgentFailure(422, 'ArtifactRejected', (e as Error).message);
+  throw e;
+}
 const clamp = (n: number) => Math.min(100, Math.max(0, n));
 
 async function defaultFetch(url: string): Promise<Buffer> {

@@ -1,7 +1,8 @@
 /**
  * The node agent protocol, version 1: HTTP + JSON, every request HMAC-SHA256 signed.
  *
- *   POST /v1/modules/{name}/deploy    { deploymentId, version, artifactUrl, sha256 }   idempotent per deploymentId
+ *   POST /v1/modules/{name}/deploy    { deploymentId, version, artifactUrl, sha256,       idempotent per deploymentId
+ *                                       manifest?, signature?, certificateChain? }
  *   POST /v1/modules/{name}/rollback  { deploymentId, toVersion }                       idempotent per deploymentId
  *   POST /v1/modules/{name}/smoke-test → SmokeTestReport (the module's own self-test)
  *   GET  /v1/modules                  → { modules: { [name]: ModuleState } }
@@ -13,6 +14,7 @@
  * holds several keys (current and previous), so keys rotate without downtime.
  */
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
+import type { ModuleSignature } from '../domain/signature.ts';
 
 export const AGENT_PROTOCOL_VERSION = '1';
 export const MAX_CLOCK_SKEW_MS = 5 * 60_000;
@@ -34,6 +36,14 @@ export interface DeployRequest {
   version: string;
   artifactUrl: string;
   sha256: string;
+  /**
+   * The signed manifest, its signature and the signer's certificate chain, as registered. Optional
+   * for older orchestrators; an agent that holds its own trust roots refuses a deploy without them,
+   * so a compromised orchestrator cannot make it load an unsigned module.
+   */
+  manifest?: unknown;
+  signature?: ModuleSignature;
+  certificateChain?: string[];
 }
 
 export interface RollbackRequest {
@@ -60,6 +70,10 @@ export interface MetricsReport {
   latencyMs: number;
   errorRatePercent: number;
   requestsPerSecond: number;
+  /** Real hosts only: CPU/memory of the modules' own processes (`module`) or of the whole host. */
+  source?: 'module' | 'host';
+  /** Real hosts only: latency, error rate and requests/s from the modules' metrics, or none (all 0). */
+  trafficSource?: 'module' | 'none';
 }
 
 export interface SmokeTestReport {

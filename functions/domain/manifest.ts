@@ -10,6 +10,43 @@ export const semverSchema = z
   .max(64)
   .refine((v) => semver.valid(v) !== null && semver.clean(v) === v, 'must be a semantic version such as 1.2.3');
 
+/** A path inside the module's directory: relative, no `..` (the agent resolves it under the version dir). */
+const modulePathSchema = z
+  .string()
+  .min(1)
+  .max(200)
+  .refine((p) => !p.startsWith('/') && !p.split('/').includes('..'), 'must be a relative path inside the module directory');
+
+/** A lifecycle hook: an argv (no shell) run in the version directory; `node` means the agent's own Node. */
+export const hookSchema = z
+  .object({
+    command: z.array(z.string().min(1).max(1000)).min(1).max(64),
+    timeoutSeconds: z.number().int().positive().max(3600).optional(),
+  })
+  .strict();
+
+/** Optional, so manifests signed before hooks existed keep their canonical JSON and signature. */
+export const hooksSchema = z
+  .object({ preLoad: hookSchema, load: hookSchema, unload: hookSchema, healthCheck: hookSchema, smokeTest: hookSchema })
+  .partial()
+  .strict();
+
+/**
+ * Where the agent reads the module's traffic metrics: a Prometheus text endpoint (loopback only;
+ * `portFile`, relative to the module dir, supplies the port a module picked at load) or a JSON file.
+ */
+export const metricsSourceSchema = z
+  .object({
+    prometheus: z.string().url().max(500).optional(),
+    portFile: modulePathSchema.optional(),
+    jsonFile: modulePathSchema.optional(),
+  })
+  .strict();
+
+export type Hook = z.infer<typeof hookSchema>;
+export type HookName = keyof z.infer<typeof hooksSchema>;
+export type MetricsSource = z.infer<typeof metricsSourceSchema>;
+
 /** The manifest a publisher signs. Its canonical JSON (RFC 8785) is what the signature covers. */
 export const manifestSchema = z
   .object({
@@ -31,6 +68,8 @@ export const manifestSchema = z
       })
       .strict(),
     dependencies: z.record(moduleNameSchema, z.string().max(100)).default({}),
+    hooks: hooksSchema.optional(),
+    metrics: metricsSourceSchema.optional(),
   })
   .strict();
 

@@ -18,6 +18,11 @@ export interface TrustPolicy {
   now: Date;
 }
 
+/** The certificates of a PEM bundle, in order. */
+export function splitPem(bundle: string): string[] {
+  return bundle.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
+}
+
 export type SignatureVerdict = { ok: true; signer: string; fingerprint256: string } | { ok: false; reason: string };
 
 function keyProblem(key: KeyObject, algorithm: SignatureAlgorithm): string | undefined {

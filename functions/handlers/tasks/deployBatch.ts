@@ -37,6 +37,10 @@ export const handler = taskHandler(batchInput, async ({ executionId, environment
         version: d.version,
         artifactUrl,
         sha256: m.manifest.artifact.sha256,
+        // An agent with its own trust roots verifies these itself before loading anything.
+        manifest: m.manifest,
+        signature: m.signature,
+        certificateChain: m.certificateChain,
       });
       await recordNodeModule(environment, nodeId, d.moduleName, r.version, target.previousVersion ?? undefined);
       return { ...target, status: 'Deployed', message: undefined };

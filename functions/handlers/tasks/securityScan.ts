@@ -1,14 +1,10 @@
 import { z } from 'zod';
 import { StageRejection } from '../../domain/errors.ts';
-import { verifyModuleSignature } from '../../domain/signature.ts';
+import { splitPem, verifyModuleSignature } from '../../domain/signature.ts';
 import { config } from '../../lib/config.ts';
 import { getModuleVersion } from '../../lib/modules.ts';
 import { runStage } from '../../lib/stages.ts';
 import { executionIdSchema, taskHandler } from '../../lib/task.ts';
-
-function splitPem(bundle: string): string[] {
-  return bundle.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
-}
 
 /** Security scan: the signature over the canonical manifest and the signer's certificate chain. */
 export const handler = taskHandler(z.object({ executionId: executionIdSchema }), ({ executionId }) =>

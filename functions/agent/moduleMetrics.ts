@@ -1,0 +1,133 @@
+/**
+ * Real metrics of a module on a host: traffic from its Prometheus endpoint or JSON file, CPU and
+ * memory of its own process from /proc (Linux).
+ *
+ * Prometheus series read (everything else is ignored):
+ *   kmod_requests_total{status="…"}        counter; a status of 5xx or "error" counts as an error
+ *   kmod_request_duration_seconds_sum      histogram or summary sum
+ *   kmod_request_duration_seconds_count    histogram or summary count
+ *   process_start_time_seconds             gauge; gives a rate before a second sample exists
+ * JSON file: {"latencyMs": n, "errorRatePercent": n, "requestsPerSecond": n} (already rates).
+ */
+import { readFileSync } from 'node:fs';
+import { cpus, totalmem } from 'node:os';
+import { isIP } from 'node:net';
+
+export interface Traffic {
+  latencyMs: number;
+  errorRatePercent: number;
+  requestsPerSecond: number;
+}
+
+export interface CounterSample {
+  at: number;
+  requests: number;
+  errors: number;
+  latencySum: number;
+  latencyCount: number;
+  startTime?: number;
+}
+
+const LINE = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)/;
+const LABEL = /([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g;
+
+export function parsePrometheus(text: string, at = Date.now()): CounterSample {
+  const s: CounterSample = { at, requests: 0, errors: 0, latencySum: 0, latencyCount: 0 };
+  for (const raw of text.split('\n')) {
+    const m = LINE.exec(raw.trim());
+    if (!m || raw.startsWith('#')) continue;
+    const [, name, labels = '', valueText] = m;
+    const value = Number(valueText);
+    if (!Number.isFinite(value)) continue;
+    if (name === 'kmod_requests_total') {
+      const status = [...labels.matchAll(LABEL)].find((l) => l[1] === 'status')?.[2] ?? '';
+      s.requests += value;
+      if (/^5\d\d$/.test(status) || status === 'error') s.errors += value;
+    } else if (name === 'kmod_request_duration_seconds_sum') s.latencySum += value;
+    else if (name === 'kmod_request_duration_seconds_count') s.latencyCount += value;
+    else if (name === 'process_start_time_seconds') s.startTime = value;
+  }
+  return s;
+}
+
+/** Only loopback: a signed manifest must not turn the agent into a proxy into the host's network. */
+export function loopbackUrl(url: string): URL {
+  const u = new URL(url);
+  const host = u.hostname.replace(/^\[|\]$/g, '');
+  const loopback = host === 'localhost' || (isIP(host) === 4 && host.startsWith('127.')) || host === '::1';
+  if (!loopback || (u.protocol !== 'http:' && u.protocol !== 'https:')) throw new Error(`metrics are read from loopback addresses only, not ${url}`);
+  return u;
+}
+
+export async function scrapePrometheus(url: string, timeoutMs = 2000): Promise<CounterSample> {
+  const r = await fetch(loopbackUrl(url), { redirect: 'error', signal: AbortSignal.timeout(timeoutMs) });
+  if (!r.ok) throw new Error(`metrics endpoint ${url} answered HTTP ${r.status}`);
+  return parsePrometheus(await r.text());
+}
+
+const round = (n: number) => Math.round(n * 100) / 100;
+
+/** Rates between two samples, or over the process lifetime when there is no usable earlier one. */
+export function trafficBetween(prev: CounterSample | undefined, cur: CounterSample): Traffic {
+  const usable = prev && cur.at - prev.at >= 1000 && cur.requests >= prev.requests && cur.latencyCount >= prev.latencyCount;
+  const base = usable ? prev : { at: (cur.startTime ?? cur.at / 1000) * 1000, requests: 0, errors: 0, latencySum: 0, latencyCount: 0 };
+  const seconds = (cur.at - base.at) / 1000;
+  const requests = cur.requests - base.requests;
+  const count = cur.latencyCount - base.latencyCount;
+  return {
+    requestsPerSecond: seconds > 0 ? round(requests / seconds) : 0,
+    errorRatePercent: requests > 0 ? round(((cur.errors - base.errors) / requests) * 100) : 0,
+    latencyMs: count > 0 ? round(((cur.latencySum - base.latencySum) / count) * 1000) : 0,
+  };
+}
+
+export function readJsonTraffic(file: string): Traffic {
+  const j = JSON.parse(readFileSync(file, 'utf8')) as Partial<Traffic>;
+  const num = (v: unknown) => (typeof v === 'number' && Number.isFinite(v) ? v : 0);
+  return { latencyMs: num(j.latencyMs), errorRatePercent: num(j.errorRatePercent), requestsPerSecond: num(j.requestsPerSecond) };
+}
+
+export interface ProcessSample {
+  at: number;
+  /** utime + stime in clock ticks. */
+  ticks: number;
+  /** Process start, seconds after boot. */
+  startedAt: number;
+  rssBytes: number;
+}
+
+/** Linux clock ticks per second and page size: the values of every mainstream distribution. */
+const CLK_TCK = 100;
+const PAGE_SIZE = 4096;
+
+/** /proc/<pid>/stat and statm, or undefined when the process is gone (or not Linux). */
+export function sampleProcess(pid: number): ProcessSample | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' '); // fields[0] is field 3 (state)
+    if (fields[0] === 'Z') return undefined; // a zombie no longer runs
+    const statm = readFileSync(`/proc/${pid}/statm`, 'utf8').split(' ');
+    return { at: Date.now(), ticks: Number(fields[11]) + Number(fields[12]), startedAt: Number(fields[19]) / CLK_TCK, rssBytes: Number(statm[1]) * PAGE_SIZE };
+  } catch {
+    return undefined;
+  }
+}
+
+/** CPU as a share of the whole host's capacity (like the host figure), memory as RSS over total. */
+export function processUsage(prev: ProcessSample | undefined, cur: ProcessSample): { cpuPercent: number; memoryPercent: number } {
+  const cores = cpus().length || 1;
+  let seconds: number;
+  let ticks: number;
+  if (prev && cur.at - prev.at >= 500 && cur.startedAt === prev.startedAt) {
+    seconds = (cur.at - prev.at) / 1000;
+    ticks = cur.ticks - prev.ticks;
+  } else {
+    const uptime = Number(readFileSync('/proc/uptime', 'utf8').split(' ')[0]);
+    seconds = Math.max(0.001, uptime - cur.startedAt);
+    ticks = cur.ticks;
+  }
+  return {
+    cpuPercent: round(Math.min(100, (ticks / CLK_TCK / seconds / cores) * 100)),
+    memoryPercent: round((cur.rssBytes / totalmem()) * 100),
+  };
+}

@@ -1,0 +1,96 @@
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { loopbackUrl, parsePrometheus, trafficBetween } from '../../../functions/agent/moduleMetrics.ts';
+import { createDevPki, type DevPki } from '../../../localcloud/devPki.ts';
+import { deployRequest, hostAgent, publish, testModule } from './fixtures/helpers.ts';
+
+let pki: DevPki;
+beforeAll(async () => {
+  pki = await createDevPki();
+});
+
+const servers: Server[] = [];
+afterEach(async () => {
+  await Promise.all(servers.splice(0).map((s) => new Promise((r) => s.close(r))));
+});
+
+const exposition = (c: { ok: number; errors: number; sum: number; start: number }) => `# HELP kmod_requests_total Requests.
+# TYPE kmod_requests_total counter
+kmod_requests_total{status="200",route="/work"} ${c.ok}
+kmod_requests_total{status="404"} 0
+kmod_requests_total{status="503"} ${c.errors}
+# TYPE kmod_request_duration_seconds histogram
+kmod_request_duration_seconds_bucket{le="0.05"} ${c.ok + c.errors}
+kmod_request_duration_seconds_bucket{le="+Inf"} ${c.ok + c.errors}
+kmod_request_duration_seconds_sum ${c.sum}
+kmod_request_duration_seconds_count ${c.ok + c.errors}
+some_other_metric{status="500"} 99
+process_start_time_seconds ${c.start}
+`;
+
+describe('module metrics', () => {
+  it('parses the documented Prometheus series and computes rates between samples', () => {
+    const a = parsePrometheus(exposition({ ok: 990, errors: 10, sum: 20, start: 0 }), 100_000);
+    expect(a).toEqual({ at: 100_000, requests: 1000, errors: 10, latencySum: 20, latencyCount: 1000, startTime: 0 });
+    // Lifetime rate (no earlier sample): 1000 requests in 100 s since process start.
+    expect(trafficBetween(undefined, a)).toEqual({ requestsPerSecond: 10, errorRatePercent: 1, latencyMs: 20 });
+    const b = parsePrometheus(exposition({ ok: 1490, errors: 60, sum: 25, start: 0 }), 110_000);
+    expect(trafficBetween(a, b)).toEqual({ requestsPerSecond: 55, errorRatePercent: 9.09, latencyMs: 9.09 });
+  });
+
+  it('reads only loopback addresses', () => {
+    for (const ok of ['http://127.0.0.1:9464/metrics', 'http://localhost/metrics', 'http://[::1]:1/m', 'http://127.8.9.1/x'])
+      expect(loopbackUrl(ok).href).toBe(new URL(ok).href);
+    for (const bad of ['http://10.0.0.1/metrics', 'http://169.254.169.254/latest', 'http://example.com/', 'file:///etc/passwd', 'http://127.0.0.1.nip.io/']) {
+      expect(() => loopbackUrl(bad)).toThrow(/loopback/);
+    }
+  });
+
+  it('reports latency, error rate and requests/s from a real Prometheus endpoint', async () => {
+    const counters = { ok: 0, errors: 0, sum: 0, start: Date.now() / 1000 - 10 };
+    const server = createServer((_req, res) => res.end(exposition(counters)));
+    servers.push(server);
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    counters.ok = 495;
+    counters.errors = 5;
+    counters.sum = 7.5; // 15 ms each
+    const port = (server.address() as AddressInfo).port;
+    const artifacts = new Map<string, Buffer>();
+    const m = testModule(pki, '1.0.0', { metrics: { prometheus: `http://127.0.0.1:${port}/metrics` } });
+    publish(artifacts, m);
+    const { agent } = hostAgent(pki, { artifacts });
+    await agent.deploy('mod', deployRequest(m, 'd1'));
+    const before = Date.now() / 1000;
+    const r = await agent.readMetrics();
+    const after = Date.now() / 1000;
+    expect(r).toMatchObject({ trafficSource: 'module', errorRatePercent: 1, latencyMs: 15 });
+    // First scrape: 500 requests over the process lifetime (it started 10 s before the test).
+    expect(r.requestsPerSecond).toBeGreaterThanOrEqual(Math.floor((500 / (after - counters.start)) * 100) / 100);
+    expect(r.requestsPerSecond).toBeLessThanOrEqual(Math.ceil((500 / (before - counters.start)) * 100) / 100);
+  });
+
+  it('reads a JSON metrics file and a pid file the load hook wrote', async () => {
+    const artifacts = new Map<string, Buffer>();
+    const hooks = {
+      load: { command: ['sh', '-c', 'nohup sleep 30 >/dev/null 2>&1 & echo $! > "$KMOD_PID_FILE"'] },
+      unload: { command: ['sh', '-c', '[ -e "$KMOD_PID_FILE" ] && kill $(cat "$KMOD_PID_FILE"); rm -f "$KMOD_PID_FILE"'] },
+    };
+    const files = [{ path: 'metrics.json', data: JSON.stringify({ latencyMs: 12.5, errorRatePercent: 0.25, requestsPerSecond: 321 }) }];
+    const m = testModule(pki, '1.0.0', { hooks, files, metrics: { jsonFile: 'metrics.json' } });
+    publish(artifacts, m);
+    const { agent, installer } = hostAgent(pki, { artifacts });
+    await agent.deploy('mod', deployRequest(m, 'd1'));
+    const pid = installer.pid('mod', '1.0.0');
+    expect(pid).toBeGreaterThan(0);
+    const r = await agent.readMetrics();
+    expect(r).toMatchObject({ source: 'module', trafficSource: 'module', latencyMs: 12.5, errorRatePercent: 0.25, requestsPerSecond: 321 });
+    expect(r.memoryPercent).toBeGreaterThan(0);
+    expect(r.memoryPercent).toBeLessThan(5); // a sleep, not the whole host
+    expect((await agent.checkHealth()).status).toBe('healthy');
+    process.kill(pid!, 'SIGKILL');
+    await new Promise((res) => setTimeout(res, 100));
+    expect(await agent.checkHealth()).toMatchObject({ status: 'unhealthy', reasons: [expect.stringContaining(`process ${pid} is not running`)] });
+    expect((await agent.readMetrics()).source).toBe('host');
+  });
+});
