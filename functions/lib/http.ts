@@ -3,7 +3,6 @@
  * wrapped in the HTTP middlewares of lib/middleware, in this order.
  */
 import middy from '@middy/core';
-import httpHeaderNormalizer from '@middy/http-header-normalizer';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { captureLambdaHandler } from '@aws-lambda-powertools/tracer/middleware';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
@@ -13,6 +12,7 @@ import { logger, tracer } from './telemetry.ts';
 import { auditDenials } from './middleware/auditDenials.ts';
 import { authorize } from './middleware/authorize.ts';
 import { cors } from './middleware/cors.ts';
+import { normalizeHeaders } from './middleware/headers.ts';
 import { identity } from './middleware/identity.ts';
 import { jsonErrors } from './middleware/jsonErrors.ts';
 import { matchRoute, routeKey } from './middleware/matchRoute.ts';
@@ -41,7 +41,7 @@ export function apiHandler<K extends RouteKey>(routes: { [P in K]: RouteHandler<
     .use(securityHeaders())
     .use(jsonErrors())
     .use(auditDenials())
-    .use(httpHeaderNormalizer() as ApiMiddleware)
+    .use(normalizeHeaders() as ApiMiddleware)
     .use(matchRoute(Object.keys(routes)))
     .use(identity())
     .use(rateLimit())

@@ -1,3 +1,4 @@
+import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { api, snapshotTables, startTestCloud, waitForDeployment } from './harness.ts';
 import type { LocalCloud } from '../../localcloud/cloud.ts';
@@ -75,6 +76,48 @@ describe('authentication at the edge', () => {
     const r = await api(cloud, 'POST', '/api/v1/deployments', { token: cloud.tokens.Viewer, body: valid });
     expect(r.status).toBe(403);
     expect(r.body.code).toBe('Forbidden');
+    expect(await snapshotTables(cloud)).toEqual(before);
+  });
+});
+
+describe('headers sent twice', () => {
+  /** A request written byte for byte (fetch and http.request merge or refuse repeated headers). */
+  const raw = (method: string, path: string, headers: string[], body = '') =>
+    new Promise<{ status: number; body: any }>((resolve, reject) => {
+      const { hostname, port } = new URL(cloud.apiUrl);
+      const lines = [`${method} ${path} HTTP/1.1`, `host: ${hostname}:${port}`, 'connection: close', `content-length: ${Buffer.byteLength(body)}`];
+      for (let i = 0; i < headers.length; i += 2) lines.push(`${headers[i]}: ${headers[i + 1]}`);
+      const socket = connect(Number(port), hostname, () => socket.write(`${lines.join('\r\n')}\r\n\r\n${body}`));
+      let text = '';
+      socket.on('data', (c) => (text += c));
+      socket.on('error', reject);
+      socket.on('close', () => {
+        // The JSON object of the answer, whether or not it came chunked.
+        const json = /\{.*\}/s.exec(text.slice(text.indexOf('\r\n\r\n')))?.[0];
+        resolve({ status: Number(text.split(' ')[1]), body: json ? JSON.parse(json) : null });
+      });
+    });
+
+  it('refuses two different Authorization headers whichever comes first, and two different Idempotency-Keys', async () => {
+    for (const pair of [
+      ['Bearer junk.a.b', `Bearer ${cloud.tokens.Admin}`],
+      [`Bearer ${cloud.tokens.Admin}`, 'Bearer junk.a.b'],
+    ]) {
+      const r = await raw('GET', '/api/v1/admin/users', ['Authorization', pair[0], 'authorization', pair[1]]);
+      expect(r, JSON.stringify(r.body)).toMatchObject({ status: 401 });
+    }
+    const before = await snapshotTables(cloud);
+    const body = JSON.stringify({ moduleName: 'demo-kernel', version: '1.1.0', targetEnvironment: 'Development' });
+    const auth = ['authorization', `Bearer ${cloud.tokens.Deployer}`, 'content-type', 'application/json'];
+    const r = await raw('POST', '/api/v1/deployments', [...auth, 'Idempotency-Key', 'twice-1', 'idempotency-key', 'twice-2'], body);
+    expect(r).toMatchObject({ status: 400, body: { code: 'AmbiguousHeader' } });
+    const ct = await raw(
+      'POST',
+      '/api/v1/deployments',
+      ['authorization', `Bearer ${cloud.tokens.Deployer}`, 'Content-Type', 'text/plain', 'content-type', 'application/json'],
+      body,
+    );
+    expect(ct).toMatchObject({ status: 400, body: { code: 'AmbiguousHeader' } });
     expect(await snapshotTables(cloud)).toEqual(before);
   });
 });

@@ -4,9 +4,9 @@
  * `Unauthorized`, which API Gateway turns into a 401.
  */
 import middy from '@middy/core';
-import httpHeaderNormalizer from '@middy/http-header-normalizer';
 import type { APIGatewayAuthorizerResult, APIGatewayRequestAuthorizerEvent } from 'aws-lambda';
 import { verifyBearer } from '../../lib/auth.ts';
+import { normalizeHeaders } from '../../lib/middleware/headers.ts';
 import { logger } from '../../lib/telemetry.ts';
 import { audit } from '../../lib/audit.ts';
 
@@ -16,17 +16,7 @@ async function authorize(event: APIGatewayRequestAuthorizerEvent): Promise<APIGa
   try {
     principal = await verifyBearer(header);
   } catch (e) {
-    const reason = (e as Error).message;
-    logger.info('token rejected', { reason, sourceIp: event.requestContext?.identity?.sourceIp });
-    // Authentication failures are security events.
-    await audit({
-      subject: `access#${event.httpMethod} ${event.resource}`,
-      category: 'security',
-      action: 'auth.failed',
-      actor: `ip:${event.requestContext?.identity?.sourceIp ?? 'unknown'}`,
-      details: { reason, method: event.httpMethod, path: event.path },
-    }).catch((err: Error) => logger.warn('could not audit an authentication failure', err));
-    throw new Error('Unauthorized');
+    return refuse((e as Error).message, event);
   }
   // arn:aws:execute-api:region:account:apiId/stage/METHOD/path → allow every method and path of this stage.
   const [arnPrefix, stage] = event.methodArn.split('/');
@@ -41,4 +31,23 @@ async function authorize(event: APIGatewayRequestAuthorizerEvent): Promise<APIGa
 }
 
 // Header names arrive in any case; the normalizer lower-cases them.
-export const handler = middy<APIGatewayRequestAuthorizerEvent, APIGatewayAuthorizerResult>(authorize).use(httpHeaderNormalizer());
+/** Authentication failures are security events; API Gateway turns `Unauthorized` into a 401. */
+async function refuse(reason: string, event: APIGatewayRequestAuthorizerEvent): Promise<never> {
+  logger.info('token rejected', { reason, sourceIp: event.requestContext?.identity?.sourceIp });
+  await audit({
+    subject: `access#${event.httpMethod} ${event.resource}`,
+    category: 'security',
+    action: 'auth.failed',
+    actor: `ip:${event.requestContext?.identity?.sourceIp ?? 'unknown'}`,
+    details: { reason, method: event.httpMethod, path: event.path },
+  }).catch((err: Error) => logger.warn('could not audit an authentication failure', err));
+  throw new Error('Unauthorized');
+}
+
+// Header names arrive in any case; two different Authorization headers name no caller at all.
+export const handler = middy<APIGatewayRequestAuthorizerEvent, APIGatewayAuthorizerResult>(authorize).use(
+  normalizeHeaders<APIGatewayRequestAuthorizerEvent>(
+    (name, event) => refuse(`the ${name} header was sent more than once with different values`, event),
+    new Set(['authorization']),
+  ),
+);

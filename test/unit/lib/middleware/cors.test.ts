@@ -20,3 +20,20 @@ describe('cors', () => {
     expect(other.headers?.['Access-Control-Allow-Origin']).toBeUndefined();
   });
 });
+
+describe('cors origin matching', () => {
+  const h = run([cors(['https://console.example.com'])!]);
+
+  it('matches scheme and host without case, answering the allowlisted spelling', async () => {
+    const r = await h(event({ headers: { origin: 'https://CONSOLE.example.com' } }));
+    expect(r.headers?.['Access-Control-Allow-Origin']).toBe('https://console.example.com');
+    expect(r.headers?.Vary).toBe('Origin');
+  });
+
+  it('allows no origin named after an Object.prototype member', async () => {
+    for (const origin of ['constructor', 'toString', '__proto__', 'hasOwnProperty']) {
+      const r = await h(event({ headers: { origin } }));
+      expect(r.headers?.['Access-Control-Allow-Origin'], origin).toBeUndefined();
+    }
+  });
+});
