@@ -13,7 +13,9 @@ import { parseArgs } from 'node:util';
 import { GetSecretValueCommand, PutSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { rotate, type Key, type RotationStep } from '../functions/domain/keyRotation.ts';
 
-const FILES = { agent: '.local/secrets/agent-keys.json', 'approval-link': '.local/secrets/approval-link-keys.json' } as const;
+// The local cloud's data dir (KMOD_DATA_DIR, as for npm start).
+const DATA_DIR = process.env.KMOD_DATA_DIR ?? '.local';
+const FILES = { agent: `${DATA_DIR}/secrets/agent-keys.json`, 'approval-link': `${DATA_DIR}/secrets/approval-link-keys.json` } as const;
 
 export function rotateKeyFile(file: string, step: RotationStep): Key[] {
   const keys = (JSON.parse(readFileSync(file, 'utf8')) as { keys: Key[] }).keys;
@@ -47,7 +49,7 @@ async function main() {
 /** Rotations are security events: record one in the local cloud's audit table when it runs. */
 async function auditLocally(secret: string, step: string, ids: string[]) {
   try {
-    const cloud = JSON.parse(readFileSync('.local/cloud.json', 'utf8')) as { dynamodbUrl: string };
+    const cloud = JSON.parse(readFileSync(`${DATA_DIR}/cloud.json`, 'utf8')) as { dynamodbUrl: string };
     process.env.AWS_ENDPOINT_URL_DYNAMODB = cloud.dynamodbUrl;
     process.env.AWS_REGION ??= 'us-east-1';
     process.env.AWS_ACCESS_KEY_ID ??= 'local';

@@ -24,7 +24,7 @@ const { values } = parseArgs({
     cpu: { type: 'string', default: '250' },
     memory: { type: 'string', default: '64' },
     depends: { type: 'string', multiple: true, default: [] },
-    pki: { type: 'string', default: '.local/pki' },
+    pki: { type: 'string', default: `${process.env.KMOD_DATA_DIR ?? '.local'}/pki` },
   },
 });
 if (!values.name || !values.version || !values.artifact) {
