@@ -63,6 +63,20 @@ export async function recordHeartbeat(node: NodeRecord, keys: AgentKey[], hb: He
     if (!guard.ok) throw new AppError('AddressRefused', `the advertised address is refused: ${guard.reason}`, 400);
   }
   const rewrap = node.credential!.wrapped.wrapKeyId !== keys[0].id;
+  const items = [heartbeatUpdate(node, keys, hb, lastSeenAt, rewrap), ...heartbeatAudit(node, keys, hb, moved, rewrap)];
+  try {
+    await dynamo().send(new TransactWriteCommand({ TransactItems: items }));
+  } catch (e) {
+    if (isConditionFailure(e)) throw unauthorized('heartbeat refused: replayed, out of order, or the credentials were revoked');
+    throw e;
+  }
+  return { lastSeenAt };
+}
+
+type TransactItem = NonNullable<ConstructorParameters<typeof TransactWriteCommand>[0]['TransactItems']>[number];
+
+/** The node's new state, only if its key is still the one issued, it is not decommissioned, and the heartbeat is newer. */
+function heartbeatUpdate(node: NodeRecord, keys: AgentKey[], hb: Heartbeat, lastSeenAt: string, rewrap: boolean): TransactItem {
   const sets = [
     'lastSeenAt = :seen',
     'lastHeartbeatTs = :ts',
@@ -86,46 +100,31 @@ export async function recordHeartbeat(node: NodeRecord, keys: AgentKey[], hb: He
     sets.push('credential.wrapped = :w');
     values[':w'] = wrapSecret(nodeSigningKey(node.credential!, node.nodeId, keys).secret, node.nodeId, keys[0]);
   }
-  const items: NonNullable<ConstructorParameters<typeof TransactWriteCommand>[0]['TransactItems']> = [
-    {
-      Update: {
-        TableName: tableName('nodes'),
-        Key: { environment: node.environment, nodeId: node.nodeId },
-        UpdateExpression: `SET ${sets.join(', ')}`,
-        ConditionExpression:
-          'credential.keyId = :keyId AND attribute_not_exists(decommissionedAt) AND (attribute_not_exists(lastHeartbeatTs) OR lastHeartbeatTs < :ts)',
-        ExpressionAttributeValues: values,
-      },
+  return {
+    Update: {
+      TableName: tableName('nodes'),
+      Key: { environment: node.environment, nodeId: node.nodeId },
+      UpdateExpression: `SET ${sets.join(', ')}`,
+      ConditionExpression:
+        'credential.keyId = :keyId AND attribute_not_exists(decommissionedAt) AND (attribute_not_exists(lastHeartbeatTs) OR lastHeartbeatTs < :ts)',
+      ExpressionAttributeValues: values,
     },
-  ];
-  const actor = `node:${node.nodeId}`;
-  if (moved)
-    items.push({
-      Put: auditItem({
-        subject: nodeSubject(node.nodeId),
-        category: 'node',
-        action: 'node.address.changed',
-        actor,
-        details: { from: node.address, to: hb.address },
-      }),
-    });
-  if (rewrap)
-    items.push({
-      Put: auditItem({
-        subject: nodeSubject(node.nodeId),
-        category: 'security',
-        action: 'node.credentials.rewrapped',
-        actor: 'system:heartbeat',
-        details: { keyId: node.credential!.keyId, from: node.credential!.wrapped.wrapKeyId, to: keys[0].id },
-      }),
-    });
-  try {
-    await dynamo().send(new TransactWriteCommand({ TransactItems: items }));
-  } catch (e) {
-    if (isConditionFailure(e)) throw unauthorized('heartbeat refused: replayed, out of order, or the credentials were revoked');
-    throw e;
+  };
+}
+
+/** Audit events for what the heartbeat changed besides liveness: the address, the key wrapping. */
+function heartbeatAudit(node: NodeRecord, keys: AgentKey[], hb: Heartbeat, moved: boolean, rewrap: boolean): TransactItem[] {
+  const subject = nodeSubject(node.nodeId);
+  const items: TransactItem[] = [];
+  if (moved) {
+    const details = { from: node.address, to: hb.address };
+    items.push({ Put: auditItem({ subject, category: 'node', action: 'node.address.changed', actor: `node:${node.nodeId}`, details }) });
   }
-  return { lastSeenAt };
+  if (rewrap) {
+    const details = { keyId: node.credential!.keyId, from: node.credential!.wrapped.wrapKeyId, to: keys[0].id };
+    items.push({ Put: auditItem({ subject, category: 'security', action: 'node.credentials.rewrapped', actor: 'system:heartbeat', details }) });
+  }
+  return items;
 }
 
 /**
