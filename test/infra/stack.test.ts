@@ -34,6 +34,12 @@ beforeAll(() => {
 
 const ofType = (type: string) => Object.entries(resources).filter(([, r]) => r.Type === type);
 const logicalIdOf = (c: IConstruct) => stack.getLogicalId(c.node.defaultChild as CfnElement);
+/** A catalog function of the stack; every one exists here (the context includes etcdEndpoints). */
+function fnOf(id: keyof typeof FUNCTIONS) {
+  const fn = stack.functions[id];
+  if (!fn) throw new Error(`the stack has no function ${id}`);
+  return fn;
+}
 /** Logical ids a template value refers to (Ref and Fn::GetAtt, at any depth). */
 function logicalIdsIn(value: unknown): Set<string> {
   const ids = new Set<string>();
@@ -221,7 +227,7 @@ describe('the synthesized template', () => {
     };
     for (const [type, ids] of Object.entries(stateful)) expect(ofType(type).map(([id]) => id).sort(), type).toEqual([...ids].sort());
     // Named resources cannot be replaced in place either (the new one's name is taken).
-    for (const id of Object.keys(FUNCTIONS)) expect(logicalIdOf(stack.functions[id as keyof typeof FUNCTIONS]), id).toMatch(new RegExp(`^${id}[0-9A-F]{8}$`));
+    for (const id of Object.keys(FUNCTIONS)) expect(logicalIdOf(fnOf(id as keyof typeof FUNCTIONS)), id).toMatch(new RegExp(`^${id}[0-9A-F]{8}$`));
     for (const id of Object.keys(STATE_MACHINES)) expect(ofType('AWS::StepFunctions::StateMachine').map(([l]) => l).some((l) => new RegExp(`^${id}StateMachine[0-9A-F]{8}$`).test(l)), id).toBe(true);
   });
 
@@ -235,7 +241,7 @@ describe('the synthesized template', () => {
   it('gives the trusted roots, the approver lists and the public URL only to the functions whose catalog flags ask for them', () => {
     for (const [id, raw] of Object.entries(FUNCTIONS)) {
       const spec = raw as FunctionSpec;
-      const env = resources[logicalIdOf(stack.functions[id as keyof typeof FUNCTIONS])].Properties.Environment.Variables as Record<string, unknown>;
+      const env = resources[logicalIdOf(fnOf(id as keyof typeof FUNCTIONS))].Properties.Environment.Variables as Record<string, unknown>;
       expect('TRUSTED_ROOTS_PEM' in env, id).toBe(Boolean(spec.verifiesModuleSignatures));
       expect('APPROVERS' in env && 'PUBLIC_API_URL' in env, id).toBe(Boolean(spec.mailsApprovalLinks));
       expect('APPROVERS' in env || 'PUBLIC_API_URL' in env, id).toBe(Boolean(spec.mailsApprovalLinks));
@@ -247,15 +253,15 @@ describe('the synthesized template', () => {
     const [[rotator]] = Object.entries(FUNCTIONS).filter(([, s]) => (s as FunctionSpec).rotatesKeySets);
     const schedules = ofType('AWS::SecretsManager::RotationSchedule');
     expect(schedules).toHaveLength(2);
-    for (const [, s] of schedules) expect(logicalIdsIn(s.Properties.RotationLambdaARN)).toEqual(new Set([logicalIdOf(stack.functions[rotator as keyof typeof FUNCTIONS])]));
+    for (const [, s] of schedules) expect(logicalIdsIn(s.Properties.RotationLambdaARN)).toEqual(new Set([logicalIdOf(fnOf(rotator as keyof typeof FUNCTIONS))]));
     const [[authorizerFn]] = Object.entries(FUNCTIONS).filter(([, s]) => (s as FunctionSpec).authorizesRequests);
     const [[, authorizer]] = ofType('AWS::ApiGateway::Authorizer');
-    expect(logicalIdsIn(authorizer.Properties.AuthorizerUri)).toContain(logicalIdOf(stack.functions[authorizerFn as keyof typeof FUNCTIONS]));
+    expect(logicalIdsIn(authorizer.Properties.AuthorizerUri)).toContain(logicalIdOf(fnOf(authorizerFn as keyof typeof FUNCTIONS)));
   });
 
   it('lets only answersTasks functions settle task tokens, on the pipeline only', () => {
     const settles = (fnId: keyof typeof FUNCTIONS) => {
-      const role = logicalIdOf(stack.functions[fnId].role!);
+      const role = logicalIdOf(fnOf(fnId).role!);
       return ofType('AWS::IAM::Policy')
         .filter(([, p]) => (p.Properties.Roles as { Ref: string }[]).some((r) => r.Ref === role))
         .flatMap(([, p]) => p.Properties.PolicyDocument.Statement as { Action: string | string[]; Resource: unknown }[])
