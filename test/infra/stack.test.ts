@@ -25,6 +25,7 @@ beforeAll(() => {
     agentAvailabilityZones: 'us-east-1a,us-east-1b',
     domainName: 'deploy.example.com',
     certificateArn: 'arn:aws:acm:us-east-1:123456789012:certificate/0000',
+    etcdEndpoints: 'http://10.0.0.5:2379',
   };
   stack = new OrchestratorStack(app, 'KmodOrchestrator', settingsFromContext((k) => context[k]));
   template = Template.fromStack(stack);
@@ -275,3 +276,30 @@ describe('the synthesized template', () => {
   });
 });
 
+
+describe('etcd discovery (docs/adr/0009-discovery-sources.md)', () => {
+  const discoverers = Object.entries(FUNCTIONS).filter(([, s]) => (s as FunctionSpec).discoversNodes).map(([id]) => id as keyof typeof FUNCTIONS);
+
+  it('with etcdEndpoints: runs the discoversNodes function every minute with the endpoints and the default prefix', () => {
+    expect(discoverers).toEqual(['DiscoverNodes']);
+    const fn = logicalIdOf(fnOf('DiscoverNodes'));
+    expect(resources[fn].Properties.Environment.Variables).toMatchObject({ ETCD_ENDPOINTS: 'http://10.0.0.5:2379', ETCD_PREFIX: '/kmod/nodes/', AGENT_ALLOWED_HOSTS: '10.0.0.0/8' });
+    const rules = ofType('AWS::Events::Rule').filter(([, r]) => r.Properties.ScheduleExpression === 'rate(1 minute)');
+    expect(rules).toHaveLength(1);
+    expect(rules[0][1].Properties.Targets.map((t: { Arn: unknown }) => [...logicalIdsIn(t.Arn)])).toEqual([[fn]]);
+    // The bundle carries the etcd client's .proto files where its pinned __dirname points.
+    const key = resources[fn].Properties.Code.S3Key as string;
+    expect(readFileSync(join(assemblyDir, `asset.${key.replace(/\.zip$/, '')}`, 'node_modules', 'etcd3', 'proto', 'rpc.proto'), 'utf8')).toContain('service KV');
+  });
+
+  it('without etcdEndpoints: creates no discovery function and no schedule', () => {
+    // Bundling skipped: only the resources matter here, and a second bundle of every function is slow.
+    const app = new App({ context: { 'aws:cdk:bundling-stacks': [] } });
+    const bare = new OrchestratorStack(app, 'Bare', settingsFromContext((k) => ({ trustedRootsPem: 'PEM' })[k]));
+    const names = Object.values(Template.fromStack(bare).findResources('AWS::Lambda::Function')).map((r) => String(r.Properties.FunctionName ?? ''));
+    for (const id of discoverers) expect(names).not.toContain(`kmod-${id}`);
+    expect(names.filter((n) => n.startsWith('kmod-'))).toHaveLength(Object.keys(FUNCTIONS).length - discoverers.length);
+    expect(bare.functions.DiscoverNodes).toBeUndefined();
+    expect(Object.values(Template.fromStack(bare).findResources('AWS::Events::Rule')).filter((r) => r.Properties.ScheduleExpression === 'rate(1 minute)')).toEqual([]);
+  });
+});
