@@ -68,6 +68,9 @@ export class Reconciler {
   /** One full pass: the table ends up holding exactly the source's valid, allowed nodes (of its own). */
   async reconcile(listing: Listing): Promise<PassSummary> {
     const summary: PassSummary = { joined: [], updated: [], left: [], refused: [] };
+    // Entries gone from the source are forgotten, so one that comes back bad is reported again.
+    const present = new Set([...listing.invalid, ...listing.nodes].map((e) => e.ref));
+    for (const ref of this.refusedRefs.keys()) if (!present.has(ref)) this.refusedRefs.delete(ref);
     for (const entry of listing.invalid) if (await this.refuse(entry)) summary.refused.push(entry.ref);
     const wanted = new Set<string>();
     for (const node of listing.nodes) {

@@ -110,10 +110,14 @@ describe('the reconciler', () => {
     expect(await reconciler.reconcile(moved)).toMatchObject({ refused: ['/kmod/nodes/QA/n1', '/kmod/nodes/QA/n2'] });
     await reconciler.reconcile(moved);
     expect(rows.size).toBe(0);
+    // Gone from the source and back, still bad: reported again.
+    await reconciler.reconcile(listing(node('n1', 'http://169.254.169.254/')));
+    await reconciler.reconcile(moved);
     expect(events.map((e) => `${e.action} ${e.subject} ${e.details?.reason ?? ''}`)).toEqual([
       'node.joined node#QA/n1 ',
       'node.refused node#QA/n1 agentUrl refused: 169.254.169.254 is a link-local or metadata address',
       'node.left node#QA/n1 agentUrl refused: 169.254.169.254 is a link-local or metadata address',
+      'node.refused node#QA/n2 agentUrl refused: example.com is not in the agent allowlist',
       'node.refused node#QA/n2 agentUrl refused: example.com is not in the agent allowlist',
     ]);
   });
