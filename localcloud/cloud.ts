@@ -26,8 +26,7 @@ import { seedDemo } from './seed.ts';
 import { fleetControl } from './fleetControl.ts';
 import { identityControl } from './identityControl.ts';
 import { PutCommand } from '@aws-sdk/lib-dynamodb';
-import { DEFAULT_ETCD_PREFIX, etcdSourceFrom } from '../functions/lib/discovery/etcd.ts';
-import { watchDiscovery, type RunningDiscovery } from '../functions/lib/discovery/runner.ts';
+import type { RunningDiscovery } from '../functions/lib/discovery/runner.ts';
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 export const ARTIFACT_BUCKET = 'kmod-artifacts';
@@ -278,6 +277,10 @@ export async function startLocalCloud(opts: LocalCloudOptions = {}): Promise<Loc
 async function startEtcdDiscovery(log: (line: string) => void): Promise<RunningDiscovery | undefined> {
   const endpoints = process.env.KMOD_ETCD_ENDPOINTS;
   if (!endpoints) return undefined;
+  // Imported here, not at the top: handler libraries read settings (e.g. SECRETS_CACHE_SECONDS)
+  // when first loaded, which must happen after the cloud has set the handlers' environment.
+  const { DEFAULT_ETCD_PREFIX, etcdSourceFrom } = await import('../functions/lib/discovery/etcd.ts');
+  const { watchDiscovery } = await import('../functions/lib/discovery/runner.ts');
   const prefix = process.env.KMOD_ETCD_PREFIX || DEFAULT_ETCD_PREFIX;
   const resyncSeconds = Number(process.env.KMOD_ETCD_RESYNC_SECONDS ?? 30);
   const running = await watchDiscovery(etcdSourceFrom(endpoints, prefix), {}, { resyncMs: resyncSeconds * 1000, log });
