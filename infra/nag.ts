@@ -10,21 +10,35 @@ import { AwsSolutionsChecks } from 'cdk-nag';
  */
 export const ACCEPTED_NAG_FINDINGS: { match: RegExp; reason: string }[] = [
   {
-    match: /^AwsSolutions-IAM4\[Policy::arn:<AWS::Partition>:iam::aws:policy\/service-role\/(AWSLambdaBasicExecutionRole|AWSLambdaVPCAccessExecutionRole|AmazonAPIGatewayPushToCloudWatchLogs)\]$/,
-    reason: 'AWS-managed minimum for Lambda logging (and network interfaces for the functions in the agents\' VPC) and API Gateway log delivery.',
+    match:
+      /^AwsSolutions-IAM4\[Policy::arn:<AWS::Partition>:iam::aws:policy\/service-role\/(AWSLambdaBasicExecutionRole|AWSLambdaVPCAccessExecutionRole|AmazonAPIGatewayPushToCloudWatchLogs)\]$/,
+    reason: "AWS-managed minimum for Lambda logging (and network interfaces for the functions in the agents' VPC) and API Gateway log delivery.",
   },
   { match: /^AwsSolutions-IAM5\[Resource::<\w+\.Arn>\/index\/\*\]$/, reason: "CDK table grants cover the table's own GSIs (index/*) and nothing else." },
-  { match: /^AwsSolutions-IAM5\[Action::kms:(ReEncrypt|GenerateDataKey)\*\]$/, reason: 'CDK KMS grants on the single data key; the wildcard spans KMS action variants, not keys.' },
-  { match: /^AwsSolutions-IAM5\[Action::s3:(GetObject|GetBucket|List|DeleteObject|Abort)\*\]$/, reason: 'CDK bucket grants on the artifact bucket only: variants of object reads and writes.' },
+  {
+    match: /^AwsSolutions-IAM5\[Action::kms:(ReEncrypt|GenerateDataKey)\*\]$/,
+    reason: 'CDK KMS grants on the single data key; the wildcard spans KMS action variants, not keys.',
+  },
+  {
+    match: /^AwsSolutions-IAM5\[Action::s3:(GetObject|GetBucket|List|DeleteObject|Abort)\*\]$/,
+    reason: 'CDK bucket grants on the artifact bucket only: variants of object reads and writes.',
+  },
   { match: /^AwsSolutions-IAM5\[Resource::<Artifacts\w+\.Arn>\/\*\]$/, reason: 'Objects of the artifact bucket (module artifacts under modules/).' },
   { match: /^AwsSolutions-IAM5\[Resource::<\w+\.Arn>:\*\]$/, reason: "Lambda invoke grants include the function's versions and aliases (qualifier :*)." },
   {
     match: /^AwsSolutions-IAM5\[Resource::arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:execution:kmod-\w+:\*\]$/,
     reason: 'Describe/stop the executions of one child state machine; execution names are not known in advance.',
   },
-  { match: /^AwsSolutions-IAM5\[Resource::\*\]$/, reason: 'X-Ray trace upload, Step Functions log delivery and secretsmanager:GetRandomPassword (granted by CDK with each rotation schedule) have no resource-level permissions.' },
+  {
+    match: /^AwsSolutions-IAM5\[Resource::\*\]$/,
+    reason:
+      'X-Ray trace upload, Step Functions log delivery and secretsmanager:GetRandomPassword (granted by CDK with each rotation schedule) have no resource-level permissions.',
+  },
   { match: /^AwsSolutions-L1$/, reason: 'Runtime pinned to nodejs22.x deliberately: the code targets it; newer runtimes come through a reviewed change.' },
-  { match: /^AwsSolutions-APIG2$/, reason: 'Each handler validates its input with zod and answers 400 with a JSON error; request validators would duplicate that.' },
+  {
+    match: /^AwsSolutions-APIG2$/,
+    reason: 'Each handler validates its input with zod and answers 400 with a JSON error; request validators would duplicate that.',
+  },
   { match: /^AwsSolutions-APIG3$/, reason: 'WAF is a follow-up; stage throttling plus the in-app limits guard the API meanwhile.' },
   {
     match: /^AwsSolutions-(APIG4|COG4)$/,
@@ -37,7 +51,7 @@ export function acknowledgeNagFindings(stack: Stack): void {
   const report = new AwsSolutionsChecks().validateScope(stack);
   const byPath = new Map<string, IConstruct>(stack.node.findAll().map((c) => [c.node.path, c]));
   for (const v of report.violations) {
-    const rule = v.ruleName ?? "";
+    const rule = v.ruleName ?? '';
     const accepted = ACCEPTED_NAG_FINDINGS.find((a) => a.match.test(rule));
     if (!accepted) continue;
     for (const r of v.violatingResources) {

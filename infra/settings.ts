@@ -57,7 +57,9 @@ export function settingsFromContext(get: (key: string) => unknown): Orchestrator
   const certificateArn = opt('certificateArn');
   // Either alone used to be ignored without a word: a custom domain that never came up.
   if (Boolean(domainName) !== Boolean(certificateArn)) {
-    throw new ContextError('Context domainName and certificateArn go together: pass both (-c domainName=<host> -c certificateArn=<ACM certificate ARN>) or neither.');
+    throw new ContextError(
+      'Context domainName and certificateArn go together: pass both (-c domainName=<host> -c certificateArn=<ACM certificate ARN>) or neither.',
+    );
   }
   return {
     agentAllowedHosts: opt('agentAllowedHosts') ?? '10.0.0.0/8',
@@ -86,7 +88,9 @@ function trustedRootsPem(opt: (k: string) => string | undefined): string {
     try {
       return readFileSync(file, 'utf8');
     } catch (e) {
-      throw new ContextError(`Context trustedRootsPemFile=${file} cannot be read (${(e as Error).message}): pass the path of the PEM bundle of module-signing roots.`);
+      throw new ContextError(
+        `Context trustedRootsPemFile=${file} cannot be read (${(e as Error).message}): pass the path of the PEM bundle of module-signing roots.`,
+      );
     }
   }
   const inline = opt('trustedRootsPem');
@@ -105,7 +109,12 @@ function approvers(raw: string | undefined): string {
   } catch {
     parsed = undefined;
   }
-  if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed) || !Object.values(parsed).every((ids) => Array.isArray(ids) && ids.every((i) => typeof i === 'string'))) {
+  if (
+    !parsed ||
+    typeof parsed !== 'object' ||
+    Array.isArray(parsed) ||
+    !Object.values(parsed).every((ids) => Array.isArray(ids) && ids.every((i) => typeof i === 'string'))
+  ) {
     throw new ContextError(`Context approvers must be JSON of user ids per environment: pass -c approvers='{"Staging":["<sub>"],"Production":["<sub>"]}'.`);
   }
   return raw;
@@ -114,15 +123,22 @@ function approvers(raw: string | undefined): string {
 /** Optional, but a VPC without its subnets and zones cannot place a function. */
 function agentNetwork(opt: (k: string) => string | undefined): OrchestratorSettings['agentNetwork'] {
   const vpcId = opt('agentVpcId');
-  const list = (k: string) => (opt(k) ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+  const list = (k: string) =>
+    (opt(k) ?? '')
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean);
   if (!vpcId) {
-    if (opt('agentSubnetIds') || opt('agentAvailabilityZones')) throw new ContextError('Context agentSubnetIds/agentAvailabilityZones need agentVpcId: pass -c agentVpcId=<vpc-…> as well.');
+    if (opt('agentSubnetIds') || opt('agentAvailabilityZones'))
+      throw new ContextError('Context agentSubnetIds/agentAvailabilityZones need agentVpcId: pass -c agentVpcId=<vpc-…> as well.');
     return undefined;
   }
   const subnetIds = list('agentSubnetIds');
   const availabilityZones = list('agentAvailabilityZones');
   if (!subnetIds.length || !availabilityZones.length) {
-    throw new ContextError('Context agentVpcId needs the private subnets and their zones: pass -c agentSubnetIds=<subnet-a,subnet-b> -c agentAvailabilityZones=<zone-a,zone-b>.');
+    throw new ContextError(
+      'Context agentVpcId needs the private subnets and their zones: pass -c agentSubnetIds=<subnet-a,subnet-b> -c agentAvailabilityZones=<zone-a,zone-b>.',
+    );
   }
   return { vpcId, subnetIds, availabilityZones };
 }
@@ -134,9 +150,15 @@ function etcd(opt: (k: string) => string | undefined): OrchestratorSettings['etc
     if (opt('etcdPrefix')) throw new ContextError('Context etcdPrefix needs etcdEndpoints: pass -c etcdEndpoints=<http://10.0.0.5:2379,…> as well.');
     return undefined;
   }
-  const endpoints = raw.split(',').map((s) => s.trim()).filter(Boolean);
+  const endpoints = raw
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   const bad = endpoints.filter((e) => !/^https?:\/\/[^/\s]+\/?$/.test(e));
-  if (!endpoints.length || bad.length) throw new ContextError(`Context etcdEndpoints must be comma-separated http(s)://host:port client URLs, got "${raw}": pass -c etcdEndpoints=http://10.0.0.5:2379.`);
+  if (!endpoints.length || bad.length)
+    throw new ContextError(
+      `Context etcdEndpoints must be comma-separated http(s)://host:port client URLs, got "${raw}": pass -c etcdEndpoints=http://10.0.0.5:2379.`,
+    );
   const prefix = opt('etcdPrefix') ?? '/kmod/nodes/';
   if (!prefix.startsWith('/')) throw new ContextError(`Context etcdPrefix must start with "/", got "${prefix}": pass -c etcdPrefix=/kmod/nodes/.`);
   return { endpoints: endpoints.join(','), prefix };

@@ -4,7 +4,16 @@
  * from its ASL file in statemachines/ (deployed unchanged, placeholders filled by
  * DefinitionSubstitutions). The parts live in infra/constructs/; this file wires them together.
  */
-import { type CfnElement, CfnOutput, Stack, type StackProps, type aws_apigateway as apigw, type aws_dynamodb as dynamodb, type aws_lambda_nodejs as nodejs, type aws_stepfunctions as sfn } from 'aws-cdk-lib';
+import {
+  type CfnElement,
+  CfnOutput,
+  Stack,
+  type StackProps,
+  type aws_apigateway as apigw,
+  type aws_dynamodb as dynamodb,
+  type aws_lambda_nodejs as nodejs,
+  type aws_stepfunctions as sfn,
+} from 'aws-cdk-lib';
 import type { Construct } from 'constructs';
 import type { FunctionsById, StateMachineId } from '../functions/catalog.ts';
 import type { TableKey } from '../functions/lib/tables.ts';

@@ -107,9 +107,19 @@ export class LocalApiGateway {
     const identity = {
       sourceIp,
       userAgent: headers['user-agent'] ?? headers['User-Agent'] ?? null,
-      accessKey: null, accountId: null, apiKey: null, apiKeyId: null, caller: null, clientCert: null,
-      cognitoAuthenticationProvider: null, cognitoAuthenticationType: null, cognitoIdentityId: null,
-      cognitoIdentityPoolId: null, principalOrgId: null, user: null, userArn: null,
+      accessKey: null,
+      accountId: null,
+      apiKey: null,
+      apiKeyId: null,
+      caller: null,
+      clientCert: null,
+      cognitoAuthenticationProvider: null,
+      cognitoAuthenticationType: null,
+      cognitoIdentityId: null,
+      cognitoIdentityPoolId: null,
+      principalOrgId: null,
+      user: null,
+      userArn: null,
     };
     let authorizer: Record<string, unknown> | null = null;
     if (route.auth) {
@@ -125,14 +135,26 @@ export class LocalApiGateway {
         queryStringParameters: Object.keys(query).length ? query : null,
         multiValueQueryStringParameters: Object.keys(multiQuery).length ? multiQuery : null,
         stageVariables: null,
-        requestContext: { accountId: ACCOUNT, apiId: API_ID, httpMethod: method, identity, path: `/${STAGE}${url.pathname}`, stage: STAGE, requestId, resourceId: 'local', resourcePath: route.path } as never,
+        requestContext: {
+          accountId: ACCOUNT,
+          apiId: API_ID,
+          httpMethod: method,
+          identity,
+          path: `/${STAGE}${url.pathname}`,
+          stage: STAGE,
+          requestId,
+          resourceId: 'local',
+          resourcePath: route.path,
+        } as never,
       };
       let result: APIGatewayAuthorizerResult;
       try {
         result = (await this.lambda.invoke(functionName('Authorizer'), authEvent)) as APIGatewayAuthorizerResult;
       } catch (e) {
         const message = (e as Error).message;
-        return message.includes('"errorMessage":"Unauthorized"') ? sendGateway(res, gatewayResponse('UNAUTHORIZED')) : sendGateway(res, gatewayResponse('DEFAULT_5XX'), 'authorizer failure');
+        return message.includes('"errorMessage":"Unauthorized"')
+          ? sendGateway(res, gatewayResponse('UNAUTHORIZED'))
+          : sendGateway(res, gatewayResponse('DEFAULT_5XX'), 'authorizer failure');
       }
       const allowed = result.policyDocument.Statement.some((s) => 'Effect' in s && s.Effect === 'Allow');
       if (!allowed) return sendGateway(res, gatewayResponse('ACCESS_DENIED'));

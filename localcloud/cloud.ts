@@ -104,7 +104,10 @@ export async function startLocalCloud(opts: LocalCloudOptions = {}): Promise<Loc
   };
   try {
     const dynamoPromise = startDynamoDbLocal(join(dataDir, 'dynamodb'));
-    dynamoPromise.then((d) => cleanups.unshift(d.stop), () => undefined);
+    dynamoPromise.then(
+      (d) => cleanups.unshift(d.stop),
+      () => undefined,
+    );
 
     // Services endpoint: Step Functions (JSON), SNS (Query), S3 (REST), JWKS and the mailbox share
     // one port and are told apart by the request, like LocalStack's edge port.
@@ -238,7 +241,9 @@ export async function startLocalCloud(opts: LocalCloudOptions = {}): Promise<Loc
     process.env.PUBLIC_API_URL = opts.env?.PUBLIC_API_URL ?? process.env.KMOD_PUBLIC_API_URL ?? apiUrl;
     subscribeDevUsers(sns, env.APPROVER_TOPIC_ARN, env.NOTIFICATION_TOPIC_ARN);
 
-    const tokens = Object.fromEntries(await Promise.all(Object.entries(DEV_USERS).map(async ([role, user]) => [role, await issuer.mint(user)]))) as CloudFile['tokens'];
+    const tokens = Object.fromEntries(
+      await Promise.all(Object.entries(DEV_USERS).map(async ([role, user]) => [role, await issuer.mint(user)])),
+    ) as CloudFile['tokens'];
     await seedDemo({ apiUrl, adminToken: tokens.Admin, pki, log });
 
     const cloud: LocalCloud = {
@@ -295,7 +300,16 @@ async function registerDevUsers(ddb: DynamoDBDocumentClient, table: string): Pro
       await ddb.send(
         new PutCommand({
           TableName: table,
-          Item: { userId: user.sub, kind: 'user', username: user.username, email: devEmail(user.username), roles: user.groups, enabled: true, createdAt: new Date().toISOString(), createdBy: 'system:local-cloud' },
+          Item: {
+            userId: user.sub,
+            kind: 'user',
+            username: user.username,
+            email: devEmail(user.username),
+            roles: user.groups,
+            enabled: true,
+            createdAt: new Date().toISOString(),
+            createdBy: 'system:local-cloud',
+          },
           ConditionExpression: 'attribute_not_exists(userId)',
         }),
       );
@@ -317,12 +331,19 @@ function subscribeDevUsers(sns: LocalSns, approverTopic: string, notificationTop
       if (!sub.confirmed) sns.confirm(sub.topicArn, sub.token);
     };
     confirm(sns.subscribe(notificationTopic, 'email', email, { userId: [user.sub] }, { silent: true }));
-    if (user.groups.includes('Approver') || user.groups.includes('Admin')) confirm(sns.subscribe(approverTopic, 'email', email, { approver: [user.sub] }, { silent: true }));
+    if (user.groups.includes('Approver') || user.groups.includes('Admin'))
+      confirm(sns.subscribe(approverTopic, 'email', email, { approver: [user.sub] }, { silent: true }));
   }
 }
 
 export function writeCloudFile(cloud: LocalCloud, file = join(ROOT, '.local', 'cloud.json')): string {
-  const out: CloudFile = { apiUrl: cloud.apiUrl, mailboxUrl: cloud.mailboxUrl, tokens: cloud.tokens, servicesUrl: cloud.servicesUrl, dynamodbUrl: cloud.dynamodbUrl };
+  const out: CloudFile = {
+    apiUrl: cloud.apiUrl,
+    mailboxUrl: cloud.mailboxUrl,
+    tokens: cloud.tokens,
+    servicesUrl: cloud.servicesUrl,
+    dynamodbUrl: cloud.dynamodbUrl,
+  };
   mkdirSync(dirname(file), { recursive: true });
   writeFileSync(file, JSON.stringify(out, null, 2) + '\n', { mode: 0o600 });
   return file;

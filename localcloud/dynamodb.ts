@@ -41,13 +41,22 @@ function dynamoDbLocalJar(): { dir: string; jar: string } {
  * process ends in any way (even SIGKILL), the pipe closes and the watchdog stops the JVM, so no
  * Java process is ever left behind.
  */
-const WATCHDOG = 'exec 3<&0; java "$@" </dev/null & jvm=$!; trap \'kill $jvm 2>/dev/null; exit 0\' TERM INT; (cat <&3 >/dev/null; kill $jvm 2>/dev/null) & wait $jvm';
+const WATCHDOG =
+  'exec 3<&0; java "$@" </dev/null & jvm=$!; trap \'kill $jvm 2>/dev/null; exit 0\' TERM INT; (cat <&3 >/dev/null; kill $jvm 2>/dev/null) & wait $jvm';
 
 export async function startDynamoDbLocal(dataDir: string | null, port?: number): Promise<LocalDynamo> {
   const p = port ?? (await freePort());
   if (dataDir) mkdirSync(dataDir, { recursive: true });
   const { dir, jar } = dynamoDbLocalJar();
-  const args = [`-Djava.library.path=${join(dir, 'DynamoDBLocal_lib')}`, '-jar', jar, '-sharedDb', '-port', String(p), ...(dataDir ? ['-dbPath', dataDir] : ['-inMemory'])];
+  const args = [
+    `-Djava.library.path=${join(dir, 'DynamoDBLocal_lib')}`,
+    '-jar',
+    jar,
+    '-sharedDb',
+    '-port',
+    String(p),
+    ...(dataDir ? ['-dbPath', dataDir] : ['-inMemory']),
+  ];
   const child = spawn('sh', ['-c', WATCHDOG, 'dynamodb-local', ...args], { cwd: dir, stdio: ['pipe', 'pipe', 'pipe'] });
   let output = '';
   child.stdout?.on('data', (d: Buffer) => (output += d.toString()));
@@ -116,8 +125,7 @@ export async function ensureTables(client: DynamoDBClient, names: Record<string,
           StreamSpecification: spec.stream ? { StreamEnabled: true, StreamViewType: 'NEW_AND_OLD_IMAGES' } : undefined,
         }),
       );
-    }
-    else {
+    } else {
       // Tables kept from an older version gain the indexes added since.
       const described = await client.send(new DescribeTableCommand({ TableName }));
       const have = new Set((described.Table?.GlobalSecondaryIndexes ?? []).map((i) => i.IndexName));

@@ -91,7 +91,9 @@ export class Fleet {
     const items: NodeRecord[] = [];
     for (const [env, nodes] of byEnv) {
       nodes.forEach((n, i) => {
-        const modules = Object.fromEntries(Object.entries(n.agent.modules).map(([m, s]) => [m, { version: s.version, previousVersion: s.previousVersion, updatedAt: s.loadedAt }]));
+        const modules = Object.fromEntries(
+          Object.entries(n.agent.modules).map(([m, s]) => [m, { version: s.version, previousVersion: s.previousVersion, updatedAt: s.loadedAt }]),
+        );
         const item: NodeRecord = {
           environment: env,
           nodeId: n.agent.nodeId,

@@ -17,11 +17,7 @@ const faultsSchema = z
   .object({
     failLoad: z.union([z.boolean(), z.array(z.string())]).optional(),
     unhealthyAfterLoad: z.boolean().optional(),
-    degrade: z
-      .object({ errorRatePercent: z.number(), latencyMs: z.number(), cpuPercent: z.number(), memoryPercent: z.number() })
-      .partial()
-      .strict()
-      .optional(),
+    degrade: z.object({ errorRatePercent: z.number(), latencyMs: z.number(), cpuPercent: z.number(), memoryPercent: z.number() }).partial().strict().optional(),
     unresponsive: z.boolean().optional(),
     failSmokeTest: z.boolean().optional(),
   })
@@ -37,7 +33,13 @@ export function fleetControl(fleet: Fleet) {
     const url = new URL(req.url ?? '/', 'http://local');
     if (url.pathname === '/_local/fleet' && req.method === 'GET') {
       return send(res, 200, {
-        nodes: [...fleet.nodes.values()].map((n) => ({ nodeId: n.agent.nodeId, environment: n.environment, address: n.address, modules: n.agent.modules, faults: n.agent.faults })),
+        nodes: [...fleet.nodes.values()].map((n) => ({
+          nodeId: n.agent.nodeId,
+          environment: n.environment,
+          address: n.address,
+          modules: n.agent.modules,
+          faults: n.agent.faults,
+        })),
       });
     }
     const m = /^\/_local\/fleet\/nodes\/([^/]+)\/faults$/.exec(url.pathname);
@@ -58,7 +60,8 @@ export function fleetControl(fleet: Fleet) {
       } catch {
         return send(res, 400, { code: 'ValidationError', message: 'the body is not JSON' });
       }
-      if (!parsed.success) return send(res, 400, { code: 'ValidationError', message: parsed.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; ') });
+      if (!parsed.success)
+        return send(res, 400, { code: 'ValidationError', message: parsed.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; ') });
       node.agent.setFaults(parsed.data);
       return send(res, 200, { nodeId: m[1], faults: node.agent.faults });
     }

@@ -31,7 +31,11 @@ export function identityControl(issuer: DevIssuer) {
         const e = userId ? await getEntry(userId) : undefined;
         if (!e || e.kind !== 'user') return send(res, 404, { code: 'NotFound', message: `no user ${userId}` });
         if (!e.enabled) return send(res, 403, { code: 'Disabled', message: `${e.username} is disabled` });
-        return send(res, 200, { access_token: await issuer.mint({ sub: e.userId, username: e.username, groups: e.roles }), token_type: 'Bearer', expires_in: 43_200 });
+        return send(res, 200, {
+          access_token: await issuer.mint({ sub: e.userId, username: e.username, groups: e.roles }),
+          token_type: 'Bearer',
+          expires_in: 43_200,
+        });
       }
       if (path === '/_local/identity/oauth2/token') {
         const form = new URLSearchParams(await readBody(req));
@@ -42,7 +46,10 @@ export function identityControl(issuer: DevIssuer) {
         if (!e.enabled) return send(res, 401, { error: 'invalid_client', error_description: 'disabled' });
         const asked = (form.get('scope') ?? (e.scopes ?? []).join(' ')).split(' ').filter(Boolean);
         if (asked.some((s) => !(e.scopes ?? []).includes(s))) return send(res, 400, { error: 'invalid_scope' });
-        const token = await issuer.mint({ sub: e.userId, username: e.username, groups: [] }, { ttlSeconds: 3600, overrides: { client_id: e.userId, scope: asked.join(' '), username: undefined, 'cognito:groups': undefined } });
+        const token = await issuer.mint(
+          { sub: e.userId, username: e.username, groups: [] },
+          { ttlSeconds: 3600, overrides: { client_id: e.userId, scope: asked.join(' '), username: undefined, 'cognito:groups': undefined } },
+        );
         return send(res, 200, { access_token: token, token_type: 'Bearer', expires_in: 3600 });
       }
       return send(res, 404, { code: 'NotFound', message: `no route ${path}` });

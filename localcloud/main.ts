@@ -4,7 +4,9 @@ import { ROOT, startLocalCloud } from './cloud.ts';
 
 const args = new Set(process.argv.slice(2));
 if (args.has('--help')) {
-  console.log('usage: npm start [-- --fresh]\n  --fresh   wipe .local/ (tables, fleet state, mailbox, keys) first\nenv: PORT (API port, default 3000), HOST (default 127.0.0.1), LOG_LEVEL, KMOD_DATA_DIR (default .local)');
+  console.log(
+    'usage: npm start [-- --fresh]\n  --fresh   wipe .local/ (tables, fleet state, mailbox, keys) first\nenv: PORT (API port, default 3000), HOST (default 127.0.0.1), LOG_LEVEL, KMOD_DATA_DIR (default .local)',
+  );
   process.exit(0);
 }
 

@@ -81,7 +81,8 @@ export class LocalS3 {
     const p = this.objectPath(bucket, key);
     switch (req.method) {
       case 'PUT': {
-        const chunked = /aws-chunked/.test(String(req.headers['content-encoding'] ?? '')) || String(req.headers['x-amz-content-sha256'] ?? '').startsWith('STREAMING');
+        const chunked =
+          /aws-chunked/.test(String(req.headers['content-encoding'] ?? '')) || String(req.headers['x-amz-content-sha256'] ?? '').startsWith('STREAMING');
         const bytes = chunked ? decodeAwsChunked(body) : body;
         writeFileSync(p, bytes);
         res.writeHead(200, { etag: `"${createHash('md5').update(bytes).digest('hex')}"` });
@@ -89,7 +90,8 @@ export class LocalS3 {
       }
       case 'GET':
       case 'HEAD': {
-        if (!existsSync(p)) return req.method === 'HEAD' ? void (res.writeHead(404), res.end()) : xmlError(res, 404, 'NoSuchKey', 'The specified key does not exist.');
+        if (!existsSync(p))
+          return req.method === 'HEAD' ? void (res.writeHead(404), res.end()) : xmlError(res, 404, 'NoSuchKey', 'The specified key does not exist.');
         const bytes = readFileSync(p);
         res.writeHead(200, {
           'content-type': 'application/octet-stream',

@@ -14,7 +14,13 @@ export function demoArtifact(version: string): Buffer {
 
 export function demoModule(version: string, pki: DevPki) {
   return signedModuleVersion(
-    { name: 'demo-kernel', version, description: 'Demo hot-swappable kernel module', entrypoint: 'demo_kernel_init', resources: { cpuMillicores: 250, memoryMiB: 64 } },
+    {
+      name: 'demo-kernel',
+      version,
+      description: 'Demo hot-swappable kernel module',
+      entrypoint: 'demo_kernel_init',
+      resources: { cpuMillicores: 250, memoryMiB: 64 },
+    },
     demoArtifact(version),
     pki,
   );

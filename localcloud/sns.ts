@@ -65,7 +65,13 @@ export function matchesFilterPolicy(policy: Record<string, unknown[]> | undefine
   return Object.entries(policy).every(([name, allowed]) => {
     const value = attributes.get(name);
     if (value === undefined) return false;
-    return allowed.some((a) => (typeof a === 'string' ? a === value : typeof a === 'object' && a !== null && 'prefix' in a ? value.startsWith(String((a as { prefix: string }).prefix)) : false));
+    return allowed.some((a) =>
+      typeof a === 'string'
+        ? a === value
+        : typeof a === 'object' && a !== null && 'prefix' in a
+          ? value.startsWith(String((a as { prefix: string }).prefix))
+          : false,
+    );
   });
 }
 
@@ -106,11 +112,23 @@ export class LocalSns {
       this.save();
       return existing;
     }
-    const sub: Subscription = { arn: `${topicArn}:${randomUUID()}`, topicArn, protocol, endpoint, confirmed: protocol !== 'email', token: randomBytes(32).toString('hex'), filterPolicy };
+    const sub: Subscription = {
+      arn: `${topicArn}:${randomUUID()}`,
+      topicArn,
+      protocol,
+      endpoint,
+      confirmed: protocol !== 'email',
+      token: randomBytes(32).toString('hex'),
+      filterPolicy,
+    };
     this.state.subscriptions.push(sub);
     if (protocol === 'email' && !opts.silent) {
       const link = `${this.baseUrl()}/_sns/confirm?TopicArn=${encodeURIComponent(topicArn)}&Token=${sub.token}`;
-      this.deliver(sub, 'AWS Notification - Subscription Confirmation', `You have chosen to subscribe to the topic:\n${topicArn}\n\nTo confirm this subscription, click or visit the link below:\n${link}\n`);
+      this.deliver(
+        sub,
+        'AWS Notification - Subscription Confirmation',
+        `You have chosen to subscribe to the topic:\n${topicArn}\n\nTo confirm this subscription, click or visit the link below:\n${link}\n`,
+      );
     }
     this.save();
     return sub;
@@ -136,7 +154,15 @@ export class LocalSns {
   }
 
   private deliver(sub: Subscription, subject: string, body: string) {
-    this.state.mailbox.push({ id: randomUUID(), to: sub.endpoint, from: 'no-reply@sns.amazonaws.com', subject, body, at: new Date().toISOString(), topicArn: sub.topicArn });
+    this.state.mailbox.push({
+      id: randomUUID(),
+      to: sub.endpoint,
+      from: 'no-reply@sns.amazonaws.com',
+      subject,
+      body,
+      at: new Date().toISOString(),
+      topicArn: sub.topicArn,
+    });
   }
 
   /** The Query protocol (form-encoded POST, XML answers). */
@@ -149,7 +175,12 @@ export class LocalSns {
         case 'Subscribe': {
           const attrs = entries(form, 'Attributes', 'key', 'value');
           const policy = attrs.get('FilterPolicy');
-          const sub = this.subscribe(form.get('TopicArn') ?? '', form.get('Protocol') ?? '', form.get('Endpoint') ?? '', policy ? JSON.parse(policy) : undefined);
+          const sub = this.subscribe(
+            form.get('TopicArn') ?? '',
+            form.get('Protocol') ?? '',
+            form.get('Endpoint') ?? '',
+            policy ? JSON.parse(policy) : undefined,
+          );
           return xml(res, action, `<SubscriptionArn>${sub.confirmed ? sub.arn : 'pending confirmation'}</SubscriptionArn>`);
         }
         case 'ConfirmSubscription':
@@ -161,7 +192,10 @@ export class LocalSns {
         case 'ListSubscriptionsByTopic': {
           const members = this.state.subscriptions
             .filter((s) => s.topicArn === form.get('TopicArn'))
-            .map((s) => `<member><SubscriptionArn>${s.confirmed ? s.arn : 'PendingConfirmation'}</SubscriptionArn><Protocol>${s.protocol}</Protocol><Endpoint>${esc(s.endpoint)}</Endpoint><TopicArn>${s.topicArn}</TopicArn><Owner>${ACCOUNT}</Owner></member>`)
+            .map(
+              (s) =>
+                `<member><SubscriptionArn>${s.confirmed ? s.arn : 'PendingConfirmation'}</SubscriptionArn><Protocol>${s.protocol}</Protocol><Endpoint>${esc(s.endpoint)}</Endpoint><TopicArn>${s.topicArn}</TopicArn><Owner>${ACCOUNT}</Owner></member>`,
+            )
             .join('');
           return xml(res, action, `<Subscriptions>${members}</Subscriptions>`);
         }

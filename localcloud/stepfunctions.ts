@@ -160,21 +160,24 @@ export class LocalStepFunctions {
     }
     const sync = /^arn:aws:states:::states:startExecution(\.sync(:2)?)?$/.exec(r);
     if (sync) {
-      return (input) => handled((async () => {
-        const p = input as { StateMachineArn: string; Name?: string; Input?: unknown };
-        const started = this.startExecution({ stateMachineArn: p.StateMachineArn, name: p.Name, input: JSON.stringify(p.Input ?? {}) });
-        if (!sync[1]) return started;
-        const child = this.executions.get(started.executionArn)!;
-        await child.done;
-        const described = this.describeExecution(child.executionArn);
-        if (child.status !== 'SUCCEEDED') {
-          const e = new Error(JSON.stringify(described));
-          e.name = 'States.TaskFailed';
-          throw e;
-        }
-        // `.sync:2` returns the child's output as JSON, `.sync` as a string.
-        return sync[2] ? { ...described, Output: JSON.parse(described.output ?? 'null') } : described;
-      })());
+      return (input) =>
+        handled(
+          (async () => {
+            const p = input as { StateMachineArn: string; Name?: string; Input?: unknown };
+            const started = this.startExecution({ stateMachineArn: p.StateMachineArn, name: p.Name, input: JSON.stringify(p.Input ?? {}) });
+            if (!sync[1]) return started;
+            const child = this.executions.get(started.executionArn)!;
+            await child.done;
+            const described = this.describeExecution(child.executionArn);
+            if (child.status !== 'SUCCEEDED') {
+              const e = new Error(JSON.stringify(described));
+              e.name = 'States.TaskFailed';
+              throw e;
+            }
+            // `.sync:2` returns the child's output as JSON, `.sync` as a string.
+            return sync[2] ? { ...described, Output: JSON.parse(described.output ?? 'null') } : described;
+          })(),
+        );
     }
     throw new Error(`Task state ${task.name}: resource ${r} is not supported by the local cloud`);
   }
@@ -225,31 +228,40 @@ export class LocalStepFunctions {
     };
     this.executions.set(executionArn, exec);
     const collecting = this.collectHistory(exec, run.eventLogs as AsyncGenerator<Record<string, unknown>>, definition);
-    exec.done = run.result.then(
-      (output: unknown) => {
-        if (exec.status !== 'RUNNING') return;
-        exec.status = 'SUCCEEDED';
-        exec.output = JSON.stringify(output ?? null);
-        exec.stopDate = now();
-      },
-      (e: Error & { cause?: Error }) => {
-        if (exec.status !== 'RUNNING') return;
-        const inner = e.cause ?? e;
-        const timedOut = e.name === 'ExecutionTimeoutError';
-        const aborted = e.name === 'ExecutionAbortedError';
-        exec.status = timedOut ? 'TIMED_OUT' : aborted ? 'ABORTED' : 'FAILED';
-        exec.error = timedOut ? 'States.Timeout' : inner.name;
-        exec.cause = timedOut ? 'The execution timed out' : inner.message;
-        exec.stopDate = now();
-      },
-    )
+    exec.done = run.result
+      .then(
+        (output: unknown) => {
+          if (exec.status !== 'RUNNING') return;
+          exec.status = 'SUCCEEDED';
+          exec.output = JSON.stringify(output ?? null);
+          exec.stopDate = now();
+        },
+        (e: Error & { cause?: Error }) => {
+          if (exec.status !== 'RUNNING') return;
+          const inner = e.cause ?? e;
+          const timedOut = e.name === 'ExecutionTimeoutError';
+          const aborted = e.name === 'ExecutionAbortedError';
+          exec.status = timedOut ? 'TIMED_OUT' : aborted ? 'ABORTED' : 'FAILED';
+          exec.error = timedOut ? 'States.Timeout' : inner.name;
+          exec.cause = timedOut ? 'The execution timed out' : inner.message;
+          exec.stopDate = now();
+        },
+      )
       .then(() => this.expireTokensOf(executionArn))
       .then(() => collecting);
     return { executionArn, startDate };
   }
 
-  private async collectHistory(exec: Execution, events: AsyncGenerator<Record<string, unknown>>, definition: { States: Record<string, Record<string, unknown>> }) {
-    const lambdaStates = new Set(taskStates(definition).filter((t) => t.resource.startsWith('arn:aws:lambda:')).map((t) => t.name));
+  private async collectHistory(
+    exec: Execution,
+    events: AsyncGenerator<Record<string, unknown>>,
+    definition: { States: Record<string, Record<string, unknown>> },
+  ) {
+    const lambdaStates = new Set(
+      taskStates(definition)
+        .filter((t) => t.resource.startsWith('arn:aws:lambda:'))
+        .map((t) => t.name),
+    );
     const push = (type: string, timestamp: number, details: Record<string, unknown> = {}) => {
       const id = exec.history.length + 1;
       exec.history.push({ id, previousEventId: id - 1, timestamp: timestamp / 1000, type, ...details });
@@ -300,7 +312,12 @@ export class LocalStepFunctions {
   }
 
   /** `.waitForTaskToken`: start the integration with a fresh token, then wait for SendTask*. */
-  private async waitForToken(executionArn: string, stateName: string, timeoutSeconds: number | undefined, start: (token: string) => Promise<void>): Promise<unknown> {
+  private async waitForToken(
+    executionArn: string,
+    stateName: string,
+    timeoutSeconds: number | undefined,
+    start: (token: string) => Promise<void>,
+  ): Promise<unknown> {
     const token = randomUUID().replace(/-/g, '') + randomUUID().replace(/-/g, '');
     const done = new Promise<unknown>((resolve, reject) => {
       const w: WaitingTask = { executionArn, stateName, resolve, reject };
@@ -407,7 +424,8 @@ export class LocalStepFunctions {
   }
 
   async stopAll(): Promise<void> {
-    for (const e of this.executions.values()) if (e.status === 'RUNNING') this.stopExecution(e.executionArn, 'LocalCloudStopped', 'the local cloud was stopped');
+    for (const e of this.executions.values())
+      if (e.status === 'RUNNING') this.stopExecution(e.executionArn, 'LocalCloudStopped', 'the local cloud was stopped');
     await Promise.allSettled([...this.executions.values()].map((e) => e.done));
   }
 
@@ -424,7 +442,18 @@ export class LocalStepFunctions {
         const all = [...this.executions.values()]
           .filter((e) => e.stateMachineArn === body.stateMachineArn && (!body.statusFilter || e.status === body.statusFilter))
           .sort((a, b) => b.startDate - a.startDate);
-        return page(all.map((e) => ({ executionArn: e.executionArn, stateMachineArn: e.stateMachineArn, name: e.name, status: e.status, startDate: e.startDate, stopDate: e.stopDate })), body, 'executions');
+        return page(
+          all.map((e) => ({
+            executionArn: e.executionArn,
+            stateMachineArn: e.stateMachineArn,
+            name: e.name,
+            status: e.status,
+            startDate: e.startDate,
+            stopDate: e.stopDate,
+          })),
+          body,
+          'executions',
+        );
       }
       case 'GetExecutionHistory': {
         const events = [...this.history(String(body.executionArn))];
@@ -432,11 +461,23 @@ export class LocalStepFunctions {
         return page(events, body, 'events');
       }
       case 'ListStateMachines':
-        return page([...this.machines.values()].map((m) => ({ stateMachineArn: m.arn, name: m.name, type: 'STANDARD', creationDate: m.createdAt })), body, 'stateMachines');
+        return page(
+          [...this.machines.values()].map((m) => ({ stateMachineArn: m.arn, name: m.name, type: 'STANDARD', creationDate: m.createdAt })),
+          body,
+          'stateMachines',
+        );
       case 'DescribeStateMachine': {
         const m = this.machines.get(String(body.stateMachineArn));
         if (!m) throw new ServiceError('StateMachineDoesNotExist', `State Machine Does Not Exist: '${String(body.stateMachineArn)}'`);
-        return { stateMachineArn: m.arn, name: m.name, status: 'ACTIVE', definition: m.definition, roleArn: `arn:aws:iam::${ACCOUNT}:role/local-states`, type: 'STANDARD', creationDate: m.createdAt };
+        return {
+          stateMachineArn: m.arn,
+          name: m.name,
+          status: 'ACTIVE',
+          definition: m.definition,
+          roleArn: `arn:aws:iam::${ACCOUNT}:role/local-states`,
+          type: 'STANDARD',
+          creationDate: m.createdAt,
+        };
       }
       case 'SendTaskSuccess':
         return this.sendTaskSuccess(String(body.taskToken), String(body.output ?? ''));

@@ -48,12 +48,18 @@ async function measure(nodes: number, runs: number): Promise<Sample> {
     for (let i = 0; i < runs; i++) {
       const version = i % 2 === 0 ? '1.1.0' : '1.0.0';
       const t0 = performance.now();
-      const r = await fetch(`${cloud.apiUrl}/api/v1/deployments`, { method: 'POST', headers, body: JSON.stringify({ moduleName: 'demo-kernel', version, targetEnvironment: 'Development' }) });
+      const r = await fetch(`${cloud.apiUrl}/api/v1/deployments`, {
+        method: 'POST',
+        headers,
+        body: JSON.stringify({ moduleName: 'demo-kernel', version, targetEnvironment: 'Development' }),
+      });
       const { executionId } = (await r.json()) as { executionId: string };
       const described = await cloud.sfn.waitFor(`arn:aws:states:us-east-1:000000000000:execution:kmod-Pipeline:${executionId}`);
       wallMs.push(performance.now() - t0);
       if (described.status !== 'SUCCEEDED') throw new Error(`deployment ${executionId} ended ${described.status}: ${described.cause}`);
-      const d = (await (await fetch(`${cloud.apiUrl}/api/v1/deployments/${executionId}`, { headers })).json()) as { stages: { name: string; details?: { batches?: number } }[] };
+      const d = (await (await fetch(`${cloud.apiUrl}/api/v1/deployments/${executionId}`, { headers })).json()) as {
+        stages: { name: string; details?: { batches?: number } }[];
+      };
       last = {
         pipelineEvents: cloud.sfn.history(`arn:aws:states:us-east-1:000000000000:execution:kmod-Pipeline:${executionId}`).length,
         childEvents: cloud.sfn.history(`arn:aws:states:us-east-1:000000000000:execution:kmod-Direct:${executionId}-Development`).length,
@@ -87,7 +93,14 @@ for (const n of sizes) {
     maxBuffer: 64 * 1024 * 1024,
     env: { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' },
   });
-  rows.push(JSON.parse(out.split('\n').find((l) => l.startsWith('BENCH '))!.slice(6)) as Sample);
+  rows.push(
+    JSON.parse(
+      out
+        .split('\n')
+        .find((l) => l.startsWith('BENCH '))!
+        .slice(6),
+    ) as Sample,
+  );
 }
 
 const base = rows[0];

@@ -11,7 +11,9 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { createDevPki, savePki } from '../localcloud/devPki.ts';
 
-const { values } = parseArgs({ options: { dir: { type: 'string', default: '.local/pki' }, rsa: { type: 'boolean', default: false }, force: { type: 'boolean', default: false } } });
+const { values } = parseArgs({
+  options: { dir: { type: 'string', default: '.local/pki' }, rsa: { type: 'boolean', default: false }, force: { type: 'boolean', default: false } },
+});
 if (existsSync(join(values.dir, 'signer-key.pem')) && !values.force) {
   console.error(`${values.dir} already holds a PKI; pass --force to replace it`);
   process.exit(1);

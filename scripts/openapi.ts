@@ -67,7 +67,9 @@ const stage = {
 };
 
 const components = {
-  securitySchemes: { bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT', description: 'Cognito access token (groups Admin, Deployer, Viewer, Approver)' } },
+  securitySchemes: {
+    bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT', description: 'Cognito access token (groups Admin, Deployer, Viewer, Approver)' },
+  },
   schemas: {
     Error: {
       type: 'object',
@@ -139,12 +141,26 @@ export function buildOpenApi(): Json {
       ...(body
         ? { requestBody: { required: !key.includes('/rollback') && !key.includes('/approvals/'), content: { 'application/json': { schema: schema(body) } } } }
         : html && r.method === 'POST'
-          ? { requestBody: { content: { 'application/x-www-form-urlencoded': { schema: { type: 'object', properties: { confirm: { enum: ['approve', 'reject'] }, reason: { type: 'string' } } } } } } }
+          ? {
+              requestBody: {
+                content: {
+                  'application/x-www-form-urlencoded': {
+                    schema: { type: 'object', properties: { confirm: { enum: ['approve', 'reject'] }, reason: { type: 'string' } } },
+                  },
+                },
+              },
+            }
           : {}),
       responses: {
         [ok]: { description: 'OK', content: okContent },
         ...Object.fromEntries(
-          errorCodes.map((c) => [c, { description: ERRORS[c], content: html ? { 'text/html': { schema: { type: 'string' } } } : { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } } }]),
+          errorCodes.map((c) => [
+            c,
+            {
+              description: ERRORS[c],
+              content: html ? { 'text/html': { schema: { type: 'string' } } } : { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } },
+            },
+          ]),
         ),
       },
     };

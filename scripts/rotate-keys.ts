@@ -54,7 +54,13 @@ async function auditLocally(secret: string, step: string, ids: string[]) {
     process.env.AWS_SECRET_ACCESS_KEY ??= 'local';
     process.env.AUDIT_TABLE ??= 'kmod-Audit';
     const { audit } = await import('../functions/lib/audit.ts');
-    await audit({ subject: `secret#${secret}`, category: 'security', action: `secret.rotation.${step}`, actor: `cli:${process.env.USER ?? 'operator'}`, details: { keyIds: ids } });
+    await audit({
+      subject: `secret#${secret}`,
+      category: 'security',
+      action: `secret.rotation.${step}`,
+      actor: `cli:${process.env.USER ?? 'operator'}`,
+      details: { keyIds: ids },
+    });
   } catch (e) {
     console.warn(`(not audited: the local cloud is not running: ${(e as Error).message})`);
   }

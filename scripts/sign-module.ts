@@ -28,7 +28,9 @@ const { values } = parseArgs({
   },
 });
 if (!values.name || !values.version || !values.artifact) {
-  console.error('usage: npm run sign-module -- --name NAME --version X.Y.Z --artifact FILE [--entrypoint E] [--cpu M] [--memory MiB] [--depends mod@range] [--pki DIR]');
+  console.error(
+    'usage: npm run sign-module -- --name NAME --version X.Y.Z --artifact FILE [--entrypoint E] [--cpu M] [--memory MiB] [--depends mod@range] [--pki DIR]',
+  );
   process.exit(2);
 }
 const pki = loadPki(values.pki);

@@ -141,7 +141,8 @@ export class NodeAgent {
     if (replay) return { ...replay, replayed: true };
     const current = this.state.modules[module]?.version;
     if (req.toVersion === null) delete this.state.modules[module];
-    else this.state.modules[module] = { version: req.toVersion, previousVersion: current, loadedAt: new Date().toISOString(), lastDeploymentId: req.deploymentId };
+    else
+      this.state.modules[module] = { version: req.toVersion, previousVersion: current, loadedAt: new Date().toISOString(), lastDeploymentId: req.deploymentId };
     // Back on a known-good version: the injected post-load faults no longer apply to it.
     this.state.changedModules = this.state.changedModules.filter((m) => m !== module);
     const result: ModuleOperationResult = { nodeId: this.nodeId, module, version: req.toVersion, previousVersion: current, replayed: false };
@@ -153,7 +154,11 @@ export class NodeAgent {
   smokeTest(module: string): SmokeTestReport {
     const state = this.state.modules[module];
     const checks = [
-      { name: 'module-loaded', passed: state !== undefined, detail: state ? `${module}@${state.version} loaded at ${state.loadedAt}` : `${module} is not loaded` },
+      {
+        name: 'module-loaded',
+        passed: state !== undefined,
+        detail: state ? `${module}@${state.version} loaded at ${state.loadedAt}` : `${module} is not loaded`,
+      },
       {
         name: 'self-test',
         passed: !(this.opts.simulation && this.state.faults.failSmokeTest),

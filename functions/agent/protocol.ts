@@ -87,7 +87,9 @@ export function bodyDigest(body: string): string {
 
 export function signRequest(key: AgentKey, method: string, path: string, body: string, now = Date.now()): Record<string, string> {
   const timestamp = String(now);
-  const mac = createHmac('sha256', key.secret).update(`${method.toUpperCase()}\n${path}\n${timestamp}\n${bodyDigest(body)}`).digest('base64url');
+  const mac = createHmac('sha256', key.secret)
+    .update(`${method.toUpperCase()}\n${path}\n${timestamp}\n${bodyDigest(body)}`)
+    .digest('base64url');
   return { 'x-agent-key-id': key.id, 'x-agent-timestamp': timestamp, 'x-agent-signature': mac, 'x-agent-protocol': AGENT_PROTOCOL_VERSION };
 }
 

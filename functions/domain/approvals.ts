@@ -37,7 +37,8 @@ export function decide(
   via: ApprovalDecision['via'],
   now: Date,
 ): DecisionOutcome {
-  if (actor.userId === a.requestedBy) return { ok: false, httpStatus: 403, code: 'SelfApprovalForbidden', message: 'the requester of a deployment cannot decide its approval' };
+  if (actor.userId === a.requestedBy)
+    return { ok: false, httpStatus: 403, code: 'SelfApprovalForbidden', message: 'the requester of a deployment cannot decide its approval' };
   if (!actor.isAdmin && !a.approvers.includes(actor.userId)) {
     return { ok: false, httpStatus: 403, code: 'NotAnApprover', message: 'you are not an approver for this environment' };
   }

@@ -38,7 +38,9 @@ export interface CanaryVerdict {
 
 const round = (n: number) => Math.round(n * 100) / 100;
 
-export function averageMetrics(reports: Pick<MetricsReport, 'cpuPercent' | 'memoryPercent' | 'latencyMs' | 'errorRatePercent' | 'requestsPerSecond'>[]): MetricAverages {
+export function averageMetrics(
+  reports: Pick<MetricsReport, 'cpuPercent' | 'memoryPercent' | 'latencyMs' | 'errorRatePercent' | 'requestsPerSecond'>[],
+): MetricAverages {
   const n = reports.length || 1;
   const sum = (k: keyof MetricAverages) => reports.reduce((s, r) => s + (r[k as keyof typeof r] as number), 0);
   return {

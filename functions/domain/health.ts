@@ -15,12 +15,7 @@ export const DEFAULT_HEALTH_THRESHOLDS: HealthThresholds = {
 };
 
 /** Why a node is unhealthy after a deployment (empty when it is healthy and runs the expected version). */
-export function judgeNodeHealth(
-  report: HealthReport,
-  expected: { module: string; version: string | null },
-  t: HealthThresholds,
-  now = new Date(),
-): string[] {
+export function judgeNodeHealth(report: HealthReport, expected: { module: string; version: string | null }, t: HealthThresholds, now = new Date()): string[] {
   const problems = [...report.reasons];
   if (report.status !== 'healthy' && problems.length === 0) problems.push('agent reports unhealthy');
   const running = report.modules[expected.module]?.version ?? null;

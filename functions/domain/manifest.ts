@@ -3,9 +3,7 @@ import semver from 'semver';
 import { z } from 'zod';
 
 /** Module names: lower-case, digits and dashes, as a node agent uses them for file names. */
-export const moduleNameSchema = z
-  .string()
-  .regex(/^[a-z][a-z0-9-]{1,62}$/, 'must be 2-63 lower-case letters, digits or dashes, starting with a letter');
+export const moduleNameSchema = z.string().regex(/^[a-z][a-z0-9-]{1,62}$/, 'must be 2-63 lower-case letters, digits or dashes, starting with a letter');
 
 export const semverSchema = z
   .string()
@@ -60,11 +58,7 @@ export interface ManifestCheck {
  * The Test stage: schema, resource requirements and dependency versions.
  * `available` lists the registered versions of each module the manifest may depend on.
  */
-export function checkManifest(
-  raw: unknown,
-  available: Record<string, string[]>,
-  limits: ResourceLimits = DEFAULT_RESOURCE_LIMITS,
-): ManifestCheck {
+export function checkManifest(raw: unknown, available: Record<string, string[]>, limits: ResourceLimits = DEFAULT_RESOURCE_LIMITS): ManifestCheck {
   const parsed = manifestSchema.safeParse(raw);
   if (!parsed.success) {
     return { ok: false, problems: parsed.error.issues.map((i) => `${i.path.join('.') || 'manifest'}: ${i.message}`) };

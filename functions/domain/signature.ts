@@ -45,12 +45,7 @@ function validityProblem(cert: X509Certificate, now: Date, role: string): string
  * certificate's key, and the certificate chains to a trusted root, with every certificate in the
  * chain within its validity and not revoked.
  */
-export function verifyModuleSignature(
-  manifest: unknown,
-  signature: ModuleSignature,
-  certificateChainPem: string[],
-  policy: TrustPolicy,
-): SignatureVerdict {
+export function verifyModuleSignature(manifest: unknown, signature: ModuleSignature, certificateChainPem: string[], policy: TrustPolicy): SignatureVerdict {
   if (certificateChainPem.length === 0) return { ok: false, reason: 'no signer certificate was supplied' };
   let chain: X509Certificate[];
   let roots: X509Certificate[];

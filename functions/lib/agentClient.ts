@@ -1,6 +1,14 @@
 /** Orchestrator side of the agent protocol: signed requests, timeouts, the SSRF guard. */
 import { checkAgentAddress } from '../domain/ssrf.ts';
-import { signRequest, type DeployRequest, type HealthReport, type MetricsReport, type ModuleOperationResult, type RollbackRequest, type SmokeTestReport } from '../agent/protocol.ts';
+import {
+  signRequest,
+  type DeployRequest,
+  type HealthReport,
+  type MetricsReport,
+  type ModuleOperationResult,
+  type RollbackRequest,
+  type SmokeTestReport,
+} from '../agent/protocol.ts';
 import { config } from './config.ts';
 import { agentKeys } from './secrets.ts';
 import type { NodeRecord } from './nodes.ts';
@@ -36,7 +44,8 @@ async function call<T>(node: Pick<NodeRecord, 'nodeId' | 'address'>, method: 'GE
     const reason = (e as Error).name === 'TimeoutError' ? `did not answer within ${config.agentTimeoutMs()} ms` : (e as Error).message;
     throw new AgentCallError(node.nodeId, 'Unreachable', `node ${node.nodeId} is unreachable: ${reason}`);
   }
-  if (res.status >= 300 && res.status < 400) throw new AgentCallError(node.nodeId, 'RedirectRefused', `node ${node.nodeId} answered with a redirect, which is refused`);
+  if (res.status >= 300 && res.status < 400)
+    throw new AgentCallError(node.nodeId, 'RedirectRefused', `node ${node.nodeId} answered with a redirect, which is refused`);
   const text = await res.text();
   let json: unknown;
   try {

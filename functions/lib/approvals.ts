@@ -39,7 +39,12 @@ export async function getApproval(executionId: string, environment: string): Pro
 
 export async function approvalsOf(executionId: string): Promise<ApprovalRecord[]> {
   const r = await dynamo().send(
-    new QueryCommand({ TableName: tableName('approvals'), KeyConditionExpression: 'executionId = :e', ExpressionAttributeValues: { ':e': executionId }, ConsistentRead: true }),
+    new QueryCommand({
+      TableName: tableName('approvals'),
+      KeyConditionExpression: 'executionId = :e',
+      ExpressionAttributeValues: { ':e': executionId },
+      ConsistentRead: true,
+    }),
   );
   return (r.Items ?? []) as ApprovalRecord[];
 }
@@ -160,11 +165,28 @@ async function writeOutcome(
             TableName: tableName('deployments'),
             Key: { executionId: a.executionId },
             UpdateExpression: `SET #stages.#env.#approval = :a, updatedAt = :now${deploymentStatus ? ', #status = :ds' : ''}`,
-            ExpressionAttributeNames: { '#stages': 'stages', '#env': a.environment, '#approval': 'approval', ...(deploymentStatus ? { '#status': 'status' } : {}) },
-            ExpressionAttributeValues: { ':a': stageApproval({ ...a, status, decisions }), ':now': now, ...(deploymentStatus ? { ':ds': deploymentStatus } : {}) },
+            ExpressionAttributeNames: {
+              '#stages': 'stages',
+              '#env': a.environment,
+              '#approval': 'approval',
+              ...(deploymentStatus ? { '#status': 'status' } : {}),
+            },
+            ExpressionAttributeValues: {
+              ':a': stageApproval({ ...a, status, decisions }),
+              ':now': now,
+              ...(deploymentStatus ? { ':ds': deploymentStatus } : {}),
+            },
           },
         },
-        { Put: auditItem({ subject: deploymentSubject(a.executionId), category: 'approval', action: audit.action, actor: audit.actor, details: { environment: a.environment, ...audit.details } }) },
+        {
+          Put: auditItem({
+            subject: deploymentSubject(a.executionId),
+            category: 'approval',
+            action: audit.action,
+            actor: audit.actor,
+            details: { environment: a.environment, ...audit.details },
+          }),
+        },
       ],
     }),
   );
@@ -193,7 +215,13 @@ export async function applyDecision(o: {
   }
   const action = outcome.status === 'Pending' ? 'approval.approved-partially' : outcome.status === 'Approved' ? 'approval.approved' : 'approval.rejected';
   try {
-    await writeOutcome(a, outcome.status, outcome.decisions, { action, actor: o.actor.userId, details: { reason: o.reason, via: o.via, decisions: outcome.decisions.length, quorum: a.quorum } }, o.linkNonce);
+    await writeOutcome(
+      a,
+      outcome.status,
+      outcome.decisions,
+      { action, actor: o.actor.userId, details: { reason: o.reason, via: o.via, decisions: outcome.decisions.length, quorum: a.quorum } },
+      o.linkNonce,
+    );
   } catch (e) {
     if (isConditionFailure(e)) throw new AppError('AlreadyDecided', 'the approval changed while you decided; reload and try again', 409);
     throw e;
@@ -203,10 +231,16 @@ export async function applyDecision(o: {
   const d = await requireDeployment(a.executionId);
   try {
     if (outcome.status === 'Approved') {
-      await stepFunctions().send(new SendTaskSuccessCommand({ taskToken: a.taskToken, output: JSON.stringify({ approved: true, decisions: outcome.decisions }) }));
+      await stepFunctions().send(
+        new SendTaskSuccessCommand({ taskToken: a.taskToken, output: JSON.stringify({ approved: true, decisions: outcome.decisions }) }),
+      );
     } else {
       await stepFunctions().send(
-        new SendTaskFailureCommand({ taskToken: a.taskToken, error: 'ApprovalRejected', cause: `rejected by ${o.actor.userId}${o.reason ? `: ${o.reason}` : ''}` }),
+        new SendTaskFailureCommand({
+          taskToken: a.taskToken,
+          error: 'ApprovalRejected',
+          cause: `rejected by ${o.actor.userId}${o.reason ? `: ${o.reason}` : ''}`,
+        }),
       );
     }
   } catch (e) {

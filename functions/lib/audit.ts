@@ -19,7 +19,12 @@ export interface AuditEvent {
 
 /** The X-Ray trace id (`Root=1-…`) out of the Lambda trace header, so it can be searched for. */
 export function traceRoot(header: string | undefined): string | undefined {
-  return header?.split(';').find((p) => p.startsWith('Root='))?.slice(5) ?? undefined;
+  return (
+    header
+      ?.split(';')
+      .find((p) => p.startsWith('Root='))
+      ?.slice(5) ?? undefined
+  );
 }
 
 /** The audit item for an event: usable on its own or inside a transaction. */

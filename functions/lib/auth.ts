@@ -28,7 +28,10 @@ let verifier: Verifier | undefined;
 export const SCOPE_ROLES: Record<string, Role> = { 'kmod/deploy': 'Deployer', 'kmod/read': 'Viewer' };
 
 function clientIds(): string[] {
-  return (process.env.JWT_CLIENT_IDS ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+  return (process.env.JWT_CLIENT_IDS ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
 }
 
 function build(): Verifier {

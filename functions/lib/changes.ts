@@ -13,7 +13,8 @@ export async function changedEnvironments(d: Pick<DeploymentRecord, 'executionId
     const batches = await listBatches(d.executionId, env);
     if (batches.length === 0) continue;
     const plan = await getPlan(d.executionId, env);
-    if (plan?.trafficSwitched || batches.some((b) => Object.values(b.nodes).some((n) => n.status === 'Deployed' || n.status === 'RollbackFailed'))) changed.push(env);
+    if (plan?.trafficSwitched || batches.some((b) => Object.values(b.nodes).some((n) => n.status === 'Deployed' || n.status === 'RollbackFailed')))
+      changed.push(env);
   }
   return changed.reverse();
 }

@@ -20,7 +20,11 @@ export const config = {
   /** PEM bundle of trusted module-signing roots. */
   trustedRootsPem: () => required('TRUSTED_ROOTS_PEM'),
   /** Comma-separated revoked certificate serial numbers (hex). */
-  revokedSerials: () => (process.env.REVOKED_CERT_SERIALS ?? '').split(',').map((s) => s.trim()).filter(Boolean),
+  revokedSerials: () =>
+    (process.env.REVOKED_CERT_SERIALS ?? '')
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean),
   /** Nodes per Lambda invocation when deploying; keeps Step Functions history proportional to batches. */
   nodesPerBatch: () => num('NODES_PER_BATCH', 50),
   /** Concurrent agent calls inside one batch. */
@@ -70,7 +74,11 @@ export const config = {
   approverTopicArn: () => required('APPROVER_TOPIC_ARN'),
   notificationTopicArn: () => required('NOTIFICATION_TOPIC_ARN'),
   /** Hosts or CIDRs that agent addresses must fall in (SSRF guard). */
-  agentAllowedHosts: () => (process.env.AGENT_ALLOWED_HOSTS ?? '').split(',').map((s) => s.trim()).filter(Boolean),
+  agentAllowedHosts: () =>
+    (process.env.AGENT_ALLOWED_HOSTS ?? '')
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean),
 };
 
 /** The node health limits shared by the batch health checks and the final Validation stage. */

@@ -1,13 +1,7 @@
 import { TransactionCanceledException } from '@aws-sdk/client-dynamodb';
 import { GetCommand, QueryCommand, TransactWriteCommand, type QueryCommandInput } from '@aws-sdk/lib-dynamodb';
 import type { Environment } from '../domain/environments.ts';
-import {
-  TERMINAL_STATUSES,
-  type DeploymentRecord,
-  type DeploymentStatus,
-  type StageName,
-  type StageRecord,
-} from '../domain/deployment.ts';
+import { TERMINAL_STATUSES, type DeploymentRecord, type DeploymentStatus, type StageName, type StageRecord } from '../domain/deployment.ts';
 import { auditItem, deploymentSubject, type AuditEvent } from './audit.ts';
 import { dynamo } from './aws.ts';
 import { tableName } from './tables.ts';
@@ -72,7 +66,9 @@ export async function listDeployments(f: ListFilter): Promise<{ items: Deploymen
   const items: DeploymentRecord[] = [];
   let start = f.cursor;
   for (;;) {
-    const r = await dynamo().send(new QueryCommand({ ...input, ExclusiveStartKey: start, Limit: Math.max(f.limit - items.length, 1) * (filters.length ? 4 : 1) }));
+    const r = await dynamo().send(
+      new QueryCommand({ ...input, ExclusiveStartKey: start, Limit: Math.max(f.limit - items.length, 1) * (filters.length ? 4 : 1) }),
+    );
     const page = r.Items ?? [];
     for (let i = 0; i < page.length; i++) {
       items.push(page[i] as DeploymentRecord);
@@ -211,7 +207,11 @@ export async function setDeploymentStatus(
 }
 
 /** Add to a stage's node counters (used once per batch; the caller guards against double counting). */
-export function stageCounterUpdate(executionId: string, stage: StageName, deltas: Partial<Record<'nodesDeployed' | 'nodesFailed' | 'nodesRolledBack', number>>) {
+export function stageCounterUpdate(
+  executionId: string,
+  stage: StageName,
+  deltas: Partial<Record<'nodesDeployed' | 'nodesFailed' | 'nodesRolledBack', number>>,
+) {
   const names: Record<string, string> = { '#stages': 'stages', '#stage': stage };
   const values: Record<string, unknown> = { ':now': new Date().toISOString(), ':zero': 0 };
   // ADD works on top-level attributes only, so nested counters use SET x = if_not_exists(x, 0) + n.

@@ -69,12 +69,28 @@ export async function createUser(u: { username: string; email: string; roles: Ro
   let userId = `user-${randomUUID()}`;
   if (pool()) {
     const r = await idp().send(
-      new AdminCreateUserCommand({ UserPoolId: pool(), Username: u.username, UserAttributes: [{ Name: 'email', Value: u.email }, { Name: 'email_verified', Value: 'true' }] }),
+      new AdminCreateUserCommand({
+        UserPoolId: pool(),
+        Username: u.username,
+        UserAttributes: [
+          { Name: 'email', Value: u.email },
+          { Name: 'email_verified', Value: 'true' },
+        ],
+      }),
     );
     userId = r.User?.Attributes?.find((a) => a.Name === 'sub')?.Value ?? userId;
     for (const role of u.roles) await idp().send(new AdminAddUserToGroupCommand({ UserPoolId: pool(), Username: u.username, GroupName: role }));
   }
-  const entry: DirectoryEntry = { userId, kind: 'user', username: u.username, email: u.email, roles: u.roles, enabled: true, createdAt: new Date().toISOString(), createdBy: by };
+  const entry: DirectoryEntry = {
+    userId,
+    kind: 'user',
+    username: u.username,
+    email: u.email,
+    roles: u.roles,
+    enabled: true,
+    createdAt: new Date().toISOString(),
+    createdBy: by,
+  };
   await put(entry);
   return entry;
 }
@@ -89,10 +105,20 @@ export async function setRoles(userId: string, roles: Role[]): Promise<Directory
   const e = await requireEntry(userId);
   if (e.kind !== 'user') throw new AppError('ValidationError', 'service clients get their role from their scopes');
   if (pool()) {
-    for (const role of roles.filter((r) => !e.roles.includes(r))) await idp().send(new AdminAddUserToGroupCommand({ UserPoolId: pool(), Username: e.username, GroupName: role }));
-    for (const role of e.roles.filter((r) => !roles.includes(r))) await idp().send(new AdminRemoveUserFromGroupCommand({ UserPoolId: pool(), Username: e.username, GroupName: role }));
+    for (const role of roles.filter((r) => !e.roles.includes(r)))
+      await idp().send(new AdminAddUserToGroupCommand({ UserPoolId: pool(), Username: e.username, GroupName: role }));
+    for (const role of e.roles.filter((r) => !roles.includes(r)))
+      await idp().send(new AdminRemoveUserFromGroupCommand({ UserPoolId: pool(), Username: e.username, GroupName: role }));
   }
-  await dynamo().send(new UpdateCommand({ TableName: tableName('users'), Key: { userId }, UpdateExpression: 'SET #r = :r', ExpressionAttributeNames: { '#r': 'roles' }, ExpressionAttributeValues: { ':r': roles } }));
+  await dynamo().send(
+    new UpdateCommand({
+      TableName: tableName('users'),
+      Key: { userId },
+      UpdateExpression: 'SET #r = :r',
+      ExpressionAttributeNames: { '#r': 'roles' },
+      ExpressionAttributeValues: { ':r': roles },
+    }),
+  );
   return { ...e, roles };
 }
 
@@ -105,7 +131,9 @@ export async function setEnabled(userId: string, enabled: boolean): Promise<Dire
       await idp().send(new AdminUserGlobalSignOutCommand({ UserPoolId: pool(), Username: e.username }));
     }
   }
-  await dynamo().send(new UpdateCommand({ TableName: tableName('users'), Key: { userId }, UpdateExpression: 'SET enabled = :e', ExpressionAttributeValues: { ':e': enabled } }));
+  await dynamo().send(
+    new UpdateCommand({ TableName: tableName('users'), Key: { userId }, UpdateExpression: 'SET enabled = :e', ExpressionAttributeValues: { ':e': enabled } }),
+  );
   return { ...e, enabled };
 }
 
@@ -129,7 +157,17 @@ export async function createClient(name: string, scopes: string[], by: string): 
     clientId = r.UserPoolClient!.ClientId!;
     clientSecret = r.UserPoolClient!.ClientSecret!;
   }
-  const entry: DirectoryEntry = { userId: clientId, kind: 'client', username: name, roles: [], scopes, enabled: true, createdAt: new Date().toISOString(), createdBy: by, ...(pool() ? {} : { secretHash: hash(clientSecret) }) };
+  const entry: DirectoryEntry = {
+    userId: clientId,
+    kind: 'client',
+    username: name,
+    roles: [],
+    scopes,
+    enabled: true,
+    createdAt: new Date().toISOString(),
+    createdBy: by,
+    ...(pool() ? {} : { secretHash: hash(clientSecret) }),
+  };
   await put(entry);
   return { entry, clientSecret };
 }

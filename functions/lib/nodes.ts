@@ -57,7 +57,12 @@ export async function getNodes(environment: Environment, nodeIds: string[]): Pro
 
 /** Record the version a node now runs (after a deploy or rollback the agent confirmed). */
 export async function recordNodeModule(environment: Environment, nodeId: string, module: string, version: string | null, previousVersion?: string) {
-  const common = { TableName: tableName('nodes'), Key: { environment, nodeId }, ConditionExpression: 'attribute_exists(nodeId)', ExpressionAttributeNames: { '#m': module } };
+  const common = {
+    TableName: tableName('nodes'),
+    Key: { environment, nodeId },
+    ConditionExpression: 'attribute_exists(nodeId)',
+    ExpressionAttributeNames: { '#m': module },
+  };
   await dynamo().send(
     version === null
       ? new UpdateCommand({ ...common, UpdateExpression: 'REMOVE modules.#m' })
@@ -104,7 +109,12 @@ export async function upsertDiscoveredNode(
 ): Promise<{ outcome: 'added' | 'updated' | 'unchanged'; previous?: DiscoveredNodeRecord } | { outcome: 'owned-elsewhere'; owner: string }> {
   const existing = (await getNode(node.environment, node.nodeId)) as DiscoveredNodeRecord | undefined;
   if (existing && existing.source !== node.source) return { outcome: 'owned-elsewhere', owner: existing.source ?? 'registration' };
-  if (existing && existing.address === node.address && existing.colour === node.colour && JSON.stringify(existing.labels ?? {}) === JSON.stringify(node.labels ?? {})) {
+  if (
+    existing &&
+    existing.address === node.address &&
+    existing.colour === node.colour &&
+    JSON.stringify(existing.labels ?? {}) === JSON.stringify(node.labels ?? {})
+  ) {
     return { outcome: 'unchanged', previous: existing };
   }
   const modules = existing ? {} : await initialModules();

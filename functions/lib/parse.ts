@@ -31,7 +31,11 @@ export function parseBody<S extends z.ZodType>(event: APIGatewayProxyEvent, sche
     throw badRequest('the request body is not valid JSON');
   }
   const r = schema.safeParse(value);
-  if (!r.success) throw badRequest(issuesMessage(r.error), r.error.issues.map((i) => ({ path: i.path.join('.'), message: i.message })));
+  if (!r.success)
+    throw badRequest(
+      issuesMessage(r.error),
+      r.error.issues.map((i) => ({ path: i.path.join('.'), message: i.message })),
+    );
   return r.data;
 }
 

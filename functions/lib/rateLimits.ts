@@ -47,7 +47,9 @@ export async function rateLimitSettings(): Promise<RateLimitSettings> {
 
 export async function setRateLimitSettings(value: RateLimitSettings, actor: string): Promise<void> {
   const before = await rateLimitSettings();
-  await dynamo().send(new PutCommand({ TableName: tableName('settings'), Item: { key: SETTINGS_KEY, value, updatedAt: new Date().toISOString(), updatedBy: actor } }));
+  await dynamo().send(
+    new PutCommand({ TableName: tableName('settings'), Item: { key: SETTINGS_KEY, value, updatedAt: new Date().toISOString(), updatedBy: actor } }),
+  );
   cached = undefined;
   await audit({ subject: 'settings#rate-limits', category: 'config', action: 'rate-limits.changed', actor, details: { before, after: value } });
 }
@@ -77,10 +79,22 @@ export async function consume(kind: LimitKind, who: string, limit: number, windo
   if (count <= limit) return headers;
   if (count === limit + 1) {
     // Once per window and key: enough to see an abuser without flooding the trail.
-    await audit({ subject: `ratelimit#${kind}#${who}`, category: 'security', action: 'rate-limit.exceeded', actor: kind === 'ip' ? `ip:${who}` : who, details: { kind, limit, windowSeconds } });
+    await audit({
+      subject: `ratelimit#${kind}#${who}`,
+      category: 'security',
+      action: 'rate-limit.exceeded',
+      actor: kind === 'ip' ? `ip:${who}` : who,
+      details: { kind, limit, windowSeconds },
+    });
   }
-  throw new AppError('TooManyRequests', `rate limit exceeded: ${limit} ${kind === 'ip' ? 'requests per address' : kind === 'deployments' ? 'deployment requests' : 'metrics requests'} per ${windowSeconds} s; retry in ${reset} s`, 429, undefined, {
-    ...headers,
-    'Retry-After': String(reset),
-  });
+  throw new AppError(
+    'TooManyRequests',
+    `rate limit exceeded: ${limit} ${kind === 'ip' ? 'requests per address' : kind === 'deployments' ? 'deployment requests' : 'metrics requests'} per ${windowSeconds} s; retry in ${reset} s`,
+    429,
+    undefined,
+    {
+      ...headers,
+      'Retry-After': String(reset),
+    },
+  );
 }

@@ -54,7 +54,9 @@ export const targetKey = (executionId: string, environment: Environment) => `${e
 const batchSk = (i: number) => `batch#${String(i).padStart(6, '0')}`;
 
 export async function getPlan(executionId: string, environment: Environment): Promise<PlanItem | undefined> {
-  const r = await dynamo().send(new GetCommand({ TableName: tableName('targets'), Key: { targetKey: targetKey(executionId, environment), sk: 'plan' }, ConsistentRead: true }));
+  const r = await dynamo().send(
+    new GetCommand({ TableName: tableName('targets'), Key: { targetKey: targetKey(executionId, environment), sk: 'plan' }, ConsistentRead: true }),
+  );
   return r.Item as PlanItem | undefined;
 }
 
@@ -82,9 +84,19 @@ export async function writePlan(
       pending = (r.UnprocessedItems?.[tableName('targets')] ?? []) as typeof pending;
     }
   }
-  const plan: PlanItem = { targetKey: key, sk: 'plan', strategy, batchCount: batches.length, nodesTotal: batches.flat().length, createdAt: new Date().toISOString(), ...extra };
+  const plan: PlanItem = {
+    targetKey: key,
+    sk: 'plan',
+    strategy,
+    batchCount: batches.length,
+    nodesTotal: batches.flat().length,
+    createdAt: new Date().toISOString(),
+    ...extra,
+  };
   try {
-    await dynamo().send(new PutCommand({ TableName: tableName('targets'), Item: { ...plan, [TTL_ATTRIBUTE]: expiresAt }, ConditionExpression: 'attribute_not_exists(sk)' }));
+    await dynamo().send(
+      new PutCommand({ TableName: tableName('targets'), Item: { ...plan, [TTL_ATTRIBUTE]: expiresAt }, ConditionExpression: 'attribute_not_exists(sk)' }),
+    );
     return plan;
   } catch (e) {
     if (isConditionFailure(e)) return (await getPlan(executionId, environment))!;
@@ -142,7 +154,9 @@ export async function recordBatchOutcome(
   } catch (e) {
     if (!isConditionFailure(e)) throw e;
     // Counted before (a retry): keep the node outcomes current without counting again.
-    await dynamo().send(new UpdateCommand({ ...update, UpdateExpression: 'SET nodes = :n', ConditionExpression: undefined, ExpressionAttributeValues: { ':n': nodes } }));
+    await dynamo().send(
+      new UpdateCommand({ ...update, UpdateExpression: 'SET nodes = :n', ConditionExpression: undefined, ExpressionAttributeValues: { ':n': nodes } }),
+    );
   }
 }
 

@@ -19,7 +19,9 @@ export function taskHandler<S extends z.ZodType, R>(schema: S, fn: (input: z.inf
     if (executionId) logger.appendKeys({ executionId });
     return fn(parsed.data, context);
   };
-  return middy(base).use(injectLambdaContext(logger, { resetKeys: true })).use(captureLambdaHandler(tracer));
+  return middy(base)
+    .use(injectLambdaContext(logger, { resetKeys: true }))
+    .use(captureLambdaHandler(tracer));
 }
 
 /** The `{ Error, Cause }` a Catch puts in the state, as a human message. */

@@ -15,7 +15,10 @@ export const canary = defineStrategy({
   mapConcurrency: { Waves: 1, DeployWave: 20 },
   usesColours: false,
   plan: (nodes, s) => {
-    const sorted = planBatches(nodes.map((n) => n.nodeId), Math.max(nodes.length, 1)).flat();
+    const sorted = planBatches(
+      nodes.map((n) => n.nodeId),
+      Math.max(nodes.length, 1),
+    ).flat();
     const batches: string[][] = [];
     const waves: number[][] = [];
     let offset = 0;
@@ -36,4 +39,3 @@ export const canary = defineStrategy({
     return averageMetrics(reports);
   },
 });
-

@@ -8,5 +8,10 @@ export const direct = defineStrategy({
   stateMachine: { id: 'Direct', file: 'statemachines/direct.asl.json', functions: ENVIRONMENT_STEPS },
   mapConcurrency: { DeployAllBatches: 20 },
   usesColours: false,
-  plan: (nodes, s) => ({ batches: planBatches(nodes.map((n) => n.nodeId), s.nodesPerBatch) }),
+  plan: (nodes, s) => ({
+    batches: planBatches(
+      nodes.map((n) => n.nodeId),
+      s.nodesPerBatch,
+    ),
+  }),
 });

@@ -63,4 +63,10 @@ export interface StrategyModule<N extends string = string> {
 export const defineStrategy = <const N extends string>(s: StrategyModule<N>): StrategyModule<N> => s;
 
 /** The functions every environment state machine runs: plan, deploy and verify batches, close or roll back. */
-export const ENVIRONMENT_STEPS = ['PlanEnvironment', 'DeployBatch', 'VerifyBatch', 'CompleteEnvironment', 'RollbackEnvironment'] as const satisfies readonly FunctionId[];
+export const ENVIRONMENT_STEPS = [
+  'PlanEnvironment',
+  'DeployBatch',
+  'VerifyBatch',
+  'CompleteEnvironment',
+  'RollbackEnvironment',
+] as const satisfies readonly FunctionId[];

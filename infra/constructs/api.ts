@@ -33,7 +33,9 @@ export class HttpApi extends Layer {
         throttlingRateLimit: settings.throttleRateLimit,
         throttlingBurstLimit: settings.throttleBurstLimit,
         loggingLevel: apigw.MethodLoggingLevel.ERROR,
-        accessLogDestination: new apigw.LogGroupLogDestination(new logs.LogGroup(this, 'ApiAccessLogs', { retention: logs.RetentionDays.ONE_YEAR, encryptionKey: key })),
+        accessLogDestination: new apigw.LogGroupLogDestination(
+          new logs.LogGroup(this, 'ApiAccessLogs', { retention: logs.RetentionDays.ONE_YEAR, encryptionKey: key }),
+        ),
         accessLogFormat: apigw.AccessLogFormat.jsonWithStandardFields(),
       },
       defaultCorsPreflightOptions: settings.corsAllowedOrigins
@@ -61,7 +63,11 @@ export class HttpApi extends Layer {
     });
     for (const route of ROUTES) {
       const resource = this.api.root.resourceForPath(route.path);
-      resource.addMethod(route.method, new apigw.LambdaIntegration(functions[route.fn]), route.auth ? { authorizer, authorizationType: apigw.AuthorizationType.CUSTOM } : { authorizationType: apigw.AuthorizationType.NONE });
+      resource.addMethod(
+        route.method,
+        new apigw.LambdaIntegration(functions[route.fn]),
+        route.auth ? { authorizer, authorizationType: apigw.AuthorizationType.CUSTOM } : { authorizationType: apigw.AuthorizationType.NONE },
+      );
     }
     for (const g of GATEWAY_RESPONSES) {
       this.api.addGatewayResponse(`Response${g.type}`, {

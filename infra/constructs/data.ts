@@ -34,7 +34,12 @@ export class Data extends Layer {
       deletionProtection: true,
     });
     for (const i of spec.indexes) {
-      table.addGlobalSecondaryIndex({ indexName: i.name, partitionKey: attr(i.partitionKey), sortKey: i.sortKey ? attr(i.sortKey) : undefined, projectionType: dynamodb.ProjectionType.ALL });
+      table.addGlobalSecondaryIndex({
+        indexName: i.name,
+        partitionKey: attr(i.partitionKey),
+        sortKey: i.sortKey ? attr(i.sortKey) : undefined,
+        projectionType: dynamodb.ProjectionType.ALL,
+      });
     }
     return table;
   }

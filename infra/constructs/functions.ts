@@ -75,7 +75,11 @@ export class Functions extends Layer {
   private readonly rollbackArn = this.stateMachineArn('kmod-Rollback');
   private readonly agentNet: { vpc: ec2.IVpc; sg: ec2.SecurityGroup } | undefined;
 
-  constructor(scope: Construct, id: string, private readonly props: FunctionsProps) {
+  constructor(
+    scope: Construct,
+    id: string,
+    private readonly props: FunctionsProps,
+  ) {
     super(scope, id);
     this.agentNet = this.agentNetwork();
     for (const [fnId, spec] of Object.entries(FUNCTIONS) as [FunctionId, FunctionSpec][]) {
@@ -130,7 +134,8 @@ export class Functions extends Layer {
     if (spec.startsPipeline) Object.assign(env, { PIPELINE_STATE_MACHINE_ARN: this.pipelineArn, ROLLBACK_STATE_MACHINE_ARN: this.rollbackArn });
     if (spec.callsAgents) Object.assign(env, { AGENT_KEYS_SECRET_ARN: keySets.agentKeys.secretArn, AGENT_ALLOWED_HOSTS: settings.agentAllowedHosts });
     if (spec.signsApprovalLinks) env.APPROVAL_LINK_KEYS_SECRET_ARN = keySets.approvalLinkKeys.secretArn;
-    if (spec.publishes) Object.assign(env, { APPROVER_TOPIC_ARN: notifications.approverTopic.topicArn, NOTIFICATION_TOPIC_ARN: notifications.notificationTopic.topicArn });
+    if (spec.publishes)
+      Object.assign(env, { APPROVER_TOPIC_ARN: notifications.approverTopic.topicArn, NOTIFICATION_TOPIC_ARN: notifications.notificationTopic.topicArn });
     // Only the gate mails links, so only it needs the public URL (the API's own functions may not
     // reference the stage URL: that would be a dependency cycle).
     if (spec.mailsApprovalLinks) Object.assign(env, { APPROVERS: settings.approvers, PUBLIC_API_URL: this.props.publicApiUrl });
@@ -155,7 +160,9 @@ export class Functions extends Layer {
       tracing: lambda.Tracing.ACTIVE,
       environment: this.environment(id, spec),
       environmentEncryption: key,
-      ...(spec.callsAgents && this.agentNet ? { vpc: this.agentNet.vpc, vpcSubnets: { subnets: this.agentNet.vpc.privateSubnets }, securityGroups: [this.agentNet.sg] } : {}),
+      ...(spec.callsAgents && this.agentNet
+        ? { vpc: this.agentNet.vpc, vpcSubnets: { subnets: this.agentNet.vpc.privateSubnets }, securityGroups: [this.agentNet.sg] }
+        : {}),
       logGroup: new logs.LogGroup(this, `${id}Logs`, { retention: logs.RetentionDays.ONE_MONTH, encryptionKey: key, removalPolicy: RemovalPolicy.DESTROY }),
       bundling: {
         format: nodejs.OutputFormat.ESM,
@@ -186,8 +193,10 @@ export class Functions extends Layer {
       notifications.notificationTopic.grantPublish(fn);
     }
     if (spec.managesIdentities) fn.addToRolePolicy(new iam.PolicyStatement({ actions: IDENTITY_ADMIN_ACTIONS, resources: [identity.userPool.userPoolArn] }));
-    if (spec.startsPipeline) fn.addToRolePolicy(new iam.PolicyStatement({ actions: ['states:StartExecution'], resources: [this.pipelineArn, this.rollbackArn] }));
+    if (spec.startsPipeline)
+      fn.addToRolePolicy(new iam.PolicyStatement({ actions: ['states:StartExecution'], resources: [this.pipelineArn, this.rollbackArn] }));
     // Approval gates wait in the pipeline (waitForTaskToken); answering them settles the token.
-    if (spec.answersTasks) fn.addToRolePolicy(new iam.PolicyStatement({ actions: ['states:SendTaskSuccess', 'states:SendTaskFailure'], resources: [this.pipelineArn] }));
+    if (spec.answersTasks)
+      fn.addToRolePolicy(new iam.PolicyStatement({ actions: ['states:SendTaskSuccess', 'states:SendTaskFailure'], resources: [this.pipelineArn] }));
   }
 }

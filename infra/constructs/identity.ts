@@ -28,10 +28,18 @@ export class Identity extends Layer {
     const apiScope = new cognito.ResourceServerScope({ scopeName: 'deploy', scopeDescription: 'deploy and roll back (Deployer)' });
     const readScope = new cognito.ResourceServerScope({ scopeName: 'read', scopeDescription: 'read deployments and clusters (Viewer)' });
     const resourceServer = this.userPool.addResourceServer('Api', { identifier: 'kmod', scopes: [apiScope, readScope] });
-    this.userClient = this.userPool.addClient('WebClient', { authFlows: { userSrp: true }, accessTokenValidity: Duration.hours(1), refreshTokenValidity: Duration.days(30), preventUserExistenceErrors: true });
+    this.userClient = this.userPool.addClient('WebClient', {
+      authFlows: { userSrp: true },
+      accessTokenValidity: Duration.hours(1),
+      refreshTokenValidity: Duration.days(30),
+      preventUserExistenceErrors: true,
+    });
     this.serviceClient = this.userPool.addClient('ServiceClient', {
       generateSecret: true,
-      oAuth: { flows: { clientCredentials: true }, scopes: [cognito.OAuthScope.resourceServer(resourceServer, apiScope), cognito.OAuthScope.resourceServer(resourceServer, readScope)] },
+      oAuth: {
+        flows: { clientCredentials: true },
+        scopes: [cognito.OAuthScope.resourceServer(resourceServer, apiScope), cognito.OAuthScope.resourceServer(resourceServer, readScope)],
+      },
       accessTokenValidity: Duration.hours(1),
     });
   }

@@ -13,7 +13,10 @@ export class Layer extends Construct {}
 /** The logical ID CDK would give the element if no layer stood between it and its stack. */
 export function logicalIdOutsideLayers(element: CfnElement): string {
   const scopes = element.node.scopes;
-  const path = scopes.slice(scopes.indexOf(Stack.of(element)) + 1).filter((s) => !(s instanceof Layer)).map((s) => s.node.id);
+  const path = scopes
+    .slice(scopes.indexOf(Stack.of(element)) + 1)
+    .filter((s) => !(s instanceof Layer))
+    .map((s) => s.node.id);
   return makeUniqueId(path);
 }
 
@@ -30,5 +33,11 @@ function makeUniqueId(components: string[]): string {
   const hash = createHash('md5').update(parts.join('/')).digest('hex').slice(0, 8).toUpperCase();
   const human: string[] = [];
   for (const p of parts) if (human.length === 0 || !human[human.length - 1].endsWith(p)) human.push(p);
-  return human.filter((p) => p !== 'Resource').map(alnum).join('').slice(0, 240) + hash;
+  return (
+    human
+      .filter((p) => p !== 'Resource')
+      .map(alnum)
+      .join('')
+      .slice(0, 240) + hash
+  );
 }

@@ -7,7 +7,11 @@ export class KeySets extends Layer {
   readonly agentKeys: secretsmanager.Secret;
   readonly approvalLinkKeys: secretsmanager.Secret;
 
-  constructor(scope: Construct, id: string, private readonly props: { key: kms.IKey }) {
+  constructor(
+    scope: Construct,
+    id: string,
+    private readonly props: { key: kms.IKey },
+  ) {
     super(scope, id);
     this.agentKeys = this.keySet('AgentKeys');
     this.approvalLinkKeys = this.keySet('ApprovalLinkKeys');
@@ -15,7 +19,8 @@ export class KeySets extends Layer {
 
   /** Scheduled rotation: one safe step per period (domain/keyRotation.ts scheduledRotation). */
   rotateWith(rotationLambda: lambda.IFunction, days: number): void {
-    for (const keys of [this.agentKeys, this.approvalLinkKeys]) keys.addRotationSchedule('Rotation', { rotationLambda, automaticallyAfter: Duration.days(days) });
+    for (const keys of [this.agentKeys, this.approvalLinkKeys])
+      keys.addRotationSchedule('Rotation', { rotationLambda, automaticallyAfter: Duration.days(days) });
   }
 
   /**

@@ -5,14 +5,26 @@
 import { join } from 'node:path';
 import { ArnFormat, Stack, aws_iam as iam, aws_kms as kms, aws_lambda as lambda, aws_logs as logs, aws_stepfunctions as sfn } from 'aws-cdk-lib';
 import type { Construct } from 'constructs';
-import { STATE_MACHINES, functionArnKey, stateMachineArnKey, stateMachineOrder, type FunctionId, type FunctionsById, type StateMachineId } from '../../functions/catalog.ts';
+import {
+  STATE_MACHINES,
+  functionArnKey,
+  stateMachineArnKey,
+  stateMachineOrder,
+  type FunctionId,
+  type FunctionsById,
+  type StateMachineId,
+} from '../../functions/catalog.ts';
 import { ROOT } from './functions.ts';
 import { Layer } from './layer.ts';
 
 export class Workflows extends Layer {
   readonly byId = {} as Record<StateMachineId, sfn.StateMachine>;
 
-  constructor(scope: Construct, id: string, private readonly props: { functions: FunctionsById<lambda.IFunction>; key: kms.IKey }) {
+  constructor(
+    scope: Construct,
+    id: string,
+    private readonly props: { functions: FunctionsById<lambda.IFunction>; key: kms.IKey },
+  ) {
     super(scope, id);
     for (const machineId of stateMachineOrder(STATE_MACHINES)) this.byId[machineId] = this.createMachine(machineId);
   }
@@ -36,7 +48,11 @@ export class Workflows extends Layer {
       definitionBody: sfn.DefinitionBody.fromFile(join(ROOT, spec.file)),
       definitionSubstitutions: substitutions,
       tracingEnabled: true,
-      logs: { destination: new logs.LogGroup(this, `${id}StateMachineLogs`, { retention: logs.RetentionDays.ONE_YEAR, encryptionKey: key }), level: sfn.LogLevel.ALL, includeExecutionData: false },
+      logs: {
+        destination: new logs.LogGroup(this, `${id}StateMachineLogs`, { retention: logs.RetentionDays.ONE_YEAR, encryptionKey: key }),
+        level: sfn.LogLevel.ALL,
+        includeExecutionData: false,
+      },
     });
     for (const f of spec.functions) this.fn(f).grantInvoke(machine);
     for (const m of spec.stateMachines) this.allowChild(machine, m);
@@ -55,7 +71,12 @@ export class Workflows extends Layer {
   /** Start a child machine, and describe or stop its executions (names unknown in advance). */
   private allowChild(machine: sfn.StateMachine, child: StateMachineId): void {
     this.byId[child].grantStartExecution(machine);
-    const executions = Stack.of(this).formatArn({ service: 'states', resource: 'execution', resourceName: `kmod-${child}:*`, arnFormat: ArnFormat.COLON_RESOURCE_NAME });
+    const executions = Stack.of(this).formatArn({
+      service: 'states',
+      resource: 'execution',
+      resourceName: `kmod-${child}:*`,
+      arnFormat: ArnFormat.COLON_RESOURCE_NAME,
+    });
     machine.addToRolePolicy(new iam.PolicyStatement({ actions: ['states:DescribeExecution', 'states:StopExecution'], resources: [executions] }));
   }
 }

@@ -18,7 +18,15 @@ beforeAll(async () => {
   cloud = await startTestCloud();
   browser = await chromium.launch({
     executablePath: CHROMIUM,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
   });
 });
 afterAll(async () => {
@@ -28,13 +36,19 @@ afterAll(async () => {
 
 describe.runIf(existsSync(CHROMIUM))('approval email in a browser', () => {
   it('mailbox → link → confirmation page → Approve resumes the deployment', async () => {
-    const r = await api(cloud, 'POST', '/api/v1/deployments', { token: cloud.tokens.Deployer, body: { moduleName: 'demo-kernel', version: '1.1.0', targetEnvironment: 'Staging' } });
+    const r = await api(cloud, 'POST', '/api/v1/deployments', {
+      token: cloud.tokens.Deployer,
+      body: { moduleName: 'demo-kernel', version: '1.1.0', targetEnvironment: 'Staging' },
+    });
     const id = r.body.executionId as string;
     await waitForDeployment(cloud, id, ['WaitingForApproval']);
     const page = await browser.newPage();
     await page.goto(cloud.mailboxUrl);
     await page.getByRole('link', { name: 'Approval needed: demo-kernel@1.1.0 to Staging' }).click();
-    await page.getByRole('link', { name: /\/approvals\/links\// }).first().click();
+    await page
+      .getByRole('link', { name: /\/approvals\/links\// })
+      .first()
+      .click();
     expect(await page.locator('h1').textContent()).toBe('Approve demo-kernel 1.1.0 for Staging?');
     const shots = mkdtempSync(join(tmpdir(), 'kmod-shots-'));
     await page.screenshot({ path: join(shots, 'confirm.png'), fullPage: true });
@@ -48,7 +62,10 @@ describe.runIf(existsSync(CHROMIUM))('approval email in a browser', () => {
     const d = await waitForDeployment(cloud, id);
     expect(d.status).toBe('Succeeded');
     const approvals = await api(cloud, 'GET', `/api/v1/approvals/deployments/${id}`, { token: cloud.tokens.Viewer });
-    expect(approvals.body.items[0]).toMatchObject({ status: 'Approved', decisions: [{ approver: 'dev-approver', via: 'email', reason: 'looks good from the browser' }] });
+    expect(approvals.body.items[0]).toMatchObject({
+      status: 'Approved',
+      decisions: [{ approver: 'dev-approver', via: 'email', reason: 'looks good from the browser' }],
+    });
     process.stdout.write(`screenshots in ${shots}\n`);
   });
 });

@@ -45,7 +45,9 @@ describe('settings from CDK context', () => {
       prefix: '/kmod/nodes/',
     });
     expect(from({ trustedRootsPem: 'PEM', etcdEndpoints: 'http://10.0.0.5:2379', etcdPrefix: '/fleet/' })().etcd?.prefix).toBe('/fleet/');
-    expect(from({ trustedRootsPem: 'PEM', etcdEndpoints: '10.0.0.5:2379' })).toThrow(/etcdEndpoints must be comma-separated http\(s\):\/\/host:port client URLs/);
+    expect(from({ trustedRootsPem: 'PEM', etcdEndpoints: '10.0.0.5:2379' })).toThrow(
+      /etcdEndpoints must be comma-separated http\(s\):\/\/host:port client URLs/,
+    );
     expect(from({ trustedRootsPem: 'PEM', etcdEndpoints: 'http://10.0.0.5:2379', etcdPrefix: 'kmod' })).toThrow(/etcdPrefix must start with "\/"/);
     expect(from({ trustedRootsPem: 'PEM', etcdPrefix: '/kmod/' })).toThrow(/etcdPrefix needs etcdEndpoints/);
   });
@@ -63,7 +65,11 @@ describe('settings from CDK context', () => {
 
   it('makes `cdk synth` fail with that message when the context is missing', () => {
     // The app as the CDK CLI runs it (cdk.json "app"), with the context the CLI would hand over.
-    const run = spawnSync(process.execPath, ['--import', 'tsx', 'infra/app.ts'], { env: { ...process.env, CDK_CONTEXT_JSON: '{}' }, encoding: 'utf8', timeout: 60_000 });
+    const run = spawnSync(process.execPath, ['--import', 'tsx', 'infra/app.ts'], {
+      env: { ...process.env, CDK_CONTEXT_JSON: '{}' },
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
     expect(run.status).toBe(1);
     expect(run.stderr).toContain('Missing context trustedRootsPemFile: pass -c trustedRootsPemFile=');
   });
@@ -73,11 +79,14 @@ describe('state machine creation order', () => {
   it('puts every catalog state machine after the ones it starts', () => {
     const order = stateMachineOrder(STATE_MACHINES);
     expect([...order].sort()).toEqual(Object.keys(STATE_MACHINES).sort());
-    for (const [id, spec] of Object.entries(STATE_MACHINES)) for (const child of spec.stateMachines) expect(order.indexOf(child), `${child} before ${id}`).toBeLessThan(order.indexOf(id as never));
+    for (const [id, spec] of Object.entries(STATE_MACHINES))
+      for (const child of spec.stateMachines) expect(order.indexOf(child), `${child} before ${id}`).toBeLessThan(order.indexOf(id as never));
   });
 
   it('keeps declaration order where dependencies allow, and refuses cycles and undeclared machines', () => {
-    expect(stateMachineOrder<string>({ Parent: { stateMachines: ['B', 'A'] }, A: { stateMachines: [] }, B: { stateMachines: [] }, C: { stateMachines: [] } })).toEqual(['B', 'A', 'Parent', 'C']);
+    expect(
+      stateMachineOrder<string>({ Parent: { stateMachines: ['B', 'A'] }, A: { stateMachines: [] }, B: { stateMachines: [] }, C: { stateMachines: [] } }),
+    ).toEqual(['B', 'A', 'Parent', 'C']);
     expect(() => stateMachineOrder<string>({ A: { stateMachines: ['B'] }, B: { stateMachines: ['A'] } })).toThrow(/cycle: A -> B -> A/);
     expect(() => stateMachineOrder<string>({ A: { stateMachines: ['Missing'] } })).toThrow(/A starts Missing/);
   });

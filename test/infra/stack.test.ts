@@ -27,7 +27,11 @@ beforeAll(() => {
     certificateArn: 'arn:aws:acm:us-east-1:123456789012:certificate/0000',
     etcdEndpoints: 'http://10.0.0.5:2379',
   };
-  stack = new OrchestratorStack(app, 'KmodOrchestrator', settingsFromContext((k) => context[k]));
+  stack = new OrchestratorStack(
+    app,
+    'KmodOrchestrator',
+    settingsFromContext((k) => context[k]),
+  );
   template = Template.fromStack(stack);
   assemblyDir = app.synth().directory;
   resources = template.toJSON().Resources;
@@ -139,7 +143,9 @@ describe('the synthesized template', () => {
       // Granted by CDK with every Secrets Manager rotation schedule; the API has no resource-level permissions.
       'secretsmanager:GetRandomPassword',
     ]);
-    const statements = ofType('AWS::IAM::Policy').flatMap(([, p]) => p.Properties.PolicyDocument.Statement as { Action: string | string[]; Resource: unknown }[]);
+    const statements = ofType('AWS::IAM::Policy').flatMap(
+      ([, p]) => p.Properties.PolicyDocument.Statement as { Action: string | string[]; Resource: unknown }[],
+    );
     const onAnything = statements.filter((s) => (Array.isArray(s.Resource) ? s.Resource : [s.Resource]).includes('*'));
     expect(onAnything.length).toBeGreaterThan(0);
     for (const s of onAnything) for (const a of Array.isArray(s.Action) ? s.Action : [s.Action]) expect(allowed, a).toContain(a);
@@ -150,7 +156,9 @@ describe('the synthesized template', () => {
     const envVars = new Set<string>(Object.values(TABLES).map((t) => t.envVar));
     for (const [id, fn] of Object.entries(stack.functions)) {
       const props = resources[logicalIdOf(fn)].Properties;
-      const named = Object.entries(props.Environment.Variables as Record<string, unknown>).filter(([k]) => envVars.has(k)).flatMap(([, v]) => [...logicalIdsIn(v)]);
+      const named = Object.entries(props.Environment.Variables as Record<string, unknown>)
+        .filter(([k]) => envVars.has(k))
+        .flatMap(([, v]) => [...logicalIdsIn(v)]);
       const role = logicalIdOf(fn.role!);
       const granted = ofType('AWS::IAM::Policy')
         .filter(([, p]) => (p.Properties.Roles as { Ref: string }[]).some((r) => r.Ref === role))
@@ -175,7 +183,7 @@ describe('the synthesized template', () => {
     template.hasResourceProperties('AWS::ApiGateway::GatewayResponse', {
       ResponseType: 'UNAUTHORIZED',
       StatusCode: '401',
-      ResponseParameters: { 'gatewayresponse.header.WWW-Authenticate': "'Bearer realm=\"kmod-orchestrator\", error=\"invalid_token\"'" },
+      ResponseParameters: { 'gatewayresponse.header.WWW-Authenticate': '\'Bearer realm="kmod-orchestrator", error="invalid_token"\'' },
     });
   });
 
@@ -188,7 +196,7 @@ describe('the synthesized template', () => {
     });
   });
 
-  it('runs exactly the agent-calling functions in the agents\' private subnets', () => {
+  it("runs exactly the agent-calling functions in the agents' private subnets", () => {
     for (const [id, spec] of Object.entries(FUNCTIONS)) {
       const [, fn] = ofType('AWS::Lambda::Function').find(([, r]) => r.Properties.FunctionName === `kmod-${id}`)!;
       if ('callsAgents' in spec && spec.callsAgents) expect(fn.Properties.VpcConfig?.SubnetIds, id).toEqual(['subnet-aaaa', 'subnet-bbbb']);
@@ -226,10 +234,22 @@ describe('the synthesized template', () => {
       'AWS::SecretsManager::Secret': ['AgentKeysSeed9C51BE8A', 'AgentKeys3E14DDF1', 'ApprovalLinkKeysSeed8EB44D86', 'ApprovalLinkKeysAD9C0A10'],
       'AWS::SNS::Topic': ['ApproverTopicF946C21A', 'NotificationTopicEB7A0DF1'],
     };
-    for (const [type, ids] of Object.entries(stateful)) expect(ofType(type).map(([id]) => id).sort(), type).toEqual([...ids].sort());
+    for (const [type, ids] of Object.entries(stateful))
+      expect(
+        ofType(type)
+          .map(([id]) => id)
+          .sort(),
+        type,
+      ).toEqual([...ids].sort());
     // Named resources cannot be replaced in place either (the new one's name is taken).
     for (const id of Object.keys(FUNCTIONS)) expect(logicalIdOf(fnOf(id as keyof typeof FUNCTIONS)), id).toMatch(new RegExp(`^${id}[0-9A-F]{8}$`));
-    for (const id of Object.keys(STATE_MACHINES)) expect(ofType('AWS::StepFunctions::StateMachine').map(([l]) => l).some((l) => new RegExp(`^${id}StateMachine[0-9A-F]{8}$`).test(l)), id).toBe(true);
+    for (const id of Object.keys(STATE_MACHINES))
+      expect(
+        ofType('AWS::StepFunctions::StateMachine')
+          .map(([l]) => l)
+          .some((l) => new RegExp(`^${id}StateMachine[0-9A-F]{8}$`).test(l)),
+        id,
+      ).toBe(true);
   });
 
   it('creates one Cognito group per domain role, named as the role', () => {
@@ -254,7 +274,8 @@ describe('the synthesized template', () => {
     const [[rotator]] = Object.entries(FUNCTIONS).filter(([, s]) => (s as FunctionSpec).rotatesKeySets);
     const schedules = ofType('AWS::SecretsManager::RotationSchedule');
     expect(schedules).toHaveLength(2);
-    for (const [, s] of schedules) expect(logicalIdsIn(s.Properties.RotationLambdaARN)).toEqual(new Set([logicalIdOf(fnOf(rotator as keyof typeof FUNCTIONS))]));
+    for (const [, s] of schedules)
+      expect(logicalIdsIn(s.Properties.RotationLambdaARN)).toEqual(new Set([logicalIdOf(fnOf(rotator as keyof typeof FUNCTIONS))]));
     const [[authorizerFn]] = Object.entries(FUNCTIONS).filter(([, s]) => (s as FunctionSpec).authorizesRequests);
     const [[, authorizer]] = ofType('AWS::ApiGateway::Authorizer');
     expect(logicalIdsIn(authorizer.Properties.AuthorizerUri)).toContain(logicalIdOf(fnOf(authorizerFn as keyof typeof FUNCTIONS)));
@@ -276,30 +297,43 @@ describe('the synthesized template', () => {
   });
 });
 
-
 describe('etcd discovery (docs/adr/0009-discovery-sources.md)', () => {
-  const discoverers = Object.entries(FUNCTIONS).filter(([, s]) => (s as FunctionSpec).discoversNodes).map(([id]) => id as keyof typeof FUNCTIONS);
+  const discoverers = Object.entries(FUNCTIONS)
+    .filter(([, s]) => (s as FunctionSpec).discoversNodes)
+    .map(([id]) => id as keyof typeof FUNCTIONS);
 
   it('with etcdEndpoints: runs the discoversNodes function every minute with the endpoints and the default prefix', () => {
     expect(discoverers).toEqual(['DiscoverNodes']);
     const fn = logicalIdOf(fnOf('DiscoverNodes'));
-    expect(resources[fn].Properties.Environment.Variables).toMatchObject({ ETCD_ENDPOINTS: 'http://10.0.0.5:2379', ETCD_PREFIX: '/kmod/nodes/', AGENT_ALLOWED_HOSTS: '10.0.0.0/8' });
+    expect(resources[fn].Properties.Environment.Variables).toMatchObject({
+      ETCD_ENDPOINTS: 'http://10.0.0.5:2379',
+      ETCD_PREFIX: '/kmod/nodes/',
+      AGENT_ALLOWED_HOSTS: '10.0.0.0/8',
+    });
     const rules = ofType('AWS::Events::Rule').filter(([, r]) => r.Properties.ScheduleExpression === 'rate(1 minute)');
     expect(rules).toHaveLength(1);
     expect(rules[0][1].Properties.Targets.map((t: { Arn: unknown }) => [...logicalIdsIn(t.Arn)])).toEqual([[fn]]);
     // The bundle carries the etcd client's .proto files where its pinned __dirname points.
     const key = resources[fn].Properties.Code.S3Key as string;
-    expect(readFileSync(join(assemblyDir, `asset.${key.replace(/\.zip$/, '')}`, 'node_modules', 'etcd3', 'proto', 'rpc.proto'), 'utf8')).toContain('service KV');
+    expect(readFileSync(join(assemblyDir, `asset.${key.replace(/\.zip$/, '')}`, 'node_modules', 'etcd3', 'proto', 'rpc.proto'), 'utf8')).toContain(
+      'service KV',
+    );
   });
 
   it('without etcdEndpoints: creates no discovery function and no schedule', () => {
     // Bundling skipped: only the resources matter here, and a second bundle of every function is slow.
     const app = new App({ context: { 'aws:cdk:bundling-stacks': [] } });
-    const bare = new OrchestratorStack(app, 'Bare', settingsFromContext((k) => ({ trustedRootsPem: 'PEM' })[k]));
+    const bare = new OrchestratorStack(
+      app,
+      'Bare',
+      settingsFromContext((k) => ({ trustedRootsPem: 'PEM' })[k]),
+    );
     const names = Object.values(Template.fromStack(bare).findResources('AWS::Lambda::Function')).map((r) => String(r.Properties.FunctionName ?? ''));
     for (const id of discoverers) expect(names).not.toContain(`kmod-${id}`);
     expect(names.filter((n) => n.startsWith('kmod-'))).toHaveLength(Object.keys(FUNCTIONS).length - discoverers.length);
     expect(bare.functions.DiscoverNodes).toBeUndefined();
-    expect(Object.values(Template.fromStack(bare).findResources('AWS::Events::Rule')).filter((r) => r.Properties.ScheduleExpression === 'rate(1 minute)')).toEqual([]);
+    expect(
+      Object.values(Template.fromStack(bare).findResources('AWS::Events::Rule')).filter((r) => r.Properties.ScheduleExpression === 'rate(1 minute)'),
+    ).toEqual([]);
   });
 });

@@ -106,7 +106,11 @@ describe('input validation', () => {
   });
 
   it('415 for a non-JSON content type', async () => {
-    const r = await api(cloud, 'POST', '/api/v1/deployments', { token: cloud.tokens.Deployer, rawBody: 'moduleName=x', headers: { 'content-type': 'text/plain' } });
+    const r = await api(cloud, 'POST', '/api/v1/deployments', {
+      token: cloud.tokens.Deployer,
+      rawBody: 'moduleName=x',
+      headers: { 'content-type': 'text/plain' },
+    });
     expect(r.status).toBe(415);
   });
 
@@ -141,7 +145,9 @@ describe('Idempotency-Key', () => {
 
   it('gives concurrent requests with one key one deployment', async () => {
     const headers = { 'Idempotency-Key': 'concurrent-key' };
-    const rs = await Promise.all(Array.from({ length: 5 }, () => api(cloud, 'POST', '/api/v1/deployments', { token: cloud.tokens.Deployer, body: valid, headers })));
+    const rs = await Promise.all(
+      Array.from({ length: 5 }, () => api(cloud, 'POST', '/api/v1/deployments', { token: cloud.tokens.Deployer, body: valid, headers })),
+    );
     expect(rs.map((r) => r.status)).toEqual([202, 202, 202, 202, 202]);
     expect(new Set(rs.map((r) => r.body.executionId)).size).toBe(1);
     await waitForDeployment(cloud, rs[0].body.executionId);
@@ -171,9 +177,19 @@ describe('one deployment at a time per module and environment', () => {
   it('takes over a lock whose lease lapsed (a crashed execution cannot hold it forever)', async () => {
     const { PutCommand } = await import('@aws-sdk/lib-dynamodb');
     const lapsed = Math.floor(Date.now() / 1000) - 1;
-    await cloud.ddb.send(new PutCommand({ TableName: cloud.tableNames.locks, Item: { lockKey: 'demo-kernel#Development', executionId: 'dep-crashed000-000000000000', acquiredAt: '2026-01-01T00:00:00Z', expiresAt: lapsed } }));
+    await cloud.ddb.send(
+      new PutCommand({
+        TableName: cloud.tableNames.locks,
+        Item: { lockKey: 'demo-kernel#Development', executionId: 'dep-crashed000-000000000000', acquiredAt: '2026-01-01T00:00:00Z', expiresAt: lapsed },
+      }),
+    );
     const live = Math.floor(Date.now() / 1000) + 600;
-    await cloud.ddb.send(new PutCommand({ TableName: cloud.tableNames.locks, Item: { lockKey: 'demo-kernel#QA', executionId: 'dep-holding00-000000000000', acquiredAt: '2026-01-01T00:00:00Z', expiresAt: live } }));
+    await cloud.ddb.send(
+      new PutCommand({
+        TableName: cloud.tableNames.locks,
+        Item: { lockKey: 'demo-kernel#QA', executionId: 'dep-holding00-000000000000', acquiredAt: '2026-01-01T00:00:00Z', expiresAt: live },
+      }),
+    );
     const blocked = await api(cloud, 'POST', '/api/v1/deployments', { token: cloud.tokens.Deployer, body: { ...valid, targetEnvironment: 'QA' } });
     expect(blocked.status).toBe(409);
     expect(blocked.body.message).toContain('dep-holding00-000000000000');
@@ -184,8 +200,17 @@ describe('one deployment at a time per module and environment', () => {
 });
 
 describe('authorization matrix: every protected route, every role', () => {
-  const sample: Record<string, string> = { executionId: 'dep-000000000-000000000000', environment: 'QA', moduleName: 'demo-kernel', version: '1.0.0', token: 'x', userId: 'user-none' };
-  const cases = ROUTES.filter((r) => r.roles !== 'public').flatMap((r) => ROLES.map((role) => [r.method, r.path, role, (r.roles as readonly string[]).includes(role)] as const));
+  const sample: Record<string, string> = {
+    executionId: 'dep-000000000-000000000000',
+    environment: 'QA',
+    moduleName: 'demo-kernel',
+    version: '1.0.0',
+    token: 'x',
+    userId: 'user-none',
+  };
+  const cases = ROUTES.filter((r) => r.roles !== 'public').flatMap((r) =>
+    ROLES.map((role) => [r.method, r.path, role, (r.roles as readonly string[]).includes(role)] as const),
+  );
 
   it.each(cases)('%s %s as %s → allowed=%s', async (method, path, role, allowed) => {
     const url = path.replace(/\{(\w+)\}/g, (_, k: string) => sample[k]);
@@ -205,7 +230,12 @@ describe('audit query and Prometheus metrics', () => {
     const id = list.body.items[0].executionId;
     const byDeployment = await api(cloud, 'GET', `/api/v1/audit?deploymentId=${id}`, { token: cloud.tokens.Admin });
     expect(byDeployment.status).toBe(200);
-    expect(byDeployment.body.items[0]).toMatchObject({ subject: `deployment#${id}`, action: 'deployment.requested', actor: expect.any(String), at: expect.any(String) });
+    expect(byDeployment.body.items[0]).toMatchObject({
+      subject: `deployment#${id}`,
+      action: 'deployment.requested',
+      actor: expect.any(String),
+      at: expect.any(String),
+    });
     const byActor = await api(cloud, 'GET', '/api/v1/audit?actor=dev-deployer&limit=5', { token: cloud.tokens.Admin });
     expect(byActor.body.items.length).toBeGreaterThan(0);
     expect(byActor.body.items.every((i: { actor: string }) => i.actor === 'dev-deployer')).toBe(true);

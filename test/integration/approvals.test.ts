@@ -43,7 +43,11 @@ async function mailFor(to: string, executionId: string, count: number): Promise<
   return subjects;
 }
 
-async function approvalEmail(executionId: string, environment: string, to = 'amy.approver@example.com'): Promise<{ approve: string; reject: string; email: Email }> {
+async function approvalEmail(
+  executionId: string,
+  environment: string,
+  to = 'amy.approver@example.com',
+): Promise<{ approve: string; reject: string; email: Email }> {
   for (let i = 0; i < 100; i++) {
     const email = (await mailbox()).find((m) => m.to === to && m.body.includes(executionId) && m.subject.includes(`to ${environment}`));
     if (email) {
@@ -55,11 +59,21 @@ async function approvalEmail(executionId: string, environment: string, to = 'amy
 }
 
 async function auditActions(executionId: string) {
-  const r = await cloud.ddb.send(new QueryCommand({ TableName: cloud.tableNames.audit, KeyConditionExpression: 'subject = :s', ExpressionAttributeValues: { ':s': `deployment#${executionId}` } }));
+  const r = await cloud.ddb.send(
+    new QueryCommand({
+      TableName: cloud.tableNames.audit,
+      KeyConditionExpression: 'subject = :s',
+      ExpressionAttributeValues: { ':s': `deployment#${executionId}` },
+    }),
+  );
   return (r.Items ?? []).map((i) => ({ action: i.action as string, actor: i.actor as string, details: i.details as Record<string, unknown> }));
 }
 
-const form = (fields: Record<string, string>) => ({ method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams(fields).toString() });
+const form = (fields: Record<string, string>) => ({
+  method: 'POST',
+  headers: { 'content-type': 'application/x-www-form-urlencoded' },
+  body: new URLSearchParams(fields).toString(),
+});
 
 describe('approval gates', () => {
   it('pauses before Staging and Production; links confirm, scanners change nothing; then Succeeded', async () => {
@@ -67,7 +81,13 @@ describe('approval gates', () => {
     const waiting = await waitForDeployment(cloud, id, ['WaitingForApproval']);
     const staging = waiting.stages.find((s: { name: string }) => s.name === 'Staging');
     expect(staging.status).toBe('Pending');
-    expect(staging.approval).toMatchObject({ status: 'Pending', approvers: ['dev-approver', 'dev-approver-2'], quorum: 1, requestedAt: expect.any(String), deadline: expect.any(String) });
+    expect(staging.approval).toMatchObject({
+      status: 'Pending',
+      approvers: ['dev-approver', 'dev-approver-2'],
+      quorum: 1,
+      requestedAt: expect.any(String),
+      deadline: expect.any(String),
+    });
     expect(agentVersions(cloud, 'qa')).toEqual({ 'qa-01': '1.1.0', 'qa-02': '1.1.0', 'qa-03': '1.1.0', 'qa-04': '1.1.0', 'qa-05': '1.1.0' });
 
     const { approve, email } = await approvalEmail(id, 'Staging');
@@ -113,9 +133,18 @@ describe('approval gates', () => {
     const again = await api(cloud, 'POST', `/api/v1/approvals/deployments/${id}/approve`, { token: cloud.tokens.Approver, body: {} });
     expect(again.status).toBe(409);
     expect(again.body.code).toBe('AlreadyDecided');
-    const second = await api(cloud, 'POST', `/api/v1/approvals/deployments/${id}/approve`, { token: secondApproverToken, body: { reason: 'second pair of eyes' } });
+    const second = await api(cloud, 'POST', `/api/v1/approvals/deployments/${id}/approve`, {
+      token: secondApproverToken,
+      body: { reason: 'second pair of eyes' },
+    });
     expect(second.status).toBe(200);
-    expect(second.body).toMatchObject({ status: 'Approved', decisions: [{ approver: 'dev-approver', via: 'email' }, { approver: 'dev-approver-2', via: 'api' }] });
+    expect(second.body).toMatchObject({
+      status: 'Approved',
+      decisions: [
+        { approver: 'dev-approver', via: 'email' },
+        { approver: 'dev-approver-2', via: 'api' },
+      ],
+    });
     expect(second.body.taskToken).toBeUndefined();
 
     const done = await waitForDeployment(cloud, id);
@@ -135,7 +164,11 @@ describe('approval gates', () => {
     ]);
     // The requester hears of every outcome (the last one is sent just after the status is set).
     expect(await mailFor('dan.deployer@example.com', id, 3)).toEqual(
-      expect.arrayContaining(['demo-kernel@1.1.0 approved for Staging', 'demo-kernel@1.1.0 approved for Production', 'demo-kernel@1.1.0 to Production: Succeeded']),
+      expect.arrayContaining([
+        'demo-kernel@1.1.0 approved for Staging',
+        'demo-kernel@1.1.0 approved for Production',
+        'demo-kernel@1.1.0 to Production: Succeeded',
+      ]),
     );
   });
 
@@ -214,6 +247,8 @@ describe('approval gates', () => {
     expect(actions).toEqual(expect.arrayContaining(['approval.requested', 'approval.notified', 'approval.expired']));
     const approvals = await api(cloud, 'GET', `/api/v1/approvals/deployments/${id}`, { token: cloud.tokens.Viewer });
     expect(approvals.body.items).toEqual([expect.objectContaining({ environment: 'Staging', status: 'Expired' })]);
-    expect(await mailFor('dan.deployer@example.com', id, 2)).toEqual(expect.arrayContaining(['demo-kernel@1.1.0 approval for Staging expired', 'demo-kernel@1.1.0 to Staging: Failed']));
+    expect(await mailFor('dan.deployer@example.com', id, 2)).toEqual(
+      expect.arrayContaining(['demo-kernel@1.1.0 approval for Staging expired', 'demo-kernel@1.1.0 to Staging: Failed']),
+    );
   });
 });

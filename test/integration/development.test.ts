@@ -39,7 +39,11 @@ describe('Development deployment (Direct)', () => {
 
   it('rejects a tampered signature at the Security scan and changes no node', async () => {
     const pki = loadPki(join(cloud.dataDir, 'pki'))!;
-    const m = signedModuleVersion({ name: 'demo-kernel', version: '1.2.0', entrypoint: 'demo_kernel_init', resources: { cpuMillicores: 100, memoryMiB: 32 } }, demoArtifact('1.2.0'), pki);
+    const m = signedModuleVersion(
+      { name: 'demo-kernel', version: '1.2.0', entrypoint: 'demo_kernel_init', resources: { cpuMillicores: 100, memoryMiB: 32 } },
+      demoArtifact('1.2.0'),
+      pki,
+    );
     // The manifest changes after signing: the signature no longer covers it.
     await register({ ...m, manifest: { ...m.manifest, entrypoint: 'evil_init' } });
     const id = await deploy('1.2.0');
@@ -57,7 +61,13 @@ describe('Development deployment (Direct)', () => {
 
   it('rejects an artifact whose digest does not match at the Build stage and changes no node', async () => {
     const pki = loadPki(join(cloud.dataDir, 'pki'))!;
-    await register(signedModuleVersion({ name: 'demo-kernel', version: '1.3.0', entrypoint: 'demo_kernel_init', resources: { cpuMillicores: 100, memoryMiB: 32 } }, demoArtifact('1.3.0'), pki));
+    await register(
+      signedModuleVersion(
+        { name: 'demo-kernel', version: '1.3.0', entrypoint: 'demo_kernel_init', resources: { cpuMillicores: 100, memoryMiB: 32 } },
+        demoArtifact('1.3.0'),
+        pki,
+      ),
+    );
     // Someone swaps the stored artifact after registration.
     cloud.s3.write(ARTIFACT_BUCKET, artifactKey('demo-kernel', '1.3.0'), Buffer.from('not the signed artifact'));
     const id = await deploy('1.3.0');
@@ -79,7 +89,11 @@ describe('Development deployment (Direct)', () => {
       expect(dev.message).toContain('dev-02');
       expect(Object.values(agentVersions(cloud, 'dev'))).toEqual(['1.0.0', '1.0.0', '1.0.0']);
       const cluster = await api(cloud, 'GET', '/api/v1/clusters/Development', { token: cloud.tokens.Viewer });
-      expect(cluster.body.nodes.map((n: { modules: Record<string, { version: string }> }) => n.modules['demo-kernel'].version)).toEqual(['1.0.0', '1.0.0', '1.0.0']);
+      expect(cluster.body.nodes.map((n: { modules: Record<string, { version: string }> }) => n.modules['demo-kernel'].version)).toEqual([
+        '1.0.0',
+        '1.0.0',
+        '1.0.0',
+      ]);
     } finally {
       cloud.fleet.inject('dev-02', {});
     }
@@ -106,7 +120,13 @@ describe('Development deployment (Direct)', () => {
     expect(agentVersions(cloud, 'dev')).toEqual({ 'dev-01': '1.1.0', 'dev-02': '1.1.0', 'dev-03': '1.1.0' });
     const cluster = await api(cloud, 'GET', '/api/v1/clusters/Development?refresh=true', { token: cloud.tokens.Viewer });
     expect(cluster.status).toBe(200);
-    expect(cluster.body).toMatchObject({ environment: 'Development', strategy: 'Direct', nodeCount: 3, healthyNodes: 3, moduleVersions: { 'demo-kernel': { '1.1.0': 3 } } });
+    expect(cluster.body).toMatchObject({
+      environment: 'Development',
+      strategy: 'Direct',
+      nodeCount: 3,
+      healthyNodes: 3,
+      moduleVersions: { 'demo-kernel': { '1.1.0': 3 } },
+    });
     // Other environments were not touched.
     expect(Object.values(agentVersions(cloud, 'qa')).every((v) => v === '1.0.0')).toBe(true);
   });
@@ -115,7 +135,9 @@ describe('Development deployment (Direct)', () => {
     const list = await api(cloud, 'GET', '/api/v1/deployments?status=Succeeded&limit=1', { token: cloud.tokens.Viewer });
     const id = list.body.items[0].executionId;
     const { QueryCommand } = await import('@aws-sdk/lib-dynamodb');
-    const r = await cloud.ddb.send(new QueryCommand({ TableName: cloud.tableNames.audit, KeyConditionExpression: 'subject = :s', ExpressionAttributeValues: { ':s': `deployment#${id}` } }));
+    const r = await cloud.ddb.send(
+      new QueryCommand({ TableName: cloud.tableNames.audit, KeyConditionExpression: 'subject = :s', ExpressionAttributeValues: { ':s': `deployment#${id}` } }),
+    );
     const actions = (r.Items ?? []).map((i) => `${i.action}${i.details?.stage ? `:${i.details.stage}` : ''}`);
     expect(actions[0]).toBe('deployment.requested');
     for (const stage of ['Build', 'Test', 'SecurityScan', 'Development', 'Validation']) {

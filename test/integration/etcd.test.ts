@@ -48,7 +48,18 @@ async function startEtcd(): Promise<void> {
   etcdDir = mkdtempSync(join(tmpdir(), 'kmod-etcd-'));
   endpoint = `http://127.0.0.1:${clientPort}`;
   const peer = `http://127.0.0.1:${peerPort}`;
-  const args = ['--name', 'kmod-test', '--data-dir', etcdDir, '--listen-client-urls', endpoint, '--advertise-client-urls', endpoint, '--listen-peer-urls', peer];
+  const args = [
+    '--name',
+    'kmod-test',
+    '--data-dir',
+    etcdDir,
+    '--listen-client-urls',
+    endpoint,
+    '--advertise-client-urls',
+    endpoint,
+    '--listen-peer-urls',
+    peer,
+  ];
   args.push('--initial-advertise-peer-urls', peer, '--initial-cluster', `kmod-test=${peer}`, '--log-level', 'error');
   etcd = spawn(ETCD as string, args, { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
@@ -66,7 +77,10 @@ async function startAgent(nodeId: string): Promise<{ agent: NodeAgent; url: stri
   return { agent, url: await agent.listen(0, '127.0.0.1') };
 }
 
-const cluster = async () => (await api(cloud, 'GET', '/api/v1/clusters/Development', { token: cloud.tokens.Viewer })).body as { nodes: { nodeId: string; address: string; modules: Record<string, { version: string }> }[] };
+const cluster = async () =>
+  (await api(cloud, 'GET', '/api/v1/clusters/Development', { token: cloud.tokens.Viewer })).body as {
+    nodes: { nodeId: string; address: string; modules: Record<string, { version: string }> }[];
+  };
 const nodeIn = async (id: string) => (await cluster()).nodes.find((n) => n.nodeId === id);
 const discoveryAudit = async () =>
   (await api(cloud, 'GET', `/api/v1/audit?actor=${encodeURIComponent('system:discovery-etcd')}&limit=500`, { token: cloud.tokens.Admin })).body.items as {
@@ -99,7 +113,10 @@ describe.skipIf(!ETCD)('etcd discovery (real etcd server)', () => {
     // What it ran was asked of its agent on join.
     expect(joined.modules['demo-kernel'].version).toBe('1.0.0');
 
-    const r = await api(cloud, 'POST', '/api/v1/deployments', { token: cloud.tokens.Deployer, body: { moduleName: 'demo-kernel', version: '1.1.0', targetEnvironment: 'Development' } });
+    const r = await api(cloud, 'POST', '/api/v1/deployments', {
+      token: cloud.tokens.Deployer,
+      body: { moduleName: 'demo-kernel', version: '1.1.0', targetEnvironment: 'Development' },
+    });
     expect(r.status).toBe(202);
     const d = await waitForDeployment(cloud, r.body.executionId);
     expect(d.status).toBe('Succeeded');

@@ -95,7 +95,10 @@ export async function waitApprovingGates(cloud: LocalCloud, executionId: string,
   for (;;) {
     const d = await waitForDeployment(cloud, executionId, [...FINISHED, 'WaitingForApproval'], timeoutMs);
     if (d.status !== 'WaitingForApproval') return d;
-    const r = await api(cloud, 'POST', `/api/v1/approvals/deployments/${executionId}/approve`, { token: cloud.tokens.Approver, body: { reason: 'looks good' } });
+    const r = await api(cloud, 'POST', `/api/v1/approvals/deployments/${executionId}/approve`, {
+      token: cloud.tokens.Approver,
+      body: { reason: 'looks good' },
+    });
     if (r.status !== 200) throw new Error(`approval failed: ${r.status} ${JSON.stringify(r.body)}`);
     await waitForDeployment(cloud, executionId, [...FINISHED, 'Running'], timeoutMs);
   }

@@ -12,7 +12,12 @@ const WINDOW = 4;
 // The default limits (10 deployment requests per user per window, 60 metrics, 1000 per address),
 // with the one-minute window shrunk to a few seconds so recovery can be observed.
 beforeAll(async () => {
-  cloud = await startLocalCloud({ dataDir: mkdtempSync(join(tmpdir(), 'kmod-rl-')), fresh: true, apiPort: 0, env: { RATE_LIMIT_WINDOW_SECONDS: String(WINDOW), CORS_ALLOWED_ORIGINS: 'https://console.example.com' } });
+  cloud = await startLocalCloud({
+    dataDir: mkdtempSync(join(tmpdir(), 'kmod-rl-')),
+    fresh: true,
+    apiPort: 0,
+    env: { RATE_LIMIT_WINDOW_SECONDS: String(WINDOW), CORS_ALLOWED_ORIGINS: 'https://console.example.com' },
+  });
 });
 afterAll(async () => {
   await cloud?.stop();
@@ -62,9 +67,26 @@ describe('rate limits', () => {
     const rs = [];
     for (let i = 0; i < 3; i++) rs.push((await attempt(cloud.tokens.Deployer)).status);
     expect(rs).toEqual([400, 400, 429]);
-    const audit = await cloud.ddb.send(new QueryCommand({ TableName: cloud.tableNames.audit, IndexName: 'byCategory', KeyConditionExpression: 'category = :c', ExpressionAttributeValues: { ':c': 'config' } }));
-    expect(audit.Items?.find((i) => i.action === 'rate-limits.changed')).toMatchObject({ actor: 'dev-admin', details: { after: { deploymentCreatePerUser: 2 } } });
-    const security = await cloud.ddb.send(new QueryCommand({ TableName: cloud.tableNames.audit, IndexName: 'byCategory', KeyConditionExpression: 'category = :c', ExpressionAttributeValues: { ':c': 'security' } }));
+    const audit = await cloud.ddb.send(
+      new QueryCommand({
+        TableName: cloud.tableNames.audit,
+        IndexName: 'byCategory',
+        KeyConditionExpression: 'category = :c',
+        ExpressionAttributeValues: { ':c': 'config' },
+      }),
+    );
+    expect(audit.Items?.find((i) => i.action === 'rate-limits.changed')).toMatchObject({
+      actor: 'dev-admin',
+      details: { after: { deploymentCreatePerUser: 2 } },
+    });
+    const security = await cloud.ddb.send(
+      new QueryCommand({
+        TableName: cloud.tableNames.audit,
+        IndexName: 'byCategory',
+        KeyConditionExpression: 'category = :c',
+        ExpressionAttributeValues: { ':c': 'security' },
+      }),
+    );
     const actions = (security.Items ?? []).map((i) => i.action);
     expect(actions).toContain('rate-limit.exceeded');
     expect(actions).toContain('access.denied');
@@ -72,8 +94,18 @@ describe('rate limits', () => {
 
   it('audits authentication failures', async () => {
     expect((await api(cloud, 'GET', '/api/v1/clusters', { token: 'not-a-token' })).status).toBe(401);
-    const security = await cloud.ddb.send(new QueryCommand({ TableName: cloud.tableNames.audit, IndexName: 'byCategory', KeyConditionExpression: 'category = :c', ExpressionAttributeValues: { ':c': 'security' } }));
-    expect(security.Items?.find((i) => i.action === 'auth.failed')).toMatchObject({ actor: 'ip:127.0.0.1', details: { method: 'GET', path: '/api/v1/clusters' } });
+    const security = await cloud.ddb.send(
+      new QueryCommand({
+        TableName: cloud.tableNames.audit,
+        IndexName: 'byCategory',
+        KeyConditionExpression: 'category = :c',
+        ExpressionAttributeValues: { ':c': 'security' },
+      }),
+    );
+    expect(security.Items?.find((i) => i.action === 'auth.failed')).toMatchObject({
+      actor: 'ip:127.0.0.1',
+      details: { method: 'GET', path: '/api/v1/clusters' },
+    });
   });
 
   it('sends security headers on every answer', async () => {
@@ -85,9 +117,13 @@ describe('rate limits', () => {
   });
 
   it('answers CORS only for allowlisted origins', async () => {
-    const allowed = await fetch(`${cloud.apiUrl}/api/v1/clusters`, { headers: { origin: 'https://console.example.com', authorization: `Bearer ${cloud.tokens.Viewer}` } });
+    const allowed = await fetch(`${cloud.apiUrl}/api/v1/clusters`, {
+      headers: { origin: 'https://console.example.com', authorization: `Bearer ${cloud.tokens.Viewer}` },
+    });
     expect(allowed.headers.get('access-control-allow-origin')).toBe('https://console.example.com');
-    const other = await fetch(`${cloud.apiUrl}/api/v1/clusters`, { headers: { origin: 'https://evil.example', authorization: `Bearer ${cloud.tokens.Viewer}` } });
+    const other = await fetch(`${cloud.apiUrl}/api/v1/clusters`, {
+      headers: { origin: 'https://evil.example', authorization: `Bearer ${cloud.tokens.Viewer}` },
+    });
     expect(other.headers.get('access-control-allow-origin')).toBeNull();
   });
 });

@@ -25,11 +25,18 @@ describe('agent key rotation', () => {
     const poller = (async () => {
       while (polling) {
         const r = await api(cloud, 'GET', '/api/v1/clusters/QA?refresh=true', { token: cloud.tokens.Viewer });
-        statuses.push(r.status === 200 && r.body.unhealthyNodes === 0 && r.body.healthyNodes === 5 ? 'ok' : `${r.status}:${JSON.stringify(r.body.nodes?.map((n: { health: unknown }) => n.health))}`);
+        statuses.push(
+          r.status === 200 && r.body.unhealthyNodes === 0 && r.body.healthyNodes === 5
+            ? 'ok'
+            : `${r.status}:${JSON.stringify(r.body.nodes?.map((n: { health: unknown }) => n.health))}`,
+        );
         await new Promise((res) => setTimeout(res, 250));
       }
     })();
-    const deployment = api(cloud, 'POST', '/api/v1/deployments', { token: cloud.tokens.Deployer, body: { moduleName: 'demo-kernel', version: '1.1.0', targetEnvironment: 'Production' } });
+    const deployment = api(cloud, 'POST', '/api/v1/deployments', {
+      token: cloud.tokens.Deployer,
+      body: { moduleName: 'demo-kernel', version: '1.1.0', targetEnvironment: 'Production' },
+    });
     const before = rotateKeyFile(file, 'add');
     expect(before).toHaveLength(2);
     await new Promise((res) => setTimeout(res, STEP_PAUSE_MS));
@@ -59,7 +66,10 @@ describe('agent key rotation', () => {
 
   it('advances one safe step per scheduled rotation: the signer is always a key published a period before', () => {
     let set = scheduledRotation([{ id: 'k0', secret: 's' }]);
-    expect(set.map((k) => [k.id, !!k.next])).toEqual([['k0', false], [set[1].id, true]]);
+    expect(set.map((k) => [k.id, !!k.next])).toEqual([
+      ['k0', false],
+      [set[1].id, true],
+    ]);
     const published = new Set(set.map((k) => k.id));
     for (let period = 0; period < 4; period++) {
       const before = new Set(set.map((k) => k.id));

@@ -20,7 +20,10 @@ afterAll(async () => {
 
 describe('a 10,000-node environment', () => {
   it('deploys Direct within Step Functions limits: history grows with batches, not nodes', async () => {
-    const r = await api(cloud, 'POST', '/api/v1/deployments', { token: cloud.tokens.Deployer, body: { moduleName: 'demo-kernel', version: '1.1.0', targetEnvironment: 'Development' } });
+    const r = await api(cloud, 'POST', '/api/v1/deployments', {
+      token: cloud.tokens.Deployer,
+      body: { moduleName: 'demo-kernel', version: '1.1.0', targetEnvironment: 'Development' },
+    });
     expect(r.status).toBe(202);
     const d = await waitForDeployment(cloud, r.body.executionId, undefined, 600_000);
     expect(d.status, JSON.stringify(d.failure)).toBe('Succeeded');

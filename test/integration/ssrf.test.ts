@@ -30,7 +30,10 @@ afterAll(async () => {
 
 async function registerRogue(nodeId: string, address: string) {
   await cloud.ddb.send(
-    new PutCommand({ TableName: cloud.tableNames.nodes, Item: { environment: 'Development', nodeId, address, modules: { 'demo-kernel': { version: '1.0.0' } }, registeredAt: new Date().toISOString() } }),
+    new PutCommand({
+      TableName: cloud.tableNames.nodes,
+      Item: { environment: 'Development', nodeId, address, modules: { 'demo-kernel': { version: '1.0.0' } }, registeredAt: new Date().toISOString() },
+    }),
   );
 }
 
@@ -39,7 +42,10 @@ describe('SSRF guard on agent calls', () => {
     await registerRogue('dev-90', 'http://169.254.169.254');
     await registerRogue('dev-91', 'http://evil.example:8080');
     await registerRogue('dev-92', redirectorUrl);
-    const r = await api(cloud, 'POST', '/api/v1/deployments', { token: cloud.tokens.Deployer, body: { moduleName: 'demo-kernel', version: '1.1.0', targetEnvironment: 'Development' } });
+    const r = await api(cloud, 'POST', '/api/v1/deployments', {
+      token: cloud.tokens.Deployer,
+      body: { moduleName: 'demo-kernel', version: '1.1.0', targetEnvironment: 'Development' },
+    });
     const d = await waitForDeployment(cloud, r.body.executionId);
     expect(d.status).toBe('RolledBack');
     const message = d.stages.find((s: { name: string }) => s.name === 'Development').message as string;

@@ -7,7 +7,10 @@ import { describe, expect, it } from 'vitest';
 
 const javaProcessesFor = (dir: string) => {
   try {
-    return execFileSync('pgrep', ['-f', join(dir, 'dynamodb')], { encoding: 'utf8' }).trim().split('\n').filter(Boolean);
+    return execFileSync('pgrep', ['-f', join(dir, 'dynamodb')], { encoding: 'utf8' })
+      .trim()
+      .split('\n')
+      .filter(Boolean);
   } catch {
     return []; // pgrep exits 1 when nothing matches
   }
@@ -16,7 +19,10 @@ const javaProcessesFor = (dir: string) => {
 describe('npm start', () => {
   it('writes .local/cloud.json with working tokens, serves /health, and Ctrl-C leaves no process behind', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'kmod-start-'));
-    const child = spawn(process.execPath, ['--import', 'tsx', 'localcloud/main.ts'], { env: { ...process.env, PORT: '0', KMOD_DATA_DIR: dir }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, ['--import', 'tsx', 'localcloud/main.ts'], {
+      env: { ...process.env, PORT: '0', KMOD_DATA_DIR: dir },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let output = '';
     child.stdout.on('data', (d) => (output += d));
     child.stderr.on('data', (d) => (output += d));

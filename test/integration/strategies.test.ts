@@ -94,7 +94,9 @@ describe('failure modes end Failed or RolledBack with every touched node back', 
     expect(d.status).toBe('RolledBack');
     expect(d.failure).toMatchObject({ stage: 'Production', code: 'CanaryAnalysisFailed' });
     const prod = stage(d, 'Production');
-    expect(prod.message).toMatch(/canary wave 2 \(30% of nodes, 6 nodes\) failed analysis against the baseline: error rate [\d.]+% → [\d.]+% \(\+[\d.]+%, limit \+50%\)/);
+    expect(prod.message).toMatch(
+      /canary wave 2 \(30% of nodes, 6 nodes\) failed analysis against the baseline: error rate [\d.]+% → [\d.]+% \(\+[\d.]+%, limit \+50%\)/,
+    );
     expect(prod.details.wave1).toMatchObject({ passed: true, nodes: 2 });
     expect(prod.details.wave2).toMatchObject({ passed: false, nodes: 6 });
     const errorCheck = prod.details.wave2.checks.find((c: { metric: string }) => c.metric === 'errorRatePercent');
@@ -129,7 +131,11 @@ describe('a deployment to Production', () => {
     for (const s of d.stages) expect(Date.parse(s.finishedAt) - Date.parse(s.startedAt)).toBe(s.durationMs);
     expect(stage(d, 'Development')).toMatchObject({ nodesTotal: 3, nodesDeployed: 3, nodesFailed: 0 });
     expect(stage(d, 'QA')).toMatchObject({ nodesTotal: 5, nodesDeployed: 5, details: { batches: 3 } });
-    expect(stage(d, 'Staging')).toMatchObject({ nodesTotal: 5, nodesDeployed: 5, details: { activeColour: before, idleColour: before === 'blue' ? 'green' : 'blue' } });
+    expect(stage(d, 'Staging')).toMatchObject({
+      nodesTotal: 5,
+      nodesDeployed: 5,
+      details: { activeColour: before, idleColour: before === 'blue' ? 'green' : 'blue' },
+    });
     expect(stage(d, 'Production')).toMatchObject({ nodesTotal: 20, nodesDeployed: 20, details: { waves: [1, 2, 2, 4] } });
     for (const w of [1, 2, 3, 4]) expect(stage(d, 'Production').details[`wave${w}`]).toMatchObject({ passed: true });
     expect(stage(d, 'Production').details.wave4.nodes).toBe(20);
@@ -177,7 +183,10 @@ describe('a deployment to Production', () => {
     const running = await api(cloud, 'POST', `/api/v1/deployments/${id}/rollback`, { token: cloud.tokens.Deployer, body: {} });
     expect(running.status).toBe(409);
     expect(running.body.code).toBe('DeploymentRunning');
-    const second = await api(cloud, 'POST', '/api/v1/deployments', { token: cloud.tokens.Admin, body: { moduleName: 'demo-kernel', version: '1.1.0', targetEnvironment: 'QA' } });
+    const second = await api(cloud, 'POST', '/api/v1/deployments', {
+      token: cloud.tokens.Admin,
+      body: { moduleName: 'demo-kernel', version: '1.1.0', targetEnvironment: 'QA' },
+    });
     expect(second.status).toBe(409);
     expect(second.body.message).toContain(id);
     expect((await waitForDeployment(cloud, id)).status).toBe('Succeeded');

@@ -22,12 +22,24 @@ const deployAttempt = (token: string) => api(cloud, 'POST', '/api/v1/deployments
 describe('user and service-principal management (Admin)', () => {
   it('creates a user, assigns roles, disables and enables them; every change is audited', async () => {
     const admin = cloud.tokens.Admin;
-    expect((await api(cloud, 'POST', '/api/v1/admin/users', { token: cloud.tokens.Deployer, body: { username: 'eve.ops', email: 'eve@example.com', roles: ['Viewer'] } })).status).toBe(403);
+    expect(
+      (
+        await api(cloud, 'POST', '/api/v1/admin/users', {
+          token: cloud.tokens.Deployer,
+          body: { username: 'eve.ops', email: 'eve@example.com', roles: ['Viewer'] },
+        })
+      ).status,
+    ).toBe(403);
     expect((await api(cloud, 'POST', '/api/v1/admin/users', { token: admin, body: { username: 'Eve', email: 'not-an-email', roles: [] } })).status).toBe(400);
-    const created = await api(cloud, 'POST', '/api/v1/admin/users', { token: admin, body: { username: 'eve.ops', email: 'eve@example.com', roles: ['Viewer'] } });
+    const created = await api(cloud, 'POST', '/api/v1/admin/users', {
+      token: admin,
+      body: { username: 'eve.ops', email: 'eve@example.com', roles: ['Viewer'] },
+    });
     expect(created.status).toBe(201);
     expect(created.body).toMatchObject({ username: 'eve.ops', roles: ['Viewer'], enabled: true, kind: 'user', createdBy: 'dev-admin' });
-    expect((await api(cloud, 'POST', '/api/v1/admin/users', { token: admin, body: { username: 'eve.ops', email: 'eve@example.com', roles: ['Viewer'] } })).status).toBe(409);
+    expect(
+      (await api(cloud, 'POST', '/api/v1/admin/users', { token: admin, body: { username: 'eve.ops', email: 'eve@example.com', roles: ['Viewer'] } })).status,
+    ).toBe(409);
     const userId = created.body.userId as string;
 
     const viewer = (await signIn(userId)).token!;
@@ -48,7 +60,13 @@ describe('user and service-principal management (Admin)', () => {
 
     const listed = await api(cloud, 'GET', '/api/v1/admin/users', { token: admin });
     expect(listed.body.items.map((u: { username: string }) => u.username)).toEqual(expect.arrayContaining(['ada.admin', 'dan.deployer', 'eve.ops']));
-    const trail = await cloud.ddb.send(new QueryCommand({ TableName: cloud.tableNames.audit, KeyConditionExpression: 'subject = :s', ExpressionAttributeValues: { ':s': `principal#${userId}` } }));
+    const trail = await cloud.ddb.send(
+      new QueryCommand({
+        TableName: cloud.tableNames.audit,
+        KeyConditionExpression: 'subject = :s',
+        ExpressionAttributeValues: { ':s': `principal#${userId}` },
+      }),
+    );
     expect((trail.Items ?? []).map((i) => i.action)).toEqual(['user.created', 'user.roles-changed', 'principal.disabled', 'principal.enabled']);
   });
 

@@ -15,7 +15,9 @@ describe('agent request signing', () => {
     expect(verifyRequest([k1], 'POST', '/v1/modules/mod/deploy', '{"a":1}', h, 1_000_000)).toEqual({ ok: true, keyId: 'k1' });
     expect(verifyRequest([k1], 'POST', '/v1/modules/mod/deploy', '{"a":2}', h, 1_000_000)).toMatchObject({ ok: false, reason: 'bad signature' });
     expect(verifyRequest([k1], 'POST', '/v1/modules/x/deploy', '{"a":1}', h, 1_000_000).ok).toBe(false);
-    expect(verifyRequest([k1], 'POST', '/v1/modules/mod/deploy', '{"a":1}', h, 1_000_000 + 6 * 60_000)).toMatchObject({ reason: expect.stringContaining('clock skew') });
+    expect(verifyRequest([k1], 'POST', '/v1/modules/mod/deploy', '{"a":1}', h, 1_000_000 + 6 * 60_000)).toMatchObject({
+      reason: expect.stringContaining('clock skew'),
+    });
     expect(verifyRequest([k2], 'POST', '/v1/modules/mod/deploy', '{"a":1}', h, 1_000_000)).toMatchObject({ reason: 'unknown key id k1' });
     expect(verifyRequest([k1], 'GET', '/v1/health', '', {}, 0)).toMatchObject({ reason: 'missing signature headers' });
   });

@@ -6,10 +6,21 @@ const now = new Date('2029-06-01T00:00:00Z');
 
 describe('decide', () => {
   it('forbids the requester, non-approvers, and late or repeated decisions', () => {
-    expect(decide(base, { userId: 'dan', isAdmin: true }, 'approve', undefined, 'api', now)).toMatchObject({ ok: false, httpStatus: 403, code: 'SelfApprovalForbidden' });
-    expect(decide(base, { userId: 'eve', isAdmin: false }, 'approve', undefined, 'api', now)).toMatchObject({ ok: false, httpStatus: 403, code: 'NotAnApprover' });
+    expect(decide(base, { userId: 'dan', isAdmin: true }, 'approve', undefined, 'api', now)).toMatchObject({
+      ok: false,
+      httpStatus: 403,
+      code: 'SelfApprovalForbidden',
+    });
+    expect(decide(base, { userId: 'eve', isAdmin: false }, 'approve', undefined, 'api', now)).toMatchObject({
+      ok: false,
+      httpStatus: 403,
+      code: 'NotAnApprover',
+    });
     expect(decide(base, { userId: 'amy', isAdmin: false }, 'approve', undefined, 'api', new Date('2031-01-01'))).toMatchObject({ ok: false, httpStatus: 410 });
-    expect(decide({ ...base, status: 'Approved' }, { userId: 'amy', isAdmin: false }, 'reject', undefined, 'api', now)).toMatchObject({ ok: false, httpStatus: 409 });
+    expect(decide({ ...base, status: 'Approved' }, { userId: 'amy', isAdmin: false }, 'reject', undefined, 'api', now)).toMatchObject({
+      ok: false,
+      httpStatus: 409,
+    });
   });
 
   it('lets an admin decide and counts distinct approvals towards the quorum', () => {

@@ -60,7 +60,9 @@ describe('checkManifest (Test stage)', () => {
   it('names unsatisfied or invalid dependencies, oversize resources and schema errors', () => {
     expect(checkManifest(base, { 'core-lib': ['2.0.0'] }).problems).toEqual([expect.stringContaining('no registered version satisfies "^1.2.0"')]);
     expect(checkManifest({ ...base, dependencies: { 'core-lib': 'latest!' } }, {}).problems[0]).toContain('not a valid semver range');
-    expect(checkManifest({ ...base, resources: { cpuMillicores: 9000, memoryMiB: 64 } }, { 'core-lib': ['1.2.0'] }).problems[0]).toContain('exceeds the node limit');
+    expect(checkManifest({ ...base, resources: { cpuMillicores: 9000, memoryMiB: 64 } }, { 'core-lib': ['1.2.0'] }).problems[0]).toContain(
+      'exceeds the node limit',
+    );
     expect(checkManifest({ ...base, dependencies: { 'net-filter': '1.0.0' } }, {}).problems[0]).toContain('cannot depend on itself');
     expect(checkManifest({ ...base, version: 'v2' }, {}).ok).toBe(false);
     expect(checkManifest({ ...base, extra: 1 }, {}).ok).toBe(false);
@@ -72,7 +74,12 @@ describe('planBatches', () => {
     expect(planBatches(['n-10', 'n-2', 'n-1'], 2)).toEqual([['n-1', 'n-2'], ['n-10']]);
     expect(planBatches([], 5)).toEqual([]);
     expect(() => planBatches(['a'], 0)).toThrow();
-    expect(planBatches(Array.from({ length: 10_000 }, (_, i) => `n-${i}`), 50)).toHaveLength(200);
+    expect(
+      planBatches(
+        Array.from({ length: 10_000 }, (_, i) => `n-${i}`),
+        50,
+      ),
+    ).toHaveLength(200);
   });
 });
 
@@ -129,17 +136,21 @@ describe('SSRF guard', () => {
 
 describe('describeCaughtError', () => {
   it('unwraps Lambda and child-execution causes', () => {
-    expect(describeCaughtError({ Error: 'NodeDeployFailed', Cause: JSON.stringify({ errorType: 'NodeDeployFailed', errorMessage: 'dev-02 failed' }) })).toEqual({
-      code: 'NodeDeployFailed',
-      message: 'dev-02 failed',
-    });
+    expect(describeCaughtError({ Error: 'NodeDeployFailed', Cause: JSON.stringify({ errorType: 'NodeDeployFailed', errorMessage: 'dev-02 failed' }) })).toEqual(
+      {
+        code: 'NodeDeployFailed',
+        message: 'dev-02 failed',
+      },
+    );
     const child = JSON.stringify({ status: 'FAILED', error: 'NodeDeployFailed', cause: 'batch 0: dev-02 failed; rolled back 2' });
-    expect(describeCaughtError({ Error: 'States.TaskFailed', Cause: child })).toEqual({ code: 'NodeDeployFailed', message: 'batch 0: dev-02 failed; rolled back 2' });
+    expect(describeCaughtError({ Error: 'States.TaskFailed', Cause: child })).toEqual({
+      code: 'NodeDeployFailed',
+      message: 'batch 0: dev-02 failed; rolled back 2',
+    });
     expect(describeCaughtError({ Error: 'X', Cause: 'plain words' })).toEqual({ code: 'X', message: 'plain words' });
     expect(describeCaughtError(undefined).code).toBe('Unknown');
   });
 });
-
 
 describe('traceRoot', () => {
   it('keeps the X-Ray root id of a Lambda trace header', async () => {

@@ -4,7 +4,7 @@ import { AUTHZ_FILE, buildAuthorizationDoc, buildOpenApi, OPENAPI_FILE } from '.
 import { ROUTES } from '../../functions/catalog.ts';
 
 describe('docs/openapi.json', () => {
-  it('is what the route catalog and the handlers\' schemas generate (run npm run openapi after a change)', () => {
+  it("is what the route catalog and the handlers' schemas generate (run npm run openapi after a change)", () => {
     expect(JSON.parse(readFileSync(OPENAPI_FILE, 'utf8'))).toEqual(buildOpenApi());
   });
 

@@ -60,7 +60,10 @@ describe('systemd unit kmod-agent.service', () => {
   });
 
   const analyze = spawnSync('systemd-analyze', ['--version']);
-  if (analyze.status !== 0) console.warn('SKIPPED systemd-analyze verify of packaging/systemd/kmod-agent.service: systemd-analyze is not installed (apt-get install systemd; .ci/run installs it)');
+  if (analyze.status !== 0)
+    console.warn(
+      'SKIPPED systemd-analyze verify of packaging/systemd/kmod-agent.service: systemd-analyze is not installed (apt-get install systemd; .ci/run installs it)',
+    );
   it.skipIf(analyze.status !== 0)('passes systemd-analyze verify with no warnings (unknown or misspelt directives would warn)', () => {
     // verify insists that ExecStart's program exists: point the install dir at this checkout.
     const dir = mkdtempSync(join(tmpdir(), 'kmod-unit-'));
@@ -92,7 +95,13 @@ describe('Kubernetes DaemonSet', () => {
     const dataVolume = pod.volumes.find((v: { name: string }) => v.name === 'data');
     expect(dataVolume.hostPath).toEqual({ path: DATA_DIR, type: 'DirectoryOrCreate' });
     expect(agent.volumeMounts).toContainEqual({ name: 'data', mountPath: DATA_DIR });
-    expect(agent.securityContext).toMatchObject({ runAsNonRoot: true, runAsUser: 10001, allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } });
+    expect(agent.securityContext).toMatchObject({
+      runAsNonRoot: true,
+      runAsUser: 10001,
+      allowPrivilegeEscalation: false,
+      readOnlyRootFilesystem: true,
+      capabilities: { drop: ['ALL'] },
+    });
     expect(agent.ports).toContainEqual({ name: 'agent', containerPort: 7070, hostPort: 7070, protocol: 'TCP' });
     // Everything lives in the one namespace the Secret is created in.
     for (const o of objects.filter((x) => x.kind !== 'Namespace')) expect(o.metadata.namespace, o.kind).toBe('kmod-agent');

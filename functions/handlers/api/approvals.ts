@@ -22,7 +22,8 @@ async function decideViaApi(event: APIGatewayProxyEvent, caller: Principal, deci
   if (!(await getDeployment(executionId))) throw notFound(`deployment ${executionId}`);
   const all = await approvalsOf(executionId);
   const target = body?.environment ? all.find((a) => a.environment === body.environment) : (all.find((a) => a.status === 'Pending') ?? all.at(-1));
-  if (!target) throw new AppError('NoApproval', `deployment ${executionId} has no approval${body?.environment ? ` for ${body.environment}` : ''} to decide`, 409);
+  if (!target)
+    throw new AppError('NoApproval', `deployment ${executionId} has no approval${body?.environment ? ` for ${body.environment}` : ''} to decide`, 409);
   const a = await applyDecision({
     executionId,
     environment: target.environment,
@@ -52,7 +53,13 @@ function page(status: number, title: string, body: string): APIGatewayProxyResul
 
 type LinkRead =
   | { error: APIGatewayProxyResult }
-  | { error?: undefined; claims: NonNullable<ReturnType<typeof verifyLink>['claims']>; approval: NonNullable<Awaited<ReturnType<typeof getApproval>>>; nonce: string; details: string };
+  | {
+      error?: undefined;
+      claims: NonNullable<ReturnType<typeof verifyLink>['claims']>;
+      approval: NonNullable<Awaited<ReturnType<typeof getApproval>>>;
+      nonce: string;
+      details: string;
+    };
 
 async function readLink(event: APIGatewayProxyEvent): Promise<LinkRead> {
   const token = event.pathParameters?.token ?? '';
@@ -66,10 +73,17 @@ async function readLink(event: APIGatewayProxyEvent): Promise<LinkRead> {
   if (!verdict.ok || approval.status === 'Expired' || (approval.status === 'Pending' && Date.now() > Date.parse(approval.deadline))) {
     return { error: page(410, 'Approval expired', `${details}<p>This approval expired; the deployment was rejected. Nothing was changed.</p>`) };
   }
-  if (approval.usedLinks.includes(nonce)) return { error: page(409, 'Link already used', `${details}<p>This link has already been used. Nothing was changed.</p>`) };
+  if (approval.usedLinks.includes(nonce))
+    return { error: page(409, 'Link already used', `${details}<p>This link has already been used. Nothing was changed.</p>`) };
   if (approval.status !== 'Pending') {
     const by = approval.decisions.map((d) => `${esc(d.approver)} (${d.decision})`).join(', ');
-    return { error: page(409, `Already ${approval.status.toLowerCase()}`, `${details}<p>This approval was already ${approval.status.toLowerCase()} by ${by}. Nothing was changed.</p>`) };
+    return {
+      error: page(
+        409,
+        `Already ${approval.status.toLowerCase()}`,
+        `${details}<p>This approval was already ${approval.status.toLowerCase()} by ${by}. Nothing was changed.</p>`,
+      ),
+    };
   }
   return { claims, approval, nonce, details };
 }
@@ -104,7 +118,10 @@ async function useLink(event: APIGatewayProxyEvent) {
       via: 'email',
       linkNonce: r.nonce,
     });
-    const outcome = a.status === 'Pending' ? `recorded; ${a.quorum - a.decisions.filter((d) => d.decision === 'approve').length} more approval(s) needed` : a.status.toLowerCase();
+    const outcome =
+      a.status === 'Pending'
+        ? `recorded; ${a.quorum - a.decisions.filter((d) => d.decision === 'approve').length} more approval(s) needed`
+        : a.status.toLowerCase();
     return page(200, `Decision recorded`, `${r.details}<p>Thank you. The approval is ${esc(outcome)}.</p>`);
   } catch (e) {
     if (e instanceof AppError) return page(e.status, 'Nothing was changed', `${r.details}<p>${esc(e.message)}</p>`);

@@ -9,7 +9,10 @@ import { tableName } from '../../lib/tables.ts';
 
 export const querySchema = z
   .object({
-    deploymentId: z.string().regex(/^dep-[a-z0-9]{9}-[a-f0-9]{12}$/).optional(),
+    deploymentId: z
+      .string()
+      .regex(/^dep-[a-z0-9]{9}-[a-f0-9]{12}$/)
+      .optional(),
     subject: z.string().max(200).optional(),
     category: z.enum(['deployment', 'stage', 'node', 'module', 'approval', 'security', 'config']).optional(),
     actor: z.string().max(200).optional(),

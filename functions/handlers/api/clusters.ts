@@ -94,10 +94,14 @@ export const handler = apiHandler({
           await recordNodeHealth(environment, n.nodeId, h);
           return h.metrics;
         })
-      : nodes.map((n) => (n.lastMetrics ? { status: 'fulfilled' as const, value: n.lastMetrics } : { status: 'rejected' as const, reason: new Error('no report yet') }));
+      : nodes.map((n) =>
+          n.lastMetrics ? { status: 'fulfilled' as const, value: n.lastMetrics } : { status: 'rejected' as const, reason: new Error('no report yet') },
+        );
     const perNode = nodes.map((n, i) => {
       const r = reports[i];
-      return r.status === 'fulfilled' ? { ...r.value, nodeId: n.nodeId, reporting: true } : { nodeId: n.nodeId, reporting: false, error: (r.reason as Error).message };
+      return r.status === 'fulfilled'
+        ? { ...r.value, nodeId: n.nodeId, reporting: true }
+        : { nodeId: n.nodeId, reporting: false, error: (r.reason as Error).message };
     });
     const reporting = reports.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
     const avg = averageMetrics(reporting);

@@ -26,7 +26,10 @@ export const createSchema = z
     moduleName: moduleNameSchema,
     version: semverSchema,
     targetEnvironment: z.enum(ENVIRONMENTS),
-    metadata: z.record(z.string().max(64), z.string().max(256)).refine((m) => Object.keys(m).length <= 20, 'at most 20 entries').optional(),
+    metadata: z
+      .record(z.string().max(64), z.string().max(256))
+      .refine((m) => Object.keys(m).length <= 20, 'at most 20 entries')
+      .optional(),
   })
   .strict();
 
@@ -208,20 +211,27 @@ async function replay(idemKey: string, bodyHash: string) {
   return { ...res, headers: { ...res.headers, 'idempotent-replayed': 'true' } };
 }
 
-export const rollbackSchema = z.object({ reason: z.string().min(1).max(500).optional() }).strict().optional();
+export const rollbackSchema = z
+  .object({ reason: z.string().min(1).max(500).optional() })
+  .strict()
+  .optional();
 
 async function rollback(event: Parameters<typeof parseBody>[0], caller: Principal) {
   const { executionId } = parsePath(event, idSchema);
   const body = parseBody(event, rollbackSchema);
   const d = await getDeployment(executionId);
   if (!d) throw notFound(`deployment ${executionId}`);
-  if (d.rollback?.status === 'Running') throw conflict('RollbackInProgress', `a rollback of ${executionId} requested by ${d.rollback.requestedBy} is already running`);
+  if (d.rollback?.status === 'Running')
+    throw conflict('RollbackInProgress', `a rollback of ${executionId} requested by ${d.rollback.requestedBy} is already running`);
   if (!TERMINAL_STATUSES.includes(d.status)) {
     throw conflict('DeploymentRunning', `${executionId} is still ${d.status}; a running deployment rolls back by itself if it fails`);
   }
   const environments = await changedEnvironments(d);
   if (environments.length === 0) {
-    throw conflict('NothingToRollBack', d.status === 'RolledBack' ? `${executionId} is already rolled back` : `${executionId} changed no node that is not already back on its previous version`);
+    throw conflict(
+      'NothingToRollBack',
+      d.status === 'RolledBack' ? `${executionId} is already rolled back` : `${executionId} changed no node that is not already back on its previous version`,
+    );
   }
   const now = new Date().toISOString();
   const attempt = d.rollback ? 2 : 1;
@@ -236,9 +246,19 @@ async function rollback(event: Parameters<typeof parseBody>[0], caller: Principa
               // Exactly one rollback at a time: the first request wins.
               ConditionExpression: 'attribute_not_exists(#rollback) OR #rollback.#status = :failed',
               ExpressionAttributeNames: { '#rollback': 'rollback', '#status': 'status' },
-              ExpressionAttributeValues: { ':r': { status: 'Running', requestedBy: caller.userId, requestedAt: now, reason: body?.reason }, ':now': now, ':failed': 'Failed' },
+              ExpressionAttributeValues: {
+                ':r': { status: 'Running', requestedBy: caller.userId, requestedAt: now, reason: body?.reason },
+                ':now': now,
+                ':failed': 'Failed',
+              },
             },
-            { subject: deploymentSubject(executionId), category: 'deployment', action: 'rollback.requested', actor: caller.userId, details: { reason: body?.reason, environments } },
+            {
+              subject: deploymentSubject(executionId),
+              category: 'deployment',
+              action: 'rollback.requested',
+              actor: caller.userId,
+              details: { reason: body?.reason, environments },
+            },
           ),
           // The rollback holds the module's locks, so no new deployment of it starts meanwhile.
           ...environmentsUpTo(d.targetEnvironment).map((env) => ({ Put: acquireLockItem(d.moduleName, env, executionId) })),
@@ -252,7 +272,10 @@ async function rollback(event: Parameters<typeof parseBody>[0], caller: Principa
     if (held >= 0) {
       const env = environmentsUpTo(d.targetEnvironment)[held - 2];
       const lock = await getLock(d.moduleName, env);
-      throw conflict('DeploymentInProgress', `${d.moduleName} is being deployed to ${env} by ${lock?.executionId ?? 'another deployment'}; roll back when it has finished`);
+      throw conflict(
+        'DeploymentInProgress',
+        `${d.moduleName} is being deployed to ${env} by ${lock?.executionId ?? 'another deployment'}; roll back when it has finished`,
+      );
     }
     throw conflict('RollbackInProgress', `a rollback of ${executionId} is already running`);
   }
@@ -263,7 +286,11 @@ async function rollback(event: Parameters<typeof parseBody>[0], caller: Principa
       input: JSON.stringify({ executionId, environments, requestedBy: caller.userId }),
     }),
   );
-  return json(202, { executionId, rollback: { status: 'Running', environments, requestedBy: caller.userId, requestedAt: now }, links: { self: `/api/v1/deployments/${executionId}` } });
+  return json(202, {
+    executionId,
+    rollback: { status: 'Running', environments, requestedBy: caller.userId, requestedAt: now },
+    links: { self: `/api/v1/deployments/${executionId}` },
+  });
 }
 
 export const handler = apiHandler({

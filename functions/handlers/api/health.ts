@@ -40,7 +40,10 @@ export const handler = apiHandler({
       ]),
     );
     const nodes = await Promise.all(
-      ENVIRONMENTS.map(async (env) => [env, await count({ TableName: tableName('nodes'), KeyConditionExpression: 'environment = :e', ExpressionAttributeValues: { ':e': env } })]),
+      ENVIRONMENTS.map(async (env) => [
+        env,
+        await count({ TableName: tableName('nodes'), KeyConditionExpression: 'environment = :e', ExpressionAttributeValues: { ':e': env } }),
+      ]),
     );
     const pending = await count({
       TableName: tableName('approvals'),

@@ -18,9 +18,24 @@ const MAX_MODULE_BODY_BYTES = 5 * 1024 * 1024;
 export const registerSchema = z
   .object({
     manifest: manifestSchema,
-    signature: z.object({ algorithm: z.enum(SIGNATURE_ALGORITHMS), value: z.string().min(16).max(1024).regex(/^[A-Za-z0-9+/=]+$/, 'must be base64') }).strict(),
-    certificateChain: z.array(z.string().includes('-----BEGIN CERTIFICATE-----', { message: 'must be a PEM certificate' }).max(16_384)).min(1).max(5),
-    artifactBase64: z.string().min(1).regex(/^[A-Za-z0-9+/=]+$/, 'must be base64'),
+    signature: z
+      .object({
+        algorithm: z.enum(SIGNATURE_ALGORITHMS),
+        value: z
+          .string()
+          .min(16)
+          .max(1024)
+          .regex(/^[A-Za-z0-9+/=]+$/, 'must be base64'),
+      })
+      .strict(),
+    certificateChain: z
+      .array(z.string().includes('-----BEGIN CERTIFICATE-----', { message: 'must be a PEM certificate' }).max(16_384))
+      .min(1)
+      .max(5),
+    artifactBase64: z
+      .string()
+      .min(1)
+      .regex(/^[A-Za-z0-9+/=]+$/, 'must be base64'),
   })
   .strict();
 

@@ -25,7 +25,12 @@ export const handler = taskHandler(
       ({ code, message } = describeCaughtError(error));
       message = `approval gate failed: ${message}`;
     }
-    await updateStage(executionId, environment, { status: 'Failed', finishedAt: new Date().toISOString(), message }, { failure: { stage: environment, code, message } });
+    await updateStage(
+      executionId,
+      environment,
+      { status: 'Failed', finishedAt: new Date().toISOString(), message },
+      { failure: { stage: environment, code, message } },
+    );
     return { Error: code, Cause: message };
   },
 );

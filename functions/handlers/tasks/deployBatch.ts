@@ -32,7 +32,12 @@ export const handler = taskHandler(batchInput, async ({ executionId, environment
     const node = nodes.get(nodeId);
     if (!node) return { ...target, status: 'Failed', message: `node ${nodeId} is no longer registered` };
     try {
-      const r = await agentClient.deploy(node, d.moduleName, { deploymentId: executionId, version: d.version, artifactUrl, sha256: m.manifest.artifact.sha256 });
+      const r = await agentClient.deploy(node, d.moduleName, {
+        deploymentId: executionId,
+        version: d.version,
+        artifactUrl,
+        sha256: m.manifest.artifact.sha256,
+      });
       await recordNodeModule(environment, nodeId, d.moduleName, r.version, target.previousVersion ?? undefined);
       return { ...target, status: 'Deployed', message: undefined };
     } catch (e) {

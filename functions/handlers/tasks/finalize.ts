@@ -20,7 +20,10 @@ export const handler = taskHandler(
       await notifyUser(
         d.requestedBy,
         `${d.moduleName}@${d.version} to ${d.targetEnvironment}: ${d.status}`,
-        [`Deployment ${executionId} of ${d.moduleName}@${d.version} to ${d.targetEnvironment} ended ${d.status}.`, ...(d.failure ? [`${d.failure.stage ?? ''}: ${d.failure.message}`] : [])].join('\n'),
+        [
+          `Deployment ${executionId} of ${d.moduleName}@${d.version} to ${d.targetEnvironment} ended ${d.status}.`,
+          ...(d.failure ? [`${d.failure.stage ?? ''}: ${d.failure.message}`] : []),
+        ].join('\n'),
       );
     };
     if (outcome === 'Succeeded') {
@@ -32,9 +35,14 @@ export const handler = taskHandler(
     let d = await requireDeployment(executionId);
     for (const s of orderedStages(d)) {
       if (s.status !== 'Running') continue;
-      await updateStage(executionId, s.name, { status: 'Failed', finishedAt: new Date().toISOString(), message: cause.message }, {
-        failure: { stage: s.name, code: cause.code, message: cause.message },
-      });
+      await updateStage(
+        executionId,
+        s.name,
+        { status: 'Failed', finishedAt: new Date().toISOString(), message: cause.message },
+        {
+          failure: { stage: s.name, code: cause.code, message: cause.message },
+        },
+      );
     }
     d = await requireDeployment(executionId);
     const status = failedOutcome(orderedStages(d));

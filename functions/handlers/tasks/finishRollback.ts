@@ -19,7 +19,11 @@ export const handler = taskHandler(
     const now = new Date().toISOString();
     const failedEnvs = (results ?? []).filter((r) => r.rollbackFailed > 0).map((r) => r.environment);
     const ok = outcome === 'Succeeded' && failedEnvs.length === 0;
-    const message = ok ? 'every changed node is back on its previous version' : outcome === 'Failed' ? describeCaughtError(error).message : `rollback incomplete in ${failedEnvs.join(', ')}`;
+    const message = ok
+      ? 'every changed node is back on its previous version'
+      : outcome === 'Failed'
+        ? describeCaughtError(error).message
+        : `rollback incomplete in ${failedEnvs.join(', ')}`;
     // False when already settled (a retry).
     await updateDeploymentAudited(
       executionId,
@@ -27,7 +31,13 @@ export const handler = taskHandler(
         UpdateExpression: `SET #rollback.#status = :rs, #rollback.finishedAt = :now, #rollback.message = :m, updatedAt = :now${ok ? ', #status = :rolledBack, finishedAt = :now' : ''}`,
         ConditionExpression: '#rollback.#status = :running',
         ExpressionAttributeNames: { '#rollback': 'rollback', '#status': 'status' },
-        ExpressionAttributeValues: { ':rs': ok ? 'Succeeded' : 'Failed', ':now': now, ':m': message, ':running': 'Running', ...(ok ? { ':rolledBack': 'RolledBack' } : {}) },
+        ExpressionAttributeValues: {
+          ':rs': ok ? 'Succeeded' : 'Failed',
+          ':now': now,
+          ':m': message,
+          ':running': 'Running',
+          ...(ok ? { ':rolledBack': 'RolledBack' } : {}),
+        },
       },
       {
         subject: deploymentSubject(executionId),

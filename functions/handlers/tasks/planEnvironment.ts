@@ -31,7 +31,16 @@ async function shapeFor(environment: Environment, strategy: Strategy, nodes: Nod
   const context = (await s.prepare?.(environment, deps)) ?? {};
   let shape: EnvironmentPlan;
   try {
-    shape = s.plan(nodes, { nodesPerBatch: config.nodesPerBatch(), rollingBatchSize: config.rollingBatchSize(), maxSequentialBatches: config.maxSequentialBatches(), canaryWaves: config.canaryWaves() }, context);
+    shape = s.plan(
+      nodes,
+      {
+        nodesPerBatch: config.nodesPerBatch(),
+        rollingBatchSize: config.rollingBatchSize(),
+        maxSequentialBatches: config.maxSequentialBatches(),
+        canaryWaves: config.canaryWaves(),
+      },
+      context,
+    );
   } catch (e) {
     throw await reject('PlanFailed', (e as Error).message);
   }
@@ -64,7 +73,12 @@ export const handler = taskHandler(planInput, async ({ executionId, environment,
     const { shape, baseline } = await shapeFor(environment, strategy, nodes, reject);
     const previous = new Map(nodes.map((n) => [n.nodeId, n.modules?.[d.moduleName]?.version ?? null]));
     const batches = shape.batches.map((ids) => ids.map((nodeId) => ({ nodeId, previousVersion: previous.get(nodeId) ?? null })));
-    plan = await writePlan(executionId, environment, strategy, batches, { waves: shape.waves, activeColour: shape.activeColour, idleColour: shape.idleColour, baseline });
+    plan = await writePlan(executionId, environment, strategy, batches, {
+      waves: shape.waves,
+      activeColour: shape.activeColour,
+      idleColour: shape.idleColour,
+      baseline,
+    });
     const target = shape.idleColour ? ` (idle colour ${shape.idleColour}; ${shape.activeColour} keeps serving)` : '';
     await updateStage(executionId, environment, {
       status: 'Running',

@@ -18,7 +18,12 @@ import { environmentsUpTo } from '../../domain/environments.ts';
  * The state machine then waits; its own task timeout is the approval's expiry.
  */
 export const handler = taskHandler(
-  z.object({ executionId: executionIdSchema, environment: z.enum(GATED_ENVIRONMENTS), taskToken: z.string().min(1), timeoutSeconds: z.number().int().positive() }),
+  z.object({
+    executionId: executionIdSchema,
+    environment: z.enum(GATED_ENVIRONMENTS),
+    taskToken: z.string().min(1),
+    timeoutSeconds: z.number().int().positive(),
+  }),
   async ({ executionId, environment, taskToken, timeoutSeconds }) => {
     const d = await requireDeployment(executionId);
     // The lock must outlive the wait.

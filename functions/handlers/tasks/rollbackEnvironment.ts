@@ -45,7 +45,9 @@ export const handler = taskHandler(
     for (let pass = 0; ; pass++) {
       const batches = await listBatches(executionId, environment);
       for (const batch of batches) {
-        const ids = Object.keys(batch.nodes).filter((id) => batch.nodes[id].status === 'Deployed' || (pass === 0 && batch.nodes[id].status === 'RollbackFailed'));
+        const ids = Object.keys(batch.nodes).filter(
+          (id) => batch.nodes[id].status === 'Deployed' || (pass === 0 && batch.nodes[id].status === 'RollbackFailed'),
+        );
         if (ids.length === 0) continue;
         const outcomes = await mapLimit(ids, config.agentConcurrency(), async (nodeId): Promise<NodeTarget> => {
           const target = batch.nodes[nodeId];

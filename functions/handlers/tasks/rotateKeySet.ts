@@ -39,14 +39,24 @@ export const handler = taskHandler(
       return;
     }
     if (Step === 'testSecret') {
-      keySetSchema.parse(JSON.parse((await sm.send(new GetSecretValueCommand({ SecretId, VersionId: ClientRequestToken, VersionStage: 'AWSPENDING' }))).SecretString ?? '{}'));
+      keySetSchema.parse(
+        JSON.parse((await sm.send(new GetSecretValueCommand({ SecretId, VersionId: ClientRequestToken, VersionStage: 'AWSPENDING' }))).SecretString ?? '{}'),
+      );
       return;
     }
     if (Step === 'finishSecret') {
       const currentVersion = Object.entries(stages).find(([, s]) => s.includes('AWSCURRENT'))?.[0];
       if (currentVersion === ClientRequestToken) return;
-      await sm.send(new UpdateSecretVersionStageCommand({ SecretId, VersionStage: 'AWSCURRENT', MoveToVersionId: ClientRequestToken, RemoveFromVersionId: currentVersion }));
-      await audit({ subject: `secret#${meta.Name}`, category: 'security', action: 'secret.rotated', actor: 'system:secrets-manager', details: { version: ClientRequestToken } });
+      await sm.send(
+        new UpdateSecretVersionStageCommand({ SecretId, VersionStage: 'AWSCURRENT', MoveToVersionId: ClientRequestToken, RemoveFromVersionId: currentVersion }),
+      );
+      await audit({
+        subject: `secret#${meta.Name}`,
+        category: 'security',
+        action: 'secret.rotated',
+        actor: 'system:secrets-manager',
+        details: { version: ClientRequestToken },
+      });
     }
   },
 );

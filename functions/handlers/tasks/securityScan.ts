@@ -16,7 +16,8 @@ export const handler = taskHandler(z.object({ executionId: executionIdSchema }),
     const m = await getModuleVersion(d.moduleName, d.version);
     if (!m) throw new StageRejection('ModuleVersionNotFound', `${d.moduleName}@${d.version} is not in the module registry`);
     const trustedRoots = splitPem(config.trustedRootsPem());
-    if (trustedRoots.length === 0) throw new StageRejection('NoTrustedRoots', 'no trusted signing roots are configured (TRUSTED_ROOTS_PEM / context trustedRootsPemFile)');
+    if (trustedRoots.length === 0)
+      throw new StageRejection('NoTrustedRoots', 'no trusted signing roots are configured (TRUSTED_ROOTS_PEM / context trustedRootsPemFile)');
     const verdict = verifyModuleSignature(m.manifest, m.signature, m.certificateChain, {
       trustedRoots,
       revokedSerials: config.revokedSerials(),

@@ -22,9 +22,22 @@ export const handler = taskHandler(environmentInput, async ({ executionId, envir
   });
   const failures = results.flatMap((r, i) => {
     if (r.status === 'rejected') return [`${ids[i]}: ${(r.reason as Error).message}`];
-    return r.value.passed ? [] : [`${ids[i]}: ${r.value.checks.filter((c) => !c.passed).map((c) => `${c.name} (${c.detail})`).join(', ')}`];
+    return r.value.passed
+      ? []
+      : [
+          `${ids[i]}: ${r.value.checks
+            .filter((c) => !c.passed)
+            .map((c) => `${c.name} (${c.detail})`)
+            .join(', ')}`,
+        ];
   });
-  await recordStageDetail(executionId, environment, 'smokeTest', { nodes: ids.length, passed: ids.length - failures.length, failures }, failures.length ? 'smoke-test.failed' : 'smoke-test.passed');
+  await recordStageDetail(
+    executionId,
+    environment,
+    'smokeTest',
+    { nodes: ids.length, passed: ids.length - failures.length, failures },
+    failures.length ? 'smoke-test.failed' : 'smoke-test.passed',
+  );
   if (failures.length) throw new AppError('SmokeTestFailed', `smoke tests failed on ${failures.length} of ${ids.length} idle nodes: ${failures.join('; ')}`);
   return { passed: ids.length };
 });

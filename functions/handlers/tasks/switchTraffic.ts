@@ -12,6 +12,12 @@ export const handler = taskHandler(environmentInput, async ({ executionId, envir
   // Mark first: if the switch half-happens and this task dies, rollback still switches back.
   await markTrafficSwitched(executionId, environment, true);
   await trafficRouter().switchTo(environment, plan.idleColour, executionId);
-  await recordStageDetail(executionId, environment, 'traffic', { from: plan.activeColour, to: plan.idleColour, at: new Date().toISOString() }, 'traffic.switched');
+  await recordStageDetail(
+    executionId,
+    environment,
+    'traffic',
+    { from: plan.activeColour, to: plan.idleColour, at: new Date().toISOString() },
+    'traffic.switched',
+  );
   return { activeColour: plan.idleColour, standbyColour: plan.activeColour };
 });

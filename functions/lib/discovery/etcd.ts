@@ -45,7 +45,10 @@ export class EtcdSource implements DiscoverySource {
 
   async watch(onEvent: (e: DiscoveryEvent) => void, onResync: (reason: string) => void): Promise<() => Promise<void>> {
     if (this.revision === undefined) await this.list();
-    const builder = this.client.watch().prefix(this.prefix).startRevision(String(BigInt(this.revision ?? '0') + 1n));
+    const builder = this.client
+      .watch()
+      .prefix(this.prefix)
+      .startRevision(String(BigInt(this.revision ?? '0') + 1n));
     const watcher: Watcher = await builder.create();
     watcher.on('put', (kv) => {
       const entry = parseEntry(this.prefix, kv.key.toString(), kv.value.toString());
@@ -73,5 +76,11 @@ export class EtcdSource implements DiscoverySource {
 
 /** The source from a comma-separated endpoint list (KMOD_ETCD_ENDPOINTS / ETCD_ENDPOINTS). */
 export function etcdSourceFrom(endpoints: string, prefix?: string): EtcdSource {
-  return new EtcdSource({ endpoints: endpoints.split(',').map((s) => s.trim()).filter(Boolean), prefix: prefix || undefined });
+  return new EtcdSource({
+    endpoints: endpoints
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean),
+    prefix: prefix || undefined,
+  });
 }

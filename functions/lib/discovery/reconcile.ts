@@ -36,7 +36,9 @@ export interface PassSummary {
 const defaultProbe = async (node: Pick<NodeRecord, 'nodeId' | 'address'>): Promise<NodeRecord['modules'] | undefined> => {
   try {
     const h = await agentClient.health(node);
-    return Object.fromEntries(Object.entries(h.modules ?? {}).map(([m, s]) => [m, { version: s.version, previousVersion: s.previousVersion, updatedAt: s.loadedAt }]));
+    return Object.fromEntries(
+      Object.entries(h.modules ?? {}).map(([m, s]) => [m, { version: s.version, previousVersion: s.previousVersion, updatedAt: s.loadedAt }]),
+    );
   } catch {
     // Not reachable yet (still booting): it joins with no modules; a refresh or deploy learns them.
     return undefined;
@@ -124,10 +126,22 @@ export class Reconciler {
     if (r.outcome === 'unchanged') return 'unchanged';
     const details = { source: this.source.name, ref: node.ref, address: node.agentUrl, colour: node.colour ?? null, labels: node.labels ?? {} };
     if (r.outcome === 'added') {
-      await this.audit({ subject: nodeSubject(node.environment, node.nodeId), category: 'node', action: 'node.joined', actor: this.actor, details: { ...details, modulesKnown: probed !== undefined } });
+      await this.audit({
+        subject: nodeSubject(node.environment, node.nodeId),
+        category: 'node',
+        action: 'node.joined',
+        actor: this.actor,
+        details: { ...details, modulesKnown: probed !== undefined },
+      });
     } else {
       const before = { address: r.previous?.address, colour: r.previous?.colour ?? null, labels: r.previous?.labels ?? {} };
-      await this.audit({ subject: nodeSubject(node.environment, node.nodeId), category: 'node', action: 'node.updated', actor: this.actor, details: { ...details, before } });
+      await this.audit({
+        subject: nodeSubject(node.environment, node.nodeId),
+        category: 'node',
+        action: 'node.updated',
+        actor: this.actor,
+        details: { ...details, before },
+      });
     }
     return r.outcome;
   }
@@ -135,7 +149,13 @@ export class Reconciler {
   private async leave(environment: Environment, nodeId: string, reason: string): Promise<boolean> {
     const removed = await this.store.remove(environment, nodeId, this.source.name);
     if (!removed) return false;
-    await this.audit({ subject: nodeSubject(environment, nodeId), category: 'node', action: 'node.left', actor: this.actor, details: { source: this.source.name, reason, address: removed.address } });
+    await this.audit({
+      subject: nodeSubject(environment, nodeId),
+      category: 'node',
+      action: 'node.left',
+      actor: this.actor,
+      details: { source: this.source.name, reason, address: removed.address },
+    });
     return true;
   }
 
@@ -144,7 +164,13 @@ export class Reconciler {
     if (this.refusedRefs.get(entry.ref) === entry.reason) return false;
     this.refusedRefs.set(entry.ref, entry.reason);
     const subject = node ? nodeSubject(node.environment, node.nodeId) : `discovery#${this.source.name}`;
-    await this.audit({ subject, category: 'node', action: 'node.refused', actor: this.actor, details: { source: this.source.name, ref: entry.ref, reason: entry.reason, address: node?.agentUrl } });
+    await this.audit({
+      subject,
+      category: 'node',
+      action: 'node.refused',
+      actor: this.actor,
+      details: { source: this.source.name, ref: entry.ref, reason: entry.reason, address: node?.agentUrl },
+    });
     return true;
   }
 }

@@ -37,7 +37,8 @@ export async function watchDiscovery(source: DiscoverySource, deps: ReconcilerDe
     enqueue(`full pass (${why})`, async () => {
       if (stopped) return;
       const s = await reconciler.reconcile(await source.list());
-      if (s.joined.length || s.left.length || s.updated.length) log(`discovery (${source.name}): +${s.joined.length} ~${s.updated.length} -${s.left.length} (${why})`);
+      if (s.joined.length || s.left.length || s.updated.length)
+        log(`discovery (${source.name}): +${s.joined.length} ~${s.updated.length} -${s.left.length} (${why})`);
     });
   // The first pass must succeed before the watch starts: it fixes the revision the watch follows.
   await reconciler.reconcile(await source.list());

@@ -3,7 +3,10 @@ import httpCors from '@middy/http-cors';
 import type { ApiMiddleware } from './types.ts';
 
 export function allowedOrigins(setting = process.env.CORS_ALLOWED_ORIGINS): string[] {
-  return (setting ?? '').split(',').map((o) => o.trim()).filter(Boolean);
+  return (setting ?? '')
+    .split(',')
+    .map((o) => o.trim())
+    .filter(Boolean);
 }
 
 /** Undefined when no origin is allowed: then no CORS headers at all. */

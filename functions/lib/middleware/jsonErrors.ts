@@ -12,7 +12,11 @@ export function jsonErrors(log: Pick<typeof logger, 'error'> = logger): ApiMiddl
         return;
       }
       log.error('unhandled error', e as Error);
-      request.response = json(500, { code: 'InternalError', message: 'an internal error occurred; it has been logged', requestId: request.context.awsRequestId });
+      request.response = json(500, {
+        code: 'InternalError',
+        message: 'an internal error occurred; it has been logged',
+        requestId: request.context.awsRequestId,
+      });
     },
   };
 }

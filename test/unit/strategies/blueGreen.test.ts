@@ -7,14 +7,34 @@ describe('Blue-Green strategy', () => {
   const nodes = fleet(10);
 
   it('targets the idle colour only', () => {
-    expect(blueGreen.plan(nodes, settings, { activeColour: 'blue' })).toMatchObject({ activeColour: 'blue', idleColour: 'green', batches: [['n-6', 'n-7', 'n-8'], ['n-9', 'n-10']] });
-    expect(blueGreen.plan(nodes, settings, { activeColour: 'green' })).toMatchObject({ activeColour: 'green', idleColour: 'blue', batches: [['n-1', 'n-2', 'n-3'], ['n-4', 'n-5']] });
+    expect(blueGreen.plan(nodes, settings, { activeColour: 'blue' })).toMatchObject({
+      activeColour: 'blue',
+      idleColour: 'green',
+      batches: [
+        ['n-6', 'n-7', 'n-8'],
+        ['n-9', 'n-10'],
+      ],
+    });
+    expect(blueGreen.plan(nodes, settings, { activeColour: 'green' })).toMatchObject({
+      activeColour: 'green',
+      idleColour: 'blue',
+      batches: [
+        ['n-1', 'n-2', 'n-3'],
+        ['n-4', 'n-5'],
+      ],
+    });
     // Before any switch the cluster serves blue.
     expect(blueGreen.plan(nodes, settings, {})).toMatchObject({ activeColour: 'blue', idleColour: 'green' });
   });
 
   it('refuses an environment with no idle-colour nodes', () => {
-    expect(() => blueGreen.plan(nodes.filter((n) => n.colour === 'blue'), settings, { activeColour: 'blue' })).toThrow(/no green nodes/);
+    expect(() =>
+      blueGreen.plan(
+        nodes.filter((n) => n.colour === 'blue'),
+        settings,
+        { activeColour: 'blue' },
+      ),
+    ).toThrow(/no green nodes/);
   });
 
   it('reads the live colour from the traffic router before planning', async () => {

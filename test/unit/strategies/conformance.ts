@@ -16,6 +16,11 @@ export function expectModuleMatchesAsl(strategy: StrategyModule): void {
 }
 
 /** A small fleet, half blue and half green, in shuffled order (plans sort it). */
-export const fleet = (n: number) => Array.from({ length: n }, (_, i) => ({ nodeId: `n-${((i * 7) % n) + 1}`, address: 'http://127.0.0.1:1', colour: (((i * 7) % n) < n / 2 ? 'blue' : 'green') as 'blue' | 'green' }));
+export const fleet = (n: number) =>
+  Array.from({ length: n }, (_, i) => ({
+    nodeId: `n-${((i * 7) % n) + 1}`,
+    address: 'http://127.0.0.1:1',
+    colour: ((i * 7) % n < n / 2 ? 'blue' : 'green') as 'blue' | 'green',
+  }));
 
 export const settings = { nodesPerBatch: 3, rollingBatchSize: 2, maxSequentialBatches: 500, canaryWaves: [10, 30, 50, 100] };

@@ -13,7 +13,12 @@ const trickle = defineStrategy({
   stateMachine: { id: 'Trickle', file: 'test/unit/strategies/trickle.asl.json', functions: ENVIRONMENT_STEPS },
   mapConcurrency: { DeployBatchesInTurn: 1 },
   usesColours: false,
-  plan: (nodes) => ({ batches: planBatches(nodes.map((n) => n.nodeId), 1) }),
+  plan: (nodes) => ({
+    batches: planBatches(
+      nodes.map((n) => n.nodeId),
+      1,
+    ),
+  }),
 });
 
 describe('the strategy registry', () => {
@@ -25,7 +30,8 @@ describe('the strategy registry', () => {
 
   it('lists each strategy state machine in the catalog, before the pipeline that starts them', () => {
     expect(Object.keys(STATE_MACHINES)).toEqual(['Direct', 'Rolling', 'BlueGreen', 'Canary', 'Pipeline', 'Rollback']);
-    for (const s of BUILT_IN_STRATEGIES) expect(STATE_MACHINES[s.name]).toEqual({ file: s.stateMachine.file, functions: [...s.stateMachine.functions], stateMachines: [] });
+    for (const s of BUILT_IN_STRATEGIES)
+      expect(STATE_MACHINES[s.name]).toEqual({ file: s.stateMachine.file, functions: [...s.stateMachine.functions], stateMachines: [] });
   });
 
   it('dispatches to a fifth registered strategy: planning, state machine list, ASL agreement', () => {
@@ -35,7 +41,11 @@ describe('the strategy registry', () => {
     // The built-ins still plan through the same registry.
     expect(registry.plan('Rolling', fleet(3), settings).batches).toEqual([['n-1', 'n-2'], ['n-3']]);
     expect(Object.keys(strategyStateMachines(registry))).toEqual(['Direct', 'Rolling', 'BlueGreen', 'Canary', 'Trickle']);
-    expect(strategyStateMachines(registry).Trickle).toEqual({ file: 'test/unit/strategies/trickle.asl.json', functions: [...ENVIRONMENT_STEPS], stateMachines: [] });
+    expect(strategyStateMachines(registry).Trickle).toEqual({
+      file: 'test/unit/strategies/trickle.asl.json',
+      functions: [...ENVIRONMENT_STEPS],
+      stateMachines: [],
+    });
     expectModuleMatchesAsl(trickle);
     // Registering on a new registry leaves the application's registry as it was.
     expect(strategies.names()).not.toContain('Trickle');

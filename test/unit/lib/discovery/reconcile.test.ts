@@ -40,7 +40,13 @@ function memoryStore(initial: (NodeRecord & { source?: string })[] = []) {
     upsert: async (node, initialModules) => {
       const existing = rows.get(`${node.environment}/${node.nodeId}`);
       if (existing && existing.source !== node.source) return { outcome: 'owned-elsewhere', owner: existing.source ?? 'registration' };
-      if (existing && existing.address === node.address && existing.colour === node.colour && JSON.stringify(existing.labels ?? {}) === JSON.stringify(node.labels ?? {})) return { outcome: 'unchanged', previous: existing };
+      if (
+        existing &&
+        existing.address === node.address &&
+        existing.colour === node.colour &&
+        JSON.stringify(existing.labels ?? {}) === JSON.stringify(node.labels ?? {})
+      )
+        return { outcome: 'unchanged', previous: existing };
       const modules = existing ? existing.modules : await initialModules();
       rows.set(`${node.environment}/${node.nodeId}`, { ...existing, ...node, modules, registeredAt: existing?.registeredAt ?? 'now' });
       return existing ? { outcome: 'updated', previous: existing } : { outcome: 'added' };
@@ -71,17 +77,30 @@ function setup(initial: (NodeRecord & { source?: string })[] = []) {
   return { rows, events, reconciler, probes: () => probes };
 }
 
-const node = (nodeId: string, agentUrl: string, extra: Partial<DiscoveredNode> = {}): DiscoveredNode => ({ environment: 'QA', nodeId, agentUrl, ref: `/kmod/nodes/QA/${nodeId}`, ...extra });
+const node = (nodeId: string, agentUrl: string, extra: Partial<DiscoveredNode> = {}): DiscoveredNode => ({
+  environment: 'QA',
+  nodeId,
+  agentUrl,
+  ref: `/kmod/nodes/QA/${nodeId}`,
+  ...extra,
+});
 const listing = (...nodes: DiscoveredNode[]): Listing => ({ nodes, invalid: [] });
 const fleetNode: NodeRecord = { environment: 'QA', nodeId: 'qa-01', address: 'http://10.0.0.1:7070', modules: {}, registeredAt: 't' };
 
 describe('the reconciler', () => {
   it('adds listed nodes with what their agent runs, updates changed ones and removes unlisted ones, auditing each', async () => {
     const { rows, events, reconciler, probes } = setup([fleetNode]);
-    expect(await reconciler.reconcile(listing(node('n1', 'http://10.0.0.5:7070'), node('n2', 'http://10.0.0.6:7070')))).toMatchObject({ joined: ['QA/n1', 'QA/n2'], left: [] });
+    expect(await reconciler.reconcile(listing(node('n1', 'http://10.0.0.5:7070'), node('n2', 'http://10.0.0.6:7070')))).toMatchObject({
+      joined: ['QA/n1', 'QA/n2'],
+      left: [],
+    });
     expect(rows.get('QA/n1')).toMatchObject({ source: 'etcd', address: 'http://10.0.0.5:7070', modules: { 'demo-kernel': { version: '1.0.0' } } });
     // Unchanged nodes cost no agent call and no audit event.
-    expect(await reconciler.reconcile(listing(node('n1', 'http://10.0.0.5:7070'), node('n2', 'http://10.0.0.6:7070', { colour: 'green' })))).toMatchObject({ joined: [], updated: ['QA/n2'], left: [] });
+    expect(await reconciler.reconcile(listing(node('n1', 'http://10.0.0.5:7070'), node('n2', 'http://10.0.0.6:7070', { colour: 'green' })))).toMatchObject({
+      joined: [],
+      updated: ['QA/n2'],
+      left: [],
+    });
     expect(probes()).toBe(2);
     expect(await reconciler.reconcile(listing(node('n2', 'http://10.0.0.6:7070', { colour: 'green' })))).toMatchObject({ left: ['QA/n1'] });
     expect([...rows.keys()].sort()).toEqual(['QA/n2', 'QA/qa-01']);

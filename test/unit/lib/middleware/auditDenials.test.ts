@@ -22,7 +22,12 @@ describe('auditDenials', () => {
         actor: 'ip:203.0.113.9',
         details: { code: 'Unauthorized', method: 'GET', path: '/api/v1/deployments', sourceIp: '203.0.113.9' },
       },
-      expect.objectContaining({ subject: 'access#POST /api/v1/deployments', action: 'access.denied', actor: 'u1', details: expect.objectContaining({ code: 'Forbidden' }) }),
+      expect.objectContaining({
+        subject: 'access#POST /api/v1/deployments',
+        action: 'access.denied',
+        actor: 'u1',
+        details: expect.objectContaining({ code: 'Forbidden' }),
+      }),
     ]);
   });
 

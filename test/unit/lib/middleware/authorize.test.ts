@@ -19,7 +19,9 @@ describe('authorize', () => {
     expect(await h(event({ httpMethod: 'POST' }))).toMatchObject({ statusCode: 401, body: '{"code":"Unauthorized"}' });
     expect(await h(event({ httpMethod: 'POST', ...as('Viewer,Approver') }))).toMatchObject({ statusCode: 403, body: '{"code":"Forbidden"}' });
     let denial: unknown;
-    await run([{ onError: (r) => void (denial = r.error) }, asAnswer, matchRoute(all), identity(), authorize()])(event({ resource: '/api/v1/audit', ...as('Viewer') }));
+    await run([{ onError: (r) => void (denial = r.error) }, asAnswer, matchRoute(all), identity(), authorize()])(
+      event({ resource: '/api/v1/audit', ...as('Viewer') }),
+    );
     expect(isMatrixDenial(denial)).toBe(true);
     expect(isMatrixDenial(new Error('x'))).toBe(false);
   });

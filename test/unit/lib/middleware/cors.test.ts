@@ -12,7 +12,10 @@ describe('cors', () => {
   it('answers only the origins on the allowlist', async () => {
     const h = run([cors(['https://console.example.com'])!]);
     const allowed = await h(event({ headers: { origin: 'https://console.example.com' } }));
-    expect(allowed.headers).toMatchObject({ 'Access-Control-Allow-Origin': 'https://console.example.com', 'Access-Control-Allow-Headers': 'Authorization,Content-Type,Idempotency-Key' });
+    expect(allowed.headers).toMatchObject({
+      'Access-Control-Allow-Origin': 'https://console.example.com',
+      'Access-Control-Allow-Headers': 'Authorization,Content-Type,Idempotency-Key',
+    });
     const other = await h(event({ headers: { origin: 'https://evil.example' } }));
     expect(other.headers?.['Access-Control-Allow-Origin']).toBeUndefined();
   });

@@ -5,7 +5,11 @@ import { event, run } from './harness.ts';
 
 describe('identity', () => {
   it('reads the caller from the authorizer context, keeping known roles only', () => {
-    expect(principalOf(event({ authorizer: { userId: 'u1', username: 'amy', roles: 'Deployer,Root,Viewer' } }))).toEqual({ userId: 'u1', username: 'amy', roles: ['Deployer', 'Viewer'] });
+    expect(principalOf(event({ authorizer: { userId: 'u1', username: 'amy', roles: 'Deployer,Root,Viewer' } }))).toEqual({
+      userId: 'u1',
+      username: 'amy',
+      roles: ['Deployer', 'Viewer'],
+    });
     expect(principalOf(event({ authorizer: { userId: 'u2' } }))).toEqual({ userId: 'u2', username: 'u2', roles: [] });
     expect(principalOf(event())).toBeUndefined();
   });

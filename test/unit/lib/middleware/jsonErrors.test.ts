@@ -8,7 +8,11 @@ describe('jsonErrors', () => {
     const r = await run([jsonErrors()], async () => {
       throw new AppError('ValidationError', 'bad', 400, [{ path: 'x' }], { 'Retry-After': '1' });
     })(event());
-    expect(r).toEqual({ statusCode: 400, headers: { 'content-type': 'application/json', 'Retry-After': '1' }, body: JSON.stringify({ code: 'ValidationError', message: 'bad', details: [{ path: 'x' }] }) });
+    expect(r).toEqual({
+      statusCode: 400,
+      headers: { 'content-type': 'application/json', 'Retry-After': '1' },
+      body: JSON.stringify({ code: 'ValidationError', message: 'bad', details: [{ path: 'x' }] }),
+    });
   });
 
   it('hides and logs anything else as a 500 with the request id', async () => {
