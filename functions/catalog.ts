@@ -43,6 +43,11 @@ export interface FunctionSpec {
    * key secret and the agent address allowlist, but calls no agent (so stays out of the agents' network).
    */
   holdsNodeCredentials?: true;
+  /**
+   * Reconciles nodes from etcd on a one-minute schedule: created only when the etcdEndpoints
+   * context is given, and then gets ETCD_ENDPOINTS / ETCD_PREFIX (docs/adr/0009-discovery-sources.md).
+   */
+  discoversNodes?: true;
 }
 
 const audit = { audit: 'write' } as const;
@@ -263,9 +268,24 @@ export const FUNCTIONS = {
     signsApprovalLinks: true,
     answersTasks: true,
   },
+  DiscoverNodes: {
+    entry: 'functions/handlers/tasks/discoverNodes.ts',
+    description: 'Discovery: reconcile nodes registered in etcd (scheduled)',
+    timeoutSeconds: 50,
+    memoryMb: 256,
+    tables: { nodes: 'write', ...audit },
+    // It reads joining agents' health and must reach etcd: both live in the agents' network.
+    callsAgents: true,
+    discoversNodes: true,
+  },
 } as const satisfies Record<string, FunctionSpec>;
 
 export type FunctionId = keyof typeof FUNCTIONS;
+
+/** Functions the stack creates only when their context is given (etcd discovery: etcdEndpoints). */
+export type ConditionalFunctionId = { [K in FunctionId]: (typeof FUNCTIONS)[K] extends { discoversNodes: true } ? K : never }[FunctionId];
+/** The deployed functions by id: every one, except conditional ones that were not asked for. */
+export type FunctionsById<F> = Record<Exclude<FunctionId, ConditionalFunctionId>, F> & Partial<Record<ConditionalFunctionId, F>>;
 
 export interface RouteSpec {
   method: 'GET' | 'POST' | 'PUT' | 'DELETE';

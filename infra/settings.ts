@@ -30,6 +30,11 @@ export interface OrchestratorSettings {
    * Without it they run outside any VPC and reach only public agent addresses.
    */
   agentNetwork?: { vpcId: string; subnetIds: string[]; availabilityZones: string[] };
+  /**
+   * etcd discovery (docs/adr/0009-discovery-sources.md): client URLs of the etcd cluster nodes are
+   * registered in. Given, a scheduled function reconciles the Nodes table with it every minute.
+   */
+  etcd?: { endpoints: string; prefix: string };
 }
 
 /** A context value that is missing or unusable; the message says what to pass. */
@@ -69,6 +74,7 @@ export function settingsFromContext(get: (key: string) => unknown): Orchestrator
     corsAllowedOrigins: opt('corsAllowedOrigins') ?? '',
     keyRotationDays: num('keyRotationDays', 30),
     agentNetwork: agentNetwork(opt),
+    etcd: etcd(opt),
   };
 }
 
@@ -135,4 +141,25 @@ function agentNetwork(opt: (k: string) => string | undefined): OrchestratorSetti
     );
   }
   return { vpcId, subnetIds, availabilityZones };
+}
+
+/** Optional; each endpoint must be an http(s) URL, since a typo would only show as a failing schedule. */
+function etcd(opt: (k: string) => string | undefined): OrchestratorSettings['etcd'] {
+  const raw = opt('etcdEndpoints');
+  if (!raw) {
+    if (opt('etcdPrefix')) throw new ContextError('Context etcdPrefix needs etcdEndpoints: pass -c etcdEndpoints=<http://10.0.0.5:2379,…> as well.');
+    return undefined;
+  }
+  const endpoints = raw
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+  const bad = endpoints.filter((e) => !/^https?:\/\/[^/\s]+\/?$/.test(e));
+  if (!endpoints.length || bad.length)
+    throw new ContextError(
+      `Context etcdEndpoints must be comma-separated http(s)://host:port client URLs, got "${raw}": pass -c etcdEndpoints=http://10.0.0.5:2379.`,
+    );
+  const prefix = opt('etcdPrefix') ?? '/kmod/nodes/';
+  if (!prefix.startsWith('/')) throw new ContextError(`Context etcdPrefix must start with "/", got "${prefix}": pass -c etcdPrefix=/kmod/nodes/.`);
+  return { endpoints: endpoints.join(','), prefix };
 }

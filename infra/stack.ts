@@ -15,7 +15,7 @@ import {
   type aws_stepfunctions as sfn,
 } from 'aws-cdk-lib';
 import type { Construct } from 'constructs';
-import type { FunctionId, StateMachineId } from '../functions/catalog.ts';
+import type { FunctionsById, StateMachineId } from '../functions/catalog.ts';
 import type { TableKey } from '../functions/lib/tables.ts';
 import { HttpApi } from './constructs/api.ts';
 import { Data } from './constructs/data.ts';
@@ -34,7 +34,7 @@ export { ContextError, settingsFromContext, type OrchestratorSettings } from './
 
 export class OrchestratorStack extends Stack {
   readonly tables: Record<TableKey, dynamodb.Table>;
-  readonly functions: Record<FunctionId, nodejs.NodejsFunction>;
+  readonly functions: FunctionsById<nodejs.NodejsFunction>;
   readonly stateMachines: Record<StateMachineId, sfn.StateMachine>;
   readonly api: apigw.RestApi;
 

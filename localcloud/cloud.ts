@@ -27,6 +27,7 @@ import { seedDemo } from './seed.ts';
 import { fleetControl } from './fleetControl.ts';
 import { identityControl } from './identityControl.ts';
 import { PutCommand } from '@aws-sdk/lib-dynamodb';
+import type { RunningDiscovery } from '../functions/lib/discovery/runner.ts';
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 export const ARTIFACT_BUCKET = 'kmod-artifacts';
@@ -67,6 +68,8 @@ export interface LocalCloud extends CloudFile {
   issuer: DevIssuer;
   lambda: LocalLambda;
   ddb: DynamoDBDocumentClient;
+  /** The etcd reconciler, when KMOD_ETCD_ENDPOINTS is set. */
+  discovery?: RunningDiscovery;
   tableNames: Record<TableKey, string>;
   startupMs: number;
   stop(): Promise<void>;
@@ -213,6 +216,8 @@ export async function startLocalCloud(opts: LocalCloudOptions = {}): Promise<Loc
     cleanups.push(() => fleet.stop());
     await fleet.start({ ...DEFAULT_FLEET, ...opts.fleet });
     await fleet.register(ddb, tableNames.nodes);
+    const discovery = await startEtcdDiscovery(log);
+    if (discovery) cleanups.push(() => discovery.stop());
     const rotateWatch = setInterval(() => {
       try {
         agentKeys = loadOrCreateKeyFile(agentKeysFile);
@@ -256,6 +261,7 @@ export async function startLocalCloud(opts: LocalCloudOptions = {}): Promise<Loc
       issuer,
       lambda,
       ddb,
+      discovery,
       tableNames,
       startupMs: Date.now() - started,
       stop,
@@ -268,6 +274,24 @@ export async function startLocalCloud(opts: LocalCloudOptions = {}): Promise<Loc
     await stop();
     throw e;
   }
+}
+
+/**
+ * Nodes registered in etcd join the local fleet's environments (docs/adr/0009-discovery-sources.md):
+ * the same reconciler the scheduled Lambda runs on AWS, but following a watch, so they show at once.
+ */
+async function startEtcdDiscovery(log: (line: string) => void): Promise<RunningDiscovery | undefined> {
+  const endpoints = process.env.KMOD_ETCD_ENDPOINTS;
+  if (!endpoints) return undefined;
+  // Imported here, not at the top: handler libraries read settings (e.g. SECRETS_CACHE_SECONDS)
+  // when first loaded, which must happen after the cloud has set the handlers' environment.
+  const { DEFAULT_ETCD_PREFIX, etcdSourceFrom } = await import('../functions/lib/discovery/etcd.ts');
+  const { watchDiscovery } = await import('../functions/lib/discovery/runner.ts');
+  const prefix = process.env.KMOD_ETCD_PREFIX || DEFAULT_ETCD_PREFIX;
+  const resyncSeconds = Number(process.env.KMOD_ETCD_RESYNC_SECONDS ?? 30);
+  const running = await watchDiscovery(etcdSourceFrom(endpoints, prefix), {}, { resyncMs: resyncSeconds * 1000, log });
+  log(`  etcd discovery: ${endpoints} under ${prefix}`);
+  return running;
 }
 
 /** The dev users as directory entries (once: an Admin's later changes, e.g. disabling, stay). */

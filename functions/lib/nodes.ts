@@ -1,4 +1,4 @@
-import { BatchGetCommand, GetCommand, UpdateCommand, type BatchGetCommandOutput } from '@aws-sdk/lib-dynamodb';
+import { BatchGetCommand, DeleteCommand, GetCommand, UpdateCommand, type BatchGetCommandOutput } from '@aws-sdk/lib-dynamodb';
 import type { Environment } from '../domain/environments.ts';
 import { dynamo, queryAll } from './aws.ts';
 import { tableName } from './tables.ts';
@@ -92,4 +92,82 @@ export async function recordNodeHealth(environment: Environment, nodeId: string,
       ExpressionAttributeValues: { ':h': { status: health.status, reasons: health.reasons, at: health.at }, ':m': health.metrics },
     }),
   );
+}
+
+/**
+ * A node a discovery source (docs/adr/0009-discovery-sources.md) added: `source` names it, and
+ * only that source may change or remove the item again.
+ */
+export interface DiscoveredNodeRecord extends NodeRecord {
+  source: string;
+  labels?: Record<string, string>;
+}
+
+const isConditionFailure = (e: unknown) => (e as { name?: string }).name === 'ConditionalCheckFailedException';
+
+/**
+ * Add or update a node on behalf of `source`. Refused (`owner`) when the node exists and another
+ * source (or none: a fleet registration, an enrolment) owns it. What the node runs and its last
+ * health are kept across updates.
+ */
+export async function upsertDiscoveredNode(
+  node: Pick<DiscoveredNodeRecord, 'environment' | 'nodeId' | 'address' | 'colour' | 'labels' | 'source'>,
+  /** What a new node runs (asked only when it is new: an agent call per pass would be wasteful). */
+  initialModules: () => Promise<NodeRecord['modules']>,
+): Promise<{ outcome: 'added' | 'updated' | 'unchanged'; previous?: DiscoveredNodeRecord } | { outcome: 'owned-elsewhere'; owner: string }> {
+  const existing = (await getNode(node.environment, node.nodeId)) as DiscoveredNodeRecord | undefined;
+  if (existing && existing.source !== node.source) return { outcome: 'owned-elsewhere', owner: existing.source ?? 'registration' };
+  if (
+    existing &&
+    existing.address === node.address &&
+    existing.colour === node.colour &&
+    JSON.stringify(existing.labels ?? {}) === JSON.stringify(node.labels ?? {})
+  ) {
+    return { outcome: 'unchanged', previous: existing };
+  }
+  const modules = existing ? {} : await initialModules();
+  const values: Record<string, unknown> = { ':a': node.address, ':s': node.source, ':l': node.labels ?? {}, ':now': new Date().toISOString(), ':m': modules };
+  const sets = ['address = :a', '#source = :s', 'labels = :l', 'registeredAt = if_not_exists(registeredAt, :now)', 'modules = if_not_exists(modules, :m)'];
+  if (node.colour) {
+    sets.push('colour = :c');
+    values[':c'] = node.colour;
+  }
+  try {
+    await dynamo().send(
+      new UpdateCommand({
+        TableName: tableName('nodes'),
+        Key: { environment: node.environment, nodeId: node.nodeId },
+        UpdateExpression: `SET ${sets.join(', ')}${node.colour ? '' : ' REMOVE colour'}`,
+        // Between the read and this write an enrolment may have claimed the id: it keeps it.
+        ConditionExpression: existing ? '#source = :s' : 'attribute_not_exists(nodeId)',
+        ExpressionAttributeNames: { '#source': 'source' },
+        ExpressionAttributeValues: values,
+      }),
+    );
+  } catch (e) {
+    if (!isConditionFailure(e)) throw e;
+    const now = (await getNode(node.environment, node.nodeId)) as DiscoveredNodeRecord | undefined;
+    return { outcome: 'owned-elsewhere', owner: now?.source ?? 'registration' };
+  }
+  return existing ? { outcome: 'updated', previous: existing } : { outcome: 'added' };
+}
+
+/** Remove a node only if `source` added it; undefined when it is gone already or owned elsewhere. */
+export async function removeDiscoveredNode(environment: Environment, nodeId: string, source: string): Promise<DiscoveredNodeRecord | undefined> {
+  try {
+    const r = await dynamo().send(
+      new DeleteCommand({
+        TableName: tableName('nodes'),
+        Key: { environment, nodeId },
+        ConditionExpression: '#source = :s',
+        ExpressionAttributeNames: { '#source': 'source' },
+        ExpressionAttributeValues: { ':s': source },
+        ReturnValues: 'ALL_OLD',
+      }),
+    );
+    return r.Attributes as DiscoveredNodeRecord | undefined;
+  } catch (e) {
+    if (isConditionFailure(e)) return undefined;
+    throw e;
+  }
 }

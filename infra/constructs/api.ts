@@ -9,7 +9,7 @@ import {
   aws_logs as logs,
 } from 'aws-cdk-lib';
 import type { Construct } from 'constructs';
-import { ROUTES, type FunctionId } from '../../functions/catalog.ts';
+import { ROUTES, type FunctionsById } from '../../functions/catalog.ts';
 import { GATEWAY_RESPONSES } from '../../functions/gatewayResponses.ts';
 import type { OrchestratorSettings } from '../settings.ts';
 import { Layer } from './layer.ts';
@@ -63,7 +63,7 @@ export class HttpApi extends Layer {
   }
 
   /** Routes from the catalog; API Gateway's own errors answer in the product's JSON shape. */
-  serve(functions: Record<FunctionId, lambda.IFunction>, authorizerFn: lambda.IFunction): void {
+  serve(functions: FunctionsById<lambda.IFunction>, authorizerFn: lambda.IFunction): void {
     const authorizer = new apigw.RequestAuthorizer(Stack.of(this), 'JwtAuthorizer', {
       handler: authorizerFn,
       identitySources: [apigw.IdentitySource.header('Authorization')],

@@ -9,13 +9,15 @@ import {
   RemovalPolicy,
   Stack,
   aws_ec2 as ec2,
+  aws_events as events,
+  aws_events_targets as targets,
   aws_iam as iam,
   aws_lambda as lambda,
   aws_lambda_nodejs as nodejs,
   aws_logs as logs,
 } from 'aws-cdk-lib';
 import type { Construct } from 'constructs';
-import { FUNCTIONS, functionTables, type FunctionId, type FunctionSpec } from '../../functions/catalog.ts';
+import { FUNCTIONS, functionTables, type FunctionId, type FunctionsById, type FunctionSpec } from '../../functions/catalog.ts';
 import { TABLES, type TableKey } from '../../functions/lib/tables.ts';
 import type { OrchestratorSettings } from '../settings.ts';
 import type { Data } from './data.ts';
@@ -27,7 +29,7 @@ import type { KeySets } from './secrets.ts';
 export const ROOT = join(import.meta.dirname, '..', '..');
 
 export interface FunctionsProps {
-  settings: Pick<OrchestratorSettings, 'agentAllowedHosts' | 'approvers' | 'trustedRootsPem' | 'agentNetwork'>;
+  settings: Pick<OrchestratorSettings, 'agentAllowedHosts' | 'approvers' | 'trustedRootsPem' | 'agentNetwork' | 'etcd'>;
   data: Data;
   notifications: Notifications;
   keySets: KeySets;
@@ -48,8 +50,25 @@ const IDENTITY_ADMIN_ACTIONS = [
   'cognito-idp:CreateUserPoolClient',
 ];
 
+/**
+ * The etcd3 client loads its gRPC .proto files at run time from `${__dirname}/../proto`, which a
+ * single-file ESM bundle has neither: pin __dirname to where the files are copied next to it.
+ */
+const ETCD_LIB_DIR = '/var/task/node_modules/etcd3/lib';
+const ETCD_BUNDLING: Pick<nodejs.BundlingOptions, 'define' | 'commandHooks'> = {
+  define: { __dirname: JSON.stringify(ETCD_LIB_DIR) },
+  commandHooks: {
+    beforeBundling: () => [],
+    beforeInstall: () => [],
+    afterBundling: (inputDir: string, outputDir: string) => [
+      `mkdir -p "${outputDir}/node_modules/etcd3"`,
+      `cp -R "${inputDir}/node_modules/etcd3/proto" "${outputDir}/node_modules/etcd3/proto"`,
+    ],
+  },
+};
+
 export class Functions extends Layer {
-  readonly byId = {} as Record<FunctionId, nodejs.NodejsFunction>;
+  readonly byId = {} as FunctionsById<nodejs.NodejsFunction>;
   // Built from names, not from the state machines: the machines reference these functions, so a
   // reference back would be a dependency cycle.
   private readonly pipelineArn = this.stateMachineArn('kmod-Pipeline');
@@ -64,17 +83,31 @@ export class Functions extends Layer {
     super(scope, id);
     this.agentNet = this.agentNetwork();
     for (const [fnId, spec] of Object.entries(FUNCTIONS) as [FunctionId, FunctionSpec][]) {
+      // Discovery runs only against an etcd the operator named; without one there is nothing to run.
+      if (spec.discoversNodes && !props.settings.etcd) continue;
       const fn = this.createFunction(fnId, spec);
       this.grant(fn, fnId, spec);
-      this.byId[fnId] = fn;
+      if (spec.discoversNodes) this.schedule(fnId, fn);
+      (this.byId as Record<FunctionId, nodejs.NodejsFunction>)[fnId] = fn;
     }
+  }
+
+  /** A one-minute EventBridge schedule: each run is one list-and-reconcile pass. */
+  private schedule(id: FunctionId, fn: nodejs.NodejsFunction): void {
+    new events.Rule(this, `${id}Schedule`, {
+      description: `kmod: run ${id} every minute`,
+      schedule: events.Schedule.rate(Duration.minutes(1)),
+      targets: [new targets.LambdaFunction(fn, { retryAttempts: 0 })],
+    });
   }
 
   /** The one function that carries a flag the catalog gives to exactly one. */
   sole(flag: Flag): nodejs.NodejsFunction {
     const ids = (Object.entries(FUNCTIONS) as [FunctionId, FunctionSpec][]).filter(([, s]) => s[flag]).map(([id]) => id);
     if (ids.length !== 1) throw new Error(`exactly one catalog function must have ${flag}, found ${ids.length}: ${ids.join(', ')}`);
-    return this.byId[ids[0]];
+    const fn = (this.byId as Partial<Record<FunctionId, nodejs.NodejsFunction>>)[ids[0]];
+    if (!fn) throw new Error(`catalog function ${ids[0]} (${flag}) was not created`);
+    return fn;
   }
 
   private stateMachineArn(name: string): string {
@@ -110,6 +143,7 @@ export class Functions extends Layer {
     if (spec.verifiesModuleSignatures) env.TRUSTED_ROOTS_PEM = settings.trustedRootsPem;
     if (spec.managesIdentities) env.COGNITO_USER_POOL_ID = identity.userPool.userPoolId;
     if (spec.verifiesTokens) Object.assign(env, { COGNITO_USER_POOL_ID: identity.userPool.userPoolId, JWT_CLIENT_IDS: identity.clientIds.join(',') });
+    if (spec.discoversNodes && settings.etcd) Object.assign(env, { ETCD_ENDPOINTS: settings.etcd.endpoints, ETCD_PREFIX: settings.etcd.prefix });
     return env;
   }
 
@@ -140,6 +174,7 @@ export class Functions extends Layer {
         forceDockerBundling: false,
         logLevel: nodejs.LogLevel.ERROR,
         banner: "import { createRequire } from 'module';const require = createRequire(import.meta.url);",
+        ...(spec.discoversNodes ? ETCD_BUNDLING : {}),
       },
     });
   }

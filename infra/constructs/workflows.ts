@@ -5,7 +5,15 @@
 import { join } from 'node:path';
 import { ArnFormat, Stack, aws_iam as iam, type aws_kms as kms, type aws_lambda as lambda, aws_logs as logs, aws_stepfunctions as sfn } from 'aws-cdk-lib';
 import type { Construct } from 'constructs';
-import { STATE_MACHINES, functionArnKey, stateMachineArnKey, stateMachineOrder, type FunctionId, type StateMachineId } from '../../functions/catalog.ts';
+import {
+  STATE_MACHINES,
+  functionArnKey,
+  stateMachineArnKey,
+  stateMachineOrder,
+  type FunctionId,
+  type FunctionsById,
+  type StateMachineId,
+} from '../../functions/catalog.ts';
 import { ROOT } from './functions.ts';
 import { Layer } from './layer.ts';
 
@@ -15,17 +23,24 @@ export class Workflows extends Layer {
   constructor(
     scope: Construct,
     id: string,
-    private readonly props: { functions: Record<FunctionId, lambda.IFunction>; key: kms.IKey },
+    private readonly props: { functions: FunctionsById<lambda.IFunction>; key: kms.IKey },
   ) {
     super(scope, id);
     for (const machineId of stateMachineOrder(STATE_MACHINES)) this.byId[machineId] = this.createMachine(machineId);
   }
 
+  /** A function a machine references; a conditional one that was not created fails the synth by name. */
+  private fn(id: FunctionId): lambda.IFunction {
+    const fn = (this.props.functions as Partial<Record<FunctionId, lambda.IFunction>>)[id];
+    if (!fn) throw new Error(`a state machine references ${id}, which this stack does not create`);
+    return fn;
+  }
+
   private createMachine(id: StateMachineId): sfn.StateMachine {
     const spec = STATE_MACHINES[id];
-    const { functions, key } = this.props;
+    const { key } = this.props;
     const substitutions: Record<string, string> = {};
-    for (const f of spec.functions) substitutions[functionArnKey(f)] = functions[f].functionArn;
+    for (const f of spec.functions) substitutions[functionArnKey(f)] = this.fn(f).functionArn;
     for (const m of spec.stateMachines) substitutions[stateMachineArnKey(m)] = this.byId[m].stateMachineArn;
     const machine = new sfn.StateMachine(this, `${id}StateMachine`, {
       stateMachineName: `kmod-${id}`,
@@ -39,7 +54,7 @@ export class Workflows extends Layer {
         includeExecutionData: false,
       },
     });
-    for (const f of spec.functions) functions[f].grantInvoke(machine);
+    for (const f of spec.functions) this.fn(f).grantInvoke(machine);
     for (const m of spec.stateMachines) this.allowChild(machine, m);
     if (spec.stateMachines.length) {
       // `.sync` integrations watch child executions through this managed EventBridge rule.

@@ -35,7 +35,21 @@ describe('settings from CDK context', () => {
       corsAllowedOrigins: '',
       keyRotationDays: 30,
       agentNetwork: undefined,
+      etcd: undefined,
     });
+  });
+
+  it('takes etcd discovery endpoints (prefix defaulted), refusing what is not a client URL and a prefix alone', () => {
+    expect(from({ trustedRootsPem: 'PEM', etcdEndpoints: 'http://10.0.0.5:2379, https://etcd-2.internal:2379' })().etcd).toEqual({
+      endpoints: 'http://10.0.0.5:2379,https://etcd-2.internal:2379',
+      prefix: '/kmod/nodes/',
+    });
+    expect(from({ trustedRootsPem: 'PEM', etcdEndpoints: 'http://10.0.0.5:2379', etcdPrefix: '/fleet/' })().etcd?.prefix).toBe('/fleet/');
+    expect(from({ trustedRootsPem: 'PEM', etcdEndpoints: '10.0.0.5:2379' })).toThrow(
+      /etcdEndpoints must be comma-separated http\(s\):\/\/host:port client URLs/,
+    );
+    expect(from({ trustedRootsPem: 'PEM', etcdEndpoints: 'http://10.0.0.5:2379', etcdPrefix: 'kmod' })).toThrow(/etcdPrefix must start with "\/"/);
+    expect(from({ trustedRootsPem: 'PEM', etcdPrefix: '/kmod/' })).toThrow(/etcdPrefix needs etcdEndpoints/);
   });
 
   it('refuses half-given combinations and malformed values instead of ignoring them', () => {

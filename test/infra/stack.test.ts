@@ -25,6 +25,7 @@ beforeAll(() => {
     agentAvailabilityZones: 'us-east-1a,us-east-1b',
     domainName: 'deploy.example.com',
     certificateArn: 'arn:aws:acm:us-east-1:123456789012:certificate/0000',
+    etcdEndpoints: 'http://10.0.0.5:2379',
   };
   stack = new OrchestratorStack(
     app,
@@ -38,6 +39,12 @@ beforeAll(() => {
 
 const ofType = (type: string) => Object.entries(resources).filter(([, r]) => r.Type === type);
 const logicalIdOf = (c: IConstruct) => stack.getLogicalId(c.node.defaultChild as CfnElement);
+/** A catalog function of the stack; every one exists here (the context includes etcdEndpoints). */
+function fnOf(id: keyof typeof FUNCTIONS) {
+  const fn = stack.functions[id];
+  if (!fn) throw new Error(`the stack has no function ${id}`);
+  return fn;
+}
 /** Logical ids a template value refers to (Ref and Fn::GetAtt, at any depth). */
 function logicalIdsIn(value: unknown): Set<string> {
   const ids = new Set<string>();
@@ -236,7 +243,7 @@ describe('the synthesized template', () => {
         type,
       ).toEqual([...ids].sort());
     // Named resources cannot be replaced in place either (the new one's name is taken).
-    for (const id of Object.keys(FUNCTIONS)) expect(logicalIdOf(stack.functions[id as keyof typeof FUNCTIONS]), id).toMatch(new RegExp(`^${id}[0-9A-F]{8}$`));
+    for (const id of Object.keys(FUNCTIONS)) expect(logicalIdOf(fnOf(id as keyof typeof FUNCTIONS)), id).toMatch(new RegExp(`^${id}[0-9A-F]{8}$`));
     for (const id of Object.keys(STATE_MACHINES))
       expect(
         ofType('AWS::StepFunctions::StateMachine')
@@ -251,6 +258,7 @@ describe('the synthesized template', () => {
     for (const [id, raw] of Object.entries(FUNCTIONS)) {
       const spec = raw as FunctionSpec;
       const fn = stack.functions[id as keyof typeof FUNCTIONS];
+      if (!fn) continue; // created only with its context (DiscoverNodes without etcdEndpoints)
       const role = logicalIdOf(fn.role!);
       const reads = ofType('AWS::IAM::Policy')
         .filter(([, p]) => (p.Properties.Roles as { Ref: string }[]).some((r) => r.Ref === role))
@@ -277,7 +285,7 @@ describe('the synthesized template', () => {
   it('gives the trusted roots, the approver lists and the public URL only to the functions whose catalog flags ask for them', () => {
     for (const [id, raw] of Object.entries(FUNCTIONS)) {
       const spec = raw as FunctionSpec;
-      const env = resources[logicalIdOf(stack.functions[id as keyof typeof FUNCTIONS])].Properties.Environment.Variables as Record<string, unknown>;
+      const env = resources[logicalIdOf(fnOf(id as keyof typeof FUNCTIONS))].Properties.Environment.Variables as Record<string, unknown>;
       expect('TRUSTED_ROOTS_PEM' in env, id).toBe(Boolean(spec.verifiesModuleSignatures));
       expect('APPROVERS' in env && 'PUBLIC_API_URL' in env, id).toBe(Boolean(spec.mailsApprovalLinks));
       expect('APPROVERS' in env || 'PUBLIC_API_URL' in env, id).toBe(Boolean(spec.mailsApprovalLinks));
@@ -290,15 +298,15 @@ describe('the synthesized template', () => {
     const schedules = ofType('AWS::SecretsManager::RotationSchedule');
     expect(schedules).toHaveLength(2);
     for (const [, s] of schedules)
-      expect(logicalIdsIn(s.Properties.RotationLambdaARN)).toEqual(new Set([logicalIdOf(stack.functions[rotator as keyof typeof FUNCTIONS])]));
+      expect(logicalIdsIn(s.Properties.RotationLambdaARN)).toEqual(new Set([logicalIdOf(fnOf(rotator as keyof typeof FUNCTIONS))]));
     const [[authorizerFn]] = Object.entries(FUNCTIONS).filter(([, s]) => (s as FunctionSpec).authorizesRequests);
     const [[, authorizer]] = ofType('AWS::ApiGateway::Authorizer');
-    expect(logicalIdsIn(authorizer.Properties.AuthorizerUri)).toContain(logicalIdOf(stack.functions[authorizerFn as keyof typeof FUNCTIONS]));
+    expect(logicalIdsIn(authorizer.Properties.AuthorizerUri)).toContain(logicalIdOf(fnOf(authorizerFn as keyof typeof FUNCTIONS)));
   });
 
   it('lets only answersTasks functions settle task tokens, on the pipeline only', () => {
     const settles = (fnId: keyof typeof FUNCTIONS) => {
-      const role = logicalIdOf(stack.functions[fnId].role!);
+      const role = logicalIdOf(fnOf(fnId).role!);
       return ofType('AWS::IAM::Policy')
         .filter(([, p]) => (p.Properties.Roles as { Ref: string }[]).some((r) => r.Ref === role))
         .flatMap(([, p]) => p.Properties.PolicyDocument.Statement as { Action: string | string[]; Resource: unknown }[])
@@ -309,5 +317,46 @@ describe('the synthesized template', () => {
       expect(statements.length, id).toBe((spec as FunctionSpec).answersTasks ? 1 : 0);
       for (const st of statements) expect(JSON.stringify(st.Resource), id).toContain('stateMachine:kmod-Pipeline');
     }
+  });
+});
+
+describe('etcd discovery (docs/adr/0009-discovery-sources.md)', () => {
+  const discoverers = Object.entries(FUNCTIONS)
+    .filter(([, s]) => (s as FunctionSpec).discoversNodes)
+    .map(([id]) => id as keyof typeof FUNCTIONS);
+
+  it('with etcdEndpoints: runs the discoversNodes function every minute with the endpoints and the default prefix', () => {
+    expect(discoverers).toEqual(['DiscoverNodes']);
+    const fn = logicalIdOf(fnOf('DiscoverNodes'));
+    expect(resources[fn].Properties.Environment.Variables).toMatchObject({
+      ETCD_ENDPOINTS: 'http://10.0.0.5:2379',
+      ETCD_PREFIX: '/kmod/nodes/',
+      AGENT_ALLOWED_HOSTS: '10.0.0.0/8',
+    });
+    const rules = ofType('AWS::Events::Rule').filter(([, r]) => r.Properties.ScheduleExpression === 'rate(1 minute)');
+    expect(rules).toHaveLength(1);
+    expect(rules[0][1].Properties.Targets.map((t: { Arn: unknown }) => [...logicalIdsIn(t.Arn)])).toEqual([[fn]]);
+    // The bundle carries the etcd client's .proto files where its pinned __dirname points.
+    const key = resources[fn].Properties.Code.S3Key as string;
+    expect(readFileSync(join(assemblyDir, `asset.${key.replace(/\.zip$/, '')}`, 'node_modules', 'etcd3', 'proto', 'rpc.proto'), 'utf8')).toContain(
+      'service KV',
+    );
+  });
+
+  it('without etcdEndpoints: creates no discovery function and no schedule', () => {
+    // Bundling skipped: only the resources matter here, and a second bundle of every function is slow.
+    const app = new App({ context: { 'aws:cdk:bundling-stacks': [] } });
+    const bare = new OrchestratorStack(
+      app,
+      'Bare',
+      settingsFromContext((k) => ({ trustedRootsPem: 'PEM' })[k]),
+    );
+    const names = Object.values(Template.fromStack(bare).findResources('AWS::Lambda::Function')).map((r) => String(r.Properties.FunctionName ?? ''));
+    for (const id of discoverers) expect(names).not.toContain(`kmod-${id}`);
+    expect(names.filter((n) => n.startsWith('kmod-'))).toHaveLength(Object.keys(FUNCTIONS).length - discoverers.length);
+    expect(bare.functions.DiscoverNodes).toBeUndefined();
+    expect(
+      Object.values(Template.fromStack(bare).findResources('AWS::Events::Rule')).filter((r) => r.Properties.ScheduleExpression === 'rate(1 minute)'),
+    ).toEqual([]);
   });
 });
