@@ -83,6 +83,8 @@ export function verifyLink(token: string, keys: { id: string; secret: string }[]
   } catch {
     return { ok: false, reason: 'malformed' };
   }
+  // Valid JSON is not yet claims: `null`, a number or an array decode fine too.
+  if (!claims || typeof claims !== 'object' || Array.isArray(claims)) return { ok: false, reason: 'malformed' };
   const key = keys.find((k) => k.id === claims.kid);
   if (!key) return { ok: false, reason: 'forged' };
   const expected = Buffer.from(createHmac('sha256', key.secret).update(body).digest('base64url'));

@@ -15,3 +15,17 @@ export function decodeCursor(cursor: string | undefined): Record<string, unknown
   }
   throw new AppError('ValidationError', 'cursor is not one this API returned');
 }
+
+/**
+ * Run a page read that starts at a client's cursor. A cursor decodes to an object, but only one
+ * this API returned names the key attributes of that very query: DynamoDB refuses any other with a
+ * ValidationException, which is the client's mistake (400), not ours (500).
+ */
+export async function fromCursor<T>(cursor: Record<string, unknown> | undefined, read: () => Promise<T>): Promise<T> {
+  try {
+    return await read();
+  } catch (e) {
+    if (cursor && (e as Error).name === 'ValidationException') throw new AppError('ValidationError', 'cursor is not one this API returned');
+    throw e;
+  }
+}

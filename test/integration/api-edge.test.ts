@@ -80,6 +80,36 @@ describe('authentication at the edge', () => {
   });
 });
 
+describe('crafted input the handlers used to answer with 500', () => {
+  const b64 = (v: unknown) => Buffer.from(JSON.stringify(v)).toString('base64url');
+
+  it('400 for a cursor of the wrong shape, on deployments and on the audit trail', async () => {
+    for (const path of [
+      `/api/v1/deployments?cursor=${b64({ executionId: 'x' })}`,
+      `/api/v1/deployments?moduleName=demo-kernel&cursor=${b64({ executionId: 'x' })}`,
+      `/api/v1/audit?category=security&cursor=${b64({ nope: 'x' })}`,
+    ]) {
+      const r = await api(cloud, 'GET', path, { token: cloud.tokens.Admin });
+      expect(r, path).toMatchObject({ status: 400, body: { code: 'ValidationError', message: 'cursor is not one this API returned' } });
+    }
+  });
+
+  it('400 for an audit range that ends before it starts', async () => {
+    const r = await api(cloud, 'GET', '/api/v1/audit?category=security&from=2030-01-01T00:00:00Z&to=2020-01-01T00:00:00Z', { token: cloud.tokens.Admin });
+    expect(r.status).toBe(400);
+    expect(r.body.message).toMatch(/from must not be after to/);
+  });
+
+  it('400 page for an approval link whose body decodes to null, on GET and POST', async () => {
+    for (const method of ['GET', 'POST']) {
+      const form = method === 'POST' ? { rawBody: 'confirm=approve', headers: { 'content-type': 'application/x-www-form-urlencoded' } } : {};
+      const r = await api(cloud, method, '/approvals/links/bnVsbA.x', form);
+      expect(r.status, method).toBe(400);
+      expect(String(r.body)).toContain('This approval link is not valid');
+    }
+  });
+});
+
 describe('headers sent twice', () => {
   /** A request written byte for byte (fetch and http.request merge or refuse repeated headers). */
   const raw = (method: string, path: string, headers: string[], body = '') =>

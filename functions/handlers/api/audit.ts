@@ -1,7 +1,7 @@
 import { QueryCommand, type QueryCommandInput } from '@aws-sdk/lib-dynamodb';
 import { z } from 'zod';
 import { dynamo } from '../../lib/aws.ts';
-import { decodeCursor, encodeCursor } from '../../lib/cursor.ts';
+import { decodeCursor, encodeCursor, fromCursor } from '../../lib/cursor.ts';
 import { apiHandler, json } from '../../lib/http.ts';
 import { parseQuery } from '../../lib/parse.ts';
 import { tableName } from '../../lib/tables.ts';
@@ -24,7 +24,8 @@ export const querySchema = z
   .strict()
   .refine((q) => [q.deploymentId, q.subject, q.category, q.actor, q.traceId].filter(Boolean).length === 1, {
     message: 'give exactly one of deploymentId, subject, category, actor or traceId',
-  });
+  })
+  .refine((q) => !q.from || !q.to || Date.parse(q.from) <= Date.parse(q.to), { message: 'from must not be after to' });
 
 /**
  * The audit trail, by deployment (or any subject), category, actor or trace id, within an
@@ -53,7 +54,7 @@ export const handler = apiHandler({
       Limit: q.limit,
       ExclusiveStartKey: cursor,
     };
-    const r = await dynamo().send(new QueryCommand(input));
+    const r = await fromCursor(cursor, () => dynamo().send(new QueryCommand(input)));
     return json(200, {
       items: (r.Items ?? []).map(({ expiresAt: _ttl, ...item }) => item),
       nextCursor: encodeCursor(r.LastEvaluatedKey),

@@ -9,7 +9,7 @@ import { DEPLOYMENT_STATUSES } from '../../domain/deployment.ts';
 import { requestDeployment, requestRollback } from '../../lib/deploymentRequests.ts';
 import { getDeployment, listDeployments } from '../../lib/deployments.ts';
 import type { Principal } from '../../domain/roles.ts';
-import { decodeCursor, encodeCursor } from '../../lib/cursor.ts';
+import { decodeCursor, encodeCursor, fromCursor } from '../../lib/cursor.ts';
 import { apiHandler, json } from '../../lib/http.ts';
 import { parseBody, parsePath, parseQuery } from '../../lib/parse.ts';
 
@@ -144,7 +144,7 @@ export const handler = apiHandler({
   'GET /api/v1/deployments': async (event) => {
     const q = parseQuery(event, listSchema);
     const cursor = decodeCursor(q.cursor);
-    const page = await listDeployments({ ...q, cursor });
+    const page = await fromCursor(cursor, () => listDeployments({ ...q, cursor }));
     return json(200, {
       items: page.items.map(presentDeployment),
       nextCursor: encodeCursor(page.cursor),

@@ -38,6 +38,11 @@ describe('decide', () => {
 describe('approval links', () => {
   const key = { id: 'k1', secret: 's3cret' };
   const claims = { executionId: 'dep-1', environment: 'Staging', approver: 'amy', action: 'approve' as const, exp: Math.floor(now.getTime() / 1000) + 60 };
+  it('refuses a link whose body is JSON but not claims (null, a number, an array)', () => {
+    for (const json of ['null', '1', '[]', '"x"'])
+      expect(verifyLink(`${Buffer.from(json).toString('base64url')}.x`, [key], now)).toEqual({ ok: false, reason: 'malformed' });
+  });
+
   it('verifies its own links, refuses forged, tampered, foreign-key and expired ones', () => {
     const link = signLink(claims, key);
     expect(verifyLink(link, [key], now)).toMatchObject({ ok: true, claims: { approver: 'amy', action: 'approve' } });
