@@ -27,6 +27,9 @@ export const GATEWAY_RESPONSES: GatewayResponse[] = [
   { type: 'DEFAULT_5XX', statusCode: 502, code: 'InternalError', message: 'internal server error' },
 ];
 
+/** Sent with every gateway answer too, as the Lambdas' own answers carry them. */
+export const GATEWAY_SECURITY_HEADERS = { 'Strict-Transport-Security': 'max-age=15552000; includeSubDomains; preload', 'X-Content-Type-Options': 'nosniff' };
+
 export function gatewayResponse(type: GatewayResponse['type']): GatewayResponse {
   return GATEWAY_RESPONSES.find((g) => g.type === type)!;
 }

@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { APIGatewayAuthorizerResult, APIGatewayProxyEvent, APIGatewayProxyResult, APIGatewayRequestAuthorizerEvent } from 'aws-lambda';
 import { ROUTES, type RouteSpec } from '../functions/catalog.ts';
-import { gatewayResponse, type GatewayResponse } from '../functions/gatewayResponses.ts';
+import { GATEWAY_SECURITY_HEADERS, gatewayResponse, type GatewayResponse } from '../functions/gatewayResponses.ts';
 import { ACCOUNT, functionName, REGION, type LocalLambda } from './lambda.ts';
 
 const API_ID = 'localapi01';
@@ -31,7 +31,7 @@ function compile(route: RouteSpec): CompiledRoute {
 
 function sendGateway(res: ServerResponse, g: GatewayResponse, message?: string) {
   const body = JSON.stringify({ code: g.code, message: message ?? g.message });
-  res.writeHead(g.statusCode, { 'content-type': 'application/json', ...g.headers, 'x-amzn-errortype': g.type });
+  res.writeHead(g.statusCode, { 'content-type': 'application/json', ...GATEWAY_SECURITY_HEADERS, ...g.headers, 'x-amzn-errortype': g.type });
   res.end(body);
 }
 
@@ -86,7 +86,12 @@ export class LocalApiGateway {
     }
     const body = Buffer.concat(chunks).toString('utf8');
     const match = route.regex.exec(url.pathname)!;
-    const pathParameters = route.params.length ? Object.fromEntries(route.params.map((p, i) => [p, decodeURIComponent(match[i + 1])])) : null;
+    let pathParameters: Record<string, string> | null;
+    try {
+      pathParameters = route.params.length ? Object.fromEntries(route.params.map((p, i) => [p, decodeURIComponent(match[i + 1])])) : null;
+    } catch {
+      return sendGateway(res, gatewayResponse('DEFAULT_4XX'), 'the path has a malformed percent-escape');
+    }
     const headers: Record<string, string> = {};
     const multiValueHeaders: Record<string, string[]> = {};
     for (let i = 0; i < req.rawHeaders.length; i += 2) {

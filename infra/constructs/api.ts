@@ -10,7 +10,7 @@ import {
 } from 'aws-cdk-lib';
 import type { Construct } from 'constructs';
 import { ROUTES, type FunctionsById } from '../../functions/catalog.ts';
-import { GATEWAY_RESPONSES } from '../../functions/gatewayResponses.ts';
+import { GATEWAY_RESPONSES, GATEWAY_SECURITY_HEADERS } from '../../functions/gatewayResponses.ts';
 import type { OrchestratorSettings } from '../settings.ts';
 import { Layer } from './layer.ts';
 
@@ -81,7 +81,9 @@ export class HttpApi extends Layer {
       this.api.addGatewayResponse(`Response${g.type}`, {
         type: apigw.ResponseType.of(g.type),
         statusCode: String(g.statusCode),
-        responseHeaders: Object.fromEntries(Object.entries({ 'Content-Type': 'application/json', ...g.headers }).map(([k, v]) => [k, `'${v}'`])),
+        responseHeaders: Object.fromEntries(
+          Object.entries({ 'Content-Type': 'application/json', ...GATEWAY_SECURITY_HEADERS, ...g.headers }).map(([k, v]) => [k, `'${v}'`]),
+        ),
         templates: { 'application/json': JSON.stringify({ code: g.code, message: g.message }) },
       });
     }

@@ -94,6 +94,15 @@ describe('crafted input the handlers used to answer with 500', () => {
     }
   });
 
+  it('400 JSON from the gateway for a malformed percent-escape; gateway answers carry HSTS and nosniff', async () => {
+    const r = await api(cloud, 'GET', '/api/v1/deployments/%', { token: cloud.tokens.Viewer });
+    expect(r).toMatchObject({ status: 400, body: { code: 'BadRequest', message: 'the path has a malformed percent-escape' } });
+    for (const answer of [r, await api(cloud, 'GET', '/api/v1/clusters'), await api(cloud, 'GET', '/no/such/route')]) {
+      expect(answer.headers.get('strict-transport-security')).toMatch(/max-age=\d+/);
+      expect(answer.headers.get('x-content-type-options')).toBe('nosniff');
+    }
+  });
+
   it('400 for an audit range that ends before it starts', async () => {
     const r = await api(cloud, 'GET', '/api/v1/audit?category=security&from=2030-01-01T00:00:00Z&to=2020-01-01T00:00:00Z', { token: cloud.tokens.Admin });
     expect(r.status).toBe(400);
