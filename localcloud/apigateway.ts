@@ -51,6 +51,19 @@ export class LocalApiGateway {
         if (!res.headersSent) sendGateway(res, gatewayResponse('DEFAULT_5XX'), e.message);
       });
     });
+    // Requests Node refuses before any handler (headers or URL over 16 KB, bad syntax) still get a JSON answer.
+    this.server.on('clientError', (err: Error & { code?: string }, socket) => {
+      const tooLarge = err.code === 'HPE_HEADER_OVERFLOW';
+      const body = JSON.stringify(
+        tooLarge
+          ? { code: 'RequestHeaderFieldsTooLarge', message: 'the URL and headers are too large' }
+          : { code: 'BadRequest', message: 'malformed HTTP request' },
+      );
+      const status = tooLarge ? '431 Request Header Fields Too Large' : '400 Bad Request';
+      if (socket.writable)
+        socket.end(`HTTP/1.1 ${status}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+      else socket.destroy();
+    });
     await new Promise<void>((resolve, reject) => {
       this.server!.once('error', reject);
       this.server!.listen(port, host, resolve);
@@ -92,15 +105,16 @@ export class LocalApiGateway {
     } catch {
       return sendGateway(res, gatewayResponse('DEFAULT_4XX'), 'the path has a malformed percent-escape');
     }
-    const headers: Record<string, string> = {};
-    const multiValueHeaders: Record<string, string[]> = {};
+    // No prototype: a header or query name such as `constructor` or `toString` is just a name.
+    const headers: Record<string, string> = Object.create(null);
+    const multiValueHeaders: Record<string, string[]> = Object.create(null);
     for (let i = 0; i < req.rawHeaders.length; i += 2) {
       const [k, v] = [req.rawHeaders[i], req.rawHeaders[i + 1]];
       headers[k] = v;
       (multiValueHeaders[k] ??= []).push(v);
     }
-    const query: Record<string, string> = {};
-    const multiQuery: Record<string, string[]> = {};
+    const query: Record<string, string> = Object.create(null);
+    const multiQuery: Record<string, string[]> = Object.create(null);
     for (const [k, v] of url.searchParams) {
       query[k] = v;
       (multiQuery[k] ??= []).push(v);

@@ -103,6 +103,15 @@ describe('crafted input the handlers used to answer with 500', () => {
     }
   });
 
+  it('4xx JSON, not 502 or an empty 431, for Object.prototype names in queries and headers and for oversized URLs', async () => {
+    const proto = await api(cloud, 'GET', '/health?constructor=1&__proto__=2');
+    expect(proto.status).toBe(200);
+    const list = await api(cloud, 'GET', '/api/v1/deployments?constructor=1', { token: cloud.tokens.Viewer, headers: { toString: 'x', valueOf: 'y' } });
+    expect(list).toMatchObject({ status: 400, body: { code: 'ValidationError' } });
+    const huge = await api(cloud, 'GET', `/api/v1/deployments?moduleName=${'a'.repeat(20_000)}`, { token: cloud.tokens.Viewer });
+    expect(huge).toMatchObject({ status: 431, body: { code: 'RequestHeaderFieldsTooLarge' } });
+  });
+
   it('400 for an audit range that ends before it starts', async () => {
     const r = await api(cloud, 'GET', '/api/v1/audit?category=security&from=2030-01-01T00:00:00Z&to=2020-01-01T00:00:00Z', { token: cloud.tokens.Admin });
     expect(r.status).toBe(400);
