@@ -5,7 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { TransactionCanceledException } from '@aws-sdk/client-dynamodb';
-import { GetCommand, ScanCommand, TransactWriteCommand } from '@aws-sdk/lib-dynamodb';
+import { GetCommand, TransactWriteCommand } from '@aws-sdk/lib-dynamodb';
 import type { AgentKey, ModuleState } from '../agent/protocol.ts';
 import {
   enrolmentRefusal,
@@ -22,7 +22,7 @@ import { newNodeKey, wrapSecret } from '../domain/nodeCredentials.ts';
 import { checkAgentAddress } from '../domain/ssrf.ts';
 import { strategyFor } from '../strategies/registry.ts';
 import { auditItem } from './audit.ts';
-import { dynamo } from './aws.ts';
+import { dynamo, scanAll } from './aws.ts';
 import { config } from './config.ts';
 import { isConditionFailure } from './deployments.ts';
 import { listNodes, type NodeRecord } from './nodes.ts';
@@ -73,13 +73,7 @@ export async function createToken(t: NewToken, actor: string): Promise<{ record:
 
 /** Every token, newest first (a handful: they are short-lived and expire by TTL). */
 export async function listTokens(): Promise<EnrolmentTokenRecord[]> {
-  const items: EnrolmentTokenRecord[] = [];
-  let cursor: Record<string, unknown> | undefined;
-  do {
-    const r = await dynamo().send(new ScanCommand({ TableName: tableName('enrolmentTokens'), ExclusiveStartKey: cursor, ConsistentRead: true }));
-    items.push(...((r.Items ?? []) as EnrolmentTokenRecord[]));
-    cursor = r.LastEvaluatedKey;
-  } while (cursor);
+  const items = await scanAll<EnrolmentTokenRecord>({ TableName: tableName('enrolmentTokens'), ConsistentRead: true });
   return items.sort((a, b) => b.createdAt.localeCompare(a.createdAt));
 }
 
