@@ -3,7 +3,6 @@
  * machine with Node.js and Java. Handlers reach every service through the ordinary AWS SDK
  * clients, pointed here by the standard AWS_ENDPOINT_URL_* variables.
  */
-import './polyfills.ts';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';

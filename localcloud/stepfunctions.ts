@@ -6,7 +6,6 @@
  * functions, `states:startExecution(.sync)` to this service. Executions live in memory; a restart
  * of the local cloud is like a Region outage for them.
  */
-import './polyfills.ts';
 import { randomUUID } from 'node:crypto';
 import { StateMachine } from 'aws-local-stepfunctions';
 import { ACCOUNT, REGION, type LocalLambda } from './lambda.ts';
