@@ -183,6 +183,10 @@ export class LocalSns {
           );
           return xml(res, action, `<SubscriptionArn>${sub.confirmed ? sub.arn : 'pending confirmation'}</SubscriptionArn>`);
         }
+        case 'ListTopics': {
+          const members = this.state.topics.map((arn) => `<member><TopicArn>${esc(arn)}</TopicArn></member>`).join('');
+          return xml(res, action, `<Topics>${members}</Topics>`);
+        }
         case 'ConfirmSubscription':
           return xml(res, action, `<SubscriptionArn>${this.confirm(form.get('TopicArn') ?? '', form.get('Token') ?? '').arn}</SubscriptionArn>`);
         case 'Unsubscribe':
