@@ -31,8 +31,7 @@ export function isJsonMediaType(header: string | undefined): boolean {
   return Object.entries(parameters).every(([name, value]) => name === 'charset' && value.toLowerCase() === 'utf-8');
 }
 
-const unsupportedMediaType = () =>
-  new AppError('UnsupportedMediaType', 'the request body must be application/json (optionally with charset=utf-8)', 415);
+const unsupportedMediaType = () => new AppError('UnsupportedMediaType', 'the request body must be application/json (optionally with charset=utf-8)', 415);
 
 export function parseBody<S extends z.ZodType>(event: APIGatewayProxyEvent, schema: S, maxBytes = MAX_BODY_BYTES): z.infer<S> {
   const raw = event.isBase64Encoded && event.body ? Buffer.from(event.body, 'base64').toString('utf8') : (event.body ?? '');

@@ -313,6 +313,8 @@ describe('the synthesized template', () => {
     // The authorizer reads the caller's current roles and standing from the Users table.
     const authorizerEnv = resources[logicalIdOf(stack.functions.Authorizer)].Properties.Environment.Variables as Record<string, unknown>;
     expect(authorizerEnv[TABLES.users.envVar]).toBeDefined();
+    // Its name is an output: the first Admin is written into it by hand (docs/runbooks/deploy-to-aws.md).
+    expect(authorizerEnv[TABLES.users.envVar]).toEqual(template.toJSON().Outputs.UsersTableName.Value);
   });
 
   it('lets only answersTasks functions settle task tokens, on the pipeline only', () => {

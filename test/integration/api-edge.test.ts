@@ -61,7 +61,10 @@ describe('authentication at the edge', () => {
   });
 
   it('gives a registered service client the role of its OAuth scope', async () => {
-    const created = await api(cloud, 'POST', '/api/v1/admin/clients', { token: cloud.tokens.Admin, body: { name: 'edge-pipeline', scopes: ['kmod/read', 'kmod/deploy'] } });
+    const created = await api(cloud, 'POST', '/api/v1/admin/clients', {
+      token: cloud.tokens.Admin,
+      body: { name: 'edge-pipeline', scopes: ['kmod/read', 'kmod/deploy'] },
+    });
     expect(created.status).toBe(201);
     const clientId = created.body.clientId as string;
     const svc = { sub: clientId, username: 'edge-pipeline', groups: [] };
@@ -94,7 +97,10 @@ describe('authentication at the edge', () => {
       ['an empty sub', deployer({ sub: '' })],
       ['a sub unknown to the directory, claiming Admin', cloud.issuer.mint({ sub: 'mallory', username: 'mallory', groups: ['Admin'] })],
       ['a registered client named as sub of a token issued to another client', deployer({ sub: clientId, client_id: 'kmod-local-client' })],
-      ['an unregistered service client with a scope', cloud.issuer.mint({ sub: 'ghost-client', username: 'ghost', groups: [] }, { overrides: { client_id: 'ghost-client', scope: 'kmod/deploy' } })],
+      [
+        'an unregistered service client with a scope',
+        cloud.issuer.mint({ sub: 'ghost-client', username: 'ghost', groups: [] }, { overrides: { client_id: 'ghost-client', scope: 'kmod/deploy' } }),
+      ],
       ['an id token', deployer({ token_use: 'id' })],
       ['groups that are not a list', deployer({ 'cognito:groups': 'Admin' })],
     ];
@@ -250,14 +256,22 @@ describe('input validation', () => {
   it('415 {code, message} for a JSON body in another charset or a near-JSON media type; nothing is created', async () => {
     const before = await snapshotTables(cloud);
     for (const type of ['APPLICATION/JSON; charset=utf-16', 'application/json; charset=iso-8859-1', 'application/json-seq', 'application/json; foo=bar']) {
-      const r = await api(cloud, 'POST', '/api/v1/deployments', { token: cloud.tokens.Deployer, rawBody: JSON.stringify(valid), headers: { 'content-type': type } });
+      const r = await api(cloud, 'POST', '/api/v1/deployments', {
+        token: cloud.tokens.Deployer,
+        rawBody: JSON.stringify(valid),
+        headers: { 'content-type': type },
+      });
       expect(r.status, type).toBe(415);
       expect(r.body, type).toEqual({ code: 'UnsupportedMediaType', message: expect.stringContaining('application/json') });
     }
     expect(await snapshotTables(cloud)).toEqual(before);
     // The media type is case-insensitive and UTF-8 may be named: past the media type, stopped by validation.
     for (const type of ['Application/JSON', 'application/json; charset=UTF-8']) {
-      const r = await api(cloud, 'POST', '/api/v1/deployments', { token: cloud.tokens.Deployer, rawBody: '{"invalid":true}', headers: { 'content-type': type } });
+      const r = await api(cloud, 'POST', '/api/v1/deployments', {
+        token: cloud.tokens.Deployer,
+        rawBody: '{"invalid":true}',
+        headers: { 'content-type': type },
+      });
       expect(r.status, type).toBe(400);
     }
   });

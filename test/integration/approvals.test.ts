@@ -21,7 +21,15 @@ beforeAll(async () => {
   await cloud.ddb.send(
     new PutCommand({
       TableName: cloud.tableNames.users,
-      Item: { userId: SECOND_APPROVER.sub, kind: 'user', username: SECOND_APPROVER.username, roles: SECOND_APPROVER.groups, enabled: true, createdAt: new Date().toISOString(), createdBy: 'test' },
+      Item: {
+        userId: SECOND_APPROVER.sub,
+        kind: 'user',
+        username: SECOND_APPROVER.username,
+        roles: SECOND_APPROVER.groups,
+        enabled: true,
+        createdAt: new Date().toISOString(),
+        createdBy: 'test',
+      },
     }),
   );
   secondApproverToken = await cloud.issuer.mint(SECOND_APPROVER);
@@ -277,7 +285,9 @@ describe('approval gates', () => {
         expect(await r.json(), method).toEqual({ code, message: expect.stringMatching(/Nothing was changed/) });
       }
       expect(await snapshotTables(cloud)).toEqual(before);
-      expect((await waitForDeployment(cloud, id, ['WaitingForApproval'])).stages.find((s: { name: string }) => s.name === 'Staging').approval.decisions).toEqual([]);
+      expect(
+        (await waitForDeployment(cloud, id, ['WaitingForApproval'])).stages.find((s: { name: string }) => s.name === 'Staging').approval.decisions,
+      ).toEqual([]);
     };
 
     // 1. The approver is disabled (the adversarial run's case: the link still decided).
