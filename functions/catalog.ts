@@ -34,6 +34,8 @@ export interface FunctionSpec {
   authorizesRequests?: true;
   /** Mails approval requests with signed links: gets the approver lists and the public API URL. */
   mailsApprovalLinks?: true;
+  /** Decides approvals: gets the approver lists, to check that an approver still is one. */
+  checksApprovers?: true;
   /** Checks module signatures against the trusted signing roots (gets the roots PEM). */
   verifiesModuleSignatures?: true;
   /** The Secrets Manager rotation function of the key-set secrets (exactly one function). */
@@ -263,10 +265,12 @@ export const FUNCTIONS = {
     description: 'Approvals API and email confirmation pages',
     timeoutSeconds: 29,
     memoryMb: 512,
-    tables: { deployments: 'write', approvals: 'write', ...audit },
+    // users: an approver's standing (enabled, roles) is read from the directory at each decision.
+    tables: { deployments: 'write', approvals: 'write', users: 'read', ...audit },
     publishes: true,
     signsApprovalLinks: true,
     answersTasks: true,
+    checksApprovers: true,
   },
   DiscoverNodes: {
     entry: 'functions/handlers/tasks/discoverNodes.ts',
@@ -475,7 +479,7 @@ export const ROUTES = [
     fn: 'ApiAdmin',
     auth: true,
     roles: ADMINS,
-    summary: 'Disable a user or client (refused at once)',
+    summary: 'Disable a user or client (refused within DIRECTORY_CACHE_SECONDS, default 5 s)',
   },
   { method: 'POST', path: '/api/v1/admin/users/{userId}/enable', fn: 'ApiAdmin', auth: true, roles: ADMINS, summary: 'Enable a user or client again' },
   {

@@ -61,6 +61,8 @@ export class OrchestratorStack extends Stack {
     new CfnOutput(this, 'UserPoolClientId', { value: identity.userClient.userPoolClientId });
     new CfnOutput(this, 'ServiceClientId', { value: identity.serviceClient.userPoolClientId });
     new CfnOutput(this, 'ArtifactBucketName', { value: data.artifacts.bucketName });
+    // The directory every request is authorised from: the first Admin is written here by hand.
+    new CfnOutput(this, 'UsersTableName', { value: data.tables.users.tableName });
     new CfnOutput(this, 'ApproverTopicArn', { value: notifications.approverTopic.topicArn });
     new CfnOutput(this, 'NotificationTopicArn', { value: notifications.notificationTopic.topicArn });
 

@@ -25,6 +25,7 @@ import { LocalStepFunctions, ServiceError, stateMachineArn } from './stepfunctio
 import { seedDemo } from './seed.ts';
 import { fleetControl } from './fleetControl.ts';
 import { identityControl } from './identityControl.ts';
+import { nameItem } from '../functions/lib/directory.ts';
 import { PutCommand } from '@aws-sdk/lib-dynamodb';
 import type { RunningDiscovery } from '../functions/lib/discovery/runner.ts';
 
@@ -293,29 +294,31 @@ async function startEtcdDiscovery(log: (line: string) => void): Promise<RunningD
   return running;
 }
 
-/** The dev users as directory entries (once: an Admin's later changes, e.g. disabling, stay). */
+/**
+ * The dev users as directory entries, each with the item holding its name (once: an Admin's later
+ * changes, e.g. disabling, stay; a data folder from before name items gets them now).
+ */
 async function registerDevUsers(ddb: DynamoDBDocumentClient, table: string): Promise<void> {
-  for (const user of Object.values(DEV_USERS)) {
+  const putOnce = async (Item: Record<string, unknown>) => {
     try {
-      await ddb.send(
-        new PutCommand({
-          TableName: table,
-          Item: {
-            userId: user.sub,
-            kind: 'user',
-            username: user.username,
-            email: devEmail(user.username),
-            roles: user.groups,
-            enabled: true,
-            createdAt: new Date().toISOString(),
-            createdBy: 'system:local-cloud',
-          },
-          ConditionExpression: 'attribute_not_exists(userId)',
-        }),
-      );
+      await ddb.send(new PutCommand({ TableName: table, Item, ConditionExpression: 'attribute_not_exists(userId)' }));
     } catch (e) {
       if ((e as { name?: string }).name !== 'ConditionalCheckFailedException') throw e;
     }
+  };
+  for (const user of Object.values(DEV_USERS)) {
+    const entry = {
+      userId: user.sub,
+      kind: 'user',
+      username: user.username,
+      email: devEmail(user.username),
+      roles: user.groups,
+      enabled: true,
+      createdAt: new Date().toISOString(),
+      createdBy: 'system:local-cloud',
+    };
+    await putOnce(entry);
+    await putOnce(nameItem(entry));
   }
 }
 

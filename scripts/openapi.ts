@@ -113,15 +113,21 @@ const components = {
 const ERRORS: Record<string, string> = {
   '400': 'Invalid input (ValidationError, BodyTooLarge, UnknownModuleVersion, ArtifactDigestMismatch); nothing was changed',
   '401':
-    'Missing or invalid bearer token (WWW-Authenticate: Bearer); on enrolment and heartbeats: an invalid enrolment token, or a node signature that is bad, replayed or revoked',
-  '403': 'The role may not do this (Forbidden, SelfApprovalForbidden, NotAnApprover)',
+    'Missing or invalid bearer token (WWW-Authenticate: Bearer): bad signature, issuer or client; expired, not yet valid, without exp or iat, issued in the future or living longer than TOKEN_MAX_LIFETIME_SECONDS; claims of the wrong type; a subject the directory does not know or has disabled. On enrolment and heartbeats: an invalid enrolment token, or a node signature that is bad, replayed or revoked',
+  '403':
+    "The caller's roles, as the directory holds them now, do not allow this (Forbidden, SelfApprovalForbidden); the approver may no longer decide (NotAnApprover, ApproverDisabled, ApproverRoleRevoked, ApproverUnknown)",
   '404': 'No such resource or route',
-  '409': 'Conflict (DeploymentInProgress, IdempotencyKeyReused, RollbackInProgress, DeploymentRunning, NothingToRollBack, ModuleVersionExists, AlreadyDecided)',
+  '409':
+    'Conflict (DeploymentInProgress, IdempotencyKeyReused, RollbackInProgress, DeploymentRunning, NothingToRollBack, ModuleVersionExists, AlreadyDecided, AlreadyExists)',
   '410':
     'The approval expired (ApprovalExpired); the enrolment token expired, was revoked or is used up (EnrolmentTokenExpired, EnrolmentTokenRevoked, EnrolmentTokenUsedUp)',
-  '415': 'The body must be application/json',
+  '415': 'UnsupportedMediaType: a body must be application/json (any case), with no parameter but an optional charset=utf-8',
   '429': 'Rate limited (Retry-After)',
 };
+
+/** The email link's own 403: its approver may no longer decide (JSON, unlike the link's pages). */
+const LINK_REFUSED =
+  "The link's approver may no longer decide: disabled (ApproverDisabled), without the Approver or Admin role (ApproverRoleRevoked), off the environment's approver list (NotAnApprover), or not in the directory (ApproverUnknown). Nothing was changed; the refusal is audited";
 
 export function buildOpenApi(): Json {
   const paths: Record<string, Record<string, Json>> = {};
@@ -148,7 +154,9 @@ export function buildOpenApi(): Json {
           ? { 'application/json': { schema: { $ref: '#/components/schemas/Deployment' } } }
           : { 'application/json': { schema: { type: 'object' } } };
     const errorCodes =
-      SELF_AUTHENTICATED[key] ?? (r.roles === 'public' ? (html ? ['400', '404', '409', '410'] : []) : ['400', '401', '403', '404', '409', '429']);
+      SELF_AUTHENTICATED[key] ??
+      (r.roles === 'public' ? (html ? ['400', '403', '404', '409', '410'] : []) : ['400', '401', '403', '404', '409', ...(body ? ['415'] : []), '429']);
+    const jsonError = { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } };
     (paths[r.path] ??= {})[r.method.toLowerCase()] = {
       summary: r.summary,
       description: r.roles === 'public' ? 'Public.' : `Roles: ${r.roles.join(', ')}.`,
@@ -172,10 +180,9 @@ export function buildOpenApi(): Json {
         ...Object.fromEntries(
           errorCodes.map((c) => [
             c,
-            {
-              description: ERRORS[c],
-              content: html ? { 'text/html': { schema: { type: 'string' } } } : { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } },
-            },
+            html && c === '403'
+              ? { description: LINK_REFUSED, content: jsonError }
+              : { description: ERRORS[c], content: html ? { 'text/html': { schema: { type: 'string' } } } : jsonError },
           ]),
         ),
       },
@@ -205,9 +212,13 @@ export function buildAuthorizationDoc(): string {
     '',
     'Generated from `ROUTES` in `functions/catalog.ts` (`npm run openapi`), the one place the rules live;',
     '`lib/middleware/authorize.ts` enforces them for every route and `test/integration/api-edge.test.ts` checks every',
-    'route with every role. Beyond the matrix: approvers decide only for environments whose approver',
-    'list names them (Admins always may), nobody decides their own deployment, and service clients get',
-    'the role of their OAuth scope (`kmod/deploy` → Deployer, `kmod/read` → Viewer).',
+    "route with every role. A caller's roles are the ones the directory (the Users table) holds now, read",
+    'by the authorizer and cached for `DIRECTORY_CACHE_SECONDS` (5 s), never the groups in the token; a',
+    'subject the directory does not know, or has disabled, is refused (401). Beyond the matrix: approvers',
+    'decide only for environments whose approver list names them now (Admins always may), by API or by',
+    'email link alike; a link whose approver was disabled, lost the role or left the list is refused',
+    '(403); nobody decides their own deployment; and a registered service client gets the role of the',
+    'OAuth scopes it was granted (`kmod/deploy` → Deployer, `kmod/read` → Viewer).',
     '',
     `| route | ${roles.join(' | ')} |`,
     `|---|${roles.map(() => '---').join('|')}|`,

@@ -3,6 +3,7 @@
  * in approval emails. Plain logic, no AWS.
  */
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import type { DirectoryPrincipal } from './accessTokens.ts';
 
 export type ApprovalStatus = 'Pending' | 'Approved' | 'Rejected' | 'Expired';
 export type Decision = 'approve' | 'reject';
@@ -53,6 +54,28 @@ export function decide(
   if (decision === 'reject') return { ok: true, status: 'Rejected', decisions, final: true };
   const approvals = decisions.filter((d) => d.decision === 'approve').length;
   return approvals >= a.quorum ? { ok: true, status: 'Approved', decisions, final: true } : { ok: true, status: 'Pending', decisions, final: false };
+}
+
+export type ApproverStanding = { ok: true } | { ok: false; httpStatus: 403; code: string; message: string };
+
+/**
+ * Whether `approverId` may still decide for `environment`, from the directory entry and the
+ * environment's approver list as they are now (not as they were when the gate opened or the link
+ * was mailed): an enabled user holding Admin, or holding Approver and on the list.
+ */
+export function approverStanding(
+  approverId: string,
+  entry: Pick<DirectoryPrincipal, 'kind' | 'enabled' | 'roles'> | undefined,
+  listed: readonly string[],
+  environment: string,
+): ApproverStanding {
+  const refuse = (code: string, message: string): ApproverStanding => ({ ok: false, httpStatus: 403, code, message });
+  if (entry?.kind !== 'user') return refuse('ApproverUnknown', `${approverId} is not in the directory`);
+  if (!entry.enabled) return refuse('ApproverDisabled', `${approverId} is disabled`);
+  if (entry.roles.includes('Admin')) return { ok: true };
+  if (!entry.roles.includes('Approver')) return refuse('ApproverRoleRevoked', `${approverId} no longer holds the Approver or Admin role`);
+  if (!listed.includes(approverId)) return refuse('NotAnApprover', `${approverId} is no longer an approver for ${environment}`);
+  return { ok: true };
 }
 
 export interface LinkClaims {

@@ -1,11 +1,21 @@
 import { SendTaskFailureCommand, SendTaskSuccessCommand } from '@aws-sdk/client-sfn';
 import { GetCommand, QueryCommand, TransactWriteCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
-import { decide, type ApprovalDecision, type ApprovalState, type ApprovalStatus, type Decision } from '../domain/approvals.ts';
+import {
+  approverStanding,
+  decide,
+  type ApprovalDecision,
+  type ApprovalState,
+  type ApprovalStatus,
+  type ApproverStanding,
+  type Decision,
+} from '../domain/approvals.ts';
 import { AppError } from '../domain/errors.ts';
 import type { Environment } from '../domain/environments.ts';
 import { auditItem, deploymentSubject } from './audit.ts';
 import { dynamo, stepFunctions } from './aws.ts';
+import { config } from './config.ts';
 import { isConditionFailure, requireDeployment } from './deployments.ts';
+import { getEntry } from './directory.ts';
 import { notifyUser } from './notify.ts';
 import { tableName, TTL_ATTRIBUTE } from './tables.ts';
 
@@ -193,6 +203,14 @@ async function writeOutcome(
 }
 
 /**
+ * Whether an approver may still decide for `environment`: read from the directory (not cached: a
+ * decision is rare and must see a disabling at once) and the approver lists as configured now.
+ */
+export async function currentStanding(approverId: string, environment: string): Promise<ApproverStanding> {
+  return approverStanding(approverId, await getEntry(approverId), config.approvers(environment), environment);
+}
+
+/**
  * Record one approver's decision and, when it settles the gate, resume the pipeline through the
  * task token (approve) or fail it (reject). Shared by the API and the email confirmation page.
  */
@@ -208,6 +226,8 @@ export async function applyDecision(o: {
   const a = await getApproval(o.executionId, o.environment);
   if (!a) throw new AppError('NotFound', `no approval for ${o.environment} of deployment ${o.executionId}`, 404);
   if (o.linkNonce && a.usedLinks.includes(o.linkNonce)) throw new AppError('LinkAlreadyUsed', 'this link has already been used', 409);
+  const standing = await currentStanding(o.actor.userId, o.environment);
+  if (!standing.ok) throw new AppError(standing.code, standing.message, standing.httpStatus);
   const outcome = decide(a, o.actor, o.decision, o.reason, o.via, new Date());
   if (!outcome.ok) {
     if (outcome.code === 'ApprovalExpired' && a.status === 'Pending') await expireApproval(a, 'system:approvals');

@@ -2,12 +2,21 @@
  * Bearer-token verification with aws-jwt-verify: Cognito access tokens on AWS
  * (`COGNITO_USER_POOL_ID`), or any OIDC issuer with a JWKS (`JWT_ISSUER` + `JWT_JWKS_URI`), which
  * is how the local cloud's dev issuer is checked. Both paths read the same claims.
+ *
+ * The library checks the signature, issuer, expiry and not-before; its customJwtCheck hook runs the
+ * product's stricter rules (domain/accessTokens.ts: exp and iat required, iat not in the future,
+ * a bounded lifetime, claims type-checked). Who the caller is and what they may do then come from
+ * the directory (cached for seconds), never from the token's groups.
  */
 import { CognitoJwtVerifier, JwtVerifier } from 'aws-jwt-verify';
 import { SimpleJwksCache } from 'aws-jwt-verify/jwk';
 import type { JwtPayload } from 'aws-jwt-verify/jwt-model';
-import { ROLES, type Principal, type Role } from '../domain/roles.ts';
-import { getEntry } from './directory.ts';
+import { accessTokenClaimsSchema, checkAccessTokenClaims, principalFor } from '../domain/accessTokens.ts';
+import type { Principal } from '../domain/roles.ts';
+import { config } from './config.ts';
+import { lookupEntry } from './directory.ts';
+
+export { SCOPE_ROLES } from '../domain/accessTokens.ts';
 
 /** Fetches JWKS with the platform fetch, so an http:// JWKS (local cloud) works as https does. */
 const fetcher = {
@@ -24,9 +33,6 @@ interface Verifier {
 
 let verifier: Verifier | undefined;
 
-/** OAuth scopes of service clients (resource server `kmod`) and the role each grants. */
-export const SCOPE_ROLES: Record<string, Role> = { 'kmod/deploy': 'Deployer', 'kmod/read': 'Viewer' };
-
 function clientIds(): string[] {
   return (process.env.JWT_CLIENT_IDS ?? '')
     .split(',')
@@ -34,28 +40,29 @@ function clientIds(): string[] {
     .filter(Boolean);
 }
 
+/** The product's claim rules, as the verifiers' customJwtCheck (a throw refuses the token). */
+const strictClaims = ({ payload }: { payload: JwtPayload }) => {
+  checkAccessTokenClaims(payload, Date.now() / 1000, {
+    maxLifetimeSeconds: config.tokenMaxLifetimeSeconds(),
+    clockSkewSeconds: config.tokenClockSkewSeconds(),
+  });
+};
+
 function build(): Verifier {
   const jwksCache = new SimpleJwksCache({ fetcher });
   if (process.env.COGNITO_USER_POOL_ID) {
     // The client is checked below, against the configured clients and the registered service clients.
-    const v = CognitoJwtVerifier.create({ userPoolId: process.env.COGNITO_USER_POOL_ID, tokenUse: 'access', clientId: null }, { jwksCache });
+    const v = CognitoJwtVerifier.create(
+      { userPoolId: process.env.COGNITO_USER_POOL_ID, tokenUse: 'access', clientId: null, customJwtCheck: strictClaims },
+      { jwksCache },
+    );
     return { verify: (t) => v.verify(t) as Promise<JwtPayload> };
   }
   const issuer = process.env.JWT_ISSUER;
   const jwksUri = process.env.JWT_JWKS_URI;
   if (!issuer || !jwksUri) throw new Error('set COGNITO_USER_POOL_ID, or JWT_ISSUER and JWT_JWKS_URI');
-  const v = JwtVerifier.create(
-    {
-      issuer,
-      jwksUri,
-      audience: null,
-      // Same rule as Cognito access tokens: token_use is "access" (the client is checked below).
-      customJwtCheck: ({ payload }) => {
-        if (payload.token_use !== 'access') throw new Error('not an access token');
-      },
-    },
-    { jwksCache },
-  );
+  // token_use must be "access", as for Cognito access tokens (strictClaims checks it); the client is checked below.
+  const v = JwtVerifier.create({ issuer, jwksUri, audience: null, customJwtCheck: strictClaims }, { jwksCache });
   return { verify: (t) => v.verify(t) as Promise<JwtPayload> };
 }
 
@@ -63,23 +70,13 @@ export async function verifyBearer(authorization: string | undefined): Promise<P
   const m = /^Bearer\s+([A-Za-z0-9._~+/-]+=*)$/i.exec(authorization?.trim() ?? '');
   if (!m) throw new Error('missing bearer token');
   verifier ??= build();
-  const payload = await verifier.verify(m[1]);
+  // strictClaims has checked them inside verify(); the schema gives them their types.
+  const claims = accessTokenClaimsSchema.parse(await verifier.verify(m[1]));
   // Issued to one of our clients: a configured app client, or a registered, enabled service client.
-  const clientId = String(payload.client_id ?? '');
-  if (!clientIds().includes(clientId)) {
-    const client = await getEntry(clientId);
+  if (!clientIds().includes(claims.client_id)) {
+    const client = await lookupEntry(claims.client_id);
     if (client?.kind !== 'client' || !client.enabled) throw new Error('token was issued to another client');
   }
-  // A disabled principal is refused at once, whatever its token's lifetime.
-  const entry = await getEntry(String(payload.sub));
-  if (entry && !entry.enabled) throw new Error('the principal is disabled');
-  const groups = (payload['cognito:groups'] as string[] | undefined) ?? [];
-  // Service principals (client-credentials tokens) carry scopes, not groups.
-  const scopes = String(payload.scope ?? '').split(' ');
-  const scopeRoles = Object.entries(SCOPE_ROLES).flatMap(([scope, role]) => (scopes.includes(scope) ? [role] : []));
-  return {
-    userId: String(payload.sub),
-    username: String(payload.username ?? payload.client_id ?? payload.sub),
-    roles: [...new Set([...groups.filter((g): g is Role => (ROLES as readonly string[]).includes(g)), ...scopeRoles])],
-  };
+  // Known to the directory and enabled, with the roles it holds now.
+  return principalFor(claims, await lookupEntry(claims.sub));
 }

@@ -69,6 +69,15 @@ export const config = {
     const parsed = JSON.parse(raw) as Record<string, string[]>;
     return parsed[environment] ?? [];
   },
+  /**
+   * How long a caller's directory entry (roles, enabled) is remembered by the authorizer: a role
+   * removed or a principal disabled takes effect within this many seconds, whatever the token says.
+   */
+  directoryCacheSeconds: () => num('DIRECTORY_CACHE_SECONDS', 5),
+  /** Longest accepted bearer-token lifetime, exp − iat (Cognito's longest access token is 24 h). */
+  tokenMaxLifetimeSeconds: () => num('TOKEN_MAX_LIFETIME_SECONDS', 86_400),
+  /** How far in the future a token's iat may be (issuer clock ahead of ours). */
+  tokenClockSkewSeconds: () => num('TOKEN_CLOCK_SKEW_SECONDS', 60),
   /** Base URL of the public API, for links in emails. */
   publicApiUrl: () => required('PUBLIC_API_URL'),
   approverTopicArn: () => required('APPROVER_TOPIC_ARN'),

@@ -1,7 +1,11 @@
 /**
  * Users and service clients. The Users table is the product's own record (roles, enabled, who
- * created them) and what the authorizer checks to refuse disabled principals at once; the identity
+ * created them) and what every request is authorised from: the authorizer takes a caller's roles
+ * from here (cached for seconds, DIRECTORY_CACHE_SECONDS), never from the token. The identity
  * provider issues the tokens: Cognito on AWS (admin APIs), the local dev issuer locally.
+ *
+ * Names are unique across users and clients: each entry's name is held by a name item in the same
+ * table (`userId = name#<name>`, kind `name`), written in one transaction with the entry.
  */
 import { createHash, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
 import {
@@ -13,11 +17,14 @@ import {
   AdminUserGlobalSignOutCommand,
   CognitoIdentityProviderClient,
   CreateUserPoolClientCommand,
+  DeleteUserPoolClientCommand,
 } from '@aws-sdk/client-cognito-identity-provider';
-import { GetCommand, PutCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { GetCommand, TransactWriteCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { LRUCache, type Perf } from 'lru-cache';
 import { AppError } from '../domain/errors.ts';
 import type { Role } from '../domain/roles.ts';
 import { dynamo, scanAll } from './aws.ts';
+import { config } from './config.ts';
 import { isConditionFailure } from './deployments.ts';
 import { tableName } from './tables.ts';
 
@@ -39,39 +46,95 @@ let cognito: CognitoIdentityProviderClient | undefined;
 const pool = () => process.env.COGNITO_USER_POOL_ID;
 const idp = () => (cognito ??= new CognitoIdentityProviderClient({}));
 
+const isPrincipal = (item: Record<string, unknown> | undefined): item is DirectoryEntry & Record<string, unknown> =>
+  item?.kind === 'user' || item?.kind === 'client';
+
 export async function getEntry(userId: string): Promise<DirectoryEntry | undefined> {
   const r = await dynamo().send(new GetCommand({ TableName: tableName('users'), Key: { userId }, ConsistentRead: true }));
-  return r.Item as DirectoryEntry | undefined;
+  return isPrincipal(r.Item) ? r.Item : undefined;
 }
 
+/**
+ * `load`, remembered per id for `ttlSeconds()` (read at each look-up, so it can change live), "not
+ * found" included; at most `max` ids. A TTL of 0 reads every time.
+ */
+export function cachedLookup(
+  load: (userId: string) => Promise<DirectoryEntry | undefined>,
+  opts: { ttlSeconds: () => number; max?: number; perf?: Perf },
+): (userId: string) => Promise<DirectoryEntry | undefined> {
+  // ttlResolution 0: ask the clock on every read (the default re-reads it at most once per millisecond by timer).
+  const cache = new LRUCache<string, { entry?: DirectoryEntry }>({ max: opts.max ?? 10_000, ttlResolution: 0, ...(opts.perf ? { perf: opts.perf } : {}) });
+  return async (userId) => {
+    const ttl = opts.ttlSeconds() * 1000;
+    const hit = ttl > 0 ? cache.get(userId) : undefined;
+    if (hit) return hit.entry;
+    const entry = await load(userId);
+    if (ttl > 0) cache.set(userId, { entry }, { ttl });
+    return entry;
+  };
+}
+
+/** What the authorizer checks callers against: the directory as of at most DIRECTORY_CACHE_SECONDS ago. */
+export const lookupEntry = cachedLookup(getEntry, { ttlSeconds: () => config.directoryCacheSeconds() });
+
 export async function listEntries(): Promise<DirectoryEntry[]> {
-  const items = await scanAll<DirectoryEntry>({ TableName: tableName('users') });
+  const items = await scanAll<DirectoryEntry>({
+    TableName: tableName('users'),
+    FilterExpression: '#kind IN (:user, :client)',
+    ExpressionAttributeNames: { '#kind': 'kind' },
+    ExpressionAttributeValues: { ':user': 'user', ':client': 'client' },
+  });
   return items.sort((a, b) => a.username.localeCompare(b.username));
 }
 
-async function put(entry: DirectoryEntry): Promise<void> {
+const nameKey = (name: string) => `name#${name}`;
+/** The item that holds an entry's name (same table; listEntries and getEntry never return it). */
+export const nameItem = (entry: Pick<DirectoryEntry, 'userId' | 'username'>) => ({ userId: nameKey(entry.username), kind: 'name', holder: entry.userId });
+const taken = (name: string) => new AppError('AlreadyExists', `${name} already exists`, 409);
+
+/** A name in use: by a name item, or by an entry written before name items existed. */
+async function nameInUse(name: string): Promise<boolean> {
+  const r = await dynamo().send(new GetCommand({ TableName: tableName('users'), Key: { userId: nameKey(name) }, ConsistentRead: true }));
+  return r.Item !== undefined || (await listEntries()).some((e) => e.username === name);
+}
+
+/** The entry and the item holding its name, together or not at all: two callers racing for one name get one 201. */
+export async function putWithName(entry: DirectoryEntry): Promise<void> {
+  const notThere = { ConditionExpression: 'attribute_not_exists(userId)' };
   try {
-    await dynamo().send(new PutCommand({ TableName: tableName('users'), Item: entry, ConditionExpression: 'attribute_not_exists(userId)' }));
+    await dynamo().send(
+      new TransactWriteCommand({
+        TransactItems: [
+          { Put: { TableName: tableName('users'), Item: nameItem(entry), ...notThere } },
+          { Put: { TableName: tableName('users'), Item: entry, ...notThere } },
+        ],
+      }),
+    );
   } catch (e) {
-    if (isConditionFailure(e)) throw new AppError('AlreadyExists', `${entry.username} already exists`, 409);
+    if (isConditionFailure(e)) throw taken(entry.username);
     throw e;
   }
 }
 
 export async function createUser(u: { username: string; email: string; roles: Role[] }, by: string): Promise<DirectoryEntry> {
-  if ((await listEntries()).some((e) => e.username === u.username)) throw new AppError('AlreadyExists', `${u.username} already exists`, 409);
+  if (await nameInUse(u.username)) throw taken(u.username);
   let userId = `user-${randomUUID()}`;
   if (pool()) {
-    const r = await idp().send(
-      new AdminCreateUserCommand({
-        UserPoolId: pool(),
-        Username: u.username,
-        UserAttributes: [
-          { Name: 'email', Value: u.email },
-          { Name: 'email_verified', Value: 'true' },
-        ],
-      }),
-    );
+    // Cognito usernames are unique too: a racing second create fails here.
+    const r = await idp()
+      .send(
+        new AdminCreateUserCommand({
+          UserPoolId: pool(),
+          Username: u.username,
+          UserAttributes: [
+            { Name: 'email', Value: u.email },
+            { Name: 'email_verified', Value: 'true' },
+          ],
+        }),
+      )
+      .catch((e: Error) => {
+        throw e.name === 'UsernameExistsException' ? taken(u.username) : e;
+      });
     userId = r.User?.Attributes?.find((a) => a.Name === 'sub')?.Value ?? userId;
     for (const role of u.roles) await idp().send(new AdminAddUserToGroupCommand({ UserPoolId: pool(), Username: u.username, GroupName: role }));
   }
@@ -85,7 +148,7 @@ export async function createUser(u: { username: string; email: string; roles: Ro
     createdAt: new Date().toISOString(),
     createdBy: by,
   };
-  await put(entry);
+  await putWithName(entry);
   return entry;
 }
 
@@ -135,6 +198,7 @@ const hash = (secret: string) => createHash('sha256').update(secret).digest('hex
 
 /** A service principal for the client-credentials flow; the secret is shown once. */
 export async function createClient(name: string, scopes: string[], by: string): Promise<{ entry: DirectoryEntry; clientSecret: string }> {
+  if (await nameInUse(name)) throw taken(name);
   let clientId = `client-${randomBytes(8).toString('hex')}`;
   let clientSecret = randomBytes(32).toString('base64url');
   if (pool()) {
@@ -162,7 +226,13 @@ export async function createClient(name: string, scopes: string[], by: string): 
     createdBy: by,
     ...(pool() ? {} : { secretHash: hash(clientSecret) }),
   };
-  await put(entry);
+  try {
+    await putWithName(entry);
+  } catch (e) {
+    // Cognito app client names may repeat; ours may not. The loser of a race leaves no client behind.
+    if (pool()) await idp().send(new DeleteUserPoolClientCommand({ UserPoolId: pool(), ClientId: clientId }));
+    throw e;
+  }
   return { entry, clientSecret };
 }
 

@@ -67,7 +67,11 @@ export class HttpApi extends Layer {
     const authorizer = new apigw.RequestAuthorizer(Stack.of(this), 'JwtAuthorizer', {
       handler: authorizerFn,
       identitySources: [apigw.IdentitySource.header('Authorization')],
-      resultsCacheTtl: Duration.minutes(5),
+      // No result cache. The authorizer answers with the caller's roles from the directory (itself
+      // cached DIRECTORY_CACHE_SECONDS, 5 s): a cached answer would keep a demoted or disabled
+      // principal in for its whole TTL on top of that (the default is 5 minutes), and an expired
+      // token too. Each request costs an authorizer call; its JWKS and directory look-ups are cached.
+      resultsCacheTtl: Duration.seconds(0),
     });
     for (const route of ROUTES) {
       const resource = this.api.root.resourceForPath(route.path);

@@ -48,6 +48,8 @@ const IDENTITY_ADMIN_ACTIONS = [
   'cognito-idp:AdminEnableUser',
   'cognito-idp:AdminUserGlobalSignOut',
   'cognito-idp:CreateUserPoolClient',
+  // Undoes a client created for a name another request took at the same moment (lib/directory.ts).
+  'cognito-idp:DeleteUserPoolClient',
 ];
 
 /**
@@ -140,6 +142,7 @@ export class Functions extends Layer {
     // Only the gate mails links, so only it needs the public URL (the API's own functions may not
     // reference the stage URL: that would be a dependency cycle).
     if (spec.mailsApprovalLinks) Object.assign(env, { APPROVERS: settings.approvers, PUBLIC_API_URL: this.props.publicApiUrl });
+    if (spec.checksApprovers) env.APPROVERS = settings.approvers;
     if (spec.verifiesModuleSignatures) env.TRUSTED_ROOTS_PEM = settings.trustedRootsPem;
     if (spec.managesIdentities) env.COGNITO_USER_POOL_ID = identity.userPool.userPoolId;
     if (spec.verifiesTokens) Object.assign(env, { COGNITO_USER_POOL_ID: identity.userPool.userPoolId, JWT_CLIENT_IDS: identity.clientIds.join(',') });

@@ -287,9 +287,11 @@ describe('the synthesized template', () => {
       const spec = raw as FunctionSpec;
       const env = resources[logicalIdOf(fnOf(id as keyof typeof FUNCTIONS))].Properties.Environment.Variables as Record<string, unknown>;
       expect('TRUSTED_ROOTS_PEM' in env, id).toBe(Boolean(spec.verifiesModuleSignatures));
-      expect('APPROVERS' in env && 'PUBLIC_API_URL' in env, id).toBe(Boolean(spec.mailsApprovalLinks));
-      expect('APPROVERS' in env || 'PUBLIC_API_URL' in env, id).toBe(Boolean(spec.mailsApprovalLinks));
+      expect('PUBLIC_API_URL' in env, id).toBe(Boolean(spec.mailsApprovalLinks));
+      // Deciding checks that an approver still is one: the lists go to the deciding functions too.
+      expect('APPROVERS' in env, id).toBe(Boolean(spec.mailsApprovalLinks || spec.checksApprovers));
     }
+    expect(stack.functions.ApiApprovals && (FUNCTIONS.ApiApprovals as FunctionSpec).checksApprovers).toBe(true);
     expect(resources[logicalIdOf(stack.functions.SecurityScan)].Properties.Environment.Variables.TRUSTED_ROOTS_PEM).toBe('PEM');
   });
 
@@ -302,6 +304,17 @@ describe('the synthesized template', () => {
     const [[authorizerFn]] = Object.entries(FUNCTIONS).filter(([, s]) => (s as FunctionSpec).authorizesRequests);
     const [[, authorizer]] = ofType('AWS::ApiGateway::Authorizer');
     expect(logicalIdsIn(authorizer.Properties.AuthorizerUri)).toContain(logicalIdOf(fnOf(authorizerFn as keyof typeof FUNCTIONS)));
+  });
+
+  it('does not cache authorizer answers, so a demoted or disabled principal is out within the directory cache TTL', () => {
+    const authorizers = ofType('AWS::ApiGateway::Authorizer');
+    expect(authorizers).toHaveLength(1);
+    expect(authorizers[0][1].Properties).toMatchObject({ Type: 'REQUEST', AuthorizerResultTtlInSeconds: 0 });
+    // The authorizer reads the caller's current roles and standing from the Users table.
+    const authorizerEnv = resources[logicalIdOf(stack.functions.Authorizer)].Properties.Environment.Variables as Record<string, unknown>;
+    expect(authorizerEnv[TABLES.users.envVar]).toBeDefined();
+    // Its name is an output: the first Admin is written into it by hand (docs/runbooks/deploy-to-aws.md).
+    expect(authorizerEnv[TABLES.users.envVar]).toEqual(template.toJSON().Outputs.UsersTableName.Value);
   });
 
   it('lets only answersTasks functions settle task tokens, on the pipeline only', () => {

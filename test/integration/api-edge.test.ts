@@ -60,15 +60,63 @@ describe('authentication at the edge', () => {
     expect((await api(cloud, 'GET', '/api/v1/deployments', { token: good })).status).toBe(200);
   });
 
-  it('gives a service client the role of its OAuth scope', async () => {
-    const svc = { sub: 'ci-pipeline-client', username: 'ci-pipeline', groups: [] };
-    const reader = await cloud.issuer.mint(svc, { overrides: { scope: 'kmod/read' } });
+  it('gives a registered service client the role of its OAuth scope', async () => {
+    const created = await api(cloud, 'POST', '/api/v1/admin/clients', {
+      token: cloud.tokens.Admin,
+      body: { name: 'edge-pipeline', scopes: ['kmod/read', 'kmod/deploy'] },
+    });
+    expect(created.status).toBe(201);
+    const clientId = created.body.clientId as string;
+    const svc = { sub: clientId, username: 'edge-pipeline', groups: [] };
+    const mint = (scope: string) => cloud.issuer.mint(svc, { overrides: { client_id: clientId, scope, username: undefined, 'cognito:groups': undefined } });
+    const reader = await mint('kmod/read');
     expect((await api(cloud, 'GET', '/api/v1/deployments', { token: reader })).status).toBe(200);
     expect((await api(cloud, 'POST', '/api/v1/deployments', { token: reader, body: { invalid: true } })).status).toBe(403);
-    const deployer = await cloud.issuer.mint(svc, { overrides: { scope: 'kmod/deploy' } });
+    const deployer = await mint('kmod/deploy');
     expect((await api(cloud, 'POST', '/api/v1/deployments', { token: deployer, body: { invalid: true } })).status).toBe(400);
-    const none = await cloud.issuer.mint(svc, { overrides: { scope: 'openid' } });
+    const none = await mint('openid');
     expect((await api(cloud, 'GET', '/api/v1/deployments', { token: none })).status).toBe(403);
+  });
+
+  it('refuses the token attacks a strict verifier refuses (401 with WWW-Authenticate), and changes nothing', async () => {
+    const now = Math.floor(Date.now() / 1000);
+    const year = 365 * 86_400;
+    const registered = await api(cloud, 'POST', '/api/v1/admin/clients', { token: cloud.tokens.Admin, body: { name: 'edge-attacked', scopes: ['kmod/read'] } });
+    const clientId = registered.body.clientId as string;
+    const deployer = (overrides: Record<string, unknown>) => cloud.issuer.mint(DEV_USERS.Deployer, { overrides });
+    const attacks: [string, Promise<string>][] = [
+      ['no exp', deployer({ exp: undefined })],
+      ['no iat', deployer({ iat: undefined })],
+      ['iat a year in the future', deployer({ iat: now + year, exp: now + year + 3600 })],
+      ['exp of 1e15', deployer({ exp: 1e15 })],
+      ['a lifetime of 25 hours', deployer({ iat: now, exp: now + 25 * 3600 })],
+      ['client_id as an array', deployer({ client_id: ['kmod-local-client'] })],
+      ['client_id as a number', deployer({ client_id: 7 })],
+      ['aud as an array', deployer({ aud: ['kmod-local-client'] })],
+      ['no sub', deployer({ sub: undefined })],
+      ['an empty sub', deployer({ sub: '' })],
+      ['a sub unknown to the directory, claiming Admin', cloud.issuer.mint({ sub: 'mallory', username: 'mallory', groups: ['Admin'] })],
+      ['a registered client named as sub of a token issued to another client', deployer({ sub: clientId, client_id: 'kmod-local-client' })],
+      [
+        'an unregistered service client with a scope',
+        cloud.issuer.mint({ sub: 'ghost-client', username: 'ghost', groups: [] }, { overrides: { client_id: 'ghost-client', scope: 'kmod/deploy' } }),
+      ],
+      ['an id token', deployer({ token_use: 'id' })],
+      ['groups that are not a list', deployer({ 'cognito:groups': 'Admin' })],
+    ];
+    const before = await snapshotTables(cloud);
+    const answers: Record<string, unknown> = {};
+    for (const [name, minted] of attacks) {
+      const r = await api(cloud, 'GET', '/api/v1/deployments', { token: await minted });
+      answers[name] = { status: r.status, body: r.body, challenge: r.headers.get('www-authenticate')?.split(' ')[0] };
+    }
+    const refused = { status: 401, body: { code: 'Unauthorized', message: expect.any(String) }, challenge: 'Bearer' };
+    expect(answers).toEqual(Object.fromEntries(attacks.map(([name]) => [name, refused])));
+    expect(await snapshotTables(cloud)).toEqual(before);
+    // The dev tokens of .local/cloud.json are strict tokens: each still works.
+    for (const role of ['Admin', 'Deployer', 'Viewer', 'Approver'] as const) {
+      expect((await api(cloud, 'GET', '/api/v1/deployments', { token: cloud.tokens[role] })).status, role).toBe(200);
+    }
   });
 
   it('403 when a Viewer tries to create a deployment, and nothing is written', async () => {
@@ -203,6 +251,29 @@ describe('input validation', () => {
       headers: { 'content-type': 'text/plain' },
     });
     expect(r.status).toBe(415);
+  });
+
+  it('415 {code, message} for a JSON body in another charset or a near-JSON media type; nothing is created', async () => {
+    const before = await snapshotTables(cloud);
+    for (const type of ['APPLICATION/JSON; charset=utf-16', 'application/json; charset=iso-8859-1', 'application/json-seq', 'application/json; foo=bar']) {
+      const r = await api(cloud, 'POST', '/api/v1/deployments', {
+        token: cloud.tokens.Deployer,
+        rawBody: JSON.stringify(valid),
+        headers: { 'content-type': type },
+      });
+      expect(r.status, type).toBe(415);
+      expect(r.body, type).toEqual({ code: 'UnsupportedMediaType', message: expect.stringContaining('application/json') });
+    }
+    expect(await snapshotTables(cloud)).toEqual(before);
+    // The media type is case-insensitive and UTF-8 may be named: past the media type, stopped by validation.
+    for (const type of ['Application/JSON', 'application/json; charset=UTF-8']) {
+      const r = await api(cloud, 'POST', '/api/v1/deployments', {
+        token: cloud.tokens.Deployer,
+        rawBody: '{"invalid":true}',
+        headers: { 'content-type': type },
+      });
+      expect(r.status, type).toBe(400);
+    }
   });
 
   it('400 for bad list filters and 404 for unknown ids, routes and environments', async () => {

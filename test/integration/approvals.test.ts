@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { QueryCommand } from '@aws-sdk/lib-dynamodb';
-import { agentVersions, api, startTestCloud, waitForDeployment } from './harness.ts';
+import { PutCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
+import { agentVersions, api, snapshotTables, startTestCloud, waitForDeployment } from './harness.ts';
 import type { LocalCloud } from '../../localcloud/cloud.ts';
 import type { Email } from '../../localcloud/sns.ts';
 
@@ -17,6 +17,21 @@ beforeAll(async () => {
       APPROVERS: JSON.stringify({ Staging: ['dev-approver', 'dev-approver-2'], Production: ['dev-approver', 'dev-approver-2'] }),
     },
   });
+  // The second approver is a user of the directory, as the first (a dev user) is.
+  await cloud.ddb.send(
+    new PutCommand({
+      TableName: cloud.tableNames.users,
+      Item: {
+        userId: SECOND_APPROVER.sub,
+        kind: 'user',
+        username: SECOND_APPROVER.username,
+        roles: SECOND_APPROVER.groups,
+        enabled: true,
+        createdAt: new Date().toISOString(),
+        createdBy: 'test',
+      },
+    }),
+  );
   secondApproverToken = await cloud.issuer.mint(SECOND_APPROVER);
 });
 afterAll(async () => {
@@ -250,5 +265,66 @@ describe('approval gates', () => {
     expect(await mailFor('dan.deployer@example.com', id, 2)).toEqual(
       expect.arrayContaining(['demo-kernel@1.1.0 approval for Staging expired', 'demo-kernel@1.1.0 to Staging: Failed']),
     );
+  });
+
+  it("a link decides only while its approver may: disabled, off the environment's list or without the role, it is a 403 JSON, nothing recorded, audited", async () => {
+    const id = await deploy('Staging');
+    await waitForDeployment(cloud, id, ['WaitingForApproval']);
+    const { approve } = await approvalEmail(id, 'Staging');
+    const admin = cloud.tokens.Admin;
+
+    const refused = async (code: string) => {
+      const before = await snapshotTables(cloud);
+      for (const [method, init] of [
+        ['GET', undefined],
+        ['POST', form({ confirm: 'approve', reason: 'still me' })],
+      ] as const) {
+        const r = await fetch(approve, init);
+        expect(r.status, `${code} ${method}`).toBe(403);
+        expect(r.headers.get('content-type'), method).toMatch(/^application\/json/);
+        expect(await r.json(), method).toEqual({ code, message: expect.stringMatching(/Nothing was changed/) });
+      }
+      expect(await snapshotTables(cloud)).toEqual(before);
+      expect(
+        (await waitForDeployment(cloud, id, ['WaitingForApproval'])).stages.find((s: { name: string }) => s.name === 'Staging').approval.decisions,
+      ).toEqual([]);
+    };
+
+    // 1. The approver is disabled (the adversarial run's case: the link still decided).
+    expect((await api(cloud, 'POST', '/api/v1/admin/users/dev-approver/disable', { token: admin })).status).toBe(200);
+    await refused('ApproverDisabled');
+    expect((await api(cloud, 'POST', '/api/v1/admin/users/dev-approver/enable', { token: admin })).status).toBe(200);
+
+    // 2. The approver no longer holds the Approver (or Admin) role.
+    expect((await api(cloud, 'PUT', '/api/v1/admin/users/dev-approver/roles', { token: admin, body: { roles: ['Viewer'] } })).status).toBe(200);
+    await refused('ApproverRoleRevoked');
+    expect((await api(cloud, 'PUT', '/api/v1/admin/users/dev-approver/roles', { token: admin, body: { roles: ['Approver'] } })).status).toBe(200);
+
+    // 3. The approver was taken off the environment's approver list; the API says the same.
+    const lists = process.env.APPROVERS;
+    process.env.APPROVERS = JSON.stringify({ Staging: ['dev-approver-2'], Production: ['dev-approver-2'] });
+    try {
+      await refused('NotAnApprover');
+      const viaApi = await api(cloud, 'POST', `/api/v1/approvals/deployments/${id}/approve`, { token: cloud.tokens.Approver, body: {} });
+      expect(viaApi).toMatchObject({ status: 403, body: { code: 'NotAnApprover' } });
+    } finally {
+      process.env.APPROVERS = lists;
+    }
+
+    // Each refusal is a security event on the deployment's trail, naming the approver and why.
+    const refusals = (await auditActions(id)).filter((a) => a.action === 'approval.link-refused');
+    expect(refusals.map((a) => `${a.actor}:${a.details.code}:${a.details.method}`)).toEqual([
+      'dev-approver:ApproverDisabled:GET',
+      'dev-approver:ApproverDisabled:POST',
+      'dev-approver:ApproverRoleRevoked:GET',
+      'dev-approver:ApproverRoleRevoked:POST',
+      'dev-approver:NotAnApprover:GET',
+      'dev-approver:NotAnApprover:POST',
+    ]);
+
+    // In good standing again, the same link (never used) decides.
+    const decided = await fetch(approve, form({ confirm: 'approve' }));
+    expect(decided.status).toBe(200);
+    expect((await waitForDeployment(cloud, id)).status).toBe('Succeeded');
   });
 });

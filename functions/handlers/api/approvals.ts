@@ -3,7 +3,8 @@ import { z } from 'zod';
 import { verifyLink, type Decision } from '../../domain/approvals.ts';
 import { ENVIRONMENTS } from '../../domain/environments.ts';
 import { AppError, notFound } from '../../domain/errors.ts';
-import { applyDecision, approvalsOf, getApproval, pendingApprovals, presentApproval } from '../../lib/approvals.ts';
+import { applyDecision, approvalsOf, currentStanding, getApproval, pendingApprovals, presentApproval } from '../../lib/approvals.ts';
+import { audit, deploymentSubject } from '../../lib/audit.ts';
 import { getDeployment } from '../../lib/deployments.ts';
 import type { Principal } from '../../domain/roles.ts';
 import { apiHandler, json } from '../../lib/http.ts';
@@ -85,7 +86,40 @@ async function readLink(event: APIGatewayProxyEvent): Promise<LinkRead> {
       ),
     };
   }
+  // The link was good when mailed; its approver must still be one now (enabled, role, list).
+  const standing = await currentStanding(claims.approver, claims.environment);
+  if (!standing.ok) return { error: await refuseLink(event, claims, standing) };
   return { claims, approval, nonce, details };
+}
+
+/**
+ * A link whose approver may no longer decide: a security event on the deployment's trail, and a
+ * 403 {code, message} (the link is a credential: not cached, not sent on as a referrer).
+ */
+async function refuseLink(
+  event: APIGatewayProxyEvent,
+  claims: NonNullable<ReturnType<typeof verifyLink>['claims']>,
+  refusal: { code: string; message: string },
+): Promise<APIGatewayProxyResult> {
+  await audit({
+    subject: deploymentSubject(claims.executionId),
+    category: 'security',
+    action: 'approval.link-refused',
+    actor: claims.approver,
+    details: {
+      environment: claims.environment,
+      decision: claims.action,
+      code: refusal.code,
+      reason: refusal.message,
+      method: event.httpMethod,
+      sourceIp: event.requestContext?.identity?.sourceIp,
+    },
+  });
+  return json(
+    403,
+    { code: refusal.code, message: `${refusal.message}: this link no longer decides. Nothing was changed.` },
+    { 'cache-control': 'no-store', 'referrer-policy': 'no-referrer' },
+  );
 }
 
 /** GET: show what the link would do. Mail scanners that follow links stop here. */
@@ -124,6 +158,8 @@ async function useLink(event: APIGatewayProxyEvent) {
         : a.status.toLowerCase();
     return page(200, `Decision recorded`, `${r.details}<p>Thank you. The approval is ${esc(outcome)}.</p>`);
   } catch (e) {
+    // Who may decide is checked again as the decision is written; a refusal there is the same refusal.
+    if (e instanceof AppError && e.status === 403) return refuseLink(event, r.claims, e);
     if (e instanceof AppError) return page(e.status, 'Nothing was changed', `${r.details}<p>${esc(e.message)}</p>`);
     throw e;
   }

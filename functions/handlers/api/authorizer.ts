@@ -1,7 +1,9 @@
 /**
- * API Gateway REQUEST authorizer. A valid token yields an Allow policy for the whole API (so the
- * result can be cached per token) and the caller's identity as context; anything else is
- * `Unauthorized`, which API Gateway turns into a 401.
+ * API Gateway REQUEST authorizer. A valid token of a principal the directory knows and has enabled
+ * yields an Allow policy for the whole API and, as context, the caller with the roles the directory
+ * holds now (lib/auth.ts); anything else is `Unauthorized`, which API Gateway turns into a 401.
+ * API Gateway does not cache the answer (infra/constructs/api.ts): a role removed or a principal
+ * disabled counts within DIRECTORY_CACHE_SECONDS, locally and on AWS alike.
  */
 import middy from '@middy/core';
 import type { APIGatewayAuthorizerResult, APIGatewayRequestAuthorizerEvent } from 'aws-lambda';

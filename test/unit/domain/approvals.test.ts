@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { decide, signLink, verifyLink, type ApprovalState } from '../../../functions/domain/approvals.ts';
+import { approverStanding, decide, signLink, verifyLink, type ApprovalState } from '../../../functions/domain/approvals.ts';
 
 const base: ApprovalState = { status: 'Pending', requestedBy: 'dan', approvers: ['amy', 'bob'], quorum: 1, deadline: '2030-01-01T00:00:00Z', decisions: [] };
 const now = new Date('2029-06-01T00:00:00Z');
@@ -32,6 +32,25 @@ describe('decide', () => {
     expect(decide(after, { userId: 'amy', isAdmin: false }, 'approve', undefined, 'api', now)).toMatchObject({ ok: false, code: 'AlreadyDecided' });
     expect(decide(after, { userId: 'bob', isAdmin: false }, 'approve', undefined, 'api', now)).toMatchObject({ ok: true, status: 'Approved' });
     expect(decide(after, { userId: 'bob', isAdmin: false }, 'reject', 'no', 'api', now)).toMatchObject({ ok: true, status: 'Rejected', final: true });
+  });
+});
+
+describe('approverStanding: who may still decide, from the directory and the approver lists now', () => {
+  const amy = { userId: 'amy', kind: 'user' as const, username: 'amy.approver', roles: ['Approver' as const], enabled: true };
+
+  it('lets an enabled Approver on the environment list decide, and an Admin whether listed or not', () => {
+    expect(approverStanding('amy', amy, ['amy'], 'Staging')).toEqual({ ok: true });
+    expect(approverStanding('amy', { ...amy, roles: ['Admin'] }, [], 'Staging')).toEqual({ ok: true });
+  });
+
+  it.each([
+    ['unknown to the directory', undefined, ['amy'], 'ApproverUnknown', /not in the directory/],
+    ['a service client', { ...amy, kind: 'client' as const }, ['amy'], 'ApproverUnknown', /not in the directory/],
+    ['disabled', { ...amy, enabled: false }, ['amy'], 'ApproverDisabled', /disabled/],
+    ['no longer an Approver or Admin', { ...amy, roles: ['Viewer' as const] }, ['amy'], 'ApproverRoleRevoked', /Approver or Admin role/],
+    ['no longer on the list of the environment', amy, ['bob'], 'NotAnApprover', /no longer an approver for Staging/],
+  ])('refuses an approver who is %s (403)', (_what, entry, listed, code, message) => {
+    expect(approverStanding('amy', entry, listed, 'Staging')).toEqual({ ok: false, httpStatus: 403, code, message: expect.stringMatching(message) });
   });
 });
 
