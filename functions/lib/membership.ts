@@ -11,6 +11,7 @@ import { checkAgentAddress } from '../domain/ssrf.ts';
 import { auditItem } from './audit.ts';
 import { dynamo } from './aws.ts';
 import { config } from './config.ts';
+import { dropConnection } from './connections.ts';
 import { isConditionFailure } from './deployments.ts';
 import { nodeSubject } from './enrolment.ts';
 import { getNode, type NodeRecord } from './nodes.ts';
@@ -145,8 +146,9 @@ export async function decommissionNode(nodeId: string, actor: string, reason?: s
             Update: {
               TableName: tableName('nodes'),
               Key: { environment: node.environment, nodeId },
-              UpdateExpression: 'SET decommissionedAt = :at, decommissionedBy = :actor REMOVE credential',
+              UpdateExpression: 'SET decommissionedAt = :at, decommissionedBy = :actor REMOVE credential, #conn',
               ConditionExpression: 'attribute_exists(nodeId) AND attribute_not_exists(decommissionedAt)',
+              ExpressionAttributeNames: { '#conn': 'connection' },
               ExpressionAttributeValues: { ':at': at, ':actor': actor },
             },
           },
@@ -168,5 +170,8 @@ export async function decommissionNode(nodeId: string, actor: string, reason?: s
   } catch (e) {
     if (!isConditionFailure(e)) throw e;
   }
+  // A dial-out node's open connection is closed now, not when the agent next speaks; its
+  // reconnects are refused (no credential). Its $disconnect then forgets the connection item.
+  if (node.connection) await dropConnection(node.connection.connectionId);
   return (await findNode(nodeId))!;
 }
