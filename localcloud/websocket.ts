@@ -61,7 +61,12 @@ export class LocalWebSocketApi {
     return [...this.open].map(([connectionId, c]) => ({ connectionId, connectedAt: c.connectedAt.toISOString(), authorizer: c.authorizer }));
   }
 
-  private context(connectionId: string, routeKey: string, eventType: 'CONNECT' | 'MESSAGE' | 'DISCONNECT', c: Pick<OpenConnection, 'connectedAt' | 'sourceIp' | 'userAgent'>) {
+  private context(
+    connectionId: string,
+    routeKey: string,
+    eventType: 'CONNECT' | 'MESSAGE' | 'DISCONNECT',
+    c: Pick<OpenConnection, 'connectedAt' | 'sourceIp' | 'userAgent'>,
+  ) {
     const now = new Date();
     return {
       routeKey,
@@ -128,7 +133,11 @@ export class LocalWebSocketApi {
     if (route) {
       let result: { statusCode?: number } | null;
       try {
-        result = (await this.lambda.invoke(functionName(route.fn), { ...params, requestContext: { ...requestContext, authorizer }, isBase64Encoded: false })) as {
+        result = (await this.lambda.invoke(functionName(route.fn), {
+          ...params,
+          requestContext: { ...requestContext, authorizer },
+          isBase64Encoded: false,
+        })) as {
           statusCode?: number;
         } | null;
       } catch {
@@ -169,7 +178,11 @@ export class LocalWebSocketApi {
     const route = (typeof action === 'string' && this.routes.get(action)) || this.routes.get('$default');
     if (!route) return;
     const event = {
-      requestContext: { ...this.context(connectionId, route.routeKey, 'MESSAGE', c), messageId: randomBytes(6).toString('base64url'), authorizer: c.authorizer },
+      requestContext: {
+        ...this.context(connectionId, route.routeKey, 'MESSAGE', c),
+        messageId: randomBytes(6).toString('base64url'),
+        authorizer: c.authorizer,
+      },
       body: isBinary ? data.toString('base64') : text,
       isBase64Encoded: isBinary,
     };
@@ -182,10 +195,20 @@ export class LocalWebSocketApi {
     }
   }
 
-  private async disconnected(connectionId: string, c: Pick<OpenConnection, 'connectedAt' | 'sourceIp' | 'userAgent' | 'authorizer'>, code: number, reason: string) {
+  private async disconnected(
+    connectionId: string,
+    c: Pick<OpenConnection, 'connectedAt' | 'sourceIp' | 'userAgent' | 'authorizer'>,
+    code: number,
+    reason: string,
+  ) {
     const route = this.routes.get('$disconnect');
     if (!route) return;
-    const requestContext = { ...this.context(connectionId, '$disconnect', 'DISCONNECT', c), disconnectStatusCode: code, disconnectReason: reason, authorizer: c.authorizer };
+    const requestContext = {
+      ...this.context(connectionId, '$disconnect', 'DISCONNECT', c),
+      disconnectStatusCode: code,
+      disconnectReason: reason,
+      authorizer: c.authorizer,
+    };
     await this.lambda.invoke(functionName(route.fn), { headers: {}, multiValueHeaders: {}, requestContext, isBase64Encoded: false }).catch(() => undefined);
   }
 

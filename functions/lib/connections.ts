@@ -12,6 +12,7 @@ import { auditItem } from './audit.ts';
 import { connectionsApi, dynamo } from './aws.ts';
 import { isConditionFailure } from './deployments.ts';
 import { nodeSubject } from './enrolment.ts';
+import { getNode } from './nodes.ts';
 import { tableName } from './tables.ts';
 import { logger } from './telemetry.ts';
 
@@ -52,7 +53,8 @@ export interface AgentConnect {
  * connect is not newer than the last accepted one (a captured connect replayed), the node was
  * decommissioned or its key changed since the authorizer looked, or it is not a dial-out node.
  */
-export async function openAgentConnection(c: AgentConnect): Promise<ConnectionRecord> {
+export async function openAgentConnection(c: AgentConnect): Promise<{ record: ConnectionRecord; replaced?: string }> {
+  const before = await getNode(c.environment, c.nodeId);
   const now = new Date();
   const record: ConnectionRecord = {
     connectionId: c.connectionId,
@@ -90,7 +92,7 @@ export async function openAgentConnection(c: AgentConnect): Promise<ConnectionRe
               category: 'node',
               action: 'node.connection.opened',
               actor: `node:${c.nodeId}`,
-              details: { connectionId: c.connectionId, sourceIp: c.sourceIp },
+              details: { connectionId: c.connectionId, sourceIp: c.sourceIp, replaced: before?.connection?.connectionId },
             }),
           },
         ],
@@ -100,7 +102,8 @@ export async function openAgentConnection(c: AgentConnect): Promise<ConnectionRe
     if (isConditionFailure(e)) throw unauthorized('connect refused: replayed or out of order, or the credentials were revoked');
     throw e;
   }
-  return record;
+  const replaced = before?.connection?.connectionId;
+  return { record, replaced: replaced && replaced !== c.connectionId ? replaced : undefined };
 }
 
 /**

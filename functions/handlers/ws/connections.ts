@@ -9,7 +9,7 @@ import { z } from 'zod';
 import { agentMessageSchema, parseMessage } from '../../agent/wsProtocol.ts';
 import { ENVIRONMENTS } from '../../domain/environments.ts';
 import { AppError } from '../../domain/errors.ts';
-import { closeConnection, openAgentConnection } from '../../lib/connections.ts';
+import { closeConnection, dropConnection, openAgentConnection } from '../../lib/connections.ts';
 import { recordReply } from '../../lib/dialOut.ts';
 import { logger } from '../../lib/telemetry.ts';
 
@@ -45,8 +45,13 @@ const answer = (statusCode: number, body?: unknown): APIGatewayProxyResultV2 => 
 async function connect(event: WebSocketEvent): Promise<APIGatewayProxyResultV2> {
   const ctx = agentContext.safeParse(event.requestContext.authorizer ?? {});
   if (!ctx.success) return answer(403, { code: 'Forbidden', message: 'this WebSocket API accepts dial-out agents only' });
+  let replaced: string | undefined;
   try {
-    await openAgentConnection({ ...ctx.data, connectionId: event.requestContext.connectionId, sourceIp: event.requestContext.identity?.sourceIp });
+    ({ replaced } = await openAgentConnection({
+      ...ctx.data,
+      connectionId: event.requestContext.connectionId,
+      sourceIp: event.requestContext.identity?.sourceIp,
+    }));
   } catch (e) {
     if (e instanceof AppError && e.status === 401) {
       logger.info('WebSocket connect refused at $connect', { nodeId: ctx.data.nodeId, reason: e.message });
@@ -54,6 +59,9 @@ async function connect(event: WebSocketEvent): Promise<APIGatewayProxyResultV2> 
     }
     throw e;
   }
+  // One connection per node: the one it replaces (an agent that reconnected before its old
+  // connection timed out, or a second process with the same credentials) is closed.
+  if (replaced) await dropConnection(replaced).catch(() => undefined);
   return answer(200);
 }
 
