@@ -17,6 +17,7 @@ import { nodeSubject } from './enrolment.ts';
 import { getNode, type NodeRecord } from './nodes.ts';
 import { agentKeys } from './secrets.ts';
 import { tableName } from './tables.ts';
+import { logger } from './telemetry.ts';
 
 /** A node by id in whichever environment holds it (node ids are unique across environments). */
 export async function findNode(nodeId: string): Promise<NodeRecord | undefined> {
@@ -172,6 +173,11 @@ export async function decommissionNode(nodeId: string, actor: string, reason?: s
   }
   // A dial-out node's open connection is closed now, not when the agent next speaks; its
   // reconnects are refused (no credential). Its $disconnect then forgets the connection item.
-  if (node.connection) await dropConnection(node.connection.connectionId);
+  // If the management API fails, the connection stays open until API Gateway ends it, but it is
+  // useless: nothing targets a decommissioned node, and its $disconnect changes nothing.
+  if (node.connection)
+    await dropConnection(node.connection.connectionId).catch((e: Error) =>
+      logger.warn('could not close the connection of a decommissioned node', { nodeId, error: e.message }),
+    );
   return (await findNode(nodeId))!;
 }
