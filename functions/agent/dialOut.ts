@@ -50,6 +50,7 @@ export class DialOutConnection {
   private pongTimer?: NodeJS.Timeout;
   private lastTimestamp = 0;
   private refusedBefore = false;
+  private lastFailure?: string;
   private readonly waiters: (() => void)[] = [];
   /** Connections opened so far (the first, then every reconnect). */
   connects = 0;
@@ -100,7 +101,9 @@ export class DialOutConnection {
     const socket = new WebSocket(this.opts.url, { headers: this.connectHeaders(), handshakeTimeout: 15_000, maxPayload: 1024 * 1024 });
     this.socket = socket;
     let openedAt = 0;
+    let answered = false;
     socket.on('unexpected-response', (_req, res) => {
+      answered = true;
       // The handshake was answered with an HTTP status instead of an upgrade: refused.
       const status = res.statusCode ?? 0;
       if (!this.refusedBefore || (status !== 401 && status !== 403))
@@ -115,6 +118,7 @@ export class DialOutConnection {
       openedAt = Date.now();
       this.connects++;
       this.refusedBefore = false;
+      this.lastFailure = undefined;
       this.opts.log(`dial-out connected to ${this.opts.url}${this.connects > 1 ? ` (reconnect ${this.connects - 1})` : ''}`);
       this.startKeepalive(socket);
       for (const w of this.waiters.splice(0)) w();
@@ -124,7 +128,9 @@ export class DialOutConnection {
       this.onMessage(socket, data.toString());
     });
     socket.on('error', (e) => {
-      if (!openedAt && !/Unexpected server response/.test(e.message)) this.opts.log(`dial-out connect failed: ${e.message}`);
+      // A refusal was logged above (terminating it raises an error too); a network failure is logged here.
+      if (!openedAt && !answered && e.message !== this.lastFailure) this.opts.log(`dial-out connect failed: ${e.message} (retrying)`);
+      if (!openedAt && !answered) this.lastFailure = e.message; // the same failure again is not logged again
     });
     socket.on('close', (code) => {
       if (this.socket === socket) this.socket = undefined;

@@ -19,6 +19,15 @@ import { nodeSubject } from './enrolment.ts';
 import { getNode } from './nodes.ts';
 import { tableName } from './tables.ts';
 
+/**
+ * A reply as stored: the body as the agent's JSON text, not a DynamoDB map (which would reorder
+ * keys, cap nesting at 32 levels and refuse some values).
+ */
+export interface StoredReply {
+  status: number;
+  json: string;
+}
+
 /** How long a request item is kept after it was sent (for the record; nothing reads it after the call). */
 const REQUEST_TTL_SECONDS = 3600;
 
@@ -136,7 +145,8 @@ export async function callOverConnection(call: DialOutCall, s: ExchangeSettings)
       },
       reply: async () => {
         const r = await dynamo().send(new GetCommand({ TableName: requests, Key: { requestId }, ConsistentRead: true, ProjectionExpression: 'reply' }));
-        return r.Item?.reply as Pick<AgentReply, 'status' | 'body'> | undefined;
+        const reply = r.Item?.reply as StoredReply | undefined;
+        return reply && { status: reply.status, body: JSON.parse(reply.json) as unknown };
       },
       sleep: (ms) => new Promise((res) => setTimeout(res, ms)),
       now: () => Date.now(),
@@ -162,7 +172,7 @@ export async function recordReply(connectionId: string, reply: AgentReply): Prom
         UpdateExpression: 'SET reply = :r, repliedAt = :at, repliedOn = :c',
         ConditionExpression: 'attribute_exists(requestId) AND nodeId = :node AND attribute_not_exists(reply)',
         ExpressionAttributeValues: {
-          ':r': { status: reply.status, body: reply.body },
+          ':r': { status: reply.status, json: JSON.stringify(reply.body ?? null) } satisfies StoredReply,
           ':at': new Date().toISOString(),
           ':c': connectionId,
           ':node': conn.nodeId,

@@ -111,7 +111,10 @@ const current = (dir: string) => readlinkSync(join(dir, 'modules', 'demo-kernel'
 
 async function agentRequests(nodeId: string): Promise<Record<string, any>[]> {
   const r = await cloud.ddb.send(new ScanCommand({ TableName: cloud.tableNames.agentRequests, ConsistentRead: true }));
-  return (r.Items ?? []).filter((i) => i.nodeId === nodeId).sort((a, b) => String(a.createdAt).localeCompare(String(b.createdAt)));
+  return (r.Items ?? [])
+    .filter((i) => i.nodeId === nodeId)
+    .map((i) => (i.reply ? { ...i, reply: { status: i.reply.status, body: JSON.parse(i.reply.json) } } : i))
+    .sort((a, b) => String(a.createdAt).localeCompare(String(b.createdAt)));
 }
 
 /** Open a WebSocket as `nodeId` with a connect signed by `key` (or with the given headers); resolves open, or the refusal status. */
