@@ -50,6 +50,14 @@ export interface FunctionSpec {
    * context is given, and then gets ETCD_ENDPOINTS / ETCD_PREFIX (docs/adr/0009-discovery-sources.md).
    */
   discoversNodes?: true;
+  /**
+   * Posts to and closes WebSocket connections through the API Gateway management API (gets the
+   * WebSocket endpoints and execute-api:ManageConnections). Functions that call agents get it too:
+   * dial-out nodes are reached that way.
+   */
+  managesConnections?: true;
+  /** The WebSocket API's $connect REQUEST authorizer (exactly one function). */
+  authorizesConnections?: true;
 }
 
 const audit = { audit: 'write' } as const;
@@ -94,6 +102,8 @@ export const FUNCTIONS = {
     memoryMb: 256,
     tables: { enrolmentTokens: 'write', nodes: 'write', ...audit },
     holdsNodeCredentials: true,
+    // Enrolment answers the WebSocket URL to dial-out agents; decommissioning closes a node's connection.
+    managesConnections: true,
   },
   ApiClusters: {
     entry: 'functions/handlers/api/clusters.ts',
@@ -281,6 +291,23 @@ export const FUNCTIONS = {
     // It reads joining agents' health and must reach etcd: both live in the agents' network.
     callsAgents: true,
     discoversNodes: true,
+  },
+  WsAuthorizer: {
+    entry: 'functions/handlers/ws/authorizer.ts',
+    description: 'WebSocket $connect REQUEST authorizer: dial-out agents by their signed connect',
+    timeoutSeconds: 10,
+    memoryMb: 256,
+    tables: { nodes: 'read', ...audit },
+    holdsNodeCredentials: true,
+    authorizesConnections: true,
+  },
+  WsConnections: {
+    entry: 'functions/handlers/ws/connections.ts',
+    description: "WebSocket routes: $connect, $disconnect, $default (dial-out agents' replies and keepalives)",
+    timeoutSeconds: 29,
+    memoryMb: 256,
+    tables: { nodes: 'write', connections: 'write', agentRequests: 'write', ...audit },
+    managesConnections: true,
   },
 } as const satisfies Record<string, FunctionSpec>;
 
@@ -520,6 +547,37 @@ export const ROUTES = [
   { method: 'GET', path: '/api/v1/modules/{moduleName}/versions/{version}', fn: 'ApiModules', auth: true, roles: READERS, summary: 'One module version' },
 ] as const satisfies readonly RouteSpec[];
 
+/**
+ * The WebSocket API: one API for every kind of WebSocket client (dial-out agents now; operators'
+ * live events later, docs/adr/0010-websocket-layer.md). Messages with an `action` field go to the
+ * route of that name; everything else (agents' replies and pings) to `$default`.
+ */
+export interface WebSocketRouteSpec {
+  routeKey: string;
+  fn: FunctionId;
+  /** Only `$connect` can have one on API Gateway: the connection is authorised once, when it opens. */
+  authorized?: true;
+  /** The function's answer is sent back to the client (API Gateway's route response). */
+  returnResponse?: true;
+  summary: string;
+}
+
+export const WEBSOCKET = {
+  /** The stage name on AWS, and the path of the local gateway's WebSocket endpoint. */
+  stage: 'ws',
+  routeSelectionExpression: '$request.body.action',
+  routes: [
+    { routeKey: '$connect', fn: 'WsConnections', authorized: true, summary: 'A client connects (the authorizer has checked who it is); recorded' },
+    { routeKey: '$disconnect', fn: 'WsConnections', summary: 'A connection closed; forgotten' },
+    {
+      routeKey: '$default',
+      fn: 'WsConnections',
+      returnResponse: true,
+      summary: "Messages without an action: dial-out agents' replies to commands, and their keepalive pings",
+    },
+  ],
+} as const satisfies { stage: string; routeSelectionExpression: string; routes: readonly WebSocketRouteSpec[] };
+
 export interface StateMachineSpec {
   file: string;
   /** Functions and state machines its ASL references as ${<Id>FunctionArn} / ${<Id>StateMachineArn}. */
@@ -559,10 +617,17 @@ export const stateMachineArnKey = (id: StateMachineId) => `${id}StateMachineArn`
 
 /**
  * The tables a function may use: its own, plus what every HTTP-serving function needs (rate-limit
- * counters, live settings, and the audit trail for denied calls).
+ * counters, live settings, and the audit trail for denied calls), and what calling agents needs.
  */
 export function functionTables(id: FunctionId): Partial<Record<TableKey, Access>> {
-  const own: Partial<Record<TableKey, Access>> = { ...(FUNCTIONS[id] as FunctionSpec).tables };
+  const spec = FUNCTIONS[id] as FunctionSpec;
+  const own: Partial<Record<TableKey, Access>> = { ...spec.tables };
+  // Calls to dial-out agents are recorded in agentRequests (the reply is polled there) and find the
+  // node's connection on its node record.
+  if (spec.callsAgents) {
+    own.agentRequests = 'write';
+    own.nodes ??= 'read';
+  }
   if (ROUTES.some((r) => r.fn === id)) {
     own.rateLimits = 'write';
     own.settings = own.settings === 'write' ? 'write' : 'read';

@@ -24,6 +24,7 @@ import { Identity } from './constructs/identity.ts';
 import { logicalIdOutsideLayers } from './constructs/layer.ts';
 import { Notifications } from './constructs/notifications.ts';
 import { KeySets } from './constructs/secrets.ts';
+import { WebSocketLayer } from './constructs/websocket.ts';
 import { Workflows } from './constructs/workflows.ts';
 import { acknowledgeNagFindings } from './nag.ts';
 import type { OrchestratorSettings } from './settings.ts';
@@ -37,6 +38,7 @@ export class OrchestratorStack extends Stack {
   readonly functions: FunctionsById<nodejs.NodejsFunction>;
   readonly stateMachines: Record<StateMachineId, sfn.StateMachine>;
   readonly api: apigw.RestApi;
+  readonly webSocket: WebSocketLayer;
 
   constructor(scope: Construct, id: string, settings: OrchestratorSettings, props?: StackProps) {
     super(scope, id, props);
@@ -46,17 +48,26 @@ export class OrchestratorStack extends Stack {
     const identity = new Identity(this, 'Identity');
     // Before the functions: the approval gate mails links under the API's URL.
     const http = new HttpApi(this, 'HttpApi', { settings, key: data.key });
-    const functions = new Functions(this, 'Functions', { settings, data, notifications, keySets, identity, publicApiUrl: http.publicUrl });
+    // Before the functions too: enrolment answers its URL, and agent calls post to its connections.
+    const webSocket = new WebSocketLayer(this, 'WebSocket', {
+      key: data.key,
+      throttleRateLimit: settings.throttleRateLimit,
+      throttleBurstLimit: settings.throttleBurstLimit,
+    });
+    const functions = new Functions(this, 'Functions', { settings, data, notifications, keySets, identity, publicApiUrl: http.publicUrl, webSocket });
     keySets.rotateWith(functions.sole('rotatesKeySets'), settings.keyRotationDays);
     const workflows = new Workflows(this, 'Workflows', { functions: functions.byId, key: data.key });
     http.serve(functions.byId, functions.sole('authorizesRequests'));
+    webSocket.serve(functions.byId);
 
     this.tables = data.tables;
     this.functions = functions.byId;
     this.stateMachines = workflows.byId;
     this.api = http.api;
+    this.webSocket = webSocket;
 
     new CfnOutput(this, 'ApiUrl', { value: this.api.url });
+    new CfnOutput(this, 'WebSocketUrl', { value: webSocket.url });
     new CfnOutput(this, 'UserPoolId', { value: identity.userPool.userPoolId });
     new CfnOutput(this, 'UserPoolClientId', { value: identity.userClient.userPoolClientId });
     new CfnOutput(this, 'ServiceClientId', { value: identity.serviceClient.userPoolClientId });

@@ -9,6 +9,7 @@ import type { APIGatewayAuthorizerResult, APIGatewayProxyEvent, APIGatewayProxyR
 import { ROUTES, type RouteSpec } from '../functions/catalog.ts';
 import { GATEWAY_SECURITY_HEADERS, gatewayResponse, type GatewayResponse } from '../functions/gatewayResponses.ts';
 import { ACCOUNT, functionName, REGION, type LocalLambda } from './lambda.ts';
+import { LocalWebSocketApi } from './websocket.ts';
 
 const API_ID = 'localapi01';
 const STAGE = 'local';
@@ -43,13 +44,27 @@ export class LocalApiGateway {
   /** Extra pages the local cloud serves beside the API (none on AWS). */
   readonly extras = new Map<string, (req: IncomingMessage, res: ServerResponse) => void>();
 
-  constructor(private readonly lambda: LocalLambda) {}
+  /** The WebSocket API on the same port (upgrades on /ws, its management API under /ws/@connections). */
+  readonly websocket: LocalWebSocketApi;
+  private domain = '127.0.0.1';
+
+  constructor(private readonly lambda: LocalLambda) {
+    this.websocket = new LocalWebSocketApi(lambda, () => this.domain);
+  }
+
+  /** The WebSocket URL clients connect to (`wsUrl` in cloud.json); the management endpoint is the same with http. */
+  wsUrl(apiUrl: string): string {
+    return `${apiUrl.replace(/^http/, 'ws')}${this.websocket.path}`;
+  }
 
   async listen(port: number, host = '127.0.0.1'): Promise<string> {
     this.server = createServer((req, res) => {
       this.handle(req, res).catch((e: Error) => {
         if (!res.headersSent) sendGateway(res, gatewayResponse('DEFAULT_5XX'), e.message);
       });
+    });
+    this.server.on('upgrade', (req: IncomingMessage, socket, head: Buffer) => {
+      this.websocket.upgrade(req, socket, head).catch(() => socket.destroy());
     });
     // Requests Node refuses before any handler (headers or URL over 16 KB, bad syntax) still get a JSON answer.
     this.server.on('clientError', (err: Error & { code?: string }, socket) => {
@@ -69,10 +84,12 @@ export class LocalApiGateway {
       this.server!.listen(port, host, resolve);
     });
     const a = this.server.address();
-    return `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${typeof a === 'object' && a ? a.port : port}`;
+    this.domain = `${host === '0.0.0.0' ? '127.0.0.1' : host}:${typeof a === 'object' && a ? a.port : port}`;
+    return `http://${this.domain}`;
   }
 
   async close(): Promise<void> {
+    this.websocket.close();
     if (!this.server) return;
     this.server.closeAllConnections();
     await new Promise<void>((r) => this.server!.close(() => r()));
@@ -81,6 +98,8 @@ export class LocalApiGateway {
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://api.local');
     for (const [prefix, serve] of this.extras) if (url.pathname.startsWith(prefix)) return serve(req, res);
+    const management = new RegExp(`^${this.websocket.path}/@connections/([^/]+)$`).exec(url.pathname);
+    if (management) return this.websocket.manage(req, res, decodeURIComponent(management[1]));
     const method = (req.method ?? 'GET').toUpperCase();
     if (!this.ready && url.pathname === '/health') {
       res.writeHead(503, { 'content-type': 'application/json', 'retry-after': '1' });

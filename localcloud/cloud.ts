@@ -26,6 +26,7 @@ import { seedDemo } from './seed.ts';
 import { fleetControl } from './fleetControl.ts';
 import { identityControl } from './identityControl.ts';
 import { nameItem } from '../functions/lib/directory.ts';
+import { websocketControl } from './websocketControl.ts';
 import { PutCommand } from '@aws-sdk/lib-dynamodb';
 import type { RunningDiscovery } from '../functions/lib/discovery/runner.ts';
 
@@ -57,6 +58,8 @@ export interface CloudFile {
   tokens: Record<keyof typeof DEV_USERS, string>;
   servicesUrl: string;
   dynamodbUrl: string;
+  /** The WebSocket API (dial-out agents; operators' events later). */
+  wsUrl: string;
 }
 
 export interface LocalCloud extends CloudFile {
@@ -66,6 +69,7 @@ export interface LocalCloud extends CloudFile {
   sns: LocalSns;
   fleet: Fleet;
   issuer: DevIssuer;
+  gateway: LocalApiGateway;
   lambda: LocalLambda;
   ddb: DynamoDBDocumentClient;
   /** The etcd reconciler, when KMOD_ETCD_ENDPOINTS is set. */
@@ -236,10 +240,15 @@ export async function startLocalCloud(opts: LocalCloudOptions = {}): Promise<Loc
     });
     gateway.extras.set('/_local/fleet', fleetControl(fleet));
     gateway.extras.set('/_local/identity', identityControl(issuer));
+    gateway.extras.set('/_local/websocket', websocketControl(gateway.websocket));
     await registerDevUsers(ddb, tableNames.users);
     const apiUrl = await gateway.listen(opts.apiPort ?? 3000, host);
     cleanups.push(() => gateway.close());
     process.env.PUBLIC_API_URL = opts.env?.PUBLIC_API_URL ?? process.env.KMOD_PUBLIC_API_URL ?? apiUrl;
+    const wsUrl = gateway.wsUrl(apiUrl);
+    // What enrolment answers dial-out agents, and where the handlers' management API client posts.
+    process.env.AGENT_WS_URL = opts.env?.AGENT_WS_URL ?? wsUrl;
+    process.env.WS_MANAGEMENT_ENDPOINT = `${apiUrl}${gateway.websocket.path}`;
     subscribeDevUsers(sns, env.APPROVER_TOPIC_ARN, env.NOTIFICATION_TOPIC_ARN);
 
     const tokens = Object.fromEntries(
@@ -252,6 +261,7 @@ export async function startLocalCloud(opts: LocalCloudOptions = {}): Promise<Loc
       mailboxUrl: `${servicesUrl}/_mailbox`,
       servicesUrl,
       dynamodbUrl: dynamo.endpoint,
+      wsUrl,
       tokens,
       dataDir,
       sfn,
@@ -259,6 +269,7 @@ export async function startLocalCloud(opts: LocalCloudOptions = {}): Promise<Loc
       sns,
       fleet,
       issuer,
+      gateway,
       lambda,
       ddb,
       discovery,
@@ -346,6 +357,7 @@ export function writeCloudFile(cloud: LocalCloud, file = join(ROOT, '.local', 'c
     tokens: cloud.tokens,
     servicesUrl: cloud.servicesUrl,
     dynamodbUrl: cloud.dynamodbUrl,
+    wsUrl: cloud.wsUrl,
   };
   mkdirSync(dirname(file), { recursive: true });
   writeFileSync(file, `${JSON.stringify(out, null, 2)}\n`, { mode: 0o600 });

@@ -33,6 +33,7 @@ kmod-orchestrator local cloud is up (${(cloud.startupMs / 1000).toFixed(1)} s)
   Mailbox      ${cloud.mailboxUrl}
   AWS services ${cloud.servicesUrl}  (Step Functions, SNS, S3, JWKS)
   DynamoDB     ${cloud.dynamodbUrl}
+  WebSocket    ${cloud.wsUrl}  (dial-out agents)
   Fleet        ${nodes} simulated nodes
   Tokens       ${file}  (Admin, Deployer, Viewer, Approver)
 

@@ -6,6 +6,12 @@
  *   npx tsx scripts/agent.ts --api https://deploy.example.com --enrol kmod-enrol.… --data-dir /var/lib/kmod \
  *     [--trust-roots /etc/kmod/roots.pem] [--port 7070] [--host 0.0.0.0] [--advertise-url http://10.0.3.7:7070] [--heartbeat-seconds 10]
  *
+ * Enrolled and dial-out (no inbound port: the agent keeps one outbound WebSocket to the orchestrator
+ * and gets its commands over it; functions/agent/dialOut.ts):
+ *
+ *   npx tsx scripts/agent.ts --api https://deploy.example.com --enrol kmod-enrol.… --data-dir /var/lib/kmod --dial-out \
+ *     [--ws-url wss://…] [--trust-roots /etc/kmod/roots.pem] [--heartbeat-seconds 10]
+ *
  * Fleet key set (the node is registered by hand; every agent shares the orchestrator's key set):
  *
  *   npx tsx scripts/agent.ts --node-id web-01 --keys-file /etc/kmod/agent-keys.json \
@@ -25,6 +31,7 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { NodeAgent } from '../functions/agent/agent.ts';
+import { DialOutConnection } from '../functions/agent/dialOut.ts';
 import { Installer } from '../functions/agent/installer.ts';
 import { enrol, readCredentials, startHeartbeats, writeCredentials, credentialsFile } from '../functions/agent/membership.ts';
 import type { AgentKey, ModuleState } from '../functions/agent/protocol.ts';
@@ -41,6 +48,10 @@ const { values } = parseArgs({
     'data-dir': { type: 'string' },
     'advertise-url': { type: 'string' },
     'heartbeat-seconds': { type: 'string' },
+    'dial-out': { type: 'boolean', default: false },
+    'ws-url': { type: 'string' },
+    'keepalive-seconds': { type: 'string' },
+    'reconnect-max-seconds': { type: 'string' },
     port: { type: 'string', default: '7070' },
     host: { type: 'string', default: '0.0.0.0' },
     help: { type: 'boolean', default: false },
@@ -48,6 +59,8 @@ const { values } = parseArgs({
 });
 const USAGE = [
   'usage: npx tsx scripts/agent.ts --api URL --enrol TOKEN --data-dir DIR [--trust-roots PEM] [--port 7070] [--host 0.0.0.0] [--advertise-url URL] [--heartbeat-seconds 10]',
+  '       npx tsx scripts/agent.ts --api URL --enrol TOKEN --data-dir DIR --dial-out [--ws-url URL] [--trust-roots PEM] [--heartbeat-seconds 10]',
+  '                                [--keepalive-seconds 300] [--reconnect-max-seconds 30]   (no inbound port: one outbound WebSocket)',
   '       npx tsx scripts/agent.ts --data-dir DIR [...]            (already enrolled: reuses DIR/credentials.json)',
   '       npx tsx scripts/agent.ts --node-id ID --keys-file FILE [--state-file FILE] [--data-dir DIR --trust-roots PEM] [--port 7070] [--host 0.0.0.0]',
 ].join('\n');
@@ -56,6 +69,10 @@ const enrolled = values['keys-file'] === undefined && values['data-dir'] !== und
 if (values.help || (!enrolled && (!values['node-id'] || !values['keys-file']))) {
   console.log(USAGE);
   process.exit(values.help ? 0 : 2);
+}
+if (values['dial-out'] && (!enrolled || values['advertise-url'])) {
+  console.error('--dial-out is for enrolled agents (--data-dir, no --keys-file), and a dial-out agent has no --advertise-url');
+  process.exit(2);
 }
 
 const trustRoots = values['trust-roots'] ? splitPem(readFileSync(values['trust-roots'], 'utf8')) : undefined;
@@ -100,32 +117,60 @@ function freePort(host: string): Promise<number> {
   });
 }
 
+/** Whole seconds from a flag (or its default), within bounds. */
+function seconds(flag: string, fallback: number, min: number, max: number): number {
+  const raw = values[flag as keyof typeof values];
+  const n = raw === undefined ? fallback : Number(raw);
+  if (!Number.isInteger(n) || n < min || n > max) throw new Error(`--${flag} must be a whole number from ${min} to ${max}`);
+  return n;
+}
+
+let dialOut: DialOutConnection | undefined;
+
 async function startEnrolled(dataDir: string): Promise<NodeAgent> {
-  const heartbeatSeconds = Number(values['heartbeat-seconds'] ?? process.env.HEARTBEAT_SECONDS ?? 10);
-  if (!Number.isInteger(heartbeatSeconds) || heartbeatSeconds < 1 || heartbeatSeconds > 300)
-    throw new Error('--heartbeat-seconds must be a whole number from 1 to 300');
+  const heartbeatSeconds = seconds('heartbeat-seconds', Number(process.env.HEARTBEAT_SECONDS ?? 10), 1, 300);
   const host = values.host;
-  const port = Number(values.port) || (await freePort(host));
-  const address = values['advertise-url'] ?? `http://${host === '0.0.0.0' || host === '::' ? hostname() : host}:${port}`;
   const stateFile = join(dataDir, 'state.json');
   let creds = readCredentials(dataDir);
+  // A new node dials out when asked to; an enrolled one keeps the transport it enrolled with.
+  const wantsDialOut = creds ? creds.transport === 'dial-out' : values['dial-out'];
+  const port = wantsDialOut ? 0 : Number(values.port) || (await freePort(host));
+  const address = wantsDialOut ? undefined : (values['advertise-url'] ?? `http://${host === '0.0.0.0' || host === '::' ? hostname() : host}:${port}`);
   if (creds) {
     console.log(
-      `reusing the credentials of node ${creds.nodeId} (${creds.environment}) in ${credentialsFile(dataDir)}${values.enrol ? '; --enrol ignored' : ''}`,
+      `reusing the credentials of node ${creds.nodeId} (${creds.environment}${wantsDialOut ? ', dial-out' : ''}) in ${credentialsFile(dataDir)}${values.enrol ? '; --enrol ignored' : ''}`,
     );
+    if (values['dial-out'] && !wantsDialOut) throw new Error(`node ${creds.nodeId} enrolled as an inbound agent: to dial out, enrol again with a new token`);
     if (values.api) creds = { ...creds, apiUrl: values.api };
   } else {
     if (!values.enrol || !values.api) throw new Error(`${credentialsFile(dataDir)} does not exist: enrol first with --api URL --enrol TOKEN`);
     const modules = existsSync(stateFile) ? (JSON.parse(readFileSync(stateFile, 'utf8')) as { modules: Record<string, ModuleState> }).modules : {};
     creds = await enrol({ apiUrl: values.api, token: values.enrol, address, heartbeatSeconds, modules });
     writeCredentials(dataDir, creds);
-    console.log(`enrolled as node ${creds.nodeId} in ${creds.environment}; credentials in ${credentialsFile(dataDir)}`);
+    console.log(`enrolled as node ${creds.nodeId} in ${creds.environment}${wantsDialOut ? ' (dial-out)' : ''}; credentials in ${credentialsFile(dataDir)}`);
   }
   const key = creds.key;
   const agent = new NodeAgent({ nodeId: creds.nodeId, keys: () => [key], stateFile, runtime, trustRoots });
-  console.log(
-    `node agent ${creds.nodeId} listening on ${await agent.listen(port, host)}, advertised as ${address}, heartbeat every ${heartbeatSeconds} s${installs}`,
-  );
+  if (wantsDialOut) {
+    const wsUrl = values['ws-url'] ?? creds.wsUrl;
+    if (!wsUrl) throw new Error('no WebSocket URL: the enrolment answer had none; give --ws-url');
+    await agent.recover(); // settle interrupted swaps before the first command is served
+    dialOut = new DialOutConnection({
+      url: wsUrl,
+      nodeId: creds.nodeId,
+      key: () => key,
+      serve: (req) => agent.serve(req),
+      log: (line) => console.error(line),
+      keepaliveMs: seconds('keepalive-seconds', 300, 1, 540) * 1000,
+      backoffCapMs: seconds('reconnect-max-seconds', 30, 1, 600) * 1000,
+    });
+    dialOut.start();
+    console.log(`node agent ${creds.nodeId} dialing out to ${wsUrl} (no inbound port), heartbeat every ${heartbeatSeconds} s${installs}`);
+  } else {
+    console.log(
+      `node agent ${creds.nodeId} listening on ${await agent.listen(port, host)}, advertised as ${address}, heartbeat every ${heartbeatSeconds} s${installs}`,
+    );
+  }
   startHeartbeats(
     creds,
     heartbeatSeconds,
@@ -143,4 +188,4 @@ try {
   console.error((e as Error).message);
   process.exit(1);
 }
-for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, () => void agent.close().then(() => process.exit(0)));
+for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, () => void Promise.all([dialOut?.stop(), agent.close()]).then(() => process.exit(0)));

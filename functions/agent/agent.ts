@@ -387,23 +387,39 @@ export class NodeAgent {
     this.server = undefined;
   }
 
-  /** Serve one request (also used by a host that multiplexes several agents). */
+  /** Serve one HTTP request (also used by a host that multiplexes several agents). */
   async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    let answer: AgentAnswer | undefined;
     try {
       const body = await readBody(req);
-      const path = req.url ?? '/';
-      const verdict = verifyRequest(this.opts.keys(), req.method ?? 'GET', path, body, req.headers);
-      if (!verdict.ok) throw new AgentFailure(401, 'Unauthorized', verdict.reason);
-      if (this.opts.simulation && this.state.faults.unresponsive && !path.includes('/v1/simulation/')) {
-        this.pending.add(res); // never answered: the caller's timeout is what ends the call
-        return;
-      }
-      const base = this.opts.basePath ?? '';
-      if (!path.startsWith(base)) throw new AgentFailure(404, 'NotFound', `no agent at ${path}`);
-      send(res, 200, await this.route(req.method ?? 'GET', path.slice(base.length) || '/', body));
+      answer = await this.serve({ method: req.method ?? 'GET', path: req.url ?? '/', headers: req.headers, body });
     } catch (e) {
-      if (e instanceof AgentFailure) send(res, e.status, { code: e.code, message: e.message });
-      else send(res, 500, { code: 'InternalError', message: (e as Error).message });
+      answer = failureAnswer(e); // only the body read can throw here: serve() answers every failure
+    }
+    if (!answer) {
+      this.pending.add(res); // never answered: the caller's timeout is what ends the call
+      return;
+    }
+    send(res, answer.status, answer.body);
+  }
+
+  /**
+   * One signed request, whichever transport brought it (an inbound HTTP request, or a command
+   * over a dial-out WebSocket: functions/agent/dialOut.ts): verify the signature, then route. The
+   * answer is what goes back (an error as `{code, message}`); `undefined` only for the simulated
+   * `unresponsive` fault, whose requests are never answered.
+   */
+  async serve(req: AgentRequest): Promise<AgentAnswer | undefined> {
+    try {
+      if (Buffer.byteLength(req.body) > MAX_BODY) throw new AgentFailure(413, 'TooLarge', 'request body too large');
+      const verdict = verifyRequest(this.opts.keys(), req.method, req.path, req.body, req.headers);
+      if (!verdict.ok) throw new AgentFailure(401, 'Unauthorized', verdict.reason);
+      if (this.opts.simulation && this.state.faults.unresponsive && !req.path.includes('/v1/simulation/')) return undefined;
+      const base = this.opts.basePath ?? '';
+      if (!req.path.startsWith(base)) throw new AgentFailure(404, 'NotFound', `no agent at ${req.path}`);
+      return { status: 200, body: await this.route(req.method, req.path.slice(base.length) || '/', req.body) };
+    } catch (e) {
+      return failureAnswer(e);
     }
   }
 
@@ -439,6 +455,27 @@ export class NodeAgent {
     }
     throw new AgentFailure(404, 'NotFound', `no route ${method} ${url.pathname}`);
   }
+}
+
+/** A signed request as the agent sees it, from either transport. */
+export interface AgentRequest {
+  method: string;
+  /** The request target as signed: path (with any base path) and query string. */
+  path: string;
+  headers: Record<string, string | string[] | undefined>;
+  /** The body exactly as signed. */
+  body: string;
+}
+
+/** What the agent answers: an HTTP status and a JSON body. */
+export interface AgentAnswer {
+  status: number;
+  body: unknown;
+}
+
+function failureAnswer(e: unknown): AgentAnswer {
+  if (e instanceof AgentFailure) return { status: e.status, body: { code: e.code, message: e.message } };
+  return { status: 500, body: { code: 'InternalError', message: (e as Error).message } };
 }
 
 export class AgentFailure extends Error {

@@ -13,6 +13,10 @@ export interface NodeCredentials {
   environment: string;
   key: AgentKey;
   enrolledAt: string;
+  /** `dial-out`: the node has no address and keeps a WebSocket open to `wsUrl` (absent: inbound HTTP). */
+  transport?: 'http' | 'dial-out';
+  /** Dial-out nodes: the orchestrator's WebSocket URL, as answered at enrolment. */
+  wsUrl?: string;
 }
 
 export const credentialsFile = (dataDir: string) => join(dataDir, 'credentials.json');
@@ -55,27 +59,31 @@ const apiBase = (apiUrl: string) => apiUrl.replace(/\/+$/, '');
 export async function enrol(opts: {
   apiUrl: string;
   token: string;
-  address: string;
+  /** Inbound agents: where the orchestrator calls them. Absent: a dial-out agent. */
+  address?: string;
   heartbeatSeconds: number;
   modules: Record<string, ModuleState>;
 }): Promise<NodeCredentials> {
-  const body = JSON.stringify({ token: opts.token, address: opts.address, heartbeatSeconds: opts.heartbeatSeconds, modules: opts.modules });
+  const transport = opts.address === undefined ? 'dial-out' : 'http';
+  const body = JSON.stringify({ token: opts.token, transport, address: opts.address, heartbeatSeconds: opts.heartbeatSeconds, modules: opts.modules });
   const r = await postJson(`${apiBase(opts.apiUrl)}/api/v1/enrol`, body);
   if (r.status !== 201) throw new Error(`enrolment refused (HTTP ${r.status} ${String(r.json.code ?? '')}): ${String(r.json.message ?? '')}`);
-  const j = r.json as { nodeId: string; environment: string; credentials: { keyId: string; secret: string } };
+  const j = r.json as { nodeId: string; environment: string; wsUrl?: string; credentials: { keyId: string; secret: string } };
   return {
     apiUrl: opts.apiUrl,
     nodeId: j.nodeId,
     environment: j.environment,
     key: { id: j.credentials.keyId, secret: j.credentials.secret },
     enrolledAt: new Date().toISOString(),
+    ...(transport === 'dial-out' ? { transport, wsUrl: j.wsUrl } : {}),
   };
 }
 
 export async function sendHeartbeat(
   c: NodeCredentials,
   heartbeatSeconds: number,
-  address: string,
+  /** Inbound agents only (a dial-out node has no address). */
+  address: string | undefined,
   health: HealthReport,
 ): Promise<{ status: number; json: Record<string, unknown> }> {
   const path = `/api/v1/nodes/${c.nodeId}/heartbeat`;
@@ -84,7 +92,13 @@ export async function sendHeartbeat(
 }
 
 /** Heartbeat every `seconds` until stopped; failures are logged and retried at the next beat. */
-export function startHeartbeats(c: NodeCredentials, seconds: number, address: string, health: () => HealthReport, log: (line: string) => void): () => void {
+export function startHeartbeats(
+  c: NodeCredentials,
+  seconds: number,
+  address: string | undefined,
+  health: () => HealthReport,
+  log: (line: string) => void,
+): () => void {
   let refusedBefore = false;
   const beat = async () => {
     try {

@@ -1,4 +1,9 @@
-/** Orchestrator side of the agent protocol: signed requests, timeouts, the SSRF guard. */
+/**
+ * Orchestrator side of the agent protocol: signed requests, timeouts, the SSRF guard. The
+ * transport follows the node record: HTTP to the node's address, or, for a dial-out node, the
+ * same signed request over the WebSocket the agent keeps open (functions/lib/dialOut.ts). Callers
+ * (the state machines' tasks, the cluster view) never know which.
+ */
 import { checkAgentAddress } from '../domain/ssrf.ts';
 import { nodeSigningKey } from '../domain/nodeCredentials.ts';
 import {
@@ -12,8 +17,10 @@ import {
   type SmokeTestReport,
 } from '../agent/protocol.ts';
 import { config } from './config.ts';
+import { callOverConnection } from './dialOut.ts';
+import { findNode } from './membership.ts';
 import { agentKeys } from './secrets.ts';
-import type { NodeRecord } from './nodes.ts';
+import { isDialOut, type NodeRecord } from './nodes.ts';
 
 export class AgentCallError extends Error {
   constructor(
@@ -27,7 +34,7 @@ export class AgentCallError extends Error {
 }
 
 /** What calling a node needs; planning passes its node records through as PlanNodes, credential included. */
-export type AgentTarget = Pick<NodeRecord, 'nodeId' | 'address'> & Partial<Pick<NodeRecord, 'credential' | 'decommissionedAt'>>;
+export type AgentTarget = Pick<NodeRecord, 'nodeId' | 'address'> & Partial<Pick<NodeRecord, 'credential' | 'decommissionedAt' | 'environment' | 'transport'>>;
 
 /** An enrolled node's own key; the fleet-wide key set's signing key for nodes that never enrolled. */
 async function signingKey(node: AgentTarget): Promise<AgentKey> {
@@ -42,9 +49,19 @@ async function signingKey(node: AgentTarget): Promise<AgentKey> {
 
 async function call<T>(node: AgentTarget, method: 'GET' | 'POST', path: string, payload?: unknown): Promise<T> {
   if (node.decommissionedAt) throw new AgentCallError(node.nodeId, 'Decommissioned', `node ${node.nodeId} is decommissioned and is never called`);
+  const body = payload === undefined ? '' : JSON.stringify(payload);
+  const { status, json } = isDialOut(node) ? await overConnection(node, method, path, body) : await overHttp(node, method, path, body);
+  if (status >= 300 && status < 400) throw new AgentCallError(node.nodeId, 'RedirectRefused', `node ${node.nodeId} answered with a redirect, which is refused`);
+  if (status < 200 || status >= 300) {
+    const err = (json ?? {}) as { code?: string; message?: string };
+    throw new AgentCallError(node.nodeId, err.code ?? `HTTP${status}`, `node ${node.nodeId}: ${err.message ?? `HTTP ${status}`}`);
+  }
+  return json as T;
+}
+
+async function overHttp(node: AgentTarget, method: 'GET' | 'POST', path: string, body: string): Promise<{ status: number; json: unknown }> {
   const guard = checkAgentAddress(node.address, config.agentAllowedHosts());
   if (!guard.ok) throw new AgentCallError(node.nodeId, 'AddressRefused', `refused to call node ${node.nodeId}: ${guard.reason}`);
-  const body = payload === undefined ? '' : JSON.stringify(payload);
   const key = await signingKey(node);
   // Agents may sit under a path (several agents behind one host): keep it.
   const url = new URL(guard.url.href.replace(/\/$/, '') + path);
@@ -61,20 +78,31 @@ async function call<T>(node: AgentTarget, method: 'GET' | 'POST', path: string, 
     const reason = (e as Error).name === 'TimeoutError' ? `did not answer within ${config.agentTimeoutMs()} ms` : (e as Error).message;
     throw new AgentCallError(node.nodeId, 'Unreachable', `node ${node.nodeId} is unreachable: ${reason}`);
   }
-  if (res.status >= 300 && res.status < 400)
-    throw new AgentCallError(node.nodeId, 'RedirectRefused', `node ${node.nodeId} answered with a redirect, which is refused`);
+  if (res.status >= 300 && res.status < 400) return { status: res.status, json: undefined };
   const text = await res.text();
-  let json: unknown;
   try {
-    json = JSON.parse(text);
+    return { status: res.status, json: JSON.parse(text) };
   } catch {
     throw new AgentCallError(node.nodeId, 'BadResponse', `node ${node.nodeId} answered HTTP ${res.status} without JSON`);
   }
-  if (!res.ok) {
-    const err = json as { code?: string; message?: string };
-    throw new AgentCallError(node.nodeId, err.code ?? `HTTP${res.status}`, `node ${node.nodeId}: ${err.message ?? `HTTP ${res.status}`}`);
-  }
-  return json as T;
+}
+
+/** A dial-out node: the same signed request, over its WebSocket; retried on a new connection until the timeout. */
+async function overConnection(node: AgentTarget, method: 'GET' | 'POST', path: string, body: string): Promise<{ status: number; json: unknown }> {
+  const environment = node.environment ?? (await findNode(node.nodeId))?.environment;
+  if (!environment) throw new AgentCallError(node.nodeId, 'Unreachable', `node ${node.nodeId} is not registered`);
+  const key = await signingKey(node);
+  const timeoutMs = config.agentTimeoutMs();
+  const outcome = await callOverConnection(
+    { nodeId: node.nodeId, environment, method, path, body, sign: () => signRequest(key, method, path, body) },
+    { timeoutMs, pollMs: config.agentReplyPollMs(), recheckMs: 1000 },
+  );
+  if (outcome.ok) return { status: outcome.reply.status, json: outcome.reply.body };
+  const reason =
+    outcome.reason === 'not-connected'
+      ? `is not connected: a dial-out node gets commands over its WebSocket, and it had none open within ${timeoutMs} ms`
+      : `did not answer over its WebSocket within ${timeoutMs} ms (sent ${outcome.posts} time${outcome.posts === 1 ? '' : 's'})`;
+  throw new AgentCallError(node.nodeId, 'Unreachable', `node ${node.nodeId} ${reason}`);
 }
 
 export const agentClient = {

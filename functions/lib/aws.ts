@@ -3,16 +3,19 @@
  * `AWS_ENDPOINT_URL` / `AWS_ENDPOINT_URL_<SERVICE>` variables, which is how the local cloud and
  * LocalStack are reached: the code is the same on AWS.
  */
+import { ApiGatewayManagementApiClient } from '@aws-sdk/client-apigatewaymanagementapi';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient, paginateQuery, paginateScan, type QueryCommandInput, type ScanCommandInput } from '@aws-sdk/lib-dynamodb';
 import { S3Client } from '@aws-sdk/client-s3';
 import { SFNClient } from '@aws-sdk/client-sfn';
 import { SNSClient } from '@aws-sdk/client-sns';
+import { config } from './config.ts';
 
 let ddb: DynamoDBDocumentClient | undefined;
 let sfn: SFNClient | undefined;
 let sns: SNSClient | undefined;
 let s3: S3Client | undefined;
+let connections: ApiGatewayManagementApiClient | undefined;
 
 export function dynamo(): DynamoDBDocumentClient {
   ddb ??= DynamoDBDocumentClient.from(new DynamoDBClient({}), {
@@ -56,4 +59,14 @@ export function objectStore(): S3Client {
   // Path-style addressing for endpoints without per-bucket DNS (the local cloud, LocalStack).
   s3 ??= new S3Client({ forcePathStyle: process.env.S3_FORCE_PATH_STYLE === 'true' });
   return s3;
+}
+
+/**
+ * The WebSocket API's management API (PostToConnection, DeleteConnection). Its endpoint is the
+ * API's own (https://<api>.execute-api.<region>.amazonaws.com/<stage>; the local gateway's /ws),
+ * so it is configuration, not a service default.
+ */
+export function connectionsApi(): ApiGatewayManagementApiClient {
+  connections ??= new ApiGatewayManagementApiClient({ endpoint: config.wsManagementEndpoint() });
+  return connections;
 }

@@ -84,6 +84,12 @@ export const config = {
   notificationTopicArn: () => required('NOTIFICATION_TOPIC_ARN'),
   /** An enrolled node is Unreachable after this many of its heartbeat intervals without one. */
   missedHeartbeats: () => num('NODE_MISSED_HEARTBEATS', 3),
+  /** The WebSocket URL dial-out agents connect to (answered at enrolment); unset: dial-out is not offered. */
+  agentWsUrl: (): string | undefined => process.env.AGENT_WS_URL || undefined,
+  /** The API Gateway management API endpoint of that WebSocket API (https://…/<stage>; locally http://…/ws). */
+  wsManagementEndpoint: () => required('WS_MANAGEMENT_ENDPOINT'),
+  /** First wait between polls for a dial-out agent's reply; it grows to 4× this. */
+  agentReplyPollMs: () => num('AGENT_REPLY_POLL_MS', 50),
   /** Hosts or CIDRs that agent addresses must fall in (SSRF guard). */
   agentAllowedHosts: () =>
     (process.env.AGENT_ALLOWED_HOSTS ?? '')

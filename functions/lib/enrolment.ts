@@ -25,7 +25,7 @@ import { auditItem } from './audit.ts';
 import { dynamo, scanAll } from './aws.ts';
 import { config } from './config.ts';
 import { isConditionFailure } from './deployments.ts';
-import { listNodes, type NodeRecord } from './nodes.ts';
+import { listNodes, type NodeRecord, type NodeTransport } from './nodes.ts';
 import { agentKeys } from './secrets.ts';
 import { tableName } from './tables.ts';
 
@@ -127,7 +127,9 @@ function refusal(state: Parameters<typeof enrolmentRefusal>[0]): AppError {
 
 export interface EnrolRequest {
   token: string;
-  address: string;
+  transport: NodeTransport;
+  /** Inbound (http) agents only. */
+  address?: string;
   heartbeatSeconds: number;
   modules: Record<string, ModuleState>;
 }
@@ -147,8 +149,11 @@ async function colourFor(environment: Environment): Promise<NodeRecord['colour']
 export async function enrolNode(req: EnrolRequest, sourceIp: string | undefined): Promise<Enrolled> {
   const t = await usableToken(req.token);
   const environment = t.environment as Environment;
-  const guard = checkAgentAddress(req.address, config.agentAllowedHosts());
-  if (!guard.ok) throw new AppError('AddressRefused', `the advertised address is refused: ${guard.reason}`, 400);
+  // A dial-out node is never called at an address, so it has none to check.
+  if (req.transport === 'http') {
+    const guard = checkAgentAddress(req.address ?? '', config.agentAllowedHosts());
+    if (!guard.ok) throw new AppError('AddressRefused', `the advertised address is refused: ${guard.reason}`, 400);
+  }
   const nodeId = `host-${randomBytes(5).toString('hex')}`;
   const key = newNodeKey();
   const [wrapWith] = await agentKeys();
@@ -156,7 +161,8 @@ export async function enrolNode(req: EnrolRequest, sourceIp: string | undefined)
   const node: NodeRecord = {
     environment,
     nodeId,
-    address: req.address,
+    address: req.transport === 'http' ? (req.address ?? '') : '',
+    ...(req.transport === 'dial-out' ? { transport: 'dial-out' as const } : {}),
     colour: await colourFor(environment),
     modules: Object.fromEntries(
       Object.entries(req.modules).map(([m, s]) => [m, { version: s.version, previousVersion: s.previousVersion, updatedAt: s.loadedAt }]),
@@ -194,7 +200,14 @@ async function writeEnrolment(t: EnrolmentTokenRecord, node: NodeRecord, sourceI
               category: 'node',
               action: 'node.enrolled',
               actor,
-              details: { environment: node.environment, address: node.address, tokenId: t.tokenId, sourceIp, labels: node.labels },
+              details: {
+                environment: node.environment,
+                transport: node.transport ?? 'http',
+                address: node.address || undefined,
+                tokenId: t.tokenId,
+                sourceIp,
+                labels: node.labels,
+              },
             }),
           },
           {

@@ -11,11 +11,13 @@ import { checkAgentAddress } from '../domain/ssrf.ts';
 import { auditItem } from './audit.ts';
 import { dynamo } from './aws.ts';
 import { config } from './config.ts';
+import { dropConnection } from './connections.ts';
 import { isConditionFailure } from './deployments.ts';
 import { nodeSubject } from './enrolment.ts';
 import { getNode, type NodeRecord } from './nodes.ts';
 import { agentKeys } from './secrets.ts';
 import { tableName } from './tables.ts';
+import { logger } from './telemetry.ts';
 
 /** A node by id in whichever environment holds it (node ids are unique across environments). */
 export async function findNode(nodeId: string): Promise<NodeRecord | undefined> {
@@ -145,8 +147,9 @@ export async function decommissionNode(nodeId: string, actor: string, reason?: s
             Update: {
               TableName: tableName('nodes'),
               Key: { environment: node.environment, nodeId },
-              UpdateExpression: 'SET decommissionedAt = :at, decommissionedBy = :actor REMOVE credential',
+              UpdateExpression: 'SET decommissionedAt = :at, decommissionedBy = :actor REMOVE credential, #conn',
               ConditionExpression: 'attribute_exists(nodeId) AND attribute_not_exists(decommissionedAt)',
+              ExpressionAttributeNames: { '#conn': 'connection' },
               ExpressionAttributeValues: { ':at': at, ':actor': actor },
             },
           },
@@ -168,5 +171,13 @@ export async function decommissionNode(nodeId: string, actor: string, reason?: s
   } catch (e) {
     if (!isConditionFailure(e)) throw e;
   }
+  // A dial-out node's open connection is closed now, not when the agent next speaks; its
+  // reconnects are refused (no credential). Its $disconnect then forgets the connection item.
+  // If the management API fails, the connection stays open until API Gateway ends it, but it is
+  // useless: nothing targets a decommissioned node, and its $disconnect changes nothing.
+  if (node.connection)
+    await dropConnection(node.connection.connectionId).catch((e: Error) =>
+      logger.warn('could not close the connection of a decommissioned node', { nodeId, error: e.message }),
+    );
   return (await findNode(nodeId))!;
 }

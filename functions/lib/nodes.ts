@@ -8,8 +8,17 @@ import type { NodeCredential } from '../domain/nodeCredentials.ts';
 export interface NodeRecord {
   environment: Environment;
   nodeId: string;
-  /** Base URL of the node's agent. */
+  /** Base URL of the node's agent; empty for a dial-out node, which is never called at an address. */
   address: string;
+  /**
+   * How the orchestrator reaches the agent: HTTP requests to `address` (absent or `http`), or
+   * commands over the WebSocket the agent keeps open to the orchestrator (`dial-out`).
+   */
+  transport?: NodeTransport;
+  /** Dial-out nodes: the connection commands go over now (set by $connect, removed by $disconnect). */
+  connection?: { connectionId: string; connectedAt: string };
+  /** Dial-out nodes: the agent's timestamp of the last accepted connect (replay guard). */
+  lastConnectTs?: number;
   colour?: 'blue' | 'green';
   modules: Record<string, { version: string; previousVersion?: string; updatedAt: string }>;
   registeredAt: string;
@@ -29,8 +38,13 @@ export interface NodeRecord {
   decommissionedBy?: string;
 }
 
+export const NODE_TRANSPORTS = ['http', 'dial-out'] as const;
+export type NodeTransport = (typeof NODE_TRANSPORTS)[number];
+
+export const isDialOut = (n: Pick<NodeRecord, 'transport'>) => n.transport === 'dial-out';
+
 /** Fields a node record may carry that no answer of the API shows. */
-export type PresentableNode = Omit<NodeRecord, 'credential' | 'lastHeartbeatTs'>;
+export type PresentableNode = Omit<NodeRecord, 'credential' | 'lastHeartbeatTs' | 'lastConnectTs'>;
 
 /** The environment's nodes; decommissioned ones only when asked (nothing may call or target them). */
 export async function listNodes(environment: Environment, opts: { includeDecommissioned?: boolean } = {}): Promise<NodeRecord[]> {

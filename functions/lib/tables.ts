@@ -73,6 +73,14 @@ export const TABLES = {
   targets: { id: 'DeploymentTargets', envVar: 'TARGETS_TABLE', partitionKey: 'targetKey', sortKey: 'sk', indexes: [], stream: false },
   /** Enrolment tokens: the SHA-256 of each secret, never the secret; expire by TTL. */
   enrolmentTokens: { id: 'EnrolmentTokens', envVar: 'ENROLMENT_TOKENS_TABLE', partitionKey: 'tokenId', indexes: [], stream: false },
+  /**
+   * Open WebSocket connections by connectionId: `kind` says which client (a dial-out agent, with
+   * its nodeId; operators' event subscriptions later). Expire by TTL after API Gateway's 2-hour
+   * connection limit, in case a $disconnect never arrives.
+   */
+  connections: { id: 'Connections', envVar: 'CONNECTIONS_TABLE', partitionKey: 'connectionId', indexes: [], stream: false },
+  /** Commands sent to dial-out agents, by requestId: the node each was for, and its reply once it came; expire by TTL. */
+  agentRequests: { id: 'AgentRequests', envVar: 'AGENT_REQUESTS_TABLE', partitionKey: 'requestId', indexes: [], stream: false },
 } as const satisfies Record<string, TableSpec>;
 
 export type TableKey = keyof typeof TABLES;

@@ -25,6 +25,7 @@ import type { Identity } from './identity.ts';
 import { Layer } from './layer.ts';
 import type { Notifications } from './notifications.ts';
 import type { KeySets } from './secrets.ts';
+import type { WebSocketLayer } from './websocket.ts';
 
 export const ROOT = join(import.meta.dirname, '..', '..');
 
@@ -36,6 +37,8 @@ export interface FunctionsProps {
   identity: Identity;
   /** Base URL of approval links (only for mailsApprovalLinks functions). */
   publicApiUrl: string;
+  /** The WebSocket API: dial-out agents are reached through its connections. */
+  webSocket: Pick<WebSocketLayer, 'url' | 'managementEndpoint' | 'grantManageConnections'>;
 }
 
 type Flag = { [K in keyof FunctionSpec]-?: FunctionSpec[K] extends true | undefined ? K : never }[keyof FunctionSpec];
@@ -136,6 +139,9 @@ export class Functions extends Layer {
     if (spec.startsPipeline) Object.assign(env, { PIPELINE_STATE_MACHINE_ARN: this.pipelineArn, ROLLBACK_STATE_MACHINE_ARN: this.rollbackArn });
     if (spec.callsAgents || spec.holdsNodeCredentials)
       Object.assign(env, { AGENT_KEYS_SECRET_ARN: keySets.agentKeys.secretArn, AGENT_ALLOWED_HOSTS: settings.agentAllowedHosts });
+    // Dial-out agents are called through the WebSocket API's connections; enrolment answers its URL.
+    if (spec.callsAgents || spec.managesConnections) env.WS_MANAGEMENT_ENDPOINT = this.props.webSocket.managementEndpoint;
+    if (spec.managesConnections) env.AGENT_WS_URL = this.props.webSocket.url;
     if (spec.signsApprovalLinks) env.APPROVAL_LINK_KEYS_SECRET_ARN = keySets.approvalLinkKeys.secretArn;
     if (spec.publishes)
       Object.assign(env, { APPROVER_TOPIC_ARN: notifications.approverTopic.topicArn, NOTIFICATION_TOPIC_ARN: notifications.notificationTopic.topicArn });
@@ -192,6 +198,7 @@ export class Functions extends Layer {
     else if (spec.artifacts === 'read') data.artifacts.grantRead(fn);
     if (spec.callsAgents || spec.holdsNodeCredentials) keySets.agentKeys.grantRead(fn);
     if (spec.signsApprovalLinks) keySets.approvalLinkKeys.grantRead(fn);
+    if (spec.callsAgents || spec.managesConnections) this.props.webSocket.grantManageConnections(fn);
     if (spec.publishes) {
       notifications.approverTopic.grantPublish(fn);
       notifications.notificationTopic.grantPublish(fn);

@@ -5,7 +5,7 @@ import { App, type CfnElement } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import type { IConstruct } from 'constructs';
 import { AwsSolutionsChecks } from 'cdk-nag';
-import { FUNCTIONS, ROUTES, STATE_MACHINES, type FunctionSpec } from '../../functions/catalog.ts';
+import { FUNCTIONS, ROUTES, STATE_MACHINES, WEBSOCKET, type FunctionSpec } from '../../functions/catalog.ts';
 import { ROLES } from '../../functions/domain/roles.ts';
 import { TABLES } from '../../functions/lib/tables.ts';
 import { OrchestratorStack, settingsFromContext } from '../../infra/stack.ts';
@@ -226,6 +226,8 @@ describe('the synthesized template', () => {
       locks: 'LocksF3C5D457',
       targets: 'DeploymentTargets1FE9D628',
       enrolmentTokens: expect.stringMatching(/^EnrolmentTokens[0-9A-F]{8}$/),
+      connections: expect.stringMatching(/^Connections[0-9A-F]{8}$/),
+      agentRequests: expect.stringMatching(/^AgentRequests[0-9A-F]{8}$/),
     });
     const stateful: Record<string, string[]> = {
       'AWS::KMS::Key': ['DataKey17AFBB84'],
@@ -371,5 +373,53 @@ describe('etcd discovery (docs/adr/0009-discovery-sources.md)', () => {
     expect(
       Object.values(Template.fromStack(bare).findResources('AWS::Events::Rule')).filter((r) => r.Properties.ScheduleExpression === 'rate(1 minute)'),
     ).toEqual([]);
+  });
+
+  it('serves the catalog’s WebSocket routes on one WebSocket API, $connect behind the REQUEST authorizer with no identity source', () => {
+    const [[apiId, api]] = ofType('AWS::ApiGatewayV2::Api');
+    expect(api.Properties).toMatchObject({ ProtocolType: 'WEBSOCKET', RouteSelectionExpression: '$request.body.action' });
+    const integrations = new Map(ofType('AWS::ApiGatewayV2::Integration').map(([id, r]) => [id, r]));
+    const routes = ofType('AWS::ApiGatewayV2::Route').map(([, r]) => r.Properties);
+    expect(routes.map((r) => r.RouteKey).sort()).toEqual(WEBSOCKET.routes.map((r) => r.routeKey).sort());
+    const [[authorizerId, authorizer]] = ofType('AWS::ApiGatewayV2::Authorizer');
+    expect(authorizer.Properties.AuthorizerType).toBe('REQUEST');
+    expect(authorizer.Properties.IdentitySource).toBeUndefined();
+    expect(logicalIdsIn(authorizer.Properties.AuthorizerUri)).toContain(logicalIdOf(fnOf('WsAuthorizer')));
+    for (const spec of WEBSOCKET.routes) {
+      const route = routes.find((r) => r.RouteKey === spec.routeKey)!;
+      expect(route.ApiId).toEqual({ Ref: apiId });
+      const authorized = 'authorized' in spec && spec.authorized;
+      expect(route.AuthorizationType, spec.routeKey).toBe(authorized ? 'CUSTOM' : 'NONE');
+      if (authorized) expect(route.AuthorizerId).toEqual({ Ref: authorizerId });
+      expect(route.RouteResponseSelectionExpression, spec.routeKey).toBe('returnResponse' in spec && spec.returnResponse ? '$default' : undefined);
+      const integration = integrations.get(String(route.Target['Fn::Join'][1][1].Ref))!;
+      expect(integration.Properties.IntegrationType).toBe('AWS_PROXY');
+      expect(logicalIdsIn(integration.Properties.IntegrationUri)).toContain(logicalIdOf(fnOf(spec.fn)));
+    }
+    const [[, stage]] = ofType('AWS::ApiGatewayV2::Stage');
+    expect(stage.Properties).toMatchObject({ StageName: WEBSOCKET.stage, AutoDeploy: true, AccessLogSettings: { DestinationArn: expect.anything() } });
+  });
+
+  it('lets exactly the agent-calling and connection-managing functions post to and close connections, and tells them where', () => {
+    for (const [id, raw] of Object.entries(FUNCTIONS)) {
+      const spec = raw as FunctionSpec;
+      const fn = fnOf(id as keyof typeof FUNCTIONS);
+      const role = logicalIdOf(fn.role!);
+      const manages = ofType('AWS::IAM::Policy')
+        .filter(([, p]) => (p.Properties.Roles as { Ref: string }[]).some((r) => r.Ref === role))
+        .flatMap(([, p]) => p.Properties.PolicyDocument.Statement as { Action: string | string[]; Resource: unknown }[])
+        .filter((st) => [st.Action].flat().includes('execute-api:ManageConnections'));
+      const needs = Boolean(spec.callsAgents || spec.managesConnections);
+      expect(manages.length > 0, id).toBe(needs);
+      // Scoped to the @connections of the one stage.
+      for (const st of manages) expect(JSON.stringify(st.Resource), id).toMatch(/\/ws\/\*\/@connections\/\*/);
+      const env = resources[logicalIdOf(fn)].Properties.Environment.Variables as Record<string, unknown>;
+      expect('WS_MANAGEMENT_ENDPOINT' in env, id).toBe(needs);
+      expect('AGENT_WS_URL' in env, id).toBe(Boolean(spec.managesConnections));
+    }
+    // Enrolment answers dial-out agents the WebSocket URL; the $connect authorizer is the one authorizesConnections function.
+    expect(FUNCTIONS.ApiFleet).toMatchObject({ managesConnections: true });
+    expect(Object.entries(FUNCTIONS).filter(([, s]) => (s as FunctionSpec).authorizesConnections)).toHaveLength(1);
+    expect(template.findOutputs('WebSocketUrl')).toHaveProperty('WebSocketUrl');
   });
 });

@@ -5,7 +5,7 @@ import { agentClient, mapLimit, type AgentCallError } from '../../lib/agentClien
 import { config } from '../../lib/config.ts';
 import { apiHandler, json } from '../../lib/http.ts';
 import { parsePath, parseQuery } from '../../lib/parse.ts';
-import { listNodes, recordNodeHealth, type NodeRecord } from '../../lib/nodes.ts';
+import { isDialOut, listNodes, recordNodeHealth, type NodeRecord } from '../../lib/nodes.ts';
 import { getCluster, type ClusterRecord } from '../../lib/trafficRouter.ts';
 import { averageMetrics } from '../../domain/canary.ts';
 import { nodeStatus } from '../../domain/membership.ts';
@@ -49,7 +49,10 @@ function presentNode(n: NodeRecord, now: number, missed: number, notAnswering: R
   const status = !n.enrolment && notAnswering.has(n.nodeId) ? 'Unreachable' : nodeStatus(n, now, missed);
   return {
     nodeId: n.nodeId,
-    address: n.address,
+    // A dial-out node has no address: it is reached over the WebSocket it keeps open (`connected`).
+    address: isDialOut(n) ? null : n.address,
+    transport: n.transport ?? 'http',
+    ...(isDialOut(n) ? { connected: n.connection !== undefined, connectedAt: n.connection?.connectedAt ?? null } : {}),
     colour: n.colour,
     status,
     lastSeenAt: n.lastSeenAt ?? null,

@@ -6,7 +6,7 @@ import type { APIGatewayProxyEvent } from 'aws-lambda';
 import { z } from 'zod';
 import { TOKEN_ID, tokenState, type EnrolmentTokenRecord } from '../../domain/enrolment.ts';
 import { ENVIRONMENTS } from '../../domain/environments.ts';
-import { badRequest } from '../../domain/errors.ts';
+import { AppError, badRequest } from '../../domain/errors.ts';
 import { moduleNameSchema } from '../../domain/manifest.ts';
 import { config } from '../../lib/config.ts';
 import { createToken, enrolNode, listTokens, revokeToken } from '../../lib/enrolment.ts';
@@ -14,6 +14,7 @@ import { apiHandler, json } from '../../lib/http.ts';
 import { authenticateNode, decommissionNode, heartbeatPath, recordHeartbeat } from '../../lib/membership.ts';
 import { nodeStatus } from '../../domain/membership.ts';
 import { parseBody, parsePath } from '../../lib/parse.ts';
+import { isDialOut, NODE_TRANSPORTS } from '../../lib/nodes.ts';
 
 const labels = z
   .record(z.string().regex(/^[A-Za-z0-9_./-]{1,63}$/, 'label keys are 1-63 characters of A-Z a-z 0-9 _ . / -'), z.string().max(256))
@@ -47,11 +48,19 @@ const modules = z.record(moduleNameSchema, moduleState).refine((m) => Object.key
 export const enrolSchema = z
   .object({
     token: z.string().min(1).max(256),
-    address: z.string().min(1).max(2048),
+    /** `http` (default): the orchestrator calls the agent at `address`. `dial-out`: the agent keeps a WebSocket open instead, and has no address. */
+    transport: z.enum(NODE_TRANSPORTS).default('http'),
+    address: z.string().min(1).max(2048).optional(),
     heartbeatSeconds: heartbeatSeconds.default(10),
     modules: modules.default({}),
   })
-  .strict();
+  .strict()
+  .superRefine((b, ctx) => {
+    if (b.transport === 'http' && b.address === undefined)
+      ctx.addIssue({ code: 'custom', path: ['address'], message: 'an inbound (http) agent needs the address the orchestrator calls' });
+    if (b.transport === 'dial-out' && b.address !== undefined)
+      ctx.addIssue({ code: 'custom', path: ['address'], message: 'a dial-out agent is never called at an address: leave it out' });
+  });
 
 const metrics = z
   .object({
@@ -68,7 +77,8 @@ const metrics = z
 export const heartbeatSchema = z
   .object({
     heartbeatSeconds,
-    address: z.string().min(1).max(2048),
+    /** Inbound agents only: where the orchestrator calls it (a dial-out node has none). */
+    address: z.string().min(1).max(2048).optional(),
     health: z
       .object({
         nodeId: z.string().max(128),
@@ -119,11 +129,14 @@ export const handler = apiHandler({
   },
   'POST /api/v1/enrol': async (event) => {
     const body = parseBody(event, enrolSchema);
+    const wsUrl = config.agentWsUrl();
+    if (body.transport === 'dial-out' && !wsUrl) throw new AppError('DialOutUnavailable', 'this orchestrator has no WebSocket API for dial-out agents', 400);
     const { node, key } = await enrolNode(body, event.requestContext?.identity?.sourceIp);
     return json(201, {
       nodeId: node.nodeId,
       environment: node.environment,
-      address: node.address,
+      transport: body.transport,
+      ...(isDialOut(node) ? { wsUrl } : { address: node.address }),
       labels: node.labels,
       heartbeatSeconds: body.heartbeatSeconds,
       heartbeatPath: heartbeatPath(node.nodeId),
@@ -135,11 +148,13 @@ export const handler = apiHandler({
     const { node, keys } = await authenticateNode(nodeId, rawBody(event), event.headers ?? {});
     const body = parseBody(event, heartbeatSchema);
     if (body.health.nodeId !== nodeId) throw badRequest(`health.nodeId ${body.health.nodeId} is not ${nodeId}`);
+    if (isDialOut(node) && body.address !== undefined) throw badRequest(`node ${nodeId} is dial-out: it is never called at an address`);
+    if (!isDialOut(node) && body.address === undefined) throw badRequest('address is required: the orchestrator calls this node there');
     const timestamp = Number(event.headers?.['x-agent-timestamp']);
     const { lastSeenAt } = await recordHeartbeat(node, keys, {
       timestamp,
       heartbeatSeconds: body.heartbeatSeconds,
-      address: body.address,
+      address: body.address ?? node.address,
       report: body.health,
     });
     return json(200, { nodeId, status: 'Online', lastSeenAt, heartbeatSeconds: body.heartbeatSeconds });

@@ -1,0 +1,73 @@
+/**
+ * The WebSocket API's $connect REQUEST authorizer (one layer for every kind of WebSocket client,
+ * docs/adr/0010-websocket-layer.md). A dial-out agent names its node in `x-agent-node-id` and signs
+ * `GET /ws/agent/<nodeId>` with the node's own key (the agent protocol's HMAC headers): allowed when
+ * the node is enrolled, dial-out, not decommissioned, the signature verifies and the timestamp is
+ * newer than the last accepted connect. The $connect route then records the connection under a
+ * condition that repeats the replay check, so two racing copies of one connect cannot both succeed.
+ * Operators' event subscriptions (`?token=<jwt>`, issue 11) are a second kind of client here.
+ */
+import middy from '@middy/core';
+import type { APIGatewayAuthorizerResult, APIGatewayRequestAuthorizerEvent } from 'aws-lambda';
+import { verifyRequest } from '../../agent/protocol.ts';
+import { agentConnectPath, NODE_ID_HEADER } from '../../agent/wsProtocol.ts';
+import { nodeSigningKey } from '../../domain/nodeCredentials.ts';
+import { audit } from '../../lib/audit.ts';
+import { findNode } from '../../lib/membership.ts';
+import { normalizeHeaders } from '../../lib/middleware/headers.ts';
+import { isDialOut } from '../../lib/nodes.ts';
+import { agentKeys } from '../../lib/secrets.ts';
+import { logger } from '../../lib/telemetry.ts';
+
+const NODE_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+
+/** What the $connect route learns about the client (API Gateway passes it as requestContext.authorizer). */
+export interface AgentConnectionContext {
+  kind: 'agent';
+  nodeId: string;
+  environment: string;
+  keyId: string;
+  timestamp: number;
+}
+
+async function authorize(event: APIGatewayRequestAuthorizerEvent): Promise<APIGatewayAuthorizerResult> {
+  const headers = event.headers ?? {};
+  const nodeId = headers[NODE_ID_HEADER];
+  if (nodeId === undefined) return refuse('no credentials: a dial-out agent signs its connect with the x-agent-* headers', event);
+  // One message for every reason a node is refused, so a caller learns nothing about which nodes exist.
+  const unknown = 'unknown node or revoked credentials';
+  if (!NODE_ID.test(nodeId)) return refuse(unknown, event);
+  const node = await findNode(nodeId);
+  if (!node?.credential || node.decommissionedAt || !isDialOut(node)) return refuse(unknown, event, nodeId);
+  const verdict = verifyRequest([nodeSigningKey(node.credential, nodeId, await agentKeys())], 'GET', agentConnectPath(nodeId), '', headers);
+  if (!verdict.ok) return refuse(`connect refused: ${verdict.reason}`, event, nodeId);
+  const timestamp = Number(headers['x-agent-timestamp']);
+  if (node.lastConnectTs !== undefined && timestamp <= node.lastConnectTs) return refuse('connect refused: replayed or out of order', event, nodeId);
+  const context: AgentConnectionContext = { kind: 'agent', nodeId, environment: node.environment, keyId: verdict.keyId, timestamp };
+  return {
+    principalId: `node:${nodeId}`,
+    policyDocument: { Version: '2012-10-17', Statement: [{ Action: 'execute-api:Invoke', Effect: 'Allow', Resource: event.methodArn }] },
+    context: { ...context },
+  };
+}
+
+/** Refused connects are security events; API Gateway answers `Unauthorized` with a 401 and no connection. */
+async function refuse(reason: string, event: APIGatewayRequestAuthorizerEvent, nodeId?: string): Promise<never> {
+  const sourceIp = event.requestContext?.identity?.sourceIp;
+  logger.info('WebSocket connect refused', { reason, nodeId, sourceIp });
+  await audit({
+    subject: nodeId ? `node#${nodeId}` : 'access#WEBSOCKET $connect',
+    category: 'security',
+    action: 'access.unauthenticated',
+    actor: `ip:${sourceIp ?? 'unknown'}`,
+    details: { reason, route: '$connect', sourceIp },
+  }).catch((err: Error) => logger.warn('could not audit a refused connect', err));
+  throw new Error('Unauthorized');
+}
+
+export const handler = middy<APIGatewayRequestAuthorizerEvent, APIGatewayAuthorizerResult>(authorize).use(
+  normalizeHeaders<APIGatewayRequestAuthorizerEvent>(
+    (name, event) => refuse(`the ${name} header was sent more than once with different values`, event),
+    new Set([NODE_ID_HEADER, 'x-agent-key-id', 'x-agent-timestamp', 'x-agent-signature']),
+  ),
+);
