@@ -26,7 +26,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { NodeAgent } from '../functions/agent/agent.ts';
 import { Installer } from '../functions/agent/installer.ts';
-import { enrol, readCredentials, startHeartbeats, writeCredentials, credentialsFile } from '../functions/agent/membership.ts';
+import { CredentialStore, enrol, readCredentials, startHeartbeats, writeCredentials, credentialsFile } from '../functions/agent/membership.ts';
 import type { AgentKey, ModuleState } from '../functions/agent/protocol.ts';
 import { splitPem } from '../functions/domain/signature.ts';
 
@@ -121,13 +121,14 @@ async function startEnrolled(dataDir: string): Promise<NodeAgent> {
     writeCredentials(dataDir, creds);
     console.log(`enrolled as node ${creds.nodeId} in ${creds.environment}; credentials in ${credentialsFile(dataDir)}`);
   }
-  const key = creds.key;
-  const agent = new NodeAgent({ nodeId: creds.nodeId, keys: () => [key], stateFile, runtime, trustRoots });
+  // The node's keys change without a restart: heartbeat answers deliver new ones (docs/adr/0010-node-key-rotation.md).
+  const store = new CredentialStore(dataDir, creds);
+  const agent = new NodeAgent({ nodeId: creds.nodeId, keys: store.keys, stateFile, runtime, trustRoots });
   console.log(
     `node agent ${creds.nodeId} listening on ${await agent.listen(port, host)}, advertised as ${address}, heartbeat every ${heartbeatSeconds} s${installs}`,
   );
   startHeartbeats(
-    creds,
+    store,
     heartbeatSeconds,
     address,
     () => agent.health(),

@@ -75,6 +75,14 @@ export const config = {
   notificationTopicArn: () => required('NOTIFICATION_TOPIC_ARN'),
   /** An enrolled node is Unreachable after this many of its heartbeat intervals without one. */
   missedHeartbeats: () => num('NODE_MISSED_HEARTBEATS', 3),
+  /**
+   * How long a node's previous key is still honoured after a rotation promoted its successor. It
+   * must exceed the longest time an agent-calling task may sign with a node record it read before
+   * the promotion: the longest such function timeout (900 s, test/unit/domain/nodeKeyRotation.test.ts).
+   */
+  nodeKeyOverlapSeconds: () => num('NODE_KEY_OVERLAP_SECONDS', 900),
+  /** The scheduled pass starts a rotation of every node key older than this. */
+  nodeKeyMaxAgeSeconds: () => num('NODE_KEY_MAX_AGE_SECONDS', 30 * 86_400),
   /** Hosts or CIDRs that agent addresses must fall in (SSRF guard). */
   agentAllowedHosts: () =>
     (process.env.AGENT_ALLOWED_HOSTS ?? '')
