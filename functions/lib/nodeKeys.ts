@@ -129,19 +129,20 @@ export function heartbeatKeyUpdate(node: EnrolledNode, fleetKeys: FleetKeys, rol
     );
     return u;
   }
+  // Whole keys are written (under the conditions on their ids): `wrapped` is a DynamoDB reserved word.
   if (current !== node.credential) {
-    u.sets.push('credential.wrapped = :kCurrentWrapped');
-    u.values[':kCurrentWrapped'] = current.wrapped;
+    u.sets.push('credential = :kCurrentRewrapped');
+    u.values[':kCurrentRewrapped'] = current;
   }
   if (next && next !== pending) {
-    u.sets.push('pendingCredential.wrapped = :kPendingWrapped');
-    u.values[':kPendingWrapped'] = next.wrapped;
+    u.sets.push('pendingCredential = :kPendingRewrapped');
+    u.values[':kPendingRewrapped'] = next;
   }
   if (previous && !plan.dropPrevious) {
     const kept = rewrapped(previous);
     if (kept !== previous) {
-      u.sets.push('previousCredential.wrapped = :kPreviousWrapped');
-      u.values[':kPreviousWrapped'] = kept.wrapped;
+      u.sets.push('previousCredential = :kPreviousRewrapped');
+      u.values[':kPreviousRewrapped'] = kept;
     }
   }
   const delivered = plan.deliver === 'pending' ? pending : plan.deliver === 'current' ? node.credential : undefined;
@@ -256,10 +257,11 @@ async function maintain(node: EnrolledNode, fleetKeys: FleetKeys, now: number, a
       continue;
     }
     if (!needsRewrap(c.wrapped, fleetKeys)) continue;
-    const wrapped = wrapSecret(nodeSigningKey(c, node.nodeId, fleetKeys).secret, node.nodeId, fleetKeys[0]);
-    sets.push(`${slot}.wrapped = :${slot}Wrapped`);
-    values[`:${slot}Wrapped`] = wrapped;
-    (out as unknown as Record<string, NodeCredential>)[slot] = { ...c, wrapped };
+    const rewrapped = { ...c, wrapped: wrapSecret(nodeSigningKey(c, node.nodeId, fleetKeys).secret, node.nodeId, fleetKeys[0]) };
+    // The whole key, under the condition on its id: `wrapped` is a DynamoDB reserved word.
+    sets.push(`${slot} = :${slot}Rewrapped`);
+    values[`:${slot}Rewrapped`] = rewrapped;
+    (out as unknown as Record<string, NodeCredential>)[slot] = rewrapped;
     audit.push(keyAudit(node.nodeId, 'node.credentials.rewrapped', actor, { keyId: c.keyId, from: c.wrapped.wrapKeyId, to: fleetKeys[0].id }));
   }
   if (!audit.length) return node;
