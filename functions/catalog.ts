@@ -58,6 +58,8 @@ export interface FunctionSpec {
   managesConnections?: true;
   /** The WebSocket API's $connect REQUEST authorizer (exactly one function). */
   authorizesConnections?: true;
+  /** Run by an EventBridge schedule every this many minutes (CDK); locally by a script or the local cloud. */
+  scheduleMinutes?: number;
 }
 
 const audit = { audit: 'write' } as const;
@@ -242,11 +244,22 @@ export const FUNCTIONS = {
   },
   RotateKeySet: {
     entry: 'functions/handlers/tasks/rotateKeySet.ts',
-    description: 'Secrets Manager rotation of the key-set secrets',
-    timeoutSeconds: 60,
+    description: 'Secrets Manager rotation of the key-set secrets (the agent key set also renews node keys)',
+    timeoutSeconds: 300,
     memoryMb: 256,
-    tables: { ...audit },
+    // A rotation of the agent key set re-wraps every node key under the new signer and starts node-key rotations.
+    tables: { nodes: 'write', ...audit },
     rotatesKeySets: true,
+    holdsNodeCredentials: true,
+  },
+  RotateNodeKeys: {
+    entry: 'functions/handlers/tasks/rotateNodeKeys.ts',
+    description: 'Node keys (scheduled): re-wrap, retire expired previous keys, start due rotations',
+    timeoutSeconds: 300,
+    memoryMb: 256,
+    tables: { nodes: 'write', ...audit },
+    holdsNodeCredentials: true,
+    scheduleMinutes: 60,
   },
   ListChangedEnvironments: {
     entry: 'functions/handlers/tasks/listChangedEnvironments.ts',
@@ -291,6 +304,7 @@ export const FUNCTIONS = {
     // It reads joining agents' health and must reach etcd: both live in the agents' network.
     callsAgents: true,
     discoversNodes: true,
+    scheduleMinutes: 1,
   },
   WsAuthorizer: {
     entry: 'functions/handlers/ws/authorizer.ts',
@@ -446,6 +460,14 @@ export const ROUTES = [
     auth: false,
     roles: 'public',
     summary: "An enrolled node's signed heartbeat: its modules, health and address",
+  },
+  {
+    method: 'POST',
+    path: '/api/v1/nodes/{nodeId}/rotate-credentials',
+    fn: 'ApiFleet',
+    auth: true,
+    roles: ADMINS,
+    summary: "Rotate an enrolled node's own key: 202 issues a new key, delivered in its next heartbeat answer; 200 answers a rotation already pending",
   },
   {
     method: 'DELETE',

@@ -4,6 +4,7 @@
  * would deploy something silently broken, fail the synth with a message naming what to pass.
  */
 import { readFileSync } from 'node:fs';
+import { FUNCTIONS, type FunctionSpec } from '../functions/catalog.ts';
 
 export interface OrchestratorSettings {
   /** Hosts/CIDRs where agents may live (SSRF guard). */
@@ -24,6 +25,13 @@ export interface OrchestratorSettings {
   corsAllowedOrigins: string;
   /** Days between scheduled rotations of the key-set secrets. */
   keyRotationDays: number;
+  /** Enrolled nodes' own keys older than this many days are rotated by the hourly pass. */
+  nodeKeyMaxAgeDays: number;
+  /**
+   * How long a node's previous key is still honoured after a rotation; at least the longest
+   * agent-calling function timeout, since such a task may sign with a node record read before.
+   */
+  nodeKeyOverlapSeconds: number;
   /**
    * The network the agents live in: functions that call agents run in these private subnets (which
    * need a NAT gateway or VPC endpoints for DynamoDB, S3, Secrets Manager and Step Functions).
@@ -73,6 +81,8 @@ export function settingsFromContext(get: (key: string) => unknown): Orchestrator
     certificateArn,
     corsAllowedOrigins: opt('corsAllowedOrigins') ?? '',
     keyRotationDays: num('keyRotationDays', 30),
+    nodeKeyMaxAgeDays: num('nodeKeyMaxAgeDays', 30),
+    nodeKeyOverlapSeconds: nodeKeyOverlapSeconds(num('nodeKeyOverlapSeconds', 900)),
     agentNetwork: agentNetwork(opt),
     etcd: etcd(opt),
   };
@@ -162,4 +172,18 @@ function etcd(opt: (k: string) => string | undefined): OrchestratorSettings['etc
   const prefix = opt('etcdPrefix') ?? '/kmod/nodes/';
   if (!prefix.startsWith('/')) throw new ContextError(`Context etcdPrefix must start with "/", got "${prefix}": pass -c etcdPrefix=/kmod/nodes/.`);
   return { endpoints: endpoints.join(','), prefix };
+}
+
+/** An overlap shorter than an agent-calling task may run lets such a task sign with a key the agent already dropped. */
+function nodeKeyOverlapSeconds(seconds: number): number {
+  const longest = Math.max(
+    ...Object.values(FUNCTIONS as Record<string, FunctionSpec>)
+      .filter((f) => f.callsAgents)
+      .map((f) => f.timeoutSeconds),
+  );
+  if (seconds < longest)
+    throw new ContextError(
+      `Context nodeKeyOverlapSeconds must be at least ${longest} (the longest agent-calling function timeout), got ${seconds}: pass -c nodeKeyOverlapSeconds=${longest} or more.`,
+    );
+  return seconds;
 }

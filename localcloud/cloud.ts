@@ -222,6 +222,7 @@ export async function startLocalCloud(opts: LocalCloudOptions = {}): Promise<Loc
     await fleet.register(ddb, tableNames.nodes);
     const discovery = await startEtcdDiscovery(log);
     if (discovery) cleanups.push(() => discovery.stop());
+    cleanups.push(runSchedules(lambda, log));
     const rotateWatch = setInterval(() => {
       try {
         agentKeys = loadOrCreateKeyFile(agentKeysFile);
@@ -306,9 +307,22 @@ async function startEtcdDiscovery(log: (line: string) => void): Promise<RunningD
 }
 
 /**
- * The dev users as directory entries, each with the item holding its name (once: an Admin's later
- * changes, e.g. disabling, stay; a data folder from before name items gets them now).
+ * The catalog's scheduled functions on their schedule, as EventBridge runs them on AWS (node-key
+ * rotation hourly). Discovery is left out: locally it follows etcd with a watch instead.
  */
+function runSchedules(lambda: LocalLambda, log: (line: string) => void): () => Promise<void> {
+  const timers = (Object.entries(FUNCTIONS) as [FunctionId, (typeof FUNCTIONS)[FunctionId]][])
+    .filter(([, spec]) => 'scheduleMinutes' in spec && !('discoversNodes' in spec))
+    .map(([id, spec]) =>
+      setInterval(
+        () => void lambda.invoke(functionArn(id), {}).catch((e: Error) => log(`  scheduled ${id} failed: ${e.message}`)),
+        (spec as { scheduleMinutes: number }).scheduleMinutes * 60_000,
+      ).unref(),
+    );
+  return async () => timers.forEach(clearInterval);
+}
+
+/** The dev users as directory entries (once: an Admin's later changes, e.g. disabling, stay). */
 async function registerDevUsers(ddb: DynamoDBDocumentClient, table: string): Promise<void> {
   const putOnce = async (Item: Record<string, unknown>) => {
     try {

@@ -33,7 +33,7 @@ import { parseArgs } from 'node:util';
 import { NodeAgent } from '../functions/agent/agent.ts';
 import { DialOutConnection } from '../functions/agent/dialOut.ts';
 import { Installer } from '../functions/agent/installer.ts';
-import { enrol, readCredentials, startHeartbeats, writeCredentials, credentialsFile } from '../functions/agent/membership.ts';
+import { CredentialStore, enrol, readCredentials, startHeartbeats, writeCredentials, credentialsFile } from '../functions/agent/membership.ts';
 import type { AgentKey, ModuleState } from '../functions/agent/protocol.ts';
 import { splitPem } from '../functions/domain/signature.ts';
 
@@ -149,8 +149,9 @@ async function startEnrolled(dataDir: string): Promise<NodeAgent> {
     writeCredentials(dataDir, creds);
     console.log(`enrolled as node ${creds.nodeId} in ${creds.environment}${wantsDialOut ? ' (dial-out)' : ''}; credentials in ${credentialsFile(dataDir)}`);
   }
-  const key = creds.key;
-  const agent = new NodeAgent({ nodeId: creds.nodeId, keys: () => [key], stateFile, runtime, trustRoots });
+  // The node's keys change without a restart: heartbeat answers deliver new ones (docs/adr/0010-node-key-rotation.md).
+  const store = new CredentialStore(dataDir, creds);
+  const agent = new NodeAgent({ nodeId: creds.nodeId, keys: store.keys, stateFile, runtime, trustRoots });
   if (wantsDialOut) {
     const wsUrl = values['ws-url'] ?? creds.wsUrl;
     if (!wsUrl) throw new Error('no WebSocket URL: the enrolment answer had none; give --ws-url');
@@ -158,7 +159,8 @@ async function startEnrolled(dataDir: string): Promise<NodeAgent> {
     dialOut = new DialOutConnection({
       url: wsUrl,
       nodeId: creds.nodeId,
-      key: () => key,
+      // Connects are signed like heartbeats: with the key the node signs with now.
+      key: () => store.current.keys[0],
       serve: (req) => agent.serve(req),
       log: (line) => console.error(line),
       keepaliveMs: seconds('keepalive-seconds', 300, 1, 540) * 1000,
@@ -172,7 +174,7 @@ async function startEnrolled(dataDir: string): Promise<NodeAgent> {
     );
   }
   startHeartbeats(
-    creds,
+    store,
     heartbeatSeconds,
     address,
     () => agent.health(),

@@ -18,8 +18,9 @@ import { registerSchema } from '../functions/handlers/api/modules.ts';
 import { querySchema } from '../functions/handlers/api/audit.ts';
 import { createClientSchema, createUserSchema, rolesSchema } from '../functions/handlers/api/admin.ts';
 import { rateLimitSettingsSchema } from '../functions/lib/rateLimits.ts';
-import { createTokenSchema, enrolSchema, heartbeatSchema } from '../functions/handlers/api/fleet.ts';
+import { createTokenSchema, enrolSchema, heartbeatSchema, rotateCredentialsSchema } from '../functions/handlers/api/fleet.ts';
 import { UNREACHABLE_POLICIES } from '../functions/domain/membership.ts';
+import { ROTATION_TRIGGERS } from '../functions/domain/nodeKeyRotation.ts';
 
 type Json = Record<string, unknown>;
 
@@ -42,12 +43,45 @@ const BODIES: Record<string, z.ZodType> = {
   'POST /api/v1/enrolment-tokens': createTokenSchema,
   'POST /api/v1/enrol': enrolSchema,
   'POST /api/v1/nodes/{nodeId}/heartbeat': heartbeatSchema,
+  'POST /api/v1/nodes/{nodeId}/rotate-credentials': rotateCredentialsSchema,
 };
 
 /** Public routes that authenticate on their own (the enrolment token; the node's HMAC signature). */
 const SELF_AUTHENTICATED: Record<string, string[]> = {
   'POST /api/v1/enrol': ['400', '401', '410', '415', '429'],
   'POST /api/v1/nodes/{nodeId}/heartbeat': ['400', '401', '404', '415', '429'],
+};
+
+/** Answers worth describing field by field (the rest are `{type: object}`). */
+const ANSWERS: Record<string, Json> = {
+  'POST /api/v1/nodes/{nodeId}/heartbeat': {
+    type: 'object',
+    properties: {
+      nodeId: { type: 'string' },
+      status: { const: 'Online' },
+      lastSeenAt: { type: 'string', format: 'date-time' },
+      heartbeatSeconds: { type: 'integer' },
+      credentials: {
+        type: 'object',
+        description: 'A new key for the node (a rotation is pending): store it, then sign the next heartbeats with it (docs/adr/0010-node-key-rotation.md)',
+        properties: { keyId: { type: 'string' }, secret: { type: 'string' } },
+      },
+      acceptedKeyIds: { type: 'array', items: { type: 'string' }, description: 'The node keys still honoured; the agent may drop any other key it holds' },
+    },
+  },
+  'POST /api/v1/nodes/{nodeId}/rotate-credentials': {
+    type: 'object',
+    properties: {
+      nodeId: { type: 'string' },
+      environment: { enum: ENVIRONMENTS },
+      started: { type: 'boolean', description: 'false: a rotation was already pending; this is it (200), no new key' },
+      state: { enum: ['Pending'] },
+      keyId: { type: 'string', description: 'The current key' },
+      pendingKeyId: { type: 'string', description: 'The new key, delivered in the next heartbeat answer; current once the agent signs with it' },
+      startedAt: { type: 'string', format: 'date-time' },
+      trigger: { enum: ROTATION_TRIGGERS },
+    },
+  },
 };
 
 const QUERIES: Record<string, z.ZodObject> = {
@@ -118,7 +152,7 @@ const ERRORS: Record<string, string> = {
     "The caller's roles, as the directory holds them now, do not allow this (Forbidden, SelfApprovalForbidden); the approver may no longer decide (NotAnApprover, ApproverDisabled, ApproverRoleRevoked, ApproverUnknown)",
   '404': 'No such resource or route',
   '409':
-    'Conflict (DeploymentInProgress, IdempotencyKeyReused, RollbackInProgress, DeploymentRunning, NothingToRollBack, ModuleVersionExists, AlreadyDecided, AlreadyExists)',
+    'Conflict (DeploymentInProgress, IdempotencyKeyReused, RollbackInProgress, DeploymentRunning, NothingToRollBack, ModuleVersionExists, AlreadyDecided, AlreadyExists; node keys: RotationInProgress, NodeDecommissioned, NotEnrolled)',
   '410':
     'The approval expired (ApprovalExpired); the enrolment token expired, was revoked or is used up (EnrolmentTokenExpired, EnrolmentTokenRevoked, EnrolmentTokenUsedUp)',
   '415': 'UnsupportedMediaType: a body must be application/json (any case), with no parameter but an optional charset=utf-8',
@@ -145,14 +179,19 @@ export function buildOpenApi(): Json {
     const html = r.path.startsWith('/approvals/links');
     const created =
       r.method === 'POST' && ['/api/v1/modules', '/api/v1/admin/users', '/api/v1/admin/clients', '/api/v1/enrolment-tokens', '/api/v1/enrol'].includes(r.path);
-    const ok = r.method === 'POST' && (r.path === '/api/v1/deployments' || r.path.endsWith('/rollback')) ? '202' : created ? '201' : '200';
+    const ok =
+      r.method === 'POST' && (r.path === '/api/v1/deployments' || r.path.endsWith('/rollback') || r.path.endsWith('/rotate-credentials'))
+        ? '202'
+        : created
+          ? '201'
+          : '200';
     const okContent = html
       ? { 'text/html': { schema: { type: 'string' } } }
       : r.path === '/metrics'
         ? { 'text/plain': { schema: { type: 'string' } } }
         : r.path.startsWith('/api/v1/deployments/{executionId}') && r.method === 'GET'
           ? { 'application/json': { schema: { $ref: '#/components/schemas/Deployment' } } }
-          : { 'application/json': { schema: { type: 'object' } } };
+          : { 'application/json': { schema: ANSWERS[key] ?? { type: 'object' } } };
     const errorCodes =
       SELF_AUTHENTICATED[key] ??
       (r.roles === 'public' ? (html ? ['400', '403', '404', '409', '410'] : []) : ['400', '401', '403', '404', '409', ...(body ? ['415'] : []), '429']);
@@ -163,7 +202,12 @@ export function buildOpenApi(): Json {
       ...(r.auth ? { security: [{ bearer: [] }] } : { security: [] }),
       ...(params.length ? { parameters: params } : {}),
       ...(body
-        ? { requestBody: { required: !key.includes('/rollback') && !key.includes('/approvals/'), content: { 'application/json': { schema: schema(body) } } } }
+        ? {
+            requestBody: {
+              required: !key.includes('/rollback') && !key.includes('/approvals/') && !key.includes('/rotate-credentials'),
+              content: { 'application/json': { schema: schema(body) } },
+            },
+          }
         : html && r.method === 'POST'
           ? {
               requestBody: {
@@ -177,6 +221,9 @@ export function buildOpenApi(): Json {
           : {}),
       responses: {
         [ok]: { description: 'OK', content: okContent },
+        ...(key === 'POST /api/v1/nodes/{nodeId}/rotate-credentials'
+          ? { '200': { description: 'A rotation of this node was already pending: that rotation, no new key', content: okContent } }
+          : {}),
         ...Object.fromEntries(
           errorCodes.map((c) => [
             c,

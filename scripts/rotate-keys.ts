@@ -6,12 +6,16 @@
  *   npm run rotate-keys -- --secret agent --step retire
  *
  * Locally it edits the file-backed secret in .local/secrets/ and records a security audit event in
- * the local cloud; with --secret-arn it updates AWS Secrets Manager instead.
+ * the local cloud; for the agent key set, `promote` also renews the enrolled nodes' own keys (they
+ * are wrapped under it) and `retire` first moves every node key under the new signer. With
+ * --secret-arn it updates AWS Secrets Manager instead (then invoke kmod-RotateNodeKeys after
+ * `promote` and before `retire`: docs/runbooks/node-agent.md).
  */
 import { readFileSync, writeFileSync, renameSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { GetSecretValueCommand, PutSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { rotate, type Key, type RotationStep } from '../functions/domain/keyRotation.ts';
+import { describePass, localNodeKeyPass } from './rotate-node-keys.ts';
 
 // The local cloud's data dir (KMOD_DATA_DIR, as for npm start).
 const DATA_DIR = process.env.KMOD_DATA_DIR ?? '.local';
@@ -40,10 +44,36 @@ async function main() {
     await sm.send(new PutSecretValueCommand({ SecretId: values['secret-arn'], SecretString: JSON.stringify({ keys: next }) }));
     ids = next.map((k) => k.id);
   } else {
-    ids = rotateKeyFile(FILES[values.secret as keyof typeof FILES], step).map((k) => k.id);
+    const file = FILES[values.secret as keyof typeof FILES];
+    // Retiring the old signer strands every node key still wrapped under it: move them all first.
+    if (values.secret === 'agent' && step === 'retire') await nodeKeysLocally(step, undefined);
+    const next = rotateKeyFile(file, step);
+    ids = next.map((k) => k.id);
     await auditLocally(values.secret!, step, ids);
+    if (values.secret === 'agent' && step === 'promote') await nodeKeysLocally(step, next);
   }
   console.log(`${step}: keys now ${ids.join(', ')} (the first signs, all verify)`);
+}
+
+/**
+ * Enrolled nodes' own keys are wrapped under the agent key set: after a promotion they move under
+ * the new signer and are renewed (delivered in heartbeat answers), the pass the AWS rotation
+ * function runs after its own promotion (docs/adr/0010-node-key-rotation.md).
+ */
+async function nodeKeysLocally(step: 'promote' | 'retire', keys: Key[] | undefined) {
+  let summary: Awaited<ReturnType<typeof localNodeKeyPass>>;
+  try {
+    summary = await localNodeKeyPass(DATA_DIR, { actor: `cli:${process.env.USER ?? 'operator'}`, fleetKeys: keys, fleetRotated: step === 'promote' });
+  } catch (e) {
+    if (step === 'retire') throw e;
+    console.warn(`(node keys not renewed: the local cloud is not running: ${(e as Error).message})`);
+    return;
+  }
+  console.log(`node keys: ${describePass(summary)}`);
+  if (step === 'retire' && summary.skipped.length) {
+    console.error('not retiring: some node keys could not be moved under the new signer yet; run this step again');
+    process.exit(1);
+  }
 }
 
 /** Rotations are security events: record one in the local cloud's audit table when it runs. */

@@ -1,9 +1,11 @@
 /**
  * Agent side of enrolment and heartbeats: join with a token, keep the node's own credentials in
- * `<data-dir>/credentials.json` (0600), and send signed heartbeats (the protocol's HMAC scheme,
- * agent → orchestrator, with the node's own key).
+ * `<data-dir>/credentials.json` (0600), send signed heartbeats (the protocol's HMAC scheme,
+ * agent → orchestrator, with the node's own key), and take the key changes their answers carry
+ * (docs/adr/0010-node-key-rotation.md): a new key is stored before it is used, and an old one is
+ * dropped only once the orchestrator no longer honours it.
  */
-import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, fchmodSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { signRequest, type AgentKey, type HealthReport, type ModuleState } from './protocol.ts';
 
@@ -11,6 +13,9 @@ export interface NodeCredentials {
   apiUrl: string;
   nodeId: string;
   environment: string;
+  /** The node's keys: the first signs heartbeats; all of them verify the orchestrator's calls. */
+  keys: AgentKey[];
+  /** keys[0], also written for agents from before key rotation (they read only this field). */
   key: AgentKey;
   enrolledAt: string;
   /** `dial-out`: the node has no address and keeps a WebSocket open to `wsUrl` (absent: inbound HTTP). */
@@ -21,19 +26,95 @@ export interface NodeCredentials {
 
 export const credentialsFile = (dataDir: string) => join(dataDir, 'credentials.json');
 
+/** The file as written by this or an older agent (a single `key`): always with `keys`, `key` = keys[0]. */
 export function readCredentials(dataDir: string): NodeCredentials | undefined {
   const file = credentialsFile(dataDir);
-  return existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as NodeCredentials) : undefined;
+  if (!existsSync(file)) return undefined;
+  const raw = JSON.parse(readFileSync(file, 'utf8')) as Omit<NodeCredentials, 'keys'> & { keys?: AgentKey[] };
+  const keys = raw.keys?.length ? raw.keys : [raw.key];
+  return { ...raw, keys, key: keys[0] };
 }
 
-/** Written owner-only and atomically: a crash never leaves a half-written key. */
+/**
+ * Written owner-only and atomically, and flushed (file and directory) before it returns: a crash
+ * or power loss never leaves a half-written key, nor a key in use that the disk does not hold.
+ */
 export function writeCredentials(dataDir: string, c: NodeCredentials): void {
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   const file = credentialsFile(dataDir);
   const tmp = `${file}.tmp`;
-  writeFileSync(tmp, `${JSON.stringify(c, null, 2)}\n`, { mode: 0o600 });
-  chmodSync(tmp, 0o600); // the mode option is masked by the umask; this is not
+  const fd = openSync(tmp, 'w', 0o600);
+  try {
+    writeSync(fd, `${JSON.stringify({ ...c, key: c.keys[0] }, null, 2)}\n`);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  chmodOwnerOnly(tmp);
   renameSync(tmp, file);
+  const dir = openSync(dataDir, 'r');
+  try {
+    fsyncSync(dir);
+  } finally {
+    closeSync(dir);
+  }
+}
+
+/** The mode given to open() is masked by the umask (and an existing temp file keeps its own); this is not. */
+function chmodOwnerOnly(file: string): void {
+  const fd = openSync(file, 'r');
+  try {
+    fchmodSync(fd, 0o600);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** What a heartbeat answer says about the node's keys (lib/nodeKeys.ts HeartbeatKeyAnswer). */
+export interface KeyAnswer {
+  credentials?: { keyId: string; secret: string };
+  acceptedKeyIds?: string[];
+}
+
+/**
+ * The node's keys after an accepted heartbeat's answer, or undefined when nothing changes. A
+ * delivered key goes first (it signs from the next heartbeat on); keys the orchestrator no longer
+ * honours are dropped, but never the signing key, nor anything when the answer lists no keys
+ * (an orchestrator from before key rotation).
+ */
+export function keysAfterAnswer(keys: readonly AgentKey[], answer: KeyAnswer): AgentKey[] | undefined {
+  let next = [...keys];
+  const given = answer.credentials;
+  if (given && typeof given.keyId === 'string' && typeof given.secret === 'string' && next[0].id !== given.keyId)
+    next = [{ id: given.keyId, secret: given.secret }, ...next.filter((k) => k.id !== given.keyId)];
+  if (Array.isArray(answer.acceptedKeyIds)) {
+    const accepted = new Set(answer.acceptedKeyIds);
+    next = next.filter((k, i) => i === 0 || accepted.has(k.id));
+  }
+  const same = next.length === keys.length && next.every((k, i) => k.id === keys[i].id);
+  return same ? undefined : next;
+}
+
+/** The agent's credentials, kept on disk first and in memory second. */
+export class CredentialStore {
+  constructor(
+    private readonly dataDir: string,
+    private value: NodeCredentials,
+  ) {}
+
+  get current(): NodeCredentials {
+    return this.value;
+  }
+
+  /** Every key the node holds: what orchestrator requests may be signed with. */
+  readonly keys = (): AgentKey[] => this.value.keys;
+
+  /** Persist, then use: if the write throws, the agent goes on with the keys it had. */
+  replaceKeys(keys: AgentKey[]): void {
+    const next = { ...this.value, keys, key: keys[0] };
+    writeCredentials(this.dataDir, next);
+    this.value = next;
+  }
 }
 
 async function postJson(url: string, body: string, headers: Record<string, string> = {}): Promise<{ status: number; json: Record<string, unknown> }> {
@@ -69,11 +150,13 @@ export async function enrol(opts: {
   const r = await postJson(`${apiBase(opts.apiUrl)}/api/v1/enrol`, body);
   if (r.status !== 201) throw new Error(`enrolment refused (HTTP ${r.status} ${String(r.json.code ?? '')}): ${String(r.json.message ?? '')}`);
   const j = r.json as { nodeId: string; environment: string; wsUrl?: string; credentials: { keyId: string; secret: string } };
+  const key = { id: j.credentials.keyId, secret: j.credentials.secret };
   return {
     apiUrl: opts.apiUrl,
     nodeId: j.nodeId,
     environment: j.environment,
-    key: { id: j.credentials.keyId, secret: j.credentials.secret },
+    keys: [key],
+    key,
     enrolledAt: new Date().toISOString(),
     ...(transport === 'dial-out' ? { transport, wsUrl: j.wsUrl } : {}),
   };
@@ -88,23 +171,31 @@ export async function sendHeartbeat(
 ): Promise<{ status: number; json: Record<string, unknown> }> {
   const path = `/api/v1/nodes/${c.nodeId}/heartbeat`;
   const body = JSON.stringify({ heartbeatSeconds, address, health });
-  return postJson(`${apiBase(c.apiUrl)}${path}`, body, signRequest(c.key, 'POST', path, body));
+  return postJson(`${apiBase(c.apiUrl)}${path}`, body, signRequest(c.keys[0], 'POST', path, body));
 }
 
-/** Heartbeat every `seconds` until stopped; failures are logged and retried at the next beat. */
+/**
+ * Heartbeat every `seconds` until stopped; failures are logged and retried at the next beat. One
+ * beat at a time (a slow answer delays the next, never overlaps it: an overlapping older beat
+ * would be refused as a replay). Key changes in an answer are stored before the next beat.
+ */
 export function startHeartbeats(
-  c: NodeCredentials,
+  store: CredentialStore,
   seconds: number,
   address: string | undefined,
   health: () => HealthReport,
   log: (line: string) => void,
 ): () => void {
   let refusedBefore = false;
+  let stopped = false;
+  let timer: NodeJS.Timeout | undefined;
   const beat = async () => {
     try {
-      const r = await sendHeartbeat(c, seconds, address, health());
-      if (r.status === 200) refusedBefore = false;
-      else if (!refusedBefore || r.status !== 401)
+      const r = await sendHeartbeat(store.current, seconds, address, health());
+      if (r.status === 200) {
+        refusedBefore = false;
+        takeKeyChanges(store, r.json as KeyAnswer, log);
+      } else if (!refusedBefore || r.status !== 401)
         log(
           `heartbeat refused (HTTP ${r.status}): ${String(r.json.message ?? '')}${r.status === 401 ? ' (decommissioned? enrol again with a new token)' : ''}`,
         );
@@ -113,7 +204,30 @@ export function startHeartbeats(
       log(`heartbeat failed: ${(e as Error).message}`);
     }
   };
-  void beat();
-  const timer = setInterval(() => void beat(), seconds * 1000);
-  return () => clearInterval(timer);
+  const loop = async () => {
+    const started = Date.now();
+    await beat();
+    if (!stopped) timer = setTimeout(() => void loop(), Math.max(0, seconds * 1000 - (Date.now() - started)));
+  };
+  void loop();
+  return () => {
+    stopped = true;
+    clearTimeout(timer);
+  };
+}
+
+function takeKeyChanges(store: CredentialStore, answer: KeyAnswer, log: (line: string) => void): void {
+  const before = store.current.keys;
+  const keys = keysAfterAnswer(before, answer);
+  if (!keys) return;
+  try {
+    store.replaceKeys(keys);
+  } catch (e) {
+    // Not stored, so not used: the orchestrator hands the key over again in the next answer.
+    log(`could not store the node's new keys, keeping the old ones: ${(e as Error).message}`);
+    return;
+  }
+  if (keys[0].id !== before[0].id) log(`received key ${keys[0].id} from the orchestrator; signing with it from the next heartbeat`);
+  const dropped = before.filter((k) => !keys.some((n) => n.id === k.id)).map((k) => k.id);
+  if (dropped.length) log(`dropped key${dropped.length > 1 ? 's' : ''} ${dropped.join(', ')}: no longer honoured by the orchestrator`);
 }

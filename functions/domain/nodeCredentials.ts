@@ -6,6 +6,7 @@
  */
 import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from 'node:crypto';
 import type { AgentKey } from '../agent/protocol.ts';
+import type { RotationTrigger } from './nodeKeyRotation.ts';
 
 export interface WrappedSecret {
   /** The agent-key-set key the wrapping key was derived from. */
@@ -17,6 +18,14 @@ export interface WrappedSecret {
 export interface NodeCredential {
   keyId: string;
   wrapped: WrappedSecret;
+  /** When the key was created (absent on keys issued before rotation existed). */
+  issuedAt?: string;
+  /** The fleet key set's signing key when it was created: a fleet rotation makes the node key due. */
+  issuedUnder?: string;
+  /** When it became the node's current key (its promotion); the age the scheduled rotation counts from. */
+  activeSince?: string;
+  /** What started the rotation that issued it (domain/nodeKeyRotation.ts). */
+  trigger?: RotationTrigger;
 }
 
 export function newNodeKey(): AgentKey {
@@ -42,6 +51,16 @@ export function unwrapSecret(wrapped: WrappedSecret, nodeId: string, keys: reado
   const decipher = createDecipheriv('aes-256-gcm', wrappingKey(key), raw.subarray(0, 12)).setAAD(Buffer.from(nodeId));
   decipher.setAuthTag(raw.subarray(12, 28));
   return Buffer.concat([decipher.update(raw.subarray(28)), decipher.final()]).toString('utf8');
+}
+
+/**
+ * Whether a reader of the key set should move a wrapped secret under its signing key. Not when the
+ * secret is wrapped under a key the reader's copy marks `next`: a reader with a fresher copy (after
+ * the signer moved) wrapped it there, and moving it back would tie it to a key about to retire.
+ */
+export function needsRewrap(wrapped: WrappedSecret, keys: readonly (AgentKey & { next?: boolean })[]): boolean {
+  if (wrapped.wrapKeyId === keys[0].id) return false;
+  return !keys.some((k) => k.id === wrapped.wrapKeyId && k.next);
 }
 
 export const nodeSigningKey = (c: NodeCredential, nodeId: string, keys: readonly AgentKey[]): AgentKey => ({

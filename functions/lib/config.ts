@@ -90,6 +90,14 @@ export const config = {
   wsManagementEndpoint: () => required('WS_MANAGEMENT_ENDPOINT'),
   /** First wait between polls for a dial-out agent's reply; it grows to 4× this. */
   agentReplyPollMs: () => num('AGENT_REPLY_POLL_MS', 50),
+  /**
+   * How long a node's previous key is still honoured after a rotation promoted its successor. It
+   * must exceed the longest time an agent-calling task may sign with a node record it read before
+   * the promotion: the longest such function timeout (900 s, test/unit/domain/nodeKeyRotation.test.ts).
+   */
+  nodeKeyOverlapSeconds: () => num('NODE_KEY_OVERLAP_SECONDS', 900),
+  /** The scheduled pass starts a rotation of every node key older than this. */
+  nodeKeyMaxAgeSeconds: () => num('NODE_KEY_MAX_AGE_SECONDS', 30 * 86_400),
   /** Hosts or CIDRs that agent addresses must fall in (SSRF guard). */
   agentAllowedHosts: () =>
     (process.env.AGENT_ALLOWED_HOSTS ?? '')

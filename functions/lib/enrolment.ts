@@ -169,7 +169,13 @@ export async function enrolNode(req: EnrolRequest, sourceIp: string | undefined)
     ),
     registeredAt: now.toISOString(),
     enrolment: { tokenId: t.tokenId, enrolledAt: now.toISOString(), heartbeatSeconds: req.heartbeatSeconds },
-    credential: { keyId: key.id, wrapped: wrapSecret(key.secret, nodeId, wrapWith) },
+    credential: {
+      keyId: key.id,
+      wrapped: wrapSecret(key.secret, nodeId, wrapWith),
+      issuedAt: now.toISOString(),
+      issuedUnder: wrapWith.id,
+      activeSince: now.toISOString(),
+    },
     labels: t.labels,
     lastSeenAt: now.toISOString(),
   };

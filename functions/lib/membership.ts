@@ -6,7 +6,8 @@ import { TransactWriteCommand } from '@aws-sdk/lib-dynamodb';
 import { verifyRequest, type AgentKey, type HealthReport } from '../agent/protocol.ts';
 import { ENVIRONMENTS } from '../domain/environments.ts';
 import { AppError, notFound, unauthorized } from '../domain/errors.ts';
-import { nodeSigningKey, wrapSecret } from '../domain/nodeCredentials.ts';
+import { nodeSigningKey, type NodeCredential } from '../domain/nodeCredentials.ts';
+import { credentialOf, keyRole, type KeyRole } from '../domain/nodeKeyRotation.ts';
 import { checkAgentAddress } from '../domain/ssrf.ts';
 import { auditItem } from './audit.ts';
 import { dynamo } from './aws.ts';
@@ -14,6 +15,7 @@ import { config } from './config.ts';
 import { dropConnection } from './connections.ts';
 import { isConditionFailure } from './deployments.ts';
 import { nodeSubject } from './enrolment.ts';
+import { heartbeatKeyUpdate, transactNodeWrite, type HeartbeatKeyAnswer, type KeyUpdate, type TransactItem } from './nodeKeys.ts';
 import { getNode, type NodeRecord } from './nodes.ts';
 import { agentKeys } from './secrets.ts';
 import { tableName } from './tables.ts';
@@ -28,21 +30,25 @@ export async function findNode(nodeId: string): Promise<NodeRecord | undefined> 
 export const heartbeatPath = (nodeId: string) => `/api/v1/nodes/${nodeId}/heartbeat`;
 
 /**
- * The enrolled, not decommissioned node whose own key signed this request; 401 otherwise, with one
- * message whatever the reason, so a caller learns nothing about which nodes exist. The signed path
- * is the route's, not the URL's, so a stage or base-path prefix in front of the API does not matter.
+ * The enrolled, not decommissioned node whose own key signed this request, and which of its keys
+ * that was (current, pending, or previous within its overlap window; domain/nodeKeyRotation.ts);
+ * 401 otherwise, with one message whatever the reason, so a caller learns nothing about which
+ * nodes exist. The signed path is the route's, not the URL's, so a stage or base-path prefix in
+ * front of the API does not matter.
  */
 export async function authenticateNode(
   nodeId: string,
   rawBody: string,
   headers: Record<string, string | undefined>,
-): Promise<{ node: NodeRecord; keys: AgentKey[] }> {
+): Promise<{ node: NodeRecord & { credential: NodeCredential }; keys: AgentKey[]; role: KeyRole }> {
   const node = await findNode(nodeId);
-  if (!node?.credential || node.decommissionedAt) throw unauthorized('unknown node or revoked credentials');
+  const keyId = headers['x-agent-key-id'];
+  const role = node && typeof keyId === 'string' ? keyRole(node, keyId, Date.now()) : undefined;
+  if (!node?.credential || !role) throw unauthorized('unknown node, unknown key, or revoked credentials');
   const keys = await agentKeys();
-  const verdict = verifyRequest([nodeSigningKey(node.credential, nodeId, keys)], 'POST', heartbeatPath(nodeId), rawBody, headers);
+  const verdict = verifyRequest([nodeSigningKey(credentialOf(node, role)!, nodeId, keys)], 'POST', heartbeatPath(nodeId), rawBody, headers);
   if (!verdict.ok) throw unauthorized(`heartbeat refused: ${verdict.reason}`);
-  return { node, keys };
+  return { node: node as NodeRecord & { credential: NodeCredential }, keys, role };
 }
 
 export interface Heartbeat {
@@ -54,31 +60,38 @@ export interface Heartbeat {
 
 /**
  * Record a heartbeat. Conditional, so a replayed (not newer) heartbeat or one racing a
- * decommission changes nothing. A credential wrapped under a key that no longer signs is
- * re-wrapped under the current one, so agent-key rotation never strands a live node's key.
+ * decommission changes nothing. The node's keys move with it in the same transaction
+ * (lib/nodeKeys.ts): a heartbeat signed with the pending key promotes it, a previous key past its
+ * window is dropped, and keys wrapped under a fleet key that no longer signs are re-wrapped, so
+ * agent-key rotation never strands a live node's key. The answer carries what the agent must know
+ * about its keys.
  */
-export async function recordHeartbeat(node: NodeRecord, keys: AgentKey[], hb: Heartbeat): Promise<{ lastSeenAt: string }> {
-  const lastSeenAt = new Date().toISOString();
+export async function recordHeartbeat(
+  node: NodeRecord & { credential: NodeCredential },
+  keys: AgentKey[],
+  hb: Heartbeat,
+  role: KeyRole = 'current',
+): Promise<{ lastSeenAt: string } & HeartbeatKeyAnswer> {
+  const now = Date.now();
+  const lastSeenAt = new Date(now).toISOString();
   const moved = hb.address !== node.address;
   if (moved) {
     const guard = checkAgentAddress(hb.address, config.agentAllowedHosts());
     if (!guard.ok) throw new AppError('AddressRefused', `the advertised address is refused: ${guard.reason}`, 400);
   }
-  const rewrap = node.credential!.wrapped.wrapKeyId !== keys[0].id;
-  const items = [heartbeatUpdate(node, keys, hb, lastSeenAt, rewrap), ...heartbeatAudit(node, keys, hb, moved, rewrap)];
+  const keyUpdate = heartbeatKeyUpdate(node, keys, role, now, config.nodeKeyOverlapSeconds() * 1000);
+  const items = [heartbeatUpdate(node, hb, lastSeenAt, keyUpdate), ...heartbeatAudit(node, hb, moved), ...keyUpdate.audit];
   try {
-    await dynamo().send(new TransactWriteCommand({ TransactItems: items }));
+    await transactNodeWrite(items);
   } catch (e) {
-    if (isConditionFailure(e)) throw unauthorized('heartbeat refused: replayed, out of order, or the credentials were revoked');
+    if (isConditionFailure(e)) throw unauthorized('heartbeat refused: replayed, out of order, or the credentials were revoked or rotated meanwhile');
     throw e;
   }
-  return { lastSeenAt };
+  return { lastSeenAt, ...keyUpdate.answer };
 }
 
-type TransactItem = NonNullable<ConstructorParameters<typeof TransactWriteCommand>[0]['TransactItems']>[number];
-
-/** The node's new state, only if its key is still the one issued, it is not decommissioned, and the heartbeat is newer. */
-function heartbeatUpdate(node: NodeRecord, keys: AgentKey[], hb: Heartbeat, lastSeenAt: string, rewrap: boolean): TransactItem {
+/** The node's new state, only if its keys are still the ones read, it is not decommissioned, and the heartbeat is newer. */
+function heartbeatUpdate(node: NodeRecord, hb: Heartbeat, lastSeenAt: string, keyUpdate: KeyUpdate): TransactItem {
   const sets = [
     'lastSeenAt = :seen',
     'lastHeartbeatTs = :ts',
@@ -87,6 +100,7 @@ function heartbeatUpdate(node: NodeRecord, keys: AgentKey[], hb: Heartbeat, last
     'reportedModules = :mods',
     'enrolment.heartbeatSeconds = :hs',
     'address = :addr',
+    ...keyUpdate.sets,
   ];
   const values: Record<string, unknown> = {
     ':seen': lastSeenAt,
@@ -96,41 +110,32 @@ function heartbeatUpdate(node: NodeRecord, keys: AgentKey[], hb: Heartbeat, last
     ':mods': hb.report.modules,
     ':hs': hb.heartbeatSeconds,
     ':addr': hb.address,
-    ':keyId': node.credential!.keyId,
+    ...keyUpdate.values,
   };
-  if (rewrap) {
-    sets.push('credential.wrapped = :w');
-    values[':w'] = wrapSecret(nodeSigningKey(node.credential!, node.nodeId, keys).secret, node.nodeId, keys[0]);
-  }
   return {
     Update: {
       TableName: tableName('nodes'),
       Key: { environment: node.environment, nodeId: node.nodeId },
-      UpdateExpression: `SET ${sets.join(', ')}`,
-      ConditionExpression:
-        'credential.keyId = :keyId AND attribute_not_exists(decommissionedAt) AND (attribute_not_exists(lastHeartbeatTs) OR lastHeartbeatTs < :ts)',
+      UpdateExpression: `SET ${sets.join(', ')}${keyUpdate.removes.length ? ` REMOVE ${keyUpdate.removes.join(', ')}` : ''}`,
+      ConditionExpression: [
+        ...keyUpdate.conditions,
+        'attribute_not_exists(decommissionedAt)',
+        '(attribute_not_exists(lastHeartbeatTs) OR lastHeartbeatTs < :ts)',
+      ].join(' AND '),
       ExpressionAttributeValues: values,
     },
   };
 }
 
-/** Audit events for what the heartbeat changed besides liveness: the address, the key wrapping. */
-function heartbeatAudit(node: NodeRecord, keys: AgentKey[], hb: Heartbeat, moved: boolean, rewrap: boolean): TransactItem[] {
-  const subject = nodeSubject(node.nodeId);
-  const items: TransactItem[] = [];
-  if (moved) {
-    const details = { from: node.address, to: hb.address };
-    items.push({ Put: auditItem({ subject, category: 'node', action: 'node.address.changed', actor: `node:${node.nodeId}`, details }) });
-  }
-  if (rewrap) {
-    const details = { keyId: node.credential!.keyId, from: node.credential!.wrapped.wrapKeyId, to: keys[0].id };
-    items.push({ Put: auditItem({ subject, category: 'security', action: 'node.credentials.rewrapped', actor: 'system:heartbeat', details }) });
-  }
-  return items;
+/** Audit events for what the heartbeat changed besides liveness and keys: the address. */
+function heartbeatAudit(node: NodeRecord, hb: Heartbeat, moved: boolean): TransactItem[] {
+  if (!moved) return [];
+  const details = { from: node.address, to: hb.address };
+  return [{ Put: auditItem({ subject: nodeSubject(node.nodeId), category: 'node', action: 'node.address.changed', actor: `node:${node.nodeId}`, details }) }];
 }
 
 /**
- * Take a node out for good: its credentials are deleted (its heartbeats are refused at once) and
+ * Take a node out for good: all its keys are deleted (its heartbeats are refused at once) and
  * it is never listed for planning or called again. Idempotent.
  */
 export async function decommissionNode(nodeId: string, actor: string, reason?: string): Promise<NodeRecord> {
@@ -147,7 +152,7 @@ export async function decommissionNode(nodeId: string, actor: string, reason?: s
             Update: {
               TableName: tableName('nodes'),
               Key: { environment: node.environment, nodeId },
-              UpdateExpression: 'SET decommissionedAt = :at, decommissionedBy = :actor REMOVE credential, #conn',
+              UpdateExpression: 'SET decommissionedAt = :at, decommissionedBy = :actor REMOVE credential, pendingCredential, previousCredential, #conn',
               ConditionExpression: 'attribute_exists(nodeId) AND attribute_not_exists(decommissionedAt)',
               ExpressionAttributeNames: { '#conn': 'connection' },
               ExpressionAttributeValues: { ':at': at, ':actor': actor },
@@ -163,7 +168,17 @@ export async function decommissionNode(nodeId: string, actor: string, reason?: s
             }),
           },
           ...(node.credential
-            ? [{ Put: auditItem({ subject, category: 'security', action: 'node.credentials.revoked', actor, details: { keyId: node.credential.keyId } }) }]
+            ? [
+                {
+                  Put: auditItem({
+                    subject,
+                    category: 'security',
+                    action: 'node.credentials.revoked',
+                    actor,
+                    details: { keyId: node.credential.keyId, pendingKeyId: node.pendingCredential?.keyId, previousKeyId: node.previousCredential?.keyId },
+                  }),
+                },
+              ]
             : []),
         ],
       }),

@@ -4,6 +4,7 @@ import { dynamo, queryAll } from './aws.ts';
 import { tableName } from './tables.ts';
 import type { HealthReport, MetricsReport, ModuleState } from '../agent/protocol.ts';
 import type { NodeCredential } from '../domain/nodeCredentials.ts';
+import type { RetiredCredential } from '../domain/nodeKeyRotation.ts';
 
 export interface NodeRecord {
   environment: Environment;
@@ -28,6 +29,10 @@ export interface NodeRecord {
   enrolment?: { tokenId: string; enrolledAt: string; heartbeatSeconds: number };
   /** The node's own HMAC key, its secret wrapped (domain/nodeCredentials.ts); removed on decommission. */
   credential?: NodeCredential;
+  /** A rotation under way: the next key, delivered in heartbeat answers until the agent signs with it. */
+  pendingCredential?: NodeCredential;
+  /** The key a rotation replaced, honoured until its `retiredUntil` (domain/nodeKeyRotation.ts). */
+  previousCredential?: RetiredCredential;
   labels?: Record<string, string>;
   /** Server time of the last accepted heartbeat, and the agent's timestamp of it (replay guard). */
   lastSeenAt?: string;
@@ -44,7 +49,7 @@ export type NodeTransport = (typeof NODE_TRANSPORTS)[number];
 export const isDialOut = (n: Pick<NodeRecord, 'transport'>) => n.transport === 'dial-out';
 
 /** Fields a node record may carry that no answer of the API shows. */
-export type PresentableNode = Omit<NodeRecord, 'credential' | 'lastHeartbeatTs' | 'lastConnectTs'>;
+export type PresentableNode = Omit<NodeRecord, 'credential' | 'pendingCredential' | 'previousCredential' | 'lastHeartbeatTs' | 'lastConnectTs'>;
 
 /** The environment's nodes; decommissioned ones only when asked (nothing may call or target them). */
 export async function listNodes(environment: Environment, opts: { includeDecommissioned?: boolean } = {}): Promise<NodeRecord[]> {

@@ -30,7 +30,10 @@ import type { WebSocketLayer } from './websocket.ts';
 export const ROOT = join(import.meta.dirname, '..', '..');
 
 export interface FunctionsProps {
-  settings: Pick<OrchestratorSettings, 'agentAllowedHosts' | 'approvers' | 'trustedRootsPem' | 'agentNetwork' | 'etcd'>;
+  settings: Pick<
+    OrchestratorSettings,
+    'agentAllowedHosts' | 'approvers' | 'trustedRootsPem' | 'agentNetwork' | 'etcd' | 'nodeKeyMaxAgeDays' | 'nodeKeyOverlapSeconds'
+  >;
   data: Data;
   notifications: Notifications;
   keySets: KeySets;
@@ -92,16 +95,16 @@ export class Functions extends Layer {
       if (spec.discoversNodes && !props.settings.etcd) continue;
       const fn = this.createFunction(fnId, spec);
       this.grant(fn, fnId, spec);
-      if (spec.discoversNodes) this.schedule(fnId, fn);
+      if (spec.scheduleMinutes) this.schedule(fnId, fn, spec.scheduleMinutes);
       (this.byId as Record<FunctionId, nodejs.NodejsFunction>)[fnId] = fn;
     }
   }
 
-  /** A one-minute EventBridge schedule: each run is one list-and-reconcile pass. */
-  private schedule(id: FunctionId, fn: nodejs.NodejsFunction): void {
+  /** An EventBridge schedule (the catalog's scheduleMinutes): each run is one idempotent pass. */
+  private schedule(id: FunctionId, fn: nodejs.NodejsFunction, minutes: number): void {
     new events.Rule(this, `${id}Schedule`, {
-      description: `kmod: run ${id} every minute`,
-      schedule: events.Schedule.rate(Duration.minutes(1)),
+      description: minutes === 1 ? `kmod: run ${id} every minute` : `kmod: run ${id} every ${minutes} minutes`,
+      schedule: events.Schedule.rate(Duration.minutes(minutes)),
       targets: [new targets.LambdaFunction(fn, { retryAttempts: 0 })],
     });
   }
@@ -142,6 +145,11 @@ export class Functions extends Layer {
     // Dial-out agents are called through the WebSocket API's connections; enrolment answers its URL.
     if (spec.callsAgents || spec.managesConnections) env.WS_MANAGEMENT_ENDPOINT = this.props.webSocket.managementEndpoint;
     if (spec.managesConnections) env.AGENT_WS_URL = this.props.webSocket.url;
+    if (spec.holdsNodeCredentials)
+      Object.assign(env, {
+        NODE_KEY_MAX_AGE_SECONDS: String(settings.nodeKeyMaxAgeDays * 86_400),
+        NODE_KEY_OVERLAP_SECONDS: String(settings.nodeKeyOverlapSeconds),
+      });
     if (spec.signsApprovalLinks) env.APPROVAL_LINK_KEYS_SECRET_ARN = keySets.approvalLinkKeys.secretArn;
     if (spec.publishes)
       Object.assign(env, { APPROVER_TOPIC_ARN: notifications.approverTopic.topicArn, NOTIFICATION_TOPIC_ARN: notifications.notificationTopic.topicArn });

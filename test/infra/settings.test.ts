@@ -34,6 +34,8 @@ describe('settings from CDK context', () => {
       certificateArn: undefined,
       corsAllowedOrigins: '',
       keyRotationDays: 30,
+      nodeKeyMaxAgeDays: 30,
+      nodeKeyOverlapSeconds: 900,
       agentNetwork: undefined,
       etcd: undefined,
     });
@@ -58,6 +60,9 @@ describe('settings from CDK context', () => {
     expect(from({ ...base, agentVpcId: 'vpc-1' })).toThrow(/pass -c agentSubnetIds=.* -c agentAvailabilityZones=/);
     expect(from({ ...base, agentSubnetIds: 'subnet-a' })).toThrow(/need agentVpcId/);
     expect(from({ ...base, approvers: '{"Staging":"dana"}' })).toThrow(/approvers must be JSON of user ids per environment/);
+    // A node's previous key must outlive every agent-calling task that may have read it.
+    expect(from({ ...base, nodeKeyOverlapSeconds: '60' })).toThrow(/nodeKeyOverlapSeconds must be at least 900/);
+    expect(from({ ...base, nodeKeyOverlapSeconds: '1800', nodeKeyMaxAgeDays: '7' })()).toMatchObject({ nodeKeyOverlapSeconds: 1800, nodeKeyMaxAgeDays: 7 });
     expect(from({ ...base, throttleRateLimit: 'fast' })).toThrow(/throttleRateLimit must be a positive number/);
     // cdk.json may give the approvers map as an object.
     expect(from({ ...base, approvers: { Staging: ['s-1'] } })().approvers).toBe('{"Staging":["s-1"]}');

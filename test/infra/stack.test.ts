@@ -335,6 +335,29 @@ describe('the synthesized template', () => {
   });
 });
 
+describe('node key rotation (docs/adr/0010-node-key-rotation.md)', () => {
+  it('runs each scheduleMinutes function on its schedule: node keys hourly', () => {
+    const scheduled = Object.entries(FUNCTIONS).filter(([, s]) => (s as FunctionSpec).scheduleMinutes);
+    expect(scheduled.map(([id]) => id).sort()).toEqual(['DiscoverNodes', 'RotateNodeKeys']);
+    const rules = ofType('AWS::Events::Rule');
+    expect(rules).toHaveLength(scheduled.length);
+    const [, hourly] = rules.find(([, r]) => r.Properties.ScheduleExpression === 'rate(1 hour)')!;
+    expect(hourly.Properties.Targets.map((t: { Arn: unknown }) => [...logicalIdsIn(t.Arn)])).toEqual([[logicalIdOf(fnOf('RotateNodeKeys'))]]);
+  });
+
+  it('gives exactly the functions that hold node credentials the maximum key age and the overlap window', () => {
+    for (const [id, raw] of Object.entries(FUNCTIONS)) {
+      const env = resources[logicalIdOf(fnOf(id as keyof typeof FUNCTIONS))].Properties.Environment.Variables as Record<string, unknown>;
+      const holds = Boolean((raw as FunctionSpec).holdsNodeCredentials);
+      expect(env.NODE_KEY_MAX_AGE_SECONDS, id).toBe(holds ? String(30 * 86_400) : undefined);
+      expect(env.NODE_KEY_OVERLAP_SECONDS, id).toBe(holds ? '900' : undefined);
+    }
+    // The fleet key set's rotation renews node keys: it writes the Nodes table but calls no agent.
+    expect(FUNCTIONS.RotateKeySet).toMatchObject({ rotatesKeySets: true, holdsNodeCredentials: true, tables: { nodes: 'write' } });
+    expect('callsAgents' in FUNCTIONS.RotateKeySet || 'callsAgents' in FUNCTIONS.RotateNodeKeys).toBe(false);
+  });
+});
+
 describe('etcd discovery (docs/adr/0009-discovery-sources.md)', () => {
   const discoverers = Object.entries(FUNCTIONS)
     .filter(([, s]) => (s as FunctionSpec).discoversNodes)

@@ -1,17 +1,20 @@
 /**
  * Real hosts joining and leaving: enrolment tokens (Admin), enrolment (the token is the
- * credential), signed heartbeats (the node's own HMAC key is the credential) and decommissioning.
+ * credential), signed heartbeats (the node's own HMAC key is the credential), rotating a node's
+ * key (Admin; delivered in heartbeat answers) and decommissioning.
  */
 import type { APIGatewayProxyEvent } from 'aws-lambda';
 import { z } from 'zod';
 import { TOKEN_ID, tokenState, type EnrolmentTokenRecord } from '../../domain/enrolment.ts';
 import { ENVIRONMENTS } from '../../domain/environments.ts';
-import { AppError, badRequest } from '../../domain/errors.ts';
+import { AppError, badRequest, notFound } from '../../domain/errors.ts';
 import { moduleNameSchema } from '../../domain/manifest.ts';
 import { config } from '../../lib/config.ts';
 import { createToken, enrolNode, listTokens, revokeToken } from '../../lib/enrolment.ts';
 import { apiHandler, json } from '../../lib/http.ts';
-import { authenticateNode, decommissionNode, heartbeatPath, recordHeartbeat } from '../../lib/membership.ts';
+import { authenticateNode, decommissionNode, findNode, heartbeatPath, recordHeartbeat } from '../../lib/membership.ts';
+import { startNodeKeyRotation } from '../../lib/nodeKeys.ts';
+import { agentKeys } from '../../lib/secrets.ts';
 import { nodeStatus } from '../../domain/membership.ts';
 import { parseBody, parsePath } from '../../lib/parse.ts';
 import { isDialOut, NODE_TRANSPORTS } from '../../lib/nodes.ts';
@@ -94,6 +97,12 @@ export const heartbeatSchema = z
   })
   .strict();
 
+/** Optional: why the key is rotated (kept in the audit trail). */
+export const rotateCredentialsSchema = z
+  .object({ reason: z.string().min(1).max(500).optional() })
+  .strict()
+  .default({});
+
 const nodeIdPath = z.object({ nodeId: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/, 'is not a node id') });
 const tokenIdPath = z.object({ tokenId: z.string().regex(TOKEN_ID, 'is not an enrolment token id') });
 
@@ -145,19 +154,28 @@ export const handler = apiHandler({
   },
   'POST /api/v1/nodes/{nodeId}/heartbeat': async (event) => {
     const { nodeId } = parsePath(event, nodeIdPath);
-    const { node, keys } = await authenticateNode(nodeId, rawBody(event), event.headers ?? {});
+    const { node, keys, role } = await authenticateNode(nodeId, rawBody(event), event.headers ?? {});
     const body = parseBody(event, heartbeatSchema);
     if (body.health.nodeId !== nodeId) throw badRequest(`health.nodeId ${body.health.nodeId} is not ${nodeId}`);
     if (isDialOut(node) && body.address !== undefined) throw badRequest(`node ${nodeId} is dial-out: it is never called at an address`);
     if (!isDialOut(node) && body.address === undefined) throw badRequest('address is required: the orchestrator calls this node there');
     const timestamp = Number(event.headers?.['x-agent-timestamp']);
-    const { lastSeenAt } = await recordHeartbeat(node, keys, {
-      timestamp,
-      heartbeatSeconds: body.heartbeatSeconds,
-      address: body.address ?? node.address,
-      report: body.health,
-    });
-    return json(200, { nodeId, status: 'Online', lastSeenAt, heartbeatSeconds: body.heartbeatSeconds });
+    const { lastSeenAt, ...keyAnswer } = await recordHeartbeat(
+      node,
+      keys,
+      { timestamp, heartbeatSeconds: body.heartbeatSeconds, address: body.address ?? node.address, report: body.health },
+      role,
+    );
+    // keyAnswer: a key to adopt (the pending one) and the key ids still honoured (docs/adr/0010-node-key-rotation.md).
+    return json(200, { nodeId, status: 'Online', lastSeenAt, heartbeatSeconds: body.heartbeatSeconds, ...keyAnswer });
+  },
+  'POST /api/v1/nodes/{nodeId}/rotate-credentials': async (event, caller) => {
+    const { nodeId } = parsePath(event, nodeIdPath);
+    const { reason } = parseBody(event, rotateCredentialsSchema);
+    const node = await findNode(nodeId);
+    if (!node) throw notFound(`node ${nodeId}`);
+    const rotation = await startNodeKeyRotation(node, { actor: caller.userId, trigger: 'admin', fleetKeys: await agentKeys(), reason });
+    return json(rotation.started ? 202 : 200, rotation);
   },
   'DELETE /api/v1/nodes/{nodeId}': async (event, caller) => {
     const { nodeId } = parsePath(event, nodeIdPath);

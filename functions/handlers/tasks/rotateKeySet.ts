@@ -1,9 +1,11 @@
 /**
  * Secrets Manager rotation for the key-set secrets (agent request signing, approval links):
  * each scheduled rotation advances the set one safe step (domain/keyRotation.ts).
- * createSecret stages the new set as AWSPENDING; finishSecret makes it AWSCURRENT. There is no
- * external system to update here: readers pick the set up from the secret (agents on hosts from
- * their copy of it, re-read every 10 s; distributing that copy is the fleet's configuration job).
+ * createSecret stages the new set as AWSPENDING; finishSecret makes it AWSCURRENT. Readers pick the
+ * set up from the secret (agents registered by hand from their copy of it, re-read every 10 s;
+ * distributing that copy is the fleet's configuration job). Enrolled agents hold no copy: their
+ * own keys are wrapped under the set, so finishSecret of the agent key set re-wraps them under the
+ * new signer and starts their rotation (lib/nodeKeys.ts), delivered in their heartbeat answers.
  */
 import {
   DescribeSecretCommand,
@@ -15,6 +17,9 @@ import {
 import { z } from 'zod';
 import { scheduledRotation, type Key } from '../../domain/keyRotation.ts';
 import { audit } from '../../lib/audit.ts';
+import { config } from '../../lib/config.ts';
+import { nodeKeyPass } from '../../lib/nodeKeys.ts';
+import { logger } from '../../lib/telemetry.ts';
 import { taskHandler } from '../../lib/task.ts';
 
 const sm = new SecretsManagerClient({});
@@ -46,17 +51,37 @@ export const handler = taskHandler(
     }
     if (Step === 'finishSecret') {
       const currentVersion = Object.entries(stages).find(([, s]) => s.includes('AWSCURRENT'))?.[0];
-      if (currentVersion === ClientRequestToken) return;
-      await sm.send(
-        new UpdateSecretVersionStageCommand({ SecretId, VersionStage: 'AWSCURRENT', MoveToVersionId: ClientRequestToken, RemoveFromVersionId: currentVersion }),
-      );
-      await audit({
-        subject: `secret#${meta.Name}`,
-        category: 'security',
-        action: 'secret.rotated',
-        actor: 'system:secrets-manager',
-        details: { version: ClientRequestToken },
-      });
+      if (currentVersion !== ClientRequestToken) {
+        await sm.send(
+          new UpdateSecretVersionStageCommand({
+            SecretId,
+            VersionStage: 'AWSCURRENT',
+            MoveToVersionId: ClientRequestToken,
+            RemoveFromVersionId: currentVersion,
+          }),
+        );
+        await audit({
+          subject: `secret#${meta.Name}`,
+          category: 'security',
+          action: 'secret.rotated',
+          actor: 'system:secrets-manager',
+          details: { version: ClientRequestToken },
+        });
+      }
+      // The agent key set wraps the enrolled nodes' own keys: move them under the new signer and
+      // renew them (also on a retry of this step: the pass is idempotent).
+      if (meta.ARN && meta.ARN === process.env.AGENT_KEYS_SECRET_ARN) {
+        const rotated = keySetSchema.parse(
+          JSON.parse((await sm.send(new GetSecretValueCommand({ SecretId, VersionId: ClientRequestToken }))).SecretString ?? '{}'),
+        );
+        const summary = await nodeKeyPass({
+          fleetKeys: rotated.keys,
+          maxAgeMs: config.nodeKeyMaxAgeSeconds() * 1000,
+          actor: 'system:secrets-manager',
+          fleetRotated: true,
+        });
+        logger.info('node key pass after the agent key set rotation', { ...summary });
+      }
     }
   },
 );

@@ -12,6 +12,7 @@ import type { APIGatewayAuthorizerResult, APIGatewayRequestAuthorizerEvent } fro
 import { verifyRequest } from '../../agent/protocol.ts';
 import { agentConnectPath, NODE_ID_HEADER } from '../../agent/wsProtocol.ts';
 import { nodeSigningKey } from '../../domain/nodeCredentials.ts';
+import { credentialOf, keyRole } from '../../domain/nodeKeyRotation.ts';
 import { audit } from '../../lib/audit.ts';
 import { findNode } from '../../lib/membership.ts';
 import { normalizeHeaders } from '../../lib/middleware/headers.ts';
@@ -39,7 +40,11 @@ async function authorize(event: APIGatewayRequestAuthorizerEvent): Promise<APIGa
   if (!NODE_ID.test(nodeId)) return refuse(unknown, event);
   const node = await findNode(nodeId);
   if (!node?.credential || node.decommissionedAt || !isDialOut(node)) return refuse(unknown, event, nodeId);
-  const verdict = verifyRequest([nodeSigningKey(node.credential, nodeId, await agentKeys())], 'GET', agentConnectPath(nodeId), '', headers);
+  // Any key the node may sign with now (current, pending, previous within its overlap), as for heartbeats.
+  const keyId = headers['x-agent-key-id'];
+  const role = typeof keyId === 'string' ? keyRole(node, keyId, Date.now()) : undefined;
+  if (!role) return refuse(unknown, event, nodeId);
+  const verdict = verifyRequest([nodeSigningKey(credentialOf(node, role)!, nodeId, await agentKeys())], 'GET', agentConnectPath(nodeId), '', headers);
   if (!verdict.ok) return refuse(`connect refused: ${verdict.reason}`, event, nodeId);
   const timestamp = Number(headers['x-agent-timestamp']);
   if (node.lastConnectTs !== undefined && timestamp <= node.lastConnectTs) return refuse('connect refused: replayed or out of order', event, nodeId);
