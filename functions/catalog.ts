@@ -87,10 +87,12 @@ export const FUNCTIONS = {
   },
   ApiFleet: {
     entry: 'functions/handlers/api/fleet.ts',
-    description: 'Fleet membership: enrolment tokens, enrolment, heartbeats, decommissioning',
+    description: 'Fleet membership: enrolment tokens, enrolment, heartbeats (answering convergence commands), decommissioning',
     timeoutSeconds: 29,
     memoryMb: 256,
-    tables: { enrolmentTokens: 'write', nodes: 'write', ...audit },
+    // clusters, locks, modules and artifacts: a heartbeat's answer converges the node to the desired state.
+    tables: { enrolmentTokens: 'write', nodes: 'write', clusters: 'read', locks: 'read', modules: 'read', ...audit },
+    artifacts: 'read',
     holdsNodeCredentials: true,
   },
   ApiClusters: {
@@ -98,7 +100,7 @@ export const FUNCTIONS = {
     description: 'Clusters API',
     timeoutSeconds: 29,
     memoryMb: 512,
-    tables: { nodes: 'write', clusters: 'read' },
+    tables: { nodes: 'write', clusters: 'read', locks: 'read' },
     callsAgents: true,
   },
   ApiModules: {
@@ -159,10 +161,10 @@ export const FUNCTIONS = {
   },
   CompleteEnvironment: {
     entry: 'functions/handlers/tasks/completeEnvironment.ts',
-    description: 'Strategy: close the environment stage',
+    description: 'Strategy: close the environment stage and record its desired state',
     timeoutSeconds: 60,
     memoryMb: 256,
-    tables: { deployments: 'write', ...audit },
+    tables: { deployments: 'write', clusters: 'write', targets: 'read', nodes: 'read', ...audit },
   },
   RollbackEnvironment: {
     entry: 'functions/handlers/tasks/rollbackEnvironment.ts',

@@ -5,6 +5,7 @@
  */
 import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import type { Converger } from './convergence.ts';
 import { signRequest, type AgentKey, type HealthReport, type ModuleState } from './protocol.ts';
 
 export interface NodeCredentials {
@@ -77,18 +78,43 @@ export async function sendHeartbeat(
   heartbeatSeconds: number,
   address: string,
   health: HealthReport,
+  extra: Record<string, unknown> = {},
 ): Promise<{ status: number; json: Record<string, unknown> }> {
   const path = `/api/v1/nodes/${c.nodeId}/heartbeat`;
-  const body = JSON.stringify({ heartbeatSeconds, address, health });
+  const body = JSON.stringify({ heartbeatSeconds, address, health, ...extra });
   return postJson(`${apiBase(c.apiUrl)}${path}`, body, signRequest(c.key, 'POST', path, body));
 }
 
-/** Heartbeat every `seconds` until stopped; failures are logged and retried at the next beat. */
-export function startHeartbeats(c: NodeCredentials, seconds: number, address: string, health: () => HealthReport, log: (line: string) => void): () => void {
+/**
+ * Heartbeat every `seconds` until stopped; failures are logged and retried at the next beat. One
+ * beat at a time (a newer one overtaking an older would get the older refused as a replay). With a
+ * converger, the answer's convergence commands run in the background, and a beat follows at once
+ * when they changed something, so the orchestrator sees the node converged without waiting.
+ */
+export function startHeartbeats(
+  c: NodeCredentials,
+  seconds: number,
+  address: string,
+  health: () => HealthReport,
+  log: (line: string) => void,
+  converger?: Converger,
+): () => void {
   let refusedBefore = false;
+  let beating = false;
+  let again = false;
   const beat = async () => {
+    if (beating) {
+      again = true;
+      return;
+    }
+    beating = true;
     try {
-      const r = await sendHeartbeat(c, seconds, address, health());
+      const failed = converger?.failed ?? [];
+      const r = await sendHeartbeat(c, seconds, address, health(), failed.length ? { convergence: { failed } } : {});
+      if (r.status === 200 && converger)
+        void converger.run(r.json.converge).then((news) => {
+          if (news) void beat();
+        });
       if (r.status === 200) refusedBefore = false;
       else if (!refusedBefore || r.status !== 401)
         log(
@@ -97,6 +123,12 @@ export function startHeartbeats(c: NodeCredentials, seconds: number, address: st
       refusedBefore = r.status === 401;
     } catch (e) {
       log(`heartbeat failed: ${(e as Error).message}`);
+    } finally {
+      beating = false;
+      if (again) {
+        again = false;
+        void beat();
+      }
     }
   };
   void beat();

@@ -12,6 +12,7 @@ import { config } from '../../lib/config.ts';
 import { createToken, enrolNode, listTokens, revokeToken } from '../../lib/enrolment.ts';
 import { apiHandler, json } from '../../lib/http.ts';
 import { authenticateNode, decommissionNode, heartbeatPath, recordHeartbeat } from '../../lib/membership.ts';
+import { reconcileNode } from '../../lib/convergence.ts';
 import { nodeStatus } from '../../domain/membership.ts';
 import { parseBody, parsePath } from '../../lib/parse.ts';
 
@@ -81,6 +82,19 @@ export const heartbeatSchema = z
         metrics,
       })
       .strict(),
+    /** Convergence commands of earlier answers that failed on the agent (recorded and audited once per reason). */
+    convergence: z
+      .object({
+        failed: z
+          .array(
+            z
+              .object({ module: moduleNameSchema, deploymentId: z.string().min(1).max(200), code: z.string().max(100), message: z.string().max(1000) })
+              .strict(),
+          )
+          .max(100),
+      })
+      .strict()
+      .optional(),
   })
   .strict();
 
@@ -142,7 +156,9 @@ export const handler = apiHandler({
       address: body.address,
       report: body.health,
     });
-    return json(200, { nodeId, status: 'Online', lastSeenAt, heartbeatSeconds: body.heartbeatSeconds });
+    // What the node must run to reach its environment's desired state (the agent verifies and runs it).
+    const converge = await reconcileNode(node, body.health.modules, body.convergence?.failed ?? []);
+    return json(200, { nodeId, status: 'Online', lastSeenAt, heartbeatSeconds: body.heartbeatSeconds, converge });
   },
   'DELETE /api/v1/nodes/{nodeId}': async (event, caller) => {
     const { nodeId } = parsePath(event, nodeIdPath);
