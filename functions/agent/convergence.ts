@@ -15,9 +15,7 @@ const deployCommand = z.object({
   module: moduleNameSchema,
   from: z.string().nullable(),
   to: z.string(),
-  request: z
-    .object({ deploymentId: z.string().min(1), version: z.string().min(1), artifactUrl: z.string().min(1), sha256: z.string().min(1) })
-    .passthrough(),
+  request: z.object({ deploymentId: z.string().min(1), version: z.string().min(1), artifactUrl: z.string().min(1), sha256: z.string().min(1) }).passthrough(),
 });
 const rollbackCommand = z.object({
   action: z.literal('rollback'),
@@ -27,7 +25,11 @@ const rollbackCommand = z.object({
   request: z.object({ deploymentId: z.string().min(1), toVersion: z.string().nullable() }),
 });
 const commandSchema = z.discriminatedUnion('action', [deployCommand, rollbackCommand]);
-export type ConvergeCommand = z.infer<typeof commandSchema>;
+
+/** One command of a heartbeat answer (`converge`): a protocol request and the change it makes, for the log. */
+export type ConvergeCommand =
+  | { action: 'deploy'; module: string; from: string | null; to: string; request: DeployRequest }
+  | { action: 'rollback'; module: string; from: string | null; to: null; request: RollbackRequest };
 
 export interface ConvergenceTarget {
   deploy(module: string, req: DeployRequest): Promise<ModuleOperationResult>;
@@ -78,7 +80,8 @@ export class Converger {
     if (!Array.isArray(answer)) return [];
     return answer.flatMap((raw) => {
       const parsed = commandSchema.safeParse(raw);
-      if (parsed.success) return [parsed.data];
+      // The request body is checked further by the agent itself, as any request (manifest, signature, chain).
+      if (parsed.success) return [parsed.data as ConvergeCommand];
       this.log(`convergence command ignored: ${parsed.error.issues[0]?.message ?? 'malformed'}`);
       return [];
     });
@@ -90,13 +93,20 @@ export class Converger {
     this.log(`converging ${describeCommand(c)}`);
     try {
       const r =
-        c.action === 'deploy' ? await this.agent.deploy(c.module, c.request as DeployRequest) : await this.agent.rollback(c.module, c.request as RollbackRequest);
+        c.action === 'deploy'
+          ? await this.agent.deploy(c.module, c.request as DeployRequest)
+          : await this.agent.rollback(c.module, c.request as RollbackRequest);
       this.failures.delete(key);
       this.log(`converged ${c.module} to ${r.version ?? 'none'}${r.replayed ? ' (already applied)' : ''}`);
       return !r.replayed;
     } catch (e) {
       const err = e as { code?: unknown; message?: string };
-      const failure = { module: c.module, deploymentId: c.request.deploymentId, code: typeof err.code === 'string' ? err.code : 'InternalError', message: String(err.message ?? e) };
+      const failure = {
+        module: c.module,
+        deploymentId: c.request.deploymentId,
+        code: typeof err.code === 'string' ? err.code : 'InternalError',
+        message: String(err.message ?? e),
+      };
       const count = (this.failures.get(key)?.count ?? 0) + 1;
       const wait = Math.min(this.opts.retryMaxMs ?? 300_000, (this.opts.retryBaseMs ?? 10_000) * 2 ** (count - 1));
       this.failures.set(key, { count, nextAt: (this.opts.now ?? Date.now)() + wait, failure });

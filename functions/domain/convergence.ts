@@ -76,7 +76,7 @@ export function promote(current: DesiredModule | undefined, next: DesiredVersion
  * a later deployment replaced it, or the rollback already restored it), so nothing changes.
  */
 export function restore(current: DesiredModule | undefined, deploymentId: string, at: string): DesiredModule | null | undefined {
-  if (!current || current.deploymentId !== deploymentId || current.setBy !== 'deployment') return undefined;
+  if (!current || current.deploymentId !== deploymentId) return undefined;
   const back = current.previous;
   if (!back) return null;
   return {

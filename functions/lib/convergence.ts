@@ -4,7 +4,8 @@
  * and rollback requests of the agent protocol, and the node's convergence bookkeeping (audited).
  */
 import { TransactWriteCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
-import type { DeployRequest, ModuleState, RollbackRequest } from '../agent/protocol.ts';
+import type { ConvergeCommand } from '../agent/convergence.ts';
+import type { ModuleState } from '../agent/protocol.ts';
 import {
   convergenceBookkeeping,
   convergenceSteps,
@@ -27,11 +28,6 @@ import type { NodeRecord } from './nodes.ts';
 import { tableName } from './tables.ts';
 import { logger } from './telemetry.ts';
 
-/** One command of a heartbeat answer: the agent runs `request` through its own deploy or rollback. */
-export type ConvergeCommand =
-  | { action: 'deploy'; module: string; from: string | null; to: string; request: DeployRequest }
-  | { action: 'rollback'; module: string; from: string | null; to: null; request: RollbackRequest };
-
 /** The deployments holding these modules' locks in the environment now (lapsed leases hold nothing). */
 export async function lockHolders(environment: Environment, modules: readonly string[]): Promise<Map<string, string>> {
   const now = Math.floor(Date.now() / 1000);
@@ -50,7 +46,12 @@ async function stepsFor(
   const view = { colour: node.colour, reported };
   const candidates = convergenceSteps(desired, view, () => undefined);
   if (candidates.length === 0) return [];
-  const locked = holders ?? (await lockHolders(environment, candidates.map((s) => s.module)));
+  const locked =
+    holders ??
+    (await lockHolders(
+      environment,
+      candidates.map((s) => s.module),
+    ));
   return convergenceSteps(desired, view, (m) => locked.get(m));
 }
 
@@ -58,7 +59,11 @@ async function stepsFor(
  * A node's heartbeat was accepted: record where its convergence stands and answer the commands that
  * bring it to the desired state. Never fails the heartbeat: liveness does not depend on it.
  */
-export async function reconcileNode(node: NodeRecord, reported: Record<string, ModuleState>, failures: readonly ConvergenceFailure[]): Promise<ConvergeCommand[]> {
+export async function reconcileNode(
+  node: NodeRecord,
+  reported: Record<string, ModuleState>,
+  failures: readonly ConvergenceFailure[],
+): Promise<ConvergeCommand[]> {
   try {
     const desired = await getDesiredModules(node.environment, { consistent: false });
     const tracked = node.convergence ?? {};
@@ -75,7 +80,8 @@ export async function reconcileNode(node: NodeRecord, reported: Record<string, M
 }
 
 async function commandFor(step: ConvergenceStep): Promise<ConvergeCommand | undefined> {
-  if (step.to === null) return { action: 'rollback', module: step.module, from: step.from, to: null, request: { deploymentId: step.commandId, toVersion: null } };
+  if (step.to === null)
+    return { action: 'rollback', module: step.module, from: step.from, to: null, request: { deploymentId: step.commandId, toVersion: null } };
   const m = await getModuleVersion(step.module, step.to);
   if (!m) {
     logger.warn('desired version is not registered', { module: step.module, version: step.to });
@@ -102,9 +108,20 @@ async function commandFor(step: ConvergenceStep): Promise<ConvergeCommand | unde
 type TransactItem = NonNullable<ConstructorParameters<typeof TransactWriteCommand>[0]['TransactItems']>[number];
 
 /** One change of `convergence.<module>` on the node, with its audit event; a failed condition means another heartbeat did it. */
-async function nodeChange(node: NodeRecord, update: Omit<NonNullable<TransactItem['Update']>, 'TableName' | 'Key'>, action: string, details: Record<string, unknown>) {
+async function nodeChange(
+  node: NodeRecord,
+  update: Omit<NonNullable<TransactItem['Update']>, 'TableName' | 'Key'>,
+  action: string,
+  details: Record<string, unknown>,
+) {
   const item: TransactItem = { Update: { TableName: tableName('nodes'), Key: { environment: node.environment, nodeId: node.nodeId }, ...update } };
-  const audit = auditItem({ subject: nodeSubject(node.nodeId), category: 'node', action, actor: 'system:convergence', details: { environment: node.environment, ...details } });
+  const audit = auditItem({
+    subject: nodeSubject(node.nodeId),
+    category: 'node',
+    action,
+    actor: 'system:convergence',
+    details: { environment: node.environment, ...details },
+  });
   try {
     await dynamo().send(new TransactWriteCommand({ TransactItems: [item, { Put: audit }] }));
   } catch (e) {
@@ -190,7 +207,11 @@ async function recordBookkeeping(node: NodeRecord, book: ReturnType<typeof conve
  * The cluster view's convergence of each enrolled node (fleet-managed nodes send no heartbeats and
  * are changed by deployments only). Reads each desired module's lock once.
  */
-export async function clusterConvergence(environment: Environment, nodes: readonly NodeRecord[], desired: DesiredModules): Promise<Map<string, ConvergenceView>> {
+export async function clusterConvergence(
+  environment: Environment,
+  nodes: readonly NodeRecord[],
+  desired: DesiredModules,
+): Promise<Map<string, ConvergenceView>> {
   const enrolled = nodes.filter((n) => n.enrolment && !n.decommissionedAt);
   const out = new Map<string, ConvergenceView>();
   if (enrolled.length === 0) return out;

@@ -23,7 +23,8 @@ export async function getDesiredModules(environment: Environment, opts: { consis
   return (await getCluster(environment, opts))?.desiredModules ?? {};
 }
 
-const summaryOf = (e: DesiredVersion | null | undefined) => (e ? { version: e.version, deploymentId: e.deploymentId, ...(e.colour ? { colour: e.colour } : {}) } : null);
+const summaryOf = (e: DesiredVersion | null | undefined) =>
+  e ? { version: e.version, deploymentId: e.deploymentId, ...(e.colour ? { colour: e.colour } : {}) } : null;
 
 /** Optimistic attempts before giving up (only writers of the same module and environment race; a lock keeps them apart). */
 const ATTEMPTS = 5;
@@ -102,11 +103,20 @@ export async function recordPromotion(d: DeploymentRecord, environment: Environm
   const written = await changeDesired(
     environment,
     d.moduleName,
-    async (current) => (current?.deploymentId === d.executionId ? undefined : promote(current, next, await inferredBefore(d, environment, plan), new Date().toISOString())),
+    async (current) =>
+      current?.deploymentId === d.executionId ? undefined : promote(current, next, await inferredBefore(d, environment, plan), new Date().toISOString()),
     (current, entry) => ({
       action: 'environment.desired-state.changed',
       actor: 'system:pipeline',
-      details: { environment, module: d.moduleName, cause: 'deployment', deploymentId: d.executionId, from: summaryOf(current), to: summaryOf(entry), revision: entry?.revision },
+      details: {
+        environment,
+        module: d.moduleName,
+        cause: 'deployment',
+        deploymentId: d.executionId,
+        from: summaryOf(current),
+        to: summaryOf(entry),
+        revision: entry?.revision,
+      },
     }),
   );
   return written ?? undefined;
@@ -124,7 +134,15 @@ export async function restoreAfterRollback(d: DeploymentRecord, environment: Env
     (current, entry) => ({
       action: 'environment.desired-state.changed',
       actor,
-      details: { environment, module: d.moduleName, cause: 'rollback', deploymentId: d.executionId, from: summaryOf(current), to: summaryOf(entry), revision: entry?.revision },
+      details: {
+        environment,
+        module: d.moduleName,
+        cause: 'rollback',
+        deploymentId: d.executionId,
+        from: summaryOf(current),
+        to: summaryOf(entry),
+        revision: entry?.revision,
+      },
     }),
   );
 }

@@ -21,7 +21,10 @@ function presentDesired(desired: DesiredModules) {
   return Object.fromEntries(
     Object.entries(desired).map(([m, { previous, ...entry }]) => [
       m,
-      { ...entry, previous: previous ? { version: previous.version, deploymentId: previous.deploymentId, ...(previous.colour ? { colour: previous.colour } : {}) } : null },
+      {
+        ...entry,
+        previous: previous ? { version: previous.version, deploymentId: previous.deploymentId, ...(previous.colour ? { colour: previous.colour } : {}) } : null,
+      },
     ]),
   );
 }

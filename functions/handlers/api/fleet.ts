@@ -87,9 +87,7 @@ export const heartbeatSchema = z
       .object({
         failed: z
           .array(
-            z
-              .object({ module: moduleNameSchema, deploymentId: z.string().min(1).max(200), code: z.string().max(100), message: z.string().max(1000) })
-              .strict(),
+            z.object({ module: moduleNameSchema, deploymentId: z.string().min(1).max(200), code: z.string().max(100), message: z.string().max(1000) }).strict(),
           )
           .max(100),
       })
