@@ -364,7 +364,7 @@ export const ROUTES = [
     fn: 'ApiClusters',
     auth: true,
     roles: READERS,
-    summary: 'Every environment: strategy, node counts, module versions, blue-green colour',
+    summary: 'Every environment: strategy, node counts, module versions, desired state, blue-green colour',
   },
   {
     method: 'GET',
@@ -372,7 +372,7 @@ export const ROUTES = [
     fn: 'ApiClusters',
     auth: true,
     roles: READERS,
-    summary: 'One environment with its nodes (refresh=true polls every agent now)',
+    summary: 'One environment with its nodes, its desired state and each enrolled node’s convergence (refresh=true polls every agent now)',
   },
   {
     method: 'GET',
@@ -416,7 +416,7 @@ export const ROUTES = [
     fn: 'ApiFleet',
     auth: false,
     roles: 'public',
-    summary: "An enrolled node's signed heartbeat: its modules, health and address",
+    summary: "An enrolled node's signed heartbeat: its modules, health and address; answers the commands that converge it to the desired state",
   },
   {
     method: 'DELETE',

@@ -86,10 +86,10 @@ export async function sendHeartbeat(
 }
 
 /**
- * Heartbeat every `seconds` until stopped; failures are logged and retried at the next beat. One
- * beat at a time (a newer one overtaking an older would get the older refused as a replay). With a
- * converger, the answer's convergence commands run in the background, and a beat follows at once
- * when they changed something, so the orchestrator sees the node converged without waiting.
+ * Heartbeat every `seconds` until stopped; failures are logged and retried at the next beat. Beats
+ * are not held back by a slow answer: liveness is judged by their arrival. With a converger, the
+ * answer's convergence commands run in the background (the converger skips those already running),
+ * and a beat follows at once when they changed something, so the orchestrator sees it without waiting.
  */
 export function startHeartbeats(
   c: NodeCredentials,
@@ -100,14 +100,7 @@ export function startHeartbeats(
   converger?: Converger,
 ): () => void {
   let refusedBefore = false;
-  let beating = false;
-  let again = false;
   const beat = async () => {
-    if (beating) {
-      again = true;
-      return;
-    }
-    beating = true;
     try {
       const failed = converger?.failed ?? [];
       const r = await sendHeartbeat(c, seconds, address, health(), failed.length ? { convergence: { failed } } : {});
@@ -123,12 +116,6 @@ export function startHeartbeats(
       refusedBefore = r.status === 401;
     } catch (e) {
       log(`heartbeat failed: ${(e as Error).message}`);
-    } finally {
-      beating = false;
-      if (again) {
-        again = false;
-        void beat();
-      }
     }
   };
   void beat();
