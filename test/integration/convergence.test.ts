@@ -52,7 +52,7 @@ afterAll(async () => {
 
 function killQuietly(pid: number) {
   try {
-    process.kill(pid, 'SIGTERM');
+    process.kill(pid, 'SIGKILL');
   } catch {
     /* already gone */
   }
