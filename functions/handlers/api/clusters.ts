@@ -11,19 +11,24 @@ import { averageMetrics } from '../../domain/canary.ts';
 import { nodeStatus } from '../../domain/membership.ts';
 import { strategyFor } from '../../strategies/registry.ts';
 import { clusterConvergence } from '../../lib/convergence.ts';
-import type { ConvergenceView, DesiredModules } from '../../domain/convergence.ts';
+import type { ConvergenceView, DesiredModules, DesiredVersion } from '../../domain/convergence.ts';
 
 /** A live refresh polls every agent; above this size it would be too slow for one request. */
 const MAX_LIVE_REFRESH = 500;
 
 /** The desired state as shown: each module's entry, with only the one entry it replaced. */
 function presentDesired(desired: DesiredModules) {
+  const brief = (e: DesiredVersion) => ({ version: e.version, deploymentId: e.deploymentId, ...(e.colour ? { colour: e.colour } : {}) });
   return Object.fromEntries(
-    Object.entries(desired).map(([m, { previous, ...entry }]) => [
+    Object.entries(desired).map(([m, e]) => [
       m,
       {
-        ...entry,
-        previous: previous ? { version: previous.version, deploymentId: previous.deploymentId, ...(previous.colour ? { colour: previous.colour } : {}) } : null,
+        ...brief(e),
+        revision: e.revision,
+        setAt: e.setAt,
+        setBy: e.setBy,
+        ...(e.rolledBack ? { rolledBack: e.rolledBack } : {}),
+        previous: e.previous ? brief(e.previous) : null,
       },
     ]),
   );
