@@ -47,6 +47,11 @@ const describeCommand = (c: ConvergeCommand) => `${c.module} ${c.from ?? 'none'}
 
 export class Converger {
   private readonly inFlight = new Set<string>();
+  /**
+   * Commands done lately: answers to heartbeats sent before a command finished still carry it.
+   * Running it again would only be an idempotent replay; it is skipped without a log line.
+   */
+  private readonly done = new Set<string>();
   private readonly failures = new Map<string, { count: number; nextAt: number; failure: ConvergenceFailure }>();
 
   constructor(
@@ -71,7 +76,7 @@ export class Converger {
     // A command the orchestrator no longer sends (the desired state moved on) is not retried.
     for (const key of this.failures.keys()) if (!keys.has(key)) this.failures.delete(key);
     const now = (this.opts.now ?? Date.now)();
-    const due = commands.filter((c) => !this.inFlight.has(keyOf(c)) && (this.failures.get(keyOf(c))?.nextAt ?? 0) <= now);
+    const due = commands.filter((c) => !this.inFlight.has(keyOf(c)) && !this.done.has(keyOf(c)) && (this.failures.get(keyOf(c))?.nextAt ?? 0) <= now);
     const changed = await Promise.all(due.map((c) => this.runOne(c)));
     return changed.some(Boolean);
   }
@@ -97,6 +102,8 @@ export class Converger {
           ? await this.agent.deploy(c.module, c.request as DeployRequest)
           : await this.agent.rollback(c.module, c.request as RollbackRequest);
       this.failures.delete(key);
+      this.done.add(key);
+      if (this.done.size > DONE_KEPT) this.done.delete(this.done.values().next().value!);
       this.log(`converged ${c.module} to ${r.version ?? 'none'}${r.replayed ? ' (already applied)' : ''}`);
       return !r.replayed;
     } catch (e) {
@@ -117,5 +124,8 @@ export class Converger {
     }
   }
 }
+
+/** How many finished commands are remembered (a new desired state gets a new command id anyway). */
+const DONE_KEPT = 100;
 
 const keyOf = (c: ConvergeCommand) => `${c.request.deploymentId}:${c.module}`;

@@ -36,9 +36,14 @@ describe('the agent converges through its own deploy and rollback', () => {
     expect(current(h.dataDir)).toBe('1.0.0');
     expect(h.agent.modules.mod).toMatchObject({ version: '1.0.0', lastDeploymentId: 'converge:dep-a:r1' });
     expect(lines).toEqual(['converging mod none → 1.0.0 (converge:dep-a:r1)', 'converged mod to 1.0.0']);
-    // The same answer again (a heartbeat before the orchestrator saw the change): nothing to report.
+    // The same answer again (a heartbeat sent before the command finished): not run again, nothing to report.
     expect(await converger.run(answer)).toBe(false);
+    expect(lines).toHaveLength(2);
     expect(converger.failed).toEqual([]);
+    // A fresh converger (the agent restarted) asks the agent, which replays the applied command.
+    const restarted = new Converger(h.agent, (l) => lines.push(l));
+    expect(await restarted.run(answer)).toBe(false);
+    expect(lines.at(-1)).toBe('converged mod to 1.0.0 (already applied)');
 
     const unload: ConvergeCommand = {
       action: 'rollback',
