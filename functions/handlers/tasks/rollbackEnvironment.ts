@@ -44,11 +44,11 @@ export const handler = taskHandler(
     }
     const tally = await rollBackNodes(d, environment);
     const restored = await restoreAfterRollback(d, environment, requestedBy ?? 'system:rollback');
-    if (restored !== undefined) notes.push(describeRestored(d.moduleName, restored));
     // Planning itself failed (e.g. unreachable nodes): no node was touched, so the stage stays Failed.
     const neverPlanned = !plan && !onDemand && !cascaded;
     notes.push(neverPlanned ? 'no node was changed' : `rolled back ${tally.rolledBack} node(s) to their previous version`);
     if (tally.skipped.length) notes.push(`left ${tally.skipped.length} node(s) changed since: ${tally.skipped.join(', ')}`);
+    if (restored !== undefined) notes.push(describeRestored(d.moduleName, restored));
     const outcome = tally.stuck.length || neverPlanned ? 'Failed' : 'RolledBack';
     await settleStage(d, environment, cause, notes, tally.stuck, outcome, onDemand || cascaded ? { actor: requestedBy } : undefined);
     return { environment, rolledBack: tally.rolledBack, rollbackFailed: tally.stuck.length, cause: cause.message };
