@@ -103,8 +103,11 @@ export async function recordPromotion(d: DeploymentRecord, environment: Environm
   const written = await changeDesired(
     environment,
     d.moduleName,
-    async (current) =>
-      current?.deploymentId === d.executionId ? undefined : promote(current, next, await inferredBefore(d, environment, plan), new Date().toISOString()),
+    async (current) => {
+      if (current?.deploymentId === d.executionId) return undefined; // recorded already (a retry)
+      const inferred = current ? undefined : await inferredBefore(d, environment, plan);
+      return promote(current, next, inferred, new Date().toISOString());
+    },
     (current, entry) => ({
       action: 'environment.desired-state.changed',
       actor: 'system:pipeline',
