@@ -99,10 +99,12 @@ export const FUNCTIONS = {
   },
   ApiFleet: {
     entry: 'functions/handlers/api/fleet.ts',
-    description: 'Fleet membership: enrolment tokens, enrolment, heartbeats, decommissioning',
+    description: 'Fleet membership: enrolment tokens, enrolment, heartbeats (answering convergence commands), decommissioning',
     timeoutSeconds: 29,
     memoryMb: 256,
-    tables: { enrolmentTokens: 'write', nodes: 'write', ...audit },
+    // clusters, locks, modules and artifacts: a heartbeat's answer converges the node to the desired state.
+    tables: { enrolmentTokens: 'write', nodes: 'write', clusters: 'read', locks: 'read', modules: 'read', ...audit },
+    artifacts: 'read',
     holdsNodeCredentials: true,
     // Enrolment answers the WebSocket URL to dial-out agents; decommissioning closes a node's connection.
     managesConnections: true,
@@ -112,7 +114,7 @@ export const FUNCTIONS = {
     description: 'Clusters API',
     timeoutSeconds: 29,
     memoryMb: 512,
-    tables: { nodes: 'write', clusters: 'read' },
+    tables: { nodes: 'write', clusters: 'read', locks: 'read' },
     callsAgents: true,
   },
   ApiModules: {
@@ -173,10 +175,10 @@ export const FUNCTIONS = {
   },
   CompleteEnvironment: {
     entry: 'functions/handlers/tasks/completeEnvironment.ts',
-    description: 'Strategy: close the environment stage',
+    description: 'Strategy: close the environment stage and record its desired state',
     timeoutSeconds: 60,
     memoryMb: 256,
-    tables: { deployments: 'write', ...audit },
+    tables: { deployments: 'write', clusters: 'write', targets: 'read', nodes: 'read', ...audit },
   },
   RollbackEnvironment: {
     entry: 'functions/handlers/tasks/rollbackEnvironment.ts',
@@ -407,7 +409,7 @@ export const ROUTES = [
     fn: 'ApiClusters',
     auth: true,
     roles: READERS,
-    summary: 'Every environment: strategy, node counts, module versions, blue-green colour',
+    summary: 'Every environment: strategy, node counts, module versions, desired state, blue-green colour',
   },
   {
     method: 'GET',
@@ -415,7 +417,7 @@ export const ROUTES = [
     fn: 'ApiClusters',
     auth: true,
     roles: READERS,
-    summary: 'One environment with its nodes (refresh=true polls every agent now)',
+    summary: 'One environment with its nodes, its desired state and each enrolled node’s convergence (refresh=true polls every agent now)',
   },
   {
     method: 'GET',
@@ -459,7 +461,7 @@ export const ROUTES = [
     fn: 'ApiFleet',
     auth: false,
     roles: 'public',
-    summary: "An enrolled node's signed heartbeat: its modules, health and address",
+    summary: "An enrolled node's signed heartbeat: its modules, health and address; answers the commands that converge it to the desired state",
   },
   {
     method: 'POST',

@@ -24,6 +24,9 @@
  * With --trust-roots the agent installs and runs modules under <data-dir>/modules
  * (functions/agent/installer.ts), loading only modules whose signature chains to those roots;
  * without it, it only records versions.
+ *
+ * An enrolled agent converges by itself to its environment's desired state: each heartbeat's answer
+ * names what to deploy or unload (functions/agent/convergence.ts).
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -33,6 +36,7 @@ import { parseArgs } from 'node:util';
 import { NodeAgent } from '../functions/agent/agent.ts';
 import { DialOutConnection } from '../functions/agent/dialOut.ts';
 import { Installer } from '../functions/agent/installer.ts';
+import { Converger } from '../functions/agent/convergence.ts';
 import { CredentialStore, enrol, readCredentials, startHeartbeats, writeCredentials, credentialsFile } from '../functions/agent/membership.ts';
 import type { AgentKey, ModuleState } from '../functions/agent/protocol.ts';
 import { splitPem } from '../functions/domain/signature.ts';
@@ -173,12 +177,17 @@ async function startEnrolled(dataDir: string): Promise<NodeAgent> {
       `node agent ${creds.nodeId} listening on ${await agent.listen(port, host)}, advertised as ${address}, heartbeat every ${heartbeatSeconds} s${installs}`,
     );
   }
+  // Convergence commands from heartbeat answers run through the agent's own deploy and rollback
+  // (signature, digest and per-module order checked as for a deployment); a failure is retried
+  // after one heartbeat interval, doubling up to 5 minutes.
+  const converger = new Converger(agent, (line) => console.log(line), { retryBaseMs: heartbeatSeconds * 1000 });
   startHeartbeats(
     store,
     heartbeatSeconds,
     address,
     () => agent.health(),
     (line) => console.error(line),
+    converger,
   );
   return agent;
 }

@@ -122,6 +122,37 @@ const components = {
       properties: { code: { type: 'string', description: 'Stable machine-readable code' }, message: { type: 'string' }, details: {} },
     },
     Stage: stage,
+    HeartbeatAnswer: {
+      type: 'object',
+      properties: {
+        nodeId: { type: 'string' },
+        status: { enum: ['Online'] },
+        lastSeenAt: { type: 'string', format: 'date-time' },
+        heartbeatSeconds: { type: 'integer' },
+        converge: {
+          type: 'array',
+          description:
+            'What the node must run to reach its environment desired state (empty when converged, or while a deployment holds the module lock). ' +
+            'Each request is the agent protocol body of a deploy or rollback, with the deterministic deploymentId converge:<deployment>:r<revision>; ' +
+            'the agent verifies and runs it as it would a deployment call.',
+          items: {
+            type: 'object',
+            required: ['action', 'module', 'from', 'to', 'request'],
+            properties: {
+              action: { enum: ['deploy', 'rollback'] },
+              module: { type: 'string' },
+              from: { type: ['string', 'null'], description: 'What the node reported' },
+              to: { type: ['string', 'null'], description: 'The desired version; null: unload the module' },
+              request: {
+                type: 'object',
+                description:
+                  'deploy: {deploymentId, version, artifactUrl, sha256, manifest, signature, certificateChain}; rollback: {deploymentId, toVersion: null}',
+              },
+            },
+          },
+        },
+      },
+    },
     Deployment: {
       type: 'object',
       properties: {
@@ -191,7 +222,9 @@ export function buildOpenApi(): Json {
         ? { 'text/plain': { schema: { type: 'string' } } }
         : r.path.startsWith('/api/v1/deployments/{executionId}') && r.method === 'GET'
           ? { 'application/json': { schema: { $ref: '#/components/schemas/Deployment' } } }
-          : { 'application/json': { schema: ANSWERS[key] ?? { type: 'object' } } };
+          : key === 'POST /api/v1/nodes/{nodeId}/heartbeat'
+            ? { 'application/json': { schema: { $ref: '#/components/schemas/HeartbeatAnswer' } } }
+            : { 'application/json': { schema: { type: 'object' } } };
     const errorCodes =
       SELF_AUTHENTICATED[key] ??
       (r.roles === 'public' ? (html ? ['400', '403', '404', '409', '410'] : []) : ['400', '401', '403', '404', '409', ...(body ? ['415'] : []), '429']);

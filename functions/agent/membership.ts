@@ -7,6 +7,7 @@
  */
 import { closeSync, existsSync, fchmodSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
+import type { Converger } from './convergence.ts';
 import { signRequest, type AgentKey, type HealthReport, type ModuleState } from './protocol.ts';
 
 export interface NodeCredentials {
@@ -168,16 +169,20 @@ export async function sendHeartbeat(
   /** Inbound agents only (a dial-out node has no address). */
   address: string | undefined,
   health: HealthReport,
+  extra: Record<string, unknown> = {},
 ): Promise<{ status: number; json: Record<string, unknown> }> {
   const path = `/api/v1/nodes/${c.nodeId}/heartbeat`;
-  const body = JSON.stringify({ heartbeatSeconds, address, health });
+  const body = JSON.stringify({ heartbeatSeconds, address, health, ...extra });
   return postJson(`${apiBase(c.apiUrl)}${path}`, body, signRequest(c.keys[0], 'POST', path, body));
 }
 
 /**
  * Heartbeat every `seconds` until stopped; failures are logged and retried at the next beat. One
  * beat at a time (a slow answer delays the next, never overlaps it: an overlapping older beat
- * would be refused as a replay). Key changes in an answer are stored before the next beat.
+ * would be refused as a replay). Key changes in an answer are stored before the next beat. With a
+ * converger, the answer's convergence commands run in the background (the converger skips those
+ * already running), and a beat follows at once when they changed something, so the orchestrator
+ * sees it without waiting a whole interval.
  */
 export function startHeartbeats(
   store: CredentialStore,
@@ -185,16 +190,22 @@ export function startHeartbeats(
   address: string | undefined,
   health: () => HealthReport,
   log: (line: string) => void,
+  converger?: Converger,
 ): () => void {
   let refusedBefore = false;
   let stopped = false;
   let timer: NodeJS.Timeout | undefined;
   const beat = async () => {
     try {
-      const r = await sendHeartbeat(store.current, seconds, address, health());
+      const failed = converger?.failed ?? [];
+      const r = await sendHeartbeat(store.current, seconds, address, health(), failed.length ? { convergence: { failed } } : {});
       if (r.status === 200) {
         refusedBefore = false;
         takeKeyChanges(store, r.json as KeyAnswer, log);
+        if (converger)
+          void converger.run(r.json.converge).then((news) => {
+            if (news) beatSoon();
+          });
       } else if (!refusedBefore || r.status !== 401)
         log(
           `heartbeat refused (HTTP ${r.status}): ${String(r.json.message ?? '')}${r.status === 401 ? ' (decommissioned? enrol again with a new token)' : ''}`,
@@ -204,10 +215,25 @@ export function startHeartbeats(
       log(`heartbeat failed: ${(e as Error).message}`);
     }
   };
+  let inFlight = false;
+  let again = false;
   const loop = async () => {
+    inFlight = true;
     const started = Date.now();
     await beat();
-    if (!stopped) timer = setTimeout(() => void loop(), Math.max(0, seconds * 1000 - (Date.now() - started)));
+    inFlight = false;
+    const wait = again ? 0 : Math.max(0, seconds * 1000 - (Date.now() - started));
+    again = false;
+    if (!stopped) timer = setTimeout(() => void loop(), wait);
+  };
+  /** The next beat now, or right after the one in flight (never two at once). */
+  const beatSoon = () => {
+    if (stopped) return;
+    if (inFlight) again = true;
+    else {
+      clearTimeout(timer);
+      void loop();
+    }
   };
   void loop();
   return () => {

@@ -5,6 +5,7 @@ import { tableName } from './tables.ts';
 import type { HealthReport, MetricsReport, ModuleState } from '../agent/protocol.ts';
 import type { NodeCredential } from '../domain/nodeCredentials.ts';
 import type { RetiredCredential } from '../domain/nodeKeyRotation.ts';
+import type { TrackedConvergence } from '../domain/convergence.ts';
 
 export interface NodeRecord {
   environment: Environment;
@@ -39,6 +40,8 @@ export interface NodeRecord {
   lastHeartbeatTs?: number;
   /** What the agent last reported it runs (the orchestrator's own ledger stays in `modules`). */
   reportedModules?: Record<string, ModuleState>;
+  /** Enrolled hosts: convergences to the desired state in progress, by module (functions/lib/convergence.ts). */
+  convergence?: Record<string, TrackedConvergence>;
   decommissionedAt?: string;
   decommissionedBy?: string;
 }

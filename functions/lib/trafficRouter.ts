@@ -8,6 +8,7 @@
 import { GetCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import type { Environment } from '../domain/environments.ts';
 import type { Colour } from '../domain/strategy.ts';
+import type { DesiredModules } from '../domain/convergence.ts';
 import { dynamo } from './aws.ts';
 import { tableName } from './tables.ts';
 
@@ -23,10 +24,12 @@ export interface ClusterRecord {
   previousColour?: Colour;
   switchedAt?: string;
   switchedBy?: string;
+  /** The environment's desired state, per module (functions/lib/desiredState.ts). */
+  desiredModules?: DesiredModules;
 }
 
-export async function getCluster(environment: Environment): Promise<ClusterRecord | undefined> {
-  const r = await dynamo().send(new GetCommand({ TableName: tableName('clusters'), Key: { environment }, ConsistentRead: true }));
+export async function getCluster(environment: Environment, opts: { consistent?: boolean } = {}): Promise<ClusterRecord | undefined> {
+  const r = await dynamo().send(new GetCommand({ TableName: tableName('clusters'), Key: { environment }, ConsistentRead: opts.consistent ?? true }));
   return r.Item as ClusterRecord | undefined;
 }
 

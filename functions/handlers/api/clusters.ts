@@ -10,11 +10,35 @@ import { getCluster, type ClusterRecord } from '../../lib/trafficRouter.ts';
 import { averageMetrics } from '../../domain/canary.ts';
 import { nodeStatus } from '../../domain/membership.ts';
 import { strategyFor } from '../../strategies/registry.ts';
+import { clusterConvergence } from '../../lib/convergence.ts';
+import type { ConvergenceView, DesiredModules, DesiredVersion } from '../../domain/convergence.ts';
 
 /** A live refresh polls every agent; above this size it would be too slow for one request. */
 const MAX_LIVE_REFRESH = 500;
 
-function summary(environment: Environment, nodes: NodeRecord[], cluster?: ClusterRecord) {
+/** The desired state as shown: each module's entry, with only the one entry it replaced. */
+function presentDesired(desired: DesiredModules) {
+  const brief = (e: DesiredVersion) => ({ version: e.version, deploymentId: e.deploymentId, ...(e.colour ? { colour: e.colour } : {}) });
+  return Object.fromEntries(
+    Object.entries(desired).map(([m, e]) => [
+      m,
+      {
+        ...brief(e),
+        revision: e.revision,
+        setAt: e.setAt,
+        setBy: e.setBy,
+        ...(e.rolledBack ? { rolledBack: e.rolledBack } : {}),
+        previous: e.previous ? brief(e.previous) : null,
+      },
+    ]),
+  );
+}
+
+/**
+ * A node converging to the desired state is not counted healthy, whatever its agent says: it does
+ * not run what its environment should run yet.
+ */
+function summary(environment: Environment, nodes: NodeRecord[], cluster: ClusterRecord | undefined, convergence: Map<string, ConvergenceView>) {
   const versions: Record<string, Record<string, number>> = {};
   for (const n of nodes) {
     for (const [m, s] of Object.entries(n.modules ?? {})) {
@@ -28,9 +52,11 @@ function summary(environment: Environment, nodes: NodeRecord[], cluster?: Cluste
     strategy: p.strategy,
     requiresApproval: p.requiresApproval,
     nodeCount: nodes.length,
-    healthyNodes: nodes.filter((n) => n.lastHealth?.status === 'healthy').length,
+    healthyNodes: nodes.filter((n) => n.lastHealth?.status === 'healthy' && convergence.get(n.nodeId)?.state !== 'Converging').length,
     unhealthyNodes: nodes.filter((n) => n.lastHealth?.status === 'unhealthy').length,
+    convergingNodes: nodes.filter((n) => convergence.get(n.nodeId)?.state === 'Converging').length,
     moduleVersions: versions,
+    desiredModules: presentDesired(cluster?.desiredModules ?? {}),
     ...(strategyFor(p.strategy).usesColours
       ? {
           activeColour: cluster?.activeColour ?? 'blue',
@@ -45,7 +71,7 @@ function summary(environment: Environment, nodes: NodeRecord[], cluster?: Cluste
  * Enrolled hosts: status from their heartbeats. Fleet-managed nodes (never enrolled): Online,
  * unless this request's live poll could not reach them.
  */
-function presentNode(n: NodeRecord, now: number, missed: number, notAnswering: ReadonlySet<string>) {
+function presentNode(n: NodeRecord, now: number, missed: number, notAnswering: ReadonlySet<string>, convergence: ConvergenceView | undefined) {
   const status = !n.enrolment && notAnswering.has(n.nodeId) ? 'Unreachable' : nodeStatus(n, now, missed);
   return {
     nodeId: n.nodeId,
@@ -61,6 +87,7 @@ function presentNode(n: NodeRecord, now: number, missed: number, notAnswering: R
     ...(n.decommissionedAt ? { decommissionedAt: n.decommissionedAt } : {}),
     modules: n.modules ?? {},
     ...(n.reportedModules ? { reportedModules: n.reportedModules } : {}),
+    ...(convergence ? { convergence } : {}),
     health: n.lastHealth ?? null,
     metrics: n.lastMetrics ?? null,
   };
@@ -91,7 +118,12 @@ function mergeModules(_n: NodeRecord, reported: Record<string, { version: string
 
 export const handler = apiHandler({
   'GET /api/v1/clusters': async () => {
-    const clusters = await Promise.all(ENVIRONMENTS.map(async (e) => summary(e, await listNodes(e), await getCluster(e))));
+    const clusters = await Promise.all(
+      ENVIRONMENTS.map(async (e) => {
+        const [nodes, cluster] = await Promise.all([listNodes(e), getCluster(e)]);
+        return summary(e, nodes, cluster, await clusterConvergence(e, nodes, cluster?.desiredModules ?? {}));
+      }),
+    );
     return json(200, { items: clusters });
   },
   'GET /api/v1/clusters/{environment}': async (event) => {
@@ -101,9 +133,11 @@ export const handler = apiHandler({
     const active = all.filter((n) => !n.decommissionedAt);
     const { nodes, notAnswering } = live === 'true' ? await refresh(environment, active) : { nodes: active, notAnswering: new Set<string>() };
     const [now, missed] = [Date.now(), config.missedHeartbeats()];
+    const cluster = await getCluster(environment);
+    const convergence = await clusterConvergence(environment, nodes, cluster?.desiredModules ?? {});
     // Decommissioned nodes are listed (with their status) but counted nowhere.
-    const listed = [...nodes, ...all.filter((n) => n.decommissionedAt)].map((n) => presentNode(n, now, missed, notAnswering));
-    return json(200, { ...summary(environment, nodes, await getCluster(environment)), nodes: listed });
+    const listed = [...nodes, ...all.filter((n) => n.decommissionedAt)].map((n) => presentNode(n, now, missed, notAnswering, convergence.get(n.nodeId)));
+    return json(200, { ...summary(environment, nodes, cluster, convergence), nodes: listed });
   },
   'GET /api/v1/clusters/{environment}/metrics': async (event) => {
     const { environment } = parsePath(event, z.object({ environment: z.enum(ENVIRONMENTS) }));

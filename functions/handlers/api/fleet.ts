@@ -15,6 +15,7 @@ import { apiHandler, json } from '../../lib/http.ts';
 import { authenticateNode, decommissionNode, findNode, heartbeatPath, recordHeartbeat } from '../../lib/membership.ts';
 import { startNodeKeyRotation } from '../../lib/nodeKeys.ts';
 import { agentKeys } from '../../lib/secrets.ts';
+import { reconcileNode } from '../../lib/convergence.ts';
 import { nodeStatus } from '../../domain/membership.ts';
 import { parseBody, parsePath } from '../../lib/parse.ts';
 import { isDialOut, NODE_TRANSPORTS } from '../../lib/nodes.ts';
@@ -94,6 +95,17 @@ export const heartbeatSchema = z
         metrics,
       })
       .strict(),
+    /** Convergence commands of earlier answers that failed on the agent (recorded and audited once per reason). */
+    convergence: z
+      .object({
+        failed: z
+          .array(
+            z.object({ module: moduleNameSchema, deploymentId: z.string().min(1).max(200), code: z.string().max(100), message: z.string().max(1000) }).strict(),
+          )
+          .max(100),
+      })
+      .strict()
+      .optional(),
   })
   .strict();
 
@@ -166,8 +178,10 @@ export const handler = apiHandler({
       { timestamp, heartbeatSeconds: body.heartbeatSeconds, address: body.address ?? node.address, report: body.health },
       role,
     );
+    // What the node must run to reach its environment's desired state (the agent verifies and runs it).
+    const converge = await reconcileNode(node, body.health.modules, body.convergence?.failed ?? []);
     // keyAnswer: a key to adopt (the pending one) and the key ids still honoured (docs/adr/0010-node-key-rotation.md).
-    return json(200, { nodeId, status: 'Online', lastSeenAt, heartbeatSeconds: body.heartbeatSeconds, ...keyAnswer });
+    return json(200, { nodeId, status: 'Online', lastSeenAt, heartbeatSeconds: body.heartbeatSeconds, ...keyAnswer, converge });
   },
   'POST /api/v1/nodes/{nodeId}/rotate-credentials': async (event, caller) => {
     const { nodeId } = parsePath(event, nodeIdPath);

@@ -1,9 +1,11 @@
 import { z } from 'zod';
+import type { DesiredModule } from '../../domain/convergence.ts';
 import type { DeploymentRecord } from '../../domain/deployment.ts';
 import type { Environment } from '../../domain/environments.ts';
 import { agentClient, mapLimit } from '../../lib/agentClient.ts';
 import { config } from '../../lib/config.ts';
 import { requireDeployment, updateStage } from '../../lib/deployments.ts';
+import { restoreAfterRollback } from '../../lib/desiredState.ts';
 import { environmentInput } from '../../lib/environmentStage.ts';
 import { getNode, recordNodeModule } from '../../lib/nodes.ts';
 import { abortPlan, getPlan, listBatches, markTrafficSwitched, setBatchNodes, type BatchItem, type NodeTarget } from '../../lib/targets.ts';
@@ -24,7 +26,8 @@ interface RollbackTally {
  * back to the colour that served before), then every node back to the version it ran before (or
  * the module unloaded if it had none). Used by the automatic rollback of every strategy and by
  * rollback on demand. Idempotent: rolled-back nodes are skipped, and the agent treats a repeated
- * rollback id as a replay. A node that a later deployment has changed since is left alone.
+ * rollback id as a replay. A node that a later deployment has changed since is left alone. If the
+ * environment's desired state is the one this deployment left, it goes back to what it replaced.
  */
 export const handler = taskHandler(
   environmentInput.extend({ error: caughtErrorSchema.optional(), requestedBy: z.string().optional() }),
@@ -40,15 +43,22 @@ export const handler = taskHandler(
       notes.push(`traffic switched back to ${plan.activeColour}`);
     }
     const tally = await rollBackNodes(d, environment);
+    const restored = await restoreAfterRollback(d, environment, requestedBy ?? 'system:rollback');
     // Planning itself failed (e.g. unreachable nodes): no node was touched, so the stage stays Failed.
     const neverPlanned = !plan && !onDemand && !cascaded;
     notes.push(neverPlanned ? 'no node was changed' : `rolled back ${tally.rolledBack} node(s) to their previous version`);
     if (tally.skipped.length) notes.push(`left ${tally.skipped.length} node(s) changed since: ${tally.skipped.join(', ')}`);
+    if (restored !== undefined) notes.push(describeRestored(d.moduleName, restored));
     const outcome = tally.stuck.length || neverPlanned ? 'Failed' : 'RolledBack';
     await settleStage(d, environment, cause, notes, tally.stuck, outcome, onDemand || cascaded ? { actor: requestedBy } : undefined);
     return { environment, rolledBack: tally.rolledBack, rollbackFailed: tally.stuck.length, cause: cause.message };
   },
 );
+
+function describeRestored(module: string, restored: DesiredModule | null): string {
+  if (restored === null) return `no desired version of ${module} recorded any more`;
+  return restored.version === null ? `desired state back to no ${module}` : `desired state back to ${module}@${restored.version}`;
+}
 
 /** Why this environment rolls back: on demand, because a later stage failed, or its own failure. */
 function rollbackCause(d: DeploymentRecord, environment: Environment, error: CaughtError | undefined, requestedBy: string | undefined) {
