@@ -151,7 +151,8 @@ describe('heartbeats that carry key changes', () => {
     const store = new CredentialStore(dir, readCredentials(dir)!);
     const lines: string[] = [];
     stop = startHeartbeats(store, 1, 'http://127.0.0.1:9', health, (l) => lines.push(l));
-    await until(() => signedWith.length >= 3);
+    // The third answer is what drops the old key: wait for the agent to have handled it, not just for the server to have seen the beat.
+    await until(() => signedWith.length >= 3 && lines.length >= 2);
     stop();
     expect(signedWith.slice(0, 3)).toEqual(['nk-0', 'nk-2', 'nk-2']);
     // When the first beat signed with the new key arrived, the disk already held it.
