@@ -34,7 +34,8 @@ export class AgentCallError extends Error {
 }
 
 /** What calling a node needs; planning passes its node records through as PlanNodes, credential included. */
-export type AgentTarget = Pick<NodeRecord, 'nodeId' | 'address'> & Partial<Pick<NodeRecord, 'credential' | 'decommissionedAt' | 'environment' | 'transport'>>;
+export type AgentTarget = Pick<NodeRecord, 'nodeId' | 'address'> &
+  Partial<Pick<NodeRecord, 'credential' | 'decommissionedAt' | 'environment' | 'transport' | 'connection'>>;
 
 /** An enrolled node's own key; the fleet-wide key set's signing key for nodes that never enrolled. */
 async function signingKey(node: AgentTarget): Promise<AgentKey> {
@@ -94,7 +95,7 @@ async function overConnection(node: AgentTarget, method: 'GET' | 'POST', path: s
   const key = await signingKey(node);
   const timeoutMs = config.agentTimeoutMs();
   const outcome = await callOverConnection(
-    { nodeId: node.nodeId, environment, method, path, body, sign: () => signRequest(key, method, path, body) },
+    { nodeId: node.nodeId, environment, method, path, body, sign: () => signRequest(key, method, path, body), connectionHint: node.connection?.connectionId },
     { timeoutMs, pollMs: config.agentReplyPollMs(), recheckMs: 1000 },
   );
   if (outcome.ok) return { status: outcome.reply.status, json: outcome.reply.body };

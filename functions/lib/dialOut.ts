@@ -100,47 +100,69 @@ export interface DialOutCall {
   body: string;
   /** The x-agent-* signature headers, made afresh for each post (a long wait must not outlive the clock window). */
   sign: () => Record<string, string>;
+  /** The connection the caller's copy of the node record names (tried first; the record is re-read after). */
+  connectionHint?: string;
 }
 
-/** Send a command to a dial-out node and wait for its reply (the DynamoDB- and API-Gateway-backed exchange). */
+/**
+ * Send a command to a dial-out node and wait for its reply (the DynamoDB- and API-Gateway-backed
+ * exchange). The common path costs one PutItem, one PostToConnection and a few GetItems: the
+ * request item is written with the first post (never for a node that was not connected), and the
+ * connection the caller's node record names is tried before the record is read again.
+ */
 export async function callOverConnection(call: DialOutCall, s: ExchangeSettings): Promise<ExchangeOutcome & { requestId: string }> {
   const requestId = randomUUID();
   const requests = tableName('agentRequests');
-  await dynamo().send(
-    new PutCommand({
-      TableName: requests,
-      Item: {
-        requestId,
-        nodeId: call.nodeId,
-        environment: call.environment,
-        method: call.method,
-        path: call.path,
-        createdAt: new Date().toISOString(),
-        posts: 0,
-        expiresAt: Math.floor(Date.now() / 1000) + REQUEST_TTL_SECONDS,
-      },
-      ConditionExpression: 'attribute_not_exists(requestId)',
-    }),
-  );
   const message = () => {
     const cmd: AgentCommand = { type: 'request', requestId, method: call.method, path: call.path, headers: call.sign(), body: call.body };
     return JSON.stringify(cmd);
   };
   if (Buffer.byteLength(message()) > MAX_MESSAGE_BYTES) throw new Error(`the command for ${call.nodeId} exceeds the ${MAX_MESSAGE_BYTES}-byte message limit`);
+  const countPost = (connectionId: string, delta: 1 | -1) =>
+    dynamo().send(
+      new UpdateCommand({
+        TableName: requests,
+        Key: { requestId },
+        UpdateExpression: 'SET posts = posts + :d, lastPostedOn = :c',
+        ExpressionAttributeValues: { ':d': delta, ':c': connectionId },
+      }),
+    );
+  let hint = call.connectionHint;
+  let recorded = false;
   const outcome = await exchange(
     {
-      connectionOf: async () => (await getNode(call.environment, call.nodeId))?.connection?.connectionId,
+      connectionOf: async () => {
+        const h = hint;
+        hint = undefined;
+        return h ?? (await getNode(call.environment, call.nodeId))?.connection?.connectionId;
+      },
       post: async (connectionId) => {
+        if (recorded) {
+          const sent = await postToConnection(connectionId, message());
+          if (sent === 'sent') await countPost(connectionId, 1);
+          return sent;
+        }
+        // Written before the post: the reply may arrive (and is recorded only into an existing item) at once.
+        await dynamo().send(
+          new PutCommand({
+            TableName: requests,
+            Item: {
+              requestId,
+              nodeId: call.nodeId,
+              environment: call.environment,
+              method: call.method,
+              path: call.path,
+              createdAt: new Date().toISOString(),
+              posts: 1,
+              lastPostedOn: connectionId,
+              expiresAt: Math.floor(Date.now() / 1000) + REQUEST_TTL_SECONDS,
+            },
+            ConditionExpression: 'attribute_not_exists(requestId)',
+          }),
+        );
+        recorded = true;
         const sent = await postToConnection(connectionId, message());
-        if (sent === 'sent')
-          await dynamo().send(
-            new UpdateCommand({
-              TableName: requests,
-              Key: { requestId },
-              UpdateExpression: 'SET posts = posts + :one, lastPostedOn = :c',
-              ExpressionAttributeValues: { ':one': 1, ':c': connectionId },
-            }),
-          );
+        if (sent === 'gone') await countPost(connectionId, -1);
         return sent;
       },
       reply: async () => {

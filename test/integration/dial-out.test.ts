@@ -7,7 +7,7 @@
  * replayed and decommissioned connects are refused; a reply from another node's connection is ignored.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, readlinkSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PutCommand, ScanCommand } from '@aws-sdk/lib-dynamodb';
@@ -35,6 +35,19 @@ beforeAll(async () => {
 }, 120_000);
 afterAll(async () => {
   for (const name of [...running.keys()]) await stopAgent(name);
+  // The demo workload outlives its agent (a hot-swapped module does): stop what the load hooks started.
+  for (const dir of Object.values(dirs)) {
+    const versions = join(dir, 'modules', 'demo-kernel');
+    for (const v of existsSync(versions) ? readdirSync(versions) : []) {
+      const pidFile = join(versions, v, 'run', 'module.pid');
+      if (!existsSync(pidFile)) continue;
+      try {
+        process.kill(Number(readFileSync(pidFile, 'utf8')), 'SIGTERM');
+      } catch {
+        /* already gone */
+      }
+    }
+  }
   await cloud?.stop();
 });
 
