@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LocalCloud } from '../../localcloud/cloud.ts';
 import { ROOT } from '../../localcloud/cloud.ts';
-import { api, startTestCloud, waitForDeployment } from './harness.ts';
+import { api, startTestCloud, waitApprovingGates, waitForDeployment } from './harness.ts';
 
 /**
  * Short, but not the shortest: a node is Unreachable after 3 missed heartbeats, and on a loaded
@@ -323,5 +323,20 @@ describe('desired state and convergence', () => {
     await heartbeats(ids.gate, 2);
     expect((await nodeView(ids.gate)).convergence).toEqual({ state: 'Converged', pending: [] });
     expect(log('gate')).not.toContain('converging');
+  }, 180_000);
+
+  it('records a blue-green environment’s desired state for the colour that now serves it', async () => {
+    const id = await request('1.1.0', 'Staging');
+    const d = await waitApprovingGates(cloud, id);
+    expect(d.status, JSON.stringify(d.failure)).toBe('Succeeded');
+    const staging = await api(cloud, 'GET', '/api/v1/clusters/Staging', { token: cloud.tokens.Viewer });
+    expect(staging.body.activeColour).toBe('green');
+    // What served before (the blue colour, all on 1.0.0) is what a rollback returns to; blue stays the standby.
+    expect(staging.body.desiredModules['demo-kernel']).toMatchObject({
+      version: '1.1.0',
+      colour: 'green',
+      deploymentId: id,
+      previous: { version: '1.0.0', deploymentId: null, colour: 'blue' },
+    });
   }, 180_000);
 });
