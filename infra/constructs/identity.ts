@@ -22,9 +22,10 @@ export class Identity extends Layer {
       accountRecovery: cognito.AccountRecovery.EMAIL_ONLY,
       removalPolicy: RemovalPolicy.RETAIN,
     });
-    // A user's roles are its groups (functions/lib/auth.ts), so the groups are the domain's roles.
+    // The groups mirror the domain's roles (the Admin API keeps them in step); what a user may do is
+    // read from the directory, not from these groups (docs/adr/0010-authorisation-from-the-directory.md).
     for (const role of ROLES) new cognito.CfnUserPoolGroup(this, `Group${role}`, { userPoolId: this.userPool.userPoolId, groupName: role });
-    // Service principals get a role from their scope (functions/lib/auth.ts SCOPE_ROLES).
+    // Registered service principals get a role from their scope (functions/domain/accessTokens.ts SCOPE_ROLES).
     const apiScope = new cognito.ResourceServerScope({ scopeName: 'deploy', scopeDescription: 'deploy and roll back (Deployer)' });
     const readScope = new cognito.ResourceServerScope({ scopeName: 'read', scopeDescription: 'read deployments and clusters (Viewer)' });
     const resourceServer = this.userPool.addResourceServer('Api', { identifier: 'kmod', scopes: [apiScope, readScope] });

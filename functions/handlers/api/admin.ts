@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { ROLES } from '../../domain/roles.ts';
 import { audit } from '../../lib/audit.ts';
-import { SCOPE_ROLES } from '../../lib/auth.ts';
+import { SCOPE_ROLES } from '../../domain/accessTokens.ts';
 import { createClient, createUser, listEntries, present, setEnabled, setRoles } from '../../lib/directory.ts';
 import { apiHandler, json } from '../../lib/http.ts';
 import { parseBody, parsePath } from '../../lib/parse.ts';
