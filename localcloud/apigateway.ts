@@ -43,7 +43,14 @@ export class LocalApiGateway {
   /** Extra pages the local cloud serves beside the API (none on AWS). */
   readonly extras = new Map<string, (req: IncomingMessage, res: ServerResponse) => void>();
 
-  constructor(private readonly lambda: LocalLambda) {}
+  constructor(
+    private readonly lambda: LocalLambda,
+    /**
+     * false: behave like LocalStack's community edition, which stores Lambda authorizers but never
+     * runs them; requests reach the functions without authorizer context (verifyTokensInFunctions).
+     */
+    private readonly runsAuthorizer = true,
+  ) {}
 
   async listen(port: number, host = '127.0.0.1'): Promise<string> {
     this.server = createServer((req, res) => {
@@ -141,7 +148,7 @@ export class LocalApiGateway {
       userArn: null,
     };
     let authorizer: Record<string, unknown> | null = null;
-    if (route.auth) {
+    if (route.auth && this.runsAuthorizer) {
       const authEvent: APIGatewayRequestAuthorizerEvent = {
         type: 'REQUEST',
         methodArn,

@@ -48,6 +48,11 @@ export interface LocalCloudOptions {
   log?: (line: string) => void;
   /** Write the cloud.json contract here before /health turns healthy. */
   cloudFile?: string;
+  /**
+   * false: the API gateway runs no authorizer, as LocalStack's community edition (tests of the
+   * functions verifying tokens themselves: set API_VERIFIES_TOKENS=true in env too).
+   */
+  gatewayRunsAuthorizer?: boolean;
 }
 
 export interface CloudFile {
@@ -227,7 +232,7 @@ export async function startLocalCloud(opts: LocalCloudOptions = {}): Promise<Loc
     rotateWatch.unref();
     cleanups.push(async () => clearInterval(rotateWatch));
 
-    const gateway = new LocalApiGateway(lambda);
+    const gateway = new LocalApiGateway(lambda, opts.gatewayRunsAuthorizer ?? true);
     gateway.extras.set('/_local/mailbox', (_req, res) => {
       // The mailbox lives on the services port; a stable path on the API port points there.
       res.writeHead(302, { location: `${servicesUrl}/_mailbox` });
