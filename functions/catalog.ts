@@ -60,6 +60,13 @@ export interface FunctionSpec {
   authorizesConnections?: true;
   /** Run by an EventBridge schedule every this many minutes (CDK); locally by a script or the local cloud. */
   scheduleMinutes?: number;
+  /**
+   * Subscribes and unsubscribes people's email to the approver and notification topics with their
+   * own filter policies (lib/subscriptions.ts): gets the approver lists and both topics.
+   */
+  managesSubscriptions?: true;
+  /** Runs the subscription sync on every deploy, as a CloudFormation custom resource (exactly one function). */
+  syncsSubscriptionsOnDeploy?: true;
 }
 
 const audit = { audit: 'write' } as const;
@@ -81,6 +88,7 @@ export const FUNCTIONS = {
     memoryMb: 256,
     tables: { settings: 'write', users: 'write', ...audit },
     managesIdentities: true,
+    managesSubscriptions: true,
   },
   ApiHealth: {
     entry: 'functions/handlers/api/health.ts',
@@ -296,6 +304,15 @@ export const FUNCTIONS = {
     signsApprovalLinks: true,
     answersTasks: true,
     checksApprovers: true,
+  },
+  SyncSubscriptions: {
+    entry: 'functions/handlers/tasks/syncSubscriptions.ts',
+    description: 'Deploy: subscribe approvers and users to their email with their own filter policies',
+    timeoutSeconds: 300,
+    memoryMb: 256,
+    tables: { users: 'read', ...audit },
+    managesSubscriptions: true,
+    syncsSubscriptionsOnDeploy: true,
   },
   DiscoverNodes: {
     entry: 'functions/handlers/tasks/discoverNodes.ts',
@@ -540,6 +557,22 @@ export const ROUTES = [
     auth: true,
     roles: ADMINS,
     summary: 'Create a service client (client credentials; the secret is shown once)',
+  },
+  {
+    method: 'GET',
+    path: '/api/v1/admin/subscriptions',
+    fn: 'ApiAdmin',
+    auth: true,
+    roles: ADMINS,
+    summary: "Approvers' and users' email subscriptions and their state (confirmed, pending confirmation), and approvers who get no mail",
+  },
+  {
+    method: 'POST',
+    path: '/api/v1/admin/subscriptions/sync',
+    fn: 'ApiAdmin',
+    auth: true,
+    roles: ADMINS,
+    summary: 'Subscribe and unsubscribe email to match the approver lists and the directory now (also runs on every deploy)',
   },
   { method: 'GET', path: '/api/v1/admin/rate-limits', fn: 'ApiAdmin', auth: true, roles: ADMINS, summary: 'Current rate limits' },
   {

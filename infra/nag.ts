@@ -26,13 +26,14 @@ export const ACCEPTED_NAG_FINDINGS: { match: RegExp; reason: string }[] = [
   { match: /^AwsSolutions-IAM5\[Resource::<Artifacts\w+\.Arn>\/\*\]$/, reason: 'Objects of the artifact bucket (module artifacts under modules/).' },
   { match: /^AwsSolutions-IAM5\[Resource::<\w+\.Arn>:\*\]$/, reason: "Lambda invoke grants include the function's versions and aliases (qualifier :*)." },
   {
-    match: /^AwsSolutions-IAM5\[Resource::arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:execution:kmod-\w+:\*\]$/,
+    // The Region and account are tokens, or literal when the stack has an explicit environment (cdk deploy with credentials, cdklocal).
+    match: /^AwsSolutions-IAM5\[Resource::arn:<AWS::Partition>:states:(<AWS::Region>|[a-z]{2}(-[a-z]+)+-\d):(<AWS::AccountId>|\d{12}):execution:kmod-\w+:\*\]$/,
     reason: 'Describe/stop the executions of one child state machine; execution names are not known in advance.',
   },
   {
     match: /^AwsSolutions-IAM5\[Resource::\*\]$/,
     reason:
-      'X-Ray trace upload, Step Functions log delivery and secretsmanager:GetRandomPassword (granted by CDK with each rotation schedule) have no resource-level permissions.',
+      'X-Ray trace upload, Step Functions log delivery, secretsmanager:GetRandomPassword (granted by CDK with each rotation schedule) and the SNS subscription actions of the email-subscription sync (Get/SetSubscriptionAttributes, Unsubscribe) have no resource-level permissions.',
   },
   {
     match: /^AwsSolutions-IAM5\[Resource::arn:<AWS::Partition>:execute-api:<AWS::Region>:<AWS::AccountId>:<WebSocketApi\w+>\/ws\/\*\/@connections\/\*\]$/,

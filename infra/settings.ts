@@ -43,6 +43,20 @@ export interface OrchestratorSettings {
    * registered in. Given, a scheduled function reconciles the Nodes table with it every minute.
    */
   etcd?: { endpoints: string; prefix: string };
+  /**
+   * Trust an OIDC issuer other than Cognito: no user pool is created, and the token verifiers check
+   * this issuer's tokens (JWKS) instead. For LocalStack's community edition, which does not emulate
+   * Cognito, and for organisations with their own issuer. Its access tokens must carry the claims a
+   * Cognito access token does (functions/lib/auth.ts): sub, client_id, token_use "access", and
+   * cognito:groups (roles) or scope.
+   */
+  externalIssuer?: { issuer: string; jwksUri: string; clientIds: string };
+  /**
+   * The API functions verify the bearer token themselves when the request carries no authorizer
+   * context: for gateways that do not run Lambda authorizers (LocalStack's community edition).
+   * Off by default; on AWS the authorizer always runs first.
+   */
+  verifyTokensInFunctions: boolean;
 }
 
 /** A context value that is missing or unusable; the message says what to pass. */
@@ -85,7 +99,35 @@ export function settingsFromContext(get: (key: string) => unknown): Orchestrator
     nodeKeyOverlapSeconds: nodeKeyOverlapSeconds(num('nodeKeyOverlapSeconds', 900)),
     agentNetwork: agentNetwork(opt),
     etcd: etcd(opt),
+    externalIssuer: externalIssuer(opt),
+    verifyTokensInFunctions: flag(opt, 'verifyTokensInFunctions'),
   };
+}
+
+/** A boolean context value: absent is false; anything but true/false is refused. */
+function flag(opt: (k: string) => string | undefined, key: string): boolean {
+  const raw = opt(key);
+  if (raw === undefined || raw === 'false') return false;
+  if (raw === 'true') return true;
+  throw new ContextError(`Context ${key} must be true or false, got "${raw}": pass -c ${key}=true.`);
+}
+
+/** Optional, all three together: an issuer without its keys or its clients could verify nothing. */
+function externalIssuer(opt: (k: string) => string | undefined): OrchestratorSettings['externalIssuer'] {
+  const keys = ['jwtIssuer', 'jwtJwksUri', 'jwtClientIds'] as const;
+  const [issuer, jwksUri, clientIds] = keys.map((k) => opt(k));
+  if (!issuer && !jwksUri && !clientIds) return undefined;
+  if (!issuer || !jwksUri || !clientIds)
+    throw new ContextError(
+      'Context jwtIssuer, jwtJwksUri and jwtClientIds go together: pass all three (-c jwtIssuer=<iss claim> -c jwtJwksUri=<JWKS URL> -c jwtClientIds=<client ids, comma-separated>) or none (Cognito).',
+    );
+  if (!/^https?:\/\/\S+$/.test(jwksUri)) throw new ContextError(`Context jwtJwksUri must be an http(s) URL, got "${jwksUri}".`);
+  const ids = clientIds
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+  if (!ids.length) throw new ContextError('Context jwtClientIds must name at least one client id.');
+  return { issuer, jwksUri, clientIds: ids.join(',') };
 }
 
 /**

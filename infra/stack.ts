@@ -45,7 +45,7 @@ export class OrchestratorStack extends Stack {
     const data = new Data(this, 'Data');
     const notifications = new Notifications(this, 'Notifications', { key: data.key });
     const keySets = new KeySets(this, 'KeySets', { key: data.key });
-    const identity = new Identity(this, 'Identity');
+    const identity = new Identity(this, 'Identity', { externalIssuer: settings.externalIssuer });
     // Before the functions: the approval gate mails links under the API's URL.
     const http = new HttpApi(this, 'HttpApi', { settings, key: data.key });
     // Before the functions too: enrolment answers its URL, and agent calls post to its connections.
@@ -56,6 +56,7 @@ export class OrchestratorStack extends Stack {
     });
     const functions = new Functions(this, 'Functions', { settings, data, notifications, keySets, identity, publicApiUrl: http.publicUrl, webSocket });
     keySets.rotateWith(functions.sole('rotatesKeySets'), settings.keyRotationDays);
+    notifications.syncSubscriptionsWith(functions.sole('syncsSubscriptionsOnDeploy'), { approvers: settings.approvers, key: data.key });
     const workflows = new Workflows(this, 'Workflows', { functions: functions.byId, key: data.key });
     http.serve(functions.byId, functions.sole('authorizesRequests'));
     webSocket.serve(functions.byId);
@@ -68,9 +69,13 @@ export class OrchestratorStack extends Stack {
 
     new CfnOutput(this, 'ApiUrl', { value: this.api.url });
     new CfnOutput(this, 'WebSocketUrl', { value: webSocket.url });
-    new CfnOutput(this, 'UserPoolId', { value: identity.userPool.userPoolId });
-    new CfnOutput(this, 'UserPoolClientId', { value: identity.userClient.userPoolClientId });
-    new CfnOutput(this, 'ServiceClientId', { value: identity.serviceClient.userPoolClientId });
+    if (identity.userPool && identity.userClient && identity.serviceClient) {
+      new CfnOutput(this, 'UserPoolId', { value: identity.userPool.userPoolId });
+      new CfnOutput(this, 'UserPoolClientId', { value: identity.userClient.userPoolClientId });
+      new CfnOutput(this, 'ServiceClientId', { value: identity.serviceClient.userPoolClientId });
+    }
+    // Scripts that reach the API by its id (LocalStack's http://<id>.execute-api.localhost.localstack.cloud:4566/v1).
+    new CfnOutput(this, 'RestApiId', { value: this.api.restApiId });
     new CfnOutput(this, 'ArtifactBucketName', { value: data.artifacts.bucketName });
     // The directory every request is authorised from: the first Admin is written here by hand.
     new CfnOutput(this, 'UsersTableName', { value: data.tables.users.tableName });

@@ -48,7 +48,14 @@ export class LocalApiGateway {
   readonly websocket: LocalWebSocketApi;
   private domain = '127.0.0.1';
 
-  constructor(private readonly lambda: LocalLambda) {
+  constructor(
+    private readonly lambda: LocalLambda,
+    /**
+     * false: behave like LocalStack's community edition, which stores Lambda authorizers but never
+     * runs them; requests reach the functions without authorizer context (verifyTokensInFunctions).
+     */
+    private readonly runsAuthorizer = true,
+  ) {
     this.websocket = new LocalWebSocketApi(lambda, () => this.domain);
   }
 
@@ -160,7 +167,7 @@ export class LocalApiGateway {
       userArn: null,
     };
     let authorizer: Record<string, unknown> | null = null;
-    if (route.auth) {
+    if (route.auth && this.runsAuthorizer) {
       const authEvent: APIGatewayRequestAuthorizerEvent = {
         type: 'REQUEST',
         methodArn,

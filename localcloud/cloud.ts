@@ -50,6 +50,11 @@ export interface LocalCloudOptions {
   log?: (line: string) => void;
   /** Write the cloud.json contract here before /health turns healthy. */
   cloudFile?: string;
+  /**
+   * false: the API gateway runs no authorizer, as LocalStack's community edition (tests of the
+   * functions verifying tokens themselves: set API_VERIFIES_TOKENS=true in env too).
+   */
+  gatewayRunsAuthorizer?: boolean;
 }
 
 export interface CloudFile {
@@ -233,7 +238,7 @@ export async function startLocalCloud(opts: LocalCloudOptions = {}): Promise<Loc
     rotateWatch.unref();
     cleanups.push(async () => clearInterval(rotateWatch));
 
-    const gateway = new LocalApiGateway(lambda);
+    const gateway = new LocalApiGateway(lambda, opts.gatewayRunsAuthorizer ?? true);
     gateway.extras.set('/_local/mailbox', (_req, res) => {
       // The mailbox lives on the services port; a stable path on the API port points there.
       res.writeHead(302, { location: `${servicesUrl}/_mailbox` });
@@ -250,7 +255,18 @@ export async function startLocalCloud(opts: LocalCloudOptions = {}): Promise<Loc
     // What enrolment answers dial-out agents, and where the handlers' management API client posts.
     process.env.AGENT_WS_URL = opts.env?.AGENT_WS_URL ?? wsUrl;
     process.env.WS_MANAGEMENT_ENDPOINT = `${apiUrl}${gateway.websocket.path}`;
-    subscribeDevUsers(sns, env.APPROVER_TOPIC_ARN, env.NOTIFICATION_TOPIC_ARN);
+    subscribeDevUsers(sns, env.APPROVER_TOPIC_ARN, env.NOTIFICATION_TOPIC_ARN, JSON.parse(env.APPROVERS) as Record<string, string[]>);
+    // What the stack's custom resource does on every deploy: email subscriptions follow the approver
+    // lists and the directory (a user an Admin created in an earlier run, a changed APPROVERS).
+    await lambda.invoke(functionArn('SyncSubscriptions'), {
+      RequestType: 'Create',
+      ServiceToken: functionArn('SyncSubscriptions'),
+      StackId: `arn:aws:cloudformation:us-east-1:000000000000:stack/local/${randomBytes(8).toString('hex')}`,
+      RequestId: randomBytes(8).toString('hex'),
+      LogicalResourceId: 'EmailSubscriptions',
+      ResourceType: 'Custom::EmailSubscriptions',
+      ResourceProperties: { Approvers: env.APPROVERS },
+    });
 
     const tokens = Object.fromEntries(
       await Promise.all(Object.entries(DEV_USERS).map(async ([role, user]) => [role, await issuer.mint(user)])),
@@ -348,19 +364,20 @@ async function registerDevUsers(ddb: DynamoDBDocumentClient, table: string): Pro
 }
 
 /**
- * Dev users read their email in the mailbox: approvers get their personal approval requests
+ * Dev users read their email in the mailbox: listed approvers get their personal approval requests
  * (filtered on `approver`), everyone gets the outcomes that concern them (filtered on `userId`).
- * Confirmed at once, as an operator would have done for them.
+ * Confirmed at once, without confirmation mail, as if they had followed the link: these are the
+ * subscriptions the sync would make for them. Anyone else confirms from the mailbox, as on AWS.
  */
-function subscribeDevUsers(sns: LocalSns, approverTopic: string, notificationTopic: string): void {
+function subscribeDevUsers(sns: LocalSns, approverTopic: string, notificationTopic: string, approvers: Record<string, string[]>): void {
+  const listed = new Set(Object.values(approvers).flat());
   for (const user of Object.values(DEV_USERS)) {
     const email = devEmail(user.username);
     const confirm = (sub: { topicArn: string; token: string; confirmed: boolean }) => {
       if (!sub.confirmed) sns.confirm(sub.topicArn, sub.token);
     };
     confirm(sns.subscribe(notificationTopic, 'email', email, { userId: [user.sub] }, { silent: true }));
-    if (user.groups.includes('Approver') || user.groups.includes('Admin'))
-      confirm(sns.subscribe(approverTopic, 'email', email, { approver: [user.sub] }, { silent: true }));
+    if (listed.has(user.sub)) confirm(sns.subscribe(approverTopic, 'email', email, { approver: [user.sub] }, { silent: true }));
   }
 }
 

@@ -2,7 +2,8 @@
  * Signing in, locally (the part Cognito's hosted endpoints play on AWS):
  *
  *   POST /_local/identity/token          {"userId": "…"}  → an access token for a user of the directory
- *   POST /_local/identity/oauth2/token   client credentials (form: grant_type, client_id, client_secret, scope)
+ *   POST /_local/identity/oauth2/token   client credentials (form: grant_type, scope; the client in the form
+ *                                        as client_id/client_secret, or as HTTP Basic like Cognito's endpoint)
  *
  * Tokens carry the roles the directory holds now; disabled principals get none.
  */
@@ -39,10 +40,14 @@ export function identityControl(issuer: DevIssuer) {
       }
       if (path === '/_local/identity/oauth2/token') {
         const form = new URLSearchParams(await readBody(req));
-        const clientId = form.get('client_id') ?? '';
+        // The client authenticates in the body or, as Cognito's token endpoint expects, with HTTP Basic.
+        const basic = /^Basic\s+(\S+)$/i.exec(String(req.headers.authorization ?? ''));
+        const [basicId, basicSecret] = basic ? Buffer.from(basic[1], 'base64').toString('utf8').split(/:(.*)/s, 2).map(decodeURIComponent) : [];
+        const clientId = form.get('client_id') ?? basicId ?? '';
+        const clientSecret = form.get('client_secret') ?? basicSecret ?? '';
         const e = await getEntry(clientId);
         if (form.get('grant_type') !== 'client_credentials') return send(res, 400, { error: 'unsupported_grant_type' });
-        if (e?.kind !== 'client' || !secretMatches(e, form.get('client_secret') ?? '')) return send(res, 401, { error: 'invalid_client' });
+        if (e?.kind !== 'client' || !secretMatches(e, clientSecret)) return send(res, 401, { error: 'invalid_client' });
         if (!e.enabled) return send(res, 401, { error: 'invalid_client', error_description: 'disabled' });
         const asked = (form.get('scope') ?? (e.scopes ?? []).join(' ')).split(' ').filter(Boolean);
         if (asked.some((s) => !(e.scopes ?? []).includes(s))) return send(res, 400, { error: 'invalid_scope' });

@@ -1,7 +1,7 @@
 /**
  * SNS, locally: the Query protocol calls the product uses (CreateTopic, Subscribe,
- * ConfirmSubscription, Unsubscribe, ListSubscriptionsByTopic, Publish) with filter policies on
- * message attributes. Email subscriptions are delivered to a mailbox a person opens in a browser;
+ * ConfirmSubscription, Unsubscribe, ListSubscriptionsByTopic, Get/SetSubscriptionAttributes,
+ * Publish) with filter policies on message attributes. Email subscriptions are delivered to a mailbox a person opens in a browser;
  * as on AWS, an email subscription is pending until its confirmation link is followed.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
@@ -142,6 +142,12 @@ export class LocalSns {
     return sub;
   }
 
+  private subscriptionByArn(arn: string): Subscription {
+    const sub = this.state.subscriptions.find((s) => s.arn === arn);
+    if (!sub) throw Object.assign(new Error('Subscription does not exist'), { code: 'NotFound' });
+    return sub;
+  }
+
   publish(topicArn: string, message: string, subject: string | undefined, attributes: Map<string, string>): string {
     if (!this.state.topics.includes(topicArn)) throw Object.assign(new Error(`Topic does not exist: ${topicArn}`), { code: 'NotFound' });
     const id = randomUUID();
@@ -175,13 +181,46 @@ export class LocalSns {
         case 'Subscribe': {
           const attrs = entries(form, 'Attributes', 'key', 'value');
           const policy = attrs.get('FilterPolicy');
-          const sub = this.subscribe(
-            form.get('TopicArn') ?? '',
-            form.get('Protocol') ?? '',
-            form.get('Endpoint') ?? '',
-            policy ? JSON.parse(policy) : undefined,
-          );
-          return xml(res, action, `<SubscriptionArn>${sub.confirmed ? sub.arn : 'pending confirmation'}</SubscriptionArn>`);
+          const [topicArn, protocol, endpoint] = [form.get('TopicArn') ?? '', form.get('Protocol') ?? '', form.get('Endpoint') ?? ''];
+          const existing = this.state.subscriptions.find((s) => s.topicArn === topicArn && s.protocol === protocol && s.endpoint === endpoint);
+          // As SNS does: the same address again is the same subscription, but not with other attributes.
+          if (existing && JSON.stringify(existing.filterPolicy ?? null) !== JSON.stringify(policy ? JSON.parse(policy) : null)) {
+            throw Object.assign(new Error('Invalid parameter: Attributes Reason: Subscription already exists with different attributes'), {
+              code: 'InvalidParameter',
+            });
+          }
+          const sub = this.subscribe(topicArn, protocol, endpoint, policy ? JSON.parse(policy) : undefined);
+          // ReturnSubscriptionArn: the ARN even while the subscription waits for its confirmation.
+          const arn = sub.confirmed || form.get('ReturnSubscriptionArn') === 'true' ? sub.arn : 'pending confirmation';
+          return xml(res, action, `<SubscriptionArn>${esc(arn)}</SubscriptionArn>`);
+        }
+        case 'GetSubscriptionAttributes': {
+          const sub = this.subscriptionByArn(form.get('SubscriptionArn') ?? '');
+          const attributes: Record<string, string> = {
+            SubscriptionArn: sub.arn,
+            TopicArn: sub.topicArn,
+            Owner: ACCOUNT,
+            Protocol: sub.protocol,
+            Endpoint: sub.endpoint,
+            PendingConfirmation: String(!sub.confirmed),
+            ConfirmationWasAuthenticated: 'false',
+            RawMessageDelivery: 'false',
+            ...(sub.filterPolicy ? { FilterPolicy: JSON.stringify(sub.filterPolicy), FilterPolicyScope: 'MessageAttributes' } : {}),
+          };
+          const members = Object.entries(attributes)
+            .map(([k, v]) => `<entry><key>${k}</key><value>${esc(v)}</value></entry>`)
+            .join('');
+          return xml(res, action, `<Attributes>${members}</Attributes>`);
+        }
+        case 'SetSubscriptionAttributes': {
+          const sub = this.subscriptionByArn(form.get('SubscriptionArn') ?? '');
+          if (form.get('AttributeName') !== 'FilterPolicy') {
+            throw Object.assign(new Error(`Invalid parameter: AttributeName (only FilterPolicy is served locally)`), { code: 'InvalidParameter' });
+          }
+          const value = form.get('AttributeValue') ?? '';
+          sub.filterPolicy = value ? (JSON.parse(value) as Record<string, unknown[]>) : undefined;
+          this.save();
+          return xml(res, action, '');
         }
         case 'ListTopics': {
           const members = this.state.topics.map((arn) => `<member><TopicArn>${esc(arn)}</TopicArn></member>`).join('');

@@ -17,7 +17,7 @@ import {
   aws_logs as logs,
 } from 'aws-cdk-lib';
 import type { Construct } from 'constructs';
-import { FUNCTIONS, functionTables, type FunctionId, type FunctionsById, type FunctionSpec } from '../../functions/catalog.ts';
+import { FUNCTIONS, ROUTES, functionTables, type Access, type FunctionId, type FunctionsById, type FunctionSpec } from '../../functions/catalog.ts';
 import { TABLES, type TableKey } from '../../functions/lib/tables.ts';
 import type { OrchestratorSettings } from '../settings.ts';
 import type { Data } from './data.ts';
@@ -32,7 +32,7 @@ export const ROOT = join(import.meta.dirname, '..', '..');
 export interface FunctionsProps {
   settings: Pick<
     OrchestratorSettings,
-    'agentAllowedHosts' | 'approvers' | 'trustedRootsPem' | 'agentNetwork' | 'etcd' | 'nodeKeyMaxAgeDays' | 'nodeKeyOverlapSeconds'
+    'agentAllowedHosts' | 'approvers' | 'trustedRootsPem' | 'agentNetwork' | 'etcd' | 'nodeKeyMaxAgeDays' | 'nodeKeyOverlapSeconds' | 'verifyTokensInFunctions'
   >;
   data: Data;
   notifications: Notifications;
@@ -57,6 +57,9 @@ const IDENTITY_ADMIN_ACTIONS = [
   // Undoes a client created for a name another request took at the same moment (lib/directory.ts).
   'cognito-idp:DeleteUserPoolClient',
 ];
+
+/** SNS actions on existing subscriptions (lib/subscriptions.ts): no resource-level permissions to scope them by. */
+export const SUBSCRIPTION_ACTIONS = ['sns:GetSubscriptionAttributes', 'sns:SetSubscriptionAttributes', 'sns:Unsubscribe'];
 
 /**
  * The etcd3 client loads its gRPC .proto files at run time from `${__dirname}/../proto`, which a
@@ -134,10 +137,25 @@ export class Functions extends Layer {
     return { vpc, sg };
   }
 
+  /**
+   * Functions that verify bearer tokens themselves (verifyTokensInFunctions): those serving routes
+   * behind the authorizer, for gateways that do not run it.
+   */
+  private verifiesInFunction(id: FunctionId): boolean {
+    return this.props.settings.verifyTokensInFunctions && ROUTES.some((r) => r.fn === id && r.auth);
+  }
+
+  /** The catalog's tables, plus the directory for functions that verify tokens (disabled principals are refused). */
+  private tables(id: FunctionId): Partial<Record<TableKey, Access>> {
+    const tables = functionTables(id);
+    if (this.verifiesInFunction(id)) tables.users ??= 'read';
+    return tables;
+  }
+
   private environment(id: FunctionId, spec: FunctionSpec): Record<string, string> {
     const { settings, data, notifications, keySets, identity } = this.props;
     const env: Record<string, string> = { POWERTOOLS_SERVICE_NAME: 'kmod-orchestrator', NODE_OPTIONS: '--enable-source-maps' };
-    for (const t of Object.keys(functionTables(id)) as TableKey[]) env[TABLES[t].envVar] = data.tables[t].tableName;
+    for (const t of Object.keys(this.tables(id)) as TableKey[]) env[TABLES[t].envVar] = data.tables[t].tableName;
     if (spec.artifacts) env.ARTIFACT_BUCKET = data.artifacts.bucketName;
     if (spec.startsPipeline) Object.assign(env, { PIPELINE_STATE_MACHINE_ARN: this.pipelineArn, ROLLBACK_STATE_MACHINE_ARN: this.rollbackArn });
     if (spec.callsAgents || spec.holdsNodeCredentials)
@@ -158,9 +176,20 @@ export class Functions extends Layer {
     if (spec.mailsApprovalLinks) Object.assign(env, { APPROVERS: settings.approvers, PUBLIC_API_URL: this.props.publicApiUrl });
     if (spec.checksApprovers) env.APPROVERS = settings.approvers;
     if (spec.verifiesModuleSignatures) env.TRUSTED_ROOTS_PEM = settings.trustedRootsPem;
-    if (spec.managesIdentities) env.COGNITO_USER_POOL_ID = identity.userPool.userPoolId;
-    if (spec.verifiesTokens) Object.assign(env, { COGNITO_USER_POOL_ID: identity.userPool.userPoolId, JWT_CLIENT_IDS: identity.clientIds.join(',') });
+    // With an external issuer there is no pool: users and clients live in the directory only.
+    if (spec.managesIdentities && identity.userPool) env.COGNITO_USER_POOL_ID = identity.userPool.userPoolId;
+    if (spec.verifiesTokens) Object.assign(env, identity.verifierEnvironment);
+    if (this.verifiesInFunction(id)) Object.assign(env, identity.verifierEnvironment, { API_VERIFIES_TOKENS: 'true' });
     if (spec.discoversNodes && settings.etcd) Object.assign(env, { ETCD_ENDPOINTS: settings.etcd.endpoints, ETCD_PREFIX: settings.etcd.prefix });
+    if (spec.managesSubscriptions) {
+      Object.assign(env, {
+        APPROVERS: settings.approvers,
+        APPROVER_TOPIC_ARN: notifications.approverTopic.topicArn,
+        NOTIFICATION_TOPIC_ARN: notifications.notificationTopic.topicArn,
+      });
+      // Approvers only the user pool knows (the first Admin, people created with the CLI) are found by sub.
+      if (identity.userPool) env.COGNITO_USER_POOL_ID = identity.userPool.userPoolId;
+    }
     return env;
   }
 
@@ -198,7 +227,7 @@ export class Functions extends Layer {
 
   private grant(fn: nodejs.NodejsFunction, id: FunctionId, spec: FunctionSpec): void {
     const { data, notifications, keySets, identity } = this.props;
-    for (const [t, access] of Object.entries(functionTables(id)) as [TableKey, string][]) {
+    for (const [t, access] of Object.entries(this.tables(id)) as [TableKey, string][]) {
       if (access === 'write') data.tables[t].grantReadWriteData(fn);
       else data.tables[t].grantReadData(fn);
     }
@@ -211,7 +240,15 @@ export class Functions extends Layer {
       notifications.approverTopic.grantPublish(fn);
       notifications.notificationTopic.grantPublish(fn);
     }
-    if (spec.managesIdentities) fn.addToRolePolicy(new iam.PolicyStatement({ actions: IDENTITY_ADMIN_ACTIONS, resources: [identity.userPool.userPoolArn] }));
+    if (spec.managesIdentities && identity.userPool)
+      fn.addToRolePolicy(new iam.PolicyStatement({ actions: IDENTITY_ADMIN_ACTIONS, resources: [identity.userPool.userPoolArn] }));
+    if (spec.managesSubscriptions) {
+      const topics = [notifications.approverTopic.topicArn, notifications.notificationTopic.topicArn];
+      fn.addToRolePolicy(new iam.PolicyStatement({ actions: ['sns:Subscribe', 'sns:ListSubscriptionsByTopic'], resources: topics }));
+      // SNS authorises these on the subscription, whose ARN (topic ARN plus a generated id) exists only once subscribed.
+      fn.addToRolePolicy(new iam.PolicyStatement({ actions: SUBSCRIPTION_ACTIONS, resources: ['*'] }));
+      if (identity.userPool) fn.addToRolePolicy(new iam.PolicyStatement({ actions: ['cognito-idp:ListUsers'], resources: [identity.userPool.userPoolArn] }));
+    }
     if (spec.startsPipeline)
       fn.addToRolePolicy(new iam.PolicyStatement({ actions: ['states:StartExecution'], resources: [this.pipelineArn, this.rollbackArn] }));
     // Approval gates wait in the pipeline (waitForTaskToken); answering them settles the token.

@@ -1,16 +1,27 @@
-/** Cognito: the user pool, one group per domain role, the web client and the service client. */
+/**
+ * Who issues the API's tokens: by default a Cognito user pool (one group per domain role, the web
+ * client and the service client); with `externalIssuer` set, an OIDC issuer the stack only trusts
+ * (no user pool: LocalStack's community edition does not emulate Cognito).
+ */
 import { Duration, RemovalPolicy, aws_cognito as cognito } from 'aws-cdk-lib';
 import type { Construct } from 'constructs';
 import { ROLES } from '../../functions/domain/roles.ts';
+import type { OrchestratorSettings } from '../settings.ts';
 import { Layer } from './layer.ts';
 
 export class Identity extends Layer {
-  readonly userPool: cognito.UserPool;
-  readonly userClient: cognito.UserPoolClient;
-  readonly serviceClient: cognito.UserPoolClient;
+  /** Absent when tokens come from an external issuer. */
+  readonly userPool?: cognito.UserPool;
+  readonly userClient?: cognito.UserPoolClient;
+  readonly serviceClient?: cognito.UserPoolClient;
 
-  constructor(scope: Construct, id: string) {
+  constructor(
+    scope: Construct,
+    id: string,
+    private readonly props: { externalIssuer?: OrchestratorSettings['externalIssuer'] } = {},
+  ) {
     super(scope, id);
+    if (props.externalIssuer) return;
     this.userPool = new cognito.UserPool(this, 'Users', {
       selfSignUpEnabled: false,
       signInAliases: { email: true, username: true },
@@ -45,8 +56,13 @@ export class Identity extends Layer {
     });
   }
 
-  /** The clients whose tokens the API accepts. */
-  get clientIds(): string[] {
-    return [this.userClient.userPoolClientId, this.serviceClient.userPoolClientId];
+  /** What a token verifier (functions/lib/auth.ts) needs in its environment: the pool, or the issuer. */
+  get verifierEnvironment(): Record<string, string> {
+    const external = this.props.externalIssuer;
+    if (external) return { JWT_ISSUER: external.issuer, JWT_JWKS_URI: external.jwksUri, JWT_CLIENT_IDS: external.clientIds };
+    return {
+      COGNITO_USER_POOL_ID: this.userPool!.userPoolId,
+      JWT_CLIENT_IDS: [this.userClient!.userPoolClientId, this.serviceClient!.userPoolClientId].join(','),
+    };
   }
 }

@@ -38,7 +38,26 @@ describe('settings from CDK context', () => {
       nodeKeyOverlapSeconds: 900,
       agentNetwork: undefined,
       etcd: undefined,
+      externalIssuer: undefined,
+      verifyTokensInFunctions: false,
     });
+  });
+
+  it('trusts an external issuer only with its keys and its clients, and verifies tokens in functions only when asked', () => {
+    const base = { trustedRootsPem: 'PEM' };
+    const issuer = { jwtIssuer: 'https://id.example.com', jwtJwksUri: 'https://id.example.com/.well-known/jwks.json', jwtClientIds: 'web, ci ' };
+    expect(from({ ...base, ...issuer })().externalIssuer).toEqual({
+      issuer: 'https://id.example.com',
+      jwksUri: 'https://id.example.com/.well-known/jwks.json',
+      clientIds: 'web,ci',
+    });
+    expect(from({ ...base, jwtIssuer: 'https://id.example.com' })).toThrow(/jwtIssuer, jwtJwksUri and jwtClientIds go together: pass all three/);
+    expect(from({ ...base, ...issuer, jwtJwksUri: 'id.example.com/jwks' })).toThrow(/jwtJwksUri must be an http\(s\) URL/);
+    expect(from({ ...base, ...issuer, jwtClientIds: ' , ' })).toThrow(/jwtClientIds must name at least one client id/);
+    expect(from({ ...base, verifyTokensInFunctions: 'true' })().verifyTokensInFunctions).toBe(true);
+    // cdk.json may hold a real boolean.
+    expect(from({ ...base, verifyTokensInFunctions: true })().verifyTokensInFunctions).toBe(true);
+    expect(from({ ...base, verifyTokensInFunctions: 'yes' })).toThrow(/verifyTokensInFunctions must be true or false/);
   });
 
   it('takes etcd discovery endpoints (prefix defaulted), refusing what is not a client URL and a prefix alone', () => {

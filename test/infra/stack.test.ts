@@ -9,6 +9,7 @@ import { FUNCTIONS, ROUTES, STATE_MACHINES, WEBSOCKET, type FunctionSpec } from 
 import { ROLES } from '../../functions/domain/roles.ts';
 import { TABLES } from '../../functions/lib/tables.ts';
 import { OrchestratorStack, settingsFromContext } from '../../infra/stack.ts';
+import { SUBSCRIPTION_ACTIONS } from '../../infra/constructs/functions.ts';
 
 let stack: OrchestratorStack;
 let template: Template;
@@ -126,7 +127,7 @@ describe('the synthesized template', () => {
     expect(actions.filter((a) => a === '*' || /^[a-z0-9-]+:\*$/.test(a))).toEqual([]);
   });
 
-  it("grants Resource '*' only for X-Ray and log delivery (the one broad IAM5 acknowledgement relies on it)", () => {
+  it("grants Resource '*' only for X-Ray, log delivery and subscription changes (the one broad IAM5 acknowledgement relies on it)", () => {
     const allowed = new Set([
       'xray:PutTraceSegments',
       'xray:PutTelemetryRecords',
@@ -142,6 +143,8 @@ describe('the synthesized template', () => {
       'logs:DescribeLogGroups',
       // Granted by CDK with every Secrets Manager rotation schedule; the API has no resource-level permissions.
       'secretsmanager:GetRandomPassword',
+      // The email-subscription sync (SUBSCRIPTION_ACTIONS): SNS authorises these on subscriptions, which have no ARN until they exist.
+      ...SUBSCRIPTION_ACTIONS,
     ]);
     const statements = ofType('AWS::IAM::Policy').flatMap(
       ([, p]) => p.Properties.PolicyDocument.Statement as { Action: string | string[]; Resource: unknown }[],
@@ -290,8 +293,9 @@ describe('the synthesized template', () => {
       const env = resources[logicalIdOf(fnOf(id as keyof typeof FUNCTIONS))].Properties.Environment.Variables as Record<string, unknown>;
       expect('TRUSTED_ROOTS_PEM' in env, id).toBe(Boolean(spec.verifiesModuleSignatures));
       expect('PUBLIC_API_URL' in env, id).toBe(Boolean(spec.mailsApprovalLinks));
-      // Deciding checks that an approver still is one: the lists go to the deciding functions too.
-      expect('APPROVERS' in env, id).toBe(Boolean(spec.mailsApprovalLinks || spec.checksApprovers));
+      // Deciding checks that an approver still is one, and the subscription sync reads the lists too
+      // (test/infra/subscriptions.test.ts): the approver lists go to those functions as well.
+      expect('APPROVERS' in env, id).toBe(Boolean(spec.mailsApprovalLinks || spec.checksApprovers || spec.managesSubscriptions));
     }
     expect(stack.functions.ApiApprovals && (FUNCTIONS.ApiApprovals as FunctionSpec).checksApprovers).toBe(true);
     expect(resources[logicalIdOf(stack.functions.SecurityScan)].Properties.Environment.Variables.TRUSTED_ROOTS_PEM).toBe('PEM');

@@ -67,7 +67,14 @@ describe('user and service-principal management (Admin)', () => {
         ExpressionAttributeValues: { ':s': `principal#${userId}` },
       }),
     );
-    expect((trail.Items ?? []).map((i) => i.action)).toEqual(['user.created', 'user.roles-changed', 'principal.disabled', 'principal.enabled']);
+    // Her outcome mail is requested with the user (pending her confirmation, so disabling cannot remove it: SNS lists it without an ARN).
+    expect((trail.Items ?? []).map((i) => i.action)).toEqual([
+      'user.created',
+      'subscription.requested',
+      'user.roles-changed',
+      'principal.disabled',
+      'principal.enabled',
+    ]);
   });
 
   it('creates a service client whose client-credentials tokens carry its scopes as roles', async () => {

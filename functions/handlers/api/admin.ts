@@ -6,6 +6,8 @@ import { createClient, createUser, listEntries, present, setEnabled, setRoles } 
 import { apiHandler, json } from '../../lib/http.ts';
 import { parseBody, parsePath } from '../../lib/parse.ts';
 import { rateLimitSettings, rateLimitSettingsSchema, setRateLimitSettings } from '../../lib/rateLimits.ts';
+import { syncSubscriptions, type SubscriptionReport } from '../../lib/subscriptions.ts';
+import { logger } from '../../lib/telemetry.ts';
 
 export const createUserSchema = z
   .object({
@@ -27,32 +29,46 @@ const userPath = z.object({ userId: z.string().min(1).max(128) });
 const record = (actor: string, action: string, subject: string, details: Record<string, unknown>) =>
   audit({ subject: `principal#${subject}`, category: 'security', action, actor, details });
 
+/**
+ * The user's email subscriptions brought in line with their new state. The directory change above
+ * stands whatever happens here; a failure is reported in the answer, and the next sync (any
+ * deploy, or POST /api/v1/admin/subscriptions/sync) finishes the job.
+ */
+async function syncUser(userId: string, actor: string): Promise<SubscriptionReport | { error: string }> {
+  try {
+    return await syncSubscriptions({ actor, userId });
+  } catch (e) {
+    logger.error('email subscriptions not synchronised', { userId, error: (e as Error).message });
+    return { error: `email subscriptions not updated (${(e as Error).message}); POST /api/v1/admin/subscriptions/sync retries` };
+  }
+}
+
 export const handler = apiHandler({
   'GET /api/v1/admin/users': async () => json(200, { items: (await listEntries()).map(present) }),
   'POST /api/v1/admin/users': async (event, caller) => {
     const body = parseBody(event, createUserSchema);
     const e = await createUser(body, caller.userId);
     await record(caller.userId, 'user.created', e.userId, { username: e.username, roles: e.roles });
-    return json(201, present(e));
+    return json(201, { ...present(e), subscriptions: await syncUser(e.userId, caller.userId) });
   },
   'PUT /api/v1/admin/users/{userId}/roles': async (event, caller) => {
     const { userId } = parsePath(event, userPath);
     const { roles } = parseBody(event, rolesSchema);
     const e = await setRoles(userId, roles);
     await record(caller.userId, 'user.roles-changed', userId, { roles });
-    return json(200, present(e));
+    return json(200, { ...present(e), subscriptions: await syncUser(userId, caller.userId) });
   },
   'POST /api/v1/admin/users/{userId}/disable': async (event, caller) => {
     const { userId } = parsePath(event, userPath);
     const e = await setEnabled(userId, false);
     await record(caller.userId, 'principal.disabled', userId, { username: e.username });
-    return json(200, present(e));
+    return json(200, { ...present(e), ...(e.kind === 'user' ? { subscriptions: await syncUser(userId, caller.userId) } : {}) });
   },
   'POST /api/v1/admin/users/{userId}/enable': async (event, caller) => {
     const { userId } = parsePath(event, userPath);
     const e = await setEnabled(userId, true);
     await record(caller.userId, 'principal.enabled', userId, { username: e.username });
-    return json(200, present(e));
+    return json(200, { ...present(e), ...(e.kind === 'user' ? { subscriptions: await syncUser(userId, caller.userId) } : {}) });
   },
   'POST /api/v1/admin/clients': async (event, caller) => {
     const body = parseBody(event, createClientSchema);
@@ -60,6 +76,9 @@ export const handler = apiHandler({
     await record(caller.userId, 'client.created', entry.userId, { name: body.name, scopes: body.scopes });
     return json(201, { ...present(entry), clientId: entry.userId, clientSecret });
   },
+  /** What a sync would change now, and each subscription's state: read-only. */
+  'GET /api/v1/admin/subscriptions': async (_event, caller) => json(200, await syncSubscriptions({ actor: caller.userId, dryRun: true })),
+  'POST /api/v1/admin/subscriptions/sync': async (_event, caller) => json(200, await syncSubscriptions({ actor: caller.userId })),
   'GET /api/v1/admin/rate-limits': async () => json(200, await rateLimitSettings()),
   /** A change applies within seconds everywhere: containers re-read the settings every few seconds. */
   'PUT /api/v1/admin/rate-limits': async (event, caller) => {
