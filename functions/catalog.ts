@@ -154,7 +154,7 @@ export const FUNCTIONS = {
     description: 'Strategy: health-check one batch',
     timeoutSeconds: 900,
     memoryMb: 512,
-    tables: { deployments: 'read', nodes: 'read', targets: 'write' },
+    tables: { deployments: 'read', nodes: 'read', targets: 'write', locks: 'write' },
     callsAgents: true,
   },
   CompleteEnvironment: {
@@ -169,7 +169,7 @@ export const FUNCTIONS = {
     description: 'Strategy: automatic rollback',
     timeoutSeconds: 900,
     memoryMb: 512,
-    tables: { deployments: 'write', nodes: 'write', targets: 'write', clusters: 'write', ...audit },
+    tables: { deployments: 'write', nodes: 'write', targets: 'write', clusters: 'write', locks: 'write', ...audit },
     callsAgents: true,
   },
   SmokeTest: {
@@ -177,7 +177,7 @@ export const FUNCTIONS = {
     description: 'Blue-Green: smoke-test the idle colour',
     timeoutSeconds: 900,
     memoryMb: 512,
-    tables: { deployments: 'write', nodes: 'read', targets: 'read', ...audit },
+    tables: { deployments: 'write', nodes: 'read', targets: 'read', locks: 'write', ...audit },
     callsAgents: true,
   },
   SwitchTraffic: {
