@@ -5,6 +5,7 @@
 import type { TableKey } from './lib/tables.ts';
 import { READERS, type Role } from './domain/roles.ts';
 import { ENVIRONMENT_PROFILES, ENVIRONMENTS } from './domain/environments.ts';
+import { EXECUTION_STATUS_CHANGE, type EXECUTION_STATUSES } from './domain/executionStatus.ts';
 import { strategies, strategyFor, type Strategy, type StrategyRegistry } from './strategies/registry.ts';
 
 export type Access = 'read' | 'write';
@@ -48,6 +49,11 @@ export interface FunctionSpec {
    * context is given, and then gets ETCD_ENDPOINTS / ETCD_PREFIX (docs/adr/0009-discovery-sources.md).
    */
   discoversNodes?: true;
+  /**
+   * Settles deployments whose pipeline or rollback execution died: the target of the rules in
+   * EXECUTION_STATUS_RULES; gets the pipeline and rollback state machine ARNs to tell them apart.
+   */
+  reconcilesExecutions?: true;
 }
 
 const audit = { audit: 'write' } as const;
@@ -267,6 +273,15 @@ export const FUNCTIONS = {
     publishes: true,
     signsApprovalLinks: true,
     answersTasks: true,
+  },
+  ReconcileExecution: {
+    entry: 'functions/handlers/events/reconcileExecution.ts',
+    description: 'Settle a deployment whose pipeline or rollback execution failed, timed out or was stopped',
+    timeoutSeconds: 60,
+    memoryMb: 256,
+    tables: { deployments: 'write', locks: 'write', approvals: 'write', ...audit },
+    publishes: true,
+    reconcilesExecutions: true,
   },
   DiscoverNodes: {
     entry: 'functions/handlers/tasks/discoverNodes.ts',
@@ -549,6 +564,40 @@ export const STATE_MACHINES: Record<StateMachineId, StateMachineSpec> = {
   },
   Rollback: { file: 'statemachines/rollback.asl.json', functions: ['RollbackEnvironment', 'FinishRollback'], stateMachines: [] },
 };
+
+/**
+ * EventBridge rules on Step Functions "Execution Status Change" events: the stack creates each one
+ * (infra/constructs/workflows.ts), and the local cloud delivers its executions' events through the
+ * same patterns (localcloud/eventBus.ts).
+ */
+type ExecutionStatus = (typeof EXECUTION_STATUSES)[number];
+
+export interface ExecutionStatusRuleSpec {
+  description: string;
+  fn: FunctionId;
+  stateMachines: StateMachineId[];
+  statuses: readonly ExecutionStatus[];
+}
+
+export const EXECUTION_STATUS_RULES: Record<string, ExecutionStatusRuleSpec> = {
+  // Every deployment ends settled: a pipeline or rollback that died outside its own failure path
+  // (stopped from outside, timed out, failed in a state without a Catch) is settled by the reconciler.
+  ReconcileExecutions: {
+    description: 'kmod: settle deployments whose pipeline or rollback execution failed, timed out or was stopped',
+    fn: 'ReconcileExecution',
+    stateMachines: ['Pipeline', 'Rollback'],
+    statuses: ['FAILED', 'TIMED_OUT', 'ABORTED'],
+  },
+};
+
+/** A rule's EventBridge pattern, in EventBridge's own JSON form; `arnOf` names each state machine's ARN. */
+export function executionStatusPattern(rule: ExecutionStatusRuleSpec, arnOf: (id: StateMachineId) => string) {
+  return {
+    source: ['aws.states'],
+    'detail-type': [EXECUTION_STATUS_CHANGE],
+    detail: { status: [...rule.statuses], stateMachineArn: rule.stateMachines.map(arnOf) },
+  };
+}
 
 export const functionArnKey = (id: FunctionId) => `${id}FunctionArn`;
 export const stateMachineArnKey = (id: StateMachineId) => `${id}StateMachineArn`;
