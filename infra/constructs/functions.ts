@@ -131,7 +131,8 @@ export class Functions extends Layer {
     const env: Record<string, string> = { POWERTOOLS_SERVICE_NAME: 'kmod-orchestrator', NODE_OPTIONS: '--enable-source-maps' };
     for (const t of Object.keys(functionTables(id)) as TableKey[]) env[TABLES[t].envVar] = data.tables[t].tableName;
     if (spec.artifacts) env.ARTIFACT_BUCKET = data.artifacts.bucketName;
-    if (spec.startsPipeline) Object.assign(env, { PIPELINE_STATE_MACHINE_ARN: this.pipelineArn, ROLLBACK_STATE_MACHINE_ARN: this.rollbackArn });
+    if (spec.startsPipeline || spec.reconcilesExecutions)
+      Object.assign(env, { PIPELINE_STATE_MACHINE_ARN: this.pipelineArn, ROLLBACK_STATE_MACHINE_ARN: this.rollbackArn });
     if (spec.callsAgents || spec.holdsNodeCredentials)
       Object.assign(env, { AGENT_KEYS_SECRET_ARN: keySets.agentKeys.secretArn, AGENT_ALLOWED_HOSTS: settings.agentAllowedHosts });
     if (spec.signsApprovalLinks) env.APPROVAL_LINK_KEYS_SECRET_ARN = keySets.approvalLinkKeys.secretArn;

@@ -5,7 +5,7 @@ import { App, type CfnElement } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import type { IConstruct } from 'constructs';
 import { AwsSolutionsChecks } from 'cdk-nag';
-import { FUNCTIONS, ROUTES, STATE_MACHINES, type FunctionSpec } from '../../functions/catalog.ts';
+import { EXECUTION_STATUS_RULES, FUNCTIONS, ROUTES, STATE_MACHINES, type FunctionSpec } from '../../functions/catalog.ts';
 import { ROLES } from '../../functions/domain/roles.ts';
 import { TABLES } from '../../functions/lib/tables.ts';
 import { OrchestratorStack, settingsFromContext } from '../../infra/stack.ts';
@@ -317,6 +317,48 @@ describe('the synthesized template', () => {
       expect(statements.length, id).toBe((spec as FunctionSpec).answersTasks ? 1 : 0);
       for (const st of statements) expect(JSON.stringify(st.Resource), id).toContain('stateMachine:kmod-Pipeline');
     }
+  });
+});
+
+describe('reconciliation of dead executions (docs/adr/0010-durable-local-executions.md)', () => {
+  const machineId = (id: keyof typeof STATE_MACHINES) => logicalIdOf(stack.stateMachines[id]);
+
+  it("sends the pipeline's and the rollback's FAILED, TIMED_OUT and ABORTED status changes to ReconcileExecution, retried for a day", () => {
+    expect(Object.keys(EXECUTION_STATUS_RULES)).toEqual(['ReconcileExecutions']);
+    const rules = ofType('AWS::Events::Rule').filter(([, r]) => r.Properties.EventPattern?.source?.includes('aws.states'));
+    expect(rules).toHaveLength(1);
+    const [, rule] = rules[0];
+    expect(rule.Properties.State).toBe('ENABLED');
+    const pattern = rule.Properties.EventPattern;
+    expect(pattern['detail-type']).toEqual(['Step Functions Execution Status Change']);
+    expect(pattern.detail.status).toEqual(['FAILED', 'TIMED_OUT', 'ABORTED']);
+    // Exactly the pipeline and the rollback: a strategy execution's failure is its pipeline's to handle.
+    expect(pattern.detail.stateMachineArn.map((arn: unknown) => [...logicalIdsIn(arn)])).toEqual([[machineId('Pipeline')], [machineId('Rollback')]]);
+    const [target] = rule.Properties.Targets;
+    expect(rule.Properties.Targets).toHaveLength(1);
+    expect([...logicalIdsIn(target.Arn)]).toEqual([logicalIdOf(fnOf('ReconcileExecution'))]);
+    expect(target.RetryPolicy).toEqual({ MaximumRetryAttempts: 185, MaximumEventAgeInSeconds: 86_400 });
+    // EventBridge may invoke the function, from this rule only.
+    const permissions = ofType('AWS::Lambda::Permission').filter(([, p]) => p.Properties.Principal === 'events.amazonaws.com');
+    const forReconciler = permissions.filter(([, p]) => logicalIdsIn(p.Properties.FunctionName).has(logicalIdOf(fnOf('ReconcileExecution'))));
+    expect(forReconciler).toHaveLength(1);
+    expect(logicalIdsIn(forReconciler[0][1].Properties.SourceArn)).toEqual(new Set([rules[0][0]]));
+  });
+
+  it('gives the reconciler the machine ARNs it tells executions apart by, and the tables it settles', () => {
+    const fn = resources[logicalIdOf(fnOf('ReconcileExecution'))].Properties;
+    expect(Object.keys(fn.Environment.Variables)).toEqual(
+      expect.arrayContaining([
+        'PIPELINE_STATE_MACHINE_ARN',
+        'ROLLBACK_STATE_MACHINE_ARN',
+        'DEPLOYMENTS_TABLE',
+        'LOCKS_TABLE',
+        'APPROVALS_TABLE',
+        'AUDIT_TABLE',
+      ]),
+    );
+    expect(JSON.stringify(fn.Environment.Variables.PIPELINE_STATE_MACHINE_ARN)).toContain('stateMachine:kmod-Pipeline');
+    expect(JSON.stringify(fn.Environment.Variables.ROLLBACK_STATE_MACHINE_ARN)).toContain('stateMachine:kmod-Rollback');
   });
 });
 
