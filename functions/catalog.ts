@@ -5,6 +5,7 @@
 import type { TableKey } from './lib/tables.ts';
 import { READERS, type Role } from './domain/roles.ts';
 import { ENVIRONMENT_PROFILES, ENVIRONMENTS } from './domain/environments.ts';
+import { EXECUTION_STATUS_CHANGE, type EXECUTION_STATUSES } from './domain/executionStatus.ts';
 import { strategies, strategyFor, type Strategy, type StrategyRegistry } from './strategies/registry.ts';
 
 export type Access = 'read' | 'write';
@@ -67,6 +68,11 @@ export interface FunctionSpec {
   managesSubscriptions?: true;
   /** Runs the subscription sync on every deploy, as a CloudFormation custom resource (exactly one function). */
   syncsSubscriptionsOnDeploy?: true;
+  /**
+   * Settles deployments whose pipeline or rollback execution died: the target of the rules in
+   * EXECUTION_STATUS_RULES; gets the pipeline and rollback state machine ARNs to tell them apart.
+   */
+  reconcilesExecutions?: true;
 }
 
 const audit = { audit: 'write' } as const;
@@ -178,7 +184,7 @@ export const FUNCTIONS = {
     description: 'Strategy: health-check one batch',
     timeoutSeconds: 900,
     memoryMb: 512,
-    tables: { deployments: 'read', nodes: 'read', targets: 'write' },
+    tables: { deployments: 'read', nodes: 'read', targets: 'write', locks: 'write' },
     callsAgents: true,
   },
   CompleteEnvironment: {
@@ -193,7 +199,7 @@ export const FUNCTIONS = {
     description: 'Strategy: automatic rollback',
     timeoutSeconds: 900,
     memoryMb: 512,
-    tables: { deployments: 'write', nodes: 'write', targets: 'write', clusters: 'write', ...audit },
+    tables: { deployments: 'write', nodes: 'write', targets: 'write', clusters: 'write', locks: 'write', ...audit },
     callsAgents: true,
   },
   SmokeTest: {
@@ -201,7 +207,7 @@ export const FUNCTIONS = {
     description: 'Blue-Green: smoke-test the idle colour',
     timeoutSeconds: 900,
     memoryMb: 512,
-    tables: { deployments: 'write', nodes: 'read', targets: 'read', ...audit },
+    tables: { deployments: 'write', nodes: 'read', targets: 'read', locks: 'write', ...audit },
     callsAgents: true,
   },
   SwitchTraffic: {
@@ -313,6 +319,15 @@ export const FUNCTIONS = {
     tables: { users: 'read', ...audit },
     managesSubscriptions: true,
     syncsSubscriptionsOnDeploy: true,
+  },
+  ReconcileExecution: {
+    entry: 'functions/handlers/events/reconcileExecution.ts',
+    description: 'Settle a deployment whose pipeline or rollback execution failed, timed out or was stopped',
+    timeoutSeconds: 60,
+    memoryMb: 256,
+    tables: { deployments: 'write', locks: 'write', approvals: 'write', ...audit },
+    publishes: true,
+    reconcilesExecutions: true,
   },
   DiscoverNodes: {
     entry: 'functions/handlers/tasks/discoverNodes.ts',
@@ -668,6 +683,40 @@ export const STATE_MACHINES: Record<StateMachineId, StateMachineSpec> = {
   },
   Rollback: { file: 'statemachines/rollback.asl.json', functions: ['RollbackEnvironment', 'FinishRollback'], stateMachines: [] },
 };
+
+/**
+ * EventBridge rules on Step Functions "Execution Status Change" events: the stack creates each one
+ * (infra/constructs/workflows.ts), and the local cloud delivers its executions' events through the
+ * same patterns (localcloud/eventBus.ts).
+ */
+type ExecutionStatus = (typeof EXECUTION_STATUSES)[number];
+
+export interface ExecutionStatusRuleSpec {
+  description: string;
+  fn: FunctionId;
+  stateMachines: StateMachineId[];
+  statuses: readonly ExecutionStatus[];
+}
+
+export const EXECUTION_STATUS_RULES: Record<string, ExecutionStatusRuleSpec> = {
+  // Every deployment ends settled: a pipeline or rollback that died outside its own failure path
+  // (stopped from outside, timed out, failed in a state without a Catch) is settled by the reconciler.
+  ReconcileExecutions: {
+    description: 'kmod: settle deployments whose pipeline or rollback execution failed, timed out or was stopped',
+    fn: 'ReconcileExecution',
+    stateMachines: ['Pipeline', 'Rollback'],
+    statuses: ['FAILED', 'TIMED_OUT', 'ABORTED'],
+  },
+};
+
+/** A rule's EventBridge pattern, in EventBridge's own JSON form; `arnOf` names each state machine's ARN. */
+export function executionStatusPattern(rule: ExecutionStatusRuleSpec, arnOf: (id: StateMachineId) => string) {
+  return {
+    source: ['aws.states'],
+    'detail-type': [EXECUTION_STATUS_CHANGE],
+    detail: { status: [...rule.statuses], stateMachineArn: rule.stateMachines.map(arnOf) },
+  };
+}
 
 export const functionArnKey = (id: FunctionId) => `${id}FunctionArn`;
 export const stateMachineArnKey = (id: StateMachineId) => `${id}StateMachineArn`;

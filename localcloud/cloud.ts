@@ -21,7 +21,9 @@ import { functionArn, LocalLambda } from './lambda.ts';
 import { LocalApiGateway } from './apigateway.ts';
 import { LocalS3 } from './s3.ts';
 import { LocalSns } from './sns.ts';
-import { LocalStepFunctions, ServiceError, stateMachineArn } from './stepfunctions.ts';
+import { LocalStepFunctions, ServiceError, executionArnOf, stateMachineArn } from './stepfunctions.ts';
+import { ExecutionStore } from './executionStore.ts';
+import { LocalEventBus } from './eventBus.ts';
 import { seedDemo } from './seed.ts';
 import { fleetControl } from './fleetControl.ts';
 import { identityControl } from './identityControl.ts';
@@ -122,7 +124,13 @@ export async function startLocalCloud(opts: LocalCloudOptions = {}): Promise<Loc
     // Services endpoint: Step Functions (JSON), SNS (Query), S3 (REST), JWKS and the mailbox share
     // one port and are told apart by the request, like LocalStack's edge port.
     const lambda = new LocalLambda(ROOT);
-    const sfn = new LocalStepFunctions(lambda);
+    // Executions are kept in the data dir and resumed at the next start (ADR 0010); their ends go
+    // to the product's EventBridge rules (the reconciler) as on AWS.
+    const bus = new LocalEventBus(lambda, { log });
+    const sfn = new LocalStepFunctions(lambda, {
+      store: new ExecutionStore(join(dataDir, 'stepfunctions'), executionArnOf),
+      onStatusChange: (event) => bus.put(event),
+    });
     const s3 = new LocalS3(join(dataDir, 's3'));
     let servicesUrl = '';
     const sns = new LocalSns(join(dataDir, 'sns.json'), () => servicesUrl);
@@ -165,7 +173,7 @@ export async function startLocalCloud(opts: LocalCloudOptions = {}): Promise<Loc
     const sa = services.address();
     servicesUrl = `http://127.0.0.1:${typeof sa === 'object' && sa ? sa.port : 0}`;
     cleanups.push(async () => {
-      await sfn.stopAll();
+      await sfn.suspendAll();
       services.closeAllConnections();
       await new Promise<void>((r) => services.close(() => r()));
     });
@@ -272,6 +280,10 @@ export async function startLocalCloud(opts: LocalCloudOptions = {}): Promise<Loc
       await Promise.all(Object.entries(DEV_USERS).map(async ([role, user]) => [role, await issuer.mint(user)])),
     ) as CloudFile['tokens'];
     await seedDemo({ apiUrl, adminToken: tokens.Admin, pki, log });
+    // Everything a task needs is up: executions the last run left RUNNING carry on.
+    const resumed = sfn.resume();
+    if (resumed.resumed.length) log(`resumed ${resumed.resumed.length} execution(s) left running by the last run`);
+    if (resumed.failed.length) log(`could not resume ${resumed.failed.length} execution(s); they ended FAILED: ${resumed.failed.join(', ')}`);
 
     const cloud: LocalCloud = {
       apiUrl,

@@ -47,7 +47,16 @@ export interface DeploymentRecord {
   /** What PlanEnvironment does with enrolled nodes that stopped heartbeating (absent: fail). */
   unreachableNodes?: UnreachablePolicy;
   /** Rollback on demand, once requested. */
-  rollback?: { status: 'Running' | 'Succeeded' | 'Failed'; requestedBy: string; requestedAt: string; reason?: string; finishedAt?: string; message?: string };
+  rollback?: {
+    status: 'Running' | 'Succeeded' | 'Failed';
+    requestedBy: string;
+    requestedAt: string;
+    reason?: string;
+    finishedAt?: string;
+    message?: string;
+    /** The rollback execution's name: a dead execution's event settles only its own attempt. */
+    executionName?: string;
+  };
 }
 
 /** The stages a deployment to `target` goes through, all Pending. */

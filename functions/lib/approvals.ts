@@ -278,6 +278,20 @@ export async function applyDecision(o: {
   return updated;
 }
 
+/**
+ * The gate's execution is gone (stopped from outside, reconciled): the approval can no longer be
+ * decided. It ends Expired (no decision reaches the pipeline any more), audited with the reason.
+ */
+export async function closeApproval(a: ApprovalRecord, actor: string, reason: string): Promise<boolean> {
+  try {
+    await writeOutcome(a, 'Expired', a.decisions, { action: 'approval.closed', actor, details: { reason } });
+    return true;
+  } catch (e) {
+    if (isConditionFailure(e)) return false;
+    throw e;
+  }
+}
+
 /** The gate timed out (or a late decision found it so): record it, tell the requester. */
 export async function expireApproval(a: ApprovalRecord, actor: string): Promise<boolean> {
   try {

@@ -57,8 +57,11 @@ export const config = {
     cpuPercent: num('CANARY_MIN_CPU_DELTA', 5),
     memoryPercent: num('CANARY_MIN_MEMORY_DELTA', 5),
   }),
-  /** Lease of a deployment lock; every stage renews it, so only a dead execution lets it lapse. */
-  lockLeaseSeconds: () => num('LOCK_LEASE_SECONDS', 3600),
+  /**
+   * Lease of a deployment lock for one step: the running execution renews it at every long step
+   * (longest: a 15-minute task), adding the bake or the gate wait that follows (domain/locks.ts).
+   */
+  lockLeaseSeconds: () => num('LOCK_LEASE_SECONDS', 1200),
   /** How long an approval gate waits before it rejects the deployment, per environment. */
   approvalTimeoutSeconds: (environment: string) => num(`APPROVAL_TIMEOUT_SECONDS_${environment.toUpperCase()}`, num('APPROVAL_TIMEOUT_SECONDS', 86_400)),
   /** Distinct approvals an environment needs (e.g. 2 for Production). */

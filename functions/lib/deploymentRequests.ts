@@ -211,10 +211,11 @@ export async function requestRollback(d: DeploymentRecord, r: RollbackRequest): 
   const { executionId } = d;
   const now = new Date().toISOString();
   const attempt = d.rollback ? 2 : 1;
+  const executionName = `${executionId}-rollback-${attempt}-${Date.now().toString(36)}`;
   const update = withCondition(
     {
       UpdateExpression: 'SET #rollback = :r, updatedAt = :now',
-      ExpressionAttributeValues: { ':r': { status: 'Running', requestedBy: r.requestedBy, requestedAt: now, reason: r.reason }, ':now': now },
+      ExpressionAttributeValues: { ':r': { status: 'Running', requestedBy: r.requestedBy, requestedAt: now, reason: r.reason, executionName }, ':now': now },
     },
     REQUEST_CONDITIONS.rollbackMayStart,
   );
@@ -239,7 +240,7 @@ export async function requestRollback(d: DeploymentRecord, r: RollbackRequest): 
   await stepFunctions().send(
     new StartExecutionCommand({
       stateMachineArn: config.rollbackStateMachineArn(),
-      name: `${executionId}-rollback-${attempt}-${Date.now().toString(36)}`,
+      name: executionName,
       input: JSON.stringify({ executionId, environments: r.environments, requestedBy: r.requestedBy }),
     }),
   );

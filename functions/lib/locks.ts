@@ -1,14 +1,17 @@
 /**
  * One deployment at a time per module and environment: a lock item per (module, environment)
  * owned by an execution id, with a lease. Taking a lock is a conditional write (free, expired,
- * or already ours); every stage renews the lease, so a crashed execution's lock lapses by itself.
+ * or already ours); the running execution renews the lease at every long step, for that step and
+ * the wait after it (domain/locks.ts), so a dead execution's lock lapses by itself soon after.
  */
 import { DeleteCommand, GetCommand, UpdateCommand, type TransactWriteCommandInput } from '@aws-sdk/lib-dynamodb';
-import type { Environment } from '../domain/environments.ts';
+import { environmentsUpTo, type Environment } from '../domain/environments.ts';
+import { AppError } from '../domain/errors.ts';
+import { leaseSeconds, type LeaseWait } from '../domain/locks.ts';
 import { dynamo } from './aws.ts';
-import { CONDITIONS, conditionInput, or } from './conditions.ts';
+import { CONDITIONS, conditionInput, or, withCondition } from './conditions.ts';
 import { config } from './config.ts';
-import { ignoreConditionFailure } from './deployments.ts';
+import { ignoreConditionFailure, isConditionFailure } from './deployments.ts';
 import { tableName } from './tables.ts';
 
 export const lockKey = (moduleName: string, environment: Environment) => `${moduleName}#${environment}`;
@@ -90,22 +93,57 @@ export async function getLock(moduleName: string, environment: Environment): Pro
   return r.Item as LockItem | undefined;
 }
 
-/** Extend our leases; a lock someone else holds now is left alone. */
-export async function renewLocks(moduleName: string, environments: Environment[], executionId: string, seconds = config.lockLeaseSeconds()): Promise<void> {
-  await Promise.all(
-    environments.map((environment) =>
-      ignoreConditionFailure(
-        dynamo().send(
+/**
+ * Renew the leases of an execution's locks: a lock still ours is extended, one that lapsed or was
+ * released is taken back (nobody else took it meanwhile). A lock someone else holds now is left
+ * alone; its environment is returned, so a step about to change nodes can refuse to.
+ */
+async function renewLocks(moduleName: string, environments: Environment[], executionId: string, seconds = config.lockLeaseSeconds()): Promise<Environment[]> {
+  const now = nowSeconds();
+  const lost = await Promise.all(
+    environments.map(async (environment) => {
+      try {
+        await dynamo().send(
           new UpdateCommand({
             TableName: tableName('locks'),
             Key: { lockKey: lockKey(moduleName, environment) },
-            UpdateExpression: 'SET expiresAt = :e',
-            ConditionExpression: 'executionId = :me',
-            ExpressionAttributeValues: { ':e': nowSeconds() + seconds, ':me': executionId },
+            ...withCondition(
+              {
+                UpdateExpression: 'SET #executionId = :holder, #expiresAt = :until, acquiredAt = if_not_exists(acquiredAt, :at)',
+                ExpressionAttributeNames: { '#executionId': 'executionId', '#expiresAt': 'expiresAt' },
+                ExpressionAttributeValues: { ':holder': executionId, ':until': now + seconds, ':at': new Date().toISOString() },
+              },
+              or(LOCK.free, LOCK.lapsed(now), LOCK.ownedBy(executionId)),
+            ),
           }),
-        ),
-      ),
-    ),
+        );
+        return undefined;
+      } catch (e) {
+        if (!isConditionFailure(e)) throw e;
+        return environment;
+      }
+    }),
+  );
+  return lost.filter((e): e is Environment => e !== undefined);
+}
+
+/**
+ * Renew every lock of a deployment (one per environment up to its target) for one step and the
+ * wait it leads into (domain/locks.ts). Returns the environments whose lock another execution holds.
+ */
+export function renewDeploymentLocks(
+  d: { moduleName: string; targetEnvironment: Environment },
+  executionId: string,
+  wait: LeaseWait = {},
+): Promise<Environment[]> {
+  return renewLocks(d.moduleName, environmentsUpTo(d.targetEnvironment), executionId, leaseSeconds(config.lockLeaseSeconds(), wait));
+}
+
+/** A step that changes nodes of `environment` refuses to when another execution holds its lock. */
+export function lockLost(moduleName: string, environment: Environment, executionId: string): AppError {
+  return new AppError(
+    'LockLost',
+    `${executionId} no longer holds the ${moduleName} lock of ${environment} (its lease lapsed and another deployment took it); no node of ${environment} is changed`,
   );
 }
 

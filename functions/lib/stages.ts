@@ -1,8 +1,7 @@
 import type { DeploymentRecord, StageName, StageRecord } from '../domain/deployment.ts';
 import { AppError, StageRejection } from '../domain/errors.ts';
 import { requireDeployment, updateStage } from './deployments.ts';
-import { environmentsUpTo } from '../domain/environments.ts';
-import { renewLocks } from './locks.ts';
+import { renewDeploymentLocks } from './locks.ts';
 
 export interface StageOutcome {
   message: string;
@@ -23,7 +22,7 @@ export async function runStage(
   const prior = d.stages[stage];
   if (prior?.status === 'Succeeded') return { stage, message: prior.message ?? '', details: prior.details }; // a retry after success
   const startedAt = prior?.startedAt ?? new Date().toISOString();
-  await renewLocks(d.moduleName, environmentsUpTo(d.targetEnvironment), executionId);
+  await renewDeploymentLocks(d, executionId);
   await updateStage(executionId, stage, { status: 'Running', startedAt }, { deploymentStatus: d.status === 'Pending' ? 'Running' : undefined });
   const finish = (patch: Partial<StageRecord> & { status: StageRecord['status'] }) => {
     const finishedAt = new Date().toISOString();

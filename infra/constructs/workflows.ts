@@ -1,17 +1,32 @@
 /**
  * The state machines: each ASL file of the catalog deployed as it is, its placeholders filled by
- * DefinitionSubstitutions, created after the machines it starts (catalog stateMachineOrder).
+ * DefinitionSubstitutions, created after the machines it starts (catalog stateMachineOrder); and
+ * the EventBridge rules of EXECUTION_STATUS_RULES on their executions' status changes.
  */
 import { join } from 'node:path';
-import { ArnFormat, Stack, aws_iam as iam, type aws_kms as kms, type aws_lambda as lambda, aws_logs as logs, aws_stepfunctions as sfn } from 'aws-cdk-lib';
+import {
+  ArnFormat,
+  Duration,
+  Stack,
+  aws_events as events,
+  aws_events_targets as targets,
+  aws_iam as iam,
+  type aws_kms as kms,
+  type aws_lambda as lambda,
+  aws_logs as logs,
+  aws_stepfunctions as sfn,
+} from 'aws-cdk-lib';
 import type { Construct } from 'constructs';
 import {
+  EXECUTION_STATUS_RULES,
   STATE_MACHINES,
+  executionStatusPattern,
   functionArnKey,
   stateMachineArnKey,
   stateMachineOrder,
   type FunctionId,
   type FunctionsById,
+  type ExecutionStatusRuleSpec,
   type StateMachineId,
 } from '../../functions/catalog.ts';
 import { ROOT } from './functions.ts';
@@ -27,6 +42,20 @@ export class Workflows extends Layer {
   ) {
     super(scope, id);
     for (const machineId of stateMachineOrder(STATE_MACHINES)) this.byId[machineId] = this.createMachine(machineId);
+    for (const [ruleId, rule] of Object.entries(EXECUTION_STATUS_RULES)) this.statusRule(ruleId, rule);
+  }
+
+  /**
+   * Status changes of the rule's machines' executions go to its function. A failing target is
+   * retried for a day (EventBridge's longest), so a brief outage of the function loses no event.
+   */
+  private statusRule(id: string, rule: ExecutionStatusRuleSpec): events.Rule {
+    const pattern = executionStatusPattern(rule, (m) => this.byId[m].stateMachineArn);
+    return new events.Rule(this, id, {
+      description: rule.description,
+      eventPattern: { source: pattern.source, detailType: pattern['detail-type'], detail: pattern.detail },
+      targets: [new targets.LambdaFunction(this.fn(rule.fn), { retryAttempts: 185, maxEventAge: Duration.hours(24) })],
+    });
   }
 
   /** A function a machine references; a conditional one that was not created fails the synth by name. */

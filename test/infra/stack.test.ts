@@ -5,7 +5,7 @@ import { App, type CfnElement } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import type { IConstruct } from 'constructs';
 import { AwsSolutionsChecks } from 'cdk-nag';
-import { FUNCTIONS, ROUTES, STATE_MACHINES, WEBSOCKET, type FunctionSpec } from '../../functions/catalog.ts';
+import { EXECUTION_STATUS_RULES, FUNCTIONS, ROUTES, STATE_MACHINES, WEBSOCKET, type FunctionSpec } from '../../functions/catalog.ts';
 import { ROLES } from '../../functions/domain/roles.ts';
 import { TABLES } from '../../functions/lib/tables.ts';
 import { OrchestratorStack, settingsFromContext } from '../../infra/stack.ts';
@@ -343,7 +343,8 @@ describe('node key rotation (docs/adr/0010-node-key-rotation.md)', () => {
   it('runs each scheduleMinutes function on its schedule: node keys hourly', () => {
     const scheduled = Object.entries(FUNCTIONS).filter(([, s]) => (s as FunctionSpec).scheduleMinutes);
     expect(scheduled.map(([id]) => id).sort()).toEqual(['DiscoverNodes', 'RotateNodeKeys']);
-    const rules = ofType('AWS::Events::Rule');
+    // Schedules only: the execution-status rule of the reconciler is an event pattern, not a schedule.
+    const rules = ofType('AWS::Events::Rule').filter(([, r]) => r.Properties.ScheduleExpression);
     expect(rules).toHaveLength(scheduled.length);
     const [, hourly] = rules.find(([, r]) => r.Properties.ScheduleExpression === 'rate(1 hour)')!;
     expect(hourly.Properties.Targets.map((t: { Arn: unknown }) => [...logicalIdsIn(t.Arn)])).toEqual([[logicalIdOf(fnOf('RotateNodeKeys'))]]);
@@ -448,5 +449,47 @@ describe('etcd discovery (docs/adr/0009-discovery-sources.md)', () => {
     expect(FUNCTIONS.ApiFleet).toMatchObject({ managesConnections: true });
     expect(Object.entries(FUNCTIONS).filter(([, s]) => (s as FunctionSpec).authorizesConnections)).toHaveLength(1);
     expect(template.findOutputs('WebSocketUrl')).toHaveProperty('WebSocketUrl');
+  });
+});
+
+describe('reconciliation of dead executions (docs/adr/0010-durable-local-executions.md)', () => {
+  const machineId = (id: keyof typeof STATE_MACHINES) => logicalIdOf(stack.stateMachines[id]);
+
+  it("sends the pipeline's and the rollback's FAILED, TIMED_OUT and ABORTED status changes to ReconcileExecution, retried for a day", () => {
+    expect(Object.keys(EXECUTION_STATUS_RULES)).toEqual(['ReconcileExecutions']);
+    const rules = ofType('AWS::Events::Rule').filter(([, r]) => r.Properties.EventPattern?.source?.includes('aws.states'));
+    expect(rules).toHaveLength(1);
+    const [, rule] = rules[0];
+    expect(rule.Properties.State).toBe('ENABLED');
+    const pattern = rule.Properties.EventPattern;
+    expect(pattern['detail-type']).toEqual(['Step Functions Execution Status Change']);
+    expect(pattern.detail.status).toEqual(['FAILED', 'TIMED_OUT', 'ABORTED']);
+    // Exactly the pipeline and the rollback: a strategy execution's failure is its pipeline's to handle.
+    expect(pattern.detail.stateMachineArn.map((arn: unknown) => [...logicalIdsIn(arn)])).toEqual([[machineId('Pipeline')], [machineId('Rollback')]]);
+    const [target] = rule.Properties.Targets;
+    expect(rule.Properties.Targets).toHaveLength(1);
+    expect([...logicalIdsIn(target.Arn)]).toEqual([logicalIdOf(fnOf('ReconcileExecution'))]);
+    expect(target.RetryPolicy).toEqual({ MaximumRetryAttempts: 185, MaximumEventAgeInSeconds: 86_400 });
+    // EventBridge may invoke the function, from this rule only.
+    const permissions = ofType('AWS::Lambda::Permission').filter(([, p]) => p.Properties.Principal === 'events.amazonaws.com');
+    const forReconciler = permissions.filter(([, p]) => logicalIdsIn(p.Properties.FunctionName).has(logicalIdOf(fnOf('ReconcileExecution'))));
+    expect(forReconciler).toHaveLength(1);
+    expect(logicalIdsIn(forReconciler[0][1].Properties.SourceArn)).toEqual(new Set([rules[0][0]]));
+  });
+
+  it('gives the reconciler the machine ARNs it tells executions apart by, and the tables it settles', () => {
+    const fn = resources[logicalIdOf(fnOf('ReconcileExecution'))].Properties;
+    expect(Object.keys(fn.Environment.Variables)).toEqual(
+      expect.arrayContaining([
+        'PIPELINE_STATE_MACHINE_ARN',
+        'ROLLBACK_STATE_MACHINE_ARN',
+        'DEPLOYMENTS_TABLE',
+        'LOCKS_TABLE',
+        'APPROVALS_TABLE',
+        'AUDIT_TABLE',
+      ]),
+    );
+    expect(JSON.stringify(fn.Environment.Variables.PIPELINE_STATE_MACHINE_ARN)).toContain('stateMachine:kmod-Pipeline');
+    expect(JSON.stringify(fn.Environment.Variables.ROLLBACK_STATE_MACHINE_ARN)).toContain('stateMachine:kmod-Rollback');
   });
 });

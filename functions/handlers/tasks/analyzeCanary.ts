@@ -5,7 +5,7 @@ import { agentClient, mapLimit } from '../../lib/agentClient.ts';
 import { config } from '../../lib/config.ts';
 import { recordStageDetail, requireDeployment } from '../../lib/deployments.ts';
 import { environmentInput } from '../../lib/environmentStage.ts';
-import { renewLocks } from '../../lib/locks.ts';
+import { renewDeploymentLocks } from '../../lib/locks.ts';
 import { getNode, type NodeRecord } from '../../lib/nodes.ts';
 import { abortPlan, getBatch, getPlan } from '../../lib/targets.ts';
 import { taskHandler } from '../../lib/task.ts';
@@ -20,7 +20,7 @@ const CANARY_SAMPLE = 200;
  */
 export const handler = taskHandler(environmentInput.extend({ wave: z.number().int().min(0) }), async ({ executionId, environment, wave }) => {
   const d = await requireDeployment(executionId);
-  await renewLocks(d.moduleName, [environment], executionId);
+  await renewDeploymentLocks(d, executionId);
   const plan = await getPlan(executionId, environment);
   if (!plan?.waves || !plan.baseline) throw new AppError('PlanMismatch', `${environment} has no canary plan for ${executionId}`);
   const batchNumbers = plan.waves.slice(0, wave + 1).flat();

@@ -6,7 +6,7 @@ import { batchInput } from '../../lib/environmentStage.ts';
 import { artifactDownloadUrl, getModuleVersion } from '../../lib/modules.ts';
 import { getNodes, recordNodeModule } from '../../lib/nodes.ts';
 import { abortPlan, getBatch, getPlan, markBatchStarted, recordBatchOutcome, type NodeTarget } from '../../lib/targets.ts';
-import { renewLocks } from '../../lib/locks.ts';
+import { lockLost, renewDeploymentLocks } from '../../lib/locks.ts';
 import { taskHandler } from '../../lib/task.ts';
 
 /**
@@ -20,7 +20,9 @@ export const handler = taskHandler(batchInput, async ({ executionId, environment
   if (!m) throw new AppError('ModuleVersionNotFound', `${d.moduleName}@${d.version} is not registered`);
   const plan = await getPlan(executionId, environment);
   if (plan?.abortedAt) throw new AppError('EnvironmentAborted', `batch ${batch} not deployed: ${environment} was aborted (${plan.abortReason})`);
-  await renewLocks(d.moduleName, [environment], executionId);
+  // A canary wave's last batch leads into the bake: the lease covers it.
+  const lost = await renewDeploymentLocks(d, executionId, { bakeSeconds: plan?.waves ? config.canaryBakeSeconds() : undefined });
+  if (lost.includes(environment)) throw lockLost(d.moduleName, environment, executionId);
   const item = await getBatch(executionId, environment, batch);
   await markBatchStarted(item);
   const artifactUrl = await artifactDownloadUrl(m.artifactKey);

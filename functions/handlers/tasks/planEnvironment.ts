@@ -5,7 +5,7 @@ import { agentClient, mapLimit } from '../../lib/agentClient.ts';
 import { config } from '../../lib/config.ts';
 import { requireDeployment, updateStage } from '../../lib/deployments.ts';
 import { planInput } from '../../lib/environmentStage.ts';
-import { renewLocks } from '../../lib/locks.ts';
+import { lockLost, renewDeploymentLocks } from '../../lib/locks.ts';
 import { listNodes, type NodeRecord } from '../../lib/nodes.ts';
 import { selectTargets, unreachableMessage } from '../../domain/membership.ts';
 import { getPlan, writePlan, type PlanItem } from '../../lib/targets.ts';
@@ -61,7 +61,7 @@ async function shapeFor(environment: Environment, strategy: Strategy, nodes: Nod
  */
 export const handler = taskHandler(planInput, async ({ executionId, environment, strategy }) => {
   const d = await requireDeployment(executionId);
-  await renewLocks(d.moduleName, [environment], executionId);
+  if ((await renewDeploymentLocks(d, executionId)).includes(environment)) throw lockLost(d.moduleName, environment, executionId);
   let plan = await getPlan(executionId, environment);
   if (!plan) {
     const reject = async (code: string, message: string) => {

@@ -6,12 +6,11 @@ import { audit, deploymentSubject } from '../../lib/audit.ts';
 import { openApproval, type ApprovalRecord } from '../../lib/approvals.ts';
 import { config } from '../../lib/config.ts';
 import { requireDeployment } from '../../lib/deployments.ts';
-import { renewLocks } from '../../lib/locks.ts';
+import { renewDeploymentLocks } from '../../lib/locks.ts';
 import { listNodes } from '../../lib/nodes.ts';
 import { publishToApprover } from '../../lib/notify.ts';
 import { approvalLinkKeys } from '../../lib/secrets.ts';
 import { executionIdSchema, taskHandler } from '../../lib/task.ts';
-import { environmentsUpTo } from '../../domain/environments.ts';
 
 /**
  * The approval gate (invoked with `.waitForTaskToken`): record the approval with its task token,
@@ -27,9 +26,11 @@ export const handler = taskHandler(
   }),
   async ({ executionId, environment, taskToken, timeoutSeconds }) => {
     const d = await requireDeployment(executionId);
-    // The lock must outlive the wait.
-    await renewLocks(d.moduleName, environmentsUpTo(d.targetEnvironment), executionId, timeoutSeconds + 3600);
     const now = new Date();
+    const deadline = new Date(now.getTime() + timeoutSeconds * 1000);
+    // The locks are held until the gate's deadline (and one step after it, for the rollback an
+    // expiry starts); the step after an approval renews them for one step again.
+    await renewDeploymentLocks(d, executionId, { gateDeadline: deadline });
     const approval: ApprovalRecord = {
       executionId,
       environment,
@@ -40,7 +41,7 @@ export const handler = taskHandler(
       approvers: config.approvers(environment),
       quorum: config.approvalQuorum(environment),
       requestedAt: now.toISOString(),
-      deadline: new Date(now.getTime() + timeoutSeconds * 1000).toISOString(),
+      deadline: deadline.toISOString(),
       decisions: [],
       taskToken,
       usedLinks: [],

@@ -7,6 +7,7 @@ import { config } from '../../lib/config.ts';
 import { requireDeployment, updateStage } from '../../lib/deployments.ts';
 import { restoreAfterRollback } from '../../lib/desiredState.ts';
 import { environmentInput } from '../../lib/environmentStage.ts';
+import { renewDeploymentLocks } from '../../lib/locks.ts';
 import { getNode, recordNodeModule } from '../../lib/nodes.ts';
 import { abortPlan, getPlan, listBatches, markTrafficSwitched, setBatchNodes, type BatchItem, type NodeTarget } from '../../lib/targets.ts';
 import { caughtErrorSchema, describeCaughtError, taskHandler, type CaughtError } from '../../lib/task.ts';
@@ -33,6 +34,8 @@ export const handler = taskHandler(
   environmentInput.extend({ error: caughtErrorSchema.optional(), requestedBy: z.string().optional() }),
   async ({ executionId, environment, error, requestedBy }) => {
     const d = await requireDeployment(executionId);
+    // Held through the rollback (automatic or on demand): no other deployment changes these nodes meanwhile.
+    await renewDeploymentLocks(d, executionId);
     const { cause, onDemand, cascaded } = rollbackCause(d, environment, error, requestedBy);
     const notes: string[] = [];
     await abortPlan(executionId, environment, cause.message);

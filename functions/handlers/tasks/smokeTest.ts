@@ -4,6 +4,7 @@ import { config } from '../../lib/config.ts';
 import { recordStageDetail, requireDeployment } from '../../lib/deployments.ts';
 import { environmentInput } from '../../lib/environmentStage.ts';
 import { getNodes } from '../../lib/nodes.ts';
+import { renewDeploymentLocks } from '../../lib/locks.ts';
 import { listBatches } from '../../lib/targets.ts';
 import { taskHandler } from '../../lib/task.ts';
 
@@ -13,6 +14,7 @@ import { taskHandler } from '../../lib/task.ts';
  */
 export const handler = taskHandler(environmentInput, async ({ executionId, environment }) => {
   const d = await requireDeployment(executionId);
+  await renewDeploymentLocks(d, executionId);
   const ids = (await listBatches(executionId, environment)).flatMap((b) => Object.keys(b.nodes));
   const nodes = await getNodes(environment, ids);
   const results = await mapLimit(ids, config.agentConcurrency(), async (nodeId) => {

@@ -5,7 +5,8 @@ import { config, healthThresholds } from '../../lib/config.ts';
 import { requireDeployment } from '../../lib/deployments.ts';
 import { batchInput } from '../../lib/environmentStage.ts';
 import { getNodes } from '../../lib/nodes.ts';
-import { abortPlan, getBatch } from '../../lib/targets.ts';
+import { renewDeploymentLocks } from '../../lib/locks.ts';
+import { abortPlan, getBatch, getPlan } from '../../lib/targets.ts';
 import { taskHandler } from '../../lib/task.ts';
 
 /**
@@ -15,6 +16,9 @@ import { taskHandler } from '../../lib/task.ts';
  */
 export const handler = taskHandler(batchInput, async ({ executionId, environment, batch }) => {
   const d = await requireDeployment(executionId);
+  // A canary wave's last check leads into the bake: the lease covers it.
+  const plan = await getPlan(executionId, environment);
+  await renewDeploymentLocks(d, executionId, { bakeSeconds: plan?.waves ? config.canaryBakeSeconds() : undefined });
   const item = await getBatch(executionId, environment, batch);
   const ids = Object.keys(item.nodes);
   const nodes = await getNodes(environment, ids);
