@@ -124,7 +124,7 @@ export async function startLocalCloud(opts: LocalCloudOptions = {}): Promise<Loc
     // Services endpoint: Step Functions (JSON), SNS (Query), S3 (REST), JWKS and the mailbox share
     // one port and are told apart by the request, like LocalStack's edge port.
     const lambda = new LocalLambda(ROOT);
-    // Executions are kept in the data dir and resumed at the next start (ADR 0010); their ends go
+    // Executions are kept in the data dir and resumed at the next start (ADR 0014); their ends go
     // to the product's EventBridge rules (the reconciler) as on AWS.
     const bus = new LocalEventBus(lambda, { log });
     const sfn = new LocalStepFunctions(lambda, {

@@ -1,5 +1,5 @@
 /**
- * The journal that makes a local Step Functions execution durable (docs/adr/0010-durable-local-executions.md).
+ * The journal that makes a local Step Functions execution durable (docs/adr/0014-durable-local-executions.md).
  * The interpreter cannot checkpoint mid-run, so a restart runs the execution again from its input,
  * and every Task state first asks the journal: a task that completed before answers with its
  * recorded result or error at once; the first one that did not runs for real. Tasks are told

@@ -1,6 +1,6 @@
 /**
  * Where local Step Functions executions live on disk, so a restart of the local cloud resumes
- * them (docs/adr/0010-durable-local-executions.md). Under `<dataDir>/stepfunctions/`:
+ * them (docs/adr/0014-durable-local-executions.md). Under `<dataDir>/stepfunctions/`:
  *
  *   definitions/<sha256>.json                      each state machine definition an execution ran
  *   executions/<machine>/<name>.json               the execution's record (rewritten atomically)

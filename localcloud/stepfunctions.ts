@@ -5,7 +5,7 @@
  * aws-local-stepfunctions. Task states are bound by their Resource: Lambda ARNs to the in-process
  * functions, `states:startExecution(.sync)` to this service.
  *
- * Executions are durable (docs/adr/0010-durable-local-executions.md): each one's record, a journal
+ * Executions are durable (docs/adr/0014-durable-local-executions.md): each one's record, a journal
  * of its task outcomes and its history are kept on disk (executionStore.ts), and a restart runs
  * every execution that was still RUNNING again from its input, its tasks answering from the
  * journal (executionJournal.ts) until they catch up; a waiting task token stays valid and a Wait

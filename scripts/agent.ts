@@ -153,7 +153,7 @@ async function startEnrolled(dataDir: string): Promise<NodeAgent> {
     writeCredentials(dataDir, creds);
     console.log(`enrolled as node ${creds.nodeId} in ${creds.environment}${wantsDialOut ? ' (dial-out)' : ''}; credentials in ${credentialsFile(dataDir)}`);
   }
-  // The node's keys change without a restart: heartbeat answers deliver new ones (docs/adr/0010-node-key-rotation.md).
+  // The node's keys change without a restart: heartbeat answers deliver new ones (docs/adr/0012-node-key-rotation.md).
   const store = new CredentialStore(dataDir, creds);
   const agent = new NodeAgent({ nodeId: creds.nodeId, keys: store.keys, stateFile, runtime, trustRoots });
   if (wantsDialOut) {

@@ -63,7 +63,7 @@ const ANSWERS: Record<string, Json> = {
       heartbeatSeconds: { type: 'integer' },
       credentials: {
         type: 'object',
-        description: 'A new key for the node (a rotation is pending): store it, then sign the next heartbeats with it (docs/adr/0010-node-key-rotation.md)',
+        description: 'A new key for the node (a rotation is pending): store it, then sign the next heartbeats with it (docs/adr/0012-node-key-rotation.md)',
         properties: { keyId: { type: 'string' }, secret: { type: 'string' } },
       },
       acceptedKeyIds: { type: 'array', items: { type: 'string' }, description: 'The node keys still honoured; the agent may drop any other key it holds' },

@@ -58,7 +58,7 @@ async function main() {
 /**
  * Enrolled nodes' own keys are wrapped under the agent key set: after a promotion they move under
  * the new signer and are renewed (delivered in heartbeat answers), the pass the AWS rotation
- * function runs after its own promotion (docs/adr/0010-node-key-rotation.md).
+ * function runs after its own promotion (docs/adr/0012-node-key-rotation.md).
  */
 async function nodeKeysLocally(step: 'promote' | 'retire', keys: Key[] | undefined) {
   let summary: Awaited<ReturnType<typeof localNodeKeyPass>>;

@@ -6,7 +6,7 @@
  *   npm run rotate-node-keys -- --max-age-seconds 0     # every enrolled node's key, now
  *
  * Each due node gets a pending key, which its agent picks up in its next heartbeat answer and
- * proves by signing the one after with it (docs/adr/0010-node-key-rotation.md). The pass also
+ * proves by signing the one after with it (docs/adr/0012-node-key-rotation.md). The pass also
  * retires previous keys past their window and re-wraps keys under the agent key set's signer.
  * `npm run rotate-keys -- --secret agent --step promote` runs the same pass after the fleet key
  * set's signer changed. KMOD_DATA_DIR names the local cloud's data dir (default .local).

@@ -2,7 +2,7 @@
  * Agent side of enrolment and heartbeats: join with a token, keep the node's own credentials in
  * `<data-dir>/credentials.json` (0600), send signed heartbeats (the protocol's HMAC scheme,
  * agent → orchestrator, with the node's own key), and take the key changes their answers carry
- * (docs/adr/0010-node-key-rotation.md): a new key is stored before it is used, and an old one is
+ * (docs/adr/0012-node-key-rotation.md): a new key is stored before it is used, and an old one is
  * dropped only once the orchestrator no longer honours it.
  */
 import { closeSync, existsSync, fchmodSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';

@@ -1,5 +1,5 @@
 /**
- * Desired state and convergence, pure parts (docs/adr/0010-pull-convergence.md).
+ * Desired state and convergence, pure parts (docs/adr/0011-pull-convergence.md).
  *
  * Each environment records, per module, the version it should run: what its last successful
  * deployment or rollback left. An enrolled node converges to it by itself, through the answer to

@@ -1,6 +1,6 @@
 /**
  * Rotating an enrolled node's own HMAC key without ever leaving the orchestrator and the agent
- * without a key in common (docs/adr/0010-node-key-rotation.md). Pure: which keys are accepted
+ * without a key in common (docs/adr/0012-node-key-rotation.md). Pure: which keys are accepted
  * when, what a heartbeat does to them, when a rotation may start and when one is due.
  *
  * A node record holds up to three keys:

@@ -1,6 +1,6 @@
 /**
  * Convergence of enrolled nodes to their environment's desired state, through the heartbeat
- * answer (docs/adr/0010-pull-convergence.md): what a node must run to converge, as the very deploy
+ * answer (docs/adr/0011-pull-convergence.md): what a node must run to converge, as the very deploy
  * and rollback requests of the agent protocol, and the node's convergence bookkeeping (audited).
  */
 import { TransactWriteCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';

@@ -1,6 +1,6 @@
 /**
  * Per-node key rotation, the data layer; the rules are domain/nodeKeyRotation.ts and the protocol
- * is docs/adr/0010-node-key-rotation.md. Here: starting a rotation (Admin, the scheduled pass, a
+ * is docs/adr/0012-node-key-rotation.md. Here: starting a rotation (Admin, the scheduled pass, a
  * fleet key set rotation), the key part of a heartbeat (accept, deliver, promote, retire,
  * re-wrap), and the pass over every enrolled node. Every write is conditional on the keys it read
  * and carries its audit event in the same transaction, so retries and races change nothing twice.

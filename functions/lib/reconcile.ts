@@ -1,5 +1,5 @@
 /**
- * Settling a deployment whose execution died (docs/adr/0010-durable-local-executions.md): the
+ * Settling a deployment whose execution died (docs/adr/0014-durable-local-executions.md): the
  * pipeline or rollback execution FAILED outside its own failure path, TIMED_OUT, or was stopped
  * from outside, so nothing in it will settle the deployment. Every write is conditional: a
  * deployment (or rollback) the execution already settled is left alone, so a repeated or late

@@ -34,7 +34,7 @@ export class Identity extends Layer {
       removalPolicy: RemovalPolicy.RETAIN,
     });
     // The groups mirror the domain's roles (the Admin API keeps them in step); what a user may do is
-    // read from the directory, not from these groups (docs/adr/0010-authorisation-from-the-directory.md).
+    // read from the directory, not from these groups (docs/adr/0013-authorisation-from-the-directory.md).
     for (const role of ROLES) new cognito.CfnUserPoolGroup(this, `Group${role}`, { userPoolId: this.userPool.userPoolId, groupName: role });
     // Registered service principals get a role from their scope (functions/domain/accessTokens.ts SCOPE_ROLES).
     const apiScope = new cognito.ResourceServerScope({ scopeName: 'deploy', scopeDescription: 'deploy and roll back (Deployer)' });

@@ -339,7 +339,7 @@ describe('the synthesized template', () => {
   });
 });
 
-describe('node key rotation (docs/adr/0010-node-key-rotation.md)', () => {
+describe('node key rotation (docs/adr/0012-node-key-rotation.md)', () => {
   it('runs each scheduleMinutes function on its schedule: node keys hourly', () => {
     const scheduled = Object.entries(FUNCTIONS).filter(([, s]) => (s as FunctionSpec).scheduleMinutes);
     expect(scheduled.map(([id]) => id).sort()).toEqual(['DiscoverNodes', 'RotateNodeKeys']);
@@ -452,7 +452,7 @@ describe('etcd discovery (docs/adr/0009-discovery-sources.md)', () => {
   });
 });
 
-describe('reconciliation of dead executions (docs/adr/0010-durable-local-executions.md)', () => {
+describe('reconciliation of dead executions (docs/adr/0014-durable-local-executions.md)', () => {
   const machineId = (id: keyof typeof STATE_MACHINES) => logicalIdOf(stack.stateMachines[id]);
 
   it("sends the pipeline's and the rollback's FAILED, TIMED_OUT and ABORTED status changes to ReconcileExecution, retried for a day", () => {

@@ -1,5 +1,5 @@
 /**
- * Durable executions (issue 13, ADR 0010): `npm start` killed with SIGKILL in the middle of a
+ * Durable executions (issue 13, ADR 0014): `npm start` killed with SIGKILL in the middle of a
  * deployment and started again on the same data dir carries the deployment on. A real child
  * process, as test/integration/start.test.ts runs it, on one fixed port, so the approval links
  * mailed before the crash still point at it.

@@ -1,5 +1,5 @@
 /**
- * Nothing stays Running when an execution dies (issue 13, ADR 0010): an operator stops a
+ * Nothing stays Running when an execution dies (issue 13, ADR 0014): an operator stops a
  * deployment's execution from outside with `aws stepfunctions stop-execution` against the local
  * endpoint, and the Execution Status Change event reaches ReconcileExecution, as the EventBridge
  * rule delivers it on AWS: the deployment ends Cancelled, its locks are released, it is audited.

@@ -1,5 +1,5 @@
 /**
- * Durable local executions (ADR 0010): an execution stopped with the local cloud (suspendAll, which
+ * Durable local executions (ADR 0014): an execution stopped with the local cloud (suspendAll, which
  * writes nothing more, like a kill) is run again by the next instance over the same store, its
  * tasks answering from the journal. The functions are fakes the tests hold on to; the interpreter,
  * the journal and the files are the real ones.
