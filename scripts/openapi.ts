@@ -54,21 +54,6 @@ const SELF_AUTHENTICATED: Record<string, string[]> = {
 
 /** Answers worth describing field by field (the rest are `{type: object}`). */
 const ANSWERS: Record<string, Json> = {
-  'POST /api/v1/nodes/{nodeId}/heartbeat': {
-    type: 'object',
-    properties: {
-      nodeId: { type: 'string' },
-      status: { const: 'Online' },
-      lastSeenAt: { type: 'string', format: 'date-time' },
-      heartbeatSeconds: { type: 'integer' },
-      credentials: {
-        type: 'object',
-        description: 'A new key for the node (a rotation is pending): store it, then sign the next heartbeats with it (docs/adr/0012-node-key-rotation.md)',
-        properties: { keyId: { type: 'string' }, secret: { type: 'string' } },
-      },
-      acceptedKeyIds: { type: 'array', items: { type: 'string' }, description: 'The node keys still honoured; the agent may drop any other key it holds' },
-    },
-  },
   'POST /api/v1/nodes/{nodeId}/rotate-credentials': {
     type: 'object',
     properties: {
@@ -129,6 +114,12 @@ const components = {
         status: { enum: ['Online'] },
         lastSeenAt: { type: 'string', format: 'date-time' },
         heartbeatSeconds: { type: 'integer' },
+        credentials: {
+          type: 'object',
+          description: 'A new key for the node (a rotation is pending): store it, then sign the next heartbeats with it (docs/adr/0012-node-key-rotation.md)',
+          properties: { keyId: { type: 'string' }, secret: { type: 'string' } },
+        },
+        acceptedKeyIds: { type: 'array', items: { type: 'string' }, description: 'The node keys still honoured; the agent may drop any other key it holds' },
         converge: {
           type: 'array',
           description:
@@ -224,7 +215,7 @@ export function buildOpenApi(): Json {
           ? { 'application/json': { schema: { $ref: '#/components/schemas/Deployment' } } }
           : key === 'POST /api/v1/nodes/{nodeId}/heartbeat'
             ? { 'application/json': { schema: { $ref: '#/components/schemas/HeartbeatAnswer' } } }
-            : { 'application/json': { schema: { type: 'object' } } };
+            : { 'application/json': { schema: ANSWERS[key] ?? { type: 'object' } } };
     const errorCodes =
       SELF_AUTHENTICATED[key] ??
       (r.roles === 'public' ? (html ? ['400', '403', '404', '409', '410'] : []) : ['400', '401', '403', '404', '409', ...(body ? ['415'] : []), '429']);

@@ -4,12 +4,14 @@
  * or already ours); the running execution renews the lease at every long step, for that step and
  * the wait after it (domain/locks.ts), so a dead execution's lock lapses by itself soon after.
  */
-import { DeleteCommand, GetCommand, UpdateCommand, type TransactWriteCommandInput } from '@aws-sdk/lib-dynamodb';
+import { TransactionCanceledException } from '@aws-sdk/client-dynamodb';
+import { DeleteCommand, GetCommand, TransactWriteCommand, UpdateCommand, type TransactWriteCommandInput } from '@aws-sdk/lib-dynamodb';
+import { TERMINAL_STATUSES } from '../domain/deployment.ts';
 import { environmentsUpTo, type Environment } from '../domain/environments.ts';
 import { AppError } from '../domain/errors.ts';
 import { leaseSeconds, type LeaseWait } from '../domain/locks.ts';
 import { dynamo } from './aws.ts';
-import { CONDITIONS, conditionInput, or, withCondition } from './conditions.ts';
+import { CONDITIONS, conditionInput, or, withCondition, type Condition } from './conditions.ts';
 import { config } from './config.ts';
 import { ignoreConditionFailure, isConditionFailure } from './deployments.ts';
 import { tableName } from './tables.ts';
@@ -30,6 +32,16 @@ const LOCK = {
   // Lease takeover: a crashed execution stops renewing, and its lock lapses.
   lapsed: (now: number) => CONDITIONS.lessThan(['expiresAt'], now),
   ownedBy: (executionId: string) => CONDITIONS.equals(['executionId'], executionId),
+};
+
+/**
+ * A deployment still open: not finished, or finished with an on-demand rollback running (the same
+ * rule as a stage update's). Only an open deployment's steps may take its locks back.
+ */
+const DEPLOYMENT_OPEN: Condition = {
+  expression: `attribute_exists(#executionId) AND (NOT (#status IN (${TERMINAL_STATUSES.map((_, i) => `:settled${i}`).join(', ')})) OR #rollback.#status = :rollbackRunning)`,
+  names: { '#executionId': 'executionId', '#status': 'status', '#rollback': 'rollback' },
+  values: { ...Object.fromEntries(TERMINAL_STATUSES.map((t, i) => [`:settled${i}`, t])), ':rollbackRunning': 'Running' },
 };
 
 export type TransactItem = NonNullable<TransactWriteCommandInput['TransactItems']>[number];
@@ -94,31 +106,49 @@ export async function getLock(moduleName: string, environment: Environment): Pro
 }
 
 /**
- * Renew the leases of an execution's locks: a lock still ours is extended, one that lapsed or was
- * released is taken back (nobody else took it meanwhile). A lock someone else holds now is left
- * alone; its environment is returned, so a step about to change nodes can refuse to.
+ * Renew the leases of an execution's locks: a lock still ours is extended; one that lapsed or was
+ * released is taken back (nobody else took it meanwhile) only while the deployment is still open,
+ * checked in the same transaction, so a step still in flight when its execution was stopped and
+ * settled (ReconcileExecution released the locks) cannot lock the module again. A lock someone
+ * else holds now is left alone; its environment is returned, so a step about to change nodes can
+ * refuse to. A settled deployment's step gets DeploymentSettled.
  */
 async function renewLocks(moduleName: string, environments: Environment[], executionId: string, seconds = config.lockLeaseSeconds()): Promise<Environment[]> {
   const now = nowSeconds();
+  const updateOf = (environment: Environment, condition: Condition) => ({
+    TableName: tableName('locks'),
+    Key: { lockKey: lockKey(moduleName, environment) },
+    ...withCondition(
+      {
+        UpdateExpression: 'SET #executionId = :holder, #expiresAt = :until, acquiredAt = if_not_exists(acquiredAt, :at)',
+        ExpressionAttributeNames: { '#executionId': 'executionId', '#expiresAt': 'expiresAt' },
+        ExpressionAttributeValues: { ':holder': executionId, ':until': now + seconds, ':at': new Date().toISOString() },
+      },
+      condition,
+    ),
+  });
   const lost = await Promise.all(
     environments.map(async (environment) => {
+      // The common case, one write: the lock is still ours.
+      try {
+        await dynamo().send(new UpdateCommand(updateOf(environment, LOCK.ownedBy(executionId))));
+        return undefined;
+      } catch (e) {
+        if (!isConditionFailure(e)) throw e;
+      }
       try {
         await dynamo().send(
-          new UpdateCommand({
-            TableName: tableName('locks'),
-            Key: { lockKey: lockKey(moduleName, environment) },
-            ...withCondition(
-              {
-                UpdateExpression: 'SET #executionId = :holder, #expiresAt = :until, acquiredAt = if_not_exists(acquiredAt, :at)',
-                ExpressionAttributeNames: { '#executionId': 'executionId', '#expiresAt': 'expiresAt' },
-                ExpressionAttributeValues: { ':holder': executionId, ':until': now + seconds, ':at': new Date().toISOString() },
-              },
-              or(LOCK.free, LOCK.lapsed(now), LOCK.ownedBy(executionId)),
-            ),
+          new TransactWriteCommand({
+            TransactItems: [
+              { ConditionCheck: { TableName: tableName('deployments'), Key: { executionId }, ...conditionInput(DEPLOYMENT_OPEN) } },
+              { Update: updateOf(environment, or(LOCK.free, LOCK.lapsed(now))) },
+            ],
           }),
         );
         return undefined;
       } catch (e) {
+        if (e instanceof TransactionCanceledException && e.CancellationReasons?.[0]?.Code === 'ConditionalCheckFailed')
+          throw new AppError('DeploymentSettled', `deployment ${executionId} is settled; its locks are not taken again`);
         if (!isConditionFailure(e)) throw e;
         return environment;
       }
