@@ -2,14 +2,15 @@
  * The OpenAPI document, generated from the route catalog (paths, roles, summaries) and the very
  * zod schemas the handlers validate with, so it cannot drift from the code:
  *
- *   npm run openapi        # writes docs/openapi.json
+ *   npm run openapi        # writes docs/openapi.json (and docs/asyncapi.json: the WebSocket messages)
  *
  * test/unit/scripts/openapi.test.ts fails when the committed document is not what this generates.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
-import { ROUTES } from '../functions/catalog.ts';
+import { ROUTES, WEBSOCKET } from '../functions/catalog.ts';
+import { agentCommandSchema, agentConnectPath, agentReplySchema, NODE_ID_HEADER, pingSchema, pongSchema } from '../functions/agent/wsProtocol.ts';
 import { DEPLOYMENT_STATUSES, STAGE_STATUSES } from '../functions/domain/deployment.ts';
 import { ENVIRONMENTS, STRATEGIES } from '../functions/domain/environments.ts';
 import { createSchema, listSchema, rollbackSchema } from '../functions/handlers/api/deployments.ts';
@@ -269,6 +270,74 @@ export function buildOpenApi(): Json {
 }
 
 export const OPENAPI_FILE = 'docs/openapi.json';
+export const ASYNCAPI_FILE = 'docs/asyncapi.json';
+
+/**
+ * The WebSocket API's dial-out agent channel as an AsyncAPI 3.0 document, from the catalog's
+ * WEBSOCKET entry and the zod schemas both sides validate messages with (functions/agent/wsProtocol.ts).
+ * Operations are the orchestrator's: it sends requests and pongs, and receives responses and pings.
+ */
+export function buildAsyncApi(): Json {
+  const message = (name: string, summary: string, payload: z.ZodType) => ({ name, summary, contentType: 'application/json', payload: schema(payload) });
+  const connectHeaders = {
+    type: 'object',
+    required: [NODE_ID_HEADER, 'x-agent-key-id', 'x-agent-timestamp', 'x-agent-signature'],
+    properties: {
+      [NODE_ID_HEADER]: { type: 'string', description: 'the connecting node' },
+      'x-agent-key-id': { type: 'string', description: "the node's own key id" },
+      'x-agent-timestamp': { type: 'string', description: 'ms since the epoch; newer than the last accepted connect' },
+      'x-agent-signature': {
+        type: 'string',
+        description: `base64url HMAC-SHA256 over "GET\\n${agentConnectPath('<nodeId>')}\\n<timestamp>\\n<sha256 hex of the empty body>"`,
+      },
+      'x-agent-protocol': { type: 'string', const: '1' },
+    },
+  };
+  return {
+    asyncapi: '3.0.0',
+    info: {
+      title: 'kmod-orchestrator WebSocket API: dial-out agents',
+      version: '1',
+      description:
+        "One WebSocket API for every WebSocket client (docs/adr/0010-websocket-layer.md). Dial-out agents connect with a signed upgrade and get the agent protocol's signed requests over it. Messages without an `action` field reach the $default route.",
+    },
+    servers: {
+      aws: { host: '{apiId}.execute-api.{region}.amazonaws.com', pathname: `/${WEBSOCKET.stage}`, protocol: 'wss', description: 'stack output WebSocketUrl' },
+      local: { host: '127.0.0.1:3000', pathname: `/${WEBSOCKET.stage}`, protocol: 'ws', description: 'the local cloud (wsUrl in .local/cloud.json)' },
+    },
+    channels: {
+      agent: {
+        address: `/${WEBSOCKET.stage}`,
+        description: `Route selection ${WEBSOCKET.routeSelectionExpression}; routes: ${WEBSOCKET.routes.map((r) => r.routeKey).join(', ')}`,
+        messages: {
+          request: { $ref: '#/components/messages/request' },
+          response: { $ref: '#/components/messages/response' },
+          ping: { $ref: '#/components/messages/ping' },
+          pong: { $ref: '#/components/messages/pong' },
+        },
+        bindings: { ws: { method: 'GET', headers: connectHeaders } },
+      },
+    },
+    operations: {
+      sendRequest: { action: 'send', channel: { $ref: '#/channels/agent' }, messages: [{ $ref: '#/channels/agent/messages/request' }] },
+      receiveResponse: { action: 'receive', channel: { $ref: '#/channels/agent' }, messages: [{ $ref: '#/channels/agent/messages/response' }] },
+      receivePing: { action: 'receive', channel: { $ref: '#/channels/agent' }, messages: [{ $ref: '#/channels/agent/messages/ping' }] },
+      sendPong: { action: 'send', channel: { $ref: '#/channels/agent' }, messages: [{ $ref: '#/channels/agent/messages/pong' }] },
+    },
+    components: {
+      messages: {
+        request: message(
+          'request',
+          'A signed agent request (the same as over HTTP): headers are the x-agent-* headers, body the exact signed text',
+          agentCommandSchema,
+        ),
+        response: message('response', "The agent's answer: the HTTP status it would have given and its JSON body", agentReplySchema),
+        ping: message('ping', 'Keepalive from the agent', pingSchema),
+        pong: message('pong', 'Answer to a ping (the $default route response)', pongSchema),
+      },
+    },
+  };
+}
 export const AUTHZ_FILE = 'docs/security/authorization.md';
 
 /** The authorization matrix as a table: one row per route, one column per role. */
@@ -302,5 +371,6 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   writeFileSync(OPENAPI_FILE, `${JSON.stringify(buildOpenApi(), null, 2)}\n`);
   mkdirSync('docs/security', { recursive: true });
   writeFileSync(AUTHZ_FILE, buildAuthorizationDoc());
-  console.log(`wrote ${OPENAPI_FILE} and ${AUTHZ_FILE}`);
+  writeFileSync(ASYNCAPI_FILE, `${JSON.stringify(buildAsyncApi(), null, 2)}\n`);
+  console.log(`wrote ${OPENAPI_FILE}, ${ASYNCAPI_FILE} and ${AUTHZ_FILE}`);
 }

@@ -42,7 +42,7 @@ afterAll(async () => {
       const pidFile = join(versions, v, 'run', 'module.pid');
       if (!existsSync(pidFile)) continue;
       try {
-        process.kill(Number(readFileSync(pidFile, 'utf8')), 'SIGTERM');
+        process.kill(Number(readFileSync(pidFile, 'utf8')), 'SIGKILL');
       } catch {
         /* already gone */
       }
