@@ -5,11 +5,12 @@
  * lock; a rollback restores the desired state, and nodes follow it.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LocalCloud } from '../../localcloud/cloud.ts';
+import { createDevPki } from '../../localcloud/devPki.ts';
 import { ROOT } from '../../localcloud/cloud.ts';
 import { api, startTestCloud, waitApprovingGates, waitForDeployment } from './harness.ts';
 
@@ -59,9 +60,8 @@ function killQuietly(pid: number) {
 }
 
 /** Start an enrolling agent process that installs for real; resolves with its node id. */
-function startAgent(name: string, args: string[]): Promise<string> {
+function startAgent(name: string, args: string[], trustRoots = join(cloud.dataDir, 'pki', 'root-ca.pem')): Promise<string> {
   dirs[name] ??= mkdtempSync(join(tmpdir(), `kmod-converge-${name}-`));
-  const trustRoots = join(cloud.dataDir, 'pki', 'root-ca.pem');
   const child = spawn(
     'npx',
     [
@@ -220,6 +220,29 @@ describe('desired state and convergence', () => {
     ]);
     expect(trail.filter((e) => e.action === 'node.converged')).toEqual([expect.objectContaining({ details: expect.objectContaining({ to: '1.1.0' }) })]);
     console.log(`late node converged ${tookMs} ms after its agent was started (enrolment, download, signature check, install, load hook)`);
+  }, 120_000);
+
+  it('a node whose own trust roots refuse the module does not converge: nothing changes on it, the reason is visible and audited', async () => {
+    const otherRoots = join(mkdtempSync(join(tmpdir(), 'kmod-other-roots-')), 'root-ca.pem');
+    writeFileSync(otherRoots, (await createDevPki({ commonName: 'Not Our Signer' })).rootCertPem);
+    ids.foreign = await startAgent('foreign', ['--api', cloud.apiUrl, '--enrol', token], otherRoots);
+    const view = await until('the refusal to be reported', async () => {
+      const v = await nodeView(ids.foreign);
+      return v?.convergence?.pending?.[0]?.lastError && v;
+    });
+    expect(view.convergence).toMatchObject({
+      state: 'Converging',
+      pending: [
+        { module: 'demo-kernel', from: null, to: '1.1.0', lastError: { code: 'SignatureInvalid', message: expect.stringContaining('signature refused') } },
+      ],
+    });
+    expect(current('foreign')).toBeUndefined();
+    expect(log('foreign')).toMatch(/convergence of demo-kernel none → 1\.1\.0 \(converge:\S+\) failed \(SignatureInvalid\)/);
+    const failed = (await auditActions(`node#${ids.foreign}`)).filter((e) => e.action === 'node.convergence.failed');
+    expect(failed).toEqual([expect.objectContaining({ details: expect.objectContaining({ code: 'SignatureInvalid', to: '1.1.0' }) })]);
+    // Out of the way of the deployments below, which would (rightly) fail on it too.
+    await stopAgent('foreign');
+    expect((await api(cloud, 'DELETE', `/api/v1/nodes/${ids.foreign}`, { token: cloud.tokens.Admin })).status).toBe(200);
   }, 120_000);
 
   it('a node that missed a deployment (stopped, skipped as unreachable) converges when it returns', async () => {
