@@ -152,7 +152,7 @@ export const handler = apiHandler({
       role,
     );
     // keyAnswer: a key to adopt (the pending one) and the key ids still honoured (docs/adr/0010-node-key-rotation.md).
-    return json(200, { nodeId, status: 'Online', lastSeenAt, heartbeatSeconds: body.heartbeatSeconds, ...keyAnswer });
+    return json(200, { nodeId, status: 'Online', lastSeenAt, heartbeatSeconds: body.heartbeatSeconds, ...keyAnswer }, { 'cache-control': 'no-store' });
   },
   'POST /api/v1/nodes/{nodeId}/rotate-credentials': async (event, caller) => {
     const { nodeId } = parsePath(event, nodeIdPath);
