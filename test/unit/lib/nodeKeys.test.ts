@@ -20,7 +20,7 @@ const node = (k: Partial<NodeRecord>) =>
   ({ environment: 'QA', nodeId: 'host-1', address: 'http://10.0.0.1:7070', modules: {}, registeredAt: '', ...k }) as NodeRecord & {
     credential: NodeCredential;
   };
-const actions = (items: { Put?: { Item: Record<string, unknown> } }[]) => items.map((i) => i.Put?.Item.action);
+const actions = (items: unknown[]) => (items as { Put?: { Item: Record<string, unknown> } }[]).map((i) => i.Put?.Item.action);
 
 describe('the key part of recording a heartbeat', () => {
   it('signed with the current key while a rotation is pending: conditions on both ids, hands the pending key over', () => {
