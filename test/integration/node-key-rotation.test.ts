@@ -7,6 +7,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, statSync } from 'node:fs';
+import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { GetCommand } from '@aws-sdk/lib-dynamodb';
@@ -16,7 +17,7 @@ import { signRequest, type AgentKey } from '../../functions/agent/protocol.ts';
 import type { NodeRecord } from '../../functions/lib/nodes.ts';
 import { ROOT, type LocalCloud } from '../../localcloud/cloud.ts';
 import { functionArn } from '../../localcloud/lambda.ts';
-import { api, startTestCloud, waitForDeployment } from './harness.ts';
+import { api, startTestCloud } from './harness.ts';
 
 /** Shrunk from 900 s: how long a previous key is honoured after a promotion. */
 const OVERLAP_SECONDS = 4;
@@ -45,6 +46,9 @@ beforeAll(async () => {
       // A real agent reports the host's load as CPU; on a busy test machine that is no signal.
       HEALTH_MAX_CPU_PERCENT: '100',
       HEALTH_MAX_MEMORY_PERCENT: '100',
+      // This file measures refused heartbeats directly (the agent logs every one); whether a
+      // 1 s heartbeat arrives within 3 s on a loaded shared 2-core machine is not what it tests.
+      NODE_MISSED_HEARTBEATS: '10',
     },
   });
   const token = await api(cloud, 'POST', '/api/v1/enrolment-tokens', { token: cloud.tokens.Admin, body: { environment: 'Development' } });
@@ -104,6 +108,13 @@ async function waitFor<T>(what: string, probe: () => Promise<T | undefined> | T 
 /** The agent proved the pending key (its heartbeat was signed with it): the record shows it current. */
 const promotedTo = (keyId: string) => waitFor(`promotion of ${keyId}`, async () => ((await record()).credential?.keyId === keyId ? true : undefined));
 
+/** The key that replaced `keyId` once the agent proved it (it may have before the starter returned). */
+const renewedFrom = (keyId: string) =>
+  waitFor(`a key replacing ${keyId}`, async () => {
+    const c = (await record()).credential;
+    return c && c.keyId !== keyId ? c : undefined;
+  });
+
 /** The previous key's window is over and the agent dropped it: it holds exactly the current key. */
 async function settled(): Promise<string> {
   const r = await record();
@@ -126,6 +137,36 @@ async function heartbeat(key: AgentKey) {
     health: { nodeId, protocolVersion: '1', status: 'healthy', reasons: [], at, uptimeSeconds: 1, modules: {}, metrics },
   });
   return api(cloud, 'POST', path, { rawBody: body, headers: { 'content-type': 'application/json', ...signRequest(key, 'POST', path, body) } });
+}
+
+/**
+ * A call to the API on a fresh connection. The traffic loops run for minutes in the process that
+ * also runs the cloud; on a loaded machine a reused keep-alive connection can be closed by the
+ * server's idle timeout just as the client sends on it, a client-side race this file does not test.
+ */
+function call(method: 'GET' | 'POST', path: string, token: string, body?: unknown): Promise<{ status: number; body: any }> {
+  const payload = body === undefined ? undefined : JSON.stringify(body);
+  return new Promise((resolve, reject) => {
+    const req = request(
+      `${cloud.apiUrl}${path}`,
+      { method, agent: false, headers: { authorization: `Bearer ${token}`, ...(payload ? { 'content-type': 'application/json' } : {}) } },
+      (res) => {
+        let text = '';
+        res.on('data', (d) => (text += d));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(text || 'null') }));
+      },
+    );
+    req.on('error', reject);
+    req.end(payload);
+  });
+}
+
+async function finished(executionId: string): Promise<{ status: string; failure?: unknown }> {
+  for (;;) {
+    const r = await call('GET', `/api/v1/deployments/${executionId}`, cloud.tokens.Viewer);
+    if (['Succeeded', 'Failed', 'RolledBack', 'Cancelled'].includes(r.body?.status)) return r.body;
+    await sleep(200);
+  }
 }
 
 /** The node's key-rotation audit events, oldest first. */
@@ -165,32 +206,35 @@ describe('rotating an enrolled node key under continuous traffic', () => {
     let traffic = true;
     const poller = (async () => {
       while (traffic) {
-        const r = await api(cloud, 'GET', '/api/v1/clusters/Development?refresh=true', { token: cloud.tokens.Viewer });
+        const r = await call('GET', '/api/v1/clusters/Development?refresh=true', cloud.tokens.Viewer);
         const mine = r.body?.nodes?.find((n: { nodeId: string }) => n.nodeId === nodeId);
         polls++;
         if (r.status !== 200 || mine?.health?.status !== 'healthy' || mine?.status !== 'Online')
           failures.push(`poll: HTTP ${r.status} ${JSON.stringify(mine ?? r.body).slice(0, 300)}`);
-        await sleep(150);
+        await sleep(400); // continuous, but leaving the one process that runs the whole cloud room for heartbeats
       }
-    })().catch((e: Error) => failures.push(`poll: ${e.message}`));
+    })().catch((e: Error) => failures.push(`poll: ${e.message} ${String((e.cause as Error | undefined)?.message ?? '')}`));
     const deployments: string[] = [];
     const deployer = (async () => {
       for (let i = 0; traffic; i++) {
-        const r = await api(cloud, 'POST', '/api/v1/deployments', {
-          token: cloud.tokens.Deployer,
-          body: { moduleName: 'demo-kernel', version: i % 2 ? '1.0.0' : '1.1.0', targetEnvironment: 'Development' },
+        const r = await call('POST', '/api/v1/deployments', cloud.tokens.Deployer, {
+          moduleName: 'demo-kernel',
+          version: i % 2 ? '1.0.0' : '1.1.0',
+          targetEnvironment: 'Development',
         });
         if (r.status !== 202) {
           failures.push(`deploy: HTTP ${r.status} ${JSON.stringify(r.body)}`);
           continue;
         }
-        const d = await waitForDeployment(cloud, r.body.executionId);
+        const d = await finished(r.body.executionId);
         deployments.push(d.status);
         if (d.status !== 'Succeeded') failures.push(`deploy ${r.body.executionId}: ${d.status} ${JSON.stringify(d.failure)}`);
       }
-    })().catch((e: Error) => failures.push(`deploy: ${e.message}`));
+    })().catch((e: Error) => failures.push(`deploy: ${e.message} ${String((e.cause as Error | undefined)?.message ?? '')}`));
 
     const keys: string[] = [enrolledKey];
+    // Polls completed when each rotation settled: every rotation must have run under traffic.
+    const pollsAt: number[] = [polls];
     try {
       // 1. Admin. A second request while it is pending answers the same rotation (200, no new key);
       //    one after the promotion, while the old key is still honoured, is refused (409).
@@ -205,6 +249,7 @@ describe('rotating an enrolled node key under continuous traffic', () => {
       expect([early.status, early.body.code]).toEqual([409, 'RotationInProgress']);
       expect(early.body.message).toContain(`its previous key ${enrolledKey} is honoured until`);
       keys.push(await settled());
+      pollsAt.push(polls);
       expect(keys[1]).toBe(first.body.pendingKeyId);
 
       // 2. Admin again, at once after the window.
@@ -212,15 +257,15 @@ describe('rotating an enrolled node key under continuous traffic', () => {
       expect(second.status, JSON.stringify(second.body)).toBe(202);
       await promotedTo(second.body.pendingKeyId);
       keys.push(await settled());
+      pollsAt.push(polls);
 
       // 3. The scheduled pass (the RotateNodeKeys function, invoked as EventBridge would): the key is past its maximum age.
       await sleep(Math.max(0, Date.parse((await record()).credential!.activeSince!) + MAX_AGE_SECONDS * 1000 - Date.now()));
       const pass = (await cloud.lambda.invoke(functionArn('RotateNodeKeys'), {})) as { started: Record<string, number>; skipped: unknown[] };
       expect(pass).toMatchObject({ started: { 'max-age': 1 }, skipped: [] });
-      const scheduled = (await record()).pendingCredential!;
-      expect(scheduled.trigger).toBe('max-age');
-      await promotedTo(scheduled.keyId);
+      expect((await renewedFrom(keys.at(-1)!)).trigger).toBe('max-age');
       keys.push(await settled());
+      pollsAt.push(polls);
 
       // 4. A rotation of the fleet key set (add → promote → retire, as the runbook says): the
       //    promotion renews the node key too; retiring the old fleet signer strands nothing.
@@ -229,10 +274,9 @@ describe('rotating an enrolled node key under continuous traffic', () => {
       await sleep(FLEET_STEP_PAUSE_MS);
       const promoteOut = await rotateFleetKeys('promote');
       expect(promoteOut).toMatch(/rotations started: 1 \(fleet-key-rotation\)/);
-      const renewed = (await record()).pendingCredential!;
-      expect(renewed.trigger).toBe('fleet-key-rotation');
-      await promotedTo(renewed.keyId);
+      expect((await renewedFrom(keys.at(-1)!)).trigger).toBe('fleet-key-rotation');
       keys.push(await settled());
+      pollsAt.push(polls);
       await sleep(FLEET_STEP_PAUSE_MS);
       await rotateFleetKeys('retire');
       const fleetKeys = (JSON.parse(readFileSync(join(dataDir, 'secrets', 'agent-keys.json'), 'utf8')) as { keys: AgentKey[] }).keys;
@@ -244,16 +288,21 @@ describe('rotating an enrolled node key under continuous traffic', () => {
       expect(fifth.status, JSON.stringify(fifth.body)).toBe(202);
       await promotedTo(fifth.body.pendingKeyId);
       keys.push(await settled());
+      pollsAt.push(polls);
       await sleep(2000); // a few more calls and heartbeats with the newest key
     } finally {
       traffic = false;
       await Promise.all([poller, deployer]);
     }
-    expect(failures).toEqual([]);
-    expect(polls).toBeGreaterThan(50);
+    // Every refused or failed heartbeat is in the agent's log.
+    const heartbeatTrouble = agentLog.split('\n').filter((l) => /heartbeat (refused|failed)|could not store/.test(l));
+    expect({ failures, heartbeatTrouble }).toEqual({ failures: [], heartbeatTrouble: [] });
+    const perRotation = pollsAt.slice(1).map((n, i) => n - pollsAt[i]);
+    console.log(`live polls per rotation: ${perRotation.join(', ')}; deployments: ${deployments.length}; total polls: ${polls}`);
+    expect(perRotation).toHaveLength(5);
+    for (const n of perRotation) expect(n).toBeGreaterThanOrEqual(2);
     expect(deployments.length).toBeGreaterThanOrEqual(3);
     expect(deployments.every((s) => s === 'Succeeded')).toBe(true);
-    expect(agentLog).not.toMatch(/heartbeat (refused|failed)|could not store/);
 
     // Never restarted; holds exactly the newest key, owner-only; every key was a new one.
     expect([agent.pid, agent.exitCode]).toEqual([pid, null]);
@@ -271,7 +320,7 @@ describe('rotating an enrolled node key under continuous traffic', () => {
     expect(events.filter((e) => e.action === 'node.credentials.rotated').map((e) => [e.details.from, e.details.to])).toEqual(
       keys.slice(0, 5).map((k, i) => [k, keys[i + 1]]),
     );
-    expect(events.filter((e) => e.action === 'node.credentials.retired').map((e) => e.details.keyId)).toEqual(keys.slice(0, 4));
+    expect(events.filter((e) => e.action === 'node.credentials.retired').map((e) => e.details.keyId)).toEqual(keys.slice(0, 5));
     expect(events.some((e) => e.action === 'node.credentials.rewrapped')).toBe(true);
   }, 240_000);
 });
