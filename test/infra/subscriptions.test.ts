@@ -14,7 +14,7 @@ let resources: Record<string, Resource>;
 beforeAll(() => {
   // Bundling skipped: these tests read resources and policies, not function code.
   const app = new App({ context: { 'aws:cdk:bundling-stacks': [] } });
-  const context: Record<string, string> = { trustedRootsPem: 'PEM', approvers: APPROVERS };
+  const context: Record<string, string> = { trustedRootsPem: 'PEM', approvers: APPROVERS, cognitoDomainPrefix: 'acme-kmod' };
   stack = new OrchestratorStack(
     app,
     'KmodOrchestrator',
@@ -89,6 +89,15 @@ describe('email subscriptions on AWS', () => {
         id,
       ).toEqual([[ofType('AWS::Cognito::UserPool')[0][0]]]);
     }
+  });
+
+  it('with cognitoDomainPrefix, gives the pool its hosted domain and outputs its token endpoint for client credentials', () => {
+    const [[domainId, domain]] = ofType('AWS::Cognito::UserPoolDomain');
+    expect(domain.Properties.Domain).toBe('acme-kmod');
+    const tokenUrl = JSON.stringify(Template.fromStack(stack).toJSON().Outputs.TokenUrl.Value);
+    expect(tokenUrl).toContain('https://');
+    expect(tokenUrl).toContain(domainId);
+    expect(tokenUrl).toContain('/oauth2/token');
   });
 
   it('stays cdk-nag clean with the provider framework', () => {
