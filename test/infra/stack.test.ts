@@ -292,7 +292,7 @@ describe('the synthesized template', () => {
       expect('TRUSTED_ROOTS_PEM' in env, id).toBe(Boolean(spec.verifiesModuleSignatures));
       expect('APPROVERS' in env && 'PUBLIC_API_URL' in env, id).toBe(Boolean(spec.mailsApprovalLinks));
       expect('PUBLIC_API_URL' in env, id).toBe(Boolean(spec.mailsApprovalLinks));
-      // The subscription sync reads the approver lists too (test/infra/subscriptions.test.ts).
+      // The subscription sync reads the approver lists too (test/infra/identity-and-subscriptions.test.ts).
       expect('APPROVERS' in env, id).toBe(Boolean(spec.mailsApprovalLinks || spec.managesSubscriptions));
     }
     expect(resources[logicalIdOf(stack.functions.SecurityScan)].Properties.Environment.Variables.TRUSTED_ROOTS_PEM).toBe('PEM');
