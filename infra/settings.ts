@@ -57,6 +57,11 @@ export interface OrchestratorSettings {
    * Off by default; on AWS the authorizer always runs first.
    */
   verifyTokensInFunctions: boolean;
+  /**
+   * A Cognito domain prefix: the user pool gets its hosted domain, whose /oauth2/token endpoint is
+   * what the service client (client credentials: CI pipelines, `npm run smoke`) gets tokens from.
+   */
+  cognitoDomainPrefix?: string;
 }
 
 /** A context value that is missing or unusable; the message says what to pass. */
@@ -101,7 +106,20 @@ export function settingsFromContext(get: (key: string) => unknown): Orchestrator
     etcd: etcd(opt),
     externalIssuer: externalIssuer(opt),
     verifyTokensInFunctions: flag(opt, 'verifyTokensInFunctions'),
+    cognitoDomainPrefix: cognitoDomainPrefix(opt),
   };
+}
+
+/** Cognito's rules for a domain prefix; it has no meaning without a user pool. */
+function cognitoDomainPrefix(opt: (k: string) => string | undefined): string | undefined {
+  const prefix = opt('cognitoDomainPrefix');
+  if (prefix === undefined) return undefined;
+  if (opt('jwtIssuer')) throw new ContextError('Context cognitoDomainPrefix needs the Cognito user pool: drop it, or drop jwtIssuer.');
+  if (!/^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/.test(prefix) || /aws|amazon|cognito/.test(prefix))
+    throw new ContextError(
+      `Context cognitoDomainPrefix must be lower-case letters, digits and hyphens, without "aws", "amazon" or "cognito", got "${prefix}": pass -c cognitoDomainPrefix=<your-org>-kmod.`,
+    );
+  return prefix;
 }
 
 /** A boolean context value: absent is false; anything but true/false is refused. */

@@ -45,7 +45,7 @@ export class OrchestratorStack extends Stack {
     const data = new Data(this, 'Data');
     const notifications = new Notifications(this, 'Notifications', { key: data.key });
     const keySets = new KeySets(this, 'KeySets', { key: data.key });
-    const identity = new Identity(this, 'Identity', { externalIssuer: settings.externalIssuer });
+    const identity = new Identity(this, 'Identity', settings);
     // Before the functions: the approval gate mails links under the API's URL.
     const http = new HttpApi(this, 'HttpApi', { settings, key: data.key });
     // Before the functions too: enrolment answers its URL, and agent calls post to its connections.
@@ -74,6 +74,7 @@ export class OrchestratorStack extends Stack {
       new CfnOutput(this, 'UserPoolClientId', { value: identity.userClient.userPoolClientId });
       new CfnOutput(this, 'ServiceClientId', { value: identity.serviceClient.userPoolClientId });
     }
+    if (identity.tokenUrl) new CfnOutput(this, 'TokenUrl', { value: identity.tokenUrl });
     // Scripts that reach the API by its id (LocalStack's http://<id>.execute-api.localhost.localstack.cloud:4566/v1).
     new CfnOutput(this, 'RestApiId', { value: this.api.restApiId });
     new CfnOutput(this, 'ArtifactBucketName', { value: data.artifacts.bucketName });

@@ -151,7 +151,7 @@ export function report(apiUrl: string, results: CheckResult[]): { text: string; 
   const lines = [
     `kmod smoke check against ${apiBase(apiUrl)}`,
     ...results.map((r) => `${r.outcome.padEnd(4)}  ${r.name.padEnd(width)}  ${r.detail}`),
-    `${count('PASS')} passed, ${count('FAIL')} failed, ${count('WARN')} warnings, ${count('SKIP')} skipped`,
+    `${count('PASS')} passed, ${count('FAIL')} failed, ${count('WARN')} warning${count('WARN') === 1 ? '' : 's'}, ${count('SKIP')} skipped`,
   ];
   return { text: lines.join('\n'), failed: count('FAIL') };
 }

@@ -14,11 +14,13 @@ export class Identity extends Layer {
   readonly userPool?: cognito.UserPool;
   readonly userClient?: cognito.UserPoolClient;
   readonly serviceClient?: cognito.UserPoolClient;
+  /** The OAuth2 token endpoint of the pool's hosted domain, when cognitoDomainPrefix is given. */
+  readonly tokenUrl?: string;
 
   constructor(
     scope: Construct,
     id: string,
-    private readonly props: { externalIssuer?: OrchestratorSettings['externalIssuer'] } = {},
+    private readonly props: Pick<OrchestratorSettings, 'externalIssuer' | 'cognitoDomainPrefix'> = {},
   ) {
     super(scope, id);
     if (props.externalIssuer) return;
@@ -54,6 +56,10 @@ export class Identity extends Layer {
       },
       accessTokenValidity: Duration.hours(1),
     });
+    if (props.cognitoDomainPrefix) {
+      const domain = this.userPool.addDomain('TokenDomain', { cognitoDomain: { domainPrefix: props.cognitoDomainPrefix } });
+      this.tokenUrl = `${domain.baseUrl()}/oauth2/token`;
+    }
   }
 
   /** What a token verifier (functions/lib/auth.ts) needs in its environment: the pool, or the issuer. */

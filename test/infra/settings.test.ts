@@ -40,6 +40,7 @@ describe('settings from CDK context', () => {
       etcd: undefined,
       externalIssuer: undefined,
       verifyTokensInFunctions: false,
+      cognitoDomainPrefix: undefined,
     });
   });
 
@@ -58,6 +59,15 @@ describe('settings from CDK context', () => {
     // cdk.json may hold a real boolean.
     expect(from({ ...base, verifyTokensInFunctions: true })().verifyTokensInFunctions).toBe(true);
     expect(from({ ...base, verifyTokensInFunctions: 'yes' })).toThrow(/verifyTokensInFunctions must be true or false/);
+  });
+
+  it('takes a Cognito domain prefix by Cognito rules, and only with the user pool', () => {
+    const base = { trustedRootsPem: 'PEM' };
+    expect(from({ ...base, cognitoDomainPrefix: 'acme-kmod' })().cognitoDomainPrefix).toBe('acme-kmod');
+    expect(from({ ...base, cognitoDomainPrefix: 'Acme_KMOD' })).toThrow(/cognitoDomainPrefix must be lower-case letters, digits and hyphens/);
+    expect(from({ ...base, cognitoDomainPrefix: 'acme-cognito' })).toThrow(/without "aws", "amazon" or "cognito"/);
+    const issuer = { jwtIssuer: 'https://id.example.com', jwtJwksUri: 'https://id.example.com/jwks', jwtClientIds: 'web' };
+    expect(from({ ...base, ...issuer, cognitoDomainPrefix: 'acme-kmod' })).toThrow(/cognitoDomainPrefix needs the Cognito user pool/);
   });
 
   it('takes etcd discovery endpoints (prefix defaulted), refusing what is not a client URL and a prefix alone', () => {

@@ -294,7 +294,7 @@ describe('the synthesized template', () => {
       expect('TRUSTED_ROOTS_PEM' in env, id).toBe(Boolean(spec.verifiesModuleSignatures));
       expect('PUBLIC_API_URL' in env, id).toBe(Boolean(spec.mailsApprovalLinks));
       // Deciding checks that an approver still is one, and the subscription sync reads the lists too
-      // (test/infra/subscriptions.test.ts): the approver lists go to those functions as well.
+      // (test/infra/identity-and-subscriptions.test.ts): the approver lists go to those functions as well.
       expect('APPROVERS' in env, id).toBe(Boolean(spec.mailsApprovalLinks || spec.checksApprovers || spec.managesSubscriptions));
     }
     expect(stack.functions.ApiApprovals && (FUNCTIONS.ApiApprovals as FunctionSpec).checksApprovers).toBe(true);

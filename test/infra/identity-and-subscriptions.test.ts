@@ -1,4 +1,7 @@
-/** The AWS wiring of the email-subscription sync: the deploy-time custom resource and who may change subscriptions. */
+/**
+ * The default (Cognito) stack's identity wiring, and the email-subscription sync: the deploy-time
+ * custom resource and who may change subscriptions. Bundling is skipped: resources and policies only.
+ */
 import { App, type CfnElement } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import { AwsSolutionsChecks } from 'cdk-nag';
@@ -14,7 +17,7 @@ let resources: Record<string, Resource>;
 beforeAll(() => {
   // Bundling skipped: these tests read resources and policies, not function code.
   const app = new App({ context: { 'aws:cdk:bundling-stacks': [] } });
-  const context: Record<string, string> = { trustedRootsPem: 'PEM', approvers: APPROVERS };
+  const context: Record<string, string> = { trustedRootsPem: 'PEM', approvers: APPROVERS, cognitoDomainPrefix: 'acme-kmod' };
   stack = new OrchestratorStack(
     app,
     'KmodOrchestrator',
@@ -40,6 +43,18 @@ const refsIn = (v: unknown): string[] =>
   JSON.stringify(v)
     .match(/"(?:Ref|Fn::GetAtt)":\s*\[?"(\w+)"/g)
     ?.map((m) => m.replace(/.*"(\w+)"$/, '$1')) ?? [];
+
+describe('tokens on the default stack', () => {
+  it('are verified by the authorizer only: no API function verifies them itself unless verifyTokensInFunctions is set', () => {
+    for (const [id, spec] of Object.entries(FUNCTIONS) as [FunctionId, FunctionSpec][]) {
+      if (!stack.functions[id]) continue;
+      const env = resources[logicalIdOf(stack.functions[id]!)].Properties.Environment.Variables;
+      expect(env.API_VERIFIES_TOKENS, id).toBeUndefined();
+      expect('COGNITO_USER_POOL_ID' in env && 'JWT_CLIENT_IDS' in env, id).toBe(Boolean(spec.verifiesTokens));
+      expect(env.JWT_ISSUER, id).toBeUndefined();
+    }
+  });
+});
 
 describe('email subscriptions on AWS', () => {
   it('are synchronised on deploy by a custom resource carrying the approver lists, served by the syncsSubscriptionsOnDeploy function', () => {
@@ -89,6 +104,15 @@ describe('email subscriptions on AWS', () => {
         id,
       ).toEqual([[ofType('AWS::Cognito::UserPool')[0][0]]]);
     }
+  });
+
+  it('with cognitoDomainPrefix, gives the pool its hosted domain and outputs its token endpoint for client credentials', () => {
+    const [[domainId, domain]] = ofType('AWS::Cognito::UserPoolDomain');
+    expect(domain.Properties.Domain).toBe('acme-kmod');
+    const tokenUrl = JSON.stringify(Template.fromStack(stack).toJSON().Outputs.TokenUrl.Value);
+    expect(tokenUrl).toContain('https://');
+    expect(tokenUrl).toContain(domainId);
+    expect(tokenUrl).toContain('/oauth2/token');
   });
 
   it('stays cdk-nag clean with the provider framework', () => {
