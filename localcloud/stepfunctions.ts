@@ -202,6 +202,13 @@ function timeoutError(): Error {
   return e;
 }
 
+/** What a task of an execution that is no longer running gets instead of running. */
+function stoppedError(exec: { executionArn: string; status: string }): Error {
+  const e = new Error(`${exec.executionArn} is ${exec.status === 'RUNNING' ? 'suspended' : exec.status}: no task of it starts`);
+  e.name = 'States.Runtime';
+  return e;
+}
+
 /** Resolves at `deadline` (epoch ms), however far away; never keeps the process alive. */
 function sleepUntil(deadline: number): Promise<void> {
   return new Promise((resolve) => {
@@ -312,6 +319,9 @@ export class LocalStepFunctions {
     return (raw) =>
       handled(
         (async () => {
+          // The interpreter still starts Map iterations queued before a stop (ADR 0001, Map
+          // queueing): no task of an execution that was stopped, or suspended for a restart, runs.
+          if (exec.status !== 'RUNNING' || this.suspended) throw stoppedError(exec);
           const inv = journal.begin(task.name, raw);
           if (inv.outcome) {
             if (inv.outcome.ok) return inv.outcome.result;

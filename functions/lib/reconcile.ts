@@ -39,19 +39,23 @@ export async function settleDeadPipeline(executionId: string, execution: DeadExe
   if (TERMINAL_STATUSES.includes(d.status)) return { action: 'alreadySettled', status: d.status };
   const now = new Date().toISOString();
   const running = orderedStages(d).filter((st) => st.status === 'Running');
-  const names: Record<string, string> = { '#status': 'status', '#stages': 'stages', '#sstatus': 'status' };
+  const names: Record<string, string> = { '#status': 'status' };
   const values: Record<string, unknown> = {
     ':status': s.deploymentStatus,
     ':now': now,
     ':failure': { stage: running[0]?.name, code: s.code, message: s.message },
-    ':failed': 'Failed',
-    ':message': s.message,
     ...Object.fromEntries(TERMINAL_STATUSES.map((t, i) => [`:t${i}`, t])),
   };
   const sets = ['#status = :status', 'finishedAt = :now', 'updatedAt = :now', 'failure = if_not_exists(failure, :failure)'];
+  // DynamoDB refuses placeholders an expression does not use: the stage parts only when a stage runs.
+  if (running.length) {
+    names['#stages'] = 'stages';
+    values[':failed'] = 'Failed';
+    values[':message'] = s.message;
+  }
   running.forEach((st, i) => {
     names[`#s${i}`] = st.name;
-    sets.push(`#stages.#s${i}.#sstatus = :failed`, `#stages.#s${i}.finishedAt = :now`, `#stages.#s${i}.message = :message`);
+    sets.push(`#stages.#s${i}.#status = :failed`, `#stages.#s${i}.finishedAt = :now`, `#stages.#s${i}.message = :message`);
   });
   const settled = await updateDeploymentAudited(
     executionId,

@@ -9,6 +9,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DescribeExecutionCommand, SFNClient } from '@aws-sdk/client-sfn';
 import { DynamoDBDocumentClient, GetCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CloudFile } from '../../localcloud/cloud.ts';
@@ -183,6 +184,15 @@ describe('a local cloud killed in the middle of a deployment and started again',
     expect(production.details.wave4.nodes).toBe(20);
     expect(stage(d, 'Validation').status).toBe('Succeeded');
 
+    // The pipeline's last step writes Succeeded, then releases the locks: the execution's end says it is done.
+    const sfn = new SFNClient({ endpoint: proc.cloud.servicesUrl, region: 'us-east-1', credentials: { accessKeyId: 'local', secretAccessKey: 'local' } });
+    const pipeline = await until(
+      () => sfn.send(new DescribeExecutionCommand({ executionArn: `arn:aws:states:us-east-1:000000000000:execution:kmod-Pipeline:${executionId}` })),
+      (x) => x.status !== 'RUNNING',
+      'the pipeline execution to end',
+      30_000,
+    );
+    expect(pipeline.status).toBe('SUCCEEDED');
     for (const env of ENVIRONMENTS) expect(await lock(env), env).toBeUndefined();
     // What the agents themselves run: one version per environment (Staging: the live colour on the new one).
     const fleet = (await (await fetch(`${proc.cloud.apiUrl}/_local/fleet`)).json()) as {

@@ -34,6 +34,9 @@ describe.skipIf(!awsBin)('a deployment whose execution is stopped from outside',
   };
   const lock = async (environment: string) =>
     (await cloud.ddb.send(new GetCommand({ TableName: cloud.tableNames.locks, Key: { lockKey: `demo-kernel#${environment}` }, ConsistentRead: true }))).Item;
+  /** The deployment's status is written first, its locks released right after (as Finalize does). */
+  const locksReleased = (environments: string[]) =>
+    until(async () => (await Promise.all(environments.map(lock))).every((l) => l === undefined), `the locks of ${environments.join(', ')} released`, 10_000);
   const auditOf = async (id: string) =>
     (await api(cloud, 'GET', `/api/v1/audit?deploymentId=${id}&limit=500`, { token: cloud.tokens.Admin })).body.items as any[];
   const pipelineArn = (id: string) => executionArnOf('kmod-Pipeline', id);
@@ -66,7 +69,7 @@ describe.skipIf(!awsBin)('a deployment whose execution is stopped from outside',
     expect(d.status).toBe('Cancelled');
     expect(d.failure).toMatchObject({ code: 'ExecutionAborted', message: 'its execution was stopped (Operator: wrong version)' });
     expect(d.finishedAt).toBeTruthy();
-    for (const env of LOCKED_ENVIRONMENTS.Staging) expect(await lock(env)).toBeUndefined();
+    await locksReleased(LOCKED_ENVIRONMENTS.Staging);
     expect((await aws('stepfunctions', ['describe-execution', '--execution-arn', pipelineArn(id)])).status).toBe('ABORTED');
 
     const approvals = await api(cloud, 'GET', `/api/v1/approvals/deployments/${id}`, { token: cloud.tokens.Viewer });
@@ -119,7 +122,7 @@ describe.skipIf(!awsBin)('a deployment whose execution is stopped from outside',
     expect((await aws('stepfunctions', ['describe-execution', '--execution-arn', canary])).status).toBe('ABORTED');
     const production = d.stages.find((s: any) => s.name === 'Production');
     expect(production).toMatchObject({ status: 'Failed', message: 'its execution was stopped' });
-    for (const env of LOCKED_ENVIRONMENTS.Production) expect(await lock(env)).toBeUndefined();
+    await locksReleased(LOCKED_ENVIRONMENTS.Production);
 
     // Cancelled is finished: the changed nodes go back on demand.
     const r = await api(cloud, 'POST', `/api/v1/deployments/${id}/rollback`, { token: cloud.tokens.Deployer, body: { reason: 'cancelled mid-canary' } });
@@ -127,7 +130,7 @@ describe.skipIf(!awsBin)('a deployment whose execution is stopped from outside',
     const rolledBack = await waitForDeployment(cloud, id, ['RolledBack'], 60_000);
     expect(rolledBack.rollback.status).toBe('Succeeded');
     expect(new Set(Object.values(agentVersions(cloud, 'prod')))).toEqual(new Set(['1.0.0']));
-    for (const env of LOCKED_ENVIRONMENTS.Production) expect(await lock(env)).toBeUndefined();
+    await locksReleased(LOCKED_ENVIRONMENTS.Production);
   });
 
   it('a rollback whose execution is stopped ends Failed with the reason and gives its locks back; a second attempt then completes', async () => {
@@ -152,7 +155,7 @@ describe.skipIf(!awsBin)('a deployment whose execution is stopped from outside',
     const d = (await api(cloud, 'GET', `/api/v1/deployments/${id}`, { token: cloud.tokens.Viewer })).body;
     expect(d.status).toBe('Succeeded'); // a rollback that did not complete leaves the deployment as it was
     expect(d.rollback.message).toBe('rollback did not complete: its execution was stopped (hung on a node)');
-    for (const env of LOCKED_ENVIRONMENTS.Staging) expect(await lock(env)).toBeUndefined();
+    await locksReleased(LOCKED_ENVIRONMENTS.Staging);
     expect(await auditOf(id)).toEqual(expect.arrayContaining([expect.objectContaining({ action: 'rollback.failed', actor: 'system:reconcile' })]));
 
     await api(cloud, 'DELETE', `/_local/fleet/nodes/${qa}/faults`);

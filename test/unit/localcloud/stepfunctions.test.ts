@@ -297,6 +297,23 @@ describe('local Step Functions: durable executions', () => {
     expect(again).toEqual([]);
   });
 
+  it('no task of a stopped execution starts, not even a Map iteration the interpreter had queued', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kmod-sfn-'));
+    const first = gate();
+    const s = track(service(dir, { step: (e) => ({ step: e.n }), item: (e) => (e === 'a' ? first.p : e) }));
+    const { executionArn } = s.sfn.startExecution({
+      stateMachineArn: stateMachineArn('flow'),
+      name: 'stopped',
+      input: JSON.stringify({ items: ['a', 'b', 'c'], pause: 0 }),
+    });
+    await until(() => s.calls.some((c) => c.event === 'a'), 'item a');
+    s.sfn.stopExecution(executionArn);
+    first.open('a done');
+    expect((await s.sfn.waitFor(executionArn)).status).toBe('ABORTED');
+    await new Promise((r) => setTimeout(r, 300));
+    expect(s.calls.map((c) => c.event)).toEqual([{ n: 1 }, 'a']);
+  });
+
   it('an end whose event was not handled is announced again at the next start', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'kmod-sfn-'));
     const s = track(service(dir, { item: () => gate().p }, { failEvents: true }));
