@@ -92,9 +92,7 @@ describe.skipIf(!awsBin)('a deployment whose execution is stopped from outside',
     );
     // A step of the stopped execution still in flight (on AWS a running Lambda finishes after
     // StopExecution) renews its locks after the reconciler released them: refused, none is taken back.
-    await expect(
-      cloud.lambda.invoke(functionArn('SmokeTest'), { executionId: id, environment: 'Staging' }),
-    ).rejects.toThrow(/DeploymentSettled/);
+    await expect(cloud.lambda.invoke(functionArn('SmokeTest'), { executionId: id, environment: 'Staging' })).rejects.toThrow(/DeploymentSettled/);
     for (const env of LOCKED_ENVIRONMENTS.Staging) expect(await lock(env)).toBeUndefined();
 
     // Its locks are free: the next deployment of the module is accepted (a Running one would get 409).

@@ -181,7 +181,11 @@ export const handler = apiHandler({
     // What the node must run to reach its environment's desired state (the agent verifies and runs it).
     const converge = await reconcileNode(node, body.health.modules, body.convergence?.failed ?? []);
     // keyAnswer: a key to adopt (the pending one) and the key ids still honoured (docs/adr/0012-node-key-rotation.md).
-    return json(200, { nodeId, status: 'Online', lastSeenAt, heartbeatSeconds: body.heartbeatSeconds, ...keyAnswer, converge }, { 'cache-control': 'no-store' });
+    return json(
+      200,
+      { nodeId, status: 'Online', lastSeenAt, heartbeatSeconds: body.heartbeatSeconds, ...keyAnswer, converge },
+      { 'cache-control': 'no-store' },
+    );
   },
   'POST /api/v1/nodes/{nodeId}/rotate-credentials': async (event, caller) => {
     const { nodeId } = parsePath(event, nodeIdPath);
