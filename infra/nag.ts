@@ -36,7 +36,8 @@ export const ACCEPTED_NAG_FINDINGS: { match: RegExp; reason: string }[] = [
       'X-Ray trace upload, Step Functions log delivery, secretsmanager:GetRandomPassword (granted by CDK with each rotation schedule) and the SNS subscription actions of the email-subscription sync (Get/SetSubscriptionAttributes, Unsubscribe) have no resource-level permissions.',
   },
   {
-    match: /^AwsSolutions-IAM5\[Resource::arn:<AWS::Partition>:execute-api:<AWS::Region>:<AWS::AccountId>:<WebSocketApi\w+>\/ws\/\*\/@connections\/\*\]$/,
+    // Tokens, or literal Region and account as above.
+    match: /^AwsSolutions-IAM5\[Resource::arn:<AWS::Partition>:execute-api:(<AWS::Region>|[a-z]{2}(-[a-z]+)+-\d):(<AWS::AccountId>|\d{12}):<WebSocketApi\w+>\/ws\/\*\/@connections\/\*\]$/,
     reason:
       'execute-api:ManageConnections on the connections of the WebSocket API’s one stage: connection ids are made by API Gateway at connect time, so they cannot be named in advance (the method segment covers POST, GET and DELETE of @connections only).',
   },
