@@ -15,6 +15,7 @@ import type { HookResult, ModuleResourceUsage } from './installer.ts';
 import type { Traffic } from './moduleMetrics.ts';
 import {
   AGENT_PROTOCOL_VERSION,
+  ReplayCache,
   verifyRequest,
   type AgentKey,
   type DeployRequest,
@@ -109,6 +110,8 @@ export class NodeAgent {
   /** Per-module tail of the command queue: one command per module at a time. */
   private readonly queues = new Map<string, Promise<unknown>>();
   private recovered = false;
+  /** Signatures accepted within the clock window: a captured request cannot be replayed. */
+  private readonly replays = new ReplayCache();
 
   constructor(private readonly opts: AgentOptions) {
     if (opts.runtime && !opts.trustRoots?.length) throw new Error('an agent that loads modules needs trust roots');
@@ -392,7 +395,7 @@ export class NodeAgent {
     try {
       const body = await readBody(req);
       const path = req.url ?? '/';
-      const verdict = verifyRequest(this.opts.keys(), req.method ?? 'GET', path, body, req.headers);
+      const verdict = verifyRequest(this.opts.keys(), req.method ?? 'GET', path, body, req.headers, Date.now(), this.replays);
       if (!verdict.ok) throw new AgentFailure(401, 'Unauthorized', verdict.reason);
       if (this.opts.simulation && this.state.faults.unresponsive && !path.includes('/v1/simulation/')) {
         this.pending.add(res); // never answered: the caller's timeout is what ends the call
