@@ -38,10 +38,15 @@ describe('replay protection (issue 15 defect 11)', () => {
     const seen = new ReplayCache();
     const h = signRequest(k1, 'POST', path, body, 1_000_000);
     expect(verifyRequest([k1], 'POST', path, body, h, 1_000_000, seen)).toEqual({ ok: true, keyId: 'k1' });
-    expect(verifyRequest([k1], 'POST', path, body, h, 1_000_000 + 60_000, seen)).toEqual({ ok: false, reason: 'replayed request (this signature was already used)' });
+    expect(verifyRequest([k1], 'POST', path, body, h, 1_000_000 + 60_000, seen)).toEqual({
+      ok: false,
+      reason: 'replayed request (this signature was already used)',
+    });
     expect(verifyRequest([k1], 'POST', path, body, signRequest(k1, 'POST', path, body, 1_000_001), 1_000_001, seen).ok).toBe(true);
     // Past the window the timestamp check refuses it, so the cache may forget it.
-    expect(verifyRequest([k1], 'POST', path, body, h, 1_000_000 + MAX_CLOCK_SKEW_MS + 1, seen)).toMatchObject({ reason: expect.stringContaining('clock skew') });
+    expect(verifyRequest([k1], 'POST', path, body, h, 1_000_000 + MAX_CLOCK_SKEW_MS + 1, seen)).toMatchObject({
+      reason: expect.stringContaining('clock skew'),
+    });
   });
 
   it('keeps entries only for the clock window, and refuses new requests rather than forget live ones when full', () => {
@@ -110,7 +115,9 @@ describe('NodeAgent', () => {
   it('refuses a captured rollback replayed after a newer deploy (401) and stays on the newer version', async () => {
     const a = make();
     const base = await a.listen();
-    expect((await call(base, 'POST', '/v1/modules/mod/deploy', { deploymentId: 'd1', version: '2.0.0', artifactUrl: 'http://x/a', sha256: sha })).status).toBe(200);
+    expect((await call(base, 'POST', '/v1/modules/mod/deploy', { deploymentId: 'd1', version: '2.0.0', artifactUrl: 'http://x/a', sha256: sha })).status).toBe(
+      200,
+    );
     // The rollback of d1 is captured on the wire; its first delivery never completes (the node hangs),
     // so the agent has not recorded it as applied.
     const path = '/v1/modules/mod/rollback';
@@ -120,7 +127,9 @@ describe('NodeAgent', () => {
     await expect(fetch(base + path, { method: 'POST', body: text, headers: captured, signal: AbortSignal.timeout(300) })).rejects.toThrow();
     a.setFaults({});
     // A newer deployment puts 2.0.0 on the node again.
-    expect((await call(base, 'POST', '/v1/modules/mod/deploy', { deploymentId: 'd2', version: '2.0.0', artifactUrl: 'http://x/a', sha256: sha })).status).toBe(200);
+    expect((await call(base, 'POST', '/v1/modules/mod/deploy', { deploymentId: 'd2', version: '2.0.0', artifactUrl: 'http://x/a', sha256: sha })).status).toBe(
+      200,
+    );
     const before = a.modules;
     const replay = await fetch(base + path, { method: 'POST', body: text, headers: captured });
     expect(replay.status).toBe(401);
