@@ -23,6 +23,7 @@ import { Functions } from './constructs/functions.ts';
 import { Identity } from './constructs/identity.ts';
 import { logicalIdOutsideLayers } from './constructs/layer.ts';
 import { Notifications } from './constructs/notifications.ts';
+import { WebAcl } from './constructs/webAcl.ts';
 import { KeySets } from './constructs/secrets.ts';
 import { Workflows } from './constructs/workflows.ts';
 import { acknowledgeNagFindings } from './nag.ts';
@@ -50,6 +51,7 @@ export class OrchestratorStack extends Stack {
     keySets.rotateWith(functions.sole('rotatesKeySets'), settings.keyRotationDays);
     const workflows = new Workflows(this, 'Workflows', { functions: functions.byId, key: data.key });
     http.serve(functions.byId, functions.sole('authorizesRequests'));
+    const waf = new WebAcl(this, 'WebAcl', { settings: settings.waf, stage: http.api.deploymentStage, key: data.key });
 
     this.tables = data.tables;
     this.functions = functions.byId;
@@ -63,6 +65,7 @@ export class OrchestratorStack extends Stack {
     new CfnOutput(this, 'ArtifactBucketName', { value: data.artifacts.bucketName });
     new CfnOutput(this, 'ApproverTopicArn', { value: notifications.approverTopic.topicArn });
     new CfnOutput(this, 'NotificationTopicArn', { value: notifications.notificationTopic.topicArn });
+    new CfnOutput(this, 'WebAclArn', { value: waf.acl.attrArn });
 
     acknowledgeNagFindings(this);
   }

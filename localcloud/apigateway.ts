@@ -1,14 +1,17 @@
 /**
  * API Gateway (REST API, Lambda proxy integration), locally: requests become the proxy events
  * API Gateway sends, the REQUEST authorizer runs first on protected routes (its context lands in
- * requestContext.authorizer), and gateway-level errors use the configured gateway responses.
+ * requestContext.authorizer), and gateway-level errors use the configured gateway responses. The
+ * web ACL's rate and size rules (localcloud/webAcl.ts) come before all of it, as AWS WAF does.
  */
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { APIGatewayAuthorizerResult, APIGatewayProxyEvent, APIGatewayProxyResult, APIGatewayRequestAuthorizerEvent } from 'aws-lambda';
 import { ROUTES, type RouteSpec } from '../functions/catalog.ts';
 import { GATEWAY_SECURITY_HEADERS, gatewayResponse, type GatewayResponse } from '../functions/gatewayResponses.ts';
+import { WAF_RESPONSES, wafSettingsFromEnv } from '../functions/webAcl.ts';
 import { ACCOUNT, functionName, REGION, type LocalLambda } from './lambda.ts';
+import { LocalWebAcl } from './webAcl.ts';
 
 const API_ID = 'localapi01';
 const STAGE = 'local';
@@ -43,7 +46,16 @@ export class LocalApiGateway {
   /** Extra pages the local cloud serves beside the API (none on AWS). */
   readonly extras = new Map<string, (req: IncomingMessage, res: ServerResponse) => void>();
 
-  constructor(private readonly lambda: LocalLambda) {}
+  constructor(
+    private readonly lambda: LocalLambda,
+    private readonly webAcl = new LocalWebAcl(wafSettingsFromEnv()),
+  ) {}
+
+  /** A web ACL block, answered as the CDK web ACL's custom responses are. */
+  private sendWaf(res: ServerResponse, answer: (typeof WAF_RESPONSES)[keyof typeof WAF_RESPONSES], headers: Record<string, string> = {}) {
+    res.writeHead(answer.statusCode, { 'content-type': 'application/json', ...GATEWAY_SECURITY_HEADERS, ...headers });
+    res.end(JSON.stringify({ code: answer.code, message: answer.message }));
+  }
 
   async listen(port: number, host = '127.0.0.1'): Promise<string> {
     this.server = createServer((req, res) => {
@@ -82,6 +94,9 @@ export class LocalApiGateway {
     const url = new URL(req.url ?? '/', 'http://api.local');
     for (const [prefix, serve] of this.extras) if (url.pathname.startsWith(prefix)) return serve(req, res);
     const method = (req.method ?? 'GET').toUpperCase();
+    const sourceIp = req.socket.remoteAddress?.replace(/^::ffff:/, '') ?? '127.0.0.1';
+    // Every request counts, whatever follows (refused tokens, unknown routes, 4xx): issue 15 defect 4.
+    if (this.webAcl.overRate(sourceIp)) return this.sendWaf(res, WAF_RESPONSES.rateLimited, { 'Retry-After': String(this.webAcl.settings.windowSeconds) });
     if (!this.ready && url.pathname === '/health') {
       res.writeHead(503, { 'content-type': 'application/json', 'retry-after': '1' });
       return void res.end(JSON.stringify({ status: 'starting' }));
@@ -97,6 +112,7 @@ export class LocalApiGateway {
       if (size > MAX_PAYLOAD) return sendGateway(res, gatewayResponse('REQUEST_TOO_LARGE'));
       chunks.push(c as Buffer);
     }
+    if (this.webAcl.bodyTooLarge(method, route.path, size)) return this.sendWaf(res, WAF_RESPONSES.bodyTooLarge);
     const body = Buffer.concat(chunks).toString('utf8');
     const match = route.regex.exec(url.pathname)!;
     let pathParameters: Record<string, string> | null;
@@ -120,7 +136,6 @@ export class LocalApiGateway {
       (multiQuery[k] ??= []).push(v);
     }
     const requestId = randomUUID();
-    const sourceIp = req.socket.remoteAddress?.replace(/^::ffff:/, '') ?? '127.0.0.1';
     const methodArn = `arn:aws:execute-api:${REGION}:${ACCOUNT}:${API_ID}/${STAGE}/${method}${route.path.replace(/\{[^}]+\}/g, '*')}`;
     const now = new Date();
     const identity = {

@@ -120,8 +120,13 @@ const ERRORS: Record<string, string> = {
   '410':
     'The approval expired (ApprovalExpired); the enrolment token expired, was revoked or is used up (EnrolmentTokenExpired, EnrolmentTokenRevoked, EnrolmentTokenUsedUp)',
   '415': 'The body must be application/json',
-  '429': 'Rate limited (Retry-After)',
+  '413': 'The body is over the edge limit (RequestTooLarge): 64 KiB, or 10 MiB for POST /api/v1/modules',
+  '429':
+    'Rate limited (Retry-After): the address is over the edge limit, which counts every request, refused ones too ("too many requests from this address"), or over an in-app limit',
 };
+
+/** What the edge (the web ACL, functions/webAcl.ts) may answer on any route, before the route's own code runs; always JSON. */
+const EDGE_ERRORS = (method: string) => (method === 'POST' || method === 'PUT' ? ['413', '429'] : ['429']);
 
 export function buildOpenApi(): Json {
   const paths: Record<string, Record<string, Json>> = {};
@@ -147,8 +152,9 @@ export function buildOpenApi(): Json {
         : r.path.startsWith('/api/v1/deployments/{executionId}') && r.method === 'GET'
           ? { 'application/json': { schema: { $ref: '#/components/schemas/Deployment' } } }
           : { 'application/json': { schema: { type: 'object' } } };
-    const errorCodes =
+    const routeErrors =
       SELF_AUTHENTICATED[key] ?? (r.roles === 'public' ? (html ? ['400', '404', '409', '410'] : []) : ['400', '401', '403', '404', '409', '429']);
+    const errorCodes = [...new Set([...routeErrors, ...EDGE_ERRORS(r.method)])].sort();
     (paths[r.path] ??= {})[r.method.toLowerCase()] = {
       summary: r.summary,
       description: r.roles === 'public' ? 'Public.' : `Roles: ${r.roles.join(', ')}.`,
@@ -174,7 +180,10 @@ export function buildOpenApi(): Json {
             c,
             {
               description: ERRORS[c],
-              content: html ? { 'text/html': { schema: { type: 'string' } } } : { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } },
+              content:
+                html && !EDGE_ERRORS(r.method).includes(c)
+                  ? { 'text/html': { schema: { type: 'string' } } }
+                  : { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } },
             },
           ]),
         ),

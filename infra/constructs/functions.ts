@@ -29,7 +29,7 @@ import type { KeySets } from './secrets.ts';
 export const ROOT = join(import.meta.dirname, '..', '..');
 
 export interface FunctionsProps {
-  settings: Pick<OrchestratorSettings, 'agentAllowedHosts' | 'approvers' | 'trustedRootsPem' | 'agentNetwork' | 'etcd'>;
+  settings: Pick<OrchestratorSettings, 'agentAllowedHosts' | 'approvers' | 'trustedRootsPem' | 'revocationListUrls' | 'agentNetwork' | 'etcd'>;
   data: Data;
   notifications: Notifications;
   keySets: KeySets;
@@ -141,6 +141,7 @@ export class Functions extends Layer {
     // reference the stage URL: that would be a dependency cycle).
     if (spec.mailsApprovalLinks) Object.assign(env, { APPROVERS: settings.approvers, PUBLIC_API_URL: this.props.publicApiUrl });
     if (spec.verifiesModuleSignatures) env.TRUSTED_ROOTS_PEM = settings.trustedRootsPem;
+    if (spec.verifiesModuleSignatures && settings.revocationListUrls) env.REVOCATION_LIST_URLS = settings.revocationListUrls;
     if (spec.managesIdentities) env.COGNITO_USER_POOL_ID = identity.userPool.userPoolId;
     if (spec.verifiesTokens) Object.assign(env, { COGNITO_USER_POOL_ID: identity.userPool.userPoolId, JWT_CLIENT_IDS: identity.clientIds.join(',') });
     if (spec.discoversNodes && settings.etcd) Object.assign(env, { ETCD_ENDPOINTS: settings.etcd.endpoints, ETCD_PREFIX: settings.etcd.prefix });

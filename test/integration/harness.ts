@@ -7,9 +7,15 @@ import { startLocalCloud, type LocalCloud, type LocalCloudOptions } from '../../
 
 /**
  * The suites create deployments and poll far faster than people do; they run with generous rate
- * limits. test/integration/rate-limits.test.ts checks the real defaults.
+ * limits, at the edge (the web ACL) and in the handlers. test/integration/rate-limits.test.ts checks
+ * the real defaults.
  */
-const SUITE_LIMITS = { RATE_LIMIT_PER_IP: '100000', RATE_LIMIT_DEPLOYMENTS_PER_USER: '10000', RATE_LIMIT_METRICS_PER_USER: '10000' };
+const SUITE_LIMITS = {
+  RATE_LIMIT_PER_IP: '100000',
+  RATE_LIMIT_DEPLOYMENTS_PER_USER: '10000',
+  RATE_LIMIT_METRICS_PER_USER: '10000',
+  WAF_RATE_LIMIT_PER_ADDRESS: '100000',
+};
 
 export async function startTestCloud(opts: LocalCloudOptions = {}): Promise<LocalCloud> {
   return startLocalCloud({ dataDir: mkdtempSync(join(tmpdir(), 'kmod-it-')), fresh: true, apiPort: 0, ...opts, env: { ...SUITE_LIMITS, ...opts.env } });
