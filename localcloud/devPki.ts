@@ -110,7 +110,7 @@ export function serialOf(certPem: string): string {
  */
 export async function issueRevocationList(
   pki: Pick<DevPki, 'rootCertPem' | 'rootKeyPem'>,
-  revoked: { serialNumber: string; reason?: x509.X509CrlReason; revocationDate?: Date }[],
+  revoked: RevokedEntry[],
   o: { thisUpdate?: Date; validDays?: number } = {},
 ): Promise<string> {
   const thisUpdate = o.thisUpdate ?? new Date();
@@ -125,9 +125,23 @@ export async function issueRevocationList(
   return `${crl.toString('pem')}\n`;
 }
 
-/** The serials a PEM CRL lists. */
-export function revokedSerials(crlPem: string): string[] {
-  return new x509.X509Crl(crlPem).entries.map((e) => e.serialNumber);
+export interface RevokedEntry {
+  serialNumber: string;
+  reason?: x509.X509CrlReason;
+  revocationDate?: Date;
+}
+
+/** The entries of a PEM CRL. */
+export function revocationEntries(crlPem: string): RevokedEntry[] {
+  return new x509.X509Crl(crlPem).entries.map((e) => ({ serialNumber: e.serialNumber, reason: e.reason, revocationDate: e.revocationDate }));
+}
+
+/** CRL reason names (RFC 5280 5.3.1), as `--reason` takes them. */
+export const CRL_REASONS = Object.keys(x509.X509CrlReason).filter((k) => Number.isNaN(Number(k)));
+
+/** The reason code of a name in CRL_REASONS; undefined for anything else. */
+export function crlReason(name: string): x509.X509CrlReason | undefined {
+  return CRL_REASONS.includes(name) ? x509.X509CrlReason[name as keyof typeof x509.X509CrlReason] : undefined;
 }
 
 export function signManifest(manifest: unknown, pki: Pick<DevPki, 'signerKeyPem' | 'algorithm'>): ModuleSignature {

@@ -13,8 +13,7 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import * as x509 from '@peculiar/x509';
-import { CRL_FILE, createPkiIn, issueRevocationList, loadPki, serialOf } from '../localcloud/devPki.ts';
+import { CRL_FILE, CRL_REASONS, createPkiIn, crlReason, issueRevocationList, loadPki, revocationEntries, serialOf } from '../localcloud/devPki.ts';
 
 const { values } = parseArgs({
   options: {
@@ -34,17 +33,12 @@ if (values.revoke || values['publish-crl']) {
     process.exit(1);
   }
   const crlFile = join(values.dir, CRL_FILE);
-  const current = existsSync(crlFile) ? new x509.X509Crl(readFileSync(crlFile, 'utf8')).entries : [];
-  const entries = current.map((e) => ({ serialNumber: e.serialNumber, reason: e.reason, revocationDate: e.revocationDate }));
+  const entries = existsSync(crlFile) ? revocationEntries(readFileSync(crlFile, 'utf8')) : [];
   if (values.revoke) {
     const serialNumber = (values.revoke === 'signer' ? serialOf(pki.signerCertPem) : values.revoke).toLowerCase();
-    const reason = x509.X509CrlReason[values.reason as keyof typeof x509.X509CrlReason];
+    const reason = crlReason(values.reason);
     if (reason === undefined) {
-      console.error(
-        `--reason must be one of ${Object.keys(x509.X509CrlReason)
-          .filter((k) => Number.isNaN(Number(k)))
-          .join(', ')}`,
-      );
+      console.error(`--reason must be one of ${CRL_REASONS.join(', ')}`);
       process.exit(2);
     }
     if (!entries.some((e) => e.serialNumber.toLowerCase() === serialNumber)) entries.push({ serialNumber, reason, revocationDate: new Date() });
