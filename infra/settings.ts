@@ -5,12 +5,17 @@
  */
 import { readFileSync } from 'node:fs';
 import { FUNCTIONS, type FunctionSpec } from '../functions/catalog.ts';
+import { WAF_WINDOWS, type WafWindowSeconds } from '../functions/webAcl.ts';
 
 export interface OrchestratorSettings {
   /** Hosts/CIDRs where agents may live (SSRF guard). */
   agentAllowedHosts: string;
   /** PEM bundle of trusted module-signing roots. */
   trustedRootsPem: string;
+  /** Comma-separated http(s) URLs of CRLs the Security scan must consult (besides the certificates' distribution points). */
+  revocationListUrls: string;
+  /** The web ACL in front of the API (infra/constructs/webAcl.ts): requests per address per window, counted at the edge. */
+  waf: { ratePerAddress: number; windowSeconds: WafWindowSeconds };
   /** Approver user ids per environment (JSON). */
   approvers: string;
   /** Public base URL of the API (for email links); default: the API's own stage URL. */
@@ -107,6 +112,8 @@ export function settingsFromContext(get: (key: string) => unknown): Orchestrator
     externalIssuer: externalIssuer(opt),
     verifyTokensInFunctions: flag(opt, 'verifyTokensInFunctions'),
     cognitoDomainPrefix: cognitoDomainPrefix(opt),
+    revocationListUrls: revocationListUrls(opt('revocationListUrls')),
+    waf: waf(opt, num),
   };
 }
 
@@ -146,6 +153,31 @@ function externalIssuer(opt: (k: string) => string | undefined): OrchestratorSet
     .filter(Boolean);
   if (!ids.length) throw new ContextError('Context jwtClientIds must name at least one client id.');
   return { issuer, jwksUri, clientIds: ids.join(',') };
+}
+
+/** Optional; each must be an http(s) URL the Security scan can fetch (a file path means nothing in Lambda). */
+function revocationListUrls(raw: string | undefined): string {
+  const urls = (raw ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+  const bad = urls.filter((u) => !/^https?:\/\/[^\s/]+\/\S*$/.test(u));
+  if (bad.length)
+    throw new ContextError(
+      `Context revocationListUrls must be comma-separated http(s) URLs of CRLs, got "${bad.join(', ')}": pass -c revocationListUrls=http://pki.example.com/root.crl.`,
+    );
+  return urls.join(',');
+}
+
+/** WAF's own bounds: a rate limit of at least 10 requests, over one of its evaluation windows. */
+function waf(opt: (k: string) => string | undefined, num: (k: string, d: number) => number): OrchestratorSettings['waf'] {
+  const ratePerAddress = num('wafRateLimitPerAddress', 1000);
+  if (!Number.isInteger(ratePerAddress) || ratePerAddress < 10 || ratePerAddress > 2_000_000_000)
+    throw new ContextError(`Context wafRateLimitPerAddress must be a whole number from 10 to 2,000,000,000, got "${opt('wafRateLimitPerAddress')}".`);
+  const windowSeconds = num('wafRateWindowSeconds', 60);
+  if (!(WAF_WINDOWS as readonly number[]).includes(windowSeconds))
+    throw new ContextError(`Context wafRateWindowSeconds must be one of ${WAF_WINDOWS.join(', ')}, got "${opt('wafRateWindowSeconds')}".`);
+  return { ratePerAddress, windowSeconds: windowSeconds as WafWindowSeconds };
 }
 
 /**

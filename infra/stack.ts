@@ -23,6 +23,7 @@ import { Functions } from './constructs/functions.ts';
 import { Identity } from './constructs/identity.ts';
 import { logicalIdOutsideLayers } from './constructs/layer.ts';
 import { Notifications } from './constructs/notifications.ts';
+import { WebAcl } from './constructs/webAcl.ts';
 import { KeySets } from './constructs/secrets.ts';
 import { WebSocketLayer } from './constructs/websocket.ts';
 import { Workflows } from './constructs/workflows.ts';
@@ -60,6 +61,7 @@ export class OrchestratorStack extends Stack {
     const workflows = new Workflows(this, 'Workflows', { functions: functions.byId, key: data.key });
     http.serve(functions.byId, functions.sole('authorizesRequests'));
     webSocket.serve(functions.byId);
+    const waf = new WebAcl(this, 'WebAcl', { settings: settings.waf, stage: http.api.deploymentStage, key: data.key });
 
     this.tables = data.tables;
     this.functions = functions.byId;
@@ -82,6 +84,7 @@ export class OrchestratorStack extends Stack {
     new CfnOutput(this, 'UsersTableName', { value: data.tables.users.tableName });
     new CfnOutput(this, 'ApproverTopicArn', { value: notifications.approverTopic.topicArn });
     new CfnOutput(this, 'NotificationTopicArn', { value: notifications.notificationTopic.topicArn });
+    new CfnOutput(this, 'WebAclArn', { value: waf.acl.attrArn });
 
     acknowledgeNagFindings(this);
   }

@@ -1,15 +1,18 @@
 /**
  * API Gateway (REST API, Lambda proxy integration), locally: requests become the proxy events
  * API Gateway sends, the REQUEST authorizer runs first on protected routes (its context lands in
- * requestContext.authorizer), and gateway-level errors use the configured gateway responses.
+ * requestContext.authorizer), and gateway-level errors use the configured gateway responses. The
+ * web ACL's rate and size rules (localcloud/webAcl.ts) come before all of it, as AWS WAF does.
  */
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { APIGatewayAuthorizerResult, APIGatewayProxyEvent, APIGatewayProxyResult, APIGatewayRequestAuthorizerEvent } from 'aws-lambda';
 import { ROUTES, type RouteSpec } from '../functions/catalog.ts';
 import { GATEWAY_SECURITY_HEADERS, gatewayResponse, type GatewayResponse } from '../functions/gatewayResponses.ts';
+import { WAF_RESPONSES, wafSettingsFromEnv } from '../functions/webAcl.ts';
 import { ACCOUNT, functionName, REGION, type LocalLambda } from './lambda.ts';
 import { LocalWebSocketApi } from './websocket.ts';
+import { LocalWebAcl } from './webAcl.ts';
 
 const API_ID = 'localapi01';
 const STAGE = 'local';
@@ -55,8 +58,15 @@ export class LocalApiGateway {
      * runs them; requests reach the functions without authorizer context (verifyTokensInFunctions).
      */
     private readonly runsAuthorizer = true,
+    private readonly webAcl = new LocalWebAcl(wafSettingsFromEnv()),
   ) {
     this.websocket = new LocalWebSocketApi(lambda, () => this.domain);
+  }
+
+  /** A web ACL block, answered as the CDK web ACL's custom responses are. */
+  private sendWaf(res: ServerResponse, answer: (typeof WAF_RESPONSES)[keyof typeof WAF_RESPONSES], headers: Record<string, string> = {}) {
+    res.writeHead(answer.statusCode, { 'content-type': 'application/json', ...GATEWAY_SECURITY_HEADERS, ...headers });
+    res.end(JSON.stringify({ code: answer.code, message: answer.message }));
   }
 
   /** The WebSocket URL clients connect to (`wsUrl` in cloud.json); the management endpoint is the same with http. */
@@ -108,6 +118,9 @@ export class LocalApiGateway {
     const management = new RegExp(`^${this.websocket.path}/@connections/([^/]+)$`).exec(url.pathname);
     if (management) return this.websocket.manage(req, res, decodeURIComponent(management[1]));
     const method = (req.method ?? 'GET').toUpperCase();
+    const sourceIp = req.socket.remoteAddress?.replace(/^::ffff:/, '') ?? '127.0.0.1';
+    // Every request counts, whatever follows (refused tokens, unknown routes, 4xx): issue 15 defect 4.
+    if (this.webAcl.overRate(sourceIp)) return this.sendWaf(res, WAF_RESPONSES.rateLimited, { 'Retry-After': String(this.webAcl.settings.windowSeconds) });
     if (!this.ready && url.pathname === '/health') {
       res.writeHead(503, { 'content-type': 'application/json', 'retry-after': '1' });
       return void res.end(JSON.stringify({ status: 'starting' }));
@@ -123,6 +136,7 @@ export class LocalApiGateway {
       if (size > MAX_PAYLOAD) return sendGateway(res, gatewayResponse('REQUEST_TOO_LARGE'));
       chunks.push(c as Buffer);
     }
+    if (this.webAcl.bodyTooLarge(method, route.path, size)) return this.sendWaf(res, WAF_RESPONSES.bodyTooLarge);
     const body = Buffer.concat(chunks).toString('utf8');
     const match = route.regex.exec(url.pathname)!;
     let pathParameters: Record<string, string> | null;
@@ -146,7 +160,6 @@ export class LocalApiGateway {
       (multiQuery[k] ??= []).push(v);
     }
     const requestId = randomUUID();
-    const sourceIp = req.socket.remoteAddress?.replace(/^::ffff:/, '') ?? '127.0.0.1';
     const methodArn = `arn:aws:execute-api:${REGION}:${ACCOUNT}:${API_ID}/${STAGE}/${method}${route.path.replace(/\{[^}]+\}/g, '*')}`;
     const now = new Date();
     const identity = {

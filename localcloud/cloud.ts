@@ -212,13 +212,21 @@ export async function startLocalCloud(opts: LocalCloudOptions = {}): Promise<Loc
     };
     Object.assign(process.env, env);
 
-    const pki = await (await import('./devPki.ts')).loadOrCreatePki(join(dataDir, 'pki'));
+    const { crlUrlOf, loadOrCreatePki } = await import('./devPki.ts');
+    const { pki, legacy } = await loadOrCreatePki(join(dataDir, 'pki'));
+    if (legacy) log('  the dev PKI predates code-signing certificates: replaced (the old one is in pki/legacy-*)');
     process.env.TRUSTED_ROOTS_PEM = opts.env?.TRUSTED_ROOTS_PEM ?? pki.rootCertPem;
+    // The dev root's CRL is a configured list (must be readable), as well as the signer's distribution point.
+    process.env.REVOCATION_LIST_URLS = opts.env?.REVOCATION_LIST_URLS ?? process.env.REVOCATION_LIST_URLS ?? crlUrlOf(join(dataDir, 'pki'));
 
     const dynamoClient = new DynamoDBClient({});
     const ddb = DynamoDBDocumentClient.from(dynamoClient, { marshallOptions: { removeUndefinedValues: true } });
     cleanups.push(async () => dynamoClient.destroy());
     await ensureTables(dynamoClient, tableNames);
+    if (legacy) {
+      const { resignLegacyModules } = await import('./pkiUpgrade.ts');
+      for (const v of await resignLegacyModules(ddb, tableNames.modules, legacy, pki)) log(`  re-signed ${v} with the new dev signer`);
+    }
     s3.createBucket(ARTIFACT_BUCKET);
     await lambda.load();
 

@@ -23,7 +23,8 @@
  *
  * With --trust-roots the agent installs and runs modules under <data-dir>/modules
  * (functions/agent/installer.ts), loading only modules whose signature chains to those roots;
- * without it, it only records versions.
+ * without it, it only records versions. --crl URL (http(s), file: or a path; repeatable) names CRLs
+ * every signer chain is checked against; the certificates' own CRL distribution points are read too.
  *
  * An enrolled agent converges by itself to its environment's desired state: each heartbeat's answer
  * names what to deploy or unload (functions/agent/convergence.ts).
@@ -47,6 +48,7 @@ const { values } = parseArgs({
     'keys-file': { type: 'string' },
     'state-file': { type: 'string' },
     'trust-roots': { type: 'string' },
+    crl: { type: 'string', multiple: true, default: [] },
     api: { type: 'string' },
     enrol: { type: 'string' },
     'data-dir': { type: 'string' },
@@ -62,8 +64,8 @@ const { values } = parseArgs({
   },
 });
 const USAGE = [
-  'usage: npx tsx scripts/agent.ts --api URL --enrol TOKEN --data-dir DIR [--trust-roots PEM] [--port 7070] [--host 0.0.0.0] [--advertise-url URL] [--heartbeat-seconds 10]',
-  '       npx tsx scripts/agent.ts --api URL --enrol TOKEN --data-dir DIR --dial-out [--ws-url URL] [--trust-roots PEM] [--heartbeat-seconds 10]',
+  'usage: npx tsx scripts/agent.ts --api URL --enrol TOKEN --data-dir DIR [--trust-roots PEM [--crl URL]...] [--port 7070] [--host 0.0.0.0] [--advertise-url URL] [--heartbeat-seconds 10]',
+  '       npx tsx scripts/agent.ts --api URL --enrol TOKEN --data-dir DIR --dial-out [--ws-url URL] [--trust-roots PEM [--crl URL]...] [--heartbeat-seconds 10]',
   '                                [--keepalive-seconds 300] [--reconnect-max-seconds 30]   (no inbound port: one outbound WebSocket)',
   '       npx tsx scripts/agent.ts --data-dir DIR [...]            (already enrolled: reuses DIR/credentials.json)',
   '       npx tsx scripts/agent.ts --node-id ID --keys-file FILE [--state-file FILE] [--data-dir DIR --trust-roots PEM] [--port 7070] [--host 0.0.0.0]',
@@ -89,6 +91,7 @@ if (!enrolled && values['data-dir'] && !trustRoots) {
   console.error('--data-dir needs --trust-roots: the agent loads only modules signed under roots it holds itself');
   process.exit(2);
 }
+const revocationLists = values.crl;
 // Modules are installed and run only under roots the host holds itself; otherwise versions are only recorded.
 const runtime = values['data-dir'] && trustRoots ? new Installer({ dataDir: values['data-dir'] }) : undefined;
 const installs = runtime ? ` (modules in ${values['data-dir']}/modules)` : ' (no --trust-roots: versions recorded, nothing installed)';
@@ -104,7 +107,7 @@ async function startWithKeysFile(): Promise<NodeAgent> {
       console.error(`keeping the previous keys: ${(e as Error).message}`);
     }
   }, 10_000).unref();
-  const agent = new NodeAgent({ nodeId: values['node-id']!, keys: () => keys, stateFile: values['state-file'], runtime, trustRoots });
+  const agent = new NodeAgent({ nodeId: values['node-id']!, keys: () => keys, stateFile: values['state-file'], runtime, trustRoots, revocationLists });
   const address = await agent.listen(Number(values.port), values.host);
   console.log(`node agent ${values['node-id']} listening on ${address}${installs}`);
   return agent;
@@ -155,7 +158,7 @@ async function startEnrolled(dataDir: string): Promise<NodeAgent> {
   }
   // The node's keys change without a restart: heartbeat answers deliver new ones (docs/adr/0012-node-key-rotation.md).
   const store = new CredentialStore(dataDir, creds);
-  const agent = new NodeAgent({ nodeId: creds.nodeId, keys: store.keys, stateFile, runtime, trustRoots });
+  const agent = new NodeAgent({ nodeId: creds.nodeId, keys: store.keys, stateFile, runtime, trustRoots, revocationLists });
   if (wantsDialOut) {
     const wsUrl = values['ws-url'] ?? creds.wsUrl;
     if (!wsUrl) throw new Error('no WebSocket URL: the enrolment answer had none; give --ws-url');

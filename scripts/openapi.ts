@@ -179,8 +179,13 @@ const ERRORS: Record<string, string> = {
   '410':
     'The approval expired (ApprovalExpired); the enrolment token expired, was revoked or is used up (EnrolmentTokenExpired, EnrolmentTokenRevoked, EnrolmentTokenUsedUp)',
   '415': 'UnsupportedMediaType: a body must be application/json (any case), with no parameter but an optional charset=utf-8',
-  '429': 'Rate limited (Retry-After)',
+  '413': 'The body is over the edge limit (RequestTooLarge): 64 KiB, or 10 MiB for POST /api/v1/modules',
+  '429':
+    'Rate limited (Retry-After): the address is over the edge limit, which counts every request, refused ones too ("too many requests from this address"), or over an in-app limit',
 };
+
+/** What the edge (the web ACL, functions/webAcl.ts) may answer on any route, before the route's own code runs; always JSON. */
+const EDGE_ERRORS = (method: string) => (method === 'POST' || method === 'PUT' ? ['413', '429'] : ['429']);
 
 /** The email link's own 403: its approver may no longer decide (JSON, unlike the link's pages). */
 const LINK_REFUSED =
@@ -217,9 +222,10 @@ export function buildOpenApi(): Json {
           : key === 'POST /api/v1/nodes/{nodeId}/heartbeat'
             ? { 'application/json': { schema: { $ref: '#/components/schemas/HeartbeatAnswer' } } }
             : { 'application/json': { schema: ANSWERS[key] ?? { type: 'object' } } };
-    const errorCodes =
+    const routeErrors =
       SELF_AUTHENTICATED[key] ??
       (r.roles === 'public' ? (html ? ['400', '403', '404', '409', '410'] : []) : ['400', '401', '403', '404', '409', ...(body ? ['415'] : []), '429']);
+    const errorCodes = [...new Set([...routeErrors, ...EDGE_ERRORS(r.method)])].sort();
     const jsonError = { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } };
     (paths[r.path] ??= {})[r.method.toLowerCase()] = {
       summary: r.summary,
@@ -254,7 +260,7 @@ export function buildOpenApi(): Json {
             c,
             html && c === '403'
               ? { description: LINK_REFUSED, content: jsonError }
-              : { description: ERRORS[c], content: html ? { 'text/html': { schema: { type: 'string' } } } : jsonError },
+              : { description: ERRORS[c], content: html && !EDGE_ERRORS(r.method).includes(c) ? { 'text/html': { schema: { type: 'string' } } } : jsonError },
           ]),
         ),
       },

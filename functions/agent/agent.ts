@@ -11,10 +11,12 @@ import { dirname } from 'node:path';
 import { loadavg, totalmem, freemem, cpus } from 'node:os';
 import { manifestSchema, type Manifest } from '../domain/manifest.ts';
 import { verifyModuleSignature, type SignatureVerdict } from '../domain/signature.ts';
+import { revocationListFetcher } from '../lib/revocationLists.ts';
 import type { HookResult, ModuleResourceUsage } from './installer.ts';
 import type { Traffic } from './moduleMetrics.ts';
 import {
   AGENT_PROTOCOL_VERSION,
+  ReplayCache,
   verifyRequest,
   type AgentKey,
   type DeployRequest,
@@ -80,6 +82,11 @@ export interface AgentOptions {
   trustRoots?: string[];
   /** Signature verdicts by request content, e.g. shared by the agents of one host: verify once. */
   verdictCache?: VerdictCache;
+  /**
+   * CRLs (http(s) or file URLs) every signer chain is checked against; they must be readable. The
+   * CRL distribution points in the certificates are read too, where they can be.
+   */
+  revocationLists?: string[];
 }
 
 /** A verified request's verdict and parsed manifest (or why it is not valid), by request content. */
@@ -109,9 +116,13 @@ export class NodeAgent {
   /** Per-module tail of the command queue: one command per module at a time. */
   private readonly queues = new Map<string, Promise<unknown>>();
   private recovered = false;
+  /** Signatures accepted within the clock window: a captured request cannot be replayed. */
+  private readonly replays = new ReplayCache();
+  private readonly revocationLists: ReturnType<typeof revocationListFetcher>;
 
   constructor(private readonly opts: AgentOptions) {
     if (opts.runtime && !opts.trustRoots?.length) throw new Error('an agent that loads modules needs trust roots');
+    this.revocationLists = revocationListFetcher(opts.revocationLists ?? []);
     this.state = this.load();
   }
 
@@ -194,7 +205,7 @@ export class NodeAgent {
     if (failLoad === true || (Array.isArray(failLoad) && failLoad.includes(req.version))) {
       throw new AgentFailure(500, 'LoadFailed', `module ${module}@${req.version} failed to load on ${this.nodeId}`);
     }
-    const manifest = this.opts.trustRoots ? this.verifiedManifest(module, req) : undefined;
+    const manifest = this.opts.trustRoots ? await this.verifiedManifest(module, req) : undefined;
     const cached = this.opts.artifactCache?.get(req.sha256);
     const bytes = cached ?? (await (this.opts.fetchArtifact ?? defaultFetch)(req.artifactUrl));
     const digest = createHash('sha256').update(bytes).digest('hex');
@@ -220,7 +231,7 @@ export class NodeAgent {
    * The signed manifest of a deploy, verified against the agent's own roots (verdicts cached by
    * request content), and bound to the module, version and digest the deploy names.
    */
-  private verifiedManifest(module: string, req: DeployRequest): Manifest {
+  private async verifiedManifest(module: string, req: DeployRequest): Promise<Manifest> {
     if (!req.manifest || !req.signature || !Array.isArray(req.certificateChain)) {
       throw new AgentFailure(422, 'SignatureRequired', 'this agent loads only signed modules: the deploy carries no manifest, signature and certificate chain');
     }
@@ -231,10 +242,11 @@ export class NodeAgent {
     let entry = this.opts.verdictCache?.get(key);
     const same = entry && entry.manifestJson === manifestJson && sameList(entry.chain, req.certificateChain) && Date.now() - entry.at <= VERDICT_TTL_MS;
     if (!entry || !same) {
-      const verdict = verifyModuleSignature(req.manifest, req.signature, req.certificateChain, {
+      const verdict = await verifyModuleSignature(req.manifest, req.signature, req.certificateChain, {
         trustedRoots: this.opts.trustRoots!,
         revokedSerials: [],
         now: new Date(),
+        revocationLists: this.revocationLists,
       });
       const parsed = manifestSchema.safeParse(req.manifest);
       entry = { verdict, at: Date.now(), manifestJson, chain: req.certificateChain, manifest: parsed.data, problem: parsed.error?.issues[0]?.message };
@@ -412,7 +424,8 @@ export class NodeAgent {
   async serve(req: AgentRequest): Promise<AgentAnswer | undefined> {
     try {
       if (Buffer.byteLength(req.body) > MAX_BODY) throw new AgentFailure(413, 'TooLarge', 'request body too large');
-      const verdict = verifyRequest(this.opts.keys(), req.method, req.path, req.body, req.headers);
+      // An exact replay of a signed request is refused within the clock window (issue 15 defect 11).
+      const verdict = verifyRequest(this.opts.keys(), req.method, req.path, req.body, req.headers, Date.now(), this.replays);
       if (!verdict.ok) throw new AgentFailure(401, 'Unauthorized', verdict.reason);
       if (this.opts.simulation && this.state.faults.unresponsive && !req.path.includes('/v1/simulation/')) return undefined;
       const base = this.opts.basePath ?? '';

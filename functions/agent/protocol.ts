@@ -11,7 +11,9 @@
  *
  * Signature: base64url(HMAC-SHA256(secret, METHOD \n PATH \n TIMESTAMP \n SHA256HEX(BODY))) in
  * `x-agent-signature`, with `x-agent-key-id` and `x-agent-timestamp` (ms since epoch). An agent
- * holds several keys (current and previous), so keys rotate without downtime.
+ * holds several keys (current and previous), so keys rotate without downtime. An agent refuses a
+ * signature it has already accepted while the timestamp is inside the clock window (ReplayCache),
+ * so a captured request cannot be played again.
  */
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import type { ModuleSignature } from '../domain/signature.ts';
@@ -99,7 +101,20 @@ export function bodyDigest(body: string): string {
   return createHash('sha256').update(body).digest('hex');
 }
 
-export function signRequest(key: AgentKey, method: string, path: string, body: string, now = Date.now()): Record<string, string> {
+let lastTimestamp = 0;
+
+/**
+ * Milliseconds since the epoch, strictly increasing within this process: two identical calls signed
+ * in the same millisecond (a quick retry, two polls of one node) still get distinct signatures, so
+ * the receiver's replay cache never takes the second for a replay. Only a sustained rate above 1,000
+ * signatures per second moves the clock ahead of real time, and by far less than the clock window.
+ */
+function uniqueTimestamp(): number {
+  lastTimestamp = Math.max(Date.now(), lastTimestamp + 1);
+  return lastTimestamp;
+}
+
+export function signRequest(key: AgentKey, method: string, path: string, body: string, now = uniqueTimestamp()): Record<string, string> {
   const timestamp = String(now);
   const mac = createHmac('sha256', key.secret)
     .update(`${method.toUpperCase()}\n${path}\n${timestamp}\n${bodyDigest(body)}`)
@@ -109,6 +124,42 @@ export function signRequest(key: AgentKey, method: string, path: string, body: s
 
 export type VerifyResult = { ok: true; keyId: string } | { ok: false; reason: string };
 
+/**
+ * Signatures already accepted, kept while their timestamp is inside the clock window: an exact
+ * replay (same key, method, path, timestamp and body, hence the same signature) is refused, and
+ * anything older is refused by the timestamp check anyway, so entries can go once they leave it.
+ * Bounded: when full of live entries it refuses new requests rather than forget one that is live
+ * (only a holder of the key can fill it, and 100,000 signed calls in 10 minutes is no orchestrator).
+ */
+export class ReplayCache {
+  /** `keyId:signature` → the request's timestamp; insertion order is roughly timestamp order. */
+  private readonly seen = new Map<string, number>();
+
+  constructor(private readonly maxEntries = 100_000) {}
+
+  get size(): number {
+    return this.seen.size;
+  }
+
+  /** Records the signature, unless it was recorded before (`replayed`) or there is no room for it (`full`). */
+  claim(keyId: string, signature: string, timestamp: number, now: number): 'fresh' | 'replayed' | 'full' {
+    const id = `${keyId}:${signature}`;
+    if (this.seen.has(id)) return 'replayed';
+    this.forgetExpired(now, this.seen.size >= this.maxEntries);
+    if (this.seen.size >= this.maxEntries) return 'full';
+    this.seen.set(id, timestamp);
+    return 'fresh';
+  }
+
+  /** Drops entries whose timestamp has left the window: from the oldest on, or all of them when `everywhere`. */
+  private forgetExpired(now: number, everywhere: boolean): void {
+    for (const [id, ts] of this.seen) {
+      if (Math.abs(now - ts) > MAX_CLOCK_SKEW_MS) this.seen.delete(id);
+      else if (!everywhere) return;
+    }
+  }
+}
+
 export function verifyRequest(
   keys: AgentKey[],
   method: string,
@@ -116,6 +167,8 @@ export function verifyRequest(
   body: string,
   headers: Record<string, string | string[] | undefined>,
   now = Date.now(),
+  /** The receiver's record of accepted signatures; without one, replays inside the window pass. */
+  replays?: ReplayCache,
 ): VerifyResult {
   const keyId = headers['x-agent-key-id'];
   const timestamp = headers['x-agent-timestamp'];
@@ -130,5 +183,9 @@ export function verifyRequest(
   const expected = Buffer.from(signRequest(key, method, path, body, ts)['x-agent-signature']);
   const given = Buffer.from(signature);
   if (expected.length !== given.length || !timingSafeEqual(expected, given)) return { ok: false, reason: 'bad signature' };
+  // Only a verified signature is recorded: forged ones can neither fill the cache nor block a real one.
+  const claim = replays?.claim(keyId, signature, ts, now);
+  if (claim === 'replayed') return { ok: false, reason: 'replayed request (this signature was already used)' };
+  if (claim === 'full') return { ok: false, reason: 'too many requests within the clock window (replay cache full)' };
   return { ok: true, keyId };
 }

@@ -1,4 +1,6 @@
 /** Settings that handlers read from their environment, with the product's documented defaults. */
+import { parseSources } from './revocationLists.ts';
+
 function num(name: string, fallback: number): number {
   const raw = process.env[name];
   if (raw === undefined || raw === '') return fallback;
@@ -25,6 +27,11 @@ export const config = {
       .split(',')
       .map((s) => s.trim())
       .filter(Boolean),
+  /**
+   * Comma-separated CRL sources the Security scan must consult (http(s) or file URLs), besides the
+   * distribution points named in the signer's certificates.
+   */
+  revocationListUrls: () => parseSources(process.env.REVOCATION_LIST_URLS),
   /** Nodes per Lambda invocation when deploying; keeps Step Functions history proportional to batches. */
   nodesPerBatch: () => num('NODES_PER_BATCH', 50),
   /** Concurrent agent calls inside one batch. */
@@ -36,6 +43,8 @@ export const config = {
   healthMaxErrorRatePercent: () => num('HEALTH_MAX_ERROR_RATE_PERCENT', 5),
   idempotencyTtlSeconds: () => num('IDEMPOTENCY_TTL_SECONDS', 86_400),
   auditRetentionDays: () => num('AUDIT_RETENTION_DAYS', 400),
+  /** Refused calls are audited as one event per caller (or address), kind and window of this length. */
+  denialAuditWindowSeconds: () => num('DENIAL_AUDIT_WINDOW_SECONDS', 300),
   /** Nodes per batch in a Rolling deployment (a health check follows each batch). */
   rollingBatchSize: () => num('ROLLING_BATCH_SIZE', 2),
   /** Rolling batches are widened so that no environment needs more than this many (history limit). */

@@ -1,4 +1,4 @@
-import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
+import { DeleteObjectCommand, GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { GetCommand, TransactWriteCommand } from '@aws-sdk/lib-dynamodb';
 import semver from 'semver';
@@ -17,13 +17,20 @@ export interface ModuleVersionRecord {
   manifest: Manifest;
   signature: ModuleSignature;
   certificateChain: string[];
-  /** S3 key of the artifact in the artifact bucket. */
+  /**
+   * S3 key of the artifact in the artifact bucket: `artifacts/<name>/<version>/<sha256>` (versions
+   * registered before keys were content-addressed keep `modules/<name>/<version>/artifact.bin`).
+   */
   artifactKey: string;
   registeredAt: string;
   registeredBy: string;
 }
 
-export const artifactKey = (name: string, version: string) => `modules/${name}/${version}/artifact.bin`;
+/**
+ * Content-addressed: registrations of one version that race with different bytes write different
+ * objects, so the one whose record wins keeps its bytes whatever the others write (issue 15 defect 3).
+ */
+export const artifactKey = (name: string, version: string, sha256: string) => `artifacts/${name}/${version}/${sha256}`;
 
 /**
  * Register a version with its audit event, in one transaction. Versions are immutable: returns
@@ -70,6 +77,11 @@ export async function listModuleVersions(moduleName: string): Promise<ModuleVers
 
 export async function putArtifact(key: string, bytes: Buffer): Promise<void> {
   await objectStore().send(new PutObjectCommand({ Bucket: config.artifactBucket(), Key: key, Body: bytes, ContentType: 'application/octet-stream' }));
+}
+
+/** Removes the artifact of a registration that lost its race; a no-op when the object is gone. */
+export async function deleteArtifact(key: string): Promise<void> {
+  await objectStore().send(new DeleteObjectCommand({ Bucket: config.artifactBucket(), Key: key }));
 }
 
 export async function getArtifact(key: string): Promise<Buffer> {

@@ -32,7 +32,15 @@ export const ROOT = join(import.meta.dirname, '..', '..');
 export interface FunctionsProps {
   settings: Pick<
     OrchestratorSettings,
-    'agentAllowedHosts' | 'approvers' | 'trustedRootsPem' | 'agentNetwork' | 'etcd' | 'nodeKeyMaxAgeDays' | 'nodeKeyOverlapSeconds' | 'verifyTokensInFunctions'
+    | 'agentAllowedHosts'
+    | 'approvers'
+    | 'trustedRootsPem'
+    | 'revocationListUrls'
+    | 'agentNetwork'
+    | 'etcd'
+    | 'nodeKeyMaxAgeDays'
+    | 'nodeKeyOverlapSeconds'
+    | 'verifyTokensInFunctions'
   >;
   data: Data;
   notifications: Notifications;
@@ -177,6 +185,7 @@ export class Functions extends Layer {
     if (spec.mailsApprovalLinks) Object.assign(env, { APPROVERS: settings.approvers, PUBLIC_API_URL: this.props.publicApiUrl });
     if (spec.checksApprovers) env.APPROVERS = settings.approvers;
     if (spec.verifiesModuleSignatures) env.TRUSTED_ROOTS_PEM = settings.trustedRootsPem;
+    if (spec.verifiesModuleSignatures && settings.revocationListUrls) env.REVOCATION_LIST_URLS = settings.revocationListUrls;
     // With an external issuer there is no pool: users and clients live in the directory only.
     if (spec.managesIdentities && identity.userPool) env.COGNITO_USER_POOL_ID = identity.userPool.userPoolId;
     if (spec.verifiesTokens) Object.assign(env, identity.verifierEnvironment);

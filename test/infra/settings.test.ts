@@ -41,7 +41,20 @@ describe('settings from CDK context', () => {
       externalIssuer: undefined,
       verifyTokensInFunctions: false,
       cognitoDomainPrefix: undefined,
+      revocationListUrls: '',
+      waf: { ratePerAddress: 1000, windowSeconds: 60 },
     });
+  });
+
+  it('takes CRL URLs and the web ACL rate within WAF’s bounds (issue 15 defects 4 and 10)', () => {
+    const base = { trustedRootsPem: 'PEM' };
+    expect(from({ ...base, revocationListUrls: 'http://pki.example.com/root.crl, https://pki.example.com/issuing.crl' })().revocationListUrls).toBe(
+      'http://pki.example.com/root.crl,https://pki.example.com/issuing.crl',
+    );
+    expect(from({ ...base, revocationListUrls: '/etc/kmod/root.crl' })).toThrow(/revocationListUrls must be comma-separated http\(s\) URLs of CRLs/);
+    expect(from({ ...base, wafRateLimitPerAddress: '5000', wafRateWindowSeconds: '300' })().waf).toEqual({ ratePerAddress: 5000, windowSeconds: 300 });
+    expect(from({ ...base, wafRateLimitPerAddress: '5' })).toThrow(/wafRateLimitPerAddress must be a whole number from 10/);
+    expect(from({ ...base, wafRateWindowSeconds: '30' })).toThrow(/wafRateWindowSeconds must be one of 60, 120, 300, 600/);
   });
 
   it('trusts an external issuer only with its keys and its clients, and verifies tokens in functions only when asked', () => {

@@ -27,6 +27,9 @@ beforeAll(() => {
     domainName: 'deploy.example.com',
     certificateArn: 'arn:aws:acm:us-east-1:123456789012:certificate/0000',
     etcdEndpoints: 'http://10.0.0.5:2379',
+    revocationListUrls: 'http://pki.example.com/root.crl',
+    wafRateLimitPerAddress: '2000',
+    wafRateWindowSeconds: '300',
   };
   stack = new OrchestratorStack(
     app,
@@ -207,6 +210,62 @@ describe('the synthesized template', () => {
     }
   });
 
+  it('puts AWS WAF in front of the API stage: a rate-based rule per address answering 429, a body-size limit, the managed common and known-bad-inputs sets (issue 15 defect 4)', () => {
+    const [[aclId, acl]] = ofType('AWS::WAFv2::WebACL');
+    expect(acl.Properties).toMatchObject({
+      Scope: 'REGIONAL',
+      DefaultAction: { Allow: {} },
+      AssociationConfig: { RequestBody: { API_GATEWAY: { DefaultSizeInspectionLimit: 'KB_64' } } },
+      CustomResponseBodies: {
+        rateLimited: { ContentType: 'APPLICATION_JSON', Content: '{"code":"TooManyRequests","message":"too many requests from this address; retry later"}' },
+        bodyTooLarge: { ContentType: 'APPLICATION_JSON', Content: '{"code":"RequestTooLarge","message":"the request body exceeds 65536 bytes"}' },
+      },
+    });
+    const rules = Object.fromEntries((acl.Properties.Rules as { Name: string }[]).map((r) => [r.Name, r])) as Record<string, any>;
+    expect(Object.keys(rules)).toEqual(['RatePerAddress', 'BodySizeLimit', 'AWSManagedRulesCommonRuleSet', 'AWSManagedRulesKnownBadInputsRuleSet']);
+    // Every request counts, refused ones too: the rule has no scope-down statement.
+    expect(rules.RatePerAddress.Statement).toEqual({ RateBasedStatement: { AggregateKeyType: 'IP', Limit: 2000, EvaluationWindowSec: 300 } });
+    expect(rules.RatePerAddress.Action.Block.CustomResponse).toMatchObject({
+      ResponseCode: 429,
+      CustomResponseBodyKey: 'rateLimited',
+      ResponseHeaders: expect.arrayContaining([
+        { Name: 'Retry-After', Value: '300' },
+        { Name: 'X-Content-Type-Options', Value: 'nosniff' },
+      ]),
+    });
+    const [size, exempt] = rules.BodySizeLimit.Statement.AndStatement.Statements;
+    expect(size.SizeConstraintStatement).toMatchObject({ FieldToMatch: { Body: { OversizeHandling: 'MATCH' } }, ComparisonOperator: 'GT', Size: 65536 });
+    expect(exempt.NotStatement.Statement.AndStatement.Statements.map((st: any) => st.ByteMatchStatement.SearchString)).toEqual(['POST', '/api/v1/modules']);
+    expect(rules.BodySizeLimit.Action.Block.CustomResponse).toMatchObject({ ResponseCode: 413, CustomResponseBodyKey: 'bodyTooLarge' });
+    expect(rules.AWSManagedRulesCommonRuleSet).toMatchObject({
+      OverrideAction: { None: {} },
+      Statement: {
+        ManagedRuleGroupStatement: {
+          VendorName: 'AWS',
+          Name: 'AWSManagedRulesCommonRuleSet',
+          RuleActionOverrides: [
+            { Name: 'SizeRestrictions_BODY', ActionToUse: { Count: {} } },
+            { Name: 'GenericRFI_BODY', ActionToUse: { Count: {} } },
+          ],
+        },
+      },
+    });
+    expect(rules.AWSManagedRulesKnownBadInputsRuleSet.Statement.ManagedRuleGroupStatement).toEqual({
+      VendorName: 'AWS',
+      Name: 'AWSManagedRulesKnownBadInputsRuleSet',
+    });
+    for (const r of Object.values(rules)) expect(r.VisibilityConfig).toMatchObject({ CloudWatchMetricsEnabled: true, SampledRequestsEnabled: true });
+
+    const [[, association]] = ofType('AWS::WAFv2::WebACLAssociation');
+    expect(logicalIdsIn(association.Properties.WebACLArn)).toEqual(new Set([aclId]));
+    const stageRefs = [...logicalIdsIn(association.Properties.ResourceArn)].filter((id) => !id.startsWith('AWS::'));
+    expect(stageRefs.sort()).toEqual([logicalIdOf(stack.api), logicalIdOf(stack.api.deploymentStage)].sort());
+    const [[, logging]] = ofType('AWS::WAFv2::LoggingConfiguration');
+    expect(logging.Properties.RedactedFields).toEqual([{ SingleHeader: { Name: 'authorization' } }]);
+    const [[, logGroup]] = ofType('AWS::Logs::LogGroup').filter(([, g]) => String(g.Properties.LogGroupName ?? '').startsWith('aws-waf-logs-'));
+    expect(logGroup.Properties).toMatchObject({ RetentionInDays: 365, KmsKeyId: expect.anything() });
+  });
+
   it('is cdk-nag (AwsSolutions) clean: every finding is fixed or acknowledged with a reason', () => {
     const report = new AwsSolutionsChecks().validateScope(stack);
     expect(report.violations.map((v) => `${v.ruleName} ${v.violatingResources.map((r) => r.constructPath).join(', ')}`)).toEqual([]);
@@ -292,6 +351,7 @@ describe('the synthesized template', () => {
       const spec = raw as FunctionSpec;
       const env = resources[logicalIdOf(fnOf(id as keyof typeof FUNCTIONS))].Properties.Environment.Variables as Record<string, unknown>;
       expect('TRUSTED_ROOTS_PEM' in env, id).toBe(Boolean(spec.verifiesModuleSignatures));
+      expect('REVOCATION_LIST_URLS' in env, id).toBe(Boolean(spec.verifiesModuleSignatures));
       expect('PUBLIC_API_URL' in env, id).toBe(Boolean(spec.mailsApprovalLinks));
       // Deciding checks that an approver still is one, and the subscription sync reads the lists too
       // (test/infra/identity-and-subscriptions.test.ts): the approver lists go to those functions as well.
@@ -299,6 +359,7 @@ describe('the synthesized template', () => {
     }
     expect(stack.functions.ApiApprovals && (FUNCTIONS.ApiApprovals as FunctionSpec).checksApprovers).toBe(true);
     expect(resources[logicalIdOf(stack.functions.SecurityScan)].Properties.Environment.Variables.TRUSTED_ROOTS_PEM).toBe('PEM');
+    expect(resources[logicalIdOf(stack.functions.SecurityScan)].Properties.Environment.Variables.REVOCATION_LIST_URLS).toBe('http://pki.example.com/root.crl');
   });
 
   it('rotates both key sets with the rotatesKeySets function, and authorizes with the authorizesRequests function', () => {

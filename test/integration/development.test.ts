@@ -4,8 +4,9 @@ import type { LocalCloud } from '../../localcloud/cloud.ts';
 import { loadPki, signedModuleVersion } from '../../localcloud/devPki.ts';
 import { demoArtifact } from '../../localcloud/seed.ts';
 import { join } from 'node:path';
+import { createHash } from 'node:crypto';
+import { GetCommand } from '@aws-sdk/lib-dynamodb';
 import { ARTIFACT_BUCKET } from '../../localcloud/cloud.ts';
-import { artifactKey } from '../../functions/lib/modules.ts';
 
 let cloud: LocalCloud;
 
@@ -28,6 +29,12 @@ async function deploy(version: string) {
 async function register(body: unknown) {
   const r = await api(cloud, 'POST', '/api/v1/modules', { token: cloud.tokens.Deployer, body });
   expect(r.status, JSON.stringify(r.body)).toBe(201);
+}
+
+/** The registry record as stored (the API does not show where the artifact lives). */
+async function storedVersion(version: string) {
+  const r = await cloud.ddb.send(new GetCommand({ TableName: cloud.tableNames.modules, Key: { moduleName: 'demo-kernel', version } }));
+  return r.Item as { artifactKey: string; manifest: { artifact: { sha256: string } } };
 }
 
 describe('Development deployment (Direct)', () => {
@@ -69,12 +76,41 @@ describe('Development deployment (Direct)', () => {
       ),
     );
     // Someone swaps the stored artifact after registration.
-    cloud.s3.write(ARTIFACT_BUCKET, artifactKey('demo-kernel', '1.3.0'), Buffer.from('not the signed artifact'));
+    cloud.s3.write(ARTIFACT_BUCKET, (await storedVersion('1.3.0')).artifactKey, Buffer.from('not the signed artifact'));
     const id = await deploy('1.3.0');
     const d = await waitForDeployment(cloud, id);
     expect(d.status).toBe('Failed');
     expect(d.failure).toMatchObject({ stage: 'Build', code: 'ArtifactDigestMismatch', message: expect.stringContaining('artifact digest mismatch') });
     expect(d.stages.find((s: { name: string }) => s.name === 'Test').status).toBe('Pending');
+    expect(Object.values(agentVersions(cloud, 'dev'))).toEqual(['1.0.0', '1.0.0', '1.0.0']);
+  });
+
+  it('registers a version once when several registrations race with different bytes: one 201, the rest 409, and the stored artifact is the winner’s (issue 15 defect 3)', async () => {
+    const pki = loadPki(join(cloud.dataDir, 'pki'))!;
+    const RACERS = 6;
+    // Several rounds: one race can go either way by luck, several cannot.
+    for (const version of ['1.4.0', '1.4.1', '1.4.2', '1.4.3']) {
+      const bodies = Array.from({ length: RACERS }, (_, i) =>
+        signedModuleVersion(
+          { name: 'demo-kernel', version, entrypoint: 'demo_kernel_init', resources: { cpuMillicores: 100, memoryMiB: 32 } },
+          demoArtifact(`${version}-racer-${i}`),
+          pki,
+        ),
+      );
+      const answers = await Promise.all(bodies.map((body) => api(cloud, 'POST', '/api/v1/modules', { token: cloud.tokens.Deployer, body })));
+      const statuses = answers.map((a) => a.status).sort();
+      expect(statuses, JSON.stringify(answers.map((a) => a.body))).toEqual([201, ...Array(RACERS - 1).fill(409)]);
+      const winner = bodies[answers.findIndex((a) => a.status === 201)];
+      const stored = await storedVersion(version);
+      expect(stored.manifest.artifact.sha256).toBe(winner.manifest.artifact.sha256);
+      const bytes = cloud.s3.read(ARTIFACT_BUCKET, stored.artifactKey)!;
+      expect(createHash('sha256').update(bytes).digest('hex')).toBe(stored.manifest.artifact.sha256);
+    }
+    // And the version builds: Build reads the artifact the record names and finds the manifest's digest.
+    const d = await waitForDeployment(cloud, await deploy('1.4.3'));
+    expect(d.stages.find((s: { name: string }) => s.name === 'Build')).toMatchObject({ status: 'Succeeded' });
+    expect(d.status).toBe('Succeeded');
+    await waitForDeployment(cloud, await deploy('1.0.0'));
     expect(Object.values(agentVersions(cloud, 'dev'))).toEqual(['1.0.0', '1.0.0', '1.0.0']);
   });
 

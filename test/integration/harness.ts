@@ -7,7 +7,8 @@ import { startLocalCloud, type LocalCloud, type LocalCloudOptions } from '../../
 
 /**
  * The suites create deployments and poll far faster than people do; they run with generous rate
- * limits. test/integration/rate-limits.test.ts checks the real defaults.
+ * limits, at the edge (the web ACL) and in the handlers. test/integration/rate-limits.test.ts checks
+ * the real defaults.
  */
 const SUITE_LIMITS = {
   RATE_LIMIT_PER_IP: '100000',
@@ -15,6 +16,7 @@ const SUITE_LIMITS = {
   RATE_LIMIT_METRICS_PER_USER: '10000',
   // Directory changes (roles, disabling) apply at once in the suites; users.test.ts checks a real TTL.
   DIRECTORY_CACHE_SECONDS: '0',
+  WAF_RATE_LIMIT_PER_ADDRESS: '100000',
 };
 
 export async function startTestCloud(opts: LocalCloudOptions = {}): Promise<LocalCloud> {

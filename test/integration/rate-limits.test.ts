@@ -9,14 +9,18 @@ import { startLocalCloud, type LocalCloud } from '../../localcloud/cloud.ts';
 let cloud: LocalCloud;
 const WINDOW = 4;
 
+const EDGE_LIMIT = 300;
+
 // The default limits (10 deployment requests per user per window, 60 metrics, 1000 per address),
-// with the one-minute window shrunk to a few seconds so recovery can be observed.
+// with the one-minute window shrunk to a few seconds so recovery can be observed. The edge limit
+// (the web ACL, every request counted) is lowered from 1000 so that a burst of junk requests
+// crosses it within its minute even on a slow machine.
 beforeAll(async () => {
   cloud = await startLocalCloud({
     dataDir: mkdtempSync(join(tmpdir(), 'kmod-rl-')),
     fresh: true,
     apiPort: 0,
-    env: { RATE_LIMIT_WINDOW_SECONDS: String(WINDOW), CORS_ALLOWED_ORIGINS: 'https://console.example.com' },
+    env: { RATE_LIMIT_WINDOW_SECONDS: String(WINDOW), CORS_ALLOWED_ORIGINS: 'https://console.example.com', WAF_RATE_LIMIT_PER_ADDRESS: String(EDGE_LIMIT) },
   });
 });
 afterAll(async () => {
@@ -116,5 +120,33 @@ describe('rate limits', () => {
       headers: { origin: 'https://evil.example', authorization: `Bearer ${cloud.tokens.Viewer}` },
     });
     expect(other.headers.get('access-control-allow-origin')).toBeNull();
+  });
+  // Last in this file: it leaves 127.0.0.1 over its edge limit for up to a minute.
+  it('counts refused requests against the per-address limit (429 once over) and audits them as a handful of events, not one each (issue 15 defect 4)', async () => {
+    const junkFailures = async () => {
+      const items = (await auditByCategory('security')).Items ?? [];
+      const junk = items.filter((i) => i.action === 'auth.failed' && i.actor === 'ip:127.0.0.1');
+      return { items: items.length, refusals: junk.reduce((n, i) => n + Number(i.count ?? 1), 0) };
+    };
+    const before = await junkFailures();
+    const junk = () => api(cloud, 'GET', '/api/v1/clusters', { token: 'junk.junk.junk' });
+    const answers: Awaited<ReturnType<typeof junk>>[] = [];
+    const started = Date.now();
+    for (let i = 0; i < 1100; i += 25) answers.push(...(await Promise.all(Array.from({ length: 25 }, junk))));
+    const minutes = Math.floor((Date.now() - started) / 60_000);
+    const unauthorized = answers.filter((r) => r.status === 401).length;
+    const limited = answers.filter((r) => r.status === 429);
+    expect(unauthorized + limited.length).toBe(1100);
+    // At most EDGE_LIMIT requests per address in any minute get past the edge (this file's earlier ones count too).
+    expect(unauthorized).toBeGreaterThan(0);
+    expect(unauthorized).toBeLessThanOrEqual(EDGE_LIMIT * (minutes + 1));
+    expect(limited.length).toBeGreaterThanOrEqual(1100 - EDGE_LIMIT * (minutes + 1));
+    expect(limited[0].body).toEqual({ code: 'TooManyRequests', message: 'too many requests from this address; retry later' });
+    expect(limited[0].headers.get('retry-after')).toBe('60');
+    const after = await junkFailures();
+    // One event per address and window (five minutes), its count kept current; the 429s never got as far as the authorizer.
+    expect(after.items - before.items).toBeGreaterThanOrEqual(0);
+    expect(after.items - before.items).toBeLessThanOrEqual(2);
+    expect(after.refusals - before.refusals).toBe(unauthorized);
   });
 });

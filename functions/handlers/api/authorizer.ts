@@ -10,7 +10,7 @@ import type { APIGatewayAuthorizerResult, APIGatewayRequestAuthorizerEvent } fro
 import { verifyBearer } from '../../lib/auth.ts';
 import { normalizeHeaders } from '../../lib/middleware/headers.ts';
 import { logger } from '../../lib/telemetry.ts';
-import { audit } from '../../lib/audit.ts';
+import { recordDenial } from '../../lib/securityEvents.ts';
 
 async function authorize(event: APIGatewayRequestAuthorizerEvent): Promise<APIGatewayAuthorizerResult> {
   const header = event.headers?.authorization;
@@ -33,16 +33,16 @@ async function authorize(event: APIGatewayRequestAuthorizerEvent): Promise<APIGa
 }
 
 // Header names arrive in any case; the normalizer lower-cases them.
-/** Authentication failures are security events; API Gateway turns `Unauthorized` into a 401. */
+/**
+ * Authentication failures are security events, one per address and window however many there are
+ * (lib/securityEvents.ts); API Gateway turns `Unauthorized` into a 401.
+ */
 async function refuse(reason: string, event: APIGatewayRequestAuthorizerEvent): Promise<never> {
-  logger.info('token rejected', { reason, sourceIp: event.requestContext?.identity?.sourceIp });
-  await audit({
-    subject: `access#${event.httpMethod} ${event.resource}`,
-    category: 'security',
-    action: 'auth.failed',
-    actor: `ip:${event.requestContext?.identity?.sourceIp ?? 'unknown'}`,
-    details: { reason, method: event.httpMethod, path: event.path },
-  }).catch((err: Error) => logger.warn('could not audit an authentication failure', err));
+  const sourceIp = event.requestContext?.identity?.sourceIp;
+  logger.info('token rejected', { reason, sourceIp });
+  await recordDenial({ action: 'auth.failed', sourceIp, method: event.httpMethod, path: event.path, reason }).catch((err: Error) =>
+    logger.warn('could not audit an authentication failure', err),
+  );
   throw new Error('Unauthorized');
 }
 

@@ -4,9 +4,11 @@ import { AppError, conflict, notFound } from '../../domain/errors.ts';
 import { manifestSchema, moduleNameSchema, semverSchema } from '../../domain/manifest.ts';
 import { SIGNATURE_ALGORITHMS } from '../../domain/signature.ts';
 import { apiHandler, json } from '../../lib/http.ts';
+import { logger } from '../../lib/telemetry.ts';
 import { parseBody, parsePath } from '../../lib/parse.ts';
 import {
   artifactKey,
+  deleteArtifact,
   getModuleVersion,
   listModules,
   listModuleVersions,
@@ -65,10 +67,11 @@ export const handler = apiHandler({
         `the artifact (sha256 ${digest}, ${artifact.length} bytes) does not match the manifest (sha256 ${manifest.artifact.sha256}, ${manifest.artifact.sizeBytes} bytes)`,
       );
     }
-    if (await getModuleVersion(manifest.name, manifest.version)) {
-      throw conflict('ModuleVersionExists', `${manifest.name}@${manifest.version} is already registered; versions are immutable`);
-    }
-    const key = artifactKey(manifest.name, manifest.version);
+    const exists = () => conflict('ModuleVersionExists', `${manifest.name}@${manifest.version} is already registered; versions are immutable`);
+    if (await getModuleVersion(manifest.name, manifest.version)) throw exists();
+    // The key names the bytes: a racing registration with other bytes writes another object, and
+    // the record (written under a condition, below) names the object that belongs to it.
+    const key = artifactKey(manifest.name, manifest.version, digest);
     await putArtifact(key, artifact);
     const record: ModuleVersionRecord = {
       moduleName: manifest.name,
@@ -81,7 +84,14 @@ export const handler = apiHandler({
       registeredBy: caller.userId,
     };
     if (!(await registerModuleVersion(record, digest))) {
-      throw conflict('ModuleVersionExists', `${manifest.name}@${manifest.version} is already registered; versions are immutable`);
+      // Lost the race. Our object is garbage unless the winner sent the very same bytes (same key).
+      const winner = await getModuleVersion(manifest.name, manifest.version);
+      if (winner && winner.artifactKey !== key) {
+        await deleteArtifact(key).catch((e: Error) =>
+          logger.warn('could not delete the artifact of a registration that lost its race', { key, error: e.message }),
+        );
+      }
+      throw exists();
     }
     return json(201, present(record), { location: `/api/v1/modules/${manifest.name}/versions/${manifest.version}` });
   },

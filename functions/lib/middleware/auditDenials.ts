@@ -1,24 +1,27 @@
-/** Denied calls (401/403) are security events in the audit trail. */
+/**
+ * Denied calls (401/403) are security events in the audit trail, aggregated per caller (or source
+ * address), kind and window (lib/securityEvents.ts): a flood of refusals adds one item, not one each.
+ */
 import { AppError } from '../../domain/errors.ts';
-import { audit, type AuditEvent } from '../audit.ts';
+import { recordDenial, type Denial } from '../securityEvents.ts';
 import { logger } from '../telemetry.ts';
 import { principalOf } from './identity.ts';
 import type { ApiMiddleware } from './types.ts';
 
-export function auditDenials(write: (event: AuditEvent) => Promise<void> = audit, log: Pick<typeof logger, 'warn'> = logger): ApiMiddleware {
+export function auditDenials(record: (denial: Denial) => Promise<void> = recordDenial, log: Pick<typeof logger, 'warn'> = logger): ApiMiddleware {
   return {
     onError: async (request) => {
       const e = request.error;
       if (!(e instanceof AppError) || (e.status !== 401 && e.status !== 403)) return;
       const { event } = request;
-      const sourceIp = event.requestContext?.identity?.sourceIp;
       try {
-        await write({
-          subject: `access#${event.httpMethod} ${event.resource}`,
-          category: 'security',
+        await record({
           action: e.status === 401 ? 'access.unauthenticated' : 'access.denied',
-          actor: principalOf(event)?.userId ?? `ip:${sourceIp ?? 'unknown'}`,
-          details: { code: e.code, method: event.httpMethod, path: event.path, sourceIp },
+          userId: principalOf(event)?.userId,
+          sourceIp: event.requestContext?.identity?.sourceIp,
+          method: event.httpMethod,
+          path: event.path,
+          code: e.code,
         });
       } catch (err) {
         log.warn('could not audit a denied call', err as Error);

@@ -1,7 +1,11 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { NodeAgent } from '../../../functions/agent/agent.ts';
 import { packArtifact } from '../../../functions/agent/artifact.ts';
-import { signManifest, signedModuleVersion, createDevPki, type DevPki } from '../../../localcloud/devPki.ts';
+import { signManifest, signedModuleVersion, createDevPki, issueRevocationList, serialOf, type DevPki } from '../../../localcloud/devPki.ts';
+import { devRoot, issue, signerOf, tlsServer } from '../domain/fixtures/certificates.ts';
 import { deployRequest, hostAgent, key, publish, sha256, snapshot, testModule, type HostAgent } from './fixtures/helpers.ts';
 
 let pki: DevPki;
@@ -75,6 +79,33 @@ describe('host agent refuses what it cannot trust, changing nothing', () => {
     const foreign = testModule(otherPki, '2.0.0');
     publish(artifacts, foreign);
     await expectRefusal(h, () => h.agent.deploy('mod', deployRequest(foreign, 'd2')), 'SignatureInvalid', /trusted root/);
+  });
+
+  it('a module signed by a certificate not meant for code signing (a TLS server certificate under its own root), saying why (issue 15 defect 10)', async () => {
+    const { h, artifacts } = await setUp();
+    const tls = await issue(await devRoot(pki), 'api.example.com', tlsServer);
+    const v2 = testModule({ ...pki, ...signerOf(tls) }, '2.0.0');
+    publish(artifacts, v2);
+    await expectRefusal(
+      h,
+      () => h.agent.deploy('mod', deployRequest(v2, 'd2')),
+      'SignatureInvalid',
+      /^module signature refused: the signer certificate CN=api\.example\.com is not meant for code signing: its key usage \(keyAgreement\) does not include digitalSignature$/,
+    );
+  });
+
+  it('a module whose signer its configured CRL lists as revoked', async () => {
+    const crlFile = join(mkdtempSync(join(tmpdir(), 'agent-crl-')), 'crl.pem');
+    writeFileSync(crlFile, await issueRevocationList(pki, []));
+    const artifacts = new Map<string, Buffer>();
+    const v1 = testModule(pki, '1.0.0');
+    const v2 = testModule(pki, '2.0.0');
+    publish(artifacts, v1, v2);
+    const h = hostAgent(pki, { artifacts, revocationLists: [crlFile] });
+    await h.agent.deploy('mod', deployRequest(v1, 'd1'));
+    // The signer's key leaks; the CA publishes a CRL that lists it.
+    writeFileSync(crlFile, await issueRevocationList(pki, [{ serialNumber: serialOf(pki.signerCertPem) }]));
+    await expectRefusal(h, () => h.agent.deploy('mod', deployRequest(v2, 'd2')), 'SignatureInvalid', /is revoked: listed in the CRL from .*crl\.pem/);
   });
 
   it('a signed manifest of another module or version', async () => {
