@@ -12,6 +12,7 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { FUNCTIONS, STATE_MACHINES, functionArnKey, stateMachineArnKey, type FunctionId, type StateMachineId } from '../functions/catalog.ts';
 import type { AgentKey } from '../functions/agent/protocol.ts';
+import { forgetClients } from '../functions/lib/aws.ts';
 import { TABLES, type TableKey } from '../functions/lib/tables.ts';
 import { splitPem } from '../functions/domain/signature.ts';
 import { startDynamoDbLocal, ensureTables } from './dynamodb.ts';
@@ -211,6 +212,8 @@ export async function startLocalCloud(opts: LocalCloudOptions = {}): Promise<Loc
       ...opts.env,
     };
     Object.assign(process.env, env);
+    // The handlers run in this process: clients made for an earlier cloud here would call its ports.
+    forgetClients();
 
     const { crlUrlOf, loadOrCreatePki } = await import('./devPki.ts');
     const { pki, legacy } = await loadOrCreatePki(join(dataDir, 'pki'));

@@ -122,7 +122,8 @@ export async function issueRevocationList(
     nextUpdate: new Date(thisUpdate.getTime() + (o.validDays ?? 365) * DAY),
     entries: revoked.map((r) => ({ serialNumber: r.serialNumber, reason: r.reason, revocationDate: r.revocationDate ?? thisUpdate })),
   });
-  return `${crl.toString('pem')}\n`;
+  // RFC 7468's label, which OpenSSL and other readers expect (the library writes plain "CRL").
+  return `${crl.toString('pem').replace(/-----(BEGIN|END) CRL-----/g, '-----$1 X509 CRL-----')}\n`;
 }
 
 export interface RevokedEntry {

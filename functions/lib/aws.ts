@@ -17,6 +17,15 @@ let sns: SNSClient | undefined;
 let s3: S3Client | undefined;
 let connections: ApiGatewayManagementApiClient | undefined;
 
+/**
+ * Forget the clients: for a process that hosts one local cloud after another (the test suites),
+ * whose endpoints change with each. A Lambda container's endpoints never change; nothing on AWS
+ * calls this.
+ */
+export function forgetClients(): void {
+  ddb = sfn = sns = s3 = connections = undefined;
+}
+
 export function dynamo(): DynamoDBDocumentClient {
   ddb ??= DynamoDBDocumentClient.from(new DynamoDBClient({}), {
     marshallOptions: { removeUndefinedValues: true, convertClassInstanceToMap: false },

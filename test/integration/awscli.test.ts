@@ -178,19 +178,15 @@ describe.skipIf(!awsBin)('awscli v2 against the local endpoints', () => {
   it('s3 ls / cp: the registered artifact is listed and copied byte for byte', async () => {
     const buckets = await run(awsBin!, ['s3', 'ls', '--endpoint-url', cloud.servicesUrl], { env: env() });
     expect(buckets.stdout).toContain(ARTIFACT_BUCKET);
-    const listing = await run(awsBin!, ['s3', 'ls', `s3://${ARTIFACT_BUCKET}/modules/demo-kernel/`, '--recursive', '--endpoint-url', cloud.servicesUrl], {
+    // Artifacts are content-addressed (artifacts/<name>/<version>/<sha256>): the key the record names.
+    const v = await api(cloud, 'GET', '/api/v1/modules/demo-kernel/versions/1.1.0', { token: cloud.tokens.Viewer });
+    const key = `artifacts/demo-kernel/1.1.0/${v.body.manifest.artifact.sha256}`;
+    const listing = await run(awsBin!, ['s3', 'ls', `s3://${ARTIFACT_BUCKET}/artifacts/demo-kernel/`, '--recursive', '--endpoint-url', cloud.servicesUrl], {
       env: env(),
     });
-    expect(listing.stdout).toMatch(/modules\/demo-kernel\/1\.1\.0\/artifact\.bin/);
+    expect(listing.stdout).toContain(key);
     const dir = mkdtempSync(join(tmpdir(), 'kmod-awscli-'));
-    await run(
-      awsBin!,
-      ['s3', 'cp', `s3://${ARTIFACT_BUCKET}/modules/demo-kernel/1.1.0/artifact.bin`, join(dir, 'a.bin'), '--endpoint-url', cloud.servicesUrl],
-      {
-        env: env(),
-      },
-    );
-    const v = await api(cloud, 'GET', '/api/v1/modules/demo-kernel/versions/1.1.0', { token: cloud.tokens.Viewer });
+    await run(awsBin!, ['s3', 'cp', `s3://${ARTIFACT_BUCKET}/${key}`, join(dir, 'a.bin'), '--endpoint-url', cloud.servicesUrl], { env: env() });
     const sha = createHash('sha256')
       .update(readFileSync(join(dir, 'a.bin')))
       .digest('hex');
