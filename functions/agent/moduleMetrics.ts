@@ -9,7 +9,7 @@
  *   process_start_time_seconds             gauge; gives a rate before a second sample exists
  * JSON file: {"latencyMs": n, "errorRatePercent": n, "requestsPerSecond": n} (already rates).
  */
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { isIP } from 'node:net';
 
@@ -94,23 +94,92 @@ export interface ProcessSample {
   /** Process start, seconds after boot. */
   startedAt: number;
   rssBytes: number;
+  /** How many processes were counted (the module's own and its descendants). */
+  processes: number;
 }
 
 /** Linux clock ticks per second and page size: the values of every mainstream distribution. */
 const CLK_TCK = 100;
 const PAGE_SIZE = 4096;
 
-/** /proc/<pid>/stat and statm, or undefined when the process is gone (or not Linux). */
-export function sampleProcess(pid: number): ProcessSample | undefined {
+interface ProcStat {
+  pid: number;
+  ppid: number;
+  state: string;
+  /** utime + stime of the process itself. */
+  ownTicks: number;
+  /** cutime + cstime: the children it has waited for. */
+  reapedTicks: number;
+  startedAt: number;
+}
+
+function readStat(pid: number): ProcStat | undefined {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' '); // fields[0] is field 3 (state)
-    if (fields[0] === 'Z') return undefined; // a zombie no longer runs
-    const statm = readFileSync(`/proc/${pid}/statm`, 'utf8').split(' ');
-    return { at: Date.now(), ticks: Number(fields[11]) + Number(fields[12]), startedAt: Number(fields[19]) / CLK_TCK, rssBytes: Number(statm[1]) * PAGE_SIZE };
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' '); // f[0] is field 3 (state)
+    return {
+      pid,
+      ppid: Number(f[1]),
+      state: f[0],
+      ownTicks: Number(f[11]) + Number(f[12]),
+      reapedTicks: Number(f[13]) + Number(f[14]),
+      startedAt: Number(f[19]) / CLK_TCK,
+    };
   } catch {
     return undefined;
   }
+}
+
+function rssOf(pid: number): number {
+  try {
+    return Number(readFileSync(`/proc/${pid}/statm`, 'utf8').split(' ')[1]) * PAGE_SIZE;
+  } catch {
+    return 0; // it exited between the two reads
+  }
+}
+
+/** The live descendants of `root` (children, their children, …), from one pass over /proc. */
+function descendantsOf(root: number): ProcStat[] {
+  let pids: number[];
+  try {
+    pids = readdirSync('/proc')
+      .filter((d) => /^\d+$/.test(d))
+      .map(Number);
+  } catch {
+    return [];
+  }
+  const byParent = new Map<number, ProcStat[]>();
+  for (const pid of pids) {
+    const st = pid === root ? undefined : readStat(pid);
+    if (st) byParent.set(st.ppid, [...(byParent.get(st.ppid) ?? []), st]);
+  }
+  const out: ProcStat[] = [];
+  const queue = [root];
+  while (queue.length) {
+    for (const child of byParent.get(queue.shift()!) ?? []) {
+      out.push(child);
+      queue.push(child.pid);
+    }
+  }
+  return out;
+}
+
+/**
+ * A module's process and every process it started (a shell's children, worker processes), or
+ * undefined when the process is gone (or not Linux). CPU counts what each live process used plus
+ * what the root reaped from children that exited; memory is the sum of resident sets.
+ */
+export function sampleProcess(pid: number): ProcessSample | undefined {
+  const root = readStat(pid);
+  if (!root || root.state === 'Z') return undefined; // a zombie no longer runs
+  const tree = [root, ...descendantsOf(pid).filter((p) => p.state !== 'Z')];
+  return {
+    at: Date.now(),
+    ticks: root.reapedTicks + tree.reduce((n, p) => n + p.ownTicks, 0),
+    startedAt: root.startedAt,
+    rssBytes: tree.reduce((n, p) => n + rssOf(p.pid), 0),
+    processes: tree.length,
+  };
 }
 
 /** CPU as a share of the whole host's capacity (like the host figure), memory as RSS over total. */
@@ -120,7 +189,8 @@ export function processUsage(prev: ProcessSample | undefined, cur: ProcessSample
   let ticks: number;
   if (prev && cur.at - prev.at >= 500 && cur.startedAt === prev.startedAt) {
     seconds = (cur.at - prev.at) / 1000;
-    ticks = cur.ticks - prev.ticks;
+    // A descendant that exited unreaped takes its ticks with it: never below zero.
+    ticks = Math.max(0, cur.ticks - prev.ticks);
   } else {
     const uptime = Number(readFileSync('/proc/uptime', 'utf8').split(' ')[0]);
     seconds = Math.max(0.001, uptime - cur.startedAt);

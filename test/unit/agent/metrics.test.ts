@@ -1,7 +1,9 @@
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { loopbackUrl, parsePrometheus, trafficBetween } from '../../../functions/agent/moduleMetrics.ts';
+import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { loopbackUrl, parsePrometheus, processUsage, sampleProcess, trafficBetween } from '../../../functions/agent/moduleMetrics.ts';
 import { createDevPki, type DevPki } from '../../../localcloud/devPki.ts';
 import { deployRequest, hostAgent, publish, testModule } from './fixtures/helpers.ts';
 
@@ -92,5 +94,37 @@ describe('module metrics', () => {
     await new Promise((res) => setTimeout(res, 100));
     expect(await agent.checkHealth()).toMatchObject({ status: 'unhealthy', reasons: [expect.stringContaining(`process ${pid} is not running`)] });
     expect((await agent.readMetrics()).source).toBe('host');
+  });
+});
+
+describe('a module process and its descendants', () => {
+  it.runIf(process.platform === 'linux')('counts the CPU and memory of the processes the module started, not only the pid in its pid file', async () => {
+    // The pid file names a shell that does nothing but wait; its child burns CPU.
+    const shell = spawn('sh', ['-c', 'node -e "const t=Date.now()+4000; while(Date.now()<t){}" & wait'], { stdio: 'ignore' });
+    try {
+      await new Promise((r) => setTimeout(r, 400)); // the child has started
+      const ticksOf = (pid: number) => {
+        const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+        return Number(f[11]) + Number(f[12]);
+      };
+      const child = Number(readFileSync(`/proc/${shell.pid}/task/${shell.pid}/children`, 'utf8').trim().split(' ')[0]);
+      const first = sampleProcess(shell.pid!)!;
+      const childBefore = ticksOf(child);
+      expect(first.processes).toBe(2);
+      await new Promise((r) => setTimeout(r, 1500));
+      const childAfter = ticksOf(child);
+      const second = sampleProcess(shell.pid!)!;
+      // What the busy child used in between is in the module's figure (the shell alone used ~nothing).
+      expect(childAfter - childBefore).toBeGreaterThan(0);
+      expect(second.ticks - first.ticks).toBeGreaterThanOrEqual(childAfter - childBefore);
+      expect(processUsage(first, second).cpuPercent).toBeGreaterThan(0);
+      expect(second.rssBytes).toBeGreaterThan(20 * 1024 * 1024); // node's resident set, not only the shell's
+    } finally {
+      shell.kill('SIGKILL');
+    }
+  });
+
+  it('answers undefined for a process that is gone', () => {
+    expect(sampleProcess(2 ** 22 + 12345)).toBeUndefined();
   });
 });
