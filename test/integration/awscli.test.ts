@@ -4,30 +4,14 @@
  * so a local answer of the wrong shape (a missing field, a timestamp AWS would not send, XML
  * where JSON belongs) fails here as it would fail an operator.
  */
-import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ARTIFACT_BUCKET, type LocalCloud } from '../../localcloud/cloud.ts';
+import { awsCli, awsCliText, findAwsCliV2 } from './awsCli.ts';
 import { api, startTestCloud, waitForDeployment } from './harness.ts';
-
-const run = promisify(execFile);
-
-/** The AWS CLI v2 (`.ci/run` installs Debian's awscli); v1 speaks older protocols and is not what operators use. */
-async function findAwsCliV2(): Promise<string | undefined> {
-  for (const bin of ['/usr/bin/aws', 'aws']) {
-    try {
-      const { stdout, stderr } = await run(bin, ['--version']);
-      if (/^aws-cli\/2\./.test(`${stdout}${stderr}`.trim())) return bin;
-    } catch {
-      /* not there */
-    }
-  }
-  return undefined;
-}
 
 const awsBin = await findAwsCliV2();
 if (!awsBin) console.warn('awscli conformance skipped: no AWS CLI v2 on this machine (apt-get install awscli; .ci/run installs it)');
@@ -35,21 +19,8 @@ if (!awsBin) console.warn('awscli conformance skipped: no AWS CLI v2 on this mac
 describe.skipIf(!awsBin)('awscli v2 against the local endpoints', () => {
   let cloud: LocalCloud;
   let executionId: string;
-  const env = () => ({
-    ...process.env,
-    AWS_ACCESS_KEY_ID: 'local',
-    AWS_SECRET_ACCESS_KEY: 'local',
-    AWS_DEFAULT_REGION: 'us-east-1',
-    AWS_PAGER: '',
-    AWS_CONFIG_FILE: '/dev/null',
-    AWS_SHARED_CREDENTIALS_FILE: '/dev/null',
-  });
   /** One CLI command; its JSON answer parsed (an empty answer is `{}`). */
-  async function aws(service: string, args: string[]): Promise<any> {
-    const endpoint = service === 'dynamodb' ? cloud.dynamodbUrl : cloud.servicesUrl;
-    const { stdout } = await run(awsBin!, [service, ...args, '--endpoint-url', endpoint, '--output', 'json'], { env: env(), maxBuffer: 16 * 1024 * 1024 });
-    return stdout.trim() ? JSON.parse(stdout) : {};
-  }
+  const aws = (service: string, args: string[]): Promise<any> => awsCli(awsBin!, cloud, service, args);
   /** A command expected to fail: the CLI's exit code and message. */
   async function awsFails(service: string, args: string[]): Promise<{ code: number; stderr: string }> {
     try {
@@ -176,17 +147,17 @@ describe.skipIf(!awsBin)('awscli v2 against the local endpoints', () => {
   });
 
   it('s3 ls / cp: the registered artifact is listed and copied byte for byte', async () => {
-    const buckets = await run(awsBin!, ['s3', 'ls', '--endpoint-url', cloud.servicesUrl], { env: env() });
+    const buckets = { stdout: await awsCliText(awsBin!, ['s3', 'ls', '--endpoint-url', cloud.servicesUrl]) };
     expect(buckets.stdout).toContain(ARTIFACT_BUCKET);
     // Artifacts are content-addressed (artifacts/<name>/<version>/<sha256>): the key the record names.
     const v = await api(cloud, 'GET', '/api/v1/modules/demo-kernel/versions/1.1.0', { token: cloud.tokens.Viewer });
     const key = `artifacts/demo-kernel/1.1.0/${v.body.manifest.artifact.sha256}`;
-    const listing = await run(awsBin!, ['s3', 'ls', `s3://${ARTIFACT_BUCKET}/artifacts/demo-kernel/`, '--recursive', '--endpoint-url', cloud.servicesUrl], {
-      env: env(),
-    });
+    const listing = {
+      stdout: await awsCliText(awsBin!, ['s3', 'ls', `s3://${ARTIFACT_BUCKET}/artifacts/demo-kernel/`, '--recursive', '--endpoint-url', cloud.servicesUrl]),
+    };
     expect(listing.stdout).toContain(key);
     const dir = mkdtempSync(join(tmpdir(), 'kmod-awscli-'));
-    await run(awsBin!, ['s3', 'cp', `s3://${ARTIFACT_BUCKET}/${key}`, join(dir, 'a.bin'), '--endpoint-url', cloud.servicesUrl], { env: env() });
+    await awsCliText(awsBin!, ['s3', 'cp', `s3://${ARTIFACT_BUCKET}/${key}`, join(dir, 'a.bin'), '--endpoint-url', cloud.servicesUrl]);
     const sha = createHash('sha256')
       .update(readFileSync(join(dir, 'a.bin')))
       .digest('hex');

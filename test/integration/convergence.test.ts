@@ -4,14 +4,13 @@
  * a deployment converges when it returns; nothing converges while a deployment holds the module's
  * lock; a rollback restores the desired state, and nodes follow it.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LocalCloud } from '../../localcloud/cloud.ts';
 import { createDevPki } from '../../localcloud/devPki.ts';
-import { ROOT } from '../../localcloud/cloud.ts';
+import { AgentProcesses } from './agentProcesses.ts';
 import { api, startTestCloud, waitApprovingGates, waitForDeployment } from './harness.ts';
 
 /**
@@ -21,7 +20,7 @@ import { api, startTestCloud, waitApprovingGates, waitForDeployment } from './ha
 const HEARTBEAT_SECONDS = '2';
 let cloud: LocalCloud;
 let token: string;
-const agents = new Map<string, { child: ChildProcess; output: string[] }>();
+const agents = new AgentProcesses();
 const dirs: Record<string, string> = {};
 const ids: Record<string, string> = {};
 const deployments: Record<string, string> = {};
@@ -38,7 +37,7 @@ beforeAll(async () => {
 }, 120_000);
 
 afterAll(async () => {
-  for (const name of [...agents.keys()]) await stopAgent(name);
+  await agents.stopAll();
   // The demo workload outlives its agent (a loaded module keeps running): stop what the tests started.
   for (const dir of Object.values(dirs)) {
     const moduleDir = join(dir, 'modules', 'demo-kernel');
@@ -62,56 +61,11 @@ function killQuietly(pid: number) {
 /** Start an enrolling agent process that installs for real; resolves with its node id. */
 function startAgent(name: string, args: string[], trustRoots = join(cloud.dataDir, 'pki', 'root-ca.pem')): Promise<string> {
   dirs[name] ??= mkdtempSync(join(tmpdir(), `kmod-converge-${name}-`));
-  const child = spawn(
-    'npx',
-    [
-      'tsx',
-      'scripts/agent.ts',
-      '--host',
-      '127.0.0.1',
-      '--port',
-      '0',
-      '--heartbeat-seconds',
-      HEARTBEAT_SECONDS,
-      '--data-dir',
-      dirs[name],
-      '--trust-roots',
-      trustRoots,
-      ...args,
-    ],
-    { cwd: ROOT, detached: true, stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  const output: string[] = [];
-  agents.set(name, { child, output });
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`agent ${name} did not start: ${output.join('')}`)), 60_000);
-    const onData = (d: Buffer) => {
-      output.push(d.toString());
-      const m = /node agent (\S+) listening on/.exec(output.join(''));
-      if (m) {
-        clearTimeout(timer);
-        resolve(m[1]);
-      }
-    };
-    child.stdout!.on('data', onData);
-    child.stderr!.on('data', onData);
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`agent ${name} exited with ${code}: ${output.join('')}`));
-    });
-  });
+  const own = ['--host', '127.0.0.1', '--port', '0', '--heartbeat-seconds', HEARTBEAT_SECONDS, '--data-dir', dirs[name], '--trust-roots', trustRoots];
+  return agents.start(name, [...own, ...args]);
 }
-
-async function stopAgent(name: string): Promise<void> {
-  const a = agents.get(name);
-  agents.delete(name);
-  if (!a || a.child.exitCode !== null) return;
-  const exited = new Promise((r) => a.child.once('exit', r));
-  process.kill(-a.child.pid!, 'SIGKILL');
-  await exited;
-}
-
-const log = (name: string) => agents.get(name)?.output.join('') ?? '';
+const stopAgent = (name: string) => agents.stop(name);
+const log = (name: string) => agents.output(name);
 const current = (name: string) => {
   const link = join(dirs[name], 'modules', 'demo-kernel', 'current');
   return existsSync(link) ? readlinkSync(link) : undefined;

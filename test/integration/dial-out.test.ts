@@ -6,7 +6,6 @@
  * agent answers the replay from its idempotency record (the deploy is applied once). Forged,
  * replayed and decommissioned connects are refused; a reply from another node's connection is ignored.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,11 +16,11 @@ import type { NodeCredentials } from '../../functions/agent/membership.ts';
 import { signRequest, type AgentKey } from '../../functions/agent/protocol.ts';
 import { agentConnectPath, NODE_ID_HEADER } from '../../functions/agent/wsProtocol.ts';
 import type { LocalCloud } from '../../localcloud/cloud.ts';
-import { ROOT } from '../../localcloud/cloud.ts';
+import { AgentProcesses } from './agentProcesses.ts';
 import { api, startTestCloud, waitForDeployment } from './harness.ts';
 
 let cloud: LocalCloud;
-const running = new Map<string, { child: ChildProcess; output: () => string }>();
+const agents = new AgentProcesses();
 const dirs = { dial: mkdtempSync(join(tmpdir(), 'kmod-dial-')), inbound: mkdtempSync(join(tmpdir(), 'kmod-inbound-')) };
 const ids = { dial: '', inbound: '' };
 
@@ -41,7 +40,7 @@ beforeAll(async () => {
   });
 }, 120_000);
 afterAll(async () => {
-  for (const name of [...running.keys()]) await stopAgent(name);
+  await agents.stopAll();
   // The demo workload outlives its agent (a hot-swapped module does): stop what the load hooks started.
   for (const dir of Object.values(dirs)) {
     const versions = join(dir, 'modules', 'demo-kernel');
@@ -58,41 +57,10 @@ afterAll(async () => {
   await cloud?.stop();
 });
 
-/** Start an agent process (its own process group); resolves with its node id once it is up. */
-function startAgent(name: string, args: string[]): Promise<string> {
-  const common = ['--heartbeat-seconds', '1', '--trust-roots', join(cloud.dataDir, 'pki', 'root-ca.pem')];
-  const child = spawn('npx', ['tsx', 'scripts/agent.ts', ...common, ...args], { cwd: ROOT, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  running.set(name, { child, output: () => out });
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`agent ${name} did not start: ${out}`)), 30_000);
-    const onData = (d: Buffer) => {
-      out += d.toString();
-      const m = /node agent (\S+) (listening on|dialing out to)/.exec(out);
-      if (m) {
-        clearTimeout(timer);
-        resolve(m[1]);
-      }
-    };
-    child.stdout!.on('data', onData);
-    child.stderr!.on('data', onData);
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`agent ${name} exited with ${code}: ${out}`));
-    });
-  });
-}
-
-async function stopAgent(name: string): Promise<void> {
-  const r = running.get(name);
-  running.delete(name);
-  if (!r || r.child.exitCode !== null) return;
-  const exited = new Promise((res) => r.child.once('exit', res));
-  process.kill(-r.child.pid!, 'SIGKILL');
-  await exited;
-}
-
-const output = (name: string) => running.get(name)?.output() ?? '';
+/** Start an agent that installs for real (its own process group); resolves with its node id once it is up. */
+const startAgent = (name: string, args: string[]) =>
+  agents.start(name, ['--heartbeat-seconds', '1', '--trust-roots', join(cloud.dataDir, 'pki', 'root-ca.pem'), ...args], 30_000);
+const output = (name: string) => agents.output(name);
 
 async function until<T>(what: string, fn: () => Promise<T | undefined> | T | undefined, timeoutMs = 15_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;

@@ -2,7 +2,6 @@
  * Real hosts: two reference agents run as separate processes (`npx tsx scripts/agent.ts --enrol`),
  * join Development next to the simulated nodes, heartbeat, deploy, go missing and are decommissioned.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,12 +10,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { signRequest } from '../../functions/agent/protocol.ts';
 import type { NodeCredentials } from '../../functions/agent/membership.ts';
 import type { LocalCloud } from '../../localcloud/cloud.ts';
-import { ROOT } from '../../localcloud/cloud.ts';
+import { AgentProcesses } from './agentProcesses.ts';
 import { api, snapshotTables, startTestCloud, waitForDeployment } from './harness.ts';
 
 let cloud: LocalCloud;
 let token: string;
-const running = new Map<string, ChildProcess>();
+const agents = new AgentProcesses();
 const dirs = { a: mkdtempSync(join(tmpdir(), 'kmod-host-a-')), b: mkdtempSync(join(tmpdir(), 'kmod-host-b-')) };
 const ids: Record<'a' | 'b', string> = { a: '', b: '' };
 
@@ -26,46 +25,13 @@ beforeAll(async () => {
   cloud = await startTestCloud({ fleet: { QA: 1, Staging: 2, Production: 1 }, env: { HEALTH_MAX_CPU_PERCENT: '100', HEALTH_MAX_MEMORY_PERCENT: '100' } });
 }, 120_000);
 afterAll(async () => {
-  for (const name of [...running.keys()]) await stopAgent(name);
+  await agents.stopAll();
   await cloud?.stop();
 });
 
 /** Start an agent process (its own process group, so the whole tree stops); resolves with its node id. */
-function startAgent(name: string, args: string[]): Promise<string> {
-  const child = spawn('npx', ['tsx', 'scripts/agent.ts', '--host', '127.0.0.1', '--port', '0', '--heartbeat-seconds', '1', ...args], {
-    cwd: ROOT,
-    detached: true,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  running.set(name, child);
-  let out = '';
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`agent ${name} did not start: ${out}`)), 30_000);
-    const onData = (d: Buffer) => {
-      out += d.toString();
-      const m = /node agent (\S+) listening on/.exec(out);
-      if (m) {
-        clearTimeout(timer);
-        resolve(m[1]);
-      }
-    };
-    child.stdout!.on('data', onData);
-    child.stderr!.on('data', onData);
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`agent ${name} exited with ${code}: ${out}`));
-    });
-  });
-}
-
-async function stopAgent(name: string): Promise<void> {
-  const child = running.get(name);
-  running.delete(name);
-  if (!child || child.exitCode !== null) return;
-  const exited = new Promise((r) => child.once('exit', r));
-  process.kill(-child.pid!, 'SIGKILL');
-  await exited;
-}
+const startAgent = (name: string, args: string[]) => agents.start(name, ['--host', '127.0.0.1', '--port', '0', '--heartbeat-seconds', '1', ...args], 30_000);
+const stopAgent = (name: string) => agents.stop(name);
 
 async function clusterNodes(): Promise<
   Record<string, { status: string; lastSeenAt: string | null; modules: Record<string, { version: string }>; membership: string }>
