@@ -200,7 +200,7 @@ export class NodeAgent {
 
   private async deployNow(module: string, req: DeployRequest): Promise<ModuleOperationResult> {
     const replay = this.state.applied[`${req.deploymentId}:${module}:deploy`];
-    if (replay) return { ...replay, replayed: true };
+    if (replay && this.runs(module, replay.version)) return { ...replay, replayed: true };
     const failLoad = this.state.faults.failLoad;
     if (failLoad === true || (Array.isArray(failLoad) && failLoad.includes(req.version))) {
       throw new AgentFailure(500, 'LoadFailed', `module ${module}@${req.version} failed to load on ${this.nodeId}`);
@@ -265,6 +265,15 @@ export class NodeAgent {
     return m;
   }
 
+  /**
+   * A command already applied is answered from its record (a retry changes nothing) only while the
+   * module still runs what it left: a node that moved off it since runs the command again, so the
+   * same command id always means the same end state (a drifted node converges back, every time).
+   */
+  private runs(module: string, version: string | null | undefined): boolean {
+    return (this.state.modules[module]?.version ?? null) === (version ?? null);
+  }
+
   rollback(module: string, req: RollbackRequest): Promise<ModuleOperationResult> {
     return this.serial(module, () => this.rollbackNow(module, req));
   }
@@ -272,7 +281,7 @@ export class NodeAgent {
   private async rollbackNow(module: string, req: RollbackRequest): Promise<ModuleOperationResult> {
     const key = `${req.deploymentId}:${module}:rollback`;
     const replay = this.state.applied[key];
-    if (replay) return { ...replay, replayed: true };
+    if (replay && this.runs(module, replay.version)) return { ...replay, replayed: true };
     if (this.opts.runtime) await this.opts.runtime.switchTo(module, req.toVersion).catch(asAgentFailure);
     const current = this.state.modules[module]?.version;
     if (req.toVersion === null) delete this.state.modules[module];

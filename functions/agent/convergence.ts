@@ -34,6 +34,8 @@ export type ConvergeCommand =
 export interface ConvergenceTarget {
   deploy(module: string, req: DeployRequest): Promise<ModuleOperationResult>;
   rollback(module: string, req: RollbackRequest): Promise<ModuleOperationResult>;
+  /** What the node runs now, per module. */
+  readonly modules: Record<string, { version: string }>;
 }
 
 export interface ConvergerOptions {
@@ -76,6 +78,9 @@ export class Converger {
     // A command the orchestrator no longer sends (the desired state moved on) is not retried.
     for (const key of this.failures.keys()) if (!keys.has(key)) this.failures.delete(key);
     const now = (this.opts.now ?? Date.now)();
+    // Done means done only while it still holds: a node moved off the version since (by hand, a
+    // restored state file) runs the same command again.
+    for (const c of commands) if (this.done.has(keyOf(c)) && (this.agent.modules[c.module]?.version ?? null) !== c.to) this.done.delete(keyOf(c));
     const due = commands.filter((c) => !this.inFlight.has(keyOf(c)) && !this.done.has(keyOf(c)) && (this.failures.get(keyOf(c))?.nextAt ?? 0) <= now);
     const changed = await Promise.all(due.map((c) => this.runOne(c)));
     return changed.some(Boolean);

@@ -56,6 +56,29 @@ describe('the agent converges through its own deploy and rollback', () => {
     expect(h.agent.modules.mod).toBeUndefined();
   });
 
+  it('brings a node that drifted off the desired version back with the same command, every time it drifts', async () => {
+    const artifacts = new Map<string, Buffer>();
+    const [v1, v7] = [testModule(pki, '1.0.0'), testModule(pki, '7.0.0')];
+    publish(artifacts, v1);
+    publish(artifacts, v7);
+    const h = hostAgent(pki, { artifacts });
+    const lines: string[] = [];
+    const converger = new Converger(h.agent, (l) => lines.push(l));
+    const answer = [deployCommand(deployRequest(v1, 'converge:dep-a:r3'))];
+    expect(await converger.run(answer)).toBe(true);
+    for (const drift of ['by-hand-1', 'by-hand-2']) {
+      // Something other than the orchestrator's deployments puts 7.0.0 on the node.
+      await h.agent.deploy('mod', deployRequest(v7, drift));
+      expect(current(h.dataDir)).toBe('7.0.0');
+      // The orchestrator sends the very same command (the desired revision did not change).
+      expect(await converger.run([deployCommand(deployRequest(v1, 'converge:dep-a:r3'), '7.0.0')])).toBe(true);
+      expect(current(h.dataDir)).toBe('1.0.0');
+      expect(lines.at(-1)).toBe('converged mod to 1.0.0');
+    }
+    // An agent restart (a fresh converger) with the node in place: a replay, nothing changes.
+    expect(await new Converger(h.agent, (l) => lines.push(l)).run(answer)).toBe(false);
+  });
+
   it('refuses a command whose signature does not chain to the agent’s own roots, changing nothing, and reports why', async () => {
     const artifacts = new Map<string, Buffer>();
     const foreign = testModule(otherPki, '1.0.0');
@@ -84,9 +107,11 @@ describe('converger bookkeeping', () => {
     let release!: () => void;
     const calls: string[] = [];
     const target = {
+      modules: {} as Record<string, { version: string }>,
       deploy: async (module: string, req: { deploymentId: string; version: string }): Promise<ModuleOperationResult> => {
         calls.push(req.deploymentId);
         await new Promise<void>((r) => (release = r));
+        target.modules[module] = { version: req.version };
         return { nodeId: 'n', module, version: req.version, replayed: false };
       },
       rollback: async (): Promise<ModuleOperationResult> => {
