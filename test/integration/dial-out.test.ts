@@ -197,6 +197,21 @@ describe('dial-out and inbound agents side by side', () => {
     expect(inbound.status).toBe(401);
     const anonymous = await connectAs(ids.dial, key, { headers: {} });
     expect(anonymous.status).toBe(401);
+    // A flood of refused connects is one aggregated security event per address and window, its
+    // count current, not one audit item each (found by an adversarial run: 400 connects, 400 items).
+    const securityEvents = async () =>
+      (await api(cloud, 'GET', '/api/v1/audit?category=security&limit=500', { token: cloud.tokens.Admin })).body.items as {
+        action: string;
+        actor: string;
+        count?: number;
+        details: { path?: string };
+      }[];
+    const connectDenials = async () => (await securityEvents()).filter((e) => e.action === 'access.unauthenticated' && e.details.path === '$connect');
+    const before = await connectDenials();
+    for (let i = 0; i < 30; i++) expect((await connectAs(ids.dial, { id: key.id, secret: `forged-${i}` })).status).toBe(401);
+    const after = await connectDenials();
+    expect(after.length - before.length).toBeLessThanOrEqual(1); // a new window may have begun
+    expect(after.reduce((n, e) => n + (e.count ?? 1), 0) - before.reduce((n, e) => n + (e.count ?? 1), 0)).toBe(30);
     // The real agent was displaced for a moment by the test's connection; it is connected again.
     await until('the agent to be connected again', async () => ((await clusterNodes())[ids.dial].connected ? true : undefined));
   }, 60_000);

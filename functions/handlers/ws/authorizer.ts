@@ -13,7 +13,7 @@ import { verifyRequest } from '../../agent/protocol.ts';
 import { agentConnectPath, NODE_ID_HEADER } from '../../agent/wsProtocol.ts';
 import { nodeSigningKey } from '../../domain/nodeCredentials.ts';
 import { credentialOf, keyRole } from '../../domain/nodeKeyRotation.ts';
-import { audit } from '../../lib/audit.ts';
+import { recordDenial } from '../../lib/securityEvents.ts';
 import { findNode } from '../../lib/membership.ts';
 import { normalizeHeaders } from '../../lib/middleware/headers.ts';
 import { isDialOut } from '../../lib/nodes.ts';
@@ -56,17 +56,17 @@ async function authorize(event: APIGatewayRequestAuthorizerEvent): Promise<APIGa
   };
 }
 
-/** Refused connects are security events; API Gateway answers `Unauthorized` with a 401 and no connection. */
+/**
+ * Refused connects are security events, aggregated as refused REST calls are (one item per
+ * address, kind and window, its count kept current: lib/securityEvents.ts), so a flood of
+ * connects cannot fill the audit table. API Gateway answers `Unauthorized` with a 401.
+ */
 async function refuse(reason: string, event: APIGatewayRequestAuthorizerEvent, nodeId?: string): Promise<never> {
   const sourceIp = event.requestContext?.identity?.sourceIp;
   logger.info('WebSocket connect refused', { reason, nodeId, sourceIp });
-  await audit({
-    subject: nodeId ? `node#${nodeId}` : 'access#WEBSOCKET $connect',
-    category: 'security',
-    action: 'access.unauthenticated',
-    actor: `ip:${sourceIp ?? 'unknown'}`,
-    details: { reason, route: '$connect', sourceIp },
-  }).catch((err: Error) => logger.warn('could not audit a refused connect', err));
+  await recordDenial({ action: 'access.unauthenticated', sourceIp, method: 'WEBSOCKET', path: '$connect', reason }).catch((err: Error) =>
+    logger.warn('could not audit a refused connect', err),
+  );
   throw new Error('Unauthorized');
 }
 
