@@ -1,0 +1,152 @@
+/**
+ * Steering a running deployment (docs/adr/0019-steering-running-deployments.md). Every request is
+ * one audited conditional write on the deployment record; a cancel then stops the pipeline and
+ * settles it through the reconciler's own path, and the reconciler (or the cancel itself, whoever
+ * gets there first) starts the rollback of what the deployment changed. Each step is safe to
+ * repeat: the writes are conditional, StopExecution of a stopped execution changes nothing.
+ */
+import { DescribeExecutionCommand, ExecutionDoesNotExist, StopExecutionCommand } from '@aws-sdk/client-sfn';
+import type { DeploymentRecord } from '../domain/deployment.ts';
+import { TERMINAL_STATUSES } from '../domain/deployment.ts';
+import { settlementOf } from '../domain/executionStatus.ts';
+import type { Cancellation, Hold, Promotion, PromotionTarget } from '../domain/steering.ts';
+import { deploymentSubject } from './audit.ts';
+import { stepFunctions } from './aws.ts';
+import { config } from './config.ts';
+import { getDeployment, updateDeploymentAudited } from './deployments.ts';
+import { settleDeadPipeline } from './reconcile.ts';
+
+const terminalNames = TERMINAL_STATUSES.map((_, i) => `:t${i}`).join(', ');
+const terminalValues = Object.fromEntries(TERMINAL_STATUSES.map((s, i) => [`:t${i}`, s]));
+
+/** The pipeline execution's ARN: recorded once started, otherwise derived (the execution is named after the deployment). */
+export function pipelineExecutionArn(d: Pick<DeploymentRecord, 'executionId' | 'executionArn'>): string {
+  return d.executionArn ?? `${config.pipelineStateMachineArn().replace(':stateMachine:', ':execution:')}:${d.executionId}`;
+}
+
+/** Record the cancel (audited; only on an unfinished deployment, only once). False when the condition failed. */
+export async function markCancellation(executionId: string, c: Cancellation): Promise<boolean> {
+  return updateDeploymentAudited(
+    executionId,
+    {
+      UpdateExpression: 'SET cancellation = :c, updatedAt = :now',
+      ConditionExpression: `attribute_exists(executionId) AND attribute_not_exists(cancellation) AND NOT (#status IN (${terminalNames}))`,
+      ExpressionAttributeNames: { '#status': 'status' },
+      ExpressionAttributeValues: { ':c': c, ':now': c.requestedAt, ...terminalValues },
+    },
+    {
+      subject: deploymentSubject(executionId),
+      category: 'deployment',
+      action: 'deployment.cancel-requested',
+      actor: c.requestedBy,
+      details: { reason: c.reason },
+    },
+  );
+}
+
+/**
+ * Stop the pipeline (its .sync strategy child stops with it) and settle the deployment as the
+ * reconciler does for any stopped execution; then start the rollback of what it changed. The
+ * reconciler receives the same ABORTED event and runs the same conditional steps: whichever comes
+ * second finds them done.
+ */
+export async function driveCancellation(d: DeploymentRecord, c: Cancellation): Promise<{ status: string; rollbackStarted: boolean }> {
+  const executionArn = pipelineExecutionArn(d);
+  const cause = `cancelled by ${c.requestedBy}${c.reason ? `: ${c.reason}` : ''}`;
+  let stopped = true;
+  try {
+    await stepFunctions().send(new StopExecutionCommand({ executionArn, error: 'DeploymentCancelled', cause }));
+  } catch (e) {
+    // Not started yet (a Pending deployment whose StartExecution has not run): settle it all the same.
+    if (!(e instanceof ExecutionDoesNotExist)) throw e;
+    stopped = false;
+  }
+  if (stopped) {
+    const described = await stepFunctions().send(new DescribeExecutionCommand({ executionArn }));
+    // It had ended by itself before the stop arrived (its own end settles the deployment), or is
+    // still stopping (the reconciler settles it on the ABORTED event).
+    if (described.status !== 'ABORTED') return { status: (await getDeployment(d.executionId))?.status ?? d.status, rollbackStarted: false };
+  }
+  // Settling a cancelled deployment starts its rollback (lib/reconcile.ts), as the reconciler's own pass does.
+  await settleDeadPipeline(d.executionId, { executionArn, name: d.executionId, status: 'ABORTED' }, settlementOf('ABORTED', 'DeploymentCancelled', cause));
+  const after = await getDeployment(d.executionId);
+  return { status: after?.status ?? 'Cancelled', rollbackStarted: after?.rollback !== undefined };
+}
+
+/** Hold the running canary before its next wave (audited; only if not already held). */
+export async function setHold(d: DeploymentRecord, hold: Hold): Promise<boolean> {
+  return updateDeploymentAudited(
+    d.executionId,
+    {
+      UpdateExpression: 'SET #hold = :h, updatedAt = :now',
+      ConditionExpression: `attribute_not_exists(#hold) AND attribute_not_exists(cancellation) AND #status = :running`,
+      ExpressionAttributeNames: { '#hold': 'hold', '#status': 'status' },
+      ExpressionAttributeValues: { ':h': hold, ':now': hold.requestedAt, ':running': 'Running' },
+    },
+    {
+      subject: deploymentSubject(d.executionId),
+      category: 'deployment',
+      action: 'deployment.paused',
+      actor: hold.requestedBy,
+      details: { reason: hold.reason, deadline: hold.deadline, onDeadline: hold.onDeadline },
+    },
+  );
+}
+
+/** Lift the hold that was set at `requestedAt` (a later hold is not lifted by an earlier resume). */
+export async function liftHold(d: DeploymentRecord, by: string, why: 'resumed' | 'deadline'): Promise<boolean> {
+  if (!d.hold) return false;
+  return updateDeploymentAudited(
+    d.executionId,
+    {
+      UpdateExpression: 'REMOVE #hold SET updatedAt = :now',
+      ConditionExpression: '#hold.requestedAt = :at',
+      ExpressionAttributeNames: { '#hold': 'hold' },
+      ExpressionAttributeValues: { ':at': d.hold.requestedAt, ':now': new Date().toISOString() },
+    },
+    {
+      subject: deploymentSubject(d.executionId),
+      category: 'deployment',
+      action: 'deployment.resumed',
+      actor: by,
+      details: { pausedBy: d.hold.requestedBy, pausedAt: d.hold.requestedAt, why },
+    },
+  );
+}
+
+/** Record a promotion (audited). Replaces only a consumed `nextWave` promotion, never a full one. */
+export async function setPromotion(d: DeploymentRecord, requestedBy: string, to: PromotionTarget): Promise<Promotion | undefined> {
+  const promotion: Promotion = { requestedBy, requestedAt: new Date().toISOString(), to };
+  const ok = await updateDeploymentAudited(
+    d.executionId,
+    {
+      UpdateExpression: 'SET promotion = :p, updatedAt = :now',
+      ConditionExpression:
+        'attribute_not_exists(#hold) AND attribute_not_exists(cancellation) AND #status = :running AND (attribute_not_exists(promotion) OR (promotion.#to = :nextWave AND attribute_exists(promotion.consumedByWave)))',
+      ExpressionAttributeNames: { '#hold': 'hold', '#status': 'status', '#to': 'to' },
+      ExpressionAttributeValues: { ':p': promotion, ':now': promotion.requestedAt, ':running': 'Running', ':nextWave': 'nextWave' },
+    },
+    { subject: deploymentSubject(d.executionId), category: 'deployment', action: 'deployment.promoted', actor: requestedBy, details: { to } },
+  );
+  return ok ? promotion : undefined;
+}
+
+/** A `nextWave` promotion cut this wave's bake short: it applies to no later wave (idempotent per wave). */
+export async function consumePromotion(d: DeploymentRecord, wave: number): Promise<void> {
+  if (d.promotion?.to !== 'nextWave' || d.promotion.consumedByWave !== undefined) return;
+  await updateDeploymentAudited(
+    d.executionId,
+    {
+      UpdateExpression: 'SET promotion.consumedByWave = :w, updatedAt = :now',
+      ConditionExpression: 'promotion.requestedAt = :at AND attribute_not_exists(promotion.consumedByWave)',
+      ExpressionAttributeValues: { ':w': wave, ':at': d.promotion.requestedAt, ':now': new Date().toISOString() },
+    },
+    {
+      subject: deploymentSubject(d.executionId),
+      category: 'deployment',
+      action: 'canary.bake-skipped',
+      actor: 'system:canary',
+      details: { wave, promotedBy: d.promotion.requestedBy },
+    },
+  );
+}
