@@ -39,6 +39,8 @@ export const handler = taskHandler(
       await liftHold(d, 'system:canary', 'deadline');
       d = await requireDeployment(executionId);
       decision = decide();
+      // Paused again meanwhile with a deadline already past: look again after a short wait.
+      if (decision.action === 'lift') decision = { action: 'wait', waitSeconds: 1, reason: 'hold' };
     }
     if (decision.action === 'judge' && decision.promoted) await consumePromotion(d, wave);
     await renewDeploymentLocks(d, executionId, { bakeSeconds: decision.action === 'wait' ? decision.waitSeconds : 0 });
