@@ -5,7 +5,7 @@ import { environmentsUpTo } from '../../domain/environments.ts';
 import { releaseLocks } from '../../lib/locks.ts';
 import { caughtErrorSchema, describeCaughtError, executionIdSchema, taskHandler } from '../../lib/task.ts';
 
-/** Settle a rollback on demand: the deployment ends RolledBack (a cancelled one stays Cancelled), or the rollback is marked Failed. */
+/** Settle a rollback on demand: the deployment ends RolledBack (one its cancel started leaves it Cancelled), or the rollback is marked Failed. */
 export const handler = taskHandler(
   z.object({
     executionId: executionIdSchema,
@@ -19,8 +19,9 @@ export const handler = taskHandler(
     const now = new Date().toISOString();
     const failedEnvs = (results ?? []).filter((r) => r.rollbackFailed > 0).map((r) => r.environment);
     const ok = outcome === 'Succeeded' && failedEnvs.length === 0;
-    // A cancelled deployment stays Cancelled once what it changed is back (docs/adr/0019-steering-running-deployments.md).
-    const endsRolledBack = ok && d.status !== 'Cancelled';
+    // The rollback a cancel started leaves the deployment Cancelled (docs/adr/0019-steering-running-deployments.md);
+    // any rollback on demand (of a Cancelled one too) ends it RolledBack.
+    const endsRolledBack = ok && !d.rollback?.cancel;
     const message = ok
       ? 'every changed node is back on its previous version'
       : outcome === 'Failed'
