@@ -110,11 +110,10 @@ export const FUNCTIONS = {
     description: 'Deployments API',
     timeoutSeconds: 29,
     memoryMb: 512,
-    // approvals: a cancel closes a waiting gate; publishes: the requester is told it was cancelled.
-    tables: { deployments: 'write', idempotency: 'write', modules: 'read', locks: 'write', targets: 'read', approvals: 'write', ...audit },
+    tables: { deployments: 'write', idempotency: 'write', modules: 'read', locks: 'write', targets: 'read', ...audit },
     startsPipeline: true,
+    // A cancel stops the pipeline; the reconciler settles it and starts the rollback (docs/adr/0019-steering-running-deployments.md).
     stopsPipeline: true,
-    publishes: true,
   },
   ApiFleet: {
     entry: 'functions/handlers/api/fleet.ts',

@@ -58,6 +58,8 @@ export const config = {
    * promote takes effect within this long; docs/adr/0019-steering-running-deployments.md).
    */
   canaryPollSeconds: () => num('CANARY_POLL_SECONDS', 30),
+  /** How long a cancel request waits for the reconciler to settle the stopped deployment before it answers. */
+  cancelSettleWaitMs: () => num('CANCEL_SETTLE_WAIT_MS', 5000),
   /** What a paused canary does when its hold's deadline passes, unless the pause says: resume or rollback. */
   canaryHoldDeadlineAction: () => (process.env.CANARY_HOLD_DEADLINE_ACTION === 'rollback' ? 'rollback' : 'resume') as 'resume' | 'rollback',
   canaryThresholds: () => ({

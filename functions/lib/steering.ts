@@ -1,20 +1,17 @@
 /**
  * Steering a running deployment (docs/adr/0019-steering-running-deployments.md). Every request is
- * one audited conditional write on the deployment record; a cancel then stops the pipeline and
- * settles it through the reconciler's own path, and the reconciler (or the cancel itself, whoever
- * gets there first) starts the rollback of what the deployment changed. Each step is safe to
- * repeat: the writes are conditional, StopExecution of a stopped execution changes nothing.
+ * one audited conditional write on the deployment record; a cancel then stops the pipeline, and
+ * the reconciler settles it Cancelled and starts the rollback of what it changed. Each step is safe
+ * to repeat: the writes are conditional, StopExecution of a stopped execution changes nothing.
  */
-import { DescribeExecutionCommand, ExecutionDoesNotExist, StopExecutionCommand } from '@aws-sdk/client-sfn';
+import { ExecutionDoesNotExist, StopExecutionCommand } from '@aws-sdk/client-sfn';
 import type { DeploymentRecord } from '../domain/deployment.ts';
 import { TERMINAL_STATUSES } from '../domain/deployment.ts';
-import { settlementOf } from '../domain/executionStatus.ts';
 import type { Cancellation, Hold, Promotion, PromotionTarget } from '../domain/steering.ts';
 import { deploymentSubject } from './audit.ts';
 import { stepFunctions } from './aws.ts';
 import { config } from './config.ts';
 import { getDeployment, updateDeploymentAudited } from './deployments.ts';
-import { settleDeadPipeline } from './reconcile.ts';
 
 const terminalNames = TERMINAL_STATUSES.map((_, i) => `:t${i}`).join(', ');
 const terminalValues = Object.fromEntries(TERMINAL_STATUSES.map((s, i) => [`:t${i}`, s]));
@@ -44,33 +41,39 @@ export async function markCancellation(executionId: string, c: Cancellation): Pr
   );
 }
 
+/** What stopping the pipeline led to. */
+export type CancelProgress =
+  /** Settled (normally `Cancelled`; something else if the execution had ended by itself first). */
+  | { state: 'settled'; status: string }
+  /** Stopped, not settled yet: the reconciler settles it on the ABORTED event. */
+  | { state: 'stopping'; status: string }
+  /** The pipeline has not been started yet (a Pending deployment): nothing to stop yet. */
+  | { state: 'notStarted' };
+
 /**
- * Stop the pipeline (its .sync strategy child stops with it) and settle the deployment as the
- * reconciler does for any stopped execution; then start the rollback of what it changed. The
- * reconciler receives the same ABORTED event and runs the same conditional steps: whichever comes
- * second finds them done.
+ * Stop the pipeline (its .sync strategy child stops with it; `StopExecution` of a stopped execution
+ * changes nothing). The reconciler settles the deployment on the execution's ABORTED event and,
+ * because the deployment carries a cancellation, starts the rollback of what it changed
+ * (lib/reconcile.ts). The request waits up to `CANCEL_SETTLE_WAIT_MS` for that, to answer the
+ * settled status; it never settles anything itself, so it needs no rights beyond stopping.
  */
-export async function driveCancellation(d: DeploymentRecord, c: Cancellation): Promise<{ status: string; rollbackStarted: boolean }> {
+export async function driveCancellation(d: DeploymentRecord, c: Cancellation): Promise<CancelProgress> {
   const executionArn = pipelineExecutionArn(d);
   const cause = `cancelled by ${c.requestedBy}${c.reason ? `: ${c.reason}` : ''}`;
-  let stopped = true;
   try {
     await stepFunctions().send(new StopExecutionCommand({ executionArn, error: 'DeploymentCancelled', cause }));
   } catch (e) {
-    // Not started yet (a Pending deployment whose StartExecution has not run): settle it all the same.
-    if (!(e instanceof ExecutionDoesNotExist)) throw e;
-    stopped = false;
+    if (e instanceof ExecutionDoesNotExist) return { state: 'notStarted' };
+    throw e;
   }
-  if (stopped) {
-    const described = await stepFunctions().send(new DescribeExecutionCommand({ executionArn }));
-    // It had ended by itself before the stop arrived (its own end settles the deployment), or is
-    // still stopping (the reconciler settles it on the ABORTED event).
-    if (described.status !== 'ABORTED') return { status: (await getDeployment(d.executionId))?.status ?? d.status, rollbackStarted: false };
+  const deadline = Date.now() + config.cancelSettleWaitMs();
+  for (;;) {
+    const now = await getDeployment(d.executionId);
+    const status = now?.status ?? d.status;
+    if (TERMINAL_STATUSES.includes(status)) return { state: 'settled', status };
+    if (Date.now() >= deadline) return { state: 'stopping', status };
+    await new Promise((r) => setTimeout(r, 200));
   }
-  // Settling a cancelled deployment starts its rollback (lib/reconcile.ts), as the reconciler's own pass does.
-  await settleDeadPipeline(d.executionId, { executionArn, name: d.executionId, status: 'ABORTED' }, settlementOf('ABORTED', 'DeploymentCancelled', cause));
-  const after = await getDeployment(d.executionId);
-  return { status: after?.status ?? 'Cancelled', rollbackStarted: after?.rollback !== undefined };
 }
 
 /** Hold the running canary before its next wave (audited; only if not already held). */

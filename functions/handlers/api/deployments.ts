@@ -215,9 +215,12 @@ async function cancel(event: Parameters<typeof parseBody>[0], caller: Principal)
     if (!c) throw conflict('DeploymentChanged', `${d.executionId} changed while it was being cancelled; try again`);
   }
   const r = await driveCancellation(d, c);
+  if (r.state === 'notStarted')
+    throw conflict('DeploymentStarting', `${d.executionId} is recorded as cancelled but its pipeline has not started yet; send the cancel again in a moment`);
   if (r.status !== 'Cancelled' && TERMINAL_STATUSES.includes(r.status as DeploymentRecord['status']))
     throw conflict('DeploymentFinished', `${d.executionId} ended ${r.status} before the cancel took effect; roll it back instead`);
   const after = await getDeployment(d.executionId);
+  // 202: the execution is stopped; status is Cancelled once the reconciler has settled it (normally within a second).
   return json(202, {
     executionId: d.executionId,
     status: r.status,
