@@ -21,7 +21,7 @@ export interface FunctionSpec {
   startsPipeline?: true;
   /** Signs agent requests (reads the agent key secret and calls agents). */
   callsAgents?: true;
-  /** Stops pipeline executions and reads their status (cancel; docs/adr/0019-steering-running-deployments.md). */
+  /** Stops pipeline executions (cancel; docs/adr/0019-steering-running-deployments.md). */
   stopsPipeline?: true;
   /** Verifies JWTs. */
   verifiesTokens?: true;

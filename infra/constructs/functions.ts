@@ -261,7 +261,7 @@ export class Functions extends Layer {
     }
     if (spec.startsPipeline)
       fn.addToRolePolicy(new iam.PolicyStatement({ actions: ['states:StartExecution'], resources: [this.pipelineArn, this.rollbackArn] }));
-    // A cancel stops the deployment's pipeline execution (its .sync child stops with it) and reads its status.
+    // A cancel stops the deployment's pipeline execution (its .sync child stops with it).
     if (spec.stopsPipeline) {
       const executions = Stack.of(this).formatArn({
         service: 'states',
@@ -269,7 +269,7 @@ export class Functions extends Layer {
         resourceName: 'kmod-Pipeline:*',
         arnFormat: ArnFormat.COLON_RESOURCE_NAME,
       });
-      fn.addToRolePolicy(new iam.PolicyStatement({ actions: ['states:StopExecution', 'states:DescribeExecution'], resources: [executions] }));
+      fn.addToRolePolicy(new iam.PolicyStatement({ actions: ['states:StopExecution'], resources: [executions] }));
     }
     // Approval gates wait in the pipeline (waitForTaskToken); answering them settles the token.
     if (spec.answersTasks)
