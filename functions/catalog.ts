@@ -21,6 +21,8 @@ export interface FunctionSpec {
   startsPipeline?: true;
   /** Signs agent requests (reads the agent key secret and calls agents). */
   callsAgents?: true;
+  /** Stops pipeline executions (cancel; docs/adr/0019-steering-running-deployments.md). */
+  stopsPipeline?: true;
   /** Verifies JWTs. */
   verifiesTokens?: true;
   /** Publishes to the approver and notification topics. */
@@ -110,6 +112,8 @@ export const FUNCTIONS = {
     memoryMb: 512,
     tables: { deployments: 'write', idempotency: 'write', modules: 'read', locks: 'write', targets: 'read', ...audit },
     startsPipeline: true,
+    // A cancel stops the pipeline; the reconciler settles it and starts the rollback (docs/adr/0019-steering-running-deployments.md).
+    stopsPipeline: true,
   },
   ApiFleet: {
     entry: 'functions/handlers/api/fleet.ts',
@@ -225,6 +229,13 @@ export const FUNCTIONS = {
     tables: { deployments: 'write', nodes: 'read', targets: 'write', locks: 'write', ...audit },
     callsAgents: true,
   },
+  CanaryGate: {
+    entry: 'functions/handlers/tasks/canaryGate.ts',
+    description: 'Canary: the bake gate between waves (bake, pause, promote)',
+    timeoutSeconds: 60,
+    memoryMb: 256,
+    tables: { deployments: 'write', locks: 'write', ...audit },
+  },
   FinishRollback: {
     entry: 'functions/handlers/tasks/finishRollback.ts',
     description: 'Rollback on demand: settle the outcome',
@@ -325,9 +336,11 @@ export const FUNCTIONS = {
     description: 'Settle a deployment whose pipeline or rollback execution failed, timed out or was stopped',
     timeoutSeconds: 60,
     memoryMb: 256,
-    tables: { deployments: 'write', locks: 'write', approvals: 'write', ...audit },
+    // targets and startsPipeline: a cancelled deployment's rollback of what it changed starts here.
+    tables: { deployments: 'write', locks: 'write', approvals: 'write', targets: 'read', ...audit },
     publishes: true,
     reconcilesExecutions: true,
+    startsPipeline: true,
   },
   DiscoverNodes: {
     entry: 'functions/handlers/tasks/discoverNodes.ts',
@@ -434,6 +447,38 @@ export const ROUTES = [
     auth: true,
     roles: DEPLOYERS,
     summary: 'Roll a finished deployment back on demand',
+  },
+  {
+    method: 'POST',
+    path: '/api/v1/deployments/{executionId}/cancel',
+    fn: 'ApiDeployments',
+    auth: true,
+    roles: DEPLOYERS,
+    summary: 'Cancel a running deployment: its execution stops, every node it changed goes back, its locks are released; ends Cancelled',
+  },
+  {
+    method: 'POST',
+    path: '/api/v1/deployments/{executionId}/pause',
+    fn: 'ApiDeployments',
+    auth: true,
+    roles: DEPLOYERS,
+    summary: 'Hold a running canary before its next wave (optional deadline, then resume or roll back)',
+  },
+  {
+    method: 'POST',
+    path: '/api/v1/deployments/{executionId}/resume',
+    fn: 'ApiDeployments',
+    auth: true,
+    roles: DEPLOYERS,
+    summary: 'Lift the hold of a paused canary',
+  },
+  {
+    method: 'POST',
+    path: '/api/v1/deployments/{executionId}/promote',
+    fn: 'ApiDeployments',
+    auth: true,
+    roles: DEPLOYERS,
+    summary: "Skip the running canary's remaining bake: to the next wave, or (to=full) to 100 % without further bakes",
   },
   {
     method: 'GET',

@@ -13,7 +13,7 @@ import { ROUTES, WEBSOCKET } from '../functions/catalog.ts';
 import { agentCommandSchema, agentConnectPath, agentReplySchema, NODE_ID_HEADER, pingSchema, pongSchema } from '../functions/agent/wsProtocol.ts';
 import { DEPLOYMENT_STATUSES, STAGE_STATUSES } from '../functions/domain/deployment.ts';
 import { ENVIRONMENTS, STRATEGIES } from '../functions/domain/environments.ts';
-import { createSchema, listSchema, rollbackSchema } from '../functions/handlers/api/deployments.ts';
+import { cancelSchema, createSchema, listSchema, pauseSchema, promoteSchema, resumeSchema, rollbackSchema } from '../functions/handlers/api/deployments.ts';
 import { decisionSchema } from '../functions/handlers/api/approvals.ts';
 import { registerSchema } from '../functions/handlers/api/modules.ts';
 import { querySchema } from '../functions/handlers/api/audit.ts';
@@ -34,6 +34,10 @@ const schema = (s: z.ZodType): Json => {
 const BODIES: Record<string, z.ZodType> = {
   'POST /api/v1/deployments': createSchema,
   'POST /api/v1/deployments/{executionId}/rollback': rollbackSchema,
+  'POST /api/v1/deployments/{executionId}/cancel': cancelSchema,
+  'POST /api/v1/deployments/{executionId}/pause': pauseSchema,
+  'POST /api/v1/deployments/{executionId}/resume': resumeSchema,
+  'POST /api/v1/deployments/{executionId}/promote': promoteSchema,
   'POST /api/v1/approvals/deployments/{executionId}/approve': decisionSchema,
   'POST /api/v1/approvals/deployments/{executionId}/reject': decisionSchema,
   'POST /api/v1/modules': registerSchema,

@@ -1,5 +1,6 @@
 import { environmentsUpTo, ENVIRONMENT_PROFILES, type Environment, type Strategy } from './environments.ts';
 import type { UnreachablePolicy } from './membership.ts';
+import type { Cancellation, Hold, Promotion } from './steering.ts';
 
 export const DEPLOYMENT_STATUSES = ['Pending', 'Running', 'WaitingForApproval', 'Succeeded', 'Failed', 'RolledBack', 'Cancelled'] as const;
 export type DeploymentStatus = (typeof DEPLOYMENT_STATUSES)[number];
@@ -56,7 +57,15 @@ export interface DeploymentRecord {
     message?: string;
     /** The rollback execution's name: a dead execution's event settles only its own attempt. */
     executionName?: string;
+    /** Started by a cancel: the deployment stays Cancelled when it completes. */
+    cancel?: true;
   };
+  /** A cancel request (docs/adr/0019-steering-running-deployments.md), recorded before the execution is stopped. */
+  cancellation?: Cancellation;
+  /** A running canary held before its next wave. */
+  hold?: Hold;
+  /** The canary's remaining bake cut short. */
+  promotion?: Promotion;
 }
 
 /** The stages a deployment to `target` goes through, all Pending. */

@@ -4,7 +4,10 @@ import { getPlan, listBatches } from './targets.ts';
 
 /**
  * Environments in which this deployment changed something not yet put back (nodes on the new
- * version, or blue-green traffic moved), newest first: the order to roll back in.
+ * version, or blue-green traffic moved), newest first: the order to roll back in. A batch still in
+ * flight (started, not yet counted: a cancel stopped the execution while its DeployBatch ran) may
+ * have changed nodes it has not recorded yet, so its environment counts as changed; its rollback
+ * waits for the batch to be counted (handlers/tasks/rollbackEnvironment.ts).
  */
 export async function changedEnvironments(d: Pick<DeploymentRecord, 'executionId' | 'stageOrder' | 'stages'>): Promise<Environment[]> {
   const envs = d.stageOrder.filter((s) => d.stages[s]?.kind === 'environment').map((s) => d.stages[s].environment!);
@@ -13,7 +16,8 @@ export async function changedEnvironments(d: Pick<DeploymentRecord, 'executionId
     const batches = await listBatches(d.executionId, env);
     if (batches.length === 0) continue;
     const plan = await getPlan(d.executionId, env);
-    if (plan?.trafficSwitched || batches.some((b) => Object.values(b.nodes).some((n) => n.status === 'Deployed' || n.status === 'RollbackFailed')))
+    const inFlight = batches.some((b) => b.startedAt !== undefined && b.countedAt === undefined);
+    if (plan?.trafficSwitched || inFlight || batches.some((b) => Object.values(b.nodes).some((n) => n.status === 'Deployed' || n.status === 'RollbackFailed')))
       changed.push(env);
   }
   return changed.reverse();

@@ -53,6 +53,15 @@ export const config = {
   /** Cumulative canary waves, in percent of the environment's nodes. */
   canaryWaves: () => (process.env.CANARY_WAVES ?? '10,30,50,100').split(',').map((s) => Number(s.trim())),
   canaryBakeSeconds: () => num('CANARY_BAKE_SECONDS', 900),
+  /**
+   * Longest wait between two looks of the canary's bake gate at the deployment (a pause, resume or
+   * promote takes effect within this long; docs/adr/0019-steering-running-deployments.md).
+   */
+  canaryPollSeconds: () => num('CANARY_POLL_SECONDS', 30),
+  /** How long a cancel request waits for the reconciler to settle the stopped deployment before it answers. */
+  cancelSettleWaitMs: () => num('CANCEL_SETTLE_WAIT_MS', 5000),
+  /** What a paused canary does when its hold's deadline passes, unless the pause says: resume or rollback. */
+  canaryHoldDeadlineAction: () => (process.env.CANARY_HOLD_DEADLINE_ACTION === 'rollback' ? 'rollback' : 'resume') as 'resume' | 'rollback',
   canaryThresholds: () => ({
     errorRatePercent: num('CANARY_MAX_ERROR_RATE_INCREASE_PERCENT', 50),
     latencyPercent: num('CANARY_MAX_LATENCY_INCREASE_PERCENT', 100),

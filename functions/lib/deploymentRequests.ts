@@ -24,6 +24,8 @@ const REQUEST_CONDITIONS = {
   newKey: CONDITIONS.notExists('key'),
   // Exactly one rollback at a time: the first request wins; a failed one may be retried.
   rollbackMayStart: or(CONDITIONS.notExists('rollback'), CONDITIONS.equals(['rollback', 'status'], 'Failed')),
+  // A cancel's rollback starts once, whoever (the cancel request or the reconciler) gets there first.
+  cancelRollbackMayStart: CONDITIONS.notExists('rollback'),
 };
 
 export interface DeploymentRequest {
@@ -199,6 +201,8 @@ export interface RollbackRequest {
   reason?: string;
   /** The environments to roll back, in order (see changedEnvironments). */
   environments: Environment[];
+  /** Started by a cancel (docs/adr/0019-steering-running-deployments.md): only if no rollback was ever started; the deployment stays Cancelled. */
+  cancel?: true;
 }
 
 export type RollbackRequestOutcome = { outcome: 'started'; requestedAt: string } | { outcome: 'alreadyRunning' } | { outcome: 'locked'; lock: HeldLock };
@@ -212,19 +216,17 @@ export async function requestRollback(d: DeploymentRecord, r: RollbackRequest): 
   const now = new Date().toISOString();
   const attempt = d.rollback ? 2 : 1;
   const executionName = `${executionId}-rollback-${attempt}-${Date.now().toString(36)}`;
+  const record = { status: 'Running', requestedBy: r.requestedBy, requestedAt: now, reason: r.reason, executionName, ...(r.cancel ? { cancel: true } : {}) };
   const update = withCondition(
-    {
-      UpdateExpression: 'SET #rollback = :r, updatedAt = :now',
-      ExpressionAttributeValues: { ':r': { status: 'Running', requestedBy: r.requestedBy, requestedAt: now, reason: r.reason, executionName }, ':now': now },
-    },
-    REQUEST_CONDITIONS.rollbackMayStart,
+    { UpdateExpression: 'SET #rollback = :r, updatedAt = :now', ExpressionAttributeValues: { ':r': record, ':now': now } },
+    r.cancel ? REQUEST_CONDITIONS.cancelRollbackMayStart : REQUEST_CONDITIONS.rollbackMayStart,
   );
   const event: AuditEvent = {
     subject: deploymentSubject(executionId),
     category: 'deployment',
     action: 'rollback.requested',
     actor: r.requestedBy,
-    details: { reason: r.reason, environments: r.environments },
+    details: { reason: r.reason, environments: r.environments, ...(r.cancel ? { cancel: true } : {}) },
   };
   const items: TaggedItem[] = [
     ...auditedUpdateItems(executionId, update, event).map((item) => ({ item })),

@@ -9,6 +9,8 @@ import { TERMINAL_STATUSES, orderedStages, type DeploymentRecord } from '../doma
 import { environmentsUpTo } from '../domain/environments.ts';
 import type { Settlement } from '../domain/executionStatus.ts';
 import { approvalsOf, closeApproval } from './approvals.ts';
+import { changedEnvironments } from './changes.ts';
+import { requestRollback } from './deploymentRequests.ts';
 import { deploymentSubject } from './audit.ts';
 import { getDeployment, updateDeploymentAudited } from './deployments.ts';
 import { releaseLocks } from './locks.ts';
@@ -36,7 +38,11 @@ interface DeadExecution {
 export async function settleDeadPipeline(executionId: string, execution: DeadExecution, s: Settlement): Promise<Reconciled> {
   const d = await getDeployment(executionId);
   if (!d) return { action: 'unknownDeployment' };
-  if (TERMINAL_STATUSES.includes(d.status)) return { action: 'alreadySettled', status: d.status };
+  if (TERMINAL_STATUSES.includes(d.status)) {
+    // A cancel whose rollback did not start yet (the step after settling was interrupted): start it now.
+    await continueCancellation(executionId);
+    return { action: 'alreadySettled', status: d.status };
+  }
   const now = new Date().toISOString();
   const running = orderedStages(d).filter((st) => st.status === 'Running');
   const names: Record<string, string> = { '#status': 'status' };
@@ -79,8 +85,13 @@ export async function settleDeadPipeline(executionId: string, execution: DeadExe
       },
     },
   );
-  if (!settled) return { action: 'alreadySettled', status: (await getDeployment(executionId))?.status ?? d.status };
-  await releaseLocks(d.moduleName, environmentsUpTo(d.targetEnvironment), executionId);
+  if (!settled) {
+    await continueCancellation(executionId);
+    return { action: 'alreadySettled', status: (await getDeployment(executionId))?.status ?? d.status };
+  }
+  // A cancelled deployment keeps its locks for the rollback of what it changed (which gives them back).
+  if (d.cancellation) await continueCancellation(executionId);
+  else await releaseLocks(d.moduleName, environmentsUpTo(d.targetEnvironment), executionId);
   for (const a of await approvalsOf(executionId)) if (a.status === 'Pending') await closeApproval(a, ACTOR, s.message);
   await notifyRequester(d, s.deploymentStatus, s.message);
   return { action: 'settled', status: s.deploymentStatus };
@@ -126,6 +137,32 @@ export async function settleDeadRollback(executionId: string, execution: DeadExe
   await releaseLocks(d.moduleName, environmentsUpTo(d.targetEnvironment), executionId);
   await notifyRequester(d, d.status, message);
   return { action: 'settled', status: 'Failed' };
+}
+
+/**
+ * After a cancelled deployment was settled Cancelled (its locks still held): roll back every
+ * environment it changed, newest first (the rollback state machine; blue-green traffic goes back
+ * first), or release the locks when it changed nothing. Starts at most one rollback: the write
+ * that starts it is conditional on no rollback ever having started
+ * (docs/adr/0019-steering-running-deployments.md). True when a rollback is running or ran.
+ */
+export async function continueCancellation(executionId: string): Promise<boolean> {
+  const d = await getDeployment(executionId);
+  if (!d?.cancellation || d.status !== 'Cancelled') return false;
+  if (d.rollback) return true;
+  const environments = await changedEnvironments(d);
+  if (environments.length === 0) {
+    await releaseLocks(d.moduleName, environmentsUpTo(d.targetEnvironment), executionId);
+    return false;
+  }
+  const r = await requestRollback(d, {
+    requestedBy: d.cancellation.requestedBy,
+    reason: `cancelled${d.cancellation.reason ? `: ${d.cancellation.reason}` : ''}`,
+    environments,
+    cancel: true,
+  });
+  // alreadyRunning: the other path (cancel request or reconciler) started it first.
+  return r.outcome !== 'locked';
 }
 
 async function notifyRequester(d: DeploymentRecord, status: string, message: string): Promise<void> {

@@ -10,7 +10,7 @@ export const BASELINE_SAMPLE = 200;
 export const canary = defineStrategy({
   name: 'Canary',
   description: 'cumulative waves, each judged against a metric baseline',
-  stateMachine: { id: 'Canary', file: 'statemachines/canary.asl.json', functions: [...ENVIRONMENT_STEPS, 'AnalyzeCanary'] },
+  stateMachine: { id: 'Canary', file: 'statemachines/canary.asl.json', functions: [...ENVIRONMENT_STEPS, 'CanaryGate', 'AnalyzeCanary'] },
   // Waves one after another; a wave's batches in parallel.
   mapConcurrency: { Waves: 1, DeployWave: 20 },
   usesColours: false,

@@ -165,7 +165,7 @@ export class Functions extends Layer {
     const env: Record<string, string> = { POWERTOOLS_SERVICE_NAME: 'kmod-orchestrator', NODE_OPTIONS: '--enable-source-maps' };
     for (const t of Object.keys(this.tables(id)) as TableKey[]) env[TABLES[t].envVar] = data.tables[t].tableName;
     if (spec.artifacts) env.ARTIFACT_BUCKET = data.artifacts.bucketName;
-    if (spec.startsPipeline || spec.reconcilesExecutions)
+    if (spec.startsPipeline || spec.reconcilesExecutions || spec.stopsPipeline)
       Object.assign(env, { PIPELINE_STATE_MACHINE_ARN: this.pipelineArn, ROLLBACK_STATE_MACHINE_ARN: this.rollbackArn });
     if (spec.callsAgents || spec.holdsNodeCredentials)
       Object.assign(env, { AGENT_KEYS_SECRET_ARN: keySets.agentKeys.secretArn, AGENT_ALLOWED_HOSTS: settings.agentAllowedHosts });
@@ -261,6 +261,16 @@ export class Functions extends Layer {
     }
     if (spec.startsPipeline)
       fn.addToRolePolicy(new iam.PolicyStatement({ actions: ['states:StartExecution'], resources: [this.pipelineArn, this.rollbackArn] }));
+    // A cancel stops the deployment's pipeline execution (its .sync child stops with it).
+    if (spec.stopsPipeline) {
+      const executions = Stack.of(this).formatArn({
+        service: 'states',
+        resource: 'execution',
+        resourceName: 'kmod-Pipeline:*',
+        arnFormat: ArnFormat.COLON_RESOURCE_NAME,
+      });
+      fn.addToRolePolicy(new iam.PolicyStatement({ actions: ['states:StopExecution'], resources: [executions] }));
+    }
     // Approval gates wait in the pipeline (waitForTaskToken); answering them settles the token.
     if (spec.answersTasks)
       fn.addToRolePolicy(new iam.PolicyStatement({ actions: ['states:SendTaskSuccess', 'states:SendTaskFailure'], resources: [this.pipelineArn] }));

@@ -398,6 +398,26 @@ describe('the synthesized template', () => {
       for (const st of statements) expect(JSON.stringify(st.Resource), id).toContain('stateMachine:kmod-Pipeline');
     }
   });
+
+  it('lets only stopsPipeline functions (the cancel) stop executions, of the pipeline only (docs/adr/0019-steering-running-deployments.md)', () => {
+    const stops = (fnId: keyof typeof FUNCTIONS) => {
+      const role = logicalIdOf(fnOf(fnId).role!);
+      return ofType('AWS::IAM::Policy')
+        .filter(([, p]) => (p.Properties.Roles as { Ref: string }[]).some((r) => r.Ref === role))
+        .flatMap(([, p]) => p.Properties.PolicyDocument.Statement as { Action: string | string[]; Resource: unknown }[])
+        .filter((st) => [st.Action].flat().includes('states:StopExecution'));
+    };
+    for (const [id, spec] of Object.entries(FUNCTIONS)) {
+      const statements = stops(id as keyof typeof FUNCTIONS);
+      expect(statements.length, id).toBe((spec as FunctionSpec).stopsPipeline ? 1 : 0);
+      for (const st of statements) expect(JSON.stringify(st.Resource), id).toContain('execution:kmod-Pipeline:*');
+    }
+    expect(
+      Object.entries(FUNCTIONS)
+        .filter(([, s]) => (s as FunctionSpec).stopsPipeline)
+        .map(([id]) => id),
+    ).toEqual(['ApiDeployments']);
+  });
 });
 
 describe('node key rotation (docs/adr/0012-node-key-rotation.md)', () => {

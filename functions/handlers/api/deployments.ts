@@ -11,6 +11,18 @@ import { getDeployment, listDeployments } from '../../lib/deployments.ts';
 import type { Principal } from '../../domain/roles.ts';
 import { decodeCursor, encodeCursor, fromCursor } from '../../lib/cursor.ts';
 import { apiHandler, json } from '../../lib/http.ts';
+import {
+  cancelApplies,
+  HOLD_DEADLINE_ACTIONS,
+  pauseApplies,
+  promoteApplies,
+  PROMOTION_TARGETS,
+  resumeApplies,
+  type Cancellation,
+  type Hold,
+} from '../../domain/steering.ts';
+import { driveCancellation, liftHold, markCancellation, setHold, setPromotion } from '../../lib/steering.ts';
+import { config } from '../../lib/config.ts';
 import { parseBody, parsePath, parseQuery } from '../../lib/parse.ts';
 
 export const createSchema = z
@@ -58,6 +70,9 @@ export function presentDeployment(d: DeploymentRecord) {
     unreachableNodes: d.unreachableNodes ?? 'fail',
     failure: d.failure,
     rollback: d.rollback,
+    cancellation: d.cancellation,
+    hold: d.hold,
+    promotion: d.promotion,
     stages: orderedStages(d),
   };
 }
@@ -138,7 +153,137 @@ async function rollback(event: Parameters<typeof parseBody>[0], caller: Principa
   });
 }
 
+export const cancelSchema = z
+  .object({ reason: z.string().min(1).max(500).optional() })
+  .strict()
+  .optional();
+
+export const pauseSchema = z
+  .object({
+    reason: z.string().min(1).max(500).optional(),
+    /** The hold ends by itself after this many seconds (at most 7 days)… */
+    deadlineSeconds: z
+      .number()
+      .int()
+      .min(1)
+      .max(7 * 86_400)
+      .optional(),
+    /** …and then resumes or rolls the canary back (default: CANARY_HOLD_DEADLINE_ACTION, resume). */
+    onDeadline: z.enum(HOLD_DEADLINE_ACTIONS).optional(),
+  })
+  .strict()
+  .refine((b) => b.onDeadline === undefined || b.deadlineSeconds !== undefined, 'onDeadline needs deadlineSeconds')
+  .optional();
+
+export const resumeSchema = z
+  .object({ reason: z.string().min(1).max(500).optional() })
+  .strict()
+  .optional();
+
+export const promoteSchema = z
+  .object({ to: z.enum(PROMOTION_TARGETS).default('nextWave') })
+  .strict()
+  .optional();
+
+async function steerable(event: Parameters<typeof parseBody>[0]) {
+  const { executionId } = parsePath(event, idSchema);
+  const d = await getDeployment(executionId);
+  if (!d) throw notFound(`deployment ${executionId}`);
+  return d;
+}
+
+/**
+ * Cancel: record the request (audited, once), stop the pipeline, settle the deployment Cancelled
+ * and roll back what it changed (lib/steering.ts). A repeated cancel of one still settling drives
+ * the same steps again, which is harmless, so a retry completes an interrupted cancel.
+ */
+async function cancel(event: Parameters<typeof parseBody>[0], caller: Principal) {
+  const body = parseBody(event, cancelSchema);
+  let d = await steerable(event);
+  const applies = cancelApplies(d);
+  if (!applies.ok) throw conflict(applies.code, applies.message);
+  let c: Cancellation | undefined = d.cancellation;
+  if (!c) {
+    const mine: Cancellation = { requestedBy: caller.userId, requestedAt: new Date().toISOString(), reason: body?.reason };
+    if (await markCancellation(d.executionId, mine)) c = mine;
+    else {
+      d = (await getDeployment(d.executionId)) ?? d;
+      const again = cancelApplies(d);
+      if (!again.ok) throw conflict(again.code, again.message);
+      c = d.cancellation;
+    }
+    if (!c) throw conflict('DeploymentChanged', `${d.executionId} changed while it was being cancelled; try again`);
+  }
+  const r = await driveCancellation(d, c);
+  if (r.state === 'notStarted')
+    throw conflict('DeploymentStarting', `${d.executionId} is recorded as cancelled but its pipeline has not started yet; send the cancel again in a moment`);
+  if (r.status !== 'Cancelled' && TERMINAL_STATUSES.includes(r.status as DeploymentRecord['status']))
+    throw conflict('DeploymentFinished', `${d.executionId} ended ${r.status} before the cancel took effect; roll it back instead`);
+  const after = await getDeployment(d.executionId);
+  // 202: the execution is stopped; status is Cancelled once the reconciler has settled it (normally within a second).
+  return json(202, {
+    executionId: d.executionId,
+    status: r.status,
+    cancellation: c,
+    rollback: after?.rollback,
+    links: { self: `/api/v1/deployments/${d.executionId}` },
+  });
+}
+
+async function pause(event: Parameters<typeof parseBody>[0], caller: Principal) {
+  const body = parseBody(event, pauseSchema);
+  const d = await steerable(event);
+  const refused = pauseApplies(d);
+  if (refused) throw conflict(refused.code, refused.message);
+  const now = new Date();
+  const hold: Hold = {
+    requestedBy: caller.userId,
+    requestedAt: now.toISOString(),
+    reason: body?.reason,
+    deadline: body?.deadlineSeconds ? new Date(now.getTime() + body.deadlineSeconds * 1000).toISOString() : undefined,
+    onDeadline: body?.onDeadline ?? config.canaryHoldDeadlineAction(),
+  };
+  if (!(await setHold(d, hold))) {
+    const now2 = (await getDeployment(d.executionId)) ?? d;
+    const why = pauseApplies(now2) ?? { code: 'DeploymentChanged', message: `${d.executionId} changed meanwhile; try again` };
+    throw conflict(why.code, why.message);
+  }
+  return json(200, { executionId: d.executionId, hold, links: { self: `/api/v1/deployments/${d.executionId}` } });
+}
+
+async function resume(event: Parameters<typeof parseBody>[0], caller: Principal) {
+  parseBody(event, resumeSchema);
+  const d = await steerable(event);
+  const refused = resumeApplies(d);
+  if (refused) throw conflict(refused.code, refused.message);
+  if (!(await liftHold(d, caller.userId, 'resumed'))) throw conflict('NotPaused', `${d.executionId} is not paused any more`);
+  return json(200, {
+    executionId: d.executionId,
+    resumed: { by: caller.userId, pausedBy: d.hold?.requestedBy },
+    links: { self: `/api/v1/deployments/${d.executionId}` },
+  });
+}
+
+async function promote(event: Parameters<typeof parseBody>[0], caller: Principal) {
+  const body = parseBody(event, promoteSchema);
+  const to = body?.to ?? 'nextWave';
+  const d = await steerable(event);
+  const refused = promoteApplies(d, to);
+  if (refused) throw conflict(refused.code, refused.message);
+  const promotion = await setPromotion(d, caller.userId, to);
+  if (!promotion) {
+    const now = (await getDeployment(d.executionId)) ?? d;
+    const why = promoteApplies(now, to) ?? { code: 'DeploymentChanged', message: `${d.executionId} changed meanwhile; try again` };
+    throw conflict(why.code, why.message);
+  }
+  return json(200, { executionId: d.executionId, promotion, links: { self: `/api/v1/deployments/${d.executionId}` } });
+}
+
 export const handler = apiHandler({
+  'POST /api/v1/deployments/{executionId}/cancel': cancel,
+  'POST /api/v1/deployments/{executionId}/pause': pause,
+  'POST /api/v1/deployments/{executionId}/resume': resume,
+  'POST /api/v1/deployments/{executionId}/promote': promote,
   'POST /api/v1/deployments/{executionId}/rollback': rollback,
   'POST /api/v1/deployments': create,
   'GET /api/v1/deployments': async (event) => {

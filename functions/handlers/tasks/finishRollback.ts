@@ -5,7 +5,7 @@ import { environmentsUpTo } from '../../domain/environments.ts';
 import { releaseLocks } from '../../lib/locks.ts';
 import { caughtErrorSchema, describeCaughtError, executionIdSchema, taskHandler } from '../../lib/task.ts';
 
-/** Settle a rollback on demand: the deployment ends RolledBack, or the rollback is marked Failed. */
+/** Settle a rollback on demand: the deployment ends RolledBack (one its cancel started leaves it Cancelled), or the rollback is marked Failed. */
 export const handler = taskHandler(
   z.object({
     executionId: executionIdSchema,
@@ -19,6 +19,9 @@ export const handler = taskHandler(
     const now = new Date().toISOString();
     const failedEnvs = (results ?? []).filter((r) => r.rollbackFailed > 0).map((r) => r.environment);
     const ok = outcome === 'Succeeded' && failedEnvs.length === 0;
+    // The rollback a cancel started leaves the deployment Cancelled (docs/adr/0019-steering-running-deployments.md);
+    // any rollback on demand (of a Cancelled one too) ends it RolledBack.
+    const endsRolledBack = ok && !d.rollback?.cancel;
     const message = ok
       ? 'every changed node is back on its previous version'
       : outcome === 'Failed'
@@ -28,7 +31,7 @@ export const handler = taskHandler(
     await updateDeploymentAudited(
       executionId,
       {
-        UpdateExpression: `SET #rollback.#status = :rs, #rollback.finishedAt = :now, #rollback.message = :m, updatedAt = :now${ok ? ', #status = :rolledBack, finishedAt = :now' : ''}`,
+        UpdateExpression: `SET #rollback.#status = :rs, #rollback.finishedAt = :now, #rollback.message = :m, updatedAt = :now${endsRolledBack ? ', #status = :rolledBack, finishedAt = :now' : ''}`,
         ConditionExpression: '#rollback.#status = :running',
         ExpressionAttributeNames: { '#rollback': 'rollback', '#status': 'status' },
         ExpressionAttributeValues: {
@@ -36,7 +39,7 @@ export const handler = taskHandler(
           ':now': now,
           ':m': message,
           ':running': 'Running',
-          ...(ok ? { ':rolledBack': 'RolledBack' } : {}),
+          ...(endsRolledBack ? { ':rolledBack': 'RolledBack' } : {}),
         },
       },
       {
@@ -44,10 +47,10 @@ export const handler = taskHandler(
         category: 'deployment',
         action: ok ? 'rollback.succeeded' : 'rollback.failed',
         actor: 'system:rollback',
-        details: { message, ...(ok ? { status: 'RolledBack' } : {}) },
+        details: { message, ...(endsRolledBack ? { status: 'RolledBack' } : {}) },
       },
     );
     await releaseLocks(d.moduleName, environmentsUpTo(d.targetEnvironment), executionId);
-    return { status: ok ? 'RolledBack' : d.status, rollback: ok ? 'Succeeded' : 'Failed' };
+    return { status: endsRolledBack ? 'RolledBack' : d.status, rollback: ok ? 'Succeeded' : 'Failed' };
   },
 );
