@@ -12,7 +12,7 @@ import { ENVIRONMENTS, type Environment } from '../domain/environments.ts';
 import type { Colour } from '../domain/strategy.ts';
 import { auditItem } from './audit.ts';
 import { dynamo } from './aws.ts';
-import { CONDITIONS, conditionInput, or, type Condition } from './conditions.ts';
+import { conditionInput, or, type Condition } from './conditions.ts';
 import { isConditionFailure } from './deployments.ts';
 import { environmentSubject } from './desiredState.ts';
 import { getNodes } from './nodes.ts';
@@ -149,7 +149,9 @@ export async function clearDegraded(
             Update: {
               ...key(environment),
               UpdateExpression: 'REMOVE #dm.#mod',
-              ...conditionInput(CONDITIONS.equals(['degradedModules', module, 'deploymentId'], deploymentId)),
+              ConditionExpression: '#dm.#mod.#dep = :degradedBy',
+              ExpressionAttributeNames: { '#dm': 'degradedModules', '#mod': module, '#dep': 'deploymentId' },
+              ExpressionAttributeValues: { ':degradedBy': deploymentId },
             },
           },
           {
