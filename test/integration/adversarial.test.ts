@@ -78,7 +78,7 @@ const nasty = fc.oneof(
 );
 
 /** Values that look right, so generated requests also get past the first checks. */
-const plausible = fc.constantFrom(
+const PLAUSIBLE = [
   ...ENVIRONMENTS,
   'demo-kernel',
   '1.0.0',
@@ -92,7 +92,8 @@ const plausible = fc.constantFrom(
   'true',
   '10',
   'deployment',
-);
+];
+const plausible = fc.constantFrom(...PLAUSIBLE);
 
 /** Query names: the ones routes read, prototype members, and random ones. */
 const queryName = fc.oneof(
@@ -160,14 +161,26 @@ interface Case {
 function caseFor(route: RouteSpec): fc.Arbitrary<Case> {
   const names = [...route.path.matchAll(/\{(\w+)\}/g)];
   const hasBody = route.method === 'POST' || route.method === 'PUT' || route.method === 'DELETE';
-  return fc.record({
-    params: fc.tuple(...names.map(() => fc.oneof({ weight: 3, arbitrary: nasty }, { weight: 1, arbitrary: plausible }))),
-    query: fc.array(fc.tuple(queryName, fc.oneof(nasty, plausible)), { maxLength: 4 }),
-    headers: fc.uniqueArray(fc.tuple(headerName, headerValue), { maxLength: 3, selector: ([n]) => n.toLowerCase() }),
-    contentType: hasBody ? fc.option(contentType, { nil: undefined }) : fc.constant(undefined),
-    credential,
-    body: hasBody ? fc.option(body, { nil: undefined }) : fc.constant(undefined),
-  });
+  return fc
+    .record({
+      params: fc.tuple(...names.map(() => fc.oneof({ weight: 3, arbitrary: nasty }, { weight: 1, arbitrary: plausible }))),
+      query: fc.array(fc.tuple(queryName, fc.oneof(nasty, plausible)), { maxLength: 4 }),
+      headers: fc.uniqueArray(fc.tuple(headerName, headerValue), { maxLength: 3, selector: ([n]) => n.toLowerCase() }),
+      contentType: hasBody ? fc.option(contentType, { nil: undefined }) : fc.constant(undefined),
+      credential,
+      body: hasBody ? fc.option(body, { nil: undefined }) : fc.constant(undefined),
+    })
+    .map((c) => ensureBad(route, c));
+}
+
+/**
+ * Every generated request to a write route is bad: when the path ids, the credential and the
+ * (possibly absent) body could all be right, a query parameter is added, which no write route takes.
+ */
+function ensureBad(route: RouteSpec, c: Case): Case {
+  if (route.method === 'GET' || c.credential !== 'allowed' || c.query.length > 0) return c;
+  if (!c.params.every((p) => PLAUSIBLE.includes(p))) return c;
+  return { ...c, query: [['dryRun', 'true']] };
 }
 
 const b64 = (v: unknown) => Buffer.from(JSON.stringify(v)).toString('base64url');
