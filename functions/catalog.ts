@@ -103,14 +103,15 @@ export const FUNCTIONS = {
     description: 'GET /health and GET /metrics',
     timeoutSeconds: 10,
     memoryMb: 256,
-    tables: { deployments: 'read', nodes: 'read', approvals: 'read' },
+    tables: { deployments: 'read', nodes: 'read', approvals: 'read', clusters: 'read' },
   },
   ApiDeployments: {
     entry: 'functions/handlers/api/deployments.ts',
     description: 'Deployments API',
     timeoutSeconds: 29,
     memoryMb: 512,
-    tables: { deployments: 'write', idempotency: 'write', modules: 'read', locks: 'write', targets: 'read', ...audit },
+    // clusters: a module Degraded in an environment refuses new deployments there (condition checks).
+    tables: { deployments: 'write', idempotency: 'write', modules: 'read', locks: 'write', targets: 'read', clusters: 'read', ...audit },
     startsPipeline: true,
     // A cancel stops the pipeline; the reconciler settles it and starts the rollback (docs/adr/0019-steering-running-deployments.md).
     stopsPipeline: true,
@@ -121,7 +122,8 @@ export const FUNCTIONS = {
     timeoutSeconds: 29,
     memoryMb: 256,
     // clusters, locks, modules and artifacts: a heartbeat's answer converges the node to the desired state.
-    tables: { enrolmentTokens: 'write', nodes: 'write', clusters: 'read', locks: 'read', modules: 'read', ...audit },
+    // clusters write: a node's convergence clears its environment's Degraded mark.
+    tables: { enrolmentTokens: 'write', nodes: 'write', clusters: 'write', locks: 'read', modules: 'read', ...audit },
     artifacts: 'read',
     holdsNodeCredentials: true,
     // Enrolment answers the WebSocket URL to dial-out agents; decommissioning closes a node's connection.

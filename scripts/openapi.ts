@@ -72,6 +72,37 @@ const ANSWERS: Record<string, Json> = {
       trigger: { enum: ROTATION_TRIGGERS },
     },
   },
+  'GET /api/v1/clusters/{environment}': {
+    type: 'object',
+    description: 'The environment: strategy, node counts, module versions, desired state, Degraded modules, and every node',
+    properties: {
+      environment: { enum: ENVIRONMENTS },
+      nodeCount: { type: 'integer' },
+      moduleVersions: { type: 'object', additionalProperties: { type: 'object', additionalProperties: { type: 'integer' } } },
+      desiredModules: { type: 'object' },
+      degraded: { type: 'boolean', description: 'true while any module is Degraded here' },
+      degradedModules: {
+        type: 'object',
+        description:
+          'Modules whose rollback could not finish here (mixed versions). New deployments of the module to this environment get 409 EnvironmentDegraded until the repair: a rollback on demand of deploymentId, or the stuck nodes converging to the desired state',
+        additionalProperties: {
+          type: 'object',
+          properties: {
+            status: { enum: ['Degraded'] },
+            deploymentId: { type: 'string' },
+            version: { type: 'string', description: 'What the stuck nodes still run' },
+            since: { type: 'string', format: 'date-time' },
+            stuckNodes: {
+              type: 'array',
+              items: { type: 'object', properties: { nodeId: { type: 'string' }, previousVersion: { type: ['string', 'null'] }, message: { type: 'string' } } },
+            },
+            repair: { type: 'string', description: 'The request that repairs it' },
+          },
+        },
+      },
+      nodes: { type: 'array', items: { type: 'object' } },
+    },
+  },
 };
 
 const QUERIES: Record<string, z.ZodObject> = {
@@ -179,7 +210,7 @@ const ERRORS: Record<string, string> = {
     "The caller's roles, as the directory holds them now, do not allow this (Forbidden, SelfApprovalForbidden); the approver may no longer decide (NotAnApprover, ApproverDisabled, ApproverRoleRevoked, ApproverUnknown)",
   '404': 'No such resource or route',
   '409':
-    'Conflict (DeploymentInProgress, IdempotencyKeyReused, RollbackInProgress, DeploymentRunning, NothingToRollBack, ModuleVersionExists, AlreadyDecided, AlreadyExists; node keys: RotationInProgress, NodeDecommissioned, NotEnrolled)',
+    'Conflict (DeploymentInProgress, EnvironmentDegraded: a rollback could not finish in an environment on the way, so it runs mixed versions of the module until that deployment is rolled back on demand or its stuck nodes converge, IdempotencyKeyReused, RollbackInProgress, DeploymentRunning, NothingToRollBack, ModuleVersionExists, AlreadyDecided, AlreadyExists; node keys: RotationInProgress, NodeDecommissioned, NotEnrolled)',
   '410':
     'The approval expired (ApprovalExpired); the enrolment token expired, was revoked or is used up (EnrolmentTokenExpired, EnrolmentTokenRevoked, EnrolmentTokenUsedUp)',
   '415': 'UnsupportedMediaType: a body must be application/json (any case), with no parameter but an optional charset=utf-8',

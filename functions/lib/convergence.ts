@@ -19,7 +19,8 @@ import {
 import type { Environment } from '../domain/environments.ts';
 import { auditItem } from './audit.ts';
 import { dynamo } from './aws.ts';
-import { getDesiredModules } from './desiredState.ts';
+import { clearRepairedByConvergence } from './degraded.ts';
+import { getCluster } from './trafficRouter.ts';
 import { isConditionFailure } from './deployments.ts';
 import { nodeSubject } from './enrolment.ts';
 import { getLock } from './locks.ts';
@@ -65,7 +66,12 @@ export async function reconcileNode(
   failures: readonly ConvergenceFailure[],
 ): Promise<ConvergeCommand[]> {
   try {
-    const desired = await getDesiredModules(node.environment, { consistent: false });
+    const cluster = await getCluster(node.environment, { consistent: false });
+    const desired = cluster?.desiredModules ?? {};
+    // A node stuck on a version a rollback could not take back: once every stuck node runs the
+    // desired state again, the environment's Degraded mark is cleared (audited).
+    const degraded = cluster?.degradedModules ?? {};
+    if (Object.values(degraded).some((m) => node.nodeId in m.stuckNodes)) await clearRepairedByConvergence(node, reported, degraded, desired);
     const tracked = node.convergence ?? {};
     if (Object.keys(desired).length === 0 && Object.keys(tracked).length === 0) return [];
     const steps = await stepsFor(node.environment, desired, node, reported);

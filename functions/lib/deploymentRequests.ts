@@ -18,6 +18,8 @@ import { config } from './config.ts';
 import { auditedUpdateItems, getDeployment, newDeploymentItem, setDeploymentStatus } from './deployments.ts';
 import { describeHeldLock, heldLock, lockItems, releaseLocks, untagged, type HeldLock, type TaggedItem } from './locks.ts';
 import { getModuleVersion } from './modules.ts';
+import { degradedCheckItems, getDegraded } from './degraded.ts';
+import type { DegradedMark } from '../domain/degraded.ts';
 import { tableName, TTL_ATTRIBUTE } from './tables.ts';
 
 const REQUEST_CONDITIONS = {
@@ -41,7 +43,22 @@ export type DeploymentRequestOutcome =
   | { outcome: 'started' | 'replayed'; executionId: string; targetEnvironment: Environment }
   | { outcome: 'keyReused' }
   | { outcome: 'unknownModule' }
-  | { outcome: 'locked'; lock: HeldLock };
+  | { outcome: 'locked'; lock: HeldLock }
+  | DegradedOutcome;
+
+/** Refused: the environment is Degraded for the module (a rollback could not finish there). */
+export type DegradedOutcome = { outcome: 'degraded'; moduleName: string; environment: Environment; mark?: DegradedMark };
+
+/** A transaction item, tagged with the lock it takes or the Degraded mark it checks for. */
+type RequestItem = TaggedItem & { degraded?: { moduleName: string; environment: Environment } };
+
+/** The environment whose Degraded check cancelled the transaction, with its mark as it is now. */
+async function degradedRefusal(items: readonly RequestItem[], reasons: readonly { Code?: string }[]): Promise<DegradedOutcome | undefined> {
+  const i = reasons.findIndex((r, index) => r.Code === 'ConditionalCheckFailed' && items[index]?.degraded !== undefined);
+  if (i < 0) return undefined;
+  const { moduleName, environment } = items[i].degraded!;
+  return { outcome: 'degraded', moduleName, environment, mark: (await getDegraded(environment))[moduleName] };
+}
 
 interface Idempotency {
   /** The caller's key as sent (recorded in the audit event). */
@@ -88,6 +105,8 @@ export async function requestDeployment(request: DeploymentRequest, by: { reques
     // A concurrent request with the same key won the race: answer as it did.
     const winner = idem && (await priorRequest(idem));
     if (winner) return winner;
+    const degraded = await degradedRefusal(items, cancelled.CancellationReasons ?? []);
+    if (degraded) return degraded;
     const held = heldLock(items, cancelled.CancellationReasons ?? []);
     if (held) return { outcome: 'locked', lock: await describeHeldLock(held) };
     throw cancelled;
@@ -96,8 +115,11 @@ export async function requestDeployment(request: DeploymentRequest, by: { reques
   return { outcome: 'started', executionId: record.executionId, targetEnvironment: record.targetEnvironment };
 }
 
-/** The deployment record, its audit event, the idempotency key, and (one deployment at a time) every environment's lock. */
-function deploymentItems(record: DeploymentRecord, idem: Idempotency | undefined, now: Date): TaggedItem[] {
+/**
+ * The deployment record, its audit event, the idempotency key, (one deployment at a time) every
+ * environment's lock, and for each environment the check that it is not Degraded for the module.
+ */
+function deploymentItems(record: DeploymentRecord, idem: Idempotency | undefined, now: Date): RequestItem[] {
   const { executionId, moduleName, version, targetEnvironment } = record;
   const event = { moduleName, version, targetEnvironment, idempotencyKey: idem?.given, unreachableNodes: record.unreachableNodes };
   return [
@@ -132,6 +154,7 @@ function deploymentItems(record: DeploymentRecord, idem: Idempotency | undefined
         ]
       : []),
     ...lockItems(moduleName, environmentsUpTo(targetEnvironment), executionId),
+    ...degradedCheckItems(moduleName, environmentsUpTo(targetEnvironment)),
   ];
 }
 
@@ -205,11 +228,16 @@ export interface RollbackRequest {
   cancel?: true;
 }
 
-export type RollbackRequestOutcome = { outcome: 'started'; requestedAt: string } | { outcome: 'alreadyRunning' } | { outcome: 'locked'; lock: HeldLock };
+export type RollbackRequestOutcome =
+  | { outcome: 'started'; requestedAt: string }
+  | { outcome: 'alreadyRunning' }
+  | { outcome: 'locked'; lock: HeldLock }
+  | DegradedOutcome;
 
 /**
  * Mark the deployment's rollback Running (audited) while taking the module's locks, so no new
- * deployment of it starts meanwhile; then start the rollback state machine.
+ * deployment of it starts meanwhile; then start the rollback state machine. An environment
+ * Degraded by another deployment refuses it (only that deployment's rollback repairs it).
  */
 export async function requestRollback(d: DeploymentRecord, r: RollbackRequest): Promise<RollbackRequestOutcome> {
   const { executionId } = d;
@@ -228,14 +256,17 @@ export async function requestRollback(d: DeploymentRecord, r: RollbackRequest): 
     actor: r.requestedBy,
     details: { reason: r.reason, environments: r.environments, ...(r.cancel ? { cancel: true } : {}) },
   };
-  const items: TaggedItem[] = [
+  const items: RequestItem[] = [
     ...auditedUpdateItems(executionId, update, event).map((item) => ({ item })),
     ...lockItems(d.moduleName, environmentsUpTo(d.targetEnvironment), executionId),
+    ...degradedCheckItems(d.moduleName, r.environments, executionId),
   ];
   try {
     await dynamo().send(new TransactWriteCommand({ TransactItems: untagged(items) }));
   } catch (e) {
     if (!(e instanceof TransactionCanceledException)) throw e;
+    const degraded = await degradedRefusal(items, e.CancellationReasons ?? []);
+    if (degraded) return degraded;
     const held = heldLock(items, e.CancellationReasons ?? []);
     return held ? { outcome: 'locked', lock: await describeHeldLock(held) } : { outcome: 'alreadyRunning' };
   }

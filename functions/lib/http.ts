@@ -16,6 +16,7 @@ import { normalizeHeaders } from './middleware/headers.ts';
 import { identity } from './middleware/identity.ts';
 import { jsonErrors } from './middleware/jsonErrors.ts';
 import { matchRoute, routeKey } from './middleware/matchRoute.ts';
+import { noQueryOnWrites } from './middleware/noQueryOnWrites.ts';
 import { rateLimit } from './middleware/rateLimit.ts';
 import { securityHeaders } from './middleware/securityHeaders.ts';
 import type { ApiContext, ApiMiddleware } from './middleware/types.ts';
@@ -45,5 +46,6 @@ export function apiHandler<K extends RouteKey>(routes: { [P in K]: RouteHandler<
     .use(matchRoute(Object.keys(routes)))
     .use(identity())
     .use(rateLimit())
-    .use(authorize());
+    .use(authorize())
+    .use(noQueryOnWrites());
 }

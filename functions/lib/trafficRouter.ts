@@ -9,6 +9,7 @@ import { GetCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import type { Environment } from '../domain/environments.ts';
 import type { Colour } from '../domain/strategy.ts';
 import type { DesiredModules } from '../domain/convergence.ts';
+import type { DegradedModules } from '../domain/degraded.ts';
 import { dynamo } from './aws.ts';
 import { tableName } from './tables.ts';
 
@@ -26,6 +27,8 @@ export interface ClusterRecord {
   switchedBy?: string;
   /** The environment's desired state, per module (functions/lib/desiredState.ts). */
   desiredModules?: DesiredModules;
+  /** Modules whose rollback could not finish here, so the environment runs mixed versions (functions/lib/degraded.ts). */
+  degradedModules?: DegradedModules;
 }
 
 export async function getCluster(environment: Environment, opts: { consistent?: boolean } = {}): Promise<ClusterRecord | undefined> {

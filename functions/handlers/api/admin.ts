@@ -78,7 +78,11 @@ export const handler = apiHandler({
   },
   /** What a sync would change now, and each subscription's state: read-only. */
   'GET /api/v1/admin/subscriptions': async (_event, caller) => json(200, await syncSubscriptions({ actor: caller.userId, dryRun: true })),
-  'POST /api/v1/admin/subscriptions/sync': async (_event, caller) => json(200, await syncSubscriptions({ actor: caller.userId })),
+  'POST /api/v1/admin/subscriptions/sync': async (event, caller) => {
+    // No input: a body, if any, must be an empty JSON object (anything else was a mistake; refused before syncing).
+    parseBody(event, z.object({}).strict().optional());
+    return json(200, await syncSubscriptions({ actor: caller.userId }));
+  },
   'GET /api/v1/admin/rate-limits': async () => json(200, await rateLimitSettings()),
   /** A change applies within seconds everywhere: containers re-read the settings every few seconds. */
   'PUT /api/v1/admin/rate-limits': async (event, caller) => {

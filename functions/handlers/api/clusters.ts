@@ -12,6 +12,7 @@ import { nodeStatus } from '../../domain/membership.ts';
 import { strategyFor } from '../../strategies/registry.ts';
 import { clusterConvergence } from '../../lib/convergence.ts';
 import type { ConvergenceView, DesiredModules, DesiredVersion } from '../../domain/convergence.ts';
+import type { DegradedModules } from '../../domain/degraded.ts';
 
 /** A live refresh polls every agent; above this size it would be too slow for one request. */
 const MAX_LIVE_REFRESH = 500;
@@ -29,6 +30,25 @@ function presentDesired(desired: DesiredModules) {
         setBy: e.setBy,
         ...(e.rolledBack ? { rolledBack: e.rolledBack } : {}),
         previous: e.previous ? brief(e.previous) : null,
+      },
+    ]),
+  );
+}
+
+/** Each Degraded module: the deployment whose rollback could not finish, its stuck nodes, and the repair. */
+function presentDegraded(degraded: DegradedModules) {
+  return Object.fromEntries(
+    Object.entries(degraded).map(([m, mark]) => [
+      m,
+      {
+        status: 'Degraded',
+        deploymentId: mark.deploymentId,
+        version: mark.version,
+        since: mark.since,
+        stuckNodes: Object.entries(mark.stuckNodes)
+          .sort(([a], [b]) => a.localeCompare(b))
+          .map(([nodeId, n]) => ({ nodeId, previousVersion: n.previousVersion, message: n.message })),
+        repair: `POST /api/v1/deployments/${mark.deploymentId}/rollback`,
       },
     ]),
   );
@@ -57,6 +77,9 @@ function summary(environment: Environment, nodes: NodeRecord[], cluster: Cluster
     convergingNodes: nodes.filter((n) => convergence.get(n.nodeId)?.state === 'Converging').length,
     moduleVersions: versions,
     desiredModules: presentDesired(cluster?.desiredModules ?? {}),
+    // A rollback that could not finish: these modules run mixed versions until repaired.
+    degraded: Object.keys(cluster?.degradedModules ?? {}).length > 0,
+    degradedModules: presentDegraded(cluster?.degradedModules ?? {}),
     ...(strategyFor(p.strategy).usesColours
       ? {
           activeColour: cluster?.activeColour ?? 'blue',

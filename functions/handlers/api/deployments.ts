@@ -6,7 +6,8 @@ import { AppError, conflict, notFound } from '../../domain/errors.ts';
 import { moduleNameSchema, semverSchema } from '../../domain/manifest.ts';
 import { UNREACHABLE_POLICIES } from '../../domain/membership.ts';
 import { DEPLOYMENT_STATUSES } from '../../domain/deployment.ts';
-import { requestDeployment, requestRollback } from '../../lib/deploymentRequests.ts';
+import { requestDeployment, requestRollback, type DegradedOutcome } from '../../lib/deploymentRequests.ts';
+import { degradedMessage } from '../../domain/degraded.ts';
 import { getDeployment, listDeployments } from '../../lib/deployments.ts';
 import type { Principal } from '../../domain/roles.ts';
 import { decodeCursor, encodeCursor, fromCursor } from '../../lib/cursor.ts';
@@ -94,12 +95,29 @@ async function create(event: Parameters<typeof parseBody>[0], caller: Principal)
       throw conflict('IdempotencyKeyReused', 'this Idempotency-Key was already used with a different request body');
     case 'unknownModule':
       throw new AppError('UnknownModuleVersion', `module ${body.moduleName}@${body.version} is not registered`, 400);
+    case 'degraded':
+      throw degradedConflict(r);
     case 'locked':
       throw conflict(
         'DeploymentInProgress',
         `${r.lock.moduleName} is already being deployed to ${r.lock.environment} by ${r.lock.holder ?? 'another deployment'}; wait for it to finish`,
       );
   }
+}
+
+/** 409 EnvironmentDegraded: what is mixed, and how to repair it. */
+function degradedConflict(r: DegradedOutcome): AppError {
+  const message = r.mark
+    ? degradedMessage(r.moduleName, r.environment, r.mark)
+    : `${r.moduleName} in ${r.environment} is Degraded; see GET /api/v1/clusters/${r.environment} for the deployment to roll back`;
+  return new AppError(
+    'EnvironmentDegraded',
+    message,
+    409,
+    r.mark
+      ? { environment: r.environment, moduleName: r.moduleName, degradedBy: r.mark.deploymentId, stuckNodes: Object.keys(r.mark.stuckNodes).sort() }
+      : undefined,
+  );
 }
 
 function accepted(executionId: string, targetEnvironment: Environment) {
@@ -145,6 +163,7 @@ async function rollback(event: Parameters<typeof parseBody>[0], caller: Principa
       `${r.lock.moduleName} is being deployed to ${r.lock.environment} by ${r.lock.holder ?? 'another deployment'}; roll back when it has finished`,
     );
   }
+  if (r.outcome === 'degraded') throw degradedConflict(r);
   if (r.outcome === 'alreadyRunning') throw conflict('RollbackInProgress', `a rollback of ${executionId} is already running`);
   return json(202, {
     executionId,

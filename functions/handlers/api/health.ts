@@ -1,6 +1,7 @@
 import { DEPLOYMENT_STATUSES } from '../../domain/deployment.ts';
 import { ENVIRONMENTS } from '../../domain/environments.ts';
 import { countAll } from '../../lib/aws.ts';
+import { allDegraded } from '../../lib/degraded.ts';
 import { apiHandler, json } from '../../lib/http.ts';
 import { tableName } from '../../lib/tables.ts';
 
@@ -11,7 +12,7 @@ export const handler = apiHandler({
   /** Liveness for load balancers and `npm start`: no dependency touched. */
   'GET /health': async () => json(200, { status: 'ok', service: 'kmod-orchestrator', time: new Date().toISOString() }),
 
-  /** Prometheus text exposition: recent deployments by status, nodes per environment, pending approvals. */
+  /** Prometheus text exposition: recent deployments by status, nodes per environment, pending approvals, Degraded modules. */
   'GET /metrics': async () => {
     const since = new Date(Date.now() - WINDOW_HOURS * 3600_000).toISOString();
     const byStatus = await Promise.all(
@@ -45,6 +46,7 @@ export const handler = apiHandler({
       ExpressionAttributeNames: { '#s': 'status' },
       ExpressionAttributeValues: { ':p': 'Pending' },
     });
+    const degraded = await allDegraded();
     const lines = [
       `# HELP kmod_deployments Deployments created in the last ${WINDOW_HOURS} h, by current status.`,
       '# TYPE kmod_deployments gauge',
@@ -55,6 +57,12 @@ export const handler = apiHandler({
       '# HELP kmod_approvals_pending Approval gates waiting for a decision.',
       '# TYPE kmod_approvals_pending gauge',
       `kmod_approvals_pending ${pending}`,
+      '# HELP kmod_degraded_modules Modules left Degraded per environment (a rollback could not finish; new deployments refused until repaired).',
+      '# TYPE kmod_degraded_modules gauge',
+      ...ENVIRONMENTS.map((e) => `kmod_degraded_modules{environment="${e}"} ${degraded.filter((x) => x.environment === e).length}`),
+      '# HELP kmod_environment_degraded 1 for each module and environment left Degraded, labelled with the deployment to roll back.',
+      '# TYPE kmod_environment_degraded gauge',
+      ...degraded.map((x) => `kmod_environment_degraded{environment="${x.environment}",module="${x.module}",deployment="${x.mark.deploymentId}"} 1`),
       '',
     ];
     return { statusCode: 200, headers: { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' }, body: lines.join('\n') };

@@ -8,6 +8,8 @@ import { requireDeployment, updateStage } from '../../lib/deployments.ts';
 import { restoreAfterRollback } from '../../lib/desiredState.ts';
 import { environmentInput } from '../../lib/environmentStage.ts';
 import { renewDeploymentLocks } from '../../lib/locks.ts';
+import { clearDegraded, getDegraded, markDegraded } from '../../lib/degraded.ts';
+import type { StuckNode } from '../../domain/degraded.ts';
 import { getNode, recordNodeModule } from '../../lib/nodes.ts';
 import { abortPlan, getPlan, listBatches, markTrafficSwitched, setBatchNodes, type BatchItem, type NodeTarget } from '../../lib/targets.ts';
 import { caughtErrorSchema, describeCaughtError, taskHandler, type CaughtError } from '../../lib/task.ts';
@@ -20,6 +22,8 @@ interface RollbackTally {
   stuck: string[];
   /** Nodes a later deployment has changed since: left alone. */
   skipped: string[];
+  /** The nodes whose rollback failed, with what they should run again (the environment's Degraded mark). */
+  stuckNodes: Record<string, StuckNode>;
 }
 
 /**
@@ -47,6 +51,9 @@ export const handler = taskHandler(
     }
     const tally = await rollBackNodes(d, environment);
     const restored = await restoreAfterRollback(d, environment, requestedBy ?? 'system:rollback');
+    // Nodes left on the new version: the environment stays marked until it is consistent again.
+    const degraded = await settleDegraded(d, environment, tally, requestedBy ?? 'system:rollback');
+    if (degraded) notes.push(degraded);
     // Planning itself failed (e.g. unreachable nodes): no node was touched, so the stage stays Failed.
     const neverPlanned = !plan && !onDemand && !cascaded;
     notes.push(neverPlanned ? 'no node was changed' : `rolled back ${tally.rolledBack} node(s) to their previous version`);
@@ -57,6 +64,22 @@ export const handler = taskHandler(
     return { environment, rolledBack: tally.rolledBack, rollbackFailed: tally.stuck.length, cause: cause.message };
   },
 );
+
+/**
+ * Mark the environment Degraded for the module when nodes are stuck on the new version, or clear
+ * this deployment's mark when every node is back (the repair by rollback on demand). Both audited
+ * and idempotent. Returns the note for the stage's message.
+ */
+async function settleDegraded(d: DeploymentRecord, environment: Environment, tally: RollbackTally, actor: string): Promise<string | undefined> {
+  if (Object.keys(tally.stuckNodes).length) {
+    await markDegraded(d, environment, tally.stuckNodes, actor);
+    return `${environment} is Degraded for ${d.moduleName} until ${Object.keys(tally.stuckNodes).sort().join(', ')} run(s) the previous version again`;
+  }
+  const mark = (await getDegraded(environment))[d.moduleName];
+  if (mark?.deploymentId !== d.executionId) return undefined;
+  const cleared = await clearDegraded(environment, d.moduleName, d.executionId, actor, 'rollback', { nodes: Object.keys(mark.stuckNodes).sort() });
+  return cleared ? `${environment} is consistent again: its Degraded mark for ${d.moduleName} is cleared` : undefined;
+}
 
 function describeRestored(module: string, restored: DesiredModule | null): string {
   if (restored === null) return `no desired version of ${module} recorded any more`;
@@ -83,7 +106,7 @@ function rollbackCause(d: DeploymentRecord, environment: Environment, error: Cau
  * flight (bounded by the agent timeout).
  */
 async function rollBackNodes(d: DeploymentRecord, environment: Environment): Promise<RollbackTally> {
-  const tally: RollbackTally = { rolledBack: 0, stuck: [], skipped: [] };
+  const tally: RollbackTally = { rolledBack: 0, stuck: [], skipped: [], stuckNodes: {} };
   const deadline = Date.now() + 2 * config.agentTimeoutMs() + 30_000;
   for (let pass = 0; ; pass++) {
     const batches = await listBatches(d.executionId, environment);
@@ -106,6 +129,7 @@ async function rollBackBatch(d: DeploymentRecord, environment: Environment, batc
     else {
       nodes[id] = { ...nodes[id], status: 'RollbackFailed', message: (o.reason as Error).message };
       tally.stuck.push(`${id}: ${(o.reason as Error).message}`);
+      tally.stuckNodes[id] = { previousVersion: batch.nodes[id].previousVersion, message: (o.reason as Error).message };
     }
   }
   await setBatchNodes(batch, nodes);

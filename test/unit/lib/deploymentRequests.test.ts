@@ -22,7 +22,14 @@ vi.mock('../../../functions/lib/aws.ts', () => ({
 }));
 const { requestDeployment, requestRollback } = await import('../../../functions/lib/deploymentRequests.ts');
 
-const TABLES = { DEPLOYMENTS_TABLE: 'deployments', IDEMPOTENCY_TABLE: 'idempotency', AUDIT_TABLE: 'audit', MODULES_TABLE: 'modules', LOCKS_TABLE: 'locks' };
+const TABLES = {
+  DEPLOYMENTS_TABLE: 'deployments',
+  IDEMPOTENCY_TABLE: 'idempotency',
+  AUDIT_TABLE: 'audit',
+  MODULES_TABLE: 'modules',
+  LOCKS_TABLE: 'locks',
+  CLUSTERS_TABLE: 'clusters',
+};
 const request = { moduleName: 'demo-kernel', version: '1.1.0', targetEnvironment: 'QA' as const };
 const cancelled = (...codes: string[]) =>
   new TransactionCanceledException({ message: 'cancelled', $metadata: {}, CancellationReasons: codes.map((Code) => ({ Code })) });
@@ -61,10 +68,39 @@ describe('requestDeployment', () => {
     const r = await requestDeployment(request, { requestedBy: 'dan' });
     expect(r).toMatchObject({ outcome: 'started', targetEnvironment: 'QA' });
     const [tx] = named('TransactWriteCommand');
-    expect(tx.input.TransactItems.map((i: any) => i.Put.TableName)).toEqual(['deployments', 'audit', 'locks', 'locks']);
+    expect(tx.input.TransactItems.map((i: any) => (i.Put ?? i.ConditionCheck).TableName)).toEqual([
+      'deployments',
+      'audit',
+      'locks',
+      'locks',
+      'clusters',
+      'clusters',
+    ]);
+    // Each environment on the way must not be Degraded for the module (issue 15, defect 9).
+    expect(tx.input.TransactItems.slice(4).map((i: any) => [i.ConditionCheck.Key.environment, i.ConditionCheck.ConditionExpression])).toEqual([
+      ['Development', 'attribute_not_exists(#dm.#mod)'],
+      ['QA', 'attribute_not_exists(#dm.#mod)'],
+    ]);
     expect(tx.input.TransactItems[1].Put.Item).toMatchObject({ action: 'deployment.requested', actor: 'dan' });
     expect(named('StartExecutionCommand')[0].input).toMatchObject({ stateMachineArn: 'arn:pipeline', name: (r as { executionId: string }).executionId });
     expect(named('UpdateCommand')[0].input.ExpressionAttributeValues).toEqual({ ':arn': 'arn:execution' });
+  });
+
+  it('refuses a deployment through a Degraded environment (the condition check that failed names it), and starts nothing', async () => {
+    const base = reads();
+    fake.dynamo.mockImplementation(async (c) => {
+      // Record, audit, locks of Development and QA, then the Degraded checks of Development and QA.
+      if (c.constructor.name === 'TransactWriteCommand') throw cancelled('None', 'None', 'None', 'None', 'None', 'ConditionalCheckFailed');
+      if (c.constructor.name === 'GetCommand' && c.input.TableName === 'clusters') return { Item: undefined };
+      return base(c);
+    });
+    expect(await requestDeployment(request, { requestedBy: 'dan' })).toEqual({
+      outcome: 'degraded',
+      moduleName: 'demo-kernel',
+      environment: 'QA',
+      mark: undefined,
+    });
+    expect(named('StartExecutionCommand')).toHaveLength(0);
   });
 
   it('retries a transaction cancelled by a concurrent one', async () => {
@@ -137,6 +173,30 @@ describe('requestDeployment', () => {
 describe('requestRollback', () => {
   const d = { executionId: 'dep-1', moduleName: 'demo-kernel', targetEnvironment: 'QA' } as DeploymentRecord;
 
+  it('answers an environment Degraded by another deployment with its mark, and starts nothing', async () => {
+    const mark = {
+      deploymentId: 'dep-0',
+      version: '1.0.5',
+      since: '2026-01-01T00:00:00.000Z',
+      stuckNodes: { 'qa-02': { previousVersion: '1.0.0', message: 'x' } },
+    };
+    const base = reads();
+    fake.dynamo.mockImplementation(async (c) => {
+      // Update, audit, two locks, then the checks in the order of the environments asked for.
+      if (c.constructor.name === 'TransactWriteCommand') throw cancelled('None', 'None', 'None', 'None', 'ConditionalCheckFailed', 'None');
+      if (c.constructor.name === 'GetCommand' && c.input.TableName === 'clusters')
+        return { Item: { environment: 'QA', degradedModules: { 'demo-kernel': mark } } };
+      return base(c);
+    });
+    expect(await requestRollback(d, { requestedBy: 'amy', environments: ['QA', 'Development'] })).toEqual({
+      outcome: 'degraded',
+      moduleName: 'demo-kernel',
+      environment: 'QA',
+      mark,
+    });
+    expect(named('StartExecutionCommand')).toHaveLength(0);
+  });
+
   it('tells a held lock from a rollback that is already running', async () => {
     const base = reads({ lockHolder: 'dep-2' });
     fake.dynamo.mockImplementation(async (c) => {
@@ -162,7 +222,12 @@ describe('requestRollback', () => {
     const [tx] = named('TransactWriteCommand');
     expect(tx.input.TransactItems[0].Update.ExpressionAttributeValues[':r']).toMatchObject({ status: 'Running', requestedBy: 'amy', reason: 'bad' });
     expect(tx.input.TransactItems[1].Put.Item).toMatchObject({ action: 'rollback.requested', details: { reason: 'bad', environments: ['QA', 'Development'] } });
-    expect(tx.input.TransactItems.slice(2).map((i: any) => i.Put.Item.lockKey)).toEqual(['demo-kernel#Development', 'demo-kernel#QA']);
+    expect(tx.input.TransactItems.slice(2, 4).map((i: any) => i.Put.Item.lockKey)).toEqual(['demo-kernel#Development', 'demo-kernel#QA']);
+    // Degraded by this very deployment is allowed (the repair); by another one, refused.
+    const checks = tx.input.TransactItems.slice(4).map((i: any) => i.ConditionCheck);
+    expect(checks.map((c: any) => c.Key.environment)).toEqual(['QA', 'Development']);
+    expect(checks[0].ConditionExpression).toBe('(attribute_not_exists(#dm.#mod)) OR (#dm.#mod.#dep = :degradedBy)');
+    expect(checks[0].ExpressionAttributeValues).toEqual({ ':degradedBy': 'dep-1' });
     expect(named('StartExecutionCommand')[0].input).toMatchObject({ stateMachineArn: 'arn:rollback', name: expect.stringMatching(/^dep-1-rollback-1-/) });
   });
 });
