@@ -1,5 +1,5 @@
 /** cdk-nag (AwsSolutions) findings the stack accepts, acknowledged on the resources that raise them. */
-import { type Stack, Validations } from 'aws-cdk-lib';
+import { Validations } from 'aws-cdk-lib';
 import type { IConstruct } from 'constructs';
 import { AwsSolutionsChecks } from 'cdk-nag';
 
@@ -57,9 +57,9 @@ export const ACCEPTED_NAG_FINDINGS: { match: RegExp; reason: string }[] = [
   },
 ];
 
-export function acknowledgeNagFindings(stack: Stack): void {
-  const report = new AwsSolutionsChecks().validateScope(stack);
-  const byPath = new Map<string, IConstruct>(stack.node.findAll().map((c) => [c.node.path, c]));
+export function acknowledgeNagFindings(scope: IConstruct): void {
+  const report = new AwsSolutionsChecks().validateScope(scope);
+  const byPath = new Map<string, IConstruct>(scope.node.findAll().map((c) => [c.node.path, c]));
   for (const v of report.violations) {
     const rule = v.ruleName ?? '';
     const accepted = ACCEPTED_NAG_FINDINGS.find((a) => a.match.test(rule));
