@@ -4,7 +4,7 @@
  * process, as test/integration/start.test.ts runs it, on one fixed port, so the approval links
  * mailed before the crash still point at it.
  */
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,7 +14,7 @@ import { DynamoDBDocumentClient, GetCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CloudFile } from '../../localcloud/cloud.ts';
 import { freePort } from '../../localcloud/net.ts';
-import { api } from './harness.ts';
+import { api, javaProcessesFor } from './harness.ts';
 
 const ENVIRONMENTS = ['Development', 'QA', 'Staging', 'Production'] as const;
 
@@ -73,17 +73,6 @@ class CloudProcess {
     const exited = new Promise((r) => this.child!.once('exit', r));
     this.child.kill('SIGINT');
     await exited;
-  }
-}
-
-function javaProcessesFor(dir: string): string[] {
-  try {
-    return execFileSync('pgrep', ['-f', join(dir, 'dynamodb')], { encoding: 'utf8' })
-      .trim()
-      .split('\n')
-      .filter(Boolean);
-  } catch {
-    return []; // pgrep exits 1 when nothing matches
   }
 }
 

@@ -1,4 +1,5 @@
 /** Starts a fresh local cloud for a test file and drives its HTTP API for real. */
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -109,5 +110,17 @@ export async function waitApprovingGates(cloud: LocalCloud, executionId: string,
     });
     if (r.status !== 200) throw new Error(`approval failed: ${r.status} ${JSON.stringify(r.body)}`);
     await waitForDeployment(cloud, executionId, [...FINISHED, 'Running'], timeoutMs);
+  }
+}
+
+/** The DynamoDB Local (Java) processes of a data dir: a stopped cloud must leave none behind. */
+export function javaProcessesFor(dataDir: string): string[] {
+  try {
+    return execFileSync('pgrep', ['-f', join(dataDir, 'dynamodb')], { encoding: 'utf8' })
+      .trim()
+      .split('\n')
+      .filter(Boolean);
+  } catch {
+    return []; // pgrep exits 1 when nothing matches
   }
 }

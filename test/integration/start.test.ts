@@ -1,20 +1,10 @@
 /** `npm start` as a person or a script uses it: wait for cloud.json and /health, call the API, Ctrl-C. */
-import { spawn, execFileSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-
-const javaProcessesFor = (dir: string) => {
-  try {
-    return execFileSync('pgrep', ['-f', join(dir, 'dynamodb')], { encoding: 'utf8' })
-      .trim()
-      .split('\n')
-      .filter(Boolean);
-  } catch {
-    return []; // pgrep exits 1 when nothing matches
-  }
-};
+import { javaProcessesFor } from './harness.ts';
 
 describe('npm start', () => {
   it('writes .local/cloud.json with working tokens, serves /health, and Ctrl-C leaves no process behind', async () => {
