@@ -401,7 +401,8 @@ export class Installer {
     const cur = await scrapePrometheus(url.href);
     const key = `${module}@${v}`;
     // Rate over the newest sample at least 10 s old (else the oldest), kept for two minutes.
-    const history = (this.counters.get(key) ?? []).filter((s) => cur.at - s.at <= 120_000);
+    // Samples of an earlier process of the same version (unloaded and loaded again) are dropped.
+    const history = (this.counters.get(key) ?? []).filter((s) => cur.at - s.at <= 120_000 && s.startTime === cur.startTime);
     const base = [...history].reverse().find((s) => cur.at - s.at >= 10_000) ?? history[0];
     this.counters.set(key, [...history, cur]);
     return trafficBetween(base, cur);

@@ -69,7 +69,9 @@ const round = (n: number) => Math.round(n * 100) / 100;
 
 /** Rates between two samples, or over the process lifetime when there is no usable earlier one. */
 export function trafficBetween(prev: CounterSample | undefined, cur: CounterSample): Traffic {
-  const usable = prev && cur.at - prev.at >= 1000 && cur.requests >= prev.requests && cur.latencyCount >= prev.latencyCount;
+  // A restarted process (same version loaded again) starts its counters afresh: an earlier sample of
+  // another process is no base, even when its counters happen to be lower.
+  const usable = prev && prev.startTime === cur.startTime && cur.at - prev.at >= 1000 && cur.requests >= prev.requests && cur.latencyCount >= prev.latencyCount;
   const base = usable ? prev : { at: (cur.startTime ?? cur.at / 1000) * 1000, requests: 0, errors: 0, latencySum: 0, latencyCount: 0 };
   const seconds = (cur.at - base.at) / 1000;
   const requests = cur.requests - base.requests;

@@ -41,6 +41,14 @@ describe('module metrics', () => {
     expect(trafficBetween(a, b)).toEqual({ requestsPerSecond: 55, errorRatePercent: 9.09, latencyMs: 9.09 });
   });
 
+  it('does not rate a restarted process against the samples of the one before it', () => {
+    // The same version loaded again: the old process served 1000 requests (5 failed); the new one,
+    // started at 100 s, has served 1005 (7 failed). Against the old sample that reads as 2 of 5 = 40 %.
+    const old = parsePrometheus(exposition({ ok: 995, errors: 5, sum: 10, start: 0 }), 100_000);
+    const restarted = parsePrometheus(exposition({ ok: 998, errors: 7, sum: 10, start: 100 }), 120_000);
+    expect(trafficBetween(old, restarted)).toEqual({ requestsPerSecond: 50.25, errorRatePercent: 0.7, latencyMs: 9.95 });
+  });
+
   it('reads only loopback addresses', () => {
     for (const ok of ['http://127.0.0.1:9464/metrics', 'http://localhost/metrics', 'http://[::1]:1/m', 'http://127.8.9.1/x'])
       expect(loopbackUrl(ok).href).toBe(new URL(ok).href);
