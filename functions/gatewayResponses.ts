@@ -33,3 +33,19 @@ export const GATEWAY_SECURITY_HEADERS = { 'Strict-Transport-Security': 'max-age=
 export function gatewayResponse(type: GatewayResponse['type']): GatewayResponse {
   return GATEWAY_RESPONSES.find((g) => g.type === type)!;
 }
+
+/**
+ * API Gateway's authorizer result cache, per bearer token. Off by default: the authorizer answers
+ * with the caller's roles from the directory (cached DIRECTORY_CACHE_SECONDS), and a cached answer
+ * would keep a demoted or disabled principal in, or an expired token valid, for as long again.
+ * The CDK app (context `authorizerCacheSeconds`) and the local gateway (`AUTHORIZER_CACHE_SECONDS`)
+ * read the same setting, so both behave alike (docs/adr/0024-hot-path-reads.md).
+ */
+export const AUTHORIZER_CACHE_SECONDS_DEFAULT = 0;
+
+export function authorizerCacheSecondsFromEnv(env: Record<string, string | undefined> = process.env): number {
+  const v = Number(env.AUTHORIZER_CACHE_SECONDS ?? AUTHORIZER_CACHE_SECONDS_DEFAULT);
+  if (!Number.isInteger(v) || v < 0 || v > 3600)
+    throw new Error(`AUTHORIZER_CACHE_SECONDS must be a whole number of seconds from 0 to 3600, got "${env.AUTHORIZER_CACHE_SECONDS}"`);
+  return v;
+}

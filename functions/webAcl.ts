@@ -15,7 +15,7 @@ export interface WafSettings {
   windowSeconds: WafWindowSeconds;
 }
 
-/** The same figure as the in-app per-address default (RATE_LIMIT_PER_IP), counted here for every request. */
+/** The per-address limit: counted here, at the edge, for every request (the functions count only per user). */
 export const DEFAULT_WAF: WafSettings = { ratePerAddress: 1000, windowSeconds: 60 };
 
 /**

@@ -5,6 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { FUNCTIONS, type FunctionSpec } from '../functions/catalog.ts';
+import { AUTHORIZER_CACHE_SECONDS_DEFAULT } from '../functions/gatewayResponses.ts';
 import { WAF_WINDOWS, type WafWindowSeconds } from '../functions/webAcl.ts';
 
 export interface OrchestratorSettings {
@@ -22,6 +23,11 @@ export interface OrchestratorSettings {
   publicApiUrl?: string;
   /** Stage throttling, the outer guard in front of the in-app limits. */
   throttleRateLimit: number;
+  /**
+   * How long API Gateway keeps an authorizer answer per bearer token (0: not at all). Longer saves
+   * authorizer invocations, and delays a role change or a disabled principal by as long.
+   */
+  authorizerCacheSeconds: number;
   throttleBurstLimit: number;
   /** Optional custom domain (TLS 1.2+) with an ACM certificate ARN. */
   domainName?: string;
@@ -100,6 +106,7 @@ export function settingsFromContext(get: (key: string) => unknown): Orchestrator
     approvers: approvers(typeof get('approvers') === 'object' && get('approvers') ? JSON.stringify(get('approvers')) : opt('approvers')),
     publicApiUrl: opt('publicApiUrl'),
     throttleRateLimit: num('throttleRateLimit', 50),
+    authorizerCacheSeconds: authorizerCacheSeconds(opt),
     throttleBurstLimit: num('throttleBurstLimit', 100),
     domainName,
     certificateArn,
@@ -167,6 +174,14 @@ function revocationListUrls(raw: string | undefined): string {
       `Context revocationListUrls must be comma-separated http(s) URLs of CRLs, got "${bad.join(', ')}": pass -c revocationListUrls=http://pki.example.com/root.crl.`,
     );
   return urls.join(',');
+}
+
+/** API Gateway's own bounds for an authorizer's result cache: 0 to 3600 s. */
+function authorizerCacheSeconds(opt: (k: string) => string | undefined): number {
+  const v = Number(opt('authorizerCacheSeconds') ?? AUTHORIZER_CACHE_SECONDS_DEFAULT);
+  if (!Number.isInteger(v) || v < 0 || v > 3600)
+    throw new ContextError(`Context authorizerCacheSeconds must be a whole number of seconds from 0 to 3600, got "${opt('authorizerCacheSeconds')}".`);
+  return v;
 }
 
 /** WAF's own bounds: a rate limit of at least 10 requests, over one of its evaluation windows. */

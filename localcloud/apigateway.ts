@@ -8,11 +8,13 @@ import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { APIGatewayAuthorizerResult, APIGatewayProxyEvent, APIGatewayProxyResult, APIGatewayRequestAuthorizerEvent } from 'aws-lambda';
 import { ROUTES, type RouteSpec } from '../functions/catalog.ts';
-import { GATEWAY_SECURITY_HEADERS, gatewayResponse, type GatewayResponse } from '../functions/gatewayResponses.ts';
+import { authorizerCacheSecondsFromEnv, GATEWAY_SECURITY_HEADERS, gatewayResponse, type GatewayResponse } from '../functions/gatewayResponses.ts';
+import { LRUCache } from 'lru-cache';
 import { WAF_RESPONSES, wafSettingsFromEnv } from '../functions/webAcl.ts';
 import { ACCOUNT, functionName, REGION, type LocalLambda } from './lambda.ts';
 import { LocalWebSocketApi } from './websocket.ts';
 import { LocalWebAcl } from './webAcl.ts';
+import type { CallMeter } from './meter.ts';
 
 const API_ID = 'localapi01';
 const STAGE = 'local';
@@ -47,6 +49,9 @@ export class LocalApiGateway {
   /** Extra pages the local cloud serves beside the API (none on AWS). */
   readonly extras = new Map<string, (req: IncomingMessage, res: ServerResponse) => void>();
 
+  /** Authorizer answers per Authorization header value, as API Gateway caches them. */
+  private readonly authorizerCache = new LRUCache<string, APIGatewayAuthorizerResult>({ max: 10_000, ttlAutopurge: false });
+
   /** The WebSocket API on the same port (upgrades on /ws, its management API under /ws/@connections). */
   readonly websocket: LocalWebSocketApi;
   private domain = '127.0.0.1';
@@ -59,6 +64,10 @@ export class LocalApiGateway {
      */
     private readonly runsAuthorizer = true,
     private readonly webAcl = new LocalWebAcl(wafSettingsFromEnv()),
+    /** Counts the calls each route makes (its authorizer's included), when given. */
+    private readonly meter?: CallMeter,
+    /** The authorizer result cache's TTL, as the CDK app configures it (0: every request runs the authorizer). */
+    private readonly authorizerCacheSeconds = authorizerCacheSecondsFromEnv(),
   ) {
     this.websocket = new LocalWebSocketApi(lambda, () => this.domain);
   }
@@ -129,6 +138,12 @@ export class LocalApiGateway {
     const route = candidates.find((r) => r.method === method);
     if (!route) return sendGateway(res, gatewayResponse('MISSING_AUTHENTICATION_TOKEN'), `no route for ${method} ${url.pathname}`);
 
+    if (this.meter) return this.meter.run(`${method} ${route.path}`, () => this.invokeRoute(req, res, url, method, sourceIp, route));
+    return this.invokeRoute(req, res, url, method, sourceIp, route);
+  }
+
+  /** The matched route: body, authorizer, integration. */
+  private async invokeRoute(req: IncomingMessage, res: ServerResponse, url: URL, method: string, sourceIp: string, route: CompiledRoute): Promise<void> {
     const chunks: Buffer[] = [];
     let size = 0;
     for await (const c of req) {
@@ -205,17 +220,26 @@ export class LocalApiGateway {
           resourcePath: route.path,
         } as never,
       };
-      let result: APIGatewayAuthorizerResult;
-      try {
-        result = (await this.lambda.invoke(functionName('Authorizer'), authEvent)) as APIGatewayAuthorizerResult;
-      } catch (e) {
-        const message = (e as Error).message;
-        return message.includes('"errorMessage":"Unauthorized"')
-          ? sendGateway(res, gatewayResponse('UNAUTHORIZED'))
-          : sendGateway(res, gatewayResponse('DEFAULT_5XX'), 'authorizer failure');
+      // With a result cache, API Gateway keys answers by the identity source (the Authorization
+      // header) and refuses a request without it before any authorizer runs.
+      const identitySource = Object.entries(headers).find(([k]) => k.toLowerCase() === 'authorization')?.[1];
+      const caching = this.authorizerCacheSeconds > 0;
+      if (caching && !identitySource) return sendGateway(res, gatewayResponse('UNAUTHORIZED'));
+      let result = caching ? this.authorizerCache.get(identitySource!) : undefined;
+      if (!result) {
+        try {
+          result = (await this.lambda.invoke(functionName('Authorizer'), authEvent)) as APIGatewayAuthorizerResult;
+        } catch (e) {
+          const message = (e as Error).message;
+          return message.includes('"errorMessage":"Unauthorized"')
+            ? sendGateway(res, gatewayResponse('UNAUTHORIZED'))
+            : sendGateway(res, gatewayResponse('DEFAULT_5XX'), 'authorizer failure');
+        }
+        // A policy (Allow or Deny) is cached; a refusal (Unauthorized) or a failure is not.
+        if (caching) this.authorizerCache.set(identitySource!, result, { ttl: this.authorizerCacheSeconds * 1000 });
       }
-      const allowed = result.policyDocument.Statement.some((s) => 'Effect' in s && s.Effect === 'Allow');
-      if (!allowed) return sendGateway(res, gatewayResponse('ACCESS_DENIED'));
+      // Evaluated against this request's method ARN, as API Gateway does (a cached policy answers other routes too).
+      if (!policyAllows(result.policyDocument, methodArn)) return sendGateway(res, gatewayResponse('ACCESS_DENIED'));
       authorizer = { ...(result.context ?? {}), principalId: result.principalId, integrationLatency: 0 };
     }
     const event: APIGatewayProxyEvent = {
@@ -259,4 +283,20 @@ export class LocalApiGateway {
     res.writeHead(result.statusCode, out);
     res.end(result.isBase64Encoded ? Buffer.from(result.body, 'base64') : result.body);
   }
+}
+
+/** IAM evaluation of an authorizer policy for one method ARN: an explicit Deny wins, else some Allow must match (`*` and `?` wildcards). */
+export function policyAllows(policy: APIGatewayAuthorizerResult['policyDocument'], methodArn: string): boolean {
+  const matches = (resource: string | string[] | undefined) =>
+    [resource ?? []].flat().some((r) =>
+      new RegExp(
+        `^${r
+          .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+          .replace(/\*/g, '.*')
+          .replace(/\?/g, '.')}$`,
+      ).test(methodArn),
+    );
+  const statements = policy.Statement.filter((st) => 'Resource' in st && matches(st.Resource as string | string[]));
+  if (statements.some((st) => st.Effect === 'Deny')) return false;
+  return statements.some((st) => st.Effect === 'Allow');
 }

@@ -12,7 +12,8 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { FUNCTIONS, STATE_MACHINES, functionArnKey, stateMachineArnKey, type FunctionId, type StateMachineId } from '../functions/catalog.ts';
 import type { AgentKey } from '../functions/agent/protocol.ts';
-import { forgetClients } from '../functions/lib/aws.ts';
+import { CallMeter } from './meter.ts';
+import { forgetClients, onClientCreated, type SdkClientLike } from '../functions/lib/aws.ts';
 import { TABLES, type TableKey } from '../functions/lib/tables.ts';
 import { splitPem } from '../functions/domain/signature.ts';
 import { startDynamoDbLocal, ensureTables } from './dynamodb.ts';
@@ -79,6 +80,8 @@ export interface LocalCloud extends CloudFile {
   issuer: DevIssuer;
   gateway: LocalApiGateway;
   lambda: LocalLambda;
+  /** Billable calls per API route (and other units of work), as `/_local/meter` reports them. */
+  meter: CallMeter;
   ddb: DynamoDBDocumentClient;
   /** The etcd reconciler, when KMOD_ETCD_ENDPOINTS is set. */
   discovery?: RunningDiscovery;
@@ -214,6 +217,13 @@ export async function startLocalCloud(opts: LocalCloudOptions = {}): Promise<Loc
     Object.assign(process.env, env);
     // The handlers run in this process: clients made for an earlier cloud here would call its ports.
     forgetClients();
+    // Every SDK client the handlers make counts its calls against the request it serves (/_local/meter).
+    const meter = new CallMeter();
+    const unhook = onClientCreated((client: SdkClientLike, service) => {
+      const { fn, options } = meter.middleware(service);
+      client.middlewareStack.add(fn as never, options as never);
+    });
+    cleanups.push(async () => unhook());
 
     const { crlUrlOf, loadOrCreatePki } = await import('./devPki.ts');
     const { pki, legacy } = await loadOrCreatePki(join(dataDir, 'pki'));
@@ -257,7 +267,7 @@ export async function startLocalCloud(opts: LocalCloudOptions = {}): Promise<Loc
     rotateWatch.unref();
     cleanups.push(async () => clearInterval(rotateWatch));
 
-    const gateway = new LocalApiGateway(lambda, opts.gatewayRunsAuthorizer ?? true);
+    const gateway = new LocalApiGateway(lambda, opts.gatewayRunsAuthorizer ?? true, undefined, meter);
     gateway.extras.set('/_local/mailbox', (_req, res) => {
       // The mailbox lives on the services port; a stable path on the API port points there.
       res.writeHead(302, { location: `${servicesUrl}/_mailbox` });
@@ -266,6 +276,7 @@ export async function startLocalCloud(opts: LocalCloudOptions = {}): Promise<Loc
     gateway.extras.set('/_local/fleet', fleetControl(fleet));
     gateway.extras.set('/_local/identity', identityControl(issuer));
     gateway.extras.set('/_local/websocket', websocketControl(gateway.websocket));
+    gateway.extras.set('/_local/meter', meter.control());
     await registerDevUsers(ddb, tableNames.users);
     const apiUrl = await gateway.listen(opts.apiPort ?? 3000, host);
     cleanups.push(() => gateway.close());
@@ -311,6 +322,7 @@ export async function startLocalCloud(opts: LocalCloudOptions = {}): Promise<Loc
       issuer,
       gateway,
       lambda,
+      meter,
       ddb,
       discovery,
       tableNames,

@@ -17,6 +17,28 @@ let sns: SNSClient | undefined;
 let s3: S3Client | undefined;
 let connections: ApiGatewayManagementApiClient | undefined;
 
+/** What a setup hook may touch on a client: its middleware stack (the SDK's own extension point). */
+export interface SdkClientLike {
+  middlewareStack: { add(middleware: never, options: never): void };
+}
+type ClientSetup = (client: SdkClientLike, service: string) => void;
+const setups = new Set<ClientSetup>();
+
+/**
+ * Run `setup` on every SDK client created from now on (the local cloud's call meter adds its
+ * middleware this way). Returns the function that removes it. Clients made earlier keep what
+ * they had: call `forgetClients()` first to make them afresh.
+ */
+export function onClientCreated(setup: ClientSetup): () => void {
+  setups.add(setup);
+  return () => setups.delete(setup);
+}
+
+function setUp<T extends SdkClientLike>(client: T, service: string): T {
+  for (const setup of setups) setup(client, service);
+  return client;
+}
+
 /**
  * Forget the clients: for a process that hosts one local cloud after another (the test suites),
  * whose endpoints change with each. A Lambda container's endpoints never change; nothing on AWS
@@ -27,7 +49,7 @@ export function forgetClients(): void {
 }
 
 export function dynamo(): DynamoDBDocumentClient {
-  ddb ??= DynamoDBDocumentClient.from(new DynamoDBClient({}), {
+  ddb ??= DynamoDBDocumentClient.from(setUp(new DynamoDBClient({}), 'dynamodb'), {
     marshallOptions: { removeUndefinedValues: true, convertClassInstanceToMap: false },
   });
   return ddb;
@@ -55,18 +77,18 @@ export async function scanAll<T>(input: ScanCommandInput): Promise<T[]> {
 }
 
 export function stepFunctions(): SFNClient {
-  sfn ??= new SFNClient({});
+  sfn ??= setUp(new SFNClient({}), 'states');
   return sfn;
 }
 
 export function notifications(): SNSClient {
-  sns ??= new SNSClient({});
+  sns ??= setUp(new SNSClient({}), 'sns');
   return sns;
 }
 
 export function objectStore(): S3Client {
   // Path-style addressing for endpoints without per-bucket DNS (the local cloud, LocalStack).
-  s3 ??= new S3Client({ forcePathStyle: process.env.S3_FORCE_PATH_STYLE === 'true' });
+  s3 ??= setUp(new S3Client({ forcePathStyle: process.env.S3_FORCE_PATH_STYLE === 'true' }), 's3');
   return s3;
 }
 
@@ -76,6 +98,6 @@ export function objectStore(): S3Client {
  * so it is configuration, not a service default.
  */
 export function connectionsApi(): ApiGatewayManagementApiClient {
-  connections ??= new ApiGatewayManagementApiClient({ endpoint: config.wsManagementEndpoint() });
+  connections ??= setUp(new ApiGatewayManagementApiClient({ endpoint: config.wsManagementEndpoint() }), 'execute-api');
   return connections;
 }

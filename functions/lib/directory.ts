@@ -56,7 +56,9 @@ export async function getEntry(userId: string): Promise<DirectoryEntry | undefin
 
 /**
  * `load`, remembered per id for `ttlSeconds()` (read at each look-up, so it can change live), "not
- * found" included; at most `max` ids. A TTL of 0 reads every time.
+ * found" included; at most `max` ids. Look-ups that miss at the same time share one read, so an
+ * entry expiring under load costs one table call, not one per request in flight. A TTL of 0 reads
+ * every time, each look-up on its own.
  */
 export function cachedLookup(
   load: (userId: string) => Promise<DirectoryEntry | undefined>,
@@ -64,13 +66,23 @@ export function cachedLookup(
 ): (userId: string) => Promise<DirectoryEntry | undefined> {
   // ttlResolution 0: ask the clock on every read (the default re-reads it at most once per millisecond by timer).
   const cache = new LRUCache<string, { entry?: DirectoryEntry }>({ max: opts.max ?? 10_000, ttlResolution: 0, ...(opts.perf ? { perf: opts.perf } : {}) });
+  const reading = new Map<string, Promise<DirectoryEntry | undefined>>();
   return async (userId) => {
     const ttl = opts.ttlSeconds() * 1000;
-    const hit = ttl > 0 ? cache.get(userId) : undefined;
+    if (ttl <= 0) return load(userId);
+    const hit = cache.get(userId);
     if (hit) return hit.entry;
-    const entry = await load(userId);
-    if (ttl > 0) cache.set(userId, { entry }, { ttl });
-    return entry;
+    let read = reading.get(userId);
+    if (!read) {
+      read = load(userId)
+        .then((entry) => {
+          cache.set(userId, { entry }, { ttl });
+          return entry;
+        })
+        .finally(() => reading.delete(userId));
+      reading.set(userId, read);
+    }
+    return read;
   };
 }
 

@@ -1,8 +1,9 @@
 /**
- * Rate limits that hold across concurrent Lambdas: fixed-window counters in DynamoDB, incremented
- * atomically (UpdateItem ADD) and expired by TTL. Limits come from the Settings table (an Admin
- * changes them live; containers re-read them every few seconds) with defaults from the environment.
- * API Gateway stage throttling stays in front as the outer guard.
+ * Per-user rate limits on costly routes that hold across concurrent Lambdas: fixed-window counters
+ * in DynamoDB, incremented atomically (UpdateItem ADD) and expired by TTL. Limits come from the
+ * Settings table (an Admin changes them live; containers re-read them every few seconds) with
+ * defaults from the environment. The per-address limit is the edge's (AWS WAF's rate-based rule;
+ * the local gateway's web ACL), and API Gateway stage throttling stays in front as the outer guard.
  */
 import { GetCommand, PutCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { z } from 'zod';
@@ -11,14 +12,18 @@ import { audit } from './audit.ts';
 import { dynamo } from './aws.ts';
 import { tableName, TTL_ATTRIBUTE } from './tables.ts';
 
-export const rateLimitSettingsSchema = z
-  .object({
+const EDGE_LIMIT_MOVED =
+  'perIp is no longer a setting: the per-address limit is counted at the edge for every request (AWS WAF, WAF_RATE_LIMIT_PER_ADDRESS locally); see docs/adr/0024-hot-path-reads.md';
+
+export const rateLimitSettingsSchema = z.strictObject(
+  {
     windowSeconds: z.number().int().min(1).max(3600),
-    perIp: z.number().int().min(1).max(1_000_000),
     deploymentCreatePerUser: z.number().int().min(1).max(100_000),
     metricsPerUser: z.number().int().min(1).max(100_000),
-  })
-  .strict();
+  },
+  // A client written for the old settings is told where the limit went, not just "unrecognised key".
+  { error: (issue) => (issue.code === 'unrecognized_keys' && issue.keys.includes('perIp') ? EDGE_LIMIT_MOVED : undefined) },
+);
 export type RateLimitSettings = z.infer<typeof rateLimitSettingsSchema>;
 
 const num = (name: string, fallback: number) => (process.env[name] ? Number(process.env[name]) : fallback);
@@ -26,7 +31,6 @@ const num = (name: string, fallback: number) => (process.env[name] ? Number(proc
 export function defaultRateLimits(): RateLimitSettings {
   return {
     windowSeconds: num('RATE_LIMIT_WINDOW_SECONDS', 60),
-    perIp: num('RATE_LIMIT_PER_IP', 1000),
     deploymentCreatePerUser: num('RATE_LIMIT_DEPLOYMENTS_PER_USER', 10),
     metricsPerUser: num('RATE_LIMIT_METRICS_PER_USER', 60),
   };
@@ -40,7 +44,10 @@ let cached: { at: number; value: RateLimitSettings } | undefined;
 export async function rateLimitSettings(): Promise<RateLimitSettings> {
   if (cached && Date.now() - cached.at < SETTINGS_CACHE_MS) return cached.value;
   const r = await dynamo().send(new GetCommand({ TableName: tableName('settings'), Key: { key: SETTINGS_KEY } }));
-  const value = { ...defaultRateLimits(), ...((r.Item?.value as Partial<RateLimitSettings> | undefined) ?? {}) };
+  // Only the settings there are now (an item written before the edge took the per-address limit still has perIp).
+  const { windowSeconds, deploymentCreatePerUser, metricsPerUser } = (r.Item?.value as Partial<RateLimitSettings> | undefined) ?? {};
+  const stored = Object.fromEntries(Object.entries({ windowSeconds, deploymentCreatePerUser, metricsPerUser }).filter(([, v]) => v !== undefined));
+  const value = { ...defaultRateLimits(), ...stored };
   cached = { at: Date.now(), value };
   return value;
 }
@@ -54,7 +61,7 @@ export async function setRateLimitSettings(value: RateLimitSettings, actor: stri
   await audit({ subject: 'settings#rate-limits', category: 'config', action: 'rate-limits.changed', actor, details: { before, after: value } });
 }
 
-export type LimitKind = 'ip' | 'deployments' | 'metrics';
+export type LimitKind = 'deployments' | 'metrics';
 
 /**
  * Count one request against `limit` in the current window; throws 429 (with Retry-After and
@@ -83,13 +90,13 @@ export async function consume(kind: LimitKind, who: string, limit: number, windo
       subject: `ratelimit#${kind}#${who}`,
       category: 'security',
       action: 'rate-limit.exceeded',
-      actor: kind === 'ip' ? `ip:${who}` : who,
+      actor: who,
       details: { kind, limit, windowSeconds },
     });
   }
   throw new AppError(
     'TooManyRequests',
-    `rate limit exceeded: ${limit} ${kind === 'ip' ? 'requests per address' : kind === 'deployments' ? 'deployment requests' : 'metrics requests'} per ${windowSeconds} s; retry in ${reset} s`,
+    `rate limit exceeded: ${limit} ${kind === 'deployments' ? 'deployment requests' : 'metrics requests'} per ${windowSeconds} s; retry in ${reset} s`,
     429,
     undefined,
     {

@@ -5,7 +5,7 @@
  * service-mesh route) plugs in by implementing `TrafficRouter` and selecting it with
  * TRAFFIC_ROUTER (see docs/runbooks/traffic-router.md).
  */
-import { GetCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { BatchGetCommand, type BatchGetCommandOutput, GetCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import type { Environment } from '../domain/environments.ts';
 import type { Colour } from '../domain/strategy.ts';
 import type { DesiredModules } from '../domain/convergence.ts';
@@ -34,6 +34,20 @@ export interface ClusterRecord {
 export async function getCluster(environment: Environment, opts: { consistent?: boolean } = {}): Promise<ClusterRecord | undefined> {
   const r = await dynamo().send(new GetCommand({ TableName: tableName('clusters'), Key: { environment }, ConsistentRead: opts.consistent ?? true }));
   return r.Item as ClusterRecord | undefined;
+}
+
+/** Several environments' records in one BatchGetItem (the clusters overview reads all four). */
+export async function getClusters(environments: readonly Environment[]): Promise<Map<Environment, ClusterRecord>> {
+  const table = tableName('clusters');
+  const out = new Map<Environment, ClusterRecord>();
+  let keys: Record<string, unknown>[] | undefined = environments.map((environment) => ({ environment }));
+  for (let attempt = 0; keys?.length; attempt++) {
+    if (attempt > 0) await new Promise((r) => setTimeout(r, Math.min(1000, 50 * 2 ** attempt)));
+    const r: BatchGetCommandOutput = await dynamo().send(new BatchGetCommand({ RequestItems: { [table]: { Keys: keys, ConsistentRead: true } } }));
+    for (const item of r.Responses?.[table] ?? []) out.set(item.environment as Environment, item as ClusterRecord);
+    keys = r.UnprocessedKeys?.[table]?.Keys;
+  }
+  return out;
 }
 
 export const clusterTableRouter: TrafficRouter = {

@@ -15,7 +15,10 @@ import type { OrchestratorSettings } from '../settings.ts';
 import { Layer } from './layer.ts';
 
 export interface HttpApiProps {
-  settings: Pick<OrchestratorSettings, 'throttleRateLimit' | 'throttleBurstLimit' | 'corsAllowedOrigins' | 'domainName' | 'certificateArn' | 'publicApiUrl'>;
+  settings: Pick<
+    OrchestratorSettings,
+    'throttleRateLimit' | 'throttleBurstLimit' | 'corsAllowedOrigins' | 'authorizerCacheSeconds' | 'domainName' | 'certificateArn' | 'publicApiUrl'
+  >;
   key: kms.IKey;
 }
 
@@ -30,8 +33,11 @@ export class HttpApi extends Layer {
   /** Base URL of links in emails: the setting, else the custom domain, else the stage URL. */
   readonly publicUrl: string;
 
+  private readonly authorizerCacheSeconds: number;
+
   constructor(scope: Construct, id: string, { settings, key }: HttpApiProps) {
     super(scope, id);
+    this.authorizerCacheSeconds = settings.authorizerCacheSeconds;
     this.api = new apigw.RestApi(Stack.of(this), 'Api', {
       restApiName: 'kmod-orchestrator',
       cloudWatchRole: true,
@@ -67,11 +73,10 @@ export class HttpApi extends Layer {
     const authorizer = new apigw.RequestAuthorizer(Stack.of(this), 'JwtAuthorizer', {
       handler: authorizerFn,
       identitySources: [apigw.IdentitySource.header('Authorization')],
-      // No result cache. The authorizer answers with the caller's roles from the directory (itself
-      // cached DIRECTORY_CACHE_SECONDS, 5 s): a cached answer would keep a demoted or disabled
-      // principal in for its whole TTL on top of that (the default is 5 minutes), and an expired
-      // token too. Each request costs an authorizer call; its JWKS and directory look-ups are cached.
-      resultsCacheTtl: Duration.seconds(0),
+      // Off by default (functions/gatewayResponses.ts AUTHORIZER_CACHE_SECONDS_DEFAULT): a cached
+      // answer keeps a demoted or disabled principal in for its TTL on top of DIRECTORY_CACHE_SECONDS
+      // (API Gateway's own default is 5 minutes). The local gateway honours the same setting.
+      resultsCacheTtl: Duration.seconds(this.authorizerCacheSeconds),
     });
     for (const route of ROUTES) {
       const resource = this.api.root.resourceForPath(route.path);

@@ -30,6 +30,7 @@ describe('settings from CDK context', () => {
       publicApiUrl: undefined,
       throttleRateLimit: 50,
       throttleBurstLimit: 100,
+      authorizerCacheSeconds: 0,
       domainName: undefined,
       certificateArn: undefined,
       corsAllowedOrigins: '',
@@ -55,6 +56,13 @@ describe('settings from CDK context', () => {
     expect(from({ ...base, wafRateLimitPerAddress: '5000', wafRateWindowSeconds: '300' })().waf).toEqual({ ratePerAddress: 5000, windowSeconds: 300 });
     expect(from({ ...base, wafRateLimitPerAddress: '5' })).toThrow(/wafRateLimitPerAddress must be a whole number from 10/);
     expect(from({ ...base, wafRateWindowSeconds: '30' })).toThrow(/wafRateWindowSeconds must be one of 60, 120, 300, 600/);
+  });
+
+  it('takes an authorizer cache TTL within API Gateway’s bounds (issue 14)', () => {
+    const base = { trustedRootsPem: 'PEM' };
+    expect(from({ ...base, authorizerCacheSeconds: '30' })().authorizerCacheSeconds).toBe(30);
+    expect(from({ ...base, authorizerCacheSeconds: '3601' })).toThrow(/authorizerCacheSeconds must be a whole number of seconds from 0 to 3600/);
+    expect(from({ ...base, authorizerCacheSeconds: '1.5' })).toThrow(/authorizerCacheSeconds must be a whole number/);
   });
 
   it('trusts an external issuer only with its keys and its clients, and verifies tokens in functions only when asked', () => {

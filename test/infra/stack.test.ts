@@ -373,7 +373,7 @@ describe('the synthesized template', () => {
     expect(logicalIdsIn(authorizer.Properties.AuthorizerUri)).toContain(logicalIdOf(fnOf(authorizerFn as keyof typeof FUNCTIONS)));
   });
 
-  it('does not cache authorizer answers, so a demoted or disabled principal is out within the directory cache TTL', () => {
+  it('does not cache authorizer answers by default, so a demoted or disabled principal is out within the directory cache TTL', () => {
     const authorizers = ofType('AWS::ApiGateway::Authorizer');
     expect(authorizers).toHaveLength(1);
     expect(authorizers[0][1].Properties).toMatchObject({ Type: 'REQUEST', AuthorizerResultTtlInSeconds: 0 });

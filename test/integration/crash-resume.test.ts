@@ -39,7 +39,7 @@ class CloudProcess {
         PORT: String(this.port),
         KMOD_DATA_DIR: this.dir,
         CANARY_BAKE_SECONDS: '3',
-        RATE_LIMIT_PER_IP: '100000',
+        WAF_RATE_LIMIT_PER_ADDRESS: '100000',
         RATE_LIMIT_DEPLOYMENTS_PER_USER: '10000',
       },
       stdio: ['ignore', 'pipe', 'pipe'],

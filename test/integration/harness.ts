@@ -8,11 +8,10 @@ import { startLocalCloud, type LocalCloud, type LocalCloudOptions } from '../../
 
 /**
  * The suites create deployments and poll far faster than people do; they run with generous rate
- * limits, at the edge (the web ACL) and in the handlers. test/integration/rate-limits.test.ts checks
+ * limits, at the edge (the web ACL, per address) and in the handlers (per user). test/integration/rate-limits.test.ts checks
  * the real defaults.
  */
 const SUITE_LIMITS = {
-  RATE_LIMIT_PER_IP: '100000',
   RATE_LIMIT_DEPLOYMENTS_PER_USER: '10000',
   RATE_LIMIT_METRICS_PER_USER: '10000',
   // Directory changes (roles, disabling) apply at once in the suites; users.test.ts checks a real TTL.

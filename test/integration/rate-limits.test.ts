@@ -11,7 +11,7 @@ const WINDOW = 4;
 
 const EDGE_LIMIT = 300;
 
-// The default limits (10 deployment requests per user per window, 60 metrics, 1000 per address),
+// The default limits (10 deployment requests per user per window, 60 metrics; per address, the edge's 1000),
 // with the one-minute window shrunk to a few seconds so recovery can be observed. The edge limit
 // (the web ACL, every request counted) is lowered from 1000 so that a burst of junk requests
 // crosses it within its minute even on a slow machine.
@@ -72,9 +72,14 @@ describe('rate limits', () => {
   it('applies a limit an Admin changes, within seconds, without a restart; the change is audited', async () => {
     expect((await api(cloud, 'PUT', '/api/v1/admin/rate-limits', { token: cloud.tokens.Deployer, body: {} })).status).toBe(403);
     const current = await api(cloud, 'GET', '/api/v1/admin/rate-limits', { token: cloud.tokens.Admin });
-    expect(current.body).toEqual({ windowSeconds: WINDOW, perIp: 1000, deploymentCreatePerUser: 10, metricsPerUser: 60 });
-    const bad = await api(cloud, 'PUT', '/api/v1/admin/rate-limits', { token: cloud.tokens.Admin, body: { ...current.body, perIp: -1 } });
+    expect(current.body).toEqual({ windowSeconds: WINDOW, deploymentCreatePerUser: 10, metricsPerUser: 60 });
+    const bad = await api(cloud, 'PUT', '/api/v1/admin/rate-limits', { token: cloud.tokens.Admin, body: { ...current.body, metricsPerUser: -1 } });
     expect(bad.status).toBe(400);
+    // The per-address limit moved to the edge: a client still sending it is told so, and nothing changes.
+    const moved = await api(cloud, 'PUT', '/api/v1/admin/rate-limits', { token: cloud.tokens.Admin, body: { ...current.body, perIp: 5 } });
+    expect(moved.status).toBe(400);
+    expect(moved.body.message).toContain('per-address limit is counted at the edge');
+    expect((await api(cloud, 'GET', '/api/v1/admin/rate-limits', { token: cloud.tokens.Admin })).body).toEqual(current.body);
     const put = await api(cloud, 'PUT', '/api/v1/admin/rate-limits', { token: cloud.tokens.Admin, body: { ...current.body, deploymentCreatePerUser: 2 } });
     expect(put.status).toBe(200);
     // Containers re-read the settings within 3 s.

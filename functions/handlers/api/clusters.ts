@@ -6,7 +6,7 @@ import { config } from '../../lib/config.ts';
 import { apiHandler, json } from '../../lib/http.ts';
 import { parsePath, parseQuery } from '../../lib/parse.ts';
 import { isDialOut, listNodes, recordNodeHealth, type NodeRecord } from '../../lib/nodes.ts';
-import { getCluster, type ClusterRecord } from '../../lib/trafficRouter.ts';
+import { getCluster, getClusters, type ClusterRecord } from '../../lib/trafficRouter.ts';
 import { averageMetrics } from '../../domain/canary.ts';
 import { nodeStatus } from '../../domain/membership.ts';
 import { strategyFor } from '../../strategies/registry.ts';
@@ -141,9 +141,11 @@ function mergeModules(_n: NodeRecord, reported: Record<string, { version: string
 
 export const handler = apiHandler({
   'GET /api/v1/clusters': async () => {
+    // The four cluster records in one call; each environment's nodes in its own partition.
+    const [records, nodesByEnvironment] = await Promise.all([getClusters(ENVIRONMENTS), Promise.all(ENVIRONMENTS.map((e) => listNodes(e)))]);
     const clusters = await Promise.all(
-      ENVIRONMENTS.map(async (e) => {
-        const [nodes, cluster] = await Promise.all([listNodes(e), getCluster(e)]);
+      ENVIRONMENTS.map(async (e, i) => {
+        const [nodes, cluster] = [nodesByEnvironment[i], records.get(e)];
         return summary(e, nodes, cluster, await clusterConvergence(e, nodes, cluster?.desiredModules ?? {}));
       }),
     );
@@ -152,11 +154,10 @@ export const handler = apiHandler({
   'GET /api/v1/clusters/{environment}': async (event) => {
     const { environment } = parsePath(event, z.object({ environment: z.enum(ENVIRONMENTS) }));
     const { refresh: live } = parseQuery(event, z.object({ refresh: z.enum(['true', 'false']).optional() }).strict());
-    const all = await listNodes(environment, { includeDecommissioned: true });
+    const [all, cluster] = await Promise.all([listNodes(environment, { includeDecommissioned: true }), getCluster(environment)]);
     const active = all.filter((n) => !n.decommissionedAt);
     const { nodes, notAnswering } = live === 'true' ? await refresh(environment, active) : { nodes: active, notAnswering: new Set<string>() };
     const [now, missed] = [Date.now(), config.missedHeartbeats()];
-    const cluster = await getCluster(environment);
     const convergence = await clusterConvergence(environment, nodes, cluster?.desiredModules ?? {});
     // Decommissioned nodes are listed (with their status) but counted nowhere.
     const listed = [...nodes, ...all.filter((n) => n.decommissionedAt)].map((n) => presentNode(n, now, missed, notAnswering, convergence.get(n.nodeId)));

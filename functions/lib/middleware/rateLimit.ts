@@ -1,7 +1,9 @@
 /**
- * Counts each request against the limits of its route (catalog ROUTES `rateLimit`): per address
- * always, per user on costly routes. Over a limit: 429 from `consume`. Otherwise the RateLimit-*
- * headers of the last counter go on the answer, errors of the route included.
+ * Counts each request of a costly route (catalog ROUTES `rateLimit`) against its per-user limit.
+ * Over it: 429 from `consume`. Otherwise the RateLimit-* headers go on the answer, errors of the
+ * route included. The per-address limit is not counted here: the edge counts every request per
+ * address before any function runs (AWS WAF; the local gateway's web ACL), so a table write per
+ * request here would only repeat it (ADR 0024).
  */
 import { AppError } from '../../domain/errors.ts';
 import { consume, rateLimitSettings, type LimitKind, type RateLimitSettings } from '../rateLimits.ts';
@@ -20,13 +22,9 @@ export function rateLimit(store: RateLimitStore = { settings: rateLimitSettings,
   return {
     before: async (request) => {
       const { route, principal } = request.context;
-      if (!route || route.rateLimit === 'none') return;
+      if (!route?.rateLimit || route.rateLimit === 'none' || !principal) return;
       const s = await store.settings();
-      let headers = await store.consume('ip', request.event.requestContext?.identity?.sourceIp ?? 'unknown', s.perIp, s.windowSeconds);
-      if (principal && route.rateLimit) {
-        headers = await store.consume(route.rateLimit, principal.userId, s[perUser[route.rateLimit]], s.windowSeconds);
-      }
-      counted.set(request, headers);
+      counted.set(request, await store.consume(route.rateLimit, principal.userId, s[perUser[route.rateLimit]], s.windowSeconds));
     },
     after: (request) => {
       const headers = counted.get(request);

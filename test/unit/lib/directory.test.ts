@@ -54,4 +54,31 @@ describe('cachedLookup: directory answers for authorisation, for seconds', () =>
     await lookup('amy');
     expect(loads).toEqual(['amy', 'amy']);
   });
+
+  it('shares one read among look-ups that miss at the same time, and a failed read is not remembered', async () => {
+    const { lookup, loads, table } = setup(5);
+    const entries = await Promise.all(Array.from({ length: 50 }, () => lookup('amy')));
+    expect(entries.every((e) => e?.userId === 'amy')).toBe(true);
+    expect(loads).toEqual(['amy']);
+    let fail = true;
+    const flaky = cachedLookup(
+      async (id) => {
+        loads.push(id);
+        if (fail) throw new Error('table unavailable');
+        return table.get(id);
+      },
+      { ttlSeconds: () => 5 },
+    );
+    const failed = await Promise.allSettled([flaky('amy'), flaky('amy')]);
+    expect(failed.map((r) => r.status)).toEqual(['rejected', 'rejected']);
+    fail = false;
+    expect((await flaky('amy'))?.userId).toBe('amy');
+    expect(loads).toEqual(['amy', 'amy', 'amy']);
+  });
+
+  it('with a TTL of 0, look-ups at the same time each read the table', async () => {
+    const { lookup, loads } = setup(0);
+    await Promise.all([lookup('amy'), lookup('amy')]);
+    expect(loads).toEqual(['amy', 'amy']);
+  });
 });

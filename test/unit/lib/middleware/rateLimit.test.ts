@@ -8,7 +8,7 @@ import { rateLimit, type RateLimitStore } from '../../../../functions/lib/middle
 import { asAnswer, event, run } from './harness.ts';
 
 const all = ROUTES.map((r) => `${r.method} ${r.path}`);
-const settings = { windowSeconds: 60, perIp: 100, deploymentCreatePerUser: 10, metricsPerUser: 60 };
+const settings = { windowSeconds: 60, deploymentCreatePerUser: 10, metricsPerUser: 60 };
 
 function fakeStore(limitAt = Infinity) {
   const calls: string[] = [];
@@ -26,22 +26,24 @@ function fakeStore(limitAt = Infinity) {
 const deployer = { authorizer: { userId: 'u1', roles: 'Deployer' } };
 
 describe('rateLimit', () => {
-  it('counts per address, and per user on the route class from the catalog', async () => {
+  it('counts per user on the route class from the catalog, and nothing on other routes (the edge counts per address)', async () => {
     const { store, calls } = fakeStore();
     const h = run([asAnswer, matchRoute(all), identity(), rateLimit(store), authorize()]);
     const ok = await h(event({ httpMethod: 'POST', ...deployer }));
-    expect(calls).toEqual(['ip:203.0.113.9:100', 'deployments:u1:10']);
+    expect(calls).toEqual(['deployments:u1:10']);
     expect(ok.headers).toMatchObject({ 'RateLimit-Limit': '10' });
     await h(event({ resource: '/api/v1/clusters/{environment}/metrics', ...deployer }));
-    expect(calls.slice(2)).toEqual(['ip:203.0.113.9:100', 'metrics:u1:60']);
+    expect(calls.slice(1)).toEqual(['metrics:u1:60']);
     await h(event({ resource: '/health' }));
-    expect(calls).toHaveLength(4);
+    const read = await h(event({ ...deployer }));
+    expect(calls).toHaveLength(2);
+    expect(read.headers?.['RateLimit-Limit']).toBeUndefined();
   });
 
   it('answers 429 with the headers from the store', async () => {
     const { store } = fakeStore(1);
-    const r = await run([asAnswer, matchRoute(all), identity(), rateLimit(store), authorize()])(event(deployer));
-    expect(r).toMatchObject({ statusCode: 429, headers: { 'Retry-After': '30', 'RateLimit-Limit': '100' } });
+    const r = await run([asAnswer, matchRoute(all), identity(), rateLimit(store), authorize()])(event({ httpMethod: 'POST', ...deployer }));
+    expect(r).toMatchObject({ statusCode: 429, headers: { 'Retry-After': '30', 'RateLimit-Limit': '10' } });
   });
 
   it("adds the headers to the route's own errors, not to the matrix's denials", async () => {
@@ -49,7 +51,12 @@ describe('rateLimit', () => {
     const failing = run([asAnswer, matchRoute(all), identity(), rateLimit(store), authorize()], async () => {
       throw new AppError('Conflict', 'no', 409, undefined, { location: '/x' });
     });
-    expect((await failing(event(deployer))).headers).toEqual({ location: '/x', 'RateLimit-Limit': '100', 'RateLimit-Remaining': '1', 'RateLimit-Reset': '30' });
+    expect((await failing(event({ httpMethod: 'POST', ...deployer }))).headers).toEqual({
+      location: '/x',
+      'RateLimit-Limit': '10',
+      'RateLimit-Remaining': '1',
+      'RateLimit-Reset': '30',
+    });
     const denied = await failing(event({ httpMethod: 'POST', authorizer: { userId: 'u2', roles: 'Viewer' } }));
     expect(denied).toMatchObject({ statusCode: 403, headers: {} });
   });

@@ -1,0 +1,95 @@
+/**
+ * A meter of billable calls, counted by the local cloud: which AWS API calls each API route (or
+ * other unit of work) makes. On AWS every DynamoDB call is paid per request, so calls per request
+ * is the figure that matters for both speed here and cost there (issue 14).
+ *
+ * The unit of work is carried by AsyncLocalStorage: the local gateway runs each request, its
+ * authorizer included, inside `run(label)`; every SDK call made under it counts against that
+ * label. Calls made outside any unit (timers, the local cloud itself) count as `background`.
+ *
+ *   GET    /_local/meter   { units: [{ label, requests, calls: { "dynamodb:GetItem": n, … }, callsPerRequest }] }
+ *   DELETE /_local/meter   start counting afresh
+ */
+import { AsyncLocalStorage } from 'node:async_hooks';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+
+export interface MeteredUnit {
+  label: string;
+  requests: number;
+  calls: Record<string, number>;
+  /** Calls per request, all services. */
+  callsPerRequest: number;
+  /** DynamoDB calls per request. */
+  dynamodbPerRequest: number;
+}
+
+const BACKGROUND = 'background';
+const round = (n: number) => Math.round(n * 100) / 100;
+
+export class CallMeter {
+  private readonly scope = new AsyncLocalStorage<string>();
+  private readonly units = new Map<string, { requests: number; calls: Map<string, number> }>();
+
+  private unit(label: string) {
+    let u = this.units.get(label);
+    if (!u) this.units.set(label, (u = { requests: 0, calls: new Map() }));
+    return u;
+  }
+
+  /** Run one request (or other unit of work) of `label`; calls made under it count against it. */
+  run<T>(label: string, fn: () => T): T {
+    this.unit(label).requests++;
+    return this.scope.run(label, fn);
+  }
+
+  /** Count one call of `service` (e.g. `dynamodb`) and operation (e.g. `GetItem`). */
+  count(service: string, operation: string): void {
+    const calls = this.unit(this.scope.getStore() ?? BACKGROUND).calls;
+    const key = `${service}:${operation}`;
+    calls.set(key, (calls.get(key) ?? 0) + 1);
+  }
+
+  report(): MeteredUnit[] {
+    return [...this.units.entries()]
+      .map(([label, u]) => {
+        const calls = Object.fromEntries([...u.calls.entries()].sort(([a], [b]) => a.localeCompare(b)));
+        const total = Object.values(calls).reduce((s, n) => s + n, 0);
+        const dynamodb = Object.entries(calls).reduce((s, [k, n]) => s + (k.startsWith('dynamodb:') ? n : 0), 0);
+        const per = (n: number) => (u.requests > 0 ? round(n / u.requests) : 0);
+        return { label, requests: u.requests, calls, callsPerRequest: per(total), dynamodbPerRequest: per(dynamodb) };
+      })
+      .sort((a, b) => a.label.localeCompare(b.label));
+  }
+
+  reset(): void {
+    this.units.clear();
+  }
+
+  /** The SDK middleware that counts each call a client sends (added to every client the functions create). */
+  middleware(service: string) {
+    return {
+      fn: (next: (args: unknown) => Promise<unknown>, context: { commandName?: string }) => (args: unknown) => {
+        this.count(service, (context.commandName ?? 'Unknown').replace(/Command$/, ''));
+        return next(args);
+      },
+      options: { step: 'initialize' as const, name: 'kmodCallMeter', override: true },
+    };
+  }
+
+  /** `/_local/meter`: read or reset the counts. */
+  control() {
+    return (req: IncomingMessage, res: ServerResponse) => {
+      const send = (status: number, body: unknown) => {
+        res.writeHead(status, { 'content-type': 'application/json' });
+        res.end(JSON.stringify(body));
+      };
+      if (new URL(req.url ?? '/', 'http://local').pathname !== '/_local/meter') return send(404, { code: 'NotFound', message: 'no such meter route' });
+      if (req.method === 'GET') return send(200, { units: this.report() });
+      if (req.method === 'DELETE') {
+        this.reset();
+        return send(200, { units: [] });
+      }
+      return send(405, { code: 'MethodNotAllowed', message: 'GET or DELETE /_local/meter' });
+    };
+  }
+}

@@ -1,0 +1,334 @@
+/**
+ * `npm run load`: load tests against the embedded local cloud, with autocannon.
+ *
+ * It starts its own local cloud (a child process, as `npm start` runs it, in a temporary data
+ * directory) so the cloud's resident memory can be read from /proc, raises the per-user rate
+ * limits through the Admin API as an operator would (and puts them back at the end), and runs:
+ *
+ *   reads      each authenticated read and /health at 50 connections: req/s, p50/p95/p99, and the
+ *              DynamoDB calls per request counted by the local cloud (/_local/meter)
+ *   sustained  100 req/s over a mix of reads for 2 min
+ *   spike      0 → 500 req/s
+ *   soak       50 req/s for 10 min, resident memory sampled: growth after warm-up and slope
+ *   stress     the rate doubled step by step until p99 > 1 s or errors > 1 %: the breaking point
+ *
+ *   npm run load                                   # every scenario (about 17 minutes)
+ *   npm run load -- --scenarios reads,stress       # a subset
+ *   npm run load -- --soak-minutes 2 --seconds 5   # shorter runs (CI-sized)
+ *
+ * The seed's target (p95 < 500 ms) is checked and printed per scenario. Figures are printed, not
+ * asserted: see docs/performance.md for the results on the reference machine.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import autocannon from 'autocannon';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const ALL = ['reads', 'sustained', 'spike', 'soak', 'stress'] as const;
+type Scenario = (typeof ALL)[number];
+
+const { values } = parseArgs({
+  options: {
+    scenarios: { type: 'string', default: ALL.join(',') },
+    seconds: { type: 'string', default: '15' },
+    'soak-minutes': { type: 'string', default: '10' },
+    'sustained-seconds': { type: 'string', default: '120' },
+    connections: { type: 'string', default: '50' },
+    help: { type: 'boolean', default: false },
+  },
+});
+if (values.help) {
+  console.log(readFileSync(fileURLToPath(import.meta.url), 'utf8').split('*/')[0]);
+  process.exit(0);
+}
+const scenarios = values.scenarios.split(',').map((s) => s.trim()) as Scenario[];
+for (const s of scenarios) if (!ALL.includes(s)) throw new Error(`unknown scenario "${s}": one of ${ALL.join(', ')}`);
+const SECONDS = Number(values.seconds);
+const CONNECTIONS = Number(values.connections);
+const SEED_P95_MS = 500;
+
+interface Cloud {
+  apiUrl: string;
+  tokens: Record<'Admin' | 'Deployer' | 'Viewer' | 'Approver', string>;
+  pid: number;
+  child: ChildProcess;
+  dataDir: string;
+}
+
+/** The local cloud as `npm start` runs it, in its own process and data directory. */
+async function startCloud(): Promise<Cloud> {
+  const dataDir = mkdtempSync(join(tmpdir(), 'kmod-load-'));
+  const child = spawn(join(ROOT, 'node_modules', '.bin', 'tsx'), ['localcloud/main.ts', '--fresh'], {
+    cwd: ROOT,
+    // One address sends everything here: the edge limit is an operator's deploy-time setting (WAF on AWS).
+    env: { ...process.env, KMOD_DATA_DIR: dataDir, PORT: '0', WAF_RATE_LIMIT_PER_ADDRESS: '100000000', LOG_LEVEL: 'ERROR' },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  let out = '';
+  child.stdout!.on('data', (d: Buffer) => {
+    out += d.toString();
+  });
+  const deadline = Date.now() + 120_000;
+  while (!out.includes('local cloud is up')) {
+    if (child.exitCode !== null) throw new Error(`the local cloud exited (${child.exitCode}):\n${out}`);
+    if (Date.now() > deadline) throw new Error(`the local cloud did not start in 120 s:\n${out}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  const file = JSON.parse(readFileSync(join(dataDir, 'cloud.json'), 'utf8')) as Omit<Cloud, 'pid' | 'child' | 'dataDir'>;
+  return { ...file, pid: child.pid!, child, dataDir };
+}
+
+async function stopCloud(cloud: Cloud) {
+  cloud.child.kill('SIGINT');
+  await new Promise((r) => cloud.child.once('exit', r));
+  rmSync(cloud.dataDir, { recursive: true, force: true });
+}
+
+/** Resident memory of the cloud process and its children (DynamoDB Local's JVM is separate: reported apart). */
+function rssMb(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) / 1024 : Number.NaN;
+}
+
+/** The node process that hosts the cloud (tsx starts node as its child). */
+function cloudNodePid(tsxPid: number): number {
+  const children = readFileSync(`/proc/${tsxPid}/task/${tsxPid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+  return children[0] ?? tsxPid;
+}
+
+async function api(cloud: Cloud, method: string, path: string, token: string, body?: unknown) {
+  const r = await fetch(`${cloud.apiUrl}${path}`, {
+    method,
+    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await r.text();
+  if (!r.ok) throw new Error(`${method} ${path} → ${r.status} ${text}`);
+  return text ? JSON.parse(text) : undefined;
+}
+
+interface Target {
+  name: string;
+  path: string;
+  token?: string;
+}
+
+interface Result {
+  scenario: string;
+  target: string;
+  rate: string;
+  requests: number;
+  rps: number;
+  p50: number;
+  p95: number;
+  p99: number;
+  errorsPercent: number;
+  dynamodbPerRequest?: number;
+}
+
+async function run(cloud: Cloud, t: Target, o: { seconds: number; connections: number; rate?: number }): Promise<Result> {
+  const times: number[] = [];
+  const r = await new Promise<autocannon.Result>((resolve, reject) => {
+    const instance = autocannon(
+      {
+        url: `${cloud.apiUrl}${t.path}`,
+        connections: o.connections,
+        duration: o.seconds,
+        ...(o.rate ? { overallRate: o.rate } : {}),
+        headers: t.token ? { authorization: `Bearer ${t.token}` } : {},
+      },
+      (err, result) => (err ? reject(err) : resolve(result)),
+    );
+    // Every response time, for exact percentiles (autocannon's summary has p90 and p97.5, not p95).
+    instance.on('response', (_client, _status, _bytes, ms) => times.push(ms));
+  });
+  times.sort((a, b) => a - b);
+  const at = (p: number) => (times.length ? Math.round(times[Math.min(times.length - 1, Math.ceil((p / 100) * times.length) - 1)]) : 0);
+  const total = r.requests.total;
+  const failed = r.non2xx + r.errors + r.timeouts;
+  return {
+    scenario: '',
+    target: t.name,
+    rate: o.rate ? `${o.rate}/s` : `${o.connections} conn`,
+    requests: total,
+    rps: Math.round(total / o.seconds),
+    p50: at(50),
+    p95: at(95),
+    p99: at(99),
+    errorsPercent: total ? Math.round((failed / total) * 10000) / 100 : 0,
+  };
+}
+
+async function meter(cloud: Cloud, reset = false): Promise<{ label: string; requests: number; dynamodbPerRequest: number; calls: Record<string, number> }[]> {
+  const r = await fetch(`${cloud.apiUrl}/_local/meter`, { method: reset ? 'DELETE' : 'GET' });
+  return ((await r.json()) as { units: never[] }).units;
+}
+
+function table(rows: Result[]) {
+  const cols: [keyof Result, string][] = [
+    ['scenario', 'scenario'],
+    ['target', 'endpoint'],
+    ['rate', 'load'],
+    ['requests', 'requests'],
+    ['rps', 'req/s'],
+    ['p50', 'p50 ms'],
+    ['p95', 'p95 ms'],
+    ['p99', 'p99 ms'],
+    ['errorsPercent', 'errors %'],
+    ['dynamodbPerRequest', 'DynamoDB calls/req'],
+  ];
+  const text = rows.map((r) => cols.map(([k]) => String(r[k] ?? '')));
+  const widths = cols.map(([, h], i) => Math.max(h.length, ...text.map((t) => t[i].length)));
+  console.log(`| ${cols.map(([, h], i) => h.padEnd(widths[i])).join(' | ')} |`);
+  console.log(`|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`);
+  for (const t of text) console.log(`| ${t.map((c, i) => c.padEnd(widths[i])).join(' | ')} |`);
+}
+
+const seedCheck = (rows: Result[]) => {
+  const worst = rows.reduce((m, r) => Math.max(m, r.p95), 0);
+  console.log(`seed target p95 < ${SEED_P95_MS} ms: ${worst < SEED_P95_MS ? 'met' : 'NOT met'} (worst p95 ${worst} ms)\n`);
+};
+
+async function main() {
+  console.log(`starting a local cloud for the load tests…`);
+  const cloud = await startCloud();
+  const pid = cloudNodePid(cloud.pid);
+  const before = await api(cloud, 'GET', '/api/v1/admin/rate-limits', cloud.tokens.Admin);
+  // As an operator would: raise the per-user limits for the test, put them back afterwards.
+  await api(cloud, 'PUT', '/api/v1/admin/rate-limits', cloud.tokens.Admin, {
+    ...before,
+    deploymentCreatePerUser: 100_000,
+    metricsPerUser: 100_000,
+  });
+  try {
+    // One finished deployment to read back.
+    const created = await api(cloud, 'POST', '/api/v1/deployments', cloud.tokens.Deployer, {
+      moduleName: 'demo-kernel',
+      version: '1.1.0',
+      targetEnvironment: 'Development',
+    });
+    const reads: Target[] = [
+      { name: 'GET /api/v1/deployments', path: '/api/v1/deployments', token: cloud.tokens.Viewer },
+      { name: 'GET /api/v1/deployments/{id}', path: `/api/v1/deployments/${created.executionId}`, token: cloud.tokens.Viewer },
+      { name: 'GET /api/v1/clusters', path: '/api/v1/clusters', token: cloud.tokens.Viewer },
+      { name: 'GET /api/v1/clusters/{environment}', path: '/api/v1/clusters/Development', token: cloud.tokens.Viewer },
+    ];
+    // Warm up (first requests compile and fill caches), then measure.
+    for (const t of reads) await run(cloud, t, { seconds: 2, connections: 10 });
+
+    const all: Result[] = [];
+    if (scenarios.includes('reads')) {
+      const rows: Result[] = [];
+      const calls: string[] = [];
+      for (const t of [{ name: 'GET /health', path: '/health' }, ...reads]) {
+        await meter(cloud, true);
+        const r = await run(cloud, t, { seconds: SECONDS, connections: CONNECTIONS });
+        // Only this route ran since the reset: its unit is the one with the requests.
+        const unit = (await meter(cloud)).filter((u) => u.label !== 'background').sort((a, b) => b.requests - a.requests)[0];
+        rows.push({ ...r, scenario: 'reads', dynamodbPerRequest: unit?.dynamodbPerRequest ?? 0 });
+        if (unit)
+          calls.push(
+            `${unit.label}: ${
+              Object.entries(unit.calls)
+                .map(([k, n]) => `${k} ${(n / unit.requests).toFixed(2)}`)
+                .join(', ') || 'none'
+            }`,
+          );
+      }
+      table(rows);
+      console.log(`\nAWS calls per request, by operation (/_local/meter):\n  ${calls.join('\n  ')}\n`);
+      seedCheck(rows);
+      all.push(...rows);
+    }
+    if (scenarios.includes('sustained')) {
+      const seconds = Number(values['sustained-seconds']);
+      console.log(`sustained: 100 req/s over ${reads.length} reads for ${seconds} s…`);
+      const rows = (await Promise.all(reads.map((t) => run(cloud, t, { seconds, connections: 10, rate: 100 / reads.length })))).map((r) => ({
+        ...r,
+        scenario: 'sustained',
+      }));
+      table(rows);
+      seedCheck(rows);
+      all.push(...rows);
+    }
+    if (scenarios.includes('spike')) {
+      console.log('spike: 5 s idle, then 0 → 500 req/s for 20 s…');
+      await new Promise((r) => setTimeout(r, 5000));
+      const rows = (await Promise.all(reads.map((t) => run(cloud, t, { seconds: 20, connections: 50, rate: 500 / reads.length })))).map((r) => ({
+        ...r,
+        scenario: 'spike',
+      }));
+      table(rows);
+      seedCheck(rows);
+      all.push(...rows);
+    }
+    if (scenarios.includes('soak')) {
+      const minutes = Number(values['soak-minutes']);
+      console.log(`soak: 50 req/s for ${minutes} min, resident memory sampled every 10 s…`);
+      const samples: { at: number; mb: number }[] = [];
+      const t0 = Date.now();
+      const timer = setInterval(() => samples.push({ at: (Date.now() - t0) / 1000, mb: rssMb(pid) }), 10_000);
+      const rows = (await Promise.all(reads.map((t) => run(cloud, t, { seconds: minutes * 60, connections: 10, rate: 50 / reads.length })))).map((r) => ({
+        ...r,
+        scenario: 'soak',
+      }));
+      clearInterval(timer);
+      table(rows);
+      // Warm-up: the first sixth of the run (at least the first sample) is not counted.
+      const warm = samples.slice(Math.max(1, Math.floor(samples.length / 6)));
+      if (warm.length >= 2) {
+        const first = warm[0];
+        const last = warm.at(-1)!;
+        const growth = ((last.mb - first.mb) / first.mb) * 100;
+        const slope = fitSlope(warm) * 60;
+        console.log(
+          `soak memory: ${first.mb.toFixed(1)} MB after warm-up → ${last.mb.toFixed(1)} MB at the end (${growth >= 0 ? '+' : ''}${growth.toFixed(1)} %, slope ${slope.toFixed(2)} MB/min); goal < +10 %: ${growth < 10 ? 'met' : 'NOT met'}`,
+        );
+      }
+      seedCheck(rows);
+      all.push(...rows);
+    }
+    if (scenarios.includes('stress')) {
+      console.log('stress: the rate doubled every step until p99 > 1 s or errors > 1 %…');
+      let rate = 100;
+      let breaking: Result | undefined;
+      const rows: Result[] = [];
+      while (!breaking && rate <= 25_600) {
+        const r = { ...(await run(cloud, reads[0], { seconds: Math.min(SECONDS, 10), connections: 100, rate })), scenario: 'stress' };
+        rows.push(r);
+        if (r.p99 > 1000 || r.errorsPercent > 1 || r.rps < rate * 0.8) breaking = r;
+        rate *= 2;
+      }
+      table(rows);
+      if (breaking)
+        console.log(`breaking point: ${breaking.rate} asked, ${breaking.rps} req/s served (p99 ${breaking.p99} ms, errors ${breaking.errorsPercent} %)\n`);
+      all.push(...rows);
+    }
+    console.log(`DynamoDB Local and the cloud's own process were measured together on this machine (${process.arch}, ${cpus()} cores).`);
+  } finally {
+    await api(cloud, 'PUT', '/api/v1/admin/rate-limits', cloud.tokens.Admin, before).catch(() => undefined);
+    await stopCloud(cloud);
+  }
+}
+
+function cpus() {
+  return readFileSync('/proc/cpuinfo', 'utf8')
+    .split('\n')
+    .filter((l) => l.startsWith('processor')).length;
+}
+
+/** Least-squares slope of MB over seconds. */
+function fitSlope(points: { at: number; mb: number }[]): number {
+  const n = points.length;
+  const mx = points.reduce((s, p) => s + p.at, 0) / n;
+  const my = points.reduce((s, p) => s + p.mb, 0) / n;
+  const num = points.reduce((s, p) => s + (p.at - mx) * (p.mb - my), 0);
+  const den = points.reduce((s, p) => s + (p.at - mx) ** 2, 0);
+  return den ? num / den : 0;
+}
+
+await main();
