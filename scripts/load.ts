@@ -15,6 +15,9 @@
  *   npm run load                                   # every scenario (about 17 minutes)
  *   npm run load -- --scenarios reads,stress       # a subset
  *   npm run load -- --soak-minutes 2 --seconds 5   # shorter runs (CI-sized)
+ *   npm run load -- --scenarios reads --baseline ../other-checkout
+ *                     # the reads first against another checkout's local cloud (its own
+ *                     # node_modules), then this one's, and the ratios side by side
  *
  * The seed's target (p95 < 500 ms) is checked and printed per scenario. Figures are printed, not
  * asserted: see docs/performance.md for the results on the reference machine.
@@ -25,7 +28,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DynamoDBDocumentClient, GetCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
 import autocannon from 'autocannon';
+import { TABLES } from '../functions/lib/tables.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const ALL = ['reads', 'sustained', 'spike', 'soak', 'stress'] as const;
@@ -38,6 +44,7 @@ const { values } = parseArgs({
     'soak-minutes': { type: 'string', default: '10' },
     'sustained-seconds': { type: 'string', default: '120' },
     connections: { type: 'string', default: '50' },
+    baseline: { type: 'string' },
     help: { type: 'boolean', default: false },
   },
 });
@@ -53,6 +60,7 @@ const SEED_P95_MS = 500;
 
 interface Cloud {
   apiUrl: string;
+  dynamodbUrl: string;
   tokens: Record<'Admin' | 'Deployer' | 'Viewer' | 'Approver', string>;
   pid: number;
   child: ChildProcess;
@@ -60,12 +68,13 @@ interface Cloud {
 }
 
 /** The local cloud as `npm start` runs it, in its own process and data directory. */
-async function startCloud(): Promise<Cloud> {
+async function startCloud(root = ROOT): Promise<Cloud> {
   const dataDir = mkdtempSync(join(tmpdir(), 'kmod-load-'));
-  const child = spawn(join(ROOT, 'node_modules', '.bin', 'tsx'), ['localcloud/main.ts', '--fresh'], {
-    cwd: ROOT,
+  const child = spawn(join(root, 'node_modules', '.bin', 'tsx'), ['localcloud/main.ts', '--fresh'], {
+    cwd: root,
     // One address sends everything here: the edge limit is an operator's deploy-time setting (WAF on AWS).
-    env: { ...process.env, KMOD_DATA_DIR: dataDir, PORT: '0', WAF_RATE_LIMIT_PER_ADDRESS: '100000000', LOG_LEVEL: 'ERROR' },
+    // RATE_LIMIT_PER_IP: for a --baseline checkout from before the edge took the per-address limit.
+    env: { ...process.env, KMOD_DATA_DIR: dataDir, PORT: '0', WAF_RATE_LIMIT_PER_ADDRESS: '100000000', RATE_LIMIT_PER_IP: '100000000', LOG_LEVEL: 'ERROR' },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   let out = '';
@@ -165,7 +174,8 @@ async function run(cloud: Cloud, t: Target, o: { seconds: number; connections: n
 
 async function meter(cloud: Cloud, reset = false): Promise<{ label: string; requests: number; dynamodbPerRequest: number; calls: Record<string, number> }[]> {
   const r = await fetch(`${cloud.apiUrl}/_local/meter`, { method: reset ? 'DELETE' : 'GET' });
-  return ((await r.json()) as { units: never[] }).units;
+  // A baseline checkout from before the meter existed has none to read.
+  return r.ok ? ((await r.json()) as { units: never[] }).units : [];
 }
 
 function table(rows: Result[]) {
@@ -193,19 +203,26 @@ const seedCheck = (rows: Result[]) => {
   console.log(`seed target p95 < ${SEED_P95_MS} ms: ${worst < SEED_P95_MS ? 'met' : 'NOT met'} (worst p95 ${worst} ms)\n`);
 };
 
-async function main() {
-  console.log(`starting a local cloud for the load tests…`);
-  const cloud = await startCloud();
+interface Session {
+  cloud: Cloud;
+  pid: number;
+  reads: Target[];
+  executionId: string;
+}
+
+/** A local cloud from `root`, limits raised as an operator would (put back at the end), one deployment to read back, warmed up. */
+async function withCloud<T>(root: string, fn: (s: Session) => Promise<T>): Promise<T> {
+  const cloud = await startCloud(root);
   const pid = cloudNodePid(cloud.pid);
   const before = await api(cloud, 'GET', '/api/v1/admin/rate-limits', cloud.tokens.Admin);
-  // As an operator would: raise the per-user limits for the test, put them back afterwards.
   await api(cloud, 'PUT', '/api/v1/admin/rate-limits', cloud.tokens.Admin, {
     ...before,
     deploymentCreatePerUser: 100_000,
     metricsPerUser: 100_000,
+    // A baseline from before the edge took the per-address limit still counts it in the functions.
+    ...('perIp' in before ? { perIp: 1_000_000 } : {}),
   });
   try {
-    // One finished deployment to read back.
     const created = await api(cloud, 'POST', '/api/v1/deployments', cloud.tokens.Deployer, {
       moduleName: 'demo-kernel',
       version: '1.1.0',
@@ -219,30 +236,105 @@ async function main() {
     ];
     // Warm up (first requests compile and fill caches), then measure.
     for (const t of reads) await run(cloud, t, { seconds: 2, connections: 10 });
+    return await fn({ cloud, pid, reads, executionId: created.executionId });
+  } finally {
+    await api(cloud, 'PUT', '/api/v1/admin/rate-limits', cloud.tokens.Admin, before).catch(() => undefined);
+    await stopCloud(cloud);
+  }
+}
 
-    const all: Result[] = [];
-    if (scenarios.includes('reads')) {
-      const rows: Result[] = [];
-      const calls: string[] = [];
-      for (const t of [{ name: 'GET /health', path: '/health' }, ...reads]) {
-        await meter(cloud, true);
-        const r = await run(cloud, t, { seconds: SECONDS, connections: CONNECTIONS });
-        // Only this route ran since the reset: its unit is the one with the requests.
-        const unit = (await meter(cloud)).filter((u) => u.label !== 'background').sort((a, b) => b.requests - a.requests)[0];
-        rows.push({ ...r, scenario: 'reads', dynamodbPerRequest: unit?.dynamodbPerRequest ?? 0 });
-        if (unit)
-          calls.push(
-            `${unit.label}: ${
-              Object.entries(unit.calls)
-                .map(([k, n]) => `${k} ${(n / unit.requests).toFixed(2)}`)
-                .join(', ') || 'none'
-            }`,
-          );
-      }
+/**
+ * The machine's own limit for these reads: the table calls the routes make, sent straight to
+ * DynamoDB Local at the same concurrency with nothing else (no gateway, authorizer or function).
+ */
+async function tableCeiling(cloud: Cloud, executionId: string): Promise<{ getItemPerSecond: number; queryPerSecond: number }> {
+  const ddb = DynamoDBDocumentClient.from(
+    new DynamoDBClient({ endpoint: cloud.dynamodbUrl, region: 'us-east-1', credentials: { accessKeyId: 'local', secretAccessKey: 'local' } }),
+  );
+  const rate = async (call: () => Promise<unknown>) => {
+    let n = 0;
+    const until = Date.now() + SECONDS * 1000;
+    await Promise.all(
+      Array.from({ length: CONNECTIONS }, async () => {
+        while (Date.now() < until) {
+          await call();
+          n++;
+        }
+      }),
+    );
+    return Math.round(n / SECONDS);
+  };
+  const table = (id: string) => `kmod-${id}`;
+  const getItemPerSecond = await rate(() => ddb.send(new GetCommand({ TableName: table(TABLES.deployments.id), Key: { executionId }, ConsistentRead: true })));
+  const queryPerSecond = await rate(() =>
+    ddb.send(
+      new QueryCommand({
+        TableName: table(TABLES.deployments.id),
+        IndexName: 'byCreatedAt',
+        KeyConditionExpression: 'listKey = :pk',
+        ExpressionAttributeValues: { ':pk': 'deployments' },
+        ScanIndexForward: false,
+        Limit: 20,
+      }),
+    ),
+  );
+  ddb.destroy();
+  return { getItemPerSecond, queryPerSecond };
+}
+
+/** Each read and /health at full concurrency, with the AWS calls each made. */
+async function readsScenario({ cloud, reads }: Session, scenario = 'reads'): Promise<{ rows: Result[]; calls: string[] }> {
+  const rows: Result[] = [];
+  const calls: string[] = [];
+  for (const t of [{ name: 'GET /health', path: '/health' }, ...reads]) {
+    await meter(cloud, true);
+    const r = await run(cloud, t, { seconds: SECONDS, connections: CONNECTIONS });
+    // Only this route ran since the reset: its unit is the one with the requests.
+    const unit = (await meter(cloud)).filter((u) => u.label !== 'background').sort((a, b) => b.requests - a.requests)[0];
+    rows.push({ ...r, scenario, dynamodbPerRequest: unit?.dynamodbPerRequest });
+    if (unit)
+      calls.push(
+        `${unit.label}: ${
+          Object.entries(unit.calls)
+            .map(([k, n]) => `${k} ${(n / unit.requests).toFixed(2)}`)
+            .join(', ') || 'none'
+        }`,
+      );
+  }
+  return { rows, calls };
+}
+
+async function main() {
+  if (values.baseline) {
+    console.log(`reads against the baseline checkout ${values.baseline}…`);
+    const base = await withCloud(values.baseline, (s) => readsScenario(s, 'baseline'));
+    console.log('reads against this checkout…');
+    const now = await withCloud(ROOT, (s) => readsScenario(s, 'this'));
+    table([...base.rows, ...now.rows]);
+    console.log('\nthis checkout / baseline:');
+    for (const [i, r] of now.rows.entries()) {
+      const b = base.rows[i];
+      console.log(`  ${r.target.padEnd(36)} req/s ×${(r.rps / Math.max(1, b.rps)).toFixed(2)}   p99 ×${(r.p99 / Math.max(1, b.p99)).toFixed(2)}`);
+    }
+    console.log(`\nAWS calls per request, this checkout (/_local/meter):\n  ${now.calls.join('\n  ')}\n`);
+    if (scenarios.length === 1 && scenarios[0] === 'reads') return;
+  }
+  console.log('starting a local cloud for the load tests…');
+  await withCloud(ROOT, async (session) => {
+    const { cloud, pid, reads } = session;
+    if (scenarios.includes('reads') && !values.baseline) {
+      const { rows, calls } = await readsScenario(session);
       table(rows);
       console.log(`\nAWS calls per request, by operation (/_local/meter):\n  ${calls.join('\n  ')}\n`);
+      const ceiling = await tableCeiling(cloud, session.executionId);
+      console.log(
+        `the machine's limit, DynamoDB Local alone at ${CONNECTIONS} concurrent calls: GetItem ${ceiling.getItemPerSecond}/s, Query ${ceiling.queryPerSecond}/s`,
+      );
+      const [, list, one] = rows;
+      console.log(
+        `  GET /api/v1/deployments served ${list.rps} req/s = ${((list.rps / ceiling.queryPerSecond) * 100).toFixed(0)} % of the bare Query rate; GET /api/v1/deployments/{id} ${one.rps} req/s = ${((one.rps / ceiling.getItemPerSecond) * 100).toFixed(0)} % of the bare GetItem rate\n`,
+      );
       seedCheck(rows);
-      all.push(...rows);
     }
     if (scenarios.includes('sustained')) {
       const seconds = Number(values['sustained-seconds']);
@@ -253,7 +345,6 @@ async function main() {
       }));
       table(rows);
       seedCheck(rows);
-      all.push(...rows);
     }
     if (scenarios.includes('spike')) {
       console.log('spike: 5 s idle, then 0 → 500 req/s for 20 s…');
@@ -264,7 +355,6 @@ async function main() {
       }));
       table(rows);
       seedCheck(rows);
-      all.push(...rows);
     }
     if (scenarios.includes('soak')) {
       const minutes = Number(values['soak-minutes']);
@@ -288,12 +378,11 @@ async function main() {
         console.log(
           `soak memory: ${first.mb.toFixed(1)} MB after warm-up → ${last.mb.toFixed(1)} MB at the end (${growth >= 0 ? '+' : ''}${growth.toFixed(1)} %, slope ${slope.toFixed(2)} MB/min); goal < +10 %: ${growth < 10 ? 'met' : 'NOT met'}`,
         );
-      }
+      } else console.log('soak memory: too short a soak for a slope (at least 20 s needed)');
       seedCheck(rows);
-      all.push(...rows);
     }
     if (scenarios.includes('stress')) {
-      console.log('stress: the rate doubled every step until p99 > 1 s or errors > 1 %…');
+      console.log('stress: the rate doubled every step until p99 > 1 s or errors > 1 % or the rate is not served…');
       let rate = 100;
       let breaking: Result | undefined;
       const rows: Result[] = [];
@@ -306,13 +395,9 @@ async function main() {
       table(rows);
       if (breaking)
         console.log(`breaking point: ${breaking.rate} asked, ${breaking.rps} req/s served (p99 ${breaking.p99} ms, errors ${breaking.errorsPercent} %)\n`);
-      all.push(...rows);
     }
-    console.log(`DynamoDB Local and the cloud's own process were measured together on this machine (${process.arch}, ${cpus()} cores).`);
-  } finally {
-    await api(cloud, 'PUT', '/api/v1/admin/rate-limits', cloud.tokens.Admin, before).catch(() => undefined);
-    await stopCloud(cloud);
-  }
+  });
+  console.log(`Load generator, local cloud and DynamoDB Local shared this machine (${process.arch}, ${cpus()} cores).`);
 }
 
 function cpus() {
