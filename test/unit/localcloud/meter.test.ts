@@ -1,0 +1,68 @@
+/**
+ * The call meter counts each SDK call against the unit of work it was made under, through the
+ * same hook the local cloud uses (onClientCreated), with a real SDK client talking HTTP.
+ */
+import { createServer, type Server } from 'node:http';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { GetCommand } from '@aws-sdk/lib-dynamodb';
+import { dynamo, forgetClients, onClientCreated } from '../../../functions/lib/aws.ts';
+import { CallMeter } from '../../../localcloud/meter.ts';
+
+let server: Server;
+let endpoint: string;
+const saved = { ...process.env };
+
+beforeAll(async () => {
+  // Answers every DynamoDB call with an empty item, as DynamoDB does for a missing key.
+  server = createServer((req, res) => {
+    req.resume();
+    req.on('end', () => {
+      res.writeHead(200, { 'content-type': 'application/x-amz-json-1.0' });
+      res.end('{}');
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const a = server.address();
+  endpoint = `http://127.0.0.1:${typeof a === 'object' && a ? a.port : 0}`;
+  Object.assign(process.env, { AWS_ENDPOINT_URL_DYNAMODB: endpoint, AWS_REGION: 'us-east-1', AWS_ACCESS_KEY_ID: 'x', AWS_SECRET_ACCESS_KEY: 'x' });
+});
+
+afterAll(async () => {
+  process.env = saved;
+  forgetClients();
+  await new Promise((r) => server.close(r));
+});
+
+describe('CallMeter', () => {
+  it('counts calls per unit of work and per operation; calls outside any unit are background', async () => {
+    const meter = new CallMeter();
+    const unhook = onClientCreated((client, service) => {
+      const { fn, options } = meter.middleware(service);
+      client.middlewareStack.add(fn as never, options as never);
+    });
+    forgetClients();
+    try {
+      const get = () => dynamo().send(new GetCommand({ TableName: 't', Key: { id: 'a' } }));
+      await meter.run('GET /a', async () => {
+        await get();
+        await Promise.all([get(), get()]);
+      });
+      await meter.run('GET /a', () => get());
+      await meter.run('GET /b', async () => undefined);
+      await get();
+      expect(meter.report()).toEqual([
+        { label: 'background', requests: 0, calls: { 'dynamodb:GetItem': 1 }, callsPerRequest: 0, dynamodbPerRequest: 0 },
+        { label: 'GET /a', requests: 2, calls: { 'dynamodb:GetItem': 4 }, callsPerRequest: 2, dynamodbPerRequest: 2 },
+        { label: 'GET /b', requests: 1, calls: {}, callsPerRequest: 0, dynamodbPerRequest: 0 },
+      ]);
+      meter.reset();
+      expect(meter.report()).toEqual([]);
+    } finally {
+      unhook();
+      forgetClients();
+    }
+    // Unhooked: a new client is not metered.
+    await dynamo().send(new GetCommand({ TableName: 't', Key: { id: 'a' } }));
+    expect(meter.report()).toEqual([]);
+  });
+});
