@@ -34,6 +34,8 @@ export const functionArn = (id: FunctionId) => `arn:aws:lambda:${REGION}:${ACCOU
 export class LocalLambda {
   private readonly handlers = new Map<string, { handler: Handler; spec: FunctionSpec }>();
   invocations = 0;
+  /** What Lambda would bill for duration: each invocation's milliseconds (rounded up) × its memory, in GB-seconds. */
+  billedGbSeconds = 0;
 
   constructor(private readonly root: string) {}
 
@@ -76,6 +78,8 @@ export class LocalLambda {
     } catch (e) {
       const err = e as Error;
       throw new LambdaFunctionError({ errorType: err.name || 'Error', errorMessage: err.message, trace: (err.stack ?? '').split('\n') });
+    } finally {
+      this.billedGbSeconds += (Math.ceil(Date.now() - started) / 1000) * (spec.memoryMb / 1024);
     }
   }
 }

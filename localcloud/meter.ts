@@ -17,6 +17,8 @@ export interface MeteredUnit {
   label: string;
   requests: number;
   calls: Record<string, number>;
+  /** DynamoDB capacity units consumed, as DynamoDB reports them (ReturnConsumedCapacity TOTAL). */
+  capacity: { read: number; write: number };
   /** Calls per request, all services. */
   callsPerRequest: number;
   /** DynamoDB calls per request. */
@@ -24,16 +26,36 @@ export interface MeteredUnit {
 }
 
 const BACKGROUND = 'background';
+const WRITES = new Set(['PutItem', 'UpdateItem', 'DeleteItem', 'BatchWriteItem', 'TransactWriteItems']);
+/** DynamoDB operations that can report the capacity they consumed. */
+const REPORTS_CAPACITY = new Set([...WRITES, 'GetItem', 'Query', 'Scan', 'BatchGetItem', 'TransactGetItems']);
 const round = (n: number) => Math.round(n * 100) / 100;
 
 export class CallMeter {
   private readonly scope = new AsyncLocalStorage<string>();
-  private readonly units = new Map<string, { requests: number; calls: Map<string, number> }>();
+  private readonly units = new Map<string, { requests: number; calls: Map<string, number>; capacity: { read: number; write: number } }>();
 
   private unit(label: string) {
     let u = this.units.get(label);
-    if (!u) this.units.set(label, (u = { requests: 0, calls: new Map() }));
+    if (!u) this.units.set(label, (u = { requests: 0, calls: new Map(), capacity: { read: 0, write: 0 } }));
     return u;
+  }
+
+  /** Capacity units a DynamoDB call consumed, counted against the current unit of work. */
+  private consumed(operation: string, consumed: unknown): void {
+    const parts = (Array.isArray(consumed) ? consumed : consumed ? [consumed] : []) as {
+      CapacityUnits?: number;
+      ReadCapacityUnits?: number;
+      WriteCapacityUnits?: number;
+    }[];
+    const capacity = this.unit(this.scope.getStore() ?? BACKGROUND).capacity;
+    for (const c of parts) {
+      if (c.ReadCapacityUnits !== undefined || c.WriteCapacityUnits !== undefined) {
+        capacity.read += c.ReadCapacityUnits ?? 0;
+        capacity.write += c.WriteCapacityUnits ?? 0;
+      } else if (WRITES.has(operation)) capacity.write += c.CapacityUnits ?? 0;
+      else capacity.read += c.CapacityUnits ?? 0;
+    }
   }
 
   /** Run one request (or other unit of work) of `label`; calls made under it count against it. */
@@ -56,7 +78,8 @@ export class CallMeter {
         const total = Object.values(calls).reduce((s, n) => s + n, 0);
         const dynamodb = Object.entries(calls).reduce((s, [k, n]) => s + (k.startsWith('dynamodb:') ? n : 0), 0);
         const per = (n: number) => (u.requests > 0 ? round(n / u.requests) : 0);
-        return { label, requests: u.requests, calls, callsPerRequest: per(total), dynamodbPerRequest: per(dynamodb) };
+        const capacity = { read: round(u.capacity.read), write: round(u.capacity.write) };
+        return { label, requests: u.requests, calls, capacity, callsPerRequest: per(total), dynamodbPerRequest: per(dynamodb) };
       })
       .sort((a, b) => a.label.localeCompare(b.label));
   }
@@ -65,13 +88,36 @@ export class CallMeter {
     this.units.clear();
   }
 
-  /** The SDK middleware that counts each call a client sends (added to every client the functions create). */
+  /** Every unit's counts summed: what a whole run (a deployment in a quiet cloud) cost. */
+  total(): { calls: Record<string, number>; capacity: { read: number; write: number } } {
+    const calls: Record<string, number> = {};
+    const capacity = { read: 0, write: 0 };
+    for (const u of this.units.values()) {
+      for (const [k, n] of u.calls) calls[k] = (calls[k] ?? 0) + n;
+      capacity.read += u.capacity.read;
+      capacity.write += u.capacity.write;
+    }
+    return { calls, capacity };
+  }
+
+  /**
+   * The SDK middleware that counts each call a client sends (added to every client the functions
+   * create). DynamoDB calls are asked for the capacity they consume, which is what on-demand
+   * tables bill; the handlers never read that field.
+   */
   middleware(service: string) {
     return {
-      fn: (next: (args: unknown) => Promise<unknown>, context: { commandName?: string }) => (args: unknown) => {
-        this.count(service, (context.commandName ?? 'Unknown').replace(/Command$/, ''));
-        return next(args);
-      },
+      fn:
+        (next: (args: { input: Record<string, unknown> }) => Promise<{ output: Record<string, unknown> }>, context: { commandName?: string }) =>
+        async (args: { input: Record<string, unknown> }) => {
+          const operation = (context.commandName ?? 'Unknown').replace(/Command$/, '');
+          this.count(service, operation);
+          const capacity = service === 'dynamodb' && REPORTS_CAPACITY.has(operation);
+          if (capacity) args.input.ReturnConsumedCapacity ??= 'TOTAL';
+          const result = await next(args);
+          if (capacity) this.consumed(operation, result.output?.ConsumedCapacity);
+          return result;
+        },
       options: { step: 'initialize' as const, name: 'kmodCallMeter', override: true },
     };
   }

@@ -2,13 +2,16 @@
  * `npm run bench`: how a Direct deployment scales with the environment's size, measured on the
  * embedded local cloud (real HTTP agents, DynamoDB Local, the ASL run by the interpreter).
  *
- * For 10, 100, 1,000 and 10,000 nodes it prints Step Functions history events (pipeline and the
+ * For 3, 20, 1,000 and 10,000 nodes it prints Step Functions history events (pipeline and the
  * Direct child execution, against the 25,000-event limit of a Standard execution), batches,
- * events per batch, wall time per deployment (p50/p95 over the runs) and time per node.
- * Each size runs in its own process with a fresh local cloud.
+ * events per batch, wall time per deployment (p50/p95 over the runs) and time per node; then what
+ * one deployment would cost on AWS: the billable usage the local cloud counted (state transitions,
+ * Lambda requests and GB-seconds, DynamoDB capacity units, SNS publishes, API requests) priced
+ * with scripts/lib/prices.ts, beside AWS CodeDeploy's on-premises price, and the cost of a million
+ * authenticated reads. Each size runs in its own process with a fresh local cloud.
  *
  *   npm run bench                      # all sizes (10,000 nodes takes a few minutes)
- *   npm run bench -- --sizes 10,100    # a subset
+ *   npm run bench -- --sizes 3,20      # a subset
  */
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
@@ -16,8 +19,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
+import { type BillableUsage, costOf, PRICES_AS_OF, PRICES_USD, usd } from './lib/prices.ts';
 
-const { values } = parseArgs({ options: { sizes: { type: 'string', default: '10,100,1000,10000' }, size: { type: 'string' }, runs: { type: 'string' } } });
+const { values } = parseArgs({ options: { sizes: { type: 'string', default: '3,20,1000,10000' }, size: { type: 'string' }, runs: { type: 'string' } } });
 
 interface Sample {
   nodes: number;
@@ -28,6 +32,39 @@ interface Sample {
   wallMs: number[];
   startupMs: number;
   lambdaInvocations: number;
+  /** One deployment's billable usage (the last run). */
+  usage: BillableUsage;
+  /** 200 authenticated reads' billable usage. */
+  reads: BillableUsage & { requests: number };
+}
+
+type Cloud = Awaited<ReturnType<typeof import('../localcloud/cloud.ts')['startLocalCloud']>>;
+
+/** Counters of everything billable, to take differences of. */
+function snapshot(cloud: Cloud) {
+  const t = cloud.meter.total();
+  return {
+    lambdaRequests: cloud.lambda.invocations,
+    lambdaGbSeconds: cloud.lambda.billedGbSeconds,
+    dynamoReadUnits: t.capacity.read,
+    dynamoWriteUnits: t.capacity.write,
+    snsPublishes: t.calls['sns:Publish'] ?? 0,
+  };
+}
+
+function usageSince(
+  before: ReturnType<typeof snapshot>,
+  after: ReturnType<typeof snapshot>,
+  rest: Pick<BillableUsage, 'stateTransitions' | 'apiRequests'>,
+): BillableUsage {
+  return {
+    ...rest,
+    lambdaRequests: after.lambdaRequests - before.lambdaRequests,
+    lambdaGbSeconds: after.lambdaGbSeconds - before.lambdaGbSeconds,
+    dynamoReadUnits: after.dynamoReadUnits - before.dynamoReadUnits,
+    dynamoWriteUnits: after.dynamoWriteUnits - before.dynamoWriteUnits,
+    snsPublishes: after.snsPublishes - before.snsPublishes,
+  };
 }
 
 async function measure(nodes: number, runs: number): Promise<Sample> {
@@ -44,9 +81,11 @@ async function measure(nodes: number, runs: number): Promise<Sample> {
   const headers = { authorization: `Bearer ${cloud.tokens.Deployer}`, 'content-type': 'application/json' };
   const wallMs: number[] = [];
   let last = { pipelineEvents: 0, childEvents: 0, batches: 0 };
+  let usage: BillableUsage | undefined;
   try {
     for (let i = 0; i < runs; i++) {
       const version = i % 2 === 0 ? '1.1.0' : '1.0.0';
+      const before = snapshot(cloud);
       const t0 = performance.now();
       const r = await fetch(`${cloud.apiUrl}/api/v1/deployments`, {
         method: 'POST',
@@ -57,6 +96,11 @@ async function measure(nodes: number, runs: number): Promise<Sample> {
       const described = await cloud.sfn.waitFor(`arn:aws:states:us-east-1:000000000000:execution:kmod-Pipeline:${executionId}`);
       wallMs.push(performance.now() - t0);
       if (described.status !== 'SUCCEEDED') throw new Error(`deployment ${executionId} ended ${described.status}: ${described.cause}`);
+      const pipelineArn = `arn:aws:states:us-east-1:000000000000:execution:kmod-Pipeline:${executionId}`;
+      const childArn = `arn:aws:states:us-east-1:000000000000:execution:kmod-Direct:${executionId}-Development`;
+      // Standard workflows bill each state entered.
+      const transitions = [pipelineArn, childArn].reduce((n, arn) => n + cloud.sfn.history(arn).filter((e) => e.type.endsWith('StateEntered')).length, 0);
+      usage = usageSince(before, snapshot(cloud), { stateTransitions: transitions, apiRequests: 1 });
       const d = (await (await fetch(`${cloud.apiUrl}/api/v1/deployments/${executionId}`, { headers })).json()) as {
         stages: { name: string; details?: { batches?: number } }[];
       };
@@ -66,7 +110,11 @@ async function measure(nodes: number, runs: number): Promise<Sample> {
         batches: d.stages.find((s) => s.name === 'Development')?.details?.batches ?? 0,
       };
     }
-    return { nodes, runs, ...last, wallMs, startupMs: cloud.startupMs, lambdaInvocations: cloud.lambda.invocations };
+    // A million reads, scaled from 200: the gateway request, the authorizer and the function, their table reads.
+    const readsBefore = snapshot(cloud);
+    for (let i = 0; i < 200; i++) await (await fetch(`${cloud.apiUrl}/api/v1/deployments`, { headers })).arrayBuffer();
+    const reads = { ...usageSince(readsBefore, snapshot(cloud), { stateTransitions: 0, apiRequests: 200 }), requests: 200 };
+    return { nodes, runs, ...last, wallMs, startupMs: cloud.startupMs, lambdaInvocations: cloud.lambda.invocations, usage: usage!, reads };
   } finally {
     await cloud.stop();
   }
@@ -125,3 +173,38 @@ for (const r of rows) {
 }
 const worst = rows.reduce((a, b) => (b.childEvents > a.childEvents ? b : a));
 console.log(`\nlargest child execution: ${worst.childEvents} history events of 25,000 allowed (${((worst.childEvents / 25_000) * 100).toFixed(1)} %)`);
+
+console.log(`\nWhat one deployment costs on AWS (the last run of each size; prices ${PRICES_AS_OF}, free tiers left out)\n`);
+console.log('nodes   transitions  lambda-req  lambda-GB-s  ddb-RRU  ddb-WRU  sns  cost        per node     CodeDeploy on-prem');
+for (const r of rows) {
+  const c = costOf(r.usage);
+  console.log(
+    [
+      String(r.nodes).padEnd(7),
+      String(r.usage.stateTransitions).padStart(11),
+      String(r.usage.lambdaRequests).padStart(11),
+      r.usage.lambdaGbSeconds.toFixed(1).padStart(12),
+      r.usage.dynamoReadUnits.toFixed(0).padStart(8),
+      r.usage.dynamoWriteUnits.toFixed(0).padStart(8),
+      String(r.usage.snsPublishes).padStart(4),
+      usd(c.total).padStart(11),
+      usd(c.total / r.nodes).padStart(12),
+      usd(r.nodes * PRICES_USD.codeDeployOnPremisesInstanceUpdate).padStart(19),
+    ].join(' '),
+  );
+}
+const biggest = rows.at(-1)!;
+const parts = costOf(biggest.usage);
+console.log(
+  `\nat ${biggest.nodes} nodes: ${(
+    ['stateTransitions', 'lambdaRequests', 'lambdaGbSeconds', 'dynamoReadUnits', 'dynamoWriteUnits', 'snsPublishes', 'apiRequests'] as const
+  )
+    .map((k) => `${k} ${usd(parts[k])}`)
+    .join(', ')}`,
+);
+const reads = rows[0].reads;
+const perMillion = costOf(reads).total * (1e6 / reads.requests);
+console.log(
+  `a million authenticated reads (GET /api/v1/deployments): ${usd(perMillion)} (${(reads.lambdaRequests / reads.requests).toFixed(1)} Lambda requests, ${(reads.dynamoReadUnits / reads.requests).toFixed(2)} read units per request)`,
+);
+console.log('Lambda GB-seconds are local durations (one shared process, simulated agents on the same cores): on AWS they differ.');

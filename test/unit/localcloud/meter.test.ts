@@ -13,12 +13,15 @@ let endpoint: string;
 const saved = { ...process.env };
 
 beforeAll(async () => {
-  // Answers every DynamoDB call with an empty item, as DynamoDB does for a missing key.
+  // Answers every DynamoDB call with no item, as DynamoDB does for a missing key, and the capacity
+  // an eventually consistent read of it consumes when asked for.
   server = createServer((req, res) => {
-    req.resume();
+    let body = '';
+    req.on('data', (c) => (body += c));
     req.on('end', () => {
+      const asked = (JSON.parse(body) as { ReturnConsumedCapacity?: string }).ReturnConsumedCapacity === 'TOTAL';
       res.writeHead(200, { 'content-type': 'application/x-amz-json-1.0' });
-      res.end('{}');
+      res.end(JSON.stringify(asked ? { ConsumedCapacity: { TableName: 't', CapacityUnits: 0.5 } } : {}));
     });
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
@@ -51,10 +54,11 @@ describe('CallMeter', () => {
       await meter.run('GET /b', async () => undefined);
       await get();
       expect(meter.report()).toEqual([
-        { label: 'background', requests: 0, calls: { 'dynamodb:GetItem': 1 }, callsPerRequest: 0, dynamodbPerRequest: 0 },
-        { label: 'GET /a', requests: 2, calls: { 'dynamodb:GetItem': 4 }, callsPerRequest: 2, dynamodbPerRequest: 2 },
-        { label: 'GET /b', requests: 1, calls: {}, callsPerRequest: 0, dynamodbPerRequest: 0 },
+        { label: 'background', requests: 0, calls: { 'dynamodb:GetItem': 1 }, capacity: { read: 0.5, write: 0 }, callsPerRequest: 0, dynamodbPerRequest: 0 },
+        { label: 'GET /a', requests: 2, calls: { 'dynamodb:GetItem': 4 }, capacity: { read: 2, write: 0 }, callsPerRequest: 2, dynamodbPerRequest: 2 },
+        { label: 'GET /b', requests: 1, calls: {}, capacity: { read: 0, write: 0 }, callsPerRequest: 0, dynamodbPerRequest: 0 },
       ]);
+      expect(meter.total()).toEqual({ calls: { 'dynamodb:GetItem': 5 }, capacity: { read: 2.5, write: 0 } });
       meter.reset();
       expect(meter.report()).toEqual([]);
     } finally {
