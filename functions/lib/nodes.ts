@@ -1,6 +1,6 @@
 import { BatchGetCommand, DeleteCommand, GetCommand, UpdateCommand, type BatchGetCommandOutput } from '@aws-sdk/lib-dynamodb';
 import type { Environment } from '../domain/environments.ts';
-import { dynamo, queryAll } from './aws.ts';
+import { dynamo, queryAll, scanAll } from './aws.ts';
 import { tableName } from './tables.ts';
 import type { HealthReport, MetricsReport, ModuleState } from '../agent/protocol.ts';
 import type { NodeCredential } from '../domain/nodeCredentials.ts';
@@ -62,6 +62,22 @@ export async function listNodes(environment: Environment, opts: { includeDecommi
     FilterExpression: opts.includeDecommissioned ? undefined : 'attribute_not_exists(decommissionedAt)',
     ExpressionAttributeValues: { ':e': environment },
   });
+}
+
+/**
+ * Every environment's active nodes in one pass over the table: for the overview, one Scan call
+ * (a page per MB) reads what one Query per environment would, in fewer calls and the same
+ * capacity units.
+ */
+export async function listNodesByEnvironment(): Promise<Map<Environment, NodeRecord[]>> {
+  const out = new Map<Environment, NodeRecord[]>();
+  const items = await scanAll<NodeRecord>({ TableName: tableName('nodes'), FilterExpression: 'attribute_not_exists(decommissionedAt)' });
+  for (const n of items) {
+    const list = out.get(n.environment) ?? [];
+    list.push(n);
+    out.set(n.environment, list);
+  }
+  return out;
 }
 
 export async function getNode(environment: Environment, nodeId: string): Promise<NodeRecord | undefined> {

@@ -5,7 +5,7 @@ import { agentClient, mapLimit, type AgentCallError } from '../../lib/agentClien
 import { config } from '../../lib/config.ts';
 import { apiHandler, json } from '../../lib/http.ts';
 import { parsePath, parseQuery } from '../../lib/parse.ts';
-import { isDialOut, listNodes, recordNodeHealth, type NodeRecord } from '../../lib/nodes.ts';
+import { isDialOut, listNodes, listNodesByEnvironment, recordNodeHealth, type NodeRecord } from '../../lib/nodes.ts';
 import { getCluster, getClusters, type ClusterRecord } from '../../lib/trafficRouter.ts';
 import { averageMetrics } from '../../domain/canary.ts';
 import { nodeStatus } from '../../domain/membership.ts';
@@ -141,11 +141,11 @@ function mergeModules(_n: NodeRecord, reported: Record<string, { version: string
 
 export const handler = apiHandler({
   'GET /api/v1/clusters': async () => {
-    // The four cluster records in one call; each environment's nodes in its own partition.
-    const [records, nodesByEnvironment] = await Promise.all([getClusters(ENVIRONMENTS), Promise.all(ENVIRONMENTS.map((e) => listNodes(e)))]);
+    // The four cluster records in one call, every environment's nodes in one pass.
+    const [records, nodesByEnvironment] = await Promise.all([getClusters(ENVIRONMENTS), listNodesByEnvironment()]);
     const clusters = await Promise.all(
-      ENVIRONMENTS.map(async (e, i) => {
-        const [nodes, cluster] = [nodesByEnvironment[i], records.get(e)];
+      ENVIRONMENTS.map(async (e) => {
+        const [nodes, cluster] = [nodesByEnvironment.get(e) ?? [], records.get(e)];
         return summary(e, nodes, cluster, await clusterConvergence(e, nodes, cluster?.desiredModules ?? {}));
       }),
     );
