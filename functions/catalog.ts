@@ -483,6 +483,14 @@ export const ROUTES = [
     summary: "Skip the running canary's remaining bake: to the next wave, or (to=full) to 100 % without further bakes",
   },
   {
+    method: 'POST',
+    path: '/api/v1/deployments/{executionId}/canary/rejudge',
+    fn: 'ApiDeployments',
+    auth: true,
+    roles: DEPLOYERS,
+    summary: "Judge a canary's recorded samples again under other thresholds or confidence (a dry run: no node or deployment changes; audited)",
+  },
+  {
     method: 'GET',
     path: '/api/v1/clusters',
     fn: 'ApiClusters',

@@ -370,5 +370,56 @@ export function judgeWave(baseline: SampleSet, canary: SampleSet, settings: Judg
   };
 }
 
+/** A canary's pre-deployment baseline: the averages, and the samples the statistical judge and rejudge read. */
+export type CanaryBaseline = MetricAverages & { sampleSet?: SampleSet };
+
+/** The baseline as shown in stage details and audit: the averages, without the per-node samples. */
+export const baselineAverages = (b: CanaryBaseline): MetricAverages => {
+  const { sampleSet: _samples, ...averages } = b;
+  return averages;
+};
+
 /** The averages shown beside a judgement (and kept in the plan as before). */
 export const averagesOf = (set: SampleSet): MetricAverages => averageMetrics(set.nodes);
+
+/** A baseline recorded before samples were kept (an older plan): its averages as one pseudo-node, judged by thresholds. */
+export const baselineSampleSet = (b: CanaryBaseline): SampleSet => b.sampleSet ?? { nodes: [{ nodeId: 'baseline', ...baselineAverages(b) }] };
+
+/**
+ * A p-value with 4 significant digits, and 0 below 1e-100: DynamoDB numbers stop at 1e-130, and a
+ * p-value that small says only "certain".
+ */
+export const storablePValue = (p: number | null) => (p === null ? null : p < 1e-100 ? 0 : Number(p.toPrecision(4)));
+
+/** A wave's judgement as the stage details show it (and as rejudge answers). */
+export function presentJudgement(j: WaveJudgement) {
+  return {
+    passed: j.ok,
+    summary: j.summary,
+    metrics: j.metrics.map((m) => ({
+      metric: m.metric,
+      unit: m.unit,
+      samples: m.samples,
+      medians: m.medians,
+      means: m.means,
+      effectSize: m.effectSize,
+      test: m.test,
+      pValue: storablePValue(m.pValue),
+      alpha: m.alpha,
+      changePercent: m.changePercent,
+      limitPercent: m.limitPercent,
+      verdict: m.verdict,
+      reason: m.reason,
+    })),
+    outliers: j.outliers,
+    /** The threshold checks on averages, as before the statistical judge (kept for existing readers). */
+    checks: j.metrics.map((m) => ({
+      metric: m.metric,
+      baseline: m.means.baseline,
+      canary: m.means.canary,
+      changePercent: m.changePercent,
+      limitPercent: m.limitPercent,
+      failed: m.thresholdFailed,
+    })),
+  };
+}

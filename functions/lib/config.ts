@@ -76,6 +76,15 @@ export const config = {
     memoryPercent: num('CANARY_MIN_MEMORY_DELTA', 5),
   }),
   /**
+   * Confidence of the canary's statistical judge (docs/adr/0022-statistical-canary-judge.md): a
+   * wave whose canary differs from its baseline by noise alone passes with at least this chance.
+   */
+  canaryConfidence: () => {
+    const c = num('CANARY_CONFIDENCE', 0.99);
+    if (!(c >= 0.5 && c < 1)) throw new Error(`CANARY_CONFIDENCE must be in [0.5, 1), got ${c}`);
+    return c;
+  },
+  /**
    * Lease of a deployment lock for one step: the running execution renews it at every long step
    * (longest: a 15-minute task), adding the bake or the gate wait that follows (domain/locks.ts).
    */

@@ -1,5 +1,6 @@
 import { z } from 'zod';
-import { averageMetrics, judgeCanary } from '../../domain/canary.ts';
+import { averagesOf, baselineAverages, baselineSampleSet, judgeWave, presentJudgement, sampleSetOf } from '../../domain/canary.ts';
+import { recordWaveSamples } from '../../lib/canarySamples.ts';
 import { AppError } from '../../domain/errors.ts';
 import { agentClient, mapLimit } from '../../lib/agentClient.ts';
 import { config } from '../../lib/config.ts';
@@ -14,9 +15,11 @@ import { taskHandler } from '../../lib/task.ts';
 const CANARY_SAMPLE = 200;
 
 /**
- * After a wave has baked: compare every canary node so far (this wave and earlier ones) against
- * the pre-deployment baseline. A failed judgement fails the wave, with the numbers, and the state
- * machine rolls back every canary node.
+ * After a wave has baked: judge every canary node so far (this wave and earlier ones) against the
+ * pre-deployment baseline (domain/canary.ts judgeWave: thresholds, a rank test per metric, and
+ * each node on its own, so one bad node is named rather than averaged away). The samples are
+ * recorded for rejudge. A failed judgement fails the wave, with the numbers, and the state machine
+ * rolls back every canary node.
  */
 export const handler = taskHandler(environmentInput.extend({ wave: z.number().int().min(0) }), async ({ executionId, environment, wave }) => {
   const d = await requireDeployment(executionId);
@@ -29,19 +32,28 @@ export const handler = taskHandler(environmentInput.extend({ wave: z.number().in
   const reports = await mapLimit(sample, config.agentConcurrency(), async (nodeId) => agentClient.metrics((await getNode(environment, nodeId)) as NodeRecord));
   const ok = reports.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
   const unreachable = sample.length - ok.length;
-  const canary = averageMetrics(ok);
-  const verdict = judgeCanary(plan.baseline, canary, config.canaryThresholds(), config.canaryMinimumDeltas());
+  const samples = sampleSetOf(ok);
+  const confidence = config.canaryConfidence();
+  const judgement = judgeWave(baselineSampleSet(plan.baseline), samples, {
+    thresholds: config.canaryThresholds(),
+    minimum: config.canaryMinimumDeltas(),
+    confidence,
+  });
   const percent = config.canaryWaves()[wave] ?? 100;
-  const passed = verdict.ok && unreachable === 0;
+  const passed = judgement.ok && unreachable === 0;
+  // Kept before the verdict is recorded, so whatever the stage shows can be judged again (rejudge).
+  await recordWaveSamples(executionId, environment, { wave: wave + 1, percent, judgedAt: new Date().toISOString(), samples });
+  const presented = presentJudgement(judgement);
   const result = {
     wave: wave + 1,
     percent,
     nodes: ids.length,
+    ...presented,
     passed,
-    baseline: plan.baseline,
-    canary,
-    checks: verdict.checks.map((c) => ({ ...c, changePercent: Number.isFinite(c.changePercent) ? c.changePercent : null })),
-    summary: unreachable ? `${unreachable} canary node(s) did not report metrics; ${verdict.summary}` : verdict.summary,
+    confidence,
+    baseline: baselineAverages(plan.baseline),
+    canary: averagesOf(samples),
+    summary: unreachable ? `${unreachable} canary node(s) did not report metrics; ${judgement.summary}` : judgement.summary,
     at: new Date().toISOString(),
   };
   await recordStageDetail(executionId, environment, `wave${wave + 1}`, result, passed ? 'canary.wave.passed' : 'canary.wave.failed');
