@@ -28,7 +28,9 @@ export interface PlanDeps {
   /** The colour serving an environment's traffic now (the traffic router). */
   activeColour(environment: Environment): Promise<Colour>;
   /** Metrics of these nodes; nodes that did not answer are left out. */
-  metrics(nodes: PlanNode[]): Promise<Pick<MetricsReport, 'nodeId' | 'cpuPercent' | 'memoryPercent' | 'latencyMs' | 'errorRatePercent' | 'requestsPerSecond' | 'window'>[]>;
+  metrics(
+    nodes: PlanNode[],
+  ): Promise<Pick<MetricsReport, 'nodeId' | 'cpuPercent' | 'memoryPercent' | 'latencyMs' | 'errorRatePercent' | 'requestsPerSecond' | 'window'>[]>;
 }
 
 export interface StrategyStateMachine<M extends string = string> {
