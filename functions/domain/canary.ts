@@ -222,7 +222,7 @@ export interface WaveJudgement {
 
 const METRICS: MetricName[] = ['errorRatePercent', 'latencyMs', 'cpuPercent', 'memoryPercent'];
 const fmt = (n: number) => String(round(n));
-const fmtP = (p: number) => (p < 0.0001 ? p.toExponential(2) : String(Math.round(p * 10000) / 10000));
+const fmtP = (p: number) => (p < 1e-100 ? '<1e-100' : p < 0.0001 ? p.toExponential(2) : String(Math.round(p * 10000) / 10000));
 const mean = (xs: readonly number[]) => (xs.length ? xs.reduce((s, x) => s + x, 0) / xs.length : 0);
 
 interface MetricData {
