@@ -61,7 +61,10 @@ export function simulateWindow(model: TrafficModel, random: () => number = Math.
     cpuPercent: round(clamp(model.cpuPercent + (random() * 2 - 1) * 3)),
     memoryPercent: round(clamp(model.memoryPercent + (random() * 2 - 1) * 3)),
     latencyMs: round(n ? sum / n : 0),
-    errorRatePercent: round(n ? (errors / n) * 100 : 0),
+    // The node's rate as its health report shows it: smoothed (the model's rate ± 0.2 points, as
+    // before windows existed), so a node injected just below the health limit stays below it; the
+    // window's counts are the raw binomial draw the canary judge tests.
+    errorRatePercent: round(clamp(model.errorRatePercent + (random() * 2 - 1) * 0.2)),
     requestsPerSecond: round(n / seconds),
     window: { seconds, requests: n, errors, latencyHistogram: histogramOf(latencies, DEFAULT_LATENCY_BOUNDS_MS) },
   };
