@@ -320,7 +320,7 @@ function judgeMetric(
     medians: { baseline: round(b.median), canary: round(c.median) },
     means: { baseline: round(b.mean), canary: round(c.mean) },
     test: test ? test.name : null,
-    effectSize: test ? round(test.effectSize * 1000) / 1000 : null,
+    effectSize: test ? Math.round(test.effectSize * 1000) / 1000 : null,
     pValue: test ? test.pValue : null,
     alpha,
     changePercent,
