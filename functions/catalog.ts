@@ -233,10 +233,12 @@ export const FUNCTIONS = {
   },
   CanaryGate: {
     entry: 'functions/handlers/tasks/canaryGate.ts',
-    description: 'Canary: the bake gate between waves (bake, pause, promote)',
+    description: 'Canary: the bake gate between waves (bake, pause, promote, alarms)',
     timeoutSeconds: 60,
     memoryMb: 256,
-    tables: { deployments: 'write', locks: 'write', ...audit },
+    // nodes, targets and agents: the environment's alarms (ALARMS) are evaluated over the canary nodes' metrics during the bake.
+    tables: { deployments: 'write', locks: 'write', nodes: 'read', targets: 'write', ...audit },
+    callsAgents: true,
   },
   FinishRollback: {
     entry: 'functions/handlers/tasks/finishRollback.ts',

@@ -1,5 +1,7 @@
 /** Settings that handlers read from their environment, with the product's documented defaults. */
 import type { StabilisationSettings } from '../domain/stabilisation.ts';
+import { type AlarmRule, parseAlarms } from '../domain/alarms.ts';
+import type { Environment } from '../domain/environments.ts';
 import { parseSources } from './revocationLists.ts';
 
 function num(name: string, fallback: number): number {
@@ -98,6 +100,8 @@ export const config = {
       },
     };
   },
+  /** Alarms per environment (ALARMS, JSON; functions/domain/alarms.ts): firing during a canary bake stops and rolls back. */
+  alarms: (environment: Environment): AlarmRule[] => parseAlarms(process.env.ALARMS, environment),
   /**
    * Confidence of the canary's statistical judge (docs/adr/0022-statistical-canary-judge.md): a
    * wave whose canary differs from its baseline by noise alone passes with at least this chance.
