@@ -233,10 +233,12 @@ export const FUNCTIONS = {
   },
   CanaryGate: {
     entry: 'functions/handlers/tasks/canaryGate.ts',
-    description: 'Canary: the bake gate between waves (bake, pause, promote)',
+    description: 'Canary: the bake gate between waves (bake, pause, promote, alarms)',
     timeoutSeconds: 60,
     memoryMb: 256,
-    tables: { deployments: 'write', locks: 'write', ...audit },
+    // nodes, targets and agents: the environment's alarms (ALARMS) are evaluated over the canary nodes' metrics during the bake.
+    tables: { deployments: 'write', locks: 'write', nodes: 'read', targets: 'write', ...audit },
+    callsAgents: true,
   },
   FinishRollback: {
     entry: 'functions/handlers/tasks/finishRollback.ts',
@@ -481,6 +483,14 @@ export const ROUTES = [
     auth: true,
     roles: DEPLOYERS,
     summary: "Skip the running canary's remaining bake: to the next wave, or (to=full) to 100 % without further bakes",
+  },
+  {
+    method: 'POST',
+    path: '/api/v1/deployments/{executionId}/canary/rejudge',
+    fn: 'ApiDeployments',
+    auth: true,
+    roles: DEPLOYERS,
+    summary: "Judge a canary's recorded samples again under other thresholds or confidence (a dry run: no node or deployment changes; audited)",
   },
   {
     method: 'GET',

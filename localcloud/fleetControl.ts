@@ -7,7 +7,8 @@
  *   DELETE /_local/fleet/nodes/{nodeId}/faults    clear them
  *
  * Faults: failLoad (true or a list of versions), unhealthyAfterLoad, degrade {errorRatePercent,
- * latencyMs, cpuPercent, memoryPercent} once a new version is loaded, unresponsive, failSmokeTest.
+ * latencyMs, cpuPercent, memoryPercent, slowRequestPercent + slowRequestMs (that share of requests
+ * takes that much longer)} once a new version is loaded, unresponsive, failSmokeTest.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { z } from 'zod';
@@ -17,7 +18,21 @@ const faultsSchema = z
   .object({
     failLoad: z.union([z.boolean(), z.array(z.string())]).optional(),
     unhealthyAfterLoad: z.boolean().optional(),
-    degrade: z.object({ errorRatePercent: z.number(), latencyMs: z.number(), cpuPercent: z.number(), memoryPercent: z.number() }).partial().strict().optional(),
+    degrade: z
+      .object({
+        errorRatePercent: z.number(),
+        latencyMs: z.number(),
+        cpuPercent: z.number(),
+        memoryPercent: z.number(),
+        slowRequestPercent: z.number().min(0).max(100),
+        slowRequestMs: z.number().min(0).max(60_000),
+      })
+      .partial()
+      .strict()
+      .refine((d) => (d.slowRequestPercent === undefined) === (d.slowRequestMs === undefined), {
+        message: 'slowRequestPercent and slowRequestMs go together',
+      })
+      .optional(),
     unresponsive: z.boolean().optional(),
     failSmokeTest: z.boolean().optional(),
   })

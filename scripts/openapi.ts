@@ -21,6 +21,7 @@ import { createClientSchema, createUserSchema, rolesSchema } from '../functions/
 import { rateLimitSettingsSchema } from '../functions/lib/rateLimits.ts';
 import { createTokenSchema, enrolSchema, heartbeatSchema, rotateCredentialsSchema } from '../functions/handlers/api/fleet.ts';
 import { UNREACHABLE_POLICIES } from '../functions/domain/membership.ts';
+import { rejudgeSchema } from '../functions/lib/rejudge.ts';
 import { ROTATION_TRIGGERS } from '../functions/domain/nodeKeyRotation.ts';
 
 type Json = Record<string, unknown>;
@@ -38,6 +39,7 @@ const BODIES: Record<string, z.ZodType> = {
   'POST /api/v1/deployments/{executionId}/pause': pauseSchema,
   'POST /api/v1/deployments/{executionId}/resume': resumeSchema,
   'POST /api/v1/deployments/{executionId}/promote': promoteSchema,
+  'POST /api/v1/deployments/{executionId}/canary/rejudge': rejudgeSchema,
   'POST /api/v1/approvals/deployments/{executionId}/approve': decisionSchema,
   'POST /api/v1/approvals/deployments/{executionId}/reject': decisionSchema,
   'POST /api/v1/modules': registerSchema,

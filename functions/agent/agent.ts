@@ -14,6 +14,7 @@ import { verifyModuleSignature, type SignatureVerdict } from '../domain/signatur
 import { revocationListFetcher } from '../lib/revocationLists.ts';
 import type { HookResult, ModuleResourceUsage } from './installer.ts';
 import type { Traffic } from './moduleMetrics.ts';
+import { HEALTHY_TRAFFIC, simulateWindow } from './simulation.ts';
 import {
   AGENT_PROTOCOL_VERSION,
   ReplayCache,
@@ -33,8 +34,12 @@ export interface Faults {
   failLoad?: boolean | string[];
   /** The node reports unhealthy once it has loaded a new version (until rolled back). */
   unhealthyAfterLoad?: boolean;
-  /** Added to the synthetic metrics once a new version is loaded (absolute points / ms). */
-  degrade?: Partial<Record<'errorRatePercent' | 'latencyMs' | 'cpuPercent' | 'memoryPercent', number>>;
+  /**
+   * Added to the synthetic metrics once a new version is loaded (absolute points / ms), and
+   * `slowRequestPercent` of the requests take `slowRequestMs` longer (a regression that hits a few
+   * requests hard and barely moves the averages).
+   */
+  degrade?: Partial<Record<'errorRatePercent' | 'latencyMs' | 'cpuPercent' | 'memoryPercent' | 'slowRequestPercent' | 'slowRequestMs', number>>;
   /** The agent accepts connections but never answers. */
   unresponsive?: boolean;
   /** The module's self-test (blue-green smoke test) fails. */
@@ -63,6 +68,8 @@ export interface AgentOptions {
   stateFile?: string;
   /** Synthetic metrics and fault injection (the simulated fleet). */
   simulation?: boolean;
+  /** The simulation's random source (default Math.random); seeded in tests. */
+  random?: () => number;
   /** Modules the node runs before any deployment (first start only). */
   initialModules?: Record<string, string>;
   /** Called with the verified bytes before the version is recorded (embedders; the host uses `runtime`). */
@@ -339,16 +346,22 @@ export class NodeAgent {
         requestsPerSecond: 0,
       };
     }
-    const jitter = (base: number, spread: number) => base + (Math.random() * 2 - 1) * spread;
     const d = this.state.changedModules.length > 0 ? (this.state.faults.degrade ?? {}) : {};
     return {
       nodeId: this.nodeId,
       at,
-      cpuPercent: round(clamp(jitter(25, 3) + (d.cpuPercent ?? 0))),
-      memoryPercent: round(clamp(jitter(40, 3) + (d.memoryPercent ?? 0))),
-      latencyMs: round(Math.max(0, jitter(20, 2) + (d.latencyMs ?? 0))),
-      errorRatePercent: round(clamp(jitter(0.5, 0.2) + (d.errorRatePercent ?? 0))),
-      requestsPerSecond: round(Math.max(0, jitter(100, 5))),
+      ...simulateWindow(
+        {
+          ...HEALTHY_TRAFFIC,
+          latencyMeanMs: HEALTHY_TRAFFIC.latencyMeanMs + (d.latencyMs ?? 0),
+          errorRatePercent: HEALTHY_TRAFFIC.errorRatePercent + (d.errorRatePercent ?? 0),
+          cpuPercent: HEALTHY_TRAFFIC.cpuPercent + (d.cpuPercent ?? 0),
+          memoryPercent: HEALTHY_TRAFFIC.memoryPercent + (d.memoryPercent ?? 0),
+          slowRequestPercent: d.slowRequestPercent ?? 0,
+          slowRequestMs: d.slowRequestMs ?? 0,
+        },
+        this.opts.random,
+      ),
     };
   }
 
@@ -519,7 +532,6 @@ function asAgentFailure(e: unknown): never {
   if ((e as Error).name === 'ArtifactRejected') throw new AgentFailure(422, 'ArtifactRejected', (e as Error).message);
   throw e;
 }
-const clamp = (n: number) => Math.min(100, Math.max(0, n));
 
 async function defaultFetch(url: string): Promise<Buffer> {
   const r = await fetch(url, { redirect: 'error' });

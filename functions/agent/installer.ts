@@ -386,7 +386,13 @@ export class Installer {
     const weighted = (k: 'latencyMs' | 'errorRatePercent') =>
       rps > 0 ? parts.reduce((s, p) => s + p[k] * p.requestsPerSecond, 0) / rps : parts.reduce((s, p) => s + p[k], 0) / parts.length;
     const round = (n: number) => Math.round(n * 100) / 100;
-    return { requestsPerSecond: round(rps), latencyMs: round(weighted('latencyMs')), errorRatePercent: round(weighted('errorRatePercent')) };
+    const window = combineWindows(parts);
+    return {
+      requestsPerSecond: round(rps),
+      latencyMs: round(weighted('latencyMs')),
+      errorRatePercent: round(weighted('errorRatePercent')),
+      ...(window ? { window } : {}),
+    };
   }
 
   private async moduleTraffic(module: string): Promise<Traffic | undefined> {
@@ -407,6 +413,32 @@ export class Installer {
     this.counters.set(key, [...history, cur]);
     return trafficBetween(base, cur);
   }
+}
+
+/**
+ * The modules' windows as one: requests and errors summed; histograms added when every module
+ * sends one with the same bounds (else none: the judge then uses the averages). None unless every
+ * module with traffic sends a window.
+ */
+export function combineWindows(parts: readonly Traffic[]): Traffic['window'] {
+  const windows = parts.map((p) => p.window);
+  if (windows.length === 0 || windows.some((w) => !w)) return undefined;
+  const all = windows as NonNullable<Traffic['window']>[];
+  const first = all[0].latencyHistogram;
+  const sameBounds = first && all.every((w) => w.latencyHistogram && w.latencyHistogram.boundsMs.join() === first.boundsMs.join());
+  return {
+    seconds: Math.max(...all.map((w) => w.seconds)),
+    requests: all.reduce((s, w) => s + w.requests, 0),
+    errors: all.reduce((s, w) => s + w.errors, 0),
+    ...(sameBounds
+      ? {
+          latencyHistogram: {
+            boundsMs: [...first.boundsMs],
+            counts: first.counts.map((_, i) => all.reduce((s, w) => s + (w.latencyHistogram?.counts[i] ?? 0), 0)),
+          },
+        }
+      : {}),
+  };
 }
 
 /** Write a file so that a crash leaves either the old or the new contents: temp, fsync, rename, fsync dir. */

@@ -6,17 +6,22 @@
  *   kmod_requests_total{status="…"}        counter; a status of 5xx or "error" counts as an error
  *   kmod_request_duration_seconds_sum      histogram or summary sum
  *   kmod_request_duration_seconds_count    histogram or summary count
+ *   kmod_request_duration_seconds_bucket   histogram buckets {le="…"}: the latency histogram of the
+ *                                          window (MetricsReport.window) for the statistical canary judge
  *   process_start_time_seconds             gauge; gives a rate before a second sample exists
  * JSON file: {"latencyMs": n, "errorRatePercent": n, "requestsPerSecond": n} (already rates).
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { isIP } from 'node:net';
+import type { MetricsWindow } from './protocol.ts';
 
 export interface Traffic {
   latencyMs: number;
   errorRatePercent: number;
   requestsPerSecond: number;
+  /** Requests, errors and (from histogram buckets) the latency histogram of the window (Prometheus only). */
+  window?: MetricsWindow;
 }
 
 export interface CounterSample {
@@ -26,6 +31,8 @@ export interface CounterSample {
   latencySum: number;
   latencyCount: number;
   startTime?: number;
+  /** Cumulative histogram buckets: [upper bound in seconds (Infinity for +Inf), count], summed over label sets. */
+  buckets?: [number, number][];
 }
 
 const LINE = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)/;
@@ -45,7 +52,15 @@ export function parsePrometheus(text: string, at = Date.now()): CounterSample {
       if (/^5\d\d$/.test(status) || status === 'error') s.errors += value;
     } else if (name === 'kmod_request_duration_seconds_sum') s.latencySum += value;
     else if (name === 'kmod_request_duration_seconds_count') s.latencyCount += value;
-    else if (name === 'process_start_time_seconds') s.startTime = value;
+    else if (name === 'kmod_request_duration_seconds_bucket') {
+      const le = [...labels.matchAll(LABEL)].find((l) => l[1] === 'le')?.[2];
+      const bound = le === '+Inf' ? Infinity : Number(le);
+      if (le === undefined || Number.isNaN(bound)) continue;
+      const buckets = (s.buckets ??= []);
+      const same = buckets.find((b) => b[0] === bound);
+      if (same) same[1] += value;
+      else buckets.push([bound, value]);
+    } else if (name === 'process_start_time_seconds') s.startTime = value;
   }
   return s;
 }
@@ -76,11 +91,35 @@ export function trafficBetween(prev: CounterSample | undefined, cur: CounterSamp
   const seconds = (cur.at - base.at) / 1000;
   const requests = cur.requests - base.requests;
   const count = cur.latencyCount - base.latencyCount;
+  const histogram = windowHistogram(usable ? prev.buckets : [], cur.buckets);
   return {
     requestsPerSecond: seconds > 0 ? round(requests / seconds) : 0,
     errorRatePercent: requests > 0 ? round(((cur.errors - base.errors) / requests) * 100) : 0,
     latencyMs: count > 0 ? round(((cur.latencySum - base.latencySum) / count) * 1000) : 0,
+    window: { seconds: round(seconds), requests, errors: cur.errors - base.errors, ...(histogram ? { latencyHistogram: histogram } : {}) },
   };
+}
+
+/**
+ * The window's latency histogram from two scrapes of cumulative buckets: per bucket (bounds in ms,
+ * plus +Inf) the requests that fell into it between them. None when the current scrape has no
+ * buckets, or the earlier one has other bounds (the module changed its buckets).
+ */
+export function windowHistogram(
+  prev: [number, number][] | undefined,
+  cur: [number, number][] | undefined,
+): { boundsMs: number[]; counts: number[] } | undefined {
+  if (!cur?.length) return undefined;
+  const sorted = [...cur].sort((a, b) => a[0] - b[0]);
+  const before = new Map(prev ?? []);
+  if (before.size && (before.size !== sorted.length || sorted.some(([le]) => !before.has(le)))) return undefined;
+  const cumulative = sorted.map(([le, c]) => c - (before.get(le) ?? 0));
+  const finite = sorted.filter(([le]) => Number.isFinite(le));
+  const counts = finite.map((_, i) => Math.max(0, cumulative[i] - (i ? cumulative[i - 1] : 0)));
+  // +Inf: the total minus the last finite bucket (a histogram without +Inf gets an empty one).
+  const total = Number.isFinite(sorted.at(-1)![0]) ? (cumulative[finite.length - 1] ?? 0) : cumulative.at(-1)!;
+  counts.push(Math.max(0, total - (cumulative[finite.length - 1] ?? 0)));
+  return { boundsMs: finite.map(([le]) => round(le * 1000)), counts };
 }
 
 export function readJsonTraffic(file: string): Traffic {

@@ -7,7 +7,8 @@
  *   POST /v1/modules/{name}/smoke-test → SmokeTestReport (the module's own self-test)
  *   GET  /v1/modules                  → { modules: { [name]: ModuleState } }
  *   GET  /v1/health                   → HealthReport
- *   GET  /v1/metrics                  → MetricsReport
+ *   GET  /v1/metrics                  → MetricsReport (optionally with `window`: request/error counts
+ *                                       and a latency histogram since the previous report)
  *
  * Signature: base64url(HMAC-SHA256(secret, METHOD \n PATH \n TIMESTAMP \n SHA256HEX(BODY))) in
  * `x-agent-signature`, with `x-agent-key-id` and `x-agent-timestamp` (ms since epoch). An agent
@@ -76,6 +77,20 @@ export interface MetricsReport {
   source?: 'module' | 'host';
   /** Real hosts only: latency, error rate and requests/s from the modules' metrics, or none (all 0). */
   trafficSource?: 'module' | 'none';
+  /**
+   * Per-request detail of the window the numbers above cover (since the agent's previous report,
+   * or since the module process started), for the statistical canary judge. Optional: agents that
+   * do not send it are judged on their averages (docs/adr/0022-statistical-canary-judge.md).
+   */
+  window?: MetricsWindow;
+}
+
+export interface MetricsWindow {
+  seconds: number;
+  requests: number;
+  errors: number;
+  /** Request latencies: counts per bucket (upper bounds in ms, one more count for +Inf), not cumulative. */
+  latencyHistogram?: { boundsMs: number[]; counts: number[] };
 }
 
 export interface SmokeTestReport {

@@ -1,4 +1,7 @@
 /** Settings that handlers read from their environment, with the product's documented defaults. */
+import type { StabilisationSettings } from '../domain/stabilisation.ts';
+import { type AlarmRule, parseAlarms } from '../domain/alarms.ts';
+import type { Environment } from '../domain/environments.ts';
 import { parseSources } from './revocationLists.ts';
 
 function num(name: string, fallback: number): number {
@@ -75,6 +78,39 @@ export const config = {
     cpuPercent: num('CANARY_MIN_CPU_DELTA', 5),
     memoryPercent: num('CANARY_MIN_MEMORY_DELTA', 5),
   }),
+  /**
+   * Adaptive stabilisation before each canary judgement (docs/adr/0023-adaptive-stabilisation.md):
+   * poll until the last STABILISE_POLLS batch averages agree within the tolerances, after at least
+   * the minimum and at most the maximum wait. Whole seconds (they become Step Functions Waits).
+   */
+  stabilisation: (): StabilisationSettings => {
+    const minSeconds = num('STABILISE_MIN_SECONDS', 120);
+    const maxSeconds = num('STABILISE_MAX_SECONDS', 1800);
+    if (!(minSeconds >= 0 && maxSeconds >= minSeconds))
+      throw new Error(`STABILISE_MAX_SECONDS (${maxSeconds}) must be at least STABILISE_MIN_SECONDS (${minSeconds}) ≥ 0`);
+    return {
+      minSeconds,
+      maxSeconds,
+      pollSeconds: Math.max(1, Math.round(num('STABILISE_POLL_SECONDS', 30))),
+      polls: Math.max(2, Math.round(num('STABILISE_POLLS', 3))),
+      tolerancePercent: {
+        cpuPercent: num('STABILISE_CPU_TOLERANCE_PERCENT', 10),
+        memoryPercent: num('STABILISE_MEMORY_TOLERANCE_PERCENT', 10),
+        latencyMs: num('STABILISE_LATENCY_TOLERANCE_PERCENT', 15),
+      },
+    };
+  },
+  /** Alarms per environment (ALARMS, JSON; functions/domain/alarms.ts): firing during a canary bake stops and rolls back. */
+  alarms: (environment: Environment): AlarmRule[] => parseAlarms(process.env.ALARMS, environment),
+  /**
+   * Confidence of the canary's statistical judge (docs/adr/0022-statistical-canary-judge.md): a
+   * wave whose canary differs from its baseline by noise alone passes with at least this chance.
+   */
+  canaryConfidence: () => {
+    const c = num('CANARY_CONFIDENCE', 0.99);
+    if (!(c >= 0.5 && c < 1)) throw new Error(`CANARY_CONFIDENCE must be in [0.5, 1), got ${c}`);
+    return c;
+  },
   /**
    * Lease of a deployment lock for one step: the running execution renews it at every long step
    * (longest: a 15-minute task), adding the bake or the gate wait that follows (domain/locks.ts).

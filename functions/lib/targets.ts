@@ -5,7 +5,7 @@
 import { BatchWriteCommand, GetCommand, TransactWriteCommand, UpdateCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
 import type { Environment, Strategy } from '../domain/environments.ts';
 import type { Colour } from '../domain/strategy.ts';
-import type { MetricAverages } from '../domain/canary.ts';
+import type { CanaryBaseline } from '../domain/canary.ts';
 import { dynamo, queryAll } from './aws.ts';
 import { isConditionFailure, stageCounterUpdate } from './deployments.ts';
 import { tableName, TTL_ATTRIBUTE } from './tables.ts';
@@ -43,7 +43,7 @@ export interface PlanItem {
   /** Blue-Green: set once traffic moved to the new colour (rollback moves it back). */
   trafficSwitched?: boolean;
   /** Canary: pre-deployment metric averages. */
-  baseline?: MetricAverages;
+  baseline?: CanaryBaseline;
   /** Set when a batch failed or rollback began: no further batch may deploy. */
   abortedAt?: string;
   abortReason?: string;

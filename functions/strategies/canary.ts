@@ -1,4 +1,4 @@
-import { averageMetrics, planWaves } from '../domain/canary.ts';
+import { averageMetrics, planWaves, sampleSetOf } from '../domain/canary.ts';
 import { StageRejection } from '../domain/errors.ts';
 import { planBatches } from '../domain/strategy.ts';
 import { defineStrategy, ENVIRONMENT_STEPS } from './types.ts';
@@ -36,6 +36,6 @@ export const canary = defineStrategy({
   captureBaseline: async (environment, nodes, deps) => {
     const reports = await deps.metrics(nodes.slice(0, BASELINE_SAMPLE));
     if (reports.length === 0) throw new StageRejection('BaselineUnavailable', `no ${environment} node reported metrics for the canary baseline`);
-    return averageMetrics(reports);
+    return { ...averageMetrics(reports), sampleSet: sampleSetOf(reports) };
   },
 });

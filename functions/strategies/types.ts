@@ -5,7 +5,7 @@
  * handler, so strategy modules never import the AWS SDK.
  */
 import type { FunctionId } from '../catalog.ts';
-import type { MetricAverages } from '../domain/canary.ts';
+import type { CanaryBaseline } from '../domain/canary.ts';
 import type { Environment } from '../domain/environments.ts';
 import type { Colour, EnvironmentPlan, StrategySettings } from '../domain/strategy.ts';
 import type { MetricsReport } from '../agent/protocol.ts';
@@ -28,7 +28,9 @@ export interface PlanDeps {
   /** The colour serving an environment's traffic now (the traffic router). */
   activeColour(environment: Environment): Promise<Colour>;
   /** Metrics of these nodes; nodes that did not answer are left out. */
-  metrics(nodes: PlanNode[]): Promise<Pick<MetricsReport, 'cpuPercent' | 'memoryPercent' | 'latencyMs' | 'errorRatePercent' | 'requestsPerSecond'>[]>;
+  metrics(
+    nodes: PlanNode[],
+  ): Promise<Pick<MetricsReport, 'nodeId' | 'cpuPercent' | 'memoryPercent' | 'latencyMs' | 'errorRatePercent' | 'requestsPerSecond' | 'window'>[]>;
 }
 
 export interface StrategyStateMachine<M extends string = string> {
@@ -56,7 +58,7 @@ export interface StrategyModule<N extends string = string> {
    * Captured at plan time and stored with the plan, for the strategy's later judgement (canary
    * metric baseline). Throws a StageRejection when it cannot be captured.
    */
-  captureBaseline?(environment: Environment, nodes: readonly PlanNode[], deps: PlanDeps): Promise<MetricAverages>;
+  captureBaseline?(environment: Environment, nodes: readonly PlanNode[], deps: PlanDeps): Promise<CanaryBaseline>;
 }
 
 /** Keeps the literal name type (so the registry can derive the Strategy union from its modules). */

@@ -17,6 +17,10 @@ const SUITE_LIMITS = {
   // Directory changes (roles, disabling) apply at once in the suites; users.test.ts checks a real TTL.
   DIRECTORY_CACHE_SECONDS: '0',
   WAF_RATE_LIMIT_PER_ADDRESS: '100000',
+  // Canary stabilisation in seconds rather than minutes (never skipped): at least 1 s, 3 polls 1 s apart, at most 10 s.
+  STABILISE_MIN_SECONDS: '1',
+  STABILISE_POLL_SECONDS: '1',
+  STABILISE_MAX_SECONDS: '10',
 };
 
 export async function startTestCloud(opts: LocalCloudOptions = {}): Promise<LocalCloud> {

@@ -25,6 +25,7 @@ import {
 import { driveCancellation, liftHold, markCancellation, setHold, setPromotion } from '../../lib/steering.ts';
 import { config } from '../../lib/config.ts';
 import { parseBody, parsePath, parseQuery } from '../../lib/parse.ts';
+import { rejudge, rejudgeSchema } from '../../lib/rejudge.ts';
 
 export const createSchema = z
   .object({
@@ -298,7 +299,16 @@ async function promote(event: Parameters<typeof parseBody>[0], caller: Principal
   return json(200, { executionId: d.executionId, promotion, links: { self: `/api/v1/deployments/${d.executionId}` } });
 }
 
+async function canaryRejudge(event: Parameters<typeof parseBody>[0], caller: Principal) {
+  const { executionId } = parsePath(event, idSchema);
+  const body = parseBody(event, rejudgeSchema);
+  const d = await getDeployment(executionId);
+  if (!d) throw notFound(`deployment ${executionId}`);
+  return json(200, await rejudge(d, body, caller));
+}
+
 export const handler = apiHandler({
+  'POST /api/v1/deployments/{executionId}/canary/rejudge': canaryRejudge,
   'POST /api/v1/deployments/{executionId}/cancel': cancel,
   'POST /api/v1/deployments/{executionId}/pause': pause,
   'POST /api/v1/deployments/{executionId}/resume': resume,

@@ -1,5 +1,6 @@
 import { z } from 'zod';
-import { averageMetrics, judgeCanary } from '../../domain/canary.ts';
+import { averageMetrics, averagesOf, baselineAverages, baselineSampleSet, judgeWave, presentJudgement, sampleSetOf } from '../../domain/canary.ts';
+import { recordWaveSamples } from '../../lib/canarySamples.ts';
 import { AppError } from '../../domain/errors.ts';
 import { agentClient, mapLimit } from '../../lib/agentClient.ts';
 import { config } from '../../lib/config.ts';
@@ -9,46 +10,77 @@ import { renewDeploymentLocks } from '../../lib/locks.ts';
 import { getNode, type NodeRecord } from '../../lib/nodes.ts';
 import { abortPlan, getBatch, getPlan } from '../../lib/targets.ts';
 import { taskHandler } from '../../lib/task.ts';
+import { stabilise } from '../../domain/stabilisation.ts';
 
 /** Canary nodes sampled per analysis: enough for a stable average, bounded for huge waves. */
 const CANARY_SAMPLE = 200;
 
 /**
- * After a wave has baked: compare every canary node so far (this wave and earlier ones) against
- * the pre-deployment baseline. A failed judgement fails the wave, with the numbers, and the state
- * machine rolls back every canary node.
+ * After a wave has baked: judge every canary node so far (this wave and earlier ones) against the
+ * pre-deployment baseline (domain/canary.ts judgeWave: thresholds, a rank test per metric, and
+ * each node on its own, so one bad node is named rather than averaged away). The samples are
+ * recorded for rejudge. A failed judgement fails the wave, with the numbers, and the state machine
+ * rolls back every canary node.
  */
-export const handler = taskHandler(environmentInput.extend({ wave: z.number().int().min(0) }), async ({ executionId, environment, wave }) => {
-  const d = await requireDeployment(executionId);
-  await renewDeploymentLocks(d, executionId);
-  const plan = await getPlan(executionId, environment);
-  if (!plan?.waves || !plan.baseline) throw new AppError('PlanMismatch', `${environment} has no canary plan for ${executionId}`);
-  const batchNumbers = plan.waves.slice(0, wave + 1).flat();
-  const ids = (await Promise.all(batchNumbers.map((b) => getBatch(executionId, environment, b)))).flatMap((b) => Object.keys(b.nodes));
-  const sample = ids.slice(-CANARY_SAMPLE);
-  const reports = await mapLimit(sample, config.agentConcurrency(), async (nodeId) => agentClient.metrics((await getNode(environment, nodeId)) as NodeRecord));
-  const ok = reports.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
-  const unreachable = sample.length - ok.length;
-  const canary = averageMetrics(ok);
-  const verdict = judgeCanary(plan.baseline, canary, config.canaryThresholds(), config.canaryMinimumDeltas());
-  const percent = config.canaryWaves()[wave] ?? 100;
-  const passed = verdict.ok && unreachable === 0;
-  const result = {
-    wave: wave + 1,
-    percent,
-    nodes: ids.length,
-    passed,
-    baseline: plan.baseline,
-    canary,
-    checks: verdict.checks.map((c) => ({ ...c, changePercent: Number.isFinite(c.changePercent) ? c.changePercent : null })),
-    summary: unreachable ? `${unreachable} canary node(s) did not report metrics; ${verdict.summary}` : verdict.summary,
-    at: new Date().toISOString(),
-  };
-  await recordStageDetail(executionId, environment, `wave${wave + 1}`, result, passed ? 'canary.wave.passed' : 'canary.wave.failed');
-  if (!passed) {
-    const message = `canary wave ${wave + 1} (${percent}% of nodes, ${ids.length} nodes) failed analysis against the baseline: ${result.summary}`;
-    await abortPlan(executionId, environment, message);
-    throw new AppError('CanaryAnalysisFailed', message);
-  }
-  return { wave: wave + 1, passed: true };
+const stabilisationState = z.object({
+  startedAt: z.string().datetime(),
+  pollCount: z.number().int().min(0),
+  recent: z.array(z.object({ cpuPercent: z.number(), memoryPercent: z.number(), latencyMs: z.number() })).max(100),
 });
+
+export const handler = taskHandler(
+  environmentInput.extend({ wave: z.number().int().min(0), stabilisation: stabilisationState.nullable().optional() }),
+  async ({ executionId, environment, wave, stabilisation }) => {
+    const d = await requireDeployment(executionId);
+    const plan = await getPlan(executionId, environment);
+    if (!plan?.waves || !plan.baseline) throw new AppError('PlanMismatch', `${environment} has no canary plan for ${executionId}`);
+    const batchNumbers = plan.waves.slice(0, wave + 1).flat();
+    const ids = (await Promise.all(batchNumbers.map((b) => getBatch(executionId, environment, b)))).flatMap((b) => Object.keys(b.nodes));
+    const sample = ids.slice(-CANARY_SAMPLE);
+    const reports = await mapLimit(sample, config.agentConcurrency(), async (nodeId) =>
+      agentClient.metrics((await getNode(environment, nodeId)) as NodeRecord),
+    );
+    const ok = reports.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+    const unreachable = sample.length - ok.length;
+    // Adaptive stabilisation: poll (the state machine waits between calls) until the wave's metrics stop moving.
+    const averages = averageMetrics(ok);
+    const settled = stabilise(stabilisation ?? undefined, averages, new Date(), config.stabilisation());
+    await renewDeploymentLocks(d, executionId, { bakeSeconds: settled.action === 'wait' ? settled.waitSeconds : 0 });
+    if (settled.action === 'wait') return { action: 'wait', waitSeconds: settled.waitSeconds, stabilisation: settled.state };
+    const samples = sampleSetOf(ok);
+    const confidence = config.canaryConfidence();
+    const judgement = judgeWave(baselineSampleSet(plan.baseline), samples, {
+      thresholds: config.canaryThresholds(),
+      minimum: config.canaryMinimumDeltas(),
+      confidence,
+    });
+    const percent = config.canaryWaves()[wave] ?? 100;
+    const passed = judgement.ok && unreachable === 0;
+    // Kept before the verdict is recorded, so whatever the stage shows can be judged again (rejudge).
+    await recordWaveSamples(executionId, environment, { wave: wave + 1, percent, judgedAt: new Date().toISOString(), samples });
+    const presented = presentJudgement(judgement);
+    const result = {
+      wave: wave + 1,
+      percent,
+      nodes: ids.length,
+      ...presented,
+      passed,
+      confidence,
+      stabilisation: { stable: settled.stable, waitedSeconds: settled.waitedSeconds, polls: settled.pollCount, unstable: settled.unstable },
+      baseline: baselineAverages(plan.baseline),
+      canary: averagesOf(samples),
+      summary:
+        (unreachable ? `${unreachable} canary node(s) did not report metrics; ` : '') +
+        (settled.stable ? '' : `metrics not stable after ${settled.waitedSeconds} s (${settled.unstable.join(', ')} still moving); `) +
+        judgement.summary,
+      at: new Date().toISOString(),
+    };
+    await recordStageDetail(executionId, environment, `wave${wave + 1}`, result, passed ? 'canary.wave.passed' : 'canary.wave.failed');
+    if (!passed) {
+      const message = `canary wave ${wave + 1} (${percent}% of nodes, ${ids.length} nodes) failed analysis against the baseline: ${result.summary}`;
+      await abortPlan(executionId, environment, message);
+      throw new AppError('CanaryAnalysisFailed', message);
+    }
+    return { action: 'judged', wave: wave + 1, passed: true };
+  },
+);

@@ -6,6 +6,12 @@ import { environmentInput } from '../../lib/environmentStage.ts';
 import { renewDeploymentLocks } from '../../lib/locks.ts';
 import { consumePromotion, liftHold } from '../../lib/steering.ts';
 import { taskHandler } from '../../lib/task.ts';
+import { evaluateAlarms, type FiredAlarm } from '../../domain/alarms.ts';
+import type { Environment } from '../../domain/environments.ts';
+import { agentClient, mapLimit } from '../../lib/agentClient.ts';
+import { recordStageDetail } from '../../lib/deployments.ts';
+import { getNodes, type NodeRecord } from '../../lib/nodes.ts';
+import { abortPlan, getBatch, getPlan } from '../../lib/targets.ts';
 
 /**
  * The canary's bake gate after each wave (statemachines/canary.asl.json: StartBake, then CheckBake
@@ -14,6 +20,27 @@ import { taskHandler } from '../../lib/task.ts';
  * abort (a hold's deadline passed, configured to roll back). The first call starts the bake clock;
  * every call renews the deployment's locks for the wait it leads into, so a long hold keeps them.
  */
+/** The environment's alarms (ALARMS) evaluated over the canary nodes so far; none configured, no agent call. */
+async function firedAlarms(executionId: string, environment: Environment, wave: number): Promise<FiredAlarm[]> {
+  const rules = config.alarms(environment);
+  if (rules.length === 0) return [];
+  const plan = await getPlan(executionId, environment);
+  if (!plan?.waves) return [];
+  const batches = await Promise.all(
+    plan.waves
+      .slice(0, wave + 1)
+      .flat()
+      .map((b) => getBatch(executionId, environment, b)),
+  );
+  const ids = batches.flatMap((b) => Object.keys(b.nodes)).slice(-200);
+  const nodes = await getNodes(environment, ids);
+  const reports = await mapLimit(ids, config.agentConcurrency(), async (nodeId) => agentClient.metrics(nodes.get(nodeId) as NodeRecord));
+  return evaluateAlarms(
+    rules,
+    reports.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : [])),
+  );
+}
+
 export const handler = taskHandler(
   environmentInput.extend({
     wave: z.number().int().min(0),
@@ -41,6 +68,16 @@ export const handler = taskHandler(
       decision = decide();
       // Paused again meanwhile with a deadline already past: look again after a short wait.
       if (decision.action === 'lift') decision = { action: 'wait', waitSeconds: 1, reason: 'hold' };
+    }
+    // Alarm-driven stop: an alarm of the environment firing during the bake stops and rolls back.
+    if (decision.action === 'wait' || decision.action === 'judge') {
+      const fired = await firedAlarms(executionId, environment, wave);
+      if (fired.length) {
+        const message = `${fired.map((f) => f.message).join('; ')} during the bake of canary wave ${wave + 1}`;
+        await recordStageDetail(executionId, environment, 'alarm', { wave: wave + 1, fired, at: now.toISOString() }, 'canary.alarm.fired');
+        await abortPlan(executionId, environment, message);
+        decision = { action: 'abort', code: 'AlarmFired', message };
+      }
     }
     if (decision.action === 'judge' && decision.promoted) await consumePromotion(d, wave);
     await renewDeploymentLocks(d, executionId, { bakeSeconds: decision.action === 'wait' ? decision.waitSeconds : 0 });

@@ -1,3 +1,4 @@
+import { baselineAverages } from '../../domain/canary.ts';
 import type { Environment, Strategy } from '../../domain/environments.ts';
 import { AppError, StageRejection } from '../../domain/errors.ts';
 import type { EnvironmentPlan } from '../../domain/strategy.ts';
@@ -100,7 +101,9 @@ export const handler = taskHandler(planInput, async ({ executionId, environment,
       message: `deploying ${d.moduleName}@${d.version} to ${plan.nodesTotal} nodes in ${plan.batchCount} batches (${strategy})${target}`,
       details: {
         batches: plan.batchCount,
-        ...(shape.waves ? { waves: shape.waves.map((w) => w.length), wavePercents: config.canaryWaves(), baseline } : {}),
+        ...(shape.waves
+          ? { waves: shape.waves.map((w) => w.length), wavePercents: config.canaryWaves(), baseline: baseline && baselineAverages(baseline) }
+          : {}),
         ...(shape.idleColour ? { activeColour: shape.activeColour, idleColour: shape.idleColour } : {}),
         // Audited with the stage (stage.running): these nodes stay as they are.
         ...(skipped.length ? { skippedNodes: skipped } : {}),

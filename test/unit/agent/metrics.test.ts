@@ -3,8 +3,9 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { loopbackUrl, parsePrometheus, processUsage, sampleProcess, trafficBetween } from '../../../functions/agent/moduleMetrics.ts';
+import { loopbackUrl, parsePrometheus, processUsage, sampleProcess, trafficBetween, windowHistogram } from '../../../functions/agent/moduleMetrics.ts';
 import { createDevPki, type DevPki } from '../../../localcloud/devPki.ts';
+import { combineWindows } from '../../../functions/agent/installer.ts';
 import { deployRequest, hostAgent, publish, testModule } from './fixtures/helpers.ts';
 
 let pki: DevPki;
@@ -34,11 +35,82 @@ process_start_time_seconds ${c.start}
 describe('module metrics', () => {
   it('parses the documented Prometheus series and computes rates between samples', () => {
     const a = parsePrometheus(exposition({ ok: 990, errors: 10, sum: 20, start: 0 }), 100_000);
-    expect(a).toEqual({ at: 100_000, requests: 1000, errors: 10, latencySum: 20, latencyCount: 1000, startTime: 0 });
+    expect(a).toEqual({
+      at: 100_000,
+      requests: 1000,
+      errors: 10,
+      latencySum: 20,
+      latencyCount: 1000,
+      startTime: 0,
+      buckets: [
+        [0.05, 1000],
+        [Infinity, 1000],
+      ],
+    });
     // Lifetime rate (no earlier sample): 1000 requests in 100 s since process start.
-    expect(trafficBetween(undefined, a)).toEqual({ requestsPerSecond: 10, errorRatePercent: 1, latencyMs: 20 });
+    expect(trafficBetween(undefined, a)).toEqual({
+      requestsPerSecond: 10,
+      errorRatePercent: 1,
+      latencyMs: 20,
+      window: { seconds: 100, requests: 1000, errors: 10, latencyHistogram: { boundsMs: [50], counts: [1000, 0] } },
+    });
     const b = parsePrometheus(exposition({ ok: 1490, errors: 60, sum: 25, start: 0 }), 110_000);
-    expect(trafficBetween(a, b)).toEqual({ requestsPerSecond: 55, errorRatePercent: 9.09, latencyMs: 9.09 });
+    expect(trafficBetween(a, b)).toEqual({
+      requestsPerSecond: 55,
+      errorRatePercent: 9.09,
+      latencyMs: 9.09,
+      window: { seconds: 10, requests: 550, errors: 50, latencyHistogram: { boundsMs: [50], counts: [550, 0] } },
+    });
+  });
+
+  it('turns two scrapes of cumulative histogram buckets into the window’s per-bucket counts', () => {
+    const scrape = (b: [string, number][]) =>
+      parsePrometheus(b.map(([le, c]) => `kmod_request_duration_seconds_bucket{le="${le}",route="/"} ${c}`).join('\n')).buckets;
+    const before = scrape([
+      ['0.01', 10],
+      ['0.1', 15],
+      ['1', 16],
+      ['+Inf', 16],
+    ]);
+    const after = scrape([
+      ['0.1', 45],
+      ['0.01', 30],
+      ['+Inf', 52],
+      ['1', 50],
+    ]);
+    // Between them: 20 requests ≤ 10 ms, 10 in (10, 100] ms, 4 in (100 ms, 1 s], 2 slower.
+    expect(windowHistogram(before, after)).toEqual({ boundsMs: [10, 100, 1000], counts: [20, 10, 4, 2] });
+    // Label sets of one bound are summed; other bounds than before (the module changed them) give none.
+    expect(
+      parsePrometheus('kmod_request_duration_seconds_bucket{le="0.1",route="/a"} 3\nkmod_request_duration_seconds_bucket{le="0.1",route="/b"} 4').buckets,
+    ).toEqual([[0.1, 7]]);
+    expect(
+      windowHistogram(
+        scrape([
+          ['0.5', 1],
+          ['+Inf', 1],
+        ]),
+        after,
+      ),
+    ).toBeUndefined();
+    expect(windowHistogram(undefined, undefined)).toBeUndefined();
+  });
+
+  it('combines the windows of several modules: counts summed, histograms added only with the same bounds', () => {
+    const t = (requests: number, errors: number, boundsMs?: number[], counts?: number[]) => ({
+      requestsPerSecond: 1,
+      latencyMs: 1,
+      errorRatePercent: 1,
+      window: { seconds: 10, requests, errors, ...(boundsMs ? { latencyHistogram: { boundsMs, counts: counts! } } : {}) },
+    });
+    expect(combineWindows([t(10, 1, [50], [9, 1]), t(20, 2, [50], [20, 0])])).toEqual({
+      seconds: 10,
+      requests: 30,
+      errors: 3,
+      latencyHistogram: { boundsMs: [50], counts: [29, 1] },
+    });
+    expect(combineWindows([t(10, 1, [50], [9, 1]), t(20, 2, [100], [20, 0])])).toEqual({ seconds: 10, requests: 30, errors: 3 });
+    expect(combineWindows([t(10, 1), { requestsPerSecond: 1, latencyMs: 1, errorRatePercent: 0 }])).toBeUndefined();
   });
 
   it('does not rate a restarted process against the samples of the one before it', () => {
@@ -46,7 +118,12 @@ describe('module metrics', () => {
     // started at 100 s, has served 1005 (7 failed). Against the old sample that reads as 2 of 5 = 40 %.
     const old = parsePrometheus(exposition({ ok: 995, errors: 5, sum: 10, start: 0 }), 100_000);
     const restarted = parsePrometheus(exposition({ ok: 998, errors: 7, sum: 10, start: 100 }), 120_000);
-    expect(trafficBetween(old, restarted)).toEqual({ requestsPerSecond: 50.25, errorRatePercent: 0.7, latencyMs: 9.95 });
+    expect(trafficBetween(old, restarted)).toEqual({
+      requestsPerSecond: 50.25,
+      errorRatePercent: 0.7,
+      latencyMs: 9.95,
+      window: { seconds: 20, requests: 1005, errors: 7, latencyHistogram: { boundsMs: [50], counts: [1005, 0] } },
+    });
   });
 
   it('reads only loopback addresses', () => {

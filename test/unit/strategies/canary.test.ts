@@ -18,6 +18,9 @@ describe('Canary strategy', () => {
     const many = Array.from({ length: BASELINE_SAMPLE + 50 }, (_, i) => ({ nodeId: `n-${i}`, address: '' }));
     expect(await canary.captureBaseline!('Production', many, deps)).toMatchObject({ cpuPercent: 20, samples: BASELINE_SAMPLE });
     expect(asked[0]).toHaveLength(BASELINE_SAMPLE);
+    // The per-node samples the statistical judge and rejudge read, one per node asked.
+    const b = await canary.captureBaseline!('Production', many.slice(0, 3), deps);
+    expect(b.sampleSet?.nodes.map((n) => n.nodeId)).toEqual(['n-0', 'n-1', 'n-2']);
   });
 
   it('refuses to plan without a baseline (no node reported metrics)', async () => {

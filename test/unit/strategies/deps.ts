@@ -7,7 +7,9 @@ export function fakeDeps(activeColour: 'blue' | 'green' = 'blue', silent: (n: Pl
     activeColour: async () => activeColour,
     metrics: async (nodes) => {
       asked.push([...nodes]);
-      return nodes.filter((n) => !silent(n)).map(() => ({ cpuPercent: 20, memoryPercent: 40, latencyMs: 10, errorRatePercent: 0.5, requestsPerSecond: 10 }));
+      return nodes
+        .filter((n) => !silent(n))
+        .map((n) => ({ nodeId: n.nodeId, cpuPercent: 20, memoryPercent: 40, latencyMs: 10, errorRatePercent: 0.5, requestsPerSecond: 10 }));
     },
   };
   return { deps, asked };

@@ -1,0 +1,49 @@
+/**
+ * Alarm-driven stop on the local cloud: Production names an alarm (a metric condition over the
+ * canary nodes' agent reports); it fires during the first wave's bake, and the deployment stops and
+ * rolls back with the alarm in the reason, before the wave is ever judged.
+ */
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import type { LocalCloud } from '../../localcloud/cloud.ts';
+import { agentVersions, api, startTestCloud, waitApprovingGates } from './harness.ts';
+
+let cloud: LocalCloud;
+
+beforeAll(async () => {
+  cloud = await startTestCloud({
+    env: {
+      CANARY_BAKE_SECONDS: '5',
+      CANARY_POLL_SECONDS: '1',
+      AGENT_TIMEOUT_MS: '1500',
+      NODES_PER_BATCH: '5',
+      SMOKE_TEST_TIMEOUT_SECONDS: '20',
+      ALARMS: JSON.stringify({ Production: [{ name: 'NodeLatencyHigh', metric: 'latencyMs', above: 60, scope: 'anyNode' }] }),
+    },
+  });
+});
+afterAll(async () => {
+  await cloud?.stop();
+});
+
+it('an alarm firing during the bake stops the canary and rolls it back, with the alarm in the reason; audited', async () => {
+  cloud.fleet.inject('prod-02', { degrade: { latencyMs: 80 } });
+  const r = await api(cloud, 'POST', '/api/v1/deployments', {
+    token: cloud.tokens.Deployer,
+    body: { moduleName: 'demo-kernel', version: '1.1.0', targetEnvironment: 'Production' },
+  });
+  expect(r.status).toBe(202);
+  const d = await waitApprovingGates(cloud, r.body.executionId, 120_000);
+  cloud.fleet.inject('prod-02', {});
+  expect(d.status).toBe('RolledBack');
+  expect(d.failure).toMatchObject({ stage: 'Production', code: 'AlarmFired' });
+  const prod = d.stages.find((s: { name: string }) => s.name === 'Production');
+  expect(prod.message).toMatch(/^alarm NodeLatencyHigh: latencyMs [\d.]+ > 60 on prod-02 during the bake of canary wave 1/);
+  expect(prod.details.alarm).toMatchObject({ wave: 1, fired: [{ name: 'NodeLatencyHigh', metric: 'latencyMs', above: 60, nodeId: 'prod-02' }] });
+  expect(prod.details.wave1).toBeUndefined(); // stopped in the bake, never judged
+  expect(prod).toMatchObject({ status: 'RolledBack', nodesRolledBack: 2 });
+  expect(Object.values(agentVersions(cloud, 'prod'))).toEqual(new Array(20).fill('1.0.0'));
+  const audit = (await api(cloud, 'GET', `/api/v1/audit?deploymentId=${r.body.executionId}&limit=500`, { token: cloud.tokens.Admin })).body.items as {
+    action: string;
+  }[];
+  expect(audit.map((e) => e.action)).toContain('canary.alarm.fired');
+});
