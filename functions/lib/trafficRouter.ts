@@ -54,7 +54,8 @@ export const clusterTableRouter: TrafficRouter = {
   },
 };
 
-export function trafficRouter(): TrafficRouter {
+/** The router of an environment (configuration: TRAFFIC_ROUTER, docs/runbooks/traffic-router.md). */
+export function trafficRouter(_environment?: Environment): TrafficRouter {
   const kind = process.env.TRAFFIC_ROUTER ?? 'cluster-table';
   if (kind === 'cluster-table') return clusterTableRouter;
   throw new Error(`TRAFFIC_ROUTER=${kind} is not a known router`);
