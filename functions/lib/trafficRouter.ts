@@ -39,8 +39,9 @@ export interface TrafficRouter {
   /** Send all traffic to `colour`, in one step (the idle colour becomes the preview). Idempotent. */
   switchTo(environment: Environment, colour: Colour, by: string): Promise<void>;
   /**
-   * Canary: `percent` of requests to `canaryNodes`, the rest to the other nodes; 0 or 100 leaves
-   * one group of all nodes. Idempotent; takes effect before it returns.
+   * Canary: `percent` of requests to `canaryNodes`, the rest to the other nodes (0: none to the
+   * canary nodes); no canary nodes: one group of every node again. Idempotent; takes effect
+   * before it returns.
    */
   setCanaryWeight(environment: Environment, canaryNodes: readonly string[], percent: number, by: string): Promise<void>;
   /** Requests the router answered per node so far (cumulative), or undefined when it does not count. */
@@ -69,7 +70,7 @@ export async function getCluster(environment: Environment, opts: { consistent?: 
 }
 
 async function recordWeights(environment: Environment, canaryNodes: readonly string[], percent: number, by: string): Promise<void> {
-  const split = percent > 0 && percent < 100 && canaryNodes.length > 0;
+  const split = canaryNodes.length > 0;
   await dynamo().send(
     new UpdateCommand({
       TableName: tableName('clusters'),
@@ -128,8 +129,9 @@ export function routePlan(nodes: readonly NodeRecord[], coloured: boolean, live:
       preview: routable.filter((n) => n.colour === otherColour(live)),
     };
   }
-  if (!canary || canary.percent <= 0 || canary.percent >= 100 || canary.nodes.length === 0)
-    return { groups: [{ name: 'stable', weight: 100, nodes: routable }], preview: [] };
+  // No canary nodes: one group of every node. Otherwise the split; a 0 % canary (a rollback moving
+  // traffic off the canary first) leaves only the other nodes live.
+  if (!canary || canary.nodes.length === 0) return { groups: [{ name: 'stable', weight: 100, nodes: routable }], preview: [] };
   const ids = new Set(canary.nodes);
   return {
     groups: [

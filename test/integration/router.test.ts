@@ -16,7 +16,7 @@ const cloudFile = join(mkdtempSync(join(tmpdir(), 'kmod-router-')), 'cloud.json'
 beforeAll(async () => {
   cloud = await startTestCloud({
     cloudFile,
-    env: { AGENT_TIMEOUT_MS: '3000', NODES_PER_BATCH: '3', SMOKE_TEST_TIMEOUT_SECONDS: '20', CANARY_BAKE_SECONDS: '1' },
+    env: { AGENT_TIMEOUT_MS: '3000', NODES_PER_BATCH: '3', SMOKE_TEST_TIMEOUT_SECONDS: '20', CANARY_BAKE_SECONDS: '5', CANARY_POLL_SECONDS: '1' },
   });
 });
 afterAll(async () => {
@@ -151,4 +151,49 @@ describe('Blue-Green through the router, under 50 requests/s', () => {
     expect(after.length).toBeGreaterThan(20);
     expect(after.filter((x) => x.colour !== 'blue' || x.version !== '1.0.0')).toEqual([]);
   });
+});
+
+/** As many requests as `concurrency` loops can send, until stopped (the canary's waves need ≥ 1,000 each). */
+function flood(url: string, concurrency = 6) {
+  let running = true;
+  const samples: Sample[] = [];
+  const loops = Array.from({ length: concurrency }, async () => {
+    while (running) samples.push(await get(url));
+  });
+  return {
+    samples,
+    async stop() {
+      running = false;
+      await Promise.all(loops);
+      return samples;
+    },
+  };
+}
+
+describe('traffic-weighted canary through the router', () => {
+  it('each wave is a share of requests; the share the canary nodes served, as the router counted it, is within ±5 points of the weight', async () => {
+    const traffic = flood(cloud.routers.Production!);
+    const executionId = await deploy('Production');
+    const d = await waitApprovingGates(cloud, executionId, 240_000);
+    const samples = await traffic.stop();
+    expect(d.status, JSON.stringify(d.failure)).toBe('Succeeded');
+    const prod = stage(d, 'Production');
+    const waves = [1, 2, 3, 4].map((w) => prod.details[`wave${w}Traffic`]);
+    console.log(
+      `canary waves: ${JSON.stringify(waves.map((w) => ({ weight: w.weightPercent, requests: w.requests, canary: w.canaryRequests, measured: w.measuredPercent })))}`,
+    );
+    expect(waves.map((w) => w.weightPercent)).toEqual([10, 30, 50, 100]);
+    expect(waves.map((w) => w.canaryNodes)).toEqual([2, 6, 10, 20]);
+    for (const w of waves) {
+      expect(w.requests).toBeGreaterThanOrEqual(1000);
+      expect(Math.abs(w.measuredPercent - w.weightPercent)).toBeLessThanOrEqual(5);
+    }
+    const failed = samples.filter((x) => x.status !== 200);
+    console.log(`canary: ${samples.length} requests through the Production router, ${failed.length} failed`);
+    expect(failed).toEqual([]);
+    // Done: one group of every node again, all on the new version.
+    const after = await Promise.all(Array.from({ length: 40 }, () => get(cloud.routers.Production!)));
+    expect(new Set(after.map((s) => s.node)).size).toBe(20);
+    expect(after.every((s) => s.version === '1.1.0')).toBe(true);
+  }, 300_000);
 });

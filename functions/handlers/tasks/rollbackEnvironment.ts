@@ -58,7 +58,15 @@ export const handler = taskHandler(
       }
       await markTrafficSwitched(executionId, environment, false);
     }
+    // A weighted canary: traffic off the canary nodes first, then their versions, then every node serves again.
+    const canaryRouter = plan?.waves ? trafficRouter(environment) : undefined;
+    if (canaryRouter?.weighted) {
+      const canaryNodes = (await listBatches(executionId, environment)).flatMap((b) => Object.keys(b.nodes).filter((id) => b.nodes[id].status !== 'Pending'));
+      await canaryRouter.setCanaryWeight(environment, canaryNodes, 0, `${executionId}:rollback`);
+      notes.push('traffic moved off the canary nodes');
+    }
     const tally = await rollBackNodes(d, environment);
+    if (canaryRouter?.weighted) await canaryRouter.setCanaryWeight(environment, [], 100, `${executionId}:rollback`);
     const restored = await restoreAfterRollback(d, environment, requestedBy ?? 'system:rollback');
     // Nodes left on the new version: the environment stays marked until it is consistent again.
     const degraded = await settleDegraded(d, environment, tally, requestedBy ?? 'system:rollback');
