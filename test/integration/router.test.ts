@@ -16,7 +16,7 @@ const cloudFile = join(mkdtempSync(join(tmpdir(), 'kmod-router-')), 'cloud.json'
 beforeAll(async () => {
   cloud = await startTestCloud({
     cloudFile,
-    env: { AGENT_TIMEOUT_MS: '3000', NODES_PER_BATCH: '3', SMOKE_TEST_TIMEOUT_SECONDS: '20', CANARY_BAKE_SECONDS: '5', CANARY_POLL_SECONDS: '1' },
+    env: { AGENT_TIMEOUT_MS: '3000', NODES_PER_BATCH: '3', SMOKE_TEST_TIMEOUT_SECONDS: '20', CANARY_BAKE_SECONDS: '10', CANARY_POLL_SECONDS: '1' },
   });
 });
 afterAll(async () => {
