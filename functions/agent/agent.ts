@@ -444,10 +444,10 @@ export class NodeAgent {
     const errorRate = this.state.changedModules.length > 0 ? (faults.degrade?.errorRatePercent ?? 0) : 0;
     const modules = Object.fromEntries(Object.entries(this.state.modules).map(([m, s]) => [m, s.version]));
     if (probe && faults.failSmokeTest)
-      return send(res, 500, { nodeId: this.nodeId, code: 'SelfTestFailed', message: 'self-test returned exit code 3: request handler crashed' });
-    if (!probe && errorRate > 0 && Math.random() * 100 < errorRate)
-      return send(res, 500, { nodeId: this.nodeId, code: 'InternalError', message: 'simulated failure' });
-    send(res, 200, { nodeId: this.nodeId, modules });
+      send(res, 500, { nodeId: this.nodeId, code: 'SelfTestFailed', message: 'self-test returned exit code 3: request handler crashed' });
+    else if (!probe && errorRate > 0 && Math.random() * 100 < errorRate)
+      send(res, 500, { nodeId: this.nodeId, code: 'InternalError', message: 'simulated failure' });
+    else send(res, 200, { nodeId: this.nodeId, modules });
   }
 
   /**

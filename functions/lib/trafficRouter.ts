@@ -163,7 +163,7 @@ export function localRouter(url: string, token: string, coloured: (environment: 
     return r.json() as Promise<Record<string, unknown>>;
   };
   const backend = (n: NodeRecord) => ({ nodeId: n.nodeId, colour: n.colour, url: n.workloadUrl! });
-  const apply = async (environment: Environment, plan: RoutePlan, by: string) => {
+  const apply = async (plan: RoutePlan, by: string) => {
     await control('PUT', 'routes', {
       groups: plan.groups.map((g) => ({ name: g.name, weight: g.weight, backends: g.nodes.map(backend) })),
       preview: plan.preview.map(backend),
@@ -176,7 +176,7 @@ export function localRouter(url: string, token: string, coloured: (environment: 
     activeColour: (environment) => clusterTableRouter.activeColour(environment),
     async switchTo(environment, colour, by) {
       // The router first (the real switch, one table swap), then the record.
-      await apply(environment, routePlan(await listNodes(environment), true, colour), by);
+      await apply(routePlan(await listNodes(environment), true, colour), by);
       await clusterTableRouter.switchTo(environment, colour, by);
     },
     async setCanaryWeight(environment, canaryNodes, percent, by) {
