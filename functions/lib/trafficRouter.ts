@@ -180,11 +180,7 @@ export function localRouter(url: string, token: string, coloured: (environment: 
       await clusterTableRouter.switchTo(environment, colour, by);
     },
     async setCanaryWeight(environment, canaryNodes, percent, by) {
-      await apply(
-        environment,
-        routePlan(await listNodes(environment), coloured(environment), await router.activeColour(environment), { nodes: canaryNodes, percent }),
-        by,
-      );
+      await apply(routePlan(await listNodes(environment), coloured(environment), await router.activeColour(environment), { nodes: canaryNodes, percent }), by);
       await recordWeights(environment, canaryNodes, percent, by);
     },
     async servedCounts() {
