@@ -20,6 +20,8 @@ import type { DegradedModules } from '../domain/degraded.ts';
 import { dynamo } from './aws.ts';
 import { listNodes, type NodeRecord } from './nodes.ts';
 import { tableName } from './tables.ts';
+import { albRouter } from './routers/alb.ts';
+import { route53Router } from './routers/route53.ts';
 
 /** A route to the Blue-Green idle colour before it takes traffic: a base URL and the headers that select it. */
 export interface PreviewRoute {
@@ -69,7 +71,8 @@ export async function getCluster(environment: Environment, opts: { consistent?: 
   return r.Item as ClusterRecord | undefined;
 }
 
-async function recordWeights(environment: Environment, canaryNodes: readonly string[], percent: number, by: string): Promise<void> {
+/** Keep the Clusters table's record of the canary split (the cluster view reads it). */
+export async function recordWeights(environment: Environment, canaryNodes: readonly string[], percent: number, by: string): Promise<void> {
   const split = canaryNodes.length > 0;
   await dynamo().send(
     new UpdateCommand({
@@ -212,7 +215,10 @@ const adapters = new Map<string, (environment: Environment) => TrafficRouter>([
   ],
 ]);
 
-/** Adds an adapter kind (the AWS adapters register themselves: functions/lib/routers/). */
+adapters.set('alb', (environment) => albRouter(environment));
+adapters.set('route53', (environment) => route53Router(environment));
+
+/** Adds an adapter kind (e.g. a service mesh's). */
 export function registerRouterKind(kind: string, make: (environment: Environment) => TrafficRouter): void {
   adapters.set(kind, make);
 }
