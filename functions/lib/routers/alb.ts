@@ -9,14 +9,13 @@
  * switch is one ModifyListener (immediate for new requests). The optional preview rule (a listener
  * rule with an `x-kmod-preview: 1` header condition) is pointed at the idle colour after the switch.
  * Canary: the canary nodes' workload endpoints are moved (ip targets) from the stable to the canary
- * target group and the listener weights set to the wave's share. The ALB does not report requests
+ * target group and the listener weights set to the wave's share. Only calls that allow
+ * resource-level permissions are used (the live colour is the record this adapter keeps). The ALB does not report requests
  * per node here (CloudWatch does, later), so `servedCounts` is undefined: the canary's share is
  * then set but not measured.
  */
 import {
   DeregisterTargetsCommand,
-  DescribeListenersCommand,
-  DescribeTargetHealthCommand,
   ElasticLoadBalancingV2Client,
   ModifyListenerCommand,
   ModifyRuleCommand,
@@ -67,13 +66,9 @@ export function albRouter(
   const router: TrafficRouter = {
     kind: 'alb',
     weighted: true,
-    async activeColour(env) {
-      if (!('blue' in settings.targetGroups)) return clusterTableRouter.activeColour(env);
-      const r = await elb().send(new DescribeListenersCommand({ ListenerArns: [settings.listenerArn] }));
-      const groups = r.Listeners?.[0]?.DefaultActions?.find((a) => a.Type === 'forward')?.ForwardConfig?.TargetGroups ?? [];
-      const top = [...groups].sort((a, b) => (b.Weight ?? 0) - (a.Weight ?? 0))[0];
-      return top?.TargetGroupArn === tg.green ? 'green' : 'blue';
-    },
+    // The record this adapter keeps on every switch: reading the listener back would need
+    // elasticloadbalancing:DescribeListeners, which has no resource-level permissions (Resource '*').
+    activeColour: (env) => clusterTableRouter.activeColour(env),
     async switchTo(env, colour: Colour, by) {
       if (!('blue' in settings.targetGroups)) throw new Error(`${env}'s ALB router has no blue and green target groups`);
       const idle = otherColour(colour);
@@ -110,9 +105,9 @@ export function albRouter(
             ]),
           }),
         );
-        const left = (await elb().send(new DescribeTargetHealthCommand({ TargetGroupArn: tg.canary }))).TargetHealthDescriptions ?? [];
-        const stale = left.flatMap((d) => (d.Target ? [d.Target] : []));
-        if (stale.length) await elb().send(new DeregisterTargetsCommand({ TargetGroupArn: tg.canary, Targets: stale }));
+        // Every node out of the canary group (deregistering a target that is not there changes nothing);
+        // listing the group would need DescribeTargetHealth, which has no resource-level permissions.
+        if (all.length) await elb().send(new DeregisterTargetsCommand({ TargetGroupArn: tg.canary, Targets: all }));
       } else {
         if (canary.length) await elb().send(new RegisterTargetsCommand({ TargetGroupArn: tg.canary, Targets: canary }));
         await elb().send(
