@@ -22,23 +22,11 @@ import {
   RegisterTargetsCommand,
   type TargetDescription,
 } from '@aws-sdk/client-elastic-load-balancing-v2';
-import { z } from 'zod';
 import type { Environment } from '../../domain/environments.ts';
+import { albSettingsSchema, type AlbSettings } from './settings.ts';
 import { otherColour, type Colour } from '../../domain/strategy.ts';
 import { listNodes, type NodeRecord } from '../nodes.ts';
 import { clusterTableRouter, recordWeights, type TrafficRouter } from '../trafficRouter.ts';
-
-const arn = z.string().startsWith('arn:');
-export const albSettingsSchema = z.record(
-  z.string(),
-  z.object({
-    listenerArn: arn,
-    targetGroups: z.union([z.object({ blue: arn, green: arn }), z.object({ stable: arn, canary: arn })]),
-    previewRuleArn: arn.optional(),
-    previewUrl: z.string().url().optional(),
-  }),
-);
-export type AlbSettings = z.infer<typeof albSettingsSchema>[string];
 
 let client: ElasticLoadBalancingV2Client | undefined;
 const elb = () => {

@@ -15,23 +15,10 @@
  * canary's share is set, not measured.
  */
 import { ChangeResourceRecordSetsCommand, ListResourceRecordSetsCommand, Route53Client, type RRType } from '@aws-sdk/client-route-53';
-import { z } from 'zod';
 import type { Environment } from '../../domain/environments.ts';
+import { route53SettingsSchema, type Route53Settings } from './settings.ts';
 import { otherColour } from '../../domain/strategy.ts';
 import { clusterTableRouter, recordWeights, type TrafficRouter } from '../trafficRouter.ts';
-
-export const route53SettingsSchema = z.record(
-  z.string(),
-  z.object({
-    hostedZoneId: z.string().min(1),
-    recordName: z.string().min(1),
-    type: z.enum(['A', 'AAAA', 'CNAME']).default('CNAME'),
-    ttl: z.number().int().min(0).default(30),
-    values: z.union([z.object({ blue: z.string(), green: z.string() }), z.object({ stable: z.string(), canary: z.string() })]),
-    previewRecordName: z.string().optional(),
-  }),
-);
-export type Route53Settings = z.infer<typeof route53SettingsSchema>[string];
 
 let client: Route53Client | undefined;
 const r53 = () => {
