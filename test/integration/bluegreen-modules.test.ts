@@ -39,6 +39,14 @@ async function served(module: string): Promise<(string | null)[]> {
   return [...new Set(Object.entries(versions).flatMap(([id, v]) => (liveIds.has(id) ? [v ?? null] : [])))];
 }
 
+/** What Staging serves of a module as users see it: answers through its router. */
+async function servedThroughRouter(module: string): Promise<(string | null)[]> {
+  const answers = await Promise.all(
+    Array.from({ length: 10 }, async () => ((await (await fetch(`${cloud.routers.Staging}/work`)).json()) as { modules: Record<string, string> }).modules),
+  );
+  return [...new Set(answers.map((m) => m[module] ?? null))];
+}
+
 const stage = (d: any, name: string) => d.stages.find((s: { name: string }) => s.name === name);
 
 describe('Blue-Green changes only the deployed module', () => {
@@ -72,6 +80,8 @@ describe('Blue-Green changes only the deployed module', () => {
     expect(await activeColour()).not.toBe(before);
     expect(await served('demo-kernel')).toEqual(['1.1.0']);
     expect(await served('demo-net')).toEqual(['2.0.0']);
+    expect(await servedThroughRouter('demo-net')).toEqual(['2.0.0']);
+    expect(await servedThroughRouter('demo-kernel')).toEqual(['1.1.0']);
     const s = stage(d, 'Staging');
     expect(s.details.alignment).toEqual({ served: { 'demo-net': '2.0.0' }, mixed: [], nodesToAlign: 5 });
     expect(s.details.traffic).toMatchObject({ from: before, module: 'demo-kernel', version: '1.1.0', unchanged: { 'demo-net': '2.0.0' } });
@@ -93,5 +103,7 @@ describe('Blue-Green changes only the deployed module', () => {
     expect(await activeColour()).not.toBe(live);
     expect(await served('demo-kernel')).toEqual(['1.0.0']);
     expect(await served('demo-net')).toEqual(['2.0.0']);
+    expect(await servedThroughRouter('demo-net')).toEqual(['2.0.0']);
+    expect(await servedThroughRouter('demo-kernel')).toEqual(['1.0.0']);
   });
 });
