@@ -75,6 +75,12 @@ export interface FunctionSpec {
    * EXECUTION_STATUS_RULES; gets the pipeline and rollback state machine ARNs to tell them apart.
    */
   reconcilesExecutions?: true;
+  /**
+   * Moves traffic through the environments' routers (functions/lib/trafficRouter.ts): gets the
+   * router settings (TRAFFIC_ROUTERS, ALB_ROUTERS, ROUTE53_ROUTERS) and the IAM to change exactly
+   * the listeners, target groups and hosted zones they name (docs/adr/0020-traffic-routers.md).
+   */
+  routesTraffic?: true;
 }
 
 const audit = { audit: 'write' } as const;
@@ -173,15 +179,16 @@ export const FUNCTIONS = {
     description: 'Strategy: plan batches',
     timeoutSeconds: 300,
     memoryMb: 1024,
-    tables: { deployments: 'write', nodes: 'read', targets: 'write', clusters: 'read', locks: 'write', ...audit },
+    tables: { deployments: 'write', nodes: 'read', targets: 'write', clusters: 'read', locks: 'write', modules: 'read', ...audit },
     callsAgents: true,
+    routesTraffic: true,
   },
   DeployBatch: {
     entry: 'functions/handlers/tasks/deployBatch.ts',
     description: 'Strategy: deploy one batch',
     timeoutSeconds: 900,
     memoryMb: 512,
-    tables: { deployments: 'write', modules: 'read', nodes: 'write', targets: 'write', locks: 'write' },
+    tables: { deployments: 'write', modules: 'read', nodes: 'write', targets: 'write', locks: 'write', ...audit },
     artifacts: 'read',
     callsAgents: true,
   },
@@ -199,6 +206,7 @@ export const FUNCTIONS = {
     timeoutSeconds: 60,
     memoryMb: 256,
     tables: { deployments: 'write', clusters: 'write', targets: 'read', nodes: 'read', ...audit },
+    routesTraffic: true,
   },
   RollbackEnvironment: {
     entry: 'functions/handlers/tasks/rollbackEnvironment.ts',
@@ -207,6 +215,7 @@ export const FUNCTIONS = {
     memoryMb: 512,
     tables: { deployments: 'write', nodes: 'write', targets: 'write', clusters: 'write', locks: 'write', ...audit },
     callsAgents: true,
+    routesTraffic: true,
   },
   SmokeTest: {
     entry: 'functions/handlers/tasks/smokeTest.ts',
@@ -215,13 +224,15 @@ export const FUNCTIONS = {
     memoryMb: 512,
     tables: { deployments: 'write', nodes: 'read', targets: 'read', locks: 'write', ...audit },
     callsAgents: true,
+    routesTraffic: true,
   },
   SwitchTraffic: {
     entry: 'functions/handlers/tasks/switchTraffic.ts',
     description: 'Blue-Green: switch traffic',
     timeoutSeconds: 60,
     memoryMb: 256,
-    tables: { deployments: 'write', targets: 'write', clusters: 'write', ...audit },
+    tables: { deployments: 'write', targets: 'write', clusters: 'write', nodes: 'read', ...audit },
+    routesTraffic: true,
   },
   AnalyzeCanary: {
     entry: 'functions/handlers/tasks/analyzeCanary.ts',
@@ -236,9 +247,11 @@ export const FUNCTIONS = {
     description: 'Canary: the bake gate between waves (bake, pause, promote, alarms)',
     timeoutSeconds: 60,
     memoryMb: 256,
-    // nodes, targets and agents: the environment's alarms (ALARMS) are evaluated over the canary nodes' metrics during the bake.
-    tables: { deployments: 'write', locks: 'write', nodes: 'read', targets: 'write', ...audit },
+    // nodes, targets and agents: the environment's alarms (ALARMS) are evaluated over the canary nodes' metrics during the bake;
+    // clusters: the canary's traffic weights are set and recorded per wave.
+    tables: { deployments: 'write', locks: 'write', nodes: 'read', targets: 'write', clusters: 'write', ...audit },
     callsAgents: true,
+    routesTraffic: true,
   },
   FinishRollback: {
     entry: 'functions/handlers/tasks/finishRollback.ts',

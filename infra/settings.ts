@@ -7,6 +7,9 @@ import { readFileSync } from 'node:fs';
 import { FUNCTIONS, type FunctionSpec } from '../functions/catalog.ts';
 import { AUTHORIZER_CACHE_SECONDS_DEFAULT } from '../functions/gatewayResponses.ts';
 import { WAF_WINDOWS, type WafWindowSeconds } from '../functions/webAcl.ts';
+import { z } from 'zod';
+import { ENVIRONMENTS } from '../functions/domain/environments.ts';
+import { AWS_ROUTER_KINDS, albSettingsSchema, route53SettingsSchema, type AlbSettings, type Route53Settings } from '../functions/lib/routers/settings.ts';
 
 export interface OrchestratorSettings {
   /** Hosts/CIDRs where agents may live (SSRF guard). */
@@ -73,6 +76,13 @@ export interface OrchestratorSettings {
    * what the service client (client credentials: CI pipelines, `npm run smoke`) gets tokens from.
    */
   cognitoDomainPrefix?: string;
+  /**
+   * Traffic routers per environment (docs/adr/0020-traffic-routers.md): `trafficRouters`
+   * (`{"Staging":"alb","Production":"route53"}`; unnamed environments keep `cluster-table`) with
+   * `albRouters` / `route53Routers` naming the listeners, target groups and hosted zones. The
+   * routesTraffic functions get these settings and IAM on exactly those resources.
+   */
+  traffic: { kinds: Record<string, string>; alb: Record<string, AlbSettings>; route53: Record<string, Route53Settings> };
 }
 
 /** A context value that is missing or unusable; the message says what to pass. */
@@ -121,7 +131,41 @@ export function settingsFromContext(get: (key: string) => unknown): Orchestrator
     cognitoDomainPrefix: cognitoDomainPrefix(opt),
     revocationListUrls: revocationListUrls(opt('revocationListUrls')),
     waf: waf(opt, num),
+    traffic: traffic(get),
   };
+}
+
+/** A JSON context value: cdk.json may hold the object itself, -c passes its text. */
+function jsonContext(get: (key: string) => unknown, key: string): unknown {
+  const v = get(key);
+  if (v === undefined || v === null || v === '') return undefined;
+  if (typeof v === 'object') return v;
+  try {
+    return JSON.parse(String(v));
+  } catch {
+    throw new ContextError(`Context ${key} must be JSON, got "${String(v)}": see docs/runbooks/traffic-router.md.`);
+  }
+}
+
+/** Every environment naming alb or route53 must have its resources named too, or the switch would fail at deploy time. */
+function traffic(get: (key: string) => unknown): OrchestratorSettings['traffic'] {
+  const kinds = z.partialRecord(z.enum(ENVIRONMENTS), z.enum(AWS_ROUTER_KINDS)).safeParse(jsonContext(get, 'trafficRouters') ?? {});
+  if (!kinds.success)
+    throw new ContextError(
+      `Context trafficRouters must map environments to ${AWS_ROUTER_KINDS.join(' | ')}: ${kinds.error.issues[0]?.message} (e.g. -c trafficRouters='{"Staging":"alb"}').`,
+    );
+  const alb = albSettingsSchema.safeParse(jsonContext(get, 'albRouters') ?? {});
+  if (!alb.success) throw new ContextError(`Context albRouters is not valid: ${alb.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}.`);
+  const route53 = route53SettingsSchema.safeParse(jsonContext(get, 'route53Routers') ?? {});
+  if (!route53.success)
+    throw new ContextError(`Context route53Routers is not valid: ${route53.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}.`);
+  for (const [env, kind] of Object.entries(kinds.data)) {
+    if (kind === 'alb' && !alb.data[env])
+      throw new ContextError(`Context trafficRouters gives ${env} the ALB router: name its listener and target groups in albRouters.`);
+    if (kind === 'route53' && !route53.data[env])
+      throw new ContextError(`Context trafficRouters gives ${env} the Route 53 router: name its hosted zone and records in route53Routers.`);
+  }
+  return { kinds: kinds.data as Record<string, string>, alb: alb.data, route53: route53.data };
 }
 
 /** Cognito's rules for a domain prefix; it has no meaning without a user pool. */

@@ -33,6 +33,8 @@ import { nameItem } from '../functions/lib/directory.ts';
 import { websocketControl } from './websocketControl.ts';
 import { PutCommand } from '@aws-sdk/lib-dynamodb';
 import type { RunningDiscovery } from '../functions/lib/discovery/runner.ts';
+import { ENVIRONMENTS, type Environment } from '../functions/domain/environments.ts';
+import { LocalRouter } from './router.ts';
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 export const ARTIFACT_BUCKET = 'kmod-artifacts';
@@ -59,6 +61,11 @@ export interface LocalCloudOptions {
    * functions verifying tokens themselves: set API_VERIFIES_TOKENS=true in env too).
    */
   gatewayRunsAuthorizer?: boolean;
+  /**
+   * Environments with a local traffic router (localcloud/router.ts); default KMOD_ROUTERS
+   * (comma-separated, `none` for none) or Staging and Production.
+   */
+  routers?: Environment[];
 }
 
 export interface CloudFile {
@@ -69,6 +76,8 @@ export interface CloudFile {
   dynamodbUrl: string;
   /** The WebSocket API (dial-out agents; operators' events later). */
   wsUrl: string;
+  /** The local traffic routers, by environment (requests to an environment's workload go here). */
+  routers: Partial<Record<Environment, string>>;
 }
 
 export interface LocalCloud extends CloudFile {
@@ -77,6 +86,8 @@ export interface LocalCloud extends CloudFile {
   s3: LocalS3;
   sns: LocalSns;
   fleet: Fleet;
+  /** The local traffic routers, by environment. */
+  localRouters: Map<Environment, LocalRouter>;
   issuer: DevIssuer;
   gateway: LocalApiGateway;
   lambda: LocalLambda;
@@ -182,6 +193,17 @@ export async function startLocalCloud(opts: LocalCloudOptions = {}): Promise<Loc
       await new Promise<void>((r) => services.close(() => r()));
     });
 
+    // The local traffic routers: one reverse proxy per routed environment (docs/adr/0020-traffic-routers.md).
+    const routerToken = randomBytes(24).toString('base64url');
+    const localRouters = new Map<Environment, LocalRouter>();
+    for (const environment of opts.routers ?? routedEnvironments()) {
+      const router = new LocalRouter(environment, routerToken, join(dataDir, 'routers', `${environment}.json`));
+      await router.listen(0, host);
+      localRouters.set(environment, router);
+      cleanups.push(() => router.close());
+    }
+    const routerUrls = Object.fromEntries([...localRouters].map(([e, r]) => [e, r.url]));
+
     const dynamo = await dynamoPromise;
     const tableNames = Object.fromEntries(Object.entries(TABLES).map(([k, spec]) => [k, `kmod-${spec.id}`])) as Record<TableKey, string>;
     const agentKeysFile = join(dataDir, 'secrets', 'agent-keys.json');
@@ -209,6 +231,9 @@ export async function startLocalCloud(opts: LocalCloudOptions = {}): Promise<Loc
       JWT_CLIENT_IDS: DEV_CLIENT_ID,
       AGENT_KEYS_FILE: agentKeysFile,
       AGENT_ALLOWED_HOSTS: '127.0.0.1,localhost',
+      TRAFFIC_ROUTERS: JSON.stringify(Object.fromEntries([...localRouters.keys()].map((e) => [e, 'local']))),
+      LOCAL_ROUTER_URLS: JSON.stringify(routerUrls),
+      LOCAL_ROUTER_TOKEN: routerToken,
       POWERTOOLS_TRACE_ENABLED: 'false',
       POWERTOOLS_LOG_LEVEL: process.env.LOG_LEVEL ?? 'WARN',
       ...Object.fromEntries(Object.entries(TABLES).map(([k, spec]) => [spec.envVar, tableNames[k as TableKey]])),
@@ -254,6 +279,7 @@ export async function startLocalCloud(opts: LocalCloudOptions = {}): Promise<Loc
     cleanups.push(() => fleet.stop());
     await fleet.start({ ...DEFAULT_FLEET, ...opts.fleet });
     await fleet.register(ddb, tableNames.nodes);
+    await syncRouters([...localRouters.keys()]);
     const discovery = await startEtcdDiscovery(log);
     if (discovery) cleanups.push(() => discovery.stop());
     cleanups.push(runSchedules(lambda, log));
@@ -313,6 +339,8 @@ export async function startLocalCloud(opts: LocalCloudOptions = {}): Promise<Loc
       servicesUrl,
       dynamodbUrl: dynamo.endpoint,
       wsUrl,
+      routers: routerUrls,
+      localRouters,
       tokens,
       dataDir,
       sfn,
@@ -336,6 +364,32 @@ export async function startLocalCloud(opts: LocalCloudOptions = {}): Promise<Loc
   } catch (e) {
     await stop();
     throw e;
+  }
+}
+
+/** KMOD_ROUTERS: the environments with a local router (default Staging and Production; `none`: none). */
+function routedEnvironments(): Environment[] {
+  const raw = process.env.KMOD_ROUTERS ?? 'Staging,Production';
+  if (raw.trim() === 'none') return [];
+  const names = raw
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+  for (const n of names) if (!(ENVIRONMENTS as readonly string[]).includes(n)) throw new Error(`KMOD_ROUTERS names ${n}, which is not an environment`);
+  return names as Environment[];
+}
+
+/**
+ * Each router routes what the record says at start: the live colour (Blue-Green), or every node
+ * (a canary split left by a stopped run is not resumed: the canary's next wave sets it again).
+ */
+async function syncRouters(environments: Environment[]): Promise<void> {
+  // Imported here: handler libraries read their settings when first loaded (after the env is set).
+  const { trafficRouter, usesColours } = await import('../functions/lib/trafficRouter.ts');
+  for (const e of environments) {
+    const router = trafficRouter(e);
+    if (usesColours(e)) await router.switchTo(e, await router.activeColour(e), 'system:local-cloud');
+    else await router.setCanaryWeight(e, [], 100, 'system:local-cloud');
   }
 }
 
@@ -424,6 +478,7 @@ export function writeCloudFile(cloud: LocalCloud, file = join(ROOT, '.local', 'c
     servicesUrl: cloud.servicesUrl,
     dynamodbUrl: cloud.dynamodbUrl,
     wsUrl: cloud.wsUrl,
+    routers: cloud.routers,
   };
   mkdirSync(dirname(file), { recursive: true });
   writeFileSync(file, `${JSON.stringify(out, null, 2)}\n`, { mode: 0o600 });

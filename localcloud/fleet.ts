@@ -105,6 +105,8 @@ export class Fleet {
           environment: env,
           nodeId: n.agent.nodeId,
           address: n.address,
+          // The simulated workload (functions/agent/agent.ts serveWorkload), where the local routers send traffic.
+          workloadUrl: `${n.address}/workload`,
           // Blue-green environments split their nodes into two colours.
           colour: strategyFor(ENVIRONMENT_PROFILES[env].strategy).usesColours ? (i < nodes.length / 2 ? 'blue' : 'green') : undefined,
           modules,

@@ -5,7 +5,7 @@ import { ROOT, startLocalCloud } from './cloud.ts';
 const args = new Set(process.argv.slice(2));
 if (args.has('--help')) {
   console.log(
-    'usage: npm start [-- --fresh]\n  --fresh   wipe .local/ (tables, fleet state, mailbox, keys) first\nenv: PORT (API port, default 3000), HOST (default 127.0.0.1), LOG_LEVEL, KMOD_DATA_DIR (default .local)',
+    'usage: npm start [-- --fresh]\n  --fresh   wipe .local/ (tables, fleet state, mailbox, keys) first\nenv: PORT (API port, default 3000), HOST (default 127.0.0.1), LOG_LEVEL, KMOD_DATA_DIR (default .local),\n     KMOD_ROUTERS (environments with a local traffic router, default Staging,Production; none for none)',
   );
   process.exit(0);
 }
@@ -34,6 +34,11 @@ kmod-orchestrator local cloud is up (${(cloud.startupMs / 1000).toFixed(1)} s)
   AWS services ${cloud.servicesUrl}  (Step Functions, SNS, S3, JWKS)
   DynamoDB     ${cloud.dynamodbUrl}
   WebSocket    ${cloud.wsUrl}  (dial-out agents)
+  Routers      ${
+    Object.entries(cloud.routers)
+      .map(([e, u]) => `${e} ${u}`)
+      .join('   ') || 'none (KMOD_ROUTERS=none)'
+  }
   Fleet        ${nodes} simulated nodes
   Tokens       ${file}  (Admin, Deployer, Viewer, Approver)
 

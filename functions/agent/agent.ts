@@ -423,6 +423,8 @@ export class NodeAgent {
 
   /** Serve one HTTP request (also used by a host that multiplexes several agents). */
   async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const base = this.opts.basePath ?? '';
+    if (this.opts.simulation && (req.url ?? '').startsWith(`${base}/workload`)) return this.serveWorkload(req, res);
     let answer: AgentAnswer | undefined;
     try {
       const body = await readBody(req);
@@ -435,6 +437,30 @@ export class NodeAgent {
       return;
     }
     send(res, answer.status, answer.body);
+  }
+
+  /**
+   * The simulated node's workload (what a traffic router sends requests to): unauthenticated, as a
+   * service's own port is, answering with the module versions it serves. Honours the faults a real
+   * workload would show: `unresponsive` never answers, `failSmokeTest` fails the smoke probes
+   * (`?probe=…`), `degrade.errorRatePercent` fails that share of requests once a new version loaded.
+   */
+  private serveWorkload(req: IncomingMessage, res: ServerResponse): void {
+    req.resume();
+    const faults = this.state.faults;
+    if (faults.unresponsive) {
+      this.pending.add(res);
+      return;
+    }
+    const url = new URL(req.url ?? '/', 'http://workload');
+    const probe = url.searchParams.has('probe');
+    const errorRate = this.state.changedModules.length > 0 ? (faults.degrade?.errorRatePercent ?? 0) : 0;
+    const modules = Object.fromEntries(Object.entries(this.state.modules).map(([m, s]) => [m, s.version]));
+    if (probe && faults.failSmokeTest)
+      send(res, 500, { nodeId: this.nodeId, code: 'SelfTestFailed', message: 'self-test returned exit code 3: request handler crashed' });
+    else if (!probe && errorRate > 0 && Math.random() * 100 < errorRate)
+      send(res, 500, { nodeId: this.nodeId, code: 'InternalError', message: 'simulated failure' });
+    else send(res, 200, { nodeId: this.nodeId, modules });
   }
 
   /**

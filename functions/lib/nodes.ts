@@ -22,6 +22,8 @@ export interface NodeRecord {
   /** Dial-out nodes: the agent's timestamp of the last accepted connect (replay guard). */
   lastConnectTs?: number;
   colour?: 'blue' | 'green';
+  /** Where the node's workload answers requests (what a traffic router sends traffic to); a node without one gets no routed traffic. */
+  workloadUrl?: string;
   modules: Record<string, { version: string; previousVersion?: string; updatedAt: string }>;
   registeredAt: string;
   lastHealth?: Pick<HealthReport, 'status' | 'reasons' | 'at'>;

@@ -6,6 +6,7 @@ import { BatchWriteCommand, GetCommand, TransactWriteCommand, UpdateCommand, Put
 import type { Environment, Strategy } from '../domain/environments.ts';
 import type { Colour } from '../domain/strategy.ts';
 import type { CanaryBaseline } from '../domain/canary.ts';
+import type { NodeAlignment, ServedVersions } from '../domain/blueGreen.ts';
 import { dynamo, queryAll } from './aws.ts';
 import { isConditionFailure, stageCounterUpdate } from './deployments.ts';
 import { tableName, TTL_ATTRIBUTE } from './tables.ts';
@@ -16,6 +17,8 @@ export interface NodeTarget {
   previousVersion: string | null;
   status: NodeTargetStatus;
   message?: string;
+  /** Blue-Green: the other modules this node changed to carry what the live colour serves. */
+  aligned?: NodeAlignment;
 }
 
 export interface BatchItem {
@@ -40,6 +43,11 @@ export interface PlanItem {
   /** Blue-Green: the live colour before this deployment, and the one it deploys to. */
   activeColour?: Colour;
   idleColour?: Colour;
+  /**
+   * Blue-Green: every other module at the version the live colour serves; the idle colour is made
+   * to carry these before traffic switches (functions/domain/blueGreen.ts).
+   */
+  align?: ServedVersions;
   /** Blue-Green: set once traffic moved to the new colour (rollback moves it back). */
   trafficSwitched?: boolean;
   /** Canary: pre-deployment metric averages. */
@@ -66,7 +74,7 @@ export async function writePlan(
   environment: Environment,
   strategy: Strategy,
   batches: { nodeId: string; previousVersion: string | null }[][],
-  extra: Pick<PlanItem, 'waves' | 'activeColour' | 'idleColour' | 'baseline'> = {},
+  extra: Pick<PlanItem, 'waves' | 'activeColour' | 'idleColour' | 'baseline' | 'align'> = {},
 ): Promise<PlanItem> {
   const key = targetKey(executionId, environment);
   const expiresAt = Math.floor(Date.now() / 1000) + RETENTION_SECONDS;

@@ -35,6 +35,7 @@ export interface FunctionsProps {
     | 'agentAllowedHosts'
     | 'approvers'
     | 'trustedRootsPem'
+    | 'traffic'
     | 'revocationListUrls'
     | 'agentNetwork'
     | 'etcd'
@@ -191,6 +192,11 @@ export class Functions extends Layer {
     if (spec.verifiesTokens) Object.assign(env, identity.verifierEnvironment);
     if (this.verifiesInFunction(id)) Object.assign(env, identity.verifierEnvironment, { API_VERIFIES_TOKENS: 'true' });
     if (spec.discoversNodes && settings.etcd) Object.assign(env, { ETCD_ENDPOINTS: settings.etcd.endpoints, ETCD_PREFIX: settings.etcd.prefix });
+    if (spec.routesTraffic && Object.keys(settings.traffic.kinds).length) {
+      env.TRAFFIC_ROUTERS = JSON.stringify(settings.traffic.kinds);
+      if (Object.keys(settings.traffic.alb).length) env.ALB_ROUTERS = JSON.stringify(settings.traffic.alb);
+      if (Object.keys(settings.traffic.route53).length) env.ROUTE53_ROUTERS = JSON.stringify(settings.traffic.route53);
+    }
     if (spec.managesSubscriptions) {
       Object.assign(env, {
         APPROVERS: settings.approvers,
@@ -235,6 +241,34 @@ export class Functions extends Layer {
     });
   }
 
+  /**
+   * The routers' calls, on exactly the resources the settings name (docs/adr/0020-traffic-routers.md):
+   * the listeners and preview rules of the ALB routers, their target groups, the Route 53 zones.
+   */
+  private grantTraffic(fn: nodejs.NodejsFunction): void {
+    const { traffic } = this.props.settings;
+    const used = (kind: string) =>
+      Object.entries(traffic.kinds)
+        .filter(([, k]) => k === kind)
+        .map(([env]) => env);
+    const albs = used('alb').map((env) => traffic.alb[env]);
+    if (albs.length) {
+      const listeners = albs.flatMap((a) => [a.listenerArn, ...(a.previewRuleArn ? [a.previewRuleArn] : [])]);
+      fn.addToRolePolicy(
+        new iam.PolicyStatement({ actions: ['elasticloadbalancing:ModifyListener', 'elasticloadbalancing:ModifyRule'], resources: listeners }),
+      );
+      const groups = albs.flatMap((a) => Object.values(a.targetGroups as Record<string, string>));
+      fn.addToRolePolicy(
+        new iam.PolicyStatement({ actions: ['elasticloadbalancing:RegisterTargets', 'elasticloadbalancing:DeregisterTargets'], resources: groups }),
+      );
+    }
+    const zones = [...new Set(used('route53').map((env) => traffic.route53[env].hostedZoneId))];
+    if (zones.length) {
+      const arns = zones.map((z) => Stack.of(this).formatArn({ service: 'route53', region: '', account: '', resource: 'hostedzone', resourceName: z }));
+      fn.addToRolePolicy(new iam.PolicyStatement({ actions: ['route53:ChangeResourceRecordSets', 'route53:ListResourceRecordSets'], resources: arns }));
+    }
+  }
+
   private grant(fn: nodejs.NodejsFunction, id: FunctionId, spec: FunctionSpec): void {
     const { data, notifications, keySets, identity } = this.props;
     for (const [t, access] of Object.entries(this.tables(id)) as [TableKey, string][]) {
@@ -252,6 +286,7 @@ export class Functions extends Layer {
     }
     if (spec.managesIdentities && identity.userPool)
       fn.addToRolePolicy(new iam.PolicyStatement({ actions: IDENTITY_ADMIN_ACTIONS, resources: [identity.userPool.userPoolArn] }));
+    if (spec.routesTraffic) this.grantTraffic(fn);
     if (spec.managesSubscriptions) {
       const topics = [notifications.approverTopic.topicArn, notifications.notificationTopic.topicArn];
       fn.addToRolePolicy(new iam.PolicyStatement({ actions: ['sns:Subscribe', 'sns:ListSubscriptionsByTopic'], resources: topics }));

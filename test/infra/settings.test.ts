@@ -44,6 +44,7 @@ describe('settings from CDK context', () => {
       cognitoDomainPrefix: undefined,
       revocationListUrls: '',
       waf: { ratePerAddress: 1000, windowSeconds: 60 },
+      traffic: { kinds: {}, alb: {}, route53: {} },
     });
   });
 

@@ -20,7 +20,12 @@ describe('npm start', () => {
     const file = join(dir, 'cloud.json');
     for (let i = 0; i < 300 && !existsSync(file); i++) await new Promise((r) => setTimeout(r, 100));
     expect(existsSync(file), output).toBe(true);
-    const cloud = JSON.parse(readFileSync(file, 'utf8')) as { apiUrl: string; mailboxUrl: string; tokens: Record<string, string> };
+    const cloud = JSON.parse(readFileSync(file, 'utf8')) as {
+      apiUrl: string;
+      mailboxUrl: string;
+      tokens: Record<string, string>;
+      routers: Record<string, string>;
+    };
     expect(Object.keys(cloud.tokens).sort()).toEqual(['Admin', 'Approver', 'Deployer', 'Viewer']);
     let health = 0;
     for (let i = 0; i < 50 && health !== 200; i++) {
@@ -31,6 +36,13 @@ describe('npm start', () => {
     const clusters = await fetch(`${cloud.apiUrl}/api/v1/clusters`, { headers: { authorization: `Bearer ${cloud.tokens.Viewer}` } });
     expect(clusters.status).toBe(200);
     expect((await fetch(cloud.mailboxUrl)).status).toBe(200);
+    // The traffic routers: in cloud.json, printed, and answering through to a node.
+    expect(Object.keys(cloud.routers).sort()).toEqual(['Production', 'Staging']);
+    for (let i = 0; i < 50 && !output.includes('Ctrl-C stops everything'); i++) await new Promise((r) => setTimeout(r, 100));
+    expect(output).toContain(`Routers      Staging ${cloud.routers.Staging}   Production ${cloud.routers.Production}`);
+    const routed = await fetch(`${cloud.routers.Staging}/work`);
+    expect(routed.status).toBe(200);
+    expect(routed.headers.get('x-kmod-node')).toMatch(/^stg-\d+$/);
     expect(javaProcessesFor(dir).length).toBeGreaterThan(0);
 
     child.kill('SIGINT');
@@ -38,5 +50,6 @@ describe('npm start', () => {
     await new Promise((r) => setTimeout(r, 500));
     expect(javaProcessesFor(dir)).toEqual([]);
     await expect(fetch(`${cloud.apiUrl}/health`)).rejects.toThrow();
+    await expect(fetch(`${cloud.routers.Staging}/work`)).rejects.toThrow();
   });
 });

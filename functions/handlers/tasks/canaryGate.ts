@@ -7,11 +7,14 @@ import { renewDeploymentLocks } from '../../lib/locks.ts';
 import { consumePromotion, liftHold } from '../../lib/steering.ts';
 import { taskHandler } from '../../lib/task.ts';
 import { evaluateAlarms, type FiredAlarm } from '../../domain/alarms.ts';
+import type { DeploymentRecord } from '../../domain/deployment.ts';
 import type { Environment } from '../../domain/environments.ts';
+import { countServed, measuredShare, wavePercents, type ServedCount } from '../../domain/trafficWeights.ts';
 import { agentClient, mapLimit } from '../../lib/agentClient.ts';
 import { recordStageDetail } from '../../lib/deployments.ts';
 import { getNodes, type NodeRecord } from '../../lib/nodes.ts';
-import { abortPlan, getBatch, getPlan } from '../../lib/targets.ts';
+import { abortPlan, getBatch, getPlan, listBatches } from '../../lib/targets.ts';
+import { trafficRouter } from '../../lib/trafficRouter.ts';
 
 /**
  * The canary's bake gate after each wave (statemachines/canary.asl.json: StartBake, then CheckBake
@@ -80,7 +83,54 @@ export const handler = taskHandler(
       }
     }
     if (decision.action === 'judge' && decision.promoted) await consumePromotion(d, wave);
+    // With a weighted router, the wave is a share of traffic: set at the bake's start, measured at its end.
+    if (!bakeStartedAt) await weighWave(executionId, environment, wave);
+    else if (decision.action === 'judge') await measureWave(d, environment, wave);
     await renewDeploymentLocks(d, executionId, { bakeSeconds: decision.action === 'wait' ? decision.waitSeconds : 0 });
     return { ...decision, environment, wave, bakeStartedAt: started };
   },
 );
+
+/** The canary nodes so far (this wave and the earlier ones) and this wave's traffic weight. */
+async function waveTraffic(executionId: string, environment: Environment, wave: number) {
+  const plan = await getPlan(executionId, environment);
+  if (!plan?.waves) return undefined;
+  const batches = new Set(plan.waves.slice(0, wave + 1).flat());
+  const ids = (await listBatches(executionId, environment)).filter((b) => batches.has(b.batch)).flatMap((b) => Object.keys(b.nodes));
+  const weightPercent = wavePercents(plan.nodesTotal, config.canaryWaves())[wave] ?? 100;
+  return { ids, weightPercent };
+}
+
+/**
+ * Bake start: the router sends the wave's share of requests to the canary nodes (idempotent), and
+ * its counts now are the start of the measurement window (stage detail `wave<n>Traffic`).
+ */
+async function weighWave(executionId: string, environment: Environment, wave: number): Promise<void> {
+  const router = trafficRouter(environment);
+  if (!router.weighted) return;
+  const t = await waveTraffic(executionId, environment, wave);
+  if (!t) return;
+  await router.setCanaryWeight(environment, t.ids, t.weightPercent, executionId);
+  const counts = await router.servedCounts(environment);
+  const start = counts ? countServed(counts, new Set(t.ids)) : undefined;
+  await recordStageDetail(
+    executionId,
+    environment,
+    `wave${wave + 1}Traffic`,
+    { weightPercent: t.weightPercent, canaryNodes: t.ids.length, router: router.kind, at: new Date().toISOString(), start },
+    'canary.traffic.weighted',
+  );
+}
+
+/** Bake end: the share of requests the canary nodes really served during the bake, as the router counted them. */
+async function measureWave(d: DeploymentRecord, environment: Environment, wave: number): Promise<void> {
+  const router = trafficRouter(environment);
+  const key = `wave${wave + 1}Traffic`;
+  const detail = d.stages[environment]?.details?.[key] as { weightPercent: number; canaryNodes: number; start?: ServedCount; at: string } | undefined;
+  if (!router.weighted || !detail?.start) return;
+  const t = await waveTraffic(d.executionId, environment, wave);
+  const counts = await router.servedCounts(environment);
+  if (!t || !counts) return;
+  const share = measuredShare(detail.weightPercent, detail.start, countServed(counts, new Set(t.ids)));
+  await recordStageDetail(d.executionId, environment, key, { ...detail, ...share, measuredAt: new Date().toISOString() }, 'canary.traffic.measured');
+}

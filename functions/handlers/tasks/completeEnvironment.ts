@@ -3,6 +3,7 @@ import { recordPromotion } from '../../lib/desiredState.ts';
 import { environmentInput } from '../../lib/environmentStage.ts';
 import { getPlan } from '../../lib/targets.ts';
 import { taskHandler } from '../../lib/task.ts';
+import { trafficRouter } from '../../lib/trafficRouter.ts';
 
 /**
  * Close an environment's stage as Succeeded, with its counts and duration. The environment's
@@ -11,7 +12,10 @@ import { taskHandler } from '../../lib/task.ts';
  */
 export const handler = taskHandler(environmentInput, async ({ executionId, environment }) => {
   const d = await requireDeployment(executionId);
-  await recordPromotion(d, environment, await getPlan(executionId, environment));
+  const plan = await getPlan(executionId, environment);
+  await recordPromotion(d, environment, plan);
+  // A weighted canary done: every node serves again, as one group.
+  if (plan?.waves) await trafficRouter(environment).setCanaryWeight(environment, [], 100, executionId);
   const stage = d.stages[environment];
   const finishedAt = new Date().toISOString();
   await updateStage(executionId, environment, {

@@ -11,13 +11,16 @@ import { listNodes, type NodeRecord } from '../../lib/nodes.ts';
 import { selectTargets, unreachableMessage } from '../../domain/membership.ts';
 import { getPlan, writePlan, type PlanItem } from '../../lib/targets.ts';
 import { taskHandler } from '../../lib/task.ts';
+import { getModuleVersion } from '../../lib/modules.ts';
+import { alignmentFor, servedByColour } from '../../domain/blueGreen.ts';
+import { otherColour, type Colour } from '../../domain/strategy.ts';
 import { trafficRouter } from '../../lib/trafficRouter.ts';
 import { strategyFor } from '../../strategies/registry.ts';
 import type { PlanDeps } from '../../strategies/types.ts';
 
 /** The I/O strategy hooks may use (strategy modules stay free of the AWS SDK and agent client). */
 const deps: PlanDeps = {
-  activeColour: (environment) => trafficRouter().activeColour(environment),
+  activeColour: (environment) => trafficRouter(environment).activeColour(environment),
   metrics: async (nodes) => {
     const reports = await mapLimit([...nodes], config.agentConcurrency(), (n) => agentClient.metrics(n));
     return reports.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
@@ -56,6 +59,39 @@ async function shapeFor(environment: Environment, strategy: Strategy, nodes: Nod
 }
 
 /**
+ * Blue-Green: what the live colour serves of every other module, and what each idle node must
+ * change to carry it (docs/adr/0020-traffic-routers.md). Every version to install must be
+ * registered (the agents verify its signature); otherwise the plan fails and nothing changes.
+ */
+async function planAlignment(
+  moduleName: string,
+  environment: Environment,
+  activeColour: Colour,
+  idleIds: string[],
+  reject: (code: string, message: string) => Promise<StageRejection>,
+) {
+  const all = await listNodes(environment);
+  const served = servedByColour(all, activeColour, moduleName);
+  const idle = new Set(idleIds);
+  const changes = Object.fromEntries(
+    all
+      .filter((n) => idle.has(n.nodeId))
+      .map((n) => [n.nodeId, alignmentFor(n, served.versions)] as const)
+      .filter(([, a]) => Object.keys(a).length),
+  );
+  const needed = new Set(Object.values(changes).flatMap((a) => Object.entries(a).flatMap(([m, c]) => (c.to === null ? [] : [`${m}@${c.to}`]))));
+  for (const mv of needed) {
+    const [m, v] = mv.split('@');
+    if (!(await getModuleVersion(m, v)))
+      throw await reject(
+        'AlignmentImpossible',
+        `the ${otherColour(activeColour)} colour cannot be made to carry ${mv}, which ${activeColour} serves: that version is not registered`,
+      );
+  }
+  return { served, changes };
+}
+
+/**
  * Start an environment's stage: decide, by strategy, which nodes change and in which groups, and
  * snapshot what each runs now (the ledger rollback relies on). Strategy hooks add what they need
  * (Canary a metric baseline, Blue-Green the idle colour). The result carries numbers only, not node lists.
@@ -80,6 +116,8 @@ export const handler = taskHandler(planInput, async ({ executionId, environment,
         skipped.length ? `every node in ${environment} is unreachable (${skipped.join(', ')})` : `${environment} has no registered nodes`,
       );
     const { shape, baseline } = await shapeFor(environment, strategy, nodes, reject);
+    const alignment =
+      shape.activeColour && shape.idleColour ? await planAlignment(d.moduleName, environment, shape.activeColour, shape.batches.flat(), reject) : undefined;
     const previous = new Map(nodes.map((n) => [n.nodeId, n.modules?.[d.moduleName]?.version ?? null]));
     const batches = shape.batches.map((ids) => ids.map((nodeId) => ({ nodeId, previousVersion: previous.get(nodeId) ?? null })));
     plan = await writePlan(executionId, environment, strategy, batches, {
@@ -87,6 +125,7 @@ export const handler = taskHandler(planInput, async ({ executionId, environment,
       activeColour: shape.activeColour,
       idleColour: shape.idleColour,
       baseline,
+      align: alignment?.served.versions,
     });
     const target =
       (shape.idleColour ? ` (idle colour ${shape.idleColour}; ${shape.activeColour} keeps serving)` : '') +
@@ -105,6 +144,10 @@ export const handler = taskHandler(planInput, async ({ executionId, environment,
           ? { waves: shape.waves.map((w) => w.length), wavePercents: config.canaryWaves(), baseline: baseline && baselineAverages(baseline) }
           : {}),
         ...(shape.idleColour ? { activeColour: shape.activeColour, idleColour: shape.idleColour } : {}),
+        // Audited with the stage: what the live colour serves of every other module, which the idle colour is made to carry.
+        ...(alignment
+          ? { alignment: { served: alignment.served.versions, mixed: alignment.served.mixed, nodesToAlign: Object.keys(alignment.changes).length } }
+          : {}),
         // Audited with the stage (stage.running): these nodes stay as they are.
         ...(skipped.length ? { skippedNodes: skipped } : {}),
       },

@@ -13,7 +13,7 @@ import type { StuckNode } from '../../domain/degraded.ts';
 import { getNode, recordNodeModule } from '../../lib/nodes.ts';
 import { abortPlan, getPlan, listBatches, markTrafficSwitched, setBatchNodes, type BatchItem, type NodeTarget } from '../../lib/targets.ts';
 import { caughtErrorSchema, describeCaughtError, taskHandler, type CaughtError } from '../../lib/task.ts';
-import { trafficRouter } from '../../lib/trafficRouter.ts';
+import { getCluster, trafficRouter } from '../../lib/trafficRouter.ts';
 
 /** What one pass over the ledger did. */
 interface RollbackTally {
@@ -44,12 +44,29 @@ export const handler = taskHandler(
     const notes: string[] = [];
     await abortPlan(executionId, environment, cause.message);
     const plan = await getPlan(executionId, environment);
-    if (plan?.trafficSwitched && plan.activeColour) {
-      await trafficRouter().switchTo(environment, plan.activeColour, `${executionId}:rollback`);
+    if (plan?.trafficSwitched && plan.activeColour && plan.idleColour) {
+      const router = trafficRouter(environment);
+      // Traffic first, then versions. Only if this deployment's switch is still the live one: a
+      // later deployment that switched since keeps its traffic (its own rollback moves it).
+      const live = await router.activeColour(environment);
+      if (live === plan.idleColour) {
+        await router.switchTo(environment, plan.activeColour, `${executionId}:rollback`);
+        notes.push(`traffic switched back to ${plan.activeColour}`);
+      } else {
+        const by = (await getCluster(environment))?.switchedBy;
+        if (by && !by.startsWith(executionId)) notes.push(`traffic left on ${live}: ${by} switched it since`);
+      }
       await markTrafficSwitched(executionId, environment, false);
-      notes.push(`traffic switched back to ${plan.activeColour}`);
+    }
+    // A weighted canary: traffic off the canary nodes first, then their versions, then every node serves again.
+    const canaryRouter = plan?.waves ? trafficRouter(environment) : undefined;
+    if (canaryRouter?.weighted) {
+      const canaryNodes = (await listBatches(executionId, environment)).flatMap((b) => Object.keys(b.nodes).filter((id) => b.nodes[id].status !== 'Pending'));
+      await canaryRouter.setCanaryWeight(environment, canaryNodes, 0, `${executionId}:rollback`);
+      notes.push('traffic moved off the canary nodes');
     }
     const tally = await rollBackNodes(d, environment);
+    if (canaryRouter?.weighted) await canaryRouter.setCanaryWeight(environment, [], 100, `${executionId}:rollback`);
     const restored = await restoreAfterRollback(d, environment, requestedBy ?? 'system:rollback');
     // Nodes left on the new version: the environment stays marked until it is consistent again.
     const degraded = await settleDegraded(d, environment, tally, requestedBy ?? 'system:rollback');

@@ -1,0 +1,229 @@
+/**
+ * The local traffic router (docs/adr/0020-traffic-routers.md): a real HTTP reverse proxy in front
+ * of one environment, splitting requests by weight across the nodes' workload endpoints. What it
+ * routes is set by the product through its control API (the `local` TrafficRouter adapter in
+ * functions/lib/trafficRouter.ts), as an ALB's weights are set through the ELB API:
+ *
+ * - `PUT  /_kmod/router/routes` `{ groups: [{ name, weight, backends: [{ nodeId, colour?, url }] }], preview?: [...] }`
+ *   replaces the whole table in one assignment: a request is routed by the table that was current
+ *   when it arrived, so a switch is atomic (no request after the PUT returns reaches the old table).
+ * - `GET  /_kmod/router/routes`, `GET /_kmod/router/stats` (requests served per node, cumulative).
+ *
+ * Control calls need `authorization: Bearer <token>`; every other request is proxied. Requests with
+ * `x-kmod-preview: 1` go to the preview backends (the Blue-Green idle colour) instead. Every answer
+ * names the node and colour that served it (`x-kmod-node`, `x-kmod-colour`, `x-kmod-route`).
+ */
+import { timingSafeEqual } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { Agent, createServer, request, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { dirname } from 'node:path';
+import { z } from 'zod';
+
+const backendSchema = z.object({ nodeId: z.string().min(1), colour: z.enum(['blue', 'green']).optional(), url: z.string().url() });
+export const routeTableSchema = z.object({
+  groups: z.array(z.object({ name: z.string().min(1), weight: z.number().min(0).max(100), backends: z.array(backendSchema) })),
+  preview: z.array(backendSchema).optional(),
+  by: z.string().optional(),
+});
+export type Backend = z.infer<typeof backendSchema>;
+export type RouteTable = z.infer<typeof routeTableSchema>;
+
+export interface RouterStats {
+  requests: number;
+  failed: number;
+  /** Requests answered per node (live and preview), cumulative since the router started. */
+  nodes: Record<string, number>;
+  /** Requests per route group (live traffic), cumulative. */
+  groups: Record<string, number>;
+  preview: number;
+  tableVersion: number;
+}
+
+/** One group's backends taken in turn; the groups by smooth weighted round-robin (nginx's), so shares are exact, not luck. */
+class Table {
+  private readonly current: number[];
+  private readonly next: number[];
+  private previewNext = 0;
+
+  constructor(
+    readonly spec: RouteTable,
+    readonly version: number,
+  ) {
+    this.current = spec.groups.map(() => 0);
+    this.next = spec.groups.map(() => 0);
+  }
+
+  pickLive(): { group: string; backend: Backend } | undefined {
+    const live = this.spec.groups.map((g, i) => ({ g, i })).filter(({ g }) => g.weight > 0 && g.backends.length > 0);
+    if (live.length === 0) return undefined;
+    const total = live.reduce((s, { g }) => s + g.weight, 0);
+    let best = live[0];
+    for (const x of live) {
+      this.current[x.i] += x.g.weight;
+      if (this.current[x.i] > this.current[best.i]) best = x;
+    }
+    this.current[best.i] -= total;
+    const b = best.g.backends[this.next[best.i]++ % best.g.backends.length];
+    return { group: best.g.name, backend: b };
+  }
+
+  pickPreview(): Backend | undefined {
+    const p = this.spec.preview ?? [];
+    return p.length ? p[this.previewNext++ % p.length] : undefined;
+  }
+}
+
+export class LocalRouter {
+  private server?: Server;
+  private table: Table;
+  private readonly stats: RouterStats = { requests: 0, failed: 0, nodes: {}, groups: {}, preview: 0, tableVersion: 0 };
+  private readonly agent = new Agent({ keepAlive: true, maxSockets: 64 });
+  url = '';
+
+  constructor(
+    readonly environment: string,
+    private readonly token: string,
+    private readonly stateFile?: string,
+    private readonly upstreamTimeoutMs = 10_000,
+  ) {
+    const saved = stateFile && existsSync(stateFile) ? routeTableSchema.safeParse(JSON.parse(readFileSync(stateFile, 'utf8'))) : undefined;
+    this.table = new Table(saved?.success ? saved.data : { groups: [] }, 0);
+  }
+
+  get routes(): RouteTable {
+    return this.table.spec;
+  }
+
+  /** Replace the table in one assignment (the atomic switch). */
+  setRoutes(spec: RouteTable): number {
+    const version = this.table.version + 1;
+    this.table = new Table(spec, version);
+    this.stats.tableVersion = version;
+    if (this.stateFile) {
+      mkdirSync(dirname(this.stateFile), { recursive: true });
+      writeFileSync(`${this.stateFile}.tmp`, JSON.stringify(spec));
+      renameSync(`${this.stateFile}.tmp`, this.stateFile);
+    }
+    return version;
+  }
+
+  async listen(port = 0, host = '127.0.0.1'): Promise<string> {
+    this.server = createServer((req, res) => void this.handle(req, res));
+    this.server.keepAliveTimeout = 30_000;
+    await new Promise<void>((r) => this.server!.listen(port, host, r));
+    this.url = `http://${host}:${(this.server.address() as AddressInfo).port}`;
+    return this.url;
+  }
+
+  async close(): Promise<void> {
+    this.agent.destroy();
+    if (!this.server) return;
+    this.server.closeAllConnections();
+    await new Promise<void>((r) => this.server!.close(() => r()));
+  }
+
+  private authorised(req: IncomingMessage): boolean {
+    const given = Buffer.from(String(req.headers.authorization ?? ''));
+    const want = Buffer.from(`Bearer ${this.token}`);
+    return given.length === want.length && timingSafeEqual(given, want);
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const path = (req.url ?? '/').split('?')[0];
+    if (path.startsWith('/_kmod/router/')) return this.control(req, res, path);
+    const preview = req.headers['x-kmod-preview'] === '1';
+    this.stats.requests++;
+    // A request that could not reach its backend is tried once more on the next one (idempotent methods only).
+    const attempts = req.method === 'GET' || req.method === 'HEAD' ? 2 : 1;
+    const body = attempts === 1 ? await readAll(req) : Buffer.alloc(0);
+    for (let attempt = 1; attempt <= attempts; attempt++) {
+      const pick = preview ? this.table.pickPreview() : this.table.pickLive();
+      const backend = pick && 'backend' in pick ? pick.backend : (pick as Backend | undefined);
+      if (!backend) {
+        this.stats.failed++;
+        return json(res, 503, { code: 'NoBackend', message: `no ${preview ? 'preview' : 'live'} backend in ${this.environment}` });
+      }
+      const ok = await this.forward(req, res, body, backend, preview ? 'preview' : 'live');
+      if (ok) {
+        this.stats.nodes[backend.nodeId] = (this.stats.nodes[backend.nodeId] ?? 0) + 1;
+        if (preview) this.stats.preview++;
+        else if (pick && 'group' in pick) this.stats.groups[pick.group] = (this.stats.groups[pick.group] ?? 0) + 1;
+        return;
+      }
+      if (res.headersSent) break;
+    }
+    this.stats.failed++;
+    if (!res.headersSent) json(res, 502, { code: 'BadGateway', message: `no backend in ${this.environment} answered` });
+    else res.destroy();
+  }
+
+  /** Proxy to one backend; false when it could not be reached (nothing sent to the client yet). */
+  private forward(req: IncomingMessage, res: ServerResponse, body: Buffer, b: Backend, route: string): Promise<boolean> {
+    return new Promise((resolve) => {
+      const target = new URL(b.url);
+      const headers: Record<string, string | string[] | undefined> = { ...req.headers, host: target.host, 'x-forwarded-for': req.socket.remoteAddress ?? '' };
+      delete headers['x-kmod-preview'];
+      delete headers.connection;
+      const up = request(
+        {
+          protocol: target.protocol,
+          hostname: target.hostname,
+          port: target.port,
+          method: req.method,
+          path: `${target.pathname.replace(/\/$/, '')}${req.url ?? '/'}`,
+          headers,
+          agent: this.agent,
+          timeout: this.upstreamTimeoutMs,
+        },
+        (upRes) => {
+          res.writeHead(upRes.statusCode ?? 502, {
+            ...upRes.headers,
+            'x-kmod-node': b.nodeId,
+            'x-kmod-colour': b.colour ?? 'none',
+            'x-kmod-route': route,
+          });
+          upRes.pipe(res);
+          upRes.on('end', () => resolve(true));
+          upRes.on('error', () => resolve(true));
+        },
+      );
+      up.on('timeout', () => up.destroy(new Error('upstream timeout')));
+      up.on('error', () => resolve(false));
+      if (req.method === 'GET' || req.method === 'HEAD') up.end();
+      else up.end(body);
+    });
+  }
+
+  private async control(req: IncomingMessage, res: ServerResponse, path: string): Promise<void> {
+    if (!this.authorised(req)) return json(res, 401, { code: 'Unauthorized', message: 'the router control API needs its bearer token' });
+    if (path === '/_kmod/router/routes' && req.method === 'GET')
+      return json(res, 200, { environment: this.environment, ...this.table.spec, version: this.table.version });
+    if (path === '/_kmod/router/stats' && req.method === 'GET') return json(res, 200, { environment: this.environment, ...this.stats });
+    if (path === '/_kmod/router/routes' && req.method === 'PUT') {
+      let parsed: ReturnType<typeof routeTableSchema.safeParse>;
+      try {
+        parsed = routeTableSchema.safeParse(JSON.parse((await readAll(req)).toString('utf8') || '{}'));
+      } catch {
+        return json(res, 400, { code: 'BadRequest', message: 'body is not JSON' });
+      }
+      if (!parsed.success)
+        return json(res, 400, { code: 'BadRequest', message: parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ') });
+      const version = this.setRoutes(parsed.data);
+      return json(res, 200, { environment: this.environment, version });
+    }
+    return json(res, 404, { code: 'NotFound', message: `no route ${req.method} ${path}` });
+  }
+}
+
+async function readAll(req: IncomingMessage): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const c of req) chunks.push(c as Buffer);
+  return Buffer.concat(chunks);
+}
+
+function json(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+  res.end(text);
+}

@@ -1,0 +1,78 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { LocalRouter } from '../../../localcloud/router.ts';
+
+/** Tiny workloads that answer with their own name. */
+const backends: Server[] = [];
+const urls: string[] = [];
+let router: LocalRouter;
+const TOKEN = 'test-token';
+
+beforeAll(async () => {
+  for (const name of ['n1', 'n2', 'n3']) {
+    const s = createServer((_req, res) => res.end(name));
+    await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+    backends.push(s);
+    urls.push(`http://127.0.0.1:${(s.address() as AddressInfo).port}`);
+  }
+  router = new LocalRouter('Production', TOKEN);
+  await router.listen();
+});
+afterAll(async () => {
+  await router.close();
+  for (const s of backends) await new Promise((r) => s.close(r));
+});
+
+const put = (body: unknown, token = TOKEN) =>
+  fetch(`${router.url}/_kmod/router/routes`, { method: 'PUT', headers: { authorization: `Bearer ${token}` }, body: JSON.stringify(body) });
+
+describe('the local router', () => {
+  it('splits requests by weight exactly (smooth weighted round-robin), and counts them per node', async () => {
+    const r = await put({
+      groups: [
+        { name: 'canary', weight: 10, backends: [{ nodeId: 'n1', url: urls[0] }] },
+        {
+          name: 'stable',
+          weight: 90,
+          backends: [
+            { nodeId: 'n2', url: urls[1] },
+            { nodeId: 'n3', url: urls[2] },
+          ],
+        },
+      ],
+    });
+    expect(r.status).toBe(200);
+    const seen: Record<string, number> = {};
+    for (let i = 0; i < 200; i++) {
+      const a = await fetch(`${router.url}/work`);
+      expect(await a.text()).toBe(a.headers.get('x-kmod-node'));
+      seen[a.headers.get('x-kmod-node')!] = (seen[a.headers.get('x-kmod-node')!] ?? 0) + 1;
+    }
+    expect(seen).toEqual({ n1: 20, n2: 90, n3: 90 });
+    const stats = await (await fetch(`${router.url}/_kmod/router/stats`, { headers: { authorization: `Bearer ${TOKEN}` } })).json();
+    expect(stats.nodes).toEqual(seen);
+    expect(stats.groups).toEqual({ canary: 20, stable: 180 });
+  });
+
+  it('answers 503 with no live backend, tries the next backend when one is down, and refuses a bad table or token', async () => {
+    await put({ groups: [] });
+    expect((await fetch(`${router.url}/work`)).status).toBe(503);
+    await put({
+      groups: [
+        {
+          name: 'g',
+          weight: 100,
+          backends: [
+            { nodeId: 'dead', url: 'http://127.0.0.1:9' },
+            { nodeId: 'n2', url: urls[1] },
+          ],
+        },
+      ],
+    });
+    for (let i = 0; i < 4; i++) expect((await fetch(`${router.url}/work`)).status).toBe(200);
+    expect((await put({ groups: [{ name: 'g', weight: 500, backends: [] }] })).status).toBe(400);
+    expect((await put({ groups: [] }, 'wrong')).status).toBe(401);
+    expect(router.routes.groups[0].backends.map((b) => b.nodeId)).toEqual(['dead', 'n2']);
+  });
+});
