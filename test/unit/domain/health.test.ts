@@ -30,4 +30,26 @@ describe('judgeNodeHealth', () => {
     ]);
     expect(judgeNodeHealth(report({ status: 'unhealthy', reasons: ['crashed'] }), expected, DEFAULT_HEALTH_THRESHOLDS)).toEqual(['crashed']);
   });
+
+  it('judges a counted error rate by what it proves, not by a few unlucky requests', () => {
+    const window = (requests: number, errors: number) => ({ seconds: 2, requests, errors });
+    // The failing CI run: a workload failing 0.5 % of requests showed 1 error in its first 17.
+    expect(judgeNodeHealth(report({}, { errorRatePercent: 5.88, window: window(17, 1) }), expected, DEFAULT_HEALTH_THRESHOLDS)).toEqual([]);
+    expect(judgeNodeHealth(report({}, { errorRatePercent: 6, window: window(1000, 60) }), expected, DEFAULT_HEALTH_THRESHOLDS)).toEqual([]);
+    // A bad release fails on little traffic, and a modest excess fails on enough of it.
+    expect(judgeNodeHealth(report({}, { errorRatePercent: 50, window: window(12, 6) }), expected, DEFAULT_HEALTH_THRESHOLDS)).toEqual([
+      'error rate 50% > 5% (6 of 12 requests, p=<0.001)',
+    ]);
+    expect(judgeNodeHealth(report({}, { errorRatePercent: 8, window: window(2000, 160) }), expected, DEFAULT_HEALTH_THRESHOLDS)[0]).toMatch(
+      /^error rate 8% > 5% \(160 of 2000 requests, p=/,
+    );
+  });
+
+  it('binomialGreater is the exact upper tail', async () => {
+    const { binomialGreater } = await import('../../../functions/domain/statistics.ts');
+    expect(binomialGreater(1, 17, 0.05)).toBeCloseTo(1 - 0.95 ** 17, 10);
+    expect(binomialGreater(0, 17, 0.05)).toBe(1);
+    expect(binomialGreater(3, 10, 0.05)).toBeCloseTo(1 - (0.95 ** 10 + 10 * 0.05 * 0.95 ** 9 + 45 * 0.05 ** 2 * 0.95 ** 8), 10);
+  });
 });
+
