@@ -115,7 +115,7 @@ export function promoteApplies(d: Steerable, to: PromotionTarget): NotApplicable
 /** What the canary's bake gate does next. */
 export type GateDecision =
   /** Keep baking (or holding): wait this many seconds, then ask again. */
-  | { action: 'wait'; waitSeconds: number; reason: 'bake' | 'hold' }
+  | { action: 'wait'; waitSeconds: number; reason: 'bake' | 'hold' | 'traffic' }
   /** The bake is over (or cut short by a promotion): judge the wave. */
   | { action: 'judge'; promoted: boolean }
   /** Promoted to 100 %: no bake, no judgement, straight to the next wave. */
@@ -134,6 +134,11 @@ export interface GateInput {
   pollSeconds: number;
   hold?: Hold;
   promotion?: Promotion;
+  /**
+   * With a weighted router: the requests it counted since the wave began, and the least a wave is
+   * judged on. Short of it, the bake goes on (in polls) until `maxBakeSeconds` from its start.
+   */
+  traffic?: { requests: number; minRequests: number; maxBakeSeconds: number };
 }
 
 const secondsUntil = (t: number, now: Date) => Math.max(1, Math.ceil((t - now.getTime()) / 1000));
@@ -157,6 +162,14 @@ export function gateDecision(g: GateInput): GateDecision {
   if (g.promotion?.to === 'full') return { action: 'skip' };
   if (g.promotion && (g.promotion.consumedByWave === undefined || g.promotion.consumedByWave === g.wave)) return { action: 'judge', promoted: true };
   const end = g.bakeStartedAt.getTime() + g.bakeSeconds * 1000;
-  if (g.now.getTime() >= end) return { action: 'judge', promoted: false };
+  if (g.now.getTime() >= end) {
+    const t = g.traffic;
+    const longest = t ? g.bakeStartedAt.getTime() + Math.max(g.bakeSeconds, t.maxBakeSeconds) * 1000 : end;
+    // Too few requests to judge: bake on, but never past the longest bake (then judge what there is).
+    if (t && t.requests < t.minRequests && g.now.getTime() < longest) {
+      return { action: 'wait', waitSeconds: Math.min(Math.max(1, Math.ceil(g.pollSeconds)), secondsUntil(longest, g.now)), reason: 'traffic' };
+    }
+    return { action: 'judge', promoted: false };
+  }
   return { action: 'wait', waitSeconds: Math.min(Math.max(1, Math.ceil(g.pollSeconds)), secondsUntil(end, g.now)), reason: 'bake' };
 }

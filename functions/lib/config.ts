@@ -57,6 +57,13 @@ export const config = {
   canaryWaves: () => (process.env.CANARY_WAVES ?? '10,30,50,100').split(',').map((s) => Number(s.trim())),
   canaryBakeSeconds: () => num('CANARY_BAKE_SECONDS', 900),
   /**
+   * With a weighted traffic router, the fewest requests a canary wave is judged on: a wave that
+   * has baked but served fewer bakes on until it has, or until CANARY_MAX_BAKE_SECONDS (0: off).
+   */
+  canaryMinWaveRequests: () => num('CANARY_MIN_WAVE_REQUESTS', 0),
+  /** The longest a wave bakes while it waits for CANARY_MIN_WAVE_REQUESTS (default: twice the bake). */
+  canaryMaxBakeSeconds: () => num('CANARY_MAX_BAKE_SECONDS', 2 * num('CANARY_BAKE_SECONDS', 900)),
+  /**
    * Longest wait between two looks of the canary's bake gate at the deployment (a pause, resume or
    * promote takes effect within this long; docs/adr/0019-steering-running-deployments.md).
    */

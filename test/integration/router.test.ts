@@ -16,7 +16,17 @@ const cloudFile = join(mkdtempSync(join(tmpdir(), 'kmod-router-')), 'cloud.json'
 beforeAll(async () => {
   cloud = await startTestCloud({
     cloudFile,
-    env: { AGENT_TIMEOUT_MS: '3000', NODES_PER_BATCH: '3', SMOKE_TEST_TIMEOUT_SECONDS: '20', CANARY_BAKE_SECONDS: '10', CANARY_POLL_SECONDS: '1' },
+    env: {
+      AGENT_TIMEOUT_MS: '3000',
+      NODES_PER_BATCH: '3',
+      SMOKE_TEST_TIMEOUT_SECONDS: '20',
+      CANARY_BAKE_SECONDS: '10',
+      CANARY_POLL_SECONDS: '1',
+      // Each canary wave is judged on at least 1,000 requests through the router (a loaded machine
+      // serves fewer than 100/s): the bake goes on until the router has counted them.
+      CANARY_MIN_WAVE_REQUESTS: '1000',
+      CANARY_MAX_BAKE_SECONDS: '150',
+    },
   });
 });
 afterAll(async () => {
@@ -174,7 +184,7 @@ describe('traffic-weighted canary through the router', () => {
   it('each wave is a share of requests; the share the canary nodes served, as the router counted it, is within ±5 points of the weight', async () => {
     const traffic = flood(cloud.routers.Production!);
     const executionId = await deploy('Production');
-    const d = await waitApprovingGates(cloud, executionId, 240_000);
+    const d = await waitApprovingGates(cloud, executionId, 560_000);
     const samples = await traffic.stop();
     expect(d.status, JSON.stringify(d.failure)).toBe('Succeeded');
     const prod = stage(d, 'Production');
@@ -195,5 +205,5 @@ describe('traffic-weighted canary through the router', () => {
     const after = await Promise.all(Array.from({ length: 40 }, () => get(cloud.routers.Production!)));
     expect(new Set(after.map((s) => s.node)).size).toBe(20);
     expect(after.every((s) => s.version === '1.1.0')).toBe(true);
-  }, 300_000);
+  }, 600_000);
 });

@@ -54,7 +54,7 @@ export const handler = taskHandler(
     const now = new Date();
     const started = bakeStartedAt ?? now.toISOString();
     let d = await requireDeployment(executionId);
-    const decide = () =>
+    const decide = (traffic?: { requests: number; minRequests: number; maxBakeSeconds: number }) =>
       gateDecision({
         now,
         wave,
@@ -63,8 +63,15 @@ export const handler = taskHandler(
         pollSeconds: config.canaryPollSeconds(),
         hold: d.hold,
         promotion: d.promotion,
+        traffic,
       });
     let decision = decide();
+    // The bake is over: with a minimum of requests per wave, ask the router how many it has served.
+    const minRequests = config.canaryMinWaveRequests();
+    if (bakeStartedAt && decision.action === 'judge' && !decision.promoted && minRequests > 0) {
+      const served = await waveRequests(d, environment, wave);
+      if (served !== undefined) decision = decide({ requests: served, minRequests, maxBakeSeconds: config.canaryMaxBakeSeconds() });
+    }
     if (decision.action === 'lift') {
       await liftHold(d, 'system:canary', 'deadline');
       d = await requireDeployment(executionId);
@@ -120,6 +127,15 @@ async function weighWave(executionId: string, environment: Environment, wave: nu
     { weightPercent: t.weightPercent, canaryNodes: t.ids.length, router: router.kind, at: new Date().toISOString(), start },
     'canary.traffic.weighted',
   );
+}
+
+/** Requests the router has served (all nodes) since the wave's bake began; undefined without a weighted router's counts. */
+async function waveRequests(d: DeploymentRecord, environment: Environment, wave: number): Promise<number | undefined> {
+  const router = trafficRouter(environment);
+  const start = (d.stages[environment]?.details?.[`wave${wave + 1}Traffic`] as { start?: ServedCount } | undefined)?.start;
+  if (!router.weighted || !start) return undefined;
+  const counts = await router.servedCounts(environment);
+  return counts ? countServed(counts, new Set()).total - start.total : undefined;
 }
 
 /** Bake end: the share of requests the canary nodes really served during the bake, as the router counted them. */

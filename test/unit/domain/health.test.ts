@@ -52,4 +52,3 @@ describe('judgeNodeHealth', () => {
     expect(binomialGreater(3, 10, 0.05)).toBeCloseTo(1 - (0.95 ** 10 + 10 * 0.05 * 0.95 ** 9 + 45 * 0.05 ** 2 * 0.95 ** 8), 10);
   });
 });
-

@@ -77,6 +77,23 @@ describe('the canary bake gate', () => {
     expect(gateDecision({ ...base, bakeSeconds: 0, now: t0 })).toEqual({ action: 'judge', promoted: false });
   });
 
+  it('a wave short of its minimum of requests bakes on in polls, up to the longest bake, then is judged on what there is', () => {
+    const traffic = (requests: number) => ({ requests, minRequests: 1000, maxBakeSeconds: 200 });
+    expect(gateDecision({ ...base, now: at(50), traffic: traffic(10) })).toEqual({ action: 'wait', waitSeconds: 30, reason: 'bake' });
+    expect(gateDecision({ ...base, now: at(100), traffic: traffic(999) })).toEqual({ action: 'wait', waitSeconds: 30, reason: 'traffic' });
+    expect(gateDecision({ ...base, now: at(185), traffic: traffic(999) })).toEqual({ action: 'wait', waitSeconds: 15, reason: 'traffic' });
+    expect(gateDecision({ ...base, now: at(100), traffic: traffic(1000) })).toEqual({ action: 'judge', promoted: false });
+    expect(gateDecision({ ...base, now: at(200), traffic: traffic(3) })).toEqual({ action: 'judge', promoted: false });
+    // A longest bake shorter than the bake itself never shortens it.
+    expect(gateDecision({ ...base, now: at(100), traffic: { requests: 3, minRequests: 1000, maxBakeSeconds: 50 } })).toEqual({
+      action: 'judge',
+      promoted: false,
+    });
+    // A promotion cuts the wait for traffic short like the bake.
+    const promotion = { to: 'nextWave' as const, requestedBy: 'u', requestedAt: t0.toISOString() };
+    expect(gateDecision({ ...base, now: at(120), traffic: traffic(3), promotion })).toEqual({ action: 'judge', promoted: true });
+  });
+
   it('a hold keeps the wave waiting past the end of its bake, until its deadline: then resumes (lift) or rolls back, as configured', () => {
     expect(gateDecision({ ...base, now: at(500), hold: hold() })).toEqual({ action: 'wait', waitSeconds: 30, reason: 'hold' });
     const deadline = at(510).toISOString();
