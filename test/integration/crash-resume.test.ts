@@ -39,6 +39,10 @@ class CloudProcess {
         PORT: String(this.port),
         KMOD_DATA_DIR: this.dir,
         CANARY_BAKE_SECONDS: '3',
+        // Stabilisation in seconds rather than its default minutes (as the harness does; never skipped).
+        STABILISE_MIN_SECONDS: '1',
+        STABILISE_POLL_SECONDS: '1',
+        STABILISE_MAX_SECONDS: '10',
         WAF_RATE_LIMIT_PER_ADDRESS: '100000',
         RATE_LIMIT_DEPLOYMENTS_PER_USER: '10000',
       },
