@@ -17,9 +17,10 @@ import { publishToApprover } from './notify.ts';
 export function anomalyAfterReport(
   node: { environment: Environment; nodeId: string; anomaly?: NodeAnomalyState },
   metrics: MetricsReport,
-  fallbackAt: string,
+  now = new Date(),
 ): { state: NodeAnomalyState; transitions: AnomalyTransition[]; audits: ReturnType<typeof auditItem>[] } {
-  const at = metrics.at ?? fallbackAt;
+  // The orchestrator's clock, not the agent's: `since` and the optimistic condition on `updatedAt` stay ours.
+  const at = now.toISOString();
   const { state, transitions } = observe(
     node.anomaly,
     { latencyMs: metrics.latencyMs, errorRatePercent: metrics.errorRatePercent, cpuPercent: metrics.cpuPercent, memoryPercent: metrics.memoryPercent },

@@ -84,7 +84,7 @@ export async function recordHeartbeat(
   const keyUpdate = heartbeatKeyUpdate(node, keys, role, now, config.nodeKeyOverlapSeconds() * 1000);
   // The node's anomaly baseline moves with the report, in the same update (lib/anomaly.ts); the
   // heartbeat's ordering condition keeps two heartbeats from judging against one baseline.
-  const anomaly = anomalyAfterReport(node, hb.report.metrics, hb.report.at);
+  const anomaly = anomalyAfterReport(node, hb.report.metrics, new Date(now));
   const items = [
     heartbeatUpdate(node, hb, lastSeenAt, keyUpdate, anomaly.state),
     ...heartbeatAudit(node, hb, moved),

@@ -138,7 +138,7 @@ export async function recordNodeModule(environment: Environment, nodeId: string,
 export async function recordNodeHealth(node: Pick<NodeRecord, 'environment' | 'nodeId' | 'anomaly'>, health: HealthReport): Promise<NodeAnomalyState> {
   let current: Pick<NodeRecord, 'environment' | 'nodeId' | 'anomaly'> = node;
   for (let attempt = 0; ; attempt++) {
-    const { state, transitions, audits } = anomalyAfterReport(current, health.metrics, health.at);
+    const { state, transitions, audits } = anomalyAfterReport(current, health.metrics);
     const update = {
       TableName: tableName('nodes'),
       Key: { environment: node.environment, nodeId: node.nodeId },
