@@ -96,5 +96,7 @@ it('flags a degraded node outside deployments in the cluster view, audits and ma
   audit = await nodeAudit();
   expect(audit.map((a) => a.action)).toEqual(['node.anomaly.raised', 'node.anomaly.cleared']);
   mail = await mailTo(APPROVER_MAIL);
-  expect(mail.map((m) => m.subject)).toEqual([`[kmod] Anomaly on Staging/${NODE}: latencyMs`, `[kmod] Anomaly cleared on Staging/${NODE}: latencyMs`]);
+  // The mailbox lists newest first.
+  expect(mail.map((m) => m.subject)).toEqual([`[kmod] Anomaly cleared on Staging/${NODE}: latencyMs`, `[kmod] Anomaly on Staging/${NODE}: latencyMs`]);
+  expect(mail[0].body).toMatch(/^CLEARED Staging\/stg-02: latencyMs back to [\d.]+ \(baseline [\d.]+, -?[\d.]+ deviations\), flagged since /);
 }, 180_000);
