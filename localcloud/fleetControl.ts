@@ -8,7 +8,8 @@
  *
  * Faults: failLoad (true or a list of versions), unhealthyAfterLoad, degrade {errorRatePercent,
  * latencyMs, cpuPercent, memoryPercent, slowRequestPercent + slowRequestMs (that share of requests
- * takes that much longer)} once a new version is loaded, unresponsive, failSmokeTest.
+ * takes that much longer)} once a new version is loaded (or at once with degradeNow: true, a node
+ * going bad on its own), unresponsive, failSmokeTest.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { z } from 'zod';
@@ -33,6 +34,7 @@ const faultsSchema = z
         message: 'slowRequestPercent and slowRequestMs go together',
       })
       .optional(),
+    degradeNow: z.boolean().optional(),
     unresponsive: z.boolean().optional(),
     failSmokeTest: z.boolean().optional(),
   })

@@ -40,6 +40,11 @@ export interface Faults {
    * requests hard and barely moves the averages).
    */
   degrade?: Partial<Record<'errorRatePercent' | 'latencyMs' | 'cpuPercent' | 'memoryPercent' | 'slowRequestPercent' | 'slowRequestMs', number>>;
+  /**
+   * `degrade` applies now, whatever version runs, not only once a new version is loaded: a node
+   * going bad on its own (a noisy neighbour, a failing disk), what anomaly detection is for.
+   */
+  degradeNow?: boolean;
   /** The agent accepts connections but never answers. */
   unresponsive?: boolean;
   /** The module's self-test (blue-green smoke test) fails. */
@@ -170,6 +175,11 @@ export class NodeAgent {
 
   get modules(): Record<string, ModuleState> {
     return structuredClone(this.state.modules);
+  }
+
+  /** Whether the injected `degrade` shows: once a new version loaded, or at once with `degradeNow`. */
+  private degraded(): boolean {
+    return this.state.changedModules.length > 0 || this.state.faults.degradeNow === true;
   }
 
   setFaults(faults: Faults): void {
@@ -346,7 +356,7 @@ export class NodeAgent {
         requestsPerSecond: 0,
       };
     }
-    const d = this.state.changedModules.length > 0 ? (this.state.faults.degrade ?? {}) : {};
+    const d = this.degraded() ? (this.state.faults.degrade ?? {}) : {};
     return {
       nodeId: this.nodeId,
       at,
@@ -454,7 +464,7 @@ export class NodeAgent {
     }
     const url = new URL(req.url ?? '/', 'http://workload');
     const probe = url.searchParams.has('probe');
-    const errorRate = this.state.changedModules.length > 0 ? (faults.degrade?.errorRatePercent ?? 0) : 0;
+    const errorRate = this.degraded() ? (faults.degrade?.errorRatePercent ?? 0) : 0;
     const modules = Object.fromEntries(Object.entries(this.state.modules).map(([m, s]) => [m, s.version]));
     if (probe && faults.failSmokeTest)
       send(res, 500, { nodeId: this.nodeId, code: 'SelfTestFailed', message: 'self-test returned exit code 3: request handler crashed' });

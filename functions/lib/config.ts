@@ -1,5 +1,6 @@
 /** Settings that handlers read from their environment, with the product's documented defaults. */
 import type { StabilisationSettings } from '../domain/stabilisation.ts';
+import { type AnomalySettings, checkAnomalySettings, DEFAULT_ANOMALY_SETTINGS } from '../domain/anomaly.ts';
 import { type AlarmRule, parseAlarms } from '../domain/alarms.ts';
 import type { Environment } from '../domain/environments.ts';
 import { parseSources } from './revocationLists.ts';
@@ -178,4 +179,19 @@ export function healthThresholds() {
     maxErrorRatePercent: config.healthMaxErrorRatePercent(),
     maxHeartbeatAgeSeconds: config.heartbeatMaxAgeSeconds(),
   };
+}
+
+/** Anomaly detection on nodes (domain/anomaly.ts, docs/adr/0025-node-anomaly-detection.md). */
+export function anomalySettings(): AnomalySettings {
+  const d = DEFAULT_ANOMALY_SETTINGS;
+  const s: AnomalySettings = {
+    alpha: num('ANOMALY_ALPHA', d.alpha),
+    sigmas: num('ANOMALY_SIGMAS', d.sigmas),
+    clearSigmas: num('ANOMALY_CLEAR_SIGMAS', d.clearSigmas),
+    minSamples: num('ANOMALY_MIN_SAMPLES', d.minSamples),
+    minDeviation: d.minDeviation,
+  };
+  const problems = checkAnomalySettings(s);
+  if (problems.length) throw new Error(problems.join('; '));
+  return s;
 }

@@ -2,6 +2,8 @@
  * Membership of enrolled hosts: signed heartbeats (the agent protocol's HMAC scheme, from the
  * agent to the orchestrator, with the node's own key) and decommissioning.
  */
+import type { NodeAnomalyState } from '../domain/anomaly.ts';
+import { anomalyAfterReport, notifyAnomalies } from './anomaly.ts';
 import { TransactWriteCommand } from '@aws-sdk/lib-dynamodb';
 import { verifyRequest, type AgentKey, type HealthReport } from '../agent/protocol.ts';
 import { ENVIRONMENTS } from '../domain/environments.ts';
@@ -80,23 +82,33 @@ export async function recordHeartbeat(
     if (!guard.ok) throw new AppError('AddressRefused', `the advertised address is refused: ${guard.reason}`, 400);
   }
   const keyUpdate = heartbeatKeyUpdate(node, keys, role, now, config.nodeKeyOverlapSeconds() * 1000);
-  const items = [heartbeatUpdate(node, hb, lastSeenAt, keyUpdate), ...heartbeatAudit(node, hb, moved), ...keyUpdate.audit];
+  // The node's anomaly baseline moves with the report, in the same update (lib/anomaly.ts); the
+  // heartbeat's ordering condition keeps two heartbeats from judging against one baseline.
+  const anomaly = anomalyAfterReport(node, hb.report.metrics, new Date(now));
+  const items = [
+    heartbeatUpdate(node, hb, lastSeenAt, keyUpdate, anomaly.state),
+    ...heartbeatAudit(node, hb, moved),
+    ...keyUpdate.audit,
+    ...anomaly.audits.map((a) => ({ Put: a })),
+  ];
   try {
     await transactNodeWrite(items);
   } catch (e) {
     if (isConditionFailure(e)) throw unauthorized('heartbeat refused: replayed, out of order, or the credentials were revoked or rotated meanwhile');
     throw e;
   }
+  await notifyAnomalies(node.environment, node.nodeId, anomaly.transitions);
   return { lastSeenAt, ...keyUpdate.answer };
 }
 
 /** The node's new state, only if its keys are still the ones read, it is not decommissioned, and the heartbeat is newer. */
-function heartbeatUpdate(node: NodeRecord, hb: Heartbeat, lastSeenAt: string, keyUpdate: KeyUpdate): TransactItem {
+function heartbeatUpdate(node: NodeRecord, hb: Heartbeat, lastSeenAt: string, keyUpdate: KeyUpdate, anomaly: NodeAnomalyState): TransactItem {
   const sets = [
     'lastSeenAt = :seen',
     'lastHeartbeatTs = :ts',
     'lastHealth = :h',
     'lastMetrics = :m',
+    'anomaly = :anomaly',
     'reportedModules = :mods',
     'enrolment.heartbeatSeconds = :hs',
     'address = :addr',
@@ -107,6 +119,7 @@ function heartbeatUpdate(node: NodeRecord, hb: Heartbeat, lastSeenAt: string, ke
     ':ts': hb.timestamp,
     ':h': { status: hb.report.status, reasons: hb.report.reasons, at: hb.report.at },
     ':m': hb.report.metrics,
+    ':anomaly': anomaly,
     ':mods': hb.report.modules,
     ':hs': hb.heartbeatSeconds,
     ':addr': hb.address,

@@ -6,6 +6,10 @@ import type { HealthReport, MetricsReport, ModuleState } from '../agent/protocol
 import type { NodeCredential } from '../domain/nodeCredentials.ts';
 import type { RetiredCredential } from '../domain/nodeKeyRotation.ts';
 import type { TrackedConvergence } from '../domain/convergence.ts';
+import type { NodeAnomalyState } from '../domain/anomaly.ts';
+import { anomalyAfterReport, notifyAnomalies } from './anomaly.ts';
+import { transactNodeWrite } from './nodeKeys.ts';
+import { isConditionFailure as conditionFailed } from './deployments.ts';
 
 export interface NodeRecord {
   environment: Environment;
@@ -28,6 +32,8 @@ export interface NodeRecord {
   registeredAt: string;
   lastHealth?: Pick<HealthReport, 'status' | 'reasons' | 'at'>;
   lastMetrics?: MetricsReport;
+  /** Rolling baseline and flags per metric (domain/anomaly.ts), moved by every recorded report. */
+  anomaly?: NodeAnomalyState;
   /** Enrolled hosts only (functions/lib/enrolment.ts); nodes without it are managed by the fleet. */
   enrolment?: { tokenId: string; enrolledAt: string; heartbeatSeconds: number };
   /** The node's own HMAC key, its secret wrapped (domain/nodeCredentials.ts); removed on decommission. */
@@ -122,16 +128,43 @@ export async function recordNodeModule(environment: Environment, nodeId: string,
   );
 }
 
-export async function recordNodeHealth(environment: Environment, nodeId: string, health: HealthReport) {
-  await dynamo().send(
-    new UpdateCommand({
+/**
+ * Record a node's health report, and move its anomaly baseline (lib/anomaly.ts) in the same
+ * update. The update is conditional on the baseline the caller read (`node.anomaly`), so two
+ * reports recorded at once cannot both judge against the same baseline: the loser re-reads the
+ * node and tries again. A report that raises or clears a flag writes its audit events in the same
+ * transaction and then notifies the environment's subscribers. Returns the node's anomaly state.
+ */
+export async function recordNodeHealth(node: Pick<NodeRecord, 'environment' | 'nodeId' | 'anomaly'>, health: HealthReport): Promise<NodeAnomalyState> {
+  let current: Pick<NodeRecord, 'environment' | 'nodeId' | 'anomaly'> = node;
+  for (let attempt = 0; ; attempt++) {
+    const { state, transitions, audits } = anomalyAfterReport(current, health.metrics);
+    const update = {
       TableName: tableName('nodes'),
-      Key: { environment, nodeId },
-      UpdateExpression: 'SET lastHealth = :h, lastMetrics = :m',
-      ConditionExpression: 'attribute_exists(nodeId)',
-      ExpressionAttributeValues: { ':h': { status: health.status, reasons: health.reasons, at: health.at }, ':m': health.metrics },
-    }),
-  );
+      Key: { environment: node.environment, nodeId: node.nodeId },
+      UpdateExpression: 'SET lastHealth = :h, lastMetrics = :m, anomaly = :a',
+      ConditionExpression: `attribute_exists(nodeId) AND ${current.anomaly ? 'anomaly.updatedAt = :prev' : 'attribute_not_exists(anomaly)'}`,
+      ExpressionAttributeValues: {
+        ':h': { status: health.status, reasons: health.reasons, at: health.at },
+        ':m': health.metrics,
+        ':a': state,
+        ...(current.anomaly ? { ':prev': current.anomaly.updatedAt } : {}),
+      },
+    };
+    try {
+      if (audits.length) await transactNodeWrite([{ Update: update }, ...audits.map((a) => ({ Put: a }))]);
+      else await dynamo().send(new UpdateCommand(update));
+    } catch (e) {
+      if (!conditionFailed(e) || attempt >= 4) throw e;
+      // Someone recorded a report meanwhile (or the node is gone: then the re-read says so).
+      const fresh = await getNode(node.environment, node.nodeId);
+      if (!fresh) throw e;
+      current = fresh;
+      continue;
+    }
+    await notifyAnomalies(node.environment, node.nodeId, transitions);
+    return state;
+  }
 }
 
 /**

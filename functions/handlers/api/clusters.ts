@@ -9,6 +9,7 @@ import { isDialOut, listNodes, listNodesByEnvironment, recordNodeHealth, type No
 import { getCluster, getClusters, type ClusterRecord } from '../../lib/trafficRouter.ts';
 import { averageMetrics } from '../../domain/canary.ts';
 import { nodeStatus } from '../../domain/membership.ts';
+import { presentFlags } from '../../domain/anomaly.ts';
 import { strategyFor } from '../../strategies/registry.ts';
 import { clusterConvergence } from '../../lib/convergence.ts';
 import type { ConvergenceView, DesiredModules, DesiredVersion } from '../../domain/convergence.ts';
@@ -75,6 +76,7 @@ function summary(environment: Environment, nodes: NodeRecord[], cluster: Cluster
     healthyNodes: nodes.filter((n) => n.lastHealth?.status === 'healthy' && convergence.get(n.nodeId)?.state !== 'Converging').length,
     unhealthyNodes: nodes.filter((n) => n.lastHealth?.status === 'unhealthy').length,
     convergingNodes: nodes.filter((n) => convergence.get(n.nodeId)?.state === 'Converging').length,
+    anomalousNodes: nodes.filter((n) => presentFlags(n.anomaly).length > 0).length,
     moduleVersions: versions,
     desiredModules: presentDesired(cluster?.desiredModules ?? {}),
     // A rollback that could not finish: these modules run mixed versions until repaired.
@@ -113,16 +115,18 @@ function presentNode(n: NodeRecord, now: number, missed: number, notAnswering: R
     ...(convergence ? { convergence } : {}),
     health: n.lastHealth ?? null,
     metrics: n.lastMetrics ?? null,
+    // Metrics beyond the node's own rolling baseline (domain/anomaly.ts), worst first.
+    anomalies: presentFlags(n.anomaly),
   };
 }
 
 /** Ask every agent for its health now and store what they say (unreachable nodes are marked so). */
-async function refresh(environment: Environment, nodes: NodeRecord[]): Promise<{ nodes: NodeRecord[]; notAnswering: Set<string> }> {
+async function refresh(nodes: NodeRecord[]): Promise<{ nodes: NodeRecord[]; notAnswering: Set<string> }> {
   if (nodes.length > MAX_LIVE_REFRESH) throw new AppError('ValidationError', `live refresh is limited to ${MAX_LIVE_REFRESH} nodes`);
   const results = await mapLimit(nodes, config.agentConcurrency(), async (n) => {
     const h = await agentClient.health(n);
-    await recordNodeHealth(environment, n.nodeId, h);
-    return { ...n, lastHealth: { status: h.status, reasons: h.reasons, at: h.at }, lastMetrics: h.metrics, modules: mergeModules(n, h.modules) };
+    const anomaly = await recordNodeHealth(n, h);
+    return { ...n, lastHealth: { status: h.status, reasons: h.reasons, at: h.at }, lastMetrics: h.metrics, anomaly, modules: mergeModules(n, h.modules) };
   });
   const notAnswering = new Set(
     nodes.filter((_, i) => results[i].status === 'rejected' && (results[i].reason as AgentCallError).code === 'Unreachable').map((n) => n.nodeId),
@@ -156,7 +160,7 @@ export const handler = apiHandler({
     const { refresh: live } = parseQuery(event, z.object({ refresh: z.enum(['true', 'false']).optional() }).strict());
     const [all, cluster] = await Promise.all([listNodes(environment, { includeDecommissioned: true }), getCluster(environment)]);
     const active = all.filter((n) => !n.decommissionedAt);
-    const { nodes, notAnswering } = live === 'true' ? await refresh(environment, active) : { nodes: active, notAnswering: new Set<string>() };
+    const { nodes, notAnswering } = live === 'true' ? await refresh(active) : { nodes: active, notAnswering: new Set<string>() };
     const [now, missed] = [Date.now(), config.missedHeartbeats()];
     const convergence = await clusterConvergence(environment, nodes, cluster?.desiredModules ?? {});
     // Decommissioned nodes are listed (with their status) but counted nowhere.
@@ -172,11 +176,13 @@ export const handler = apiHandler({
     const reports = live
       ? await mapLimit(nodes, config.agentConcurrency(), async (n) => {
           const h = await agentClient.health(n);
-          await recordNodeHealth(environment, n.nodeId, h);
-          return h.metrics;
+          const anomaly = await recordNodeHealth(n, h);
+          return { ...h.metrics, anomalies: presentFlags(anomaly) };
         })
       : nodes.map((n) =>
-          n.lastMetrics ? { status: 'fulfilled' as const, value: n.lastMetrics } : { status: 'rejected' as const, reason: new Error('no report yet') },
+          n.lastMetrics
+            ? { status: 'fulfilled' as const, value: { ...n.lastMetrics, anomalies: presentFlags(n.anomaly) } }
+            : { status: 'rejected' as const, reason: new Error('no report yet') },
         );
     const perNode = nodes.map((n, i) => {
       const r = reports[i];

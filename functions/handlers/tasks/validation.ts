@@ -21,7 +21,7 @@ export const handler = taskHandler(z.object({ executionId: executionIdSchema }),
       const nodes = (await listNodes(env)).filter((n) => targeted.has(n.nodeId));
       const results = await mapLimit(nodes, config.agentConcurrency(), async (n) => {
         const report = await agentClient.health(n);
-        await recordNodeHealth(env, n.nodeId, report);
+        await recordNodeHealth(n, report);
         return judgeNodeHealth(report, { module: d.moduleName, version: d.version }, thresholds);
       });
       results.forEach((r, i) => {

@@ -158,6 +158,16 @@ describe('NodeAgent', () => {
     expect(a.health().status).toBe('healthy');
   });
 
+  it('degradeNow shows the degraded metrics at once, whatever version runs, and not after the fault is cleared', () => {
+    const a = make();
+    a.setFaults({ degrade: { latencyMs: 30 } });
+    expect(a.metrics().latencyMs).toBeLessThan(30);
+    a.setFaults({ degradeNow: true, degrade: { latencyMs: 30 } });
+    expect(a.metrics().latencyMs).toBeGreaterThan(40);
+    a.setFaults({});
+    expect(a.metrics().latencyMs).toBeLessThan(30);
+  });
+
   it('keeps its state across restarts', async () => {
     const stateFile = join(mkdtempSync(join(tmpdir(), 'agent-')), 'state.json');
     const a = make({ stateFile });
