@@ -200,6 +200,14 @@ export const FUNCTIONS = {
     tables: { deployments: 'read', nodes: 'read', targets: 'write', locks: 'write' },
     callsAgents: true,
   },
+  StabiliseBatches: {
+    entry: 'functions/handlers/tasks/stabiliseBatches.ts',
+    description: 'Strategy: wait until deployed batches are stable before their health checks',
+    timeoutSeconds: 300,
+    memoryMb: 512,
+    tables: { deployments: 'write', nodes: 'read', targets: 'read', locks: 'write', ...audit },
+    callsAgents: true,
+  },
   CompleteEnvironment: {
     entry: 'functions/handlers/tasks/completeEnvironment.ts',
     description: 'Strategy: close the environment stage and record its desired state',

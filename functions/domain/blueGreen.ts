@@ -75,3 +75,20 @@ export function misaligned(nodes: readonly ColouredNode[], colour: Colour, versi
   }
   return out;
 }
+
+/**
+ * The instant switch-back window (Argo's scaleDownDelaySeconds; docs/adr/0020-traffic-routers.md):
+ * for this long after a switch the old colour is promised to stand as it served, so a rollback
+ * moves traffic back to it at once. Nothing tears the old colour down afterwards; after the window
+ * the promise is simply no longer made (the next Blue-Green deployment may have redeployed it).
+ */
+export function switchBackUntil(switchedAt: Date, windowSeconds: number): string {
+  return new Date(switchedAt.getTime() + Math.max(0, windowSeconds) * 1000).toISOString();
+}
+
+/** The rollback's note on moving traffic back: within the window, or after it (no longer guaranteed). */
+export function switchBackNote(colour: string, until: string | undefined, now: Date): string {
+  if (!until) return `traffic switched back to ${colour}`;
+  if (now.getTime() <= Date.parse(until)) return `traffic switched back to ${colour} (instant switch-back, window open until ${until})`;
+  return `traffic switched back to ${colour} after its switch-back window closed at ${until}: the old colour was no longer guaranteed to serve as before the switch`;
+}

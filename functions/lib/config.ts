@@ -54,6 +54,15 @@ export const config = {
   /** Rolling batches are widened so that no environment needs more than this many (history limit). */
   maxSequentialBatches: () => num('MAX_SEQUENTIAL_BATCHES', 500),
   smokeTestTimeoutSeconds: () => num('SMOKE_TEST_TIMEOUT_SECONDS', 300),
+  /**
+   * Blue-Green: how long after a switch the old colour is guaranteed to stand for an instant
+   * switch-back (Argo's scaleDownDelaySeconds; docs/adr/0020-traffic-routers.md). Recorded on the stage.
+   */
+  blueGreenSwitchBackSeconds: () => {
+    const s = num('BLUE_GREEN_SWITCH_BACK_SECONDS', 3600);
+    if (!(s >= 0)) throw new Error(`BLUE_GREEN_SWITCH_BACK_SECONDS (${s}) must be ≥ 0`);
+    return s;
+  },
   /** Cumulative canary waves, in percent of the environment's nodes. */
   canaryWaves: () => (process.env.CANARY_WAVES ?? '10,30,50,100').split(',').map((s) => Number(s.trim())),
   canaryBakeSeconds: () => num('CANARY_BAKE_SECONDS', 900),

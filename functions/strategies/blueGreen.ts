@@ -5,8 +5,12 @@ import { defineStrategy, ENVIRONMENT_STEPS } from './types.ts';
 export const blueGreen = defineStrategy({
   name: 'BlueGreen',
   description: 'deploy the idle colour, smoke-test it, switch traffic',
-  stateMachine: { id: 'BlueGreen', file: 'statemachines/bluegreen.asl.json', functions: [...ENVIRONMENT_STEPS, 'SmokeTest', 'SwitchTraffic'] },
-  mapConcurrency: { DeployIdleColour: 20 },
+  stateMachine: {
+    id: 'BlueGreen',
+    file: 'statemachines/bluegreen.asl.json',
+    functions: [...ENVIRONMENT_STEPS, 'StabiliseBatches', 'SmokeTest', 'SwitchTraffic'],
+  },
+  mapConcurrency: { DeployIdleColour: 20, VerifyIdleColour: 20 },
   usesColours: true,
   prepare: async (environment, deps) => ({ activeColour: await deps.activeColour(environment) }),
   plan: (nodes, s, { activeColour = 'blue' }) => {

@@ -5,8 +5,8 @@ import { defineStrategy, ENVIRONMENT_STEPS } from './types.ts';
 export const direct = defineStrategy({
   name: 'Direct',
   description: 'every node at once, in parallel batches',
-  stateMachine: { id: 'Direct', file: 'statemachines/direct.asl.json', functions: ENVIRONMENT_STEPS },
-  mapConcurrency: { DeployAllBatches: 20 },
+  stateMachine: { id: 'Direct', file: 'statemachines/direct.asl.json', functions: [...ENVIRONMENT_STEPS, 'StabiliseBatches'] },
+  mapConcurrency: { DeployAllBatches: 20, VerifyAllBatches: 20 },
   usesColours: false,
   plan: (nodes, s) => ({
     batches: planBatches(

@@ -5,7 +5,7 @@ import { defineStrategy, ENVIRONMENT_STEPS } from './types.ts';
 export const rolling = defineStrategy({
   name: 'Rolling',
   description: 'one batch at a time, each health-checked',
-  stateMachine: { id: 'Rolling', file: 'statemachines/rolling.asl.json', functions: ENVIRONMENT_STEPS },
+  stateMachine: { id: 'Rolling', file: 'statemachines/rolling.asl.json', functions: [...ENVIRONMENT_STEPS, 'StabiliseBatches'] },
   mapConcurrency: { DeployBatchesInTurn: 1 },
   usesColours: false,
   plan: (nodes, s) => {

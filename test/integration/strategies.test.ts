@@ -139,6 +139,24 @@ describe('a deployment to Production', () => {
     expect(stage(d, 'Production')).toMatchObject({ nodesTotal: 20, nodesDeployed: 20, details: { waves: [1, 2, 2, 4] } });
     for (const w of [1, 2, 3, 4]) expect(stage(d, 'Production').details[`wave${w}`]).toMatchObject({ passed: true });
     expect(stage(d, 'Production').details.wave4.nodes).toBe(20);
+    // Adaptive stabilisation before the health checks (harness: at least 1 s, 3 polls 1 s apart, at most 10 s), shown per stage.
+    const stabilised = ['Development', 'QA', 'Staging'].map((env) => [env, stage(d, env).details.stabilisation]);
+    console.log(`stabilisation before health checks: ${JSON.stringify(stabilised)}`);
+    for (const [env, s] of stabilised) {
+      expect(s, env).toMatchObject({ stable: expect.any(Boolean), polls: expect.any(Number), waitedSeconds: expect.any(Number) });
+      expect(s.polls, env).toBeGreaterThanOrEqual(s.stable ? 3 : 2);
+      expect(s.waitedSeconds, env).toBeGreaterThanOrEqual(1);
+      expect(s.waitedSeconds, env).toBeLessThanOrEqual(11);
+      expect(s.summary, env).toMatch(/^metrics (not )?stable after \d+ s/);
+    }
+    expect(stage(d, 'Development').details.stabilisation).toMatchObject({ batches: 1 });
+    expect(stage(d, 'Staging').details.stabilisation).toMatchObject({ batches: expect.any(Number) });
+    // Rolling stabilises each batch: the stage shows the last one.
+    expect(stage(d, 'QA').details.stabilisation).toMatchObject({ batch: 3, of: 3 });
+    // Blue-Green: until when an instant switch-back is guaranteed (BLUE_GREEN_SWITCH_BACK_SECONDS, 1 h by default).
+    const traffic = stage(d, 'Staging').details.traffic;
+    expect(traffic.switchBackSeconds).toBe(3600);
+    expect(Date.parse(traffic.switchBackUntil) - Date.parse(traffic.at)).toBe(3_600_000);
     expectFleetOn('1.1.0', ['Development', 'QA', 'Production']);
     // Blue-green: the new colour serves on 1.1.0; the old colour stands by on 1.0.0.
     const after = await activeColour();
@@ -173,6 +191,10 @@ describe('a deployment to Production', () => {
     for (const env of ['Development', 'QA', 'Staging', 'Production']) expect(stage(d, env).status).toBe('RolledBack');
     expectFleetOn('1.0.0', ['Development', 'QA', 'Staging', 'Production']);
     expect(await activeColour()).not.toBe(live);
+    // Within the switch-back window: traffic moved back first, and the stage says it was the instant switch-back.
+    expect(stage(d, 'Staging').message).toContain(
+      `traffic switched back to ${await activeColour()} (instant switch-back, window open until ${stage(d, 'Staging').details.traffic.switchBackUntil})`,
+    );
     const nothing = await api(cloud, 'POST', `/api/v1/deployments/${executionId}/rollback`, { token: cloud.tokens.Deployer, body: {} });
     expect(nothing.status).toBe(409);
     expect(nothing.body.code).toBe('NothingToRollBack');

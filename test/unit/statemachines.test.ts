@@ -92,17 +92,35 @@ describe('the pipeline follows the environment profiles', () => {
 });
 
 describe('direct and rolling ASL (kept as two files, docs/adr/0007-strategy-modules.md)', () => {
-  it('differ only in comment, strategy name, the Map state name and its concurrency', () => {
-    const normalise = (file: string) => {
-      const asl = readAsl(file);
-      const plan = asl.States.PlanEnvironment;
-      const mapName = plan.Next!;
-      const { [mapName]: map, ...rest } = asl.States;
-      return {
-        StartAt: asl.StartAt,
-        States: { ...rest, PlanEnvironment: { ...plan, Next: 'MAP', Parameters: { ...plan.Parameters, strategy: 'S' } }, MAP: { ...map, MaxConcurrency: 0 } },
-      };
-    };
-    expect(normalise(STATE_MACHINES.Rolling.file)).toEqual(normalise(STATE_MACHINES.Direct.file));
+  const outer = (file: string) => {
+    const { DeployAllBatches, DeployBatchesInTurn, StartStabilisation, StabiliseBatches, AfterStabilisation, Stabilise, VerifyAllBatches, ...rest } =
+      readAsl(file).States;
+    const plan = rest.PlanEnvironment;
+    return { ...rest, PlanEnvironment: { ...plan, Next: 'MAP', Parameters: { ...plan.Parameters, strategy: 'S' } } };
+  };
+  it('share planning, completion and rollback', () => {
+    expect(outer(STATE_MACHINES.Rolling.file)).toEqual(outer(STATE_MACHINES.Direct.file));
+  });
+  it('stabilise before the health checks (docs/adr/0023): Direct once over every batch, Rolling each batch in turn, one Lambda for both', () => {
+    const direct = readAsl(STATE_MACHINES.Direct.file).States;
+    const rolling = readAsl(STATE_MACHINES.Rolling.file).States;
+    const inner = (map: any) => map.ItemProcessor.States;
+    // Direct: deploy every batch, then one stabilisation loop, then health checks two batches per call.
+    expect(Object.keys(inner(direct.DeployAllBatches))).toEqual(['DeployBatch']);
+    expect(direct.DeployAllBatches.Next).toBe('StartStabilisation');
+    expect(direct.StabiliseBatches.Parameters).not.toHaveProperty('batch.$');
+    expect(direct.AfterStabilisation.Default).toBe('VerifyAllBatches');
+    expect((direct.VerifyAllBatches as { ItemsPath?: string }).ItemsPath).toBe('$.stabilising.groups');
+    expect(Object.keys(inner(direct.VerifyAllBatches))).toEqual(['VerifyBatch']);
+    // Rolling: each batch stabilises on its own before its check.
+    const r = inner(rolling.DeployBatchesInTurn);
+    expect(Object.keys(r)).toEqual(['DeployBatch', 'StartStabilisation', 'StabiliseBatches', 'AfterStabilisation', 'Stabilise', 'VerifyBatch']);
+    expect(r.StabiliseBatches.Parameters['batch.$']).toBe('$.batch');
+    expect(r.AfterStabilisation.Default).toBe('VerifyBatch');
+    for (const loop of [direct, r]) {
+      expect(loop.StabiliseBatches.Resource).toBe(['${', 'StabiliseBatchesFunctionArn}'].join(''));
+      expect(loop.AfterStabilisation.Choices).toEqual([{ Variable: '$.stabilising.action', StringEquals: 'wait', Next: 'Stabilise' }]);
+      expect(loop.Stabilise).toEqual({ Type: 'Wait', SecondsPath: '$.stabilising.waitSeconds', Next: 'StabiliseBatches' });
+    }
   });
 });

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { averageMetrics, averagesOf, baselineAverages, baselineSampleSet, judgeWave, presentJudgement, sampleSetOf } from '../../domain/canary.ts';
+import { averagesOf, baselineAverages, baselineSampleSet, judgeWave, presentJudgement, sampleSetOf } from '../../domain/canary.ts';
 import { recordWaveSamples } from '../../lib/canarySamples.ts';
 import { AppError } from '../../domain/errors.ts';
 import { agentClient, mapLimit } from '../../lib/agentClient.ts';
@@ -10,7 +10,7 @@ import { renewDeploymentLocks } from '../../lib/locks.ts';
 import { getNode, type NodeRecord } from '../../lib/nodes.ts';
 import { abortPlan, getBatch, getPlan } from '../../lib/targets.ts';
 import { taskHandler } from '../../lib/task.ts';
-import { stabilise } from '../../domain/stabilisation.ts';
+import { pollStability, stabilisationDetail, stabilisationStateSchema } from '../../lib/stabilisation.ts';
 
 /** Canary nodes sampled per analysis: enough for a stable average, bounded for huge waves. */
 const CANARY_SAMPLE = 200;
@@ -22,14 +22,8 @@ const CANARY_SAMPLE = 200;
  * recorded for rejudge. A failed judgement fails the wave, with the numbers, and the state machine
  * rolls back every canary node.
  */
-const stabilisationState = z.object({
-  startedAt: z.string().datetime(),
-  pollCount: z.number().int().min(0),
-  recent: z.array(z.object({ cpuPercent: z.number(), memoryPercent: z.number(), latencyMs: z.number() })).max(100),
-});
-
 export const handler = taskHandler(
-  environmentInput.extend({ wave: z.number().int().min(0), stabilisation: stabilisationState.nullable().optional() }),
+  environmentInput.extend({ wave: z.number().int().min(0), stabilisation: stabilisationStateSchema.nullable().optional() }),
   async ({ executionId, environment, wave, stabilisation }) => {
     const d = await requireDeployment(executionId);
     const plan = await getPlan(executionId, environment);
@@ -43,8 +37,7 @@ export const handler = taskHandler(
     const ok = reports.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
     const unreachable = sample.length - ok.length;
     // Adaptive stabilisation: poll (the state machine waits between calls) until the wave's metrics stop moving.
-    const averages = averageMetrics(ok);
-    const settled = stabilise(stabilisation ?? undefined, averages, new Date(), config.stabilisation());
+    const settled = pollStability(stabilisation, ok);
     await renewDeploymentLocks(d, executionId, { bakeSeconds: settled.action === 'wait' ? settled.waitSeconds : 0 });
     if (settled.action === 'wait') return { action: 'wait', waitSeconds: settled.waitSeconds, stabilisation: settled.state };
     const samples = sampleSetOf(ok);
@@ -66,7 +59,7 @@ export const handler = taskHandler(
       ...presented,
       passed,
       confidence,
-      stabilisation: { stable: settled.stable, waitedSeconds: settled.waitedSeconds, polls: settled.pollCount, unstable: settled.unstable },
+      stabilisation: stabilisationDetail(settled),
       baseline: baselineAverages(plan.baseline),
       canary: averagesOf(samples),
       summary:

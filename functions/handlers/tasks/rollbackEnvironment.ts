@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { switchBackNote } from '../../domain/blueGreen.ts';
 import type { DesiredModule } from '../../domain/convergence.ts';
 import type { DeploymentRecord } from '../../domain/deployment.ts';
 import type { Environment } from '../../domain/environments.ts';
@@ -51,7 +52,8 @@ export const handler = taskHandler(
       const live = await router.activeColour(environment);
       if (live === plan.idleColour) {
         await router.switchTo(environment, plan.activeColour, `${executionId}:rollback`);
-        notes.push(`traffic switched back to ${plan.activeColour}`);
+        const traffic = d.stages?.[environment]?.details?.traffic as { switchBackUntil?: string } | undefined;
+        notes.push(switchBackNote(plan.activeColour, traffic?.switchBackUntil, new Date()));
       } else {
         const by = (await getCluster(environment))?.switchedBy;
         if (by && !by.startsWith(executionId)) notes.push(`traffic left on ${live}: ${by} switched it since`);

@@ -1,4 +1,5 @@
-import { misaligned, servedByColour } from '../../domain/blueGreen.ts';
+import { misaligned, servedByColour, switchBackUntil } from '../../domain/blueGreen.ts';
+import { config } from '../../lib/config.ts';
 import { AppError } from '../../domain/errors.ts';
 import { recordStageDetail, requireDeployment } from '../../lib/deployments.ts';
 import { environmentInput } from '../../lib/environmentStage.ts';
@@ -8,7 +9,8 @@ import { taskHandler } from '../../lib/task.ts';
 import { trafficRouter } from '../../lib/trafficRouter.ts';
 
 /**
- * Blue-Green: move all traffic to the freshly deployed colour; the old colour stays as it was.
+ * Blue-Green: move all traffic to the freshly deployed colour; the old colour stays as it was, and
+ * the stage records until when an instant switch-back is guaranteed (BLUE_GREEN_SWITCH_BACK_SECONDS).
  * Only when the switch changes nothing but this deployment's module: the live colour must still be
  * the one planned (no other deployment switched meanwhile), and every deployed idle node must carry
  * every other module at the version the live colour serves (DeployBatch aligned them). Otherwise
@@ -48,12 +50,24 @@ export const handler = taskHandler(environmentInput, async ({ executionId, envir
   // Mark first: if the switch half-happens and this task dies, rollback still switches back.
   await markTrafficSwitched(executionId, environment, true);
   await router.switchTo(environment, plan.idleColour, executionId);
+  const at = new Date();
+  const switchBackSeconds = config.blueGreenSwitchBackSeconds();
   await recordStageDetail(
     executionId,
     environment,
     'traffic',
     // The audit says what the switch changed: this module only; the others are served as before.
-    { from: plan.activeColour, to: plan.idleColour, at: new Date().toISOString(), module: d.moduleName, version: d.version, unchanged: served.versions },
+    // Until when a rollback switches back to a colour guaranteed to serve as before (instant switch-back).
+    {
+      from: plan.activeColour,
+      to: plan.idleColour,
+      at: at.toISOString(),
+      module: d.moduleName,
+      version: d.version,
+      unchanged: served.versions,
+      switchBackSeconds,
+      switchBackUntil: switchBackUntil(at, switchBackSeconds),
+    },
     'traffic.switched',
   );
   return { activeColour: plan.idleColour, standbyColour: plan.activeColour };

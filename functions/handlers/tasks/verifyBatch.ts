@@ -3,24 +3,30 @@ import { judgeNodeHealth } from '../../domain/health.ts';
 import { agentClient, mapLimit } from '../../lib/agentClient.ts';
 import { config, healthThresholds } from '../../lib/config.ts';
 import { requireDeployment } from '../../lib/deployments.ts';
-import { batchInput } from '../../lib/environmentStage.ts';
+import { z } from 'zod';
+import { environmentInput } from '../../lib/environmentStage.ts';
 import { getNodes } from '../../lib/nodes.ts';
 import { renewDeploymentLocks } from '../../lib/locks.ts';
 import { abortPlan, getBatch, getPlan } from '../../lib/targets.ts';
 import { taskHandler } from '../../lib/task.ts';
 
 /**
- * Health check of one deployed batch: every node healthy, within thresholds, on the new version.
+ * Health check of one deployed batch (or a few, after an environment-wide stabilisation): every node healthy, within thresholds, on the new version.
  * (Not written to the Nodes table: one write per node would double a deployment's writes; the
  * final Validation stage and the cluster endpoints record health.)
  */
-export const handler = taskHandler(batchInput, async ({ executionId, environment, batch }) => {
+const verifyInput = environmentInput
+  .extend({ batch: z.number().int().min(0).optional(), batches: z.array(z.number().int().min(0)).min(1).max(10).optional() })
+  .refine((i) => (i.batch === undefined) !== (i.batches === undefined), { message: 'give either batch or batches' });
+
+export const handler = taskHandler(verifyInput, async ({ executionId, environment, batch: one, batches }) => {
+  const numbers = batches ?? [one as number];
+  const batch = numbers.join(', ');
   const d = await requireDeployment(executionId);
   // A canary wave's last check leads into the bake: the lease covers it.
   const plan = await getPlan(executionId, environment);
   await renewDeploymentLocks(d, executionId, { bakeSeconds: plan?.waves ? config.canaryBakeSeconds() : undefined });
-  const item = await getBatch(executionId, environment, batch);
-  const ids = Object.keys(item.nodes);
+  const ids = (await Promise.all(numbers.map((b) => getBatch(executionId, environment, b)))).flatMap((item) => Object.keys(item.nodes));
   const nodes = await getNodes(environment, ids);
   const thresholds = healthThresholds();
   const results = await mapLimit(ids, config.agentConcurrency(), async (nodeId) => {
@@ -31,9 +37,9 @@ export const handler = taskHandler(batchInput, async ({ executionId, environment
   });
   const problems = results.flatMap((r, i) => (r.status === 'fulfilled' ? r.value : [`${ids[i]}: ${(r.reason as Error).message}`]));
   if (problems.length) {
-    const message = `batch ${batch} failed its health check: ${problems.join('; ')}`;
+    const message = `batch${numbers.length > 1 ? 'es' : ''} ${batch} failed its health check: ${problems.join('; ')}`;
     await abortPlan(executionId, environment, message);
     throw new AppError('UnhealthyNodes', message);
   }
-  return { batch, healthy: ids.length };
+  return { batches: numbers, healthy: ids.length };
 });
