@@ -7,6 +7,7 @@
  * - `PUT  /_kmod/router/routes` `{ groups: [{ name, weight, backends: [{ nodeId, colour?, url }] }], preview?: [...] }`
  *   replaces the whole table in one assignment: a request is routed by the table that was current
  *   when it arrived, so a switch is atomic (no request after the PUT returns reaches the old table).
+ *   With `?ifVersion=N` it is refused (409) unless the table is at version N (read-modify-write).
  * - `GET  /_kmod/router/routes`, `GET /_kmod/router/stats` (requests served per node, cumulative).
  *
  * Control calls need `authorization: Bearer <token>`; every other request is proxied. Requests with
@@ -201,6 +202,10 @@ export class LocalRouter {
       return json(res, 200, { environment: this.environment, ...this.table.spec, version: this.table.version });
     if (path === '/_kmod/router/stats' && req.method === 'GET') return json(res, 200, { environment: this.environment, ...this.stats });
     if (path === '/_kmod/router/routes' && req.method === 'PUT') {
+      // Optimistic concurrency for read-modify-write callers (one node joining while a wave sets weights).
+      const ifVersion = new URL(req.url ?? '/', 'http://router').searchParams.get('ifVersion');
+      if (ifVersion !== null && Number(ifVersion) !== this.table.version)
+        return json(res, 409, { code: 'VersionMismatch', message: `the table is at version ${this.table.version}, not ${ifVersion}` });
       let parsed: ReturnType<typeof routeTableSchema.safeParse>;
       try {
         parsed = routeTableSchema.safeParse(JSON.parse((await readAll(req)).toString('utf8') || '{}'));

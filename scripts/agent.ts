@@ -5,6 +5,7 @@
  *
  *   npx tsx scripts/agent.ts --api https://deploy.example.com --enrol kmod-enrol.… --data-dir /var/lib/kmod \
  *     [--trust-roots /etc/kmod/roots.pem] [--port 7070] [--host 0.0.0.0] [--advertise-url http://10.0.3.7:7070] [--heartbeat-seconds 10]
+ *     [--workload-url http://10.0.3.7:8080]   (where the host's workload serves: a traffic router sends requests there)
  *
  * Enrolled and dial-out (no inbound port: the agent keeps one outbound WebSocket to the orchestrator
  * and gets its commands over it; functions/agent/dialOut.ts):
@@ -53,6 +54,7 @@ const { values } = parseArgs({
     enrol: { type: 'string' },
     'data-dir': { type: 'string' },
     'advertise-url': { type: 'string' },
+    'workload-url': { type: 'string' },
     'heartbeat-seconds': { type: 'string' },
     'dial-out': { type: 'boolean', default: false },
     'ws-url': { type: 'string' },
@@ -64,7 +66,7 @@ const { values } = parseArgs({
   },
 });
 const USAGE = [
-  'usage: npx tsx scripts/agent.ts --api URL --enrol TOKEN --data-dir DIR [--trust-roots PEM [--crl URL]...] [--port 7070] [--host 0.0.0.0] [--advertise-url URL] [--heartbeat-seconds 10]',
+  'usage: npx tsx scripts/agent.ts --api URL --enrol TOKEN --data-dir DIR [--trust-roots PEM [--crl URL]...] [--port 7070] [--host 0.0.0.0] [--advertise-url URL] [--heartbeat-seconds 10] [--workload-url URL]',
   '       npx tsx scripts/agent.ts --api URL --enrol TOKEN --data-dir DIR --dial-out [--ws-url URL] [--trust-roots PEM [--crl URL]...] [--heartbeat-seconds 10]',
   '                                [--keepalive-seconds 300] [--reconnect-max-seconds 30]   (no inbound port: one outbound WebSocket)',
   '       npx tsx scripts/agent.ts --data-dir DIR [...]            (already enrolled: reuses DIR/credentials.json)',
@@ -152,7 +154,7 @@ async function startEnrolled(dataDir: string): Promise<NodeAgent> {
   } else {
     if (!values.enrol || !values.api) throw new Error(`${credentialsFile(dataDir)} does not exist: enrol first with --api URL --enrol TOKEN`);
     const modules = existsSync(stateFile) ? (JSON.parse(readFileSync(stateFile, 'utf8')) as { modules: Record<string, ModuleState> }).modules : {};
-    creds = await enrol({ apiUrl: values.api, token: values.enrol, address, heartbeatSeconds, modules });
+    creds = await enrol({ apiUrl: values.api, token: values.enrol, address, heartbeatSeconds, modules, workloadUrl: values['workload-url'] });
     writeCredentials(dataDir, creds);
     console.log(`enrolled as node ${creds.nodeId} in ${creds.environment}${wantsDialOut ? ' (dial-out)' : ''}; credentials in ${credentialsFile(dataDir)}`);
   }
@@ -191,6 +193,7 @@ async function startEnrolled(dataDir: string): Promise<NodeAgent> {
     () => agent.health(),
     (line) => console.error(line),
     converger,
+    values['workload-url'],
   );
   return agent;
 }

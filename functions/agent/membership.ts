@@ -145,9 +145,18 @@ export async function enrol(opts: {
   address?: string;
   heartbeatSeconds: number;
   modules: Record<string, ModuleState>;
+  /** Where the host's workload answers requests: a traffic router sends the environment's requests there. */
+  workloadUrl?: string;
 }): Promise<NodeCredentials> {
   const transport = opts.address === undefined ? 'dial-out' : 'http';
-  const body = JSON.stringify({ token: opts.token, transport, address: opts.address, heartbeatSeconds: opts.heartbeatSeconds, modules: opts.modules });
+  const body = JSON.stringify({
+    token: opts.token,
+    transport,
+    address: opts.address,
+    heartbeatSeconds: opts.heartbeatSeconds,
+    modules: opts.modules,
+    workloadUrl: opts.workloadUrl,
+  });
   const r = await postJson(`${apiBase(opts.apiUrl)}/api/v1/enrol`, body);
   if (r.status !== 201) throw new Error(`enrolment refused (HTTP ${r.status} ${String(r.json.code ?? '')}): ${String(r.json.message ?? '')}`);
   const j = r.json as { nodeId: string; environment: string; wsUrl?: string; credentials: { keyId: string; secret: string } };
@@ -191,6 +200,8 @@ export function startHeartbeats(
   health: () => HealthReport,
   log: (line: string) => void,
   converger?: Converger,
+  /** The workload endpoint, sent with every beat (it may change between starts). */
+  workloadUrl?: string,
 ): () => void {
   let refusedBefore = false;
   let stopped = false;
@@ -198,7 +209,10 @@ export function startHeartbeats(
   const beat = async () => {
     try {
       const failed = converger?.failed ?? [];
-      const r = await sendHeartbeat(store.current, seconds, address, health(), failed.length ? { convergence: { failed } } : {});
+      const r = await sendHeartbeat(store.current, seconds, address, health(), {
+        ...(workloadUrl ? { workloadUrl } : {}),
+        ...(failed.length ? { convergence: { failed } } : {}),
+      });
       if (r.status === 200) {
         refusedBefore = false;
         takeKeyChanges(store, r.json as KeyAnswer, log);

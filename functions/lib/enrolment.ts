@@ -28,6 +28,7 @@ import { isConditionFailure } from './deployments.ts';
 import { listNodes, type NodeRecord, type NodeTransport } from './nodes.ts';
 import { agentKeys } from './secrets.ts';
 import { tableName } from './tables.ts';
+import { routeNodeChange } from './trafficRouter.ts';
 
 export const tokenSubject = (tokenId: string) => `enrolment-token#${tokenId}`;
 export const nodeSubject = (nodeId: string) => `node#${nodeId}`;
@@ -132,6 +133,7 @@ export interface EnrolRequest {
   address?: string;
   heartbeatSeconds: number;
   modules: Record<string, ModuleState>;
+  workloadUrl?: string;
 }
 
 export interface Enrolled {
@@ -146,6 +148,12 @@ async function colourFor(environment: Environment): Promise<NodeRecord['colour']
   return nodes.filter((n) => n.colour === 'blue').length <= nodes.filter((n) => n.colour === 'green').length ? 'blue' : 'green';
 }
 
+/** A workload endpoint is called by the environment's router: the same guard as the agent's own address. */
+export function checkWorkloadUrl(url: string): void {
+  const guard = checkAgentAddress(url, config.agentAllowedHosts());
+  if (!guard.ok) throw new AppError('AddressRefused', `the workload URL is refused: ${guard.reason}`, 400);
+}
+
 export async function enrolNode(req: EnrolRequest, sourceIp: string | undefined): Promise<Enrolled> {
   const t = await usableToken(req.token);
   const environment = t.environment as Environment;
@@ -154,6 +162,7 @@ export async function enrolNode(req: EnrolRequest, sourceIp: string | undefined)
     const guard = checkAgentAddress(req.address ?? '', config.agentAllowedHosts());
     if (!guard.ok) throw new AppError('AddressRefused', `the advertised address is refused: ${guard.reason}`, 400);
   }
+  if (req.workloadUrl !== undefined) checkWorkloadUrl(req.workloadUrl);
   const nodeId = `host-${randomBytes(5).toString('hex')}`;
   const key = newNodeKey();
   const [wrapWith] = await agentKeys();
@@ -163,6 +172,7 @@ export async function enrolNode(req: EnrolRequest, sourceIp: string | undefined)
     nodeId,
     address: req.transport === 'http' ? (req.address ?? '') : '',
     ...(req.transport === 'dial-out' ? { transport: 'dial-out' as const } : {}),
+    ...(req.workloadUrl ? { workloadUrl: req.workloadUrl } : {}),
     colour: await colourFor(environment),
     modules: Object.fromEntries(
       Object.entries(req.modules).map(([m, s]) => [m, { version: s.version, previousVersion: s.previousVersion, updatedAt: s.loadedAt }]),
@@ -180,6 +190,8 @@ export async function enrolNode(req: EnrolRequest, sourceIp: string | undefined)
     lastSeenAt: now.toISOString(),
   };
   await writeEnrolment(t, node, sourceIp, Math.floor(now.getTime() / 1000));
+  // Its workload takes its share of the environment's requests from now on.
+  await routeNodeChange(node, undefined, `node:${nodeId}`);
   return { node, key };
 }
 
@@ -210,6 +222,7 @@ async function writeEnrolment(t: EnrolmentTokenRecord, node: NodeRecord, sourceI
                 environment: node.environment,
                 transport: node.transport ?? 'http',
                 address: node.address || undefined,
+                workloadUrl: node.workloadUrl,
                 tokenId: t.tokenId,
                 sourceIp,
                 labels: node.labels,

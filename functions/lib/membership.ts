@@ -16,12 +16,13 @@ import { dynamo } from './aws.ts';
 import { config } from './config.ts';
 import { dropConnection } from './connections.ts';
 import { isConditionFailure } from './deployments.ts';
-import { nodeSubject } from './enrolment.ts';
+import { checkWorkloadUrl, nodeSubject } from './enrolment.ts';
 import { heartbeatKeyUpdate, transactNodeWrite, type HeartbeatKeyAnswer, type KeyUpdate, type TransactItem } from './nodeKeys.ts';
 import { getNode, type NodeRecord } from './nodes.ts';
 import { agentKeys } from './secrets.ts';
 import { tableName } from './tables.ts';
 import { logger } from './telemetry.ts';
+import { routeNodeChange } from './trafficRouter.ts';
 
 /** A node by id in whichever environment holds it (node ids are unique across environments). */
 export async function findNode(nodeId: string): Promise<NodeRecord | undefined> {
@@ -57,6 +58,8 @@ export interface Heartbeat {
   timestamp: number;
   heartbeatSeconds: number;
   address: string;
+  /** The workload endpoint the agent advertises; undefined: unchanged. */
+  workloadUrl?: string;
   report: Pick<HealthReport, 'status' | 'reasons' | 'at' | 'modules' | 'metrics'>;
 }
 
@@ -81,13 +84,15 @@ export async function recordHeartbeat(
     const guard = checkAgentAddress(hb.address, config.agentAllowedHosts());
     if (!guard.ok) throw new AppError('AddressRefused', `the advertised address is refused: ${guard.reason}`, 400);
   }
+  const workloadMoved = hb.workloadUrl !== undefined && hb.workloadUrl !== node.workloadUrl;
+  if (workloadMoved) checkWorkloadUrl(hb.workloadUrl!);
   const keyUpdate = heartbeatKeyUpdate(node, keys, role, now, config.nodeKeyOverlapSeconds() * 1000);
   // The node's anomaly baseline moves with the report, in the same update (lib/anomaly.ts); the
   // heartbeat's ordering condition keeps two heartbeats from judging against one baseline.
   const anomaly = anomalyAfterReport(node, hb.report.metrics, new Date(now));
   const items = [
     heartbeatUpdate(node, hb, lastSeenAt, keyUpdate, anomaly.state),
-    ...heartbeatAudit(node, hb, moved),
+    ...heartbeatAudit(node, hb, moved, workloadMoved),
     ...keyUpdate.audit,
     ...anomaly.audits.map((a) => ({ Put: a })),
   ];
@@ -98,6 +103,7 @@ export async function recordHeartbeat(
     throw e;
   }
   await notifyAnomalies(node.environment, node.nodeId, anomaly.transitions);
+  if (workloadMoved) await routeNodeChange({ ...node, workloadUrl: hb.workloadUrl }, node, `node:${node.nodeId}`);
   return { lastSeenAt, ...keyUpdate.answer };
 }
 
@@ -112,6 +118,7 @@ function heartbeatUpdate(node: NodeRecord, hb: Heartbeat, lastSeenAt: string, ke
     'reportedModules = :mods',
     'enrolment.heartbeatSeconds = :hs',
     'address = :addr',
+    ...(hb.workloadUrl !== undefined ? ['workloadUrl = :workload'] : []),
     ...keyUpdate.sets,
   ];
   const values: Record<string, unknown> = {
@@ -123,6 +130,7 @@ function heartbeatUpdate(node: NodeRecord, hb: Heartbeat, lastSeenAt: string, ke
     ':mods': hb.report.modules,
     ':hs': hb.heartbeatSeconds,
     ':addr': hb.address,
+    ...(hb.workloadUrl !== undefined ? { ':workload': hb.workloadUrl } : {}),
     ...keyUpdate.values,
   };
   return {
@@ -140,11 +148,15 @@ function heartbeatUpdate(node: NodeRecord, hb: Heartbeat, lastSeenAt: string, ke
   };
 }
 
-/** Audit events for what the heartbeat changed besides liveness and keys: the address. */
-function heartbeatAudit(node: NodeRecord, hb: Heartbeat, moved: boolean): TransactItem[] {
-  if (!moved) return [];
-  const details = { from: node.address, to: hb.address };
-  return [{ Put: auditItem({ subject: nodeSubject(node.nodeId), category: 'node', action: 'node.address.changed', actor: `node:${node.nodeId}`, details }) }];
+/** Audit events for what the heartbeat changed besides liveness and keys: the address, the workload endpoint. */
+function heartbeatAudit(node: NodeRecord, hb: Heartbeat, moved: boolean, workloadMoved: boolean): TransactItem[] {
+  const audit = (action: string, details: Record<string, unknown>): TransactItem => ({
+    Put: auditItem({ subject: nodeSubject(node.nodeId), category: 'node', action, actor: `node:${node.nodeId}`, details }),
+  });
+  return [
+    ...(moved ? [audit('node.address.changed', { from: node.address, to: hb.address })] : []),
+    ...(workloadMoved ? [audit('node.workload.changed', { from: node.workloadUrl ?? null, to: hb.workloadUrl })] : []),
+  ];
 }
 
 /**
@@ -207,5 +219,8 @@ export async function decommissionNode(nodeId: string, actor: string, reason?: s
     await dropConnection(node.connection.connectionId).catch((e: Error) =>
       logger.warn('could not close the connection of a decommissioned node', { nodeId, error: e.message }),
     );
-  return (await findNode(nodeId))!;
+  const gone = (await findNode(nodeId))!;
+  // No request is routed to it any more.
+  await routeNodeChange(gone, node, actor);
+  return gone;
 }

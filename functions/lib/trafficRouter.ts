@@ -20,6 +20,7 @@ import type { DegradedModules } from '../domain/degraded.ts';
 import { dynamo } from './aws.ts';
 import { listNodes, type NodeRecord } from './nodes.ts';
 import { tableName } from './tables.ts';
+import { logger } from './telemetry.ts';
 import { albRouter } from './routers/alb.ts';
 import { route53Router } from './routers/route53.ts';
 
@@ -50,6 +51,13 @@ export interface TrafficRouter {
   servedCounts(environment: Environment): Promise<Record<string, number> | undefined>;
   /** The preview route of the idle colour, or undefined when the router has none. */
   previewRoute(environment: Environment): Promise<PreviewRoute | undefined>;
+  /**
+   * A node joined, moved its workload endpoint (`previous` is its record before) or left
+   * (decommissioned): route to it from now on, where its colour or group says, or no more. The
+   * rest of the table (weights, the other nodes) stays as it is. Optional: without it, node
+   * changes reach the router with the next switch or canary wave.
+   */
+  updateNode?(environment: Environment, node: NodeRecord, previous: NodeRecord | undefined, by: string): Promise<void>;
 }
 
 export interface ClusterRecord {
@@ -159,6 +167,63 @@ export function routePlan(nodes: readonly NodeRecord[], coloured: boolean, live:
   };
 }
 
+/** A router's table as the local router holds it: groups of backends by weight, and the preview backends. */
+export interface RouteTableSpec {
+  groups: { name: string; weight: number; backends: { nodeId: string; colour?: Colour; url: string }[] }[];
+  preview?: { nodeId: string; colour?: Colour; url: string }[];
+}
+
+const routable = (n: NodeRecord) => Boolean(n.workloadUrl) && !n.decommissionedAt;
+
+/**
+ * The table with one node's change applied (undefined: nothing to change). A node already routed
+ * keeps its place (its group or the preview) with its new endpoint; a new one goes where its colour
+ * says (Blue-Green: the live colour's group, otherwise the preview) or to the stable group (not
+ * into a canary split: it runs the environment's desired version); a node that left is removed.
+ */
+export function placeNode(table: RouteTableSpec, node: NodeRecord, coloured: boolean, live: Colour): RouteTableSpec | undefined {
+  const backend = { nodeId: node.nodeId, ...(node.colour ? { colour: node.colour } : {}), url: node.workloadUrl ?? '' };
+  const without = <T extends { nodeId: string }>(list: readonly T[]) => list.filter((b) => b.nodeId !== node.nodeId);
+  const inGroups = table.groups.filter((g) => g.backends.some((b) => b.nodeId === node.nodeId)).map((g) => g.name);
+  const inPreview = (table.preview ?? []).some((b) => b.nodeId === node.nodeId);
+  const next: RouteTableSpec = {
+    groups: table.groups.map((g) => ({ ...g, backends: without(g.backends) })),
+    ...(table.preview ? { preview: without(table.preview) } : {}),
+  };
+  if (routable(node)) {
+    let groups = inGroups;
+    let preview = inPreview;
+    if (!groups.length && !preview) {
+      const home = coloured ? live : 'stable';
+      if (coloured && node.colour !== live) preview = true;
+      else if (next.groups.some((g) => g.name === home)) groups = [home];
+      // No such group: the table has no live colour or stable group yet (none routed): start it.
+      else if (next.groups.every((g) => g.backends.length === 0)) {
+        next.groups = [{ name: home, weight: 100, backends: [] }];
+        groups = [home];
+      } else groups = [[...next.groups].sort((a, b) => b.weight - a.weight)[0].name];
+    }
+    for (const g of next.groups) if (groups.includes(g.name)) g.backends.push(backend);
+    if (preview) next.preview = [...(next.preview ?? []), backend];
+  }
+  return JSON.stringify(next) === JSON.stringify({ groups: table.groups, ...(table.preview ? { preview: table.preview } : {}) }) ? undefined : next;
+}
+
+/** Tell the environment's router about a node change; a router that cannot be told now is told by the next switch or wave. */
+export async function routeNodeChange(node: NodeRecord, previous: NodeRecord | undefined, by: string): Promise<void> {
+  if (!node.workloadUrl && !previous?.workloadUrl) return;
+  try {
+    const router = trafficRouter(node.environment);
+    await router.updateNode?.(node.environment, node, previous, by);
+  } catch (e) {
+    logger.warn('the traffic router could not be updated for a node change; the next switch or canary wave applies it', {
+      nodeId: node.nodeId,
+      environment: node.environment,
+      error: (e as Error).message,
+    });
+  }
+}
+
 /** Whether an environment's strategy splits its nodes into colours (Blue-Green). */
 export const usesColours = (environment: Environment): boolean => strategyFor(ENVIRONMENT_PROFILES[environment].strategy).usesColours;
 
@@ -205,6 +270,24 @@ export function localRouter(url: string, token: string, coloured: (environment: 
     },
     async previewRoute() {
       return { url, headers: { 'x-kmod-preview': '1' } };
+    },
+    async updateNode(environment, node, _previous, by) {
+      // Read, change one node, write back only if nobody replaced the table meanwhile (a wave or a
+      // switch): the router refuses a PUT whose ifVersion is not its current version.
+      for (let attempt = 0; attempt < 5; attempt++) {
+        const current = (await control('GET', 'routes')) as unknown as RouteTableSpec & { version: number };
+        const next = placeNode(current, node, coloured(environment), await router.activeColour(environment));
+        if (!next) return;
+        const r = await fetch(`${url}/_kmod/router/routes?ifVersion=${current.version}`, {
+          method: 'PUT',
+          headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+          body: JSON.stringify({ ...next, by }),
+          signal: AbortSignal.timeout(10_000),
+        });
+        if (r.ok) return;
+        if (r.status !== 409) throw new Error(`the local router at ${url} answered PUT routes with HTTP ${r.status}: ${await r.text()}`);
+      }
+      throw new Error(`the local router at ${url} kept changing; ${node.nodeId} is routed by the next switch or wave`);
     },
   };
   return router;

@@ -6,7 +6,7 @@ import { config } from '../../lib/config.ts';
 import { apiHandler, json } from '../../lib/http.ts';
 import { parsePath, parseQuery } from '../../lib/parse.ts';
 import { isDialOut, listNodes, listNodesByEnvironment, recordNodeHealth, type NodeRecord } from '../../lib/nodes.ts';
-import { getCluster, getClusters, type ClusterRecord } from '../../lib/trafficRouter.ts';
+import { getCluster, getClusters, routerKind, trafficRouter, type ClusterRecord } from '../../lib/trafficRouter.ts';
 import { averageMetrics } from '../../domain/canary.ts';
 import { nodeStatus } from '../../domain/membership.ts';
 import { presentFlags } from '../../domain/anomaly.ts';
@@ -55,6 +55,22 @@ function presentDegraded(degraded: DegradedModules) {
   );
 }
 
+/** Which router moves the environment's requests, and the canary split it holds now (none: every node serves alike). */
+function presentTraffic(environment: Environment, cluster: ClusterRecord | undefined) {
+  const w = cluster?.trafficWeights;
+  let weighted = false;
+  try {
+    weighted = trafficRouter(environment).weighted;
+  } catch {
+    // Misconfigured (deployments say why): the view still answers.
+  }
+  return {
+    router: routerKind(environment),
+    weighted,
+    canary: w ? { percent: w.canaryPercent, nodes: w.canaryNodes, setAt: w.setAt, setBy: w.setBy } : null,
+  };
+}
+
 /**
  * A node converging to the desired state is not counted healthy, whatever its agent says: it does
  * not run what its environment should run yet.
@@ -82,6 +98,7 @@ function summary(environment: Environment, nodes: NodeRecord[], cluster: Cluster
     // A rollback that could not finish: these modules run mixed versions until repaired.
     degraded: Object.keys(cluster?.degradedModules ?? {}).length > 0,
     degradedModules: presentDegraded(cluster?.degradedModules ?? {}),
+    traffic: presentTraffic(environment, cluster),
     ...(strategyFor(p.strategy).usesColours
       ? {
           activeColour: cluster?.activeColour ?? 'blue',
@@ -105,6 +122,8 @@ function presentNode(n: NodeRecord, now: number, missed: number, notAnswering: R
     transport: n.transport ?? 'http',
     ...(isDialOut(n) ? { connected: n.connection !== undefined, connectedAt: n.connection?.connectedAt ?? null } : {}),
     colour: n.colour,
+    // Where the environment's router sends this node's share of requests (null: it serves none).
+    workloadUrl: n.workloadUrl ?? null,
     status,
     lastSeenAt: n.lastSeenAt ?? null,
     membership: n.enrolment ? 'enrolled' : 'fleet',

@@ -57,6 +57,8 @@ export const enrolSchema = z
     address: z.string().min(1).max(2048).optional(),
     heartbeatSeconds: heartbeatSeconds.default(10),
     modules: modules.default({}),
+    /** Where the host's workload serves requests: the environment's traffic router sends them there. */
+    workloadUrl: z.string().min(1).max(2048).optional(),
   })
   .strict()
   .superRefine((b, ctx) => {
@@ -83,6 +85,8 @@ export const heartbeatSchema = z
     heartbeatSeconds,
     /** Inbound agents only: where the orchestrator calls it (a dial-out node has none). */
     address: z.string().min(1).max(2048).optional(),
+    /** The workload endpoint; absent: unchanged. */
+    workloadUrl: z.string().min(1).max(2048).optional(),
     health: z
       .object({
         nodeId: z.string().max(128),
@@ -175,7 +179,7 @@ export const handler = apiHandler({
     const { lastSeenAt, ...keyAnswer } = await recordHeartbeat(
       node,
       keys,
-      { timestamp, heartbeatSeconds: body.heartbeatSeconds, address: body.address ?? node.address, report: body.health },
+      { timestamp, heartbeatSeconds: body.heartbeatSeconds, address: body.address ?? node.address, workloadUrl: body.workloadUrl, report: body.health },
       role,
     );
     // What the node must run to reach its environment's desired state (the agent verifies and runs it).

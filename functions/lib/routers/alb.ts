@@ -117,6 +117,18 @@ export function albRouter(
     async previewRoute() {
       return settings.previewUrl ? { url: settings.previewUrl, headers: { 'x-kmod-preview': '1' } } : undefined;
     },
+    async updateNode(_env, node, previous) {
+      const before = previous ? targetOf(previous) : undefined;
+      const after = node.decommissionedAt ? undefined : targetOf(node);
+      const same = before !== undefined && after !== undefined && before.Id === after.Id && before.Port === after.Port;
+      // The endpoint that no longer serves, out of every group (deregistering a target that is not there changes nothing)…
+      const gone = node.decommissionedAt ? (before ?? targetOf(node)) : same ? undefined : before;
+      if (gone) for (const arn of Object.values(tg)) await elb().send(new DeregisterTargetsCommand({ TargetGroupArn: arn, Targets: [gone] }));
+      if (!after || same) return;
+      // …the new one into its colour's group, or the stable group (a joining node is no canary).
+      const group = 'blue' in settings.targetGroups ? (node.colour ? tg[node.colour] : undefined) : tg.stable;
+      if (group) await elb().send(new RegisterTargetsCommand({ TargetGroupArn: group, Targets: [after] }));
+    },
   };
   return router;
 }

@@ -122,6 +122,43 @@ describe('ALB weighted target groups', () => {
   });
 });
 
+describe('ALB: nodes joining, moving and leaving', () => {
+  const calls = () => [
+    ...elb.commandCalls(DeregisterTargetsCommand).map((c) => ['deregister', c.args[0].input.TargetGroupArn, c.args[0].input.Targets]),
+    ...elb.commandCalls(RegisterTargetsCommand).map((c) => ['register', c.args[0].input.TargetGroupArn, c.args[0].input.Targets]),
+  ];
+  it('a joining node is registered in its colour’s target group (Blue-Green) or the stable one (canary), never the canary group', async () => {
+    await albRouter('Staging', staging).updateNode!('Staging', { ...node('stg-9', '10.0.1.9'), colour: 'green' } as never, undefined, 'node:stg-9');
+    await albRouter('Production', production).updateNode!('Production', node('prod-9', '10.0.0.9') as never, undefined, 'node:prod-9');
+    expect(calls()).toEqual([
+      ['register', staging.targetGroups.green, [{ Id: '10.0.1.9', Port: 8080 }]],
+      ['register', production.targetGroups.stable, [{ Id: '10.0.0.9', Port: 8080 }]],
+    ]);
+  });
+
+  it('a moved endpoint leaves every group before the new one is registered; the same endpoint changes nothing', async () => {
+    const before = node('prod-9', '10.0.0.9');
+    await albRouter('Production', production).updateNode!('Production', node('prod-9', '10.0.0.19') as never, before as never, 'node:prod-9');
+    expect(calls()).toEqual([
+      ['deregister', production.targetGroups.stable, [{ Id: '10.0.0.9', Port: 8080 }]],
+      ['deregister', production.targetGroups.canary, [{ Id: '10.0.0.9', Port: 8080 }]],
+      ['register', production.targetGroups.stable, [{ Id: '10.0.0.19', Port: 8080 }]],
+    ]);
+    elb.reset();
+    await albRouter('Production', production).updateNode!('Production', before as never, before as never, 'node:prod-9');
+    expect(calls()).toEqual([]);
+  });
+
+  it('a decommissioned node leaves every target group', async () => {
+    const before = { ...node('stg-9', '10.0.1.9'), colour: 'blue' };
+    await albRouter('Staging', staging).updateNode!('Staging', { ...before, decommissionedAt: '2026-11-29T00:00:00Z' } as never, before as never, 'admin');
+    expect(calls()).toEqual([
+      ['deregister', staging.targetGroups.blue, [{ Id: '10.0.1.9', Port: 8080 }]],
+      ['deregister', staging.targetGroups.green, [{ Id: '10.0.1.9', Port: 8080 }]],
+    ]);
+  });
+});
+
 describe('Route 53 weighted records', () => {
   const stg = {
     hostedZoneId: 'Z123',
