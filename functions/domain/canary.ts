@@ -304,11 +304,15 @@ function judgeMetric(
     pValue: exact ? fisherExactGreater(b.counts!.errors, b.counts!.requests, c.counts!.errors, c.counts!.requests) : rank.pValue,
   };
   const statisticalFailed = !!test && test.pValue < alpha && delta > minimumDelta;
+  // Averages of thousands of requests still move by chance (10 expected errors in 2,000 requests
+  // come as 20 one wave in 300): where the rank test ran, a breach of the limit counts only when
+  // the test confirms it. Without a test (too few samples) the limit alone decides, as before.
+  const thresholdCounts = thresholdFailed && (!test || test.pValue < alpha);
   const unit = UNIT[metric];
   const change = `${LABEL[metric]} ${fmt(b.mean)}${unit} → ${fmt(c.mean)}${unit}`;
+  const relative = `${changePercent === null ? 'from 0' : `${changePercent >= 0 ? '+' : ''}${changePercent}%`}, limit +${limitPercent}%`;
   const reasons: string[] = [];
-  if (thresholdFailed)
-    reasons.push(`${change} (${changePercent === null ? 'from 0' : `${changePercent >= 0 ? '+' : ''}${changePercent}%`}, limit +${limitPercent}%)`);
+  if (thresholdCounts) reasons.push(`${change} (${relative})`);
   if (statisticalFailed)
     reasons.push(
       `${LABEL[metric]} worse by ${test!.name === 'fisher-exact' ? "Fisher's exact test" : 'Mann-Whitney U'}: p=${fmtP(test!.pValue)} < ${fmtP(alpha)}, effect size ${round(test!.effectSize)}, ${change} over ${c.n} canary and ${b.n} baseline ${c.unit}s`,
@@ -328,10 +332,12 @@ function judgeMetric(
     minimumDelta,
     thresholdFailed,
     statisticalFailed,
-    verdict: thresholdFailed || statisticalFailed ? 'fail' : 'pass',
+    verdict: thresholdCounts || statisticalFailed ? 'fail' : 'pass',
     reason: reasons.length
       ? reasons.join('; ')
-      : `${change}${test ? `, p=${fmtP(test.pValue)}` : `, too few samples for the rank test (${c.n} canary, ${b.n} baseline)`}`,
+      : `${change}${test ? `, p=${fmtP(test.pValue)}` : `, too few samples for the rank test (${c.n} canary, ${b.n} baseline)`}${
+          thresholdFailed ? ` (${relative}, but within noise: p ≥ ${fmtP(alpha)})` : ''
+        }`,
   };
 }
 
@@ -352,10 +358,10 @@ export function judgeWave(baseline: SampleSet, canary: SampleSet, settings: Judg
   if (canary.nodes.length > 1) {
     const alpha = risk / (METRICS.length * canary.nodes.length);
     for (const node of canary.nodes) {
-      // One node's averages are noisy (5 errors in 1,000 requests one window, 11 the next): a
-      // threshold breach makes it an outlier only where its own samples confirm it significantly.
+      // One node's averages are noisy (5 errors in 1,000 requests one window, 11 the next): as for
+      // the wave, a threshold breach makes it an outlier only where its own samples confirm it.
       const reasons = METRICS.map((m) => judgeMetric(m, baseline, baseline.nodes, canary, [node], settings, alpha))
-        .filter((j) => j.statisticalFailed || (j.thresholdFailed && (j.pValue === null || j.pValue < alpha)))
+        .filter((j) => j.verdict === 'fail')
         .map((j) => j.reason);
       if (reasons.length) outliers.push({ nodeId: node.nodeId, reasons });
     }
