@@ -12,7 +12,9 @@ let cloud: LocalCloud;
 // Long waits shrunk, logic intact: a 1 s canary bake, a 1.5 s agent timeout.
 beforeAll(async () => {
   // The product's default confidence (the suite's harness judges at 0.9999).
-  cloud = await startTestCloud({ env: { CANARY_CONFIDENCE: '0.99', CANARY_BAKE_SECONDS: '1', AGENT_TIMEOUT_MS: '1500', NODES_PER_BATCH: '5', SMOKE_TEST_TIMEOUT_SECONDS: '20' } });
+  cloud = await startTestCloud({
+    env: { CANARY_CONFIDENCE: '0.99', CANARY_BAKE_SECONDS: '1', AGENT_TIMEOUT_MS: '1500', NODES_PER_BATCH: '5', SMOKE_TEST_TIMEOUT_SECONDS: '20' },
+  });
 });
 afterAll(async () => {
   await cloud?.stop();

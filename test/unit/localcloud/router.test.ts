@@ -75,4 +75,17 @@ describe('the local router', () => {
     expect((await put({ groups: [] }, 'wrong')).status).toBe(401);
     expect(router.routes.groups[0].backends.map((b) => b.nodeId)).toEqual(['dead', 'n2']);
   });
+
+  it('refuses a PUT with ifVersion unless the table is at that version (read-modify-write callers)', async () => {
+    const auth = { authorization: `Bearer ${TOKEN}` };
+    const { version } = await (await fetch(`${router.url}/_kmod/router/routes`, { headers: auth })).json();
+    const table = { groups: [{ name: 'stable', weight: 100, backends: [{ nodeId: 'n1', url: urls[0] }] }] };
+    const stale = await fetch(`${router.url}/_kmod/router/routes?ifVersion=${version - 1}`, { method: 'PUT', headers: auth, body: JSON.stringify(table) });
+    expect(stale.status).toBe(409);
+    expect(await stale.json()).toMatchObject({ code: 'VersionMismatch' });
+    expect((await (await fetch(`${router.url}/_kmod/router/routes`, { headers: auth })).json()).version).toBe(version);
+    const ok = await fetch(`${router.url}/_kmod/router/routes?ifVersion=${version}`, { method: 'PUT', headers: auth, body: JSON.stringify(table) });
+    expect(ok.status).toBe(200);
+    expect((await ok.json()).version).toBe(version + 1);
+  });
 });
