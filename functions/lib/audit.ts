@@ -4,7 +4,8 @@ import { dynamo } from './aws.ts';
 import { config } from './config.ts';
 import { tableName, TTL_ATTRIBUTE } from './tables.ts';
 
-export type AuditCategory = 'deployment' | 'stage' | 'node' | 'module' | 'approval' | 'security' | 'config';
+export const AUDIT_CATEGORIES = ['deployment', 'stage', 'node', 'module', 'approval', 'security', 'config'] as const;
+export type AuditCategory = (typeof AUDIT_CATEGORIES)[number];
 
 export interface AuditEvent {
   /** What the event is about, e.g. `deployment#<executionId>`, `module#demo-kernel`. */

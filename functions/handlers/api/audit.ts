@@ -2,6 +2,7 @@ import { QueryCommand, type QueryCommandInput } from '@aws-sdk/lib-dynamodb';
 import { z } from 'zod';
 import { dynamo } from '../../lib/aws.ts';
 import { decodeCursor, encodeCursor, fromCursor } from '../../lib/cursor.ts';
+import { listAudit } from '../../lib/auditListing.ts';
 import { apiHandler, json } from '../../lib/http.ts';
 import { parseQuery } from '../../lib/parse.ts';
 import { tableName } from '../../lib/tables.ts';
@@ -19,21 +20,27 @@ export const querySchema = z
     from: z.iso.datetime().optional(),
     to: z.iso.datetime().optional(),
     limit: z.coerce.number().int().min(1).max(500).default(100),
-    cursor: z.string().max(2048).optional(),
+    cursor: z.string().max(4096).optional(),
+    /** Default: newest first without a filter (the latest events), oldest first with one (a story in order). */
+    order: z.enum(['newest', 'oldest']).optional(),
   })
   .strict()
-  .refine((q) => [q.deploymentId, q.subject, q.category, q.actor, q.traceId].filter(Boolean).length === 1, {
-    message: 'give exactly one of deploymentId, subject, category, actor or traceId',
+  .refine((q) => [q.deploymentId, q.subject, q.category, q.actor, q.traceId].filter(Boolean).length <= 1, {
+    message: 'give at most one of deploymentId, subject, category, actor or traceId',
   })
   .refine((q) => !q.from || !q.to || Date.parse(q.from) <= Date.parse(q.to), { message: 'from must not be after to' });
 
 /**
  * The audit trail, by deployment (or any subject), category, actor or trace id, within an
- * optional time range, oldest first. Every key is time-ordered (`sk` starts with the ISO time).
+ * optional time range, oldest first unless `order=newest`; without a filter, every event, newest
+ * first unless `order=oldest` (lib/auditListing.ts). Every key is time-ordered (`sk` starts with
+ * the ISO time).
  */
 export const handler = apiHandler({
   'GET /api/v1/audit': async (event) => {
     const q = parseQuery(event, querySchema);
+    if (!q.deploymentId && !q.subject && !q.category && !q.actor && !q.traceId)
+      return json(200, await listAudit({ order: q.order ?? 'newest', limit: q.limit, from: q.from, to: q.to, cursor: q.cursor }));
     const [index, key, value] = q.deploymentId
       ? [undefined, 'subject', `deployment#${q.deploymentId}`]
       : q.subject
@@ -53,6 +60,7 @@ export const handler = apiHandler({
       ExpressionAttributeValues: { ':v': value, ...(q.from ? { ':from': q.from } : {}), ...(q.to ? { ':to': `${q.to}~` } : {}) },
       Limit: q.limit,
       ExclusiveStartKey: cursor,
+      ScanIndexForward: q.order !== 'newest',
     };
     const r = await fromCursor(cursor, () => dynamo().send(new QueryCommand(input)));
     return json(200, {
