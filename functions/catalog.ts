@@ -81,6 +81,8 @@ export interface FunctionSpec {
    * the listeners, target groups and hosted zones they name (docs/adr/0020-traffic-routers.md).
    */
   routesTraffic?: true;
+  /** Shows which router each environment uses (the cluster view): gets TRAFFIC_ROUTERS only, no IAM. */
+  describesTraffic?: true;
 }
 
 const audit = { audit: 'write' } as const;
@@ -134,6 +136,8 @@ export const FUNCTIONS = {
     holdsNodeCredentials: true,
     // Enrolment answers the WebSocket URL to dial-out agents; decommissioning closes a node's connection.
     managesConnections: true,
+    // A host enrolled with a workload URL joins its environment's router; a decommissioned one leaves it.
+    routesTraffic: true,
   },
   ApiClusters: {
     entry: 'functions/handlers/api/clusters.ts',
@@ -142,6 +146,7 @@ export const FUNCTIONS = {
     memoryMb: 512,
     tables: { nodes: 'write', clusters: 'read', locks: 'read' },
     callsAgents: true,
+    describesTraffic: true,
   },
   ApiModules: {
     entry: 'functions/handlers/api/modules.ts',

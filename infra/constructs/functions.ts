@@ -192,6 +192,7 @@ export class Functions extends Layer {
     if (spec.verifiesTokens) Object.assign(env, identity.verifierEnvironment);
     if (this.verifiesInFunction(id)) Object.assign(env, identity.verifierEnvironment, { API_VERIFIES_TOKENS: 'true' });
     if (spec.discoversNodes && settings.etcd) Object.assign(env, { ETCD_ENDPOINTS: settings.etcd.endpoints, ETCD_PREFIX: settings.etcd.prefix });
+    if (spec.describesTraffic && Object.keys(settings.traffic.kinds).length) env.TRAFFIC_ROUTERS = JSON.stringify(settings.traffic.kinds);
     if (spec.routesTraffic && Object.keys(settings.traffic.kinds).length) {
       env.TRAFFIC_ROUTERS = JSON.stringify(settings.traffic.kinds);
       if (Object.keys(settings.traffic.alb).length) env.ALB_ROUTERS = JSON.stringify(settings.traffic.alb);

@@ -55,7 +55,8 @@ const actions = (s: { Action: string | string[] }) => (Array.isArray(s.Action) ?
 
 describe('traffic routers in the stack', () => {
   it('tells exactly the routesTraffic functions which router each environment uses', () => {
-    expect(routing.sort()).toEqual(['CanaryGate', 'CompleteEnvironment', 'PlanEnvironment', 'RollbackEnvironment', 'SmokeTest', 'SwitchTraffic']);
+    // ApiFleet: enrolled hosts join and decommissioned ones leave their environment's router.
+    expect(routing.sort()).toEqual(['ApiFleet', 'CanaryGate', 'CompleteEnvironment', 'PlanEnvironment', 'RollbackEnvironment', 'SmokeTest', 'SwitchTraffic']);
     for (const id of routing) {
       const vars = resources[logicalId(id)].Properties.Environment.Variables;
       expect(JSON.parse(vars.TRAFFIC_ROUTERS)).toEqual({ Staging: 'alb', Production: 'route53' });
@@ -63,6 +64,11 @@ describe('traffic routers in the stack', () => {
       expect(JSON.parse(vars.ROUTE53_ROUTERS).Production).toMatchObject(route53.Production);
     }
     expect(resources[logicalId('DeployBatch')].Properties.Environment.Variables.TRAFFIC_ROUTERS).toBeUndefined();
+    // The cluster view names each environment's router: the setting, without the routers' resources or IAM.
+    const clusters = resources[logicalId('ApiClusters')].Properties.Environment.Variables;
+    expect(JSON.parse(clusters.TRAFFIC_ROUTERS)).toEqual({ Staging: 'alb', Production: 'route53' });
+    expect(clusters.ALB_ROUTERS).toBeUndefined();
+    expect(statementsOf('ApiClusters').flatMap(actions).filter((a) => a.startsWith('elasticloadbalancing:') || a.startsWith('route53:'))).toEqual([]);
   });
 
   it('grants the router calls on the named listener, rule, target groups and hosted zone only, and to no other function', () => {
