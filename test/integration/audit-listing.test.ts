@@ -42,7 +42,7 @@ async function pages(query: string, token = cloud.tokens.Admin): Promise<{ sks: 
   const pageSizes: number[] = [];
   let cursor: string | null = null;
   do {
-    const r = await api(cloud, 'GET', `/api/v1/audit?${query}${cursor ? `&cursor=${cursor}` : ''}`, { token });
+    const r: { status: number; body: any } = await api(cloud, 'GET', `/api/v1/audit?${query}${cursor ? `&cursor=${cursor}` : ''}`, { token });
     expect(r.status, JSON.stringify(r.body)).toBe(200);
     sks.push(...r.body.items.map((i: { sk: string }) => i.sk));
     pageSizes.push(r.body.items.length);
