@@ -83,6 +83,11 @@ export interface FunctionSpec {
   routesTraffic?: true;
   /** Shows which router each environment uses (the cluster view): gets TRAFFIC_ROUTERS only, no IAM. */
   describesTraffic?: true;
+  /**
+   * Stops a deployment on the environments' alarms (functions/lib/alarms.ts): gets ALARMS and
+   * cloudwatch:DescribeAlarms on exactly the CloudWatch alarms it names.
+   */
+  watchesAlarms?: true;
 }
 
 const audit = { audit: 'write' } as const;
@@ -202,8 +207,10 @@ export const FUNCTIONS = {
     description: 'Strategy: health-check one batch',
     timeoutSeconds: 900,
     memoryMb: 512,
-    tables: { deployments: 'read', nodes: 'read', targets: 'write', locks: 'write' },
+    // deployments write and audit: an alarm firing in the health window is recorded on the stage.
+    tables: { deployments: 'write', nodes: 'read', targets: 'write', locks: 'write', ...audit },
     callsAgents: true,
+    watchesAlarms: true,
   },
   StabiliseBatches: {
     entry: 'functions/handlers/tasks/stabiliseBatches.ts',
@@ -265,6 +272,7 @@ export const FUNCTIONS = {
     tables: { deployments: 'write', locks: 'write', nodes: 'read', targets: 'write', clusters: 'write', ...audit },
     callsAgents: true,
     routesTraffic: true,
+    watchesAlarms: true,
   },
   FinishRollback: {
     entry: 'functions/handlers/tasks/finishRollback.ts',

@@ -9,6 +9,7 @@ import { AUTHORIZER_CACHE_SECONDS_DEFAULT } from '../functions/gatewayResponses.
 import { WAF_WINDOWS, type WafWindowSeconds } from '../functions/webAcl.ts';
 import { z } from 'zod';
 import { ENVIRONMENTS } from '../functions/domain/environments.ts';
+import { type AlarmsConfig, alarmsConfigSchema } from '../functions/domain/alarms.ts';
 import { AWS_ROUTER_KINDS, albSettingsSchema, route53SettingsSchema, type AlbSettings, type Route53Settings } from '../functions/lib/routers/settings.ts';
 
 export interface OrchestratorSettings {
@@ -83,6 +84,11 @@ export interface OrchestratorSettings {
    * routesTraffic functions get these settings and IAM on exactly those resources.
    */
   traffic: { kinds: Record<string, string>; alb: Record<string, AlbSettings>; route53: Record<string, Route53Settings> };
+  /**
+   * Alarms per environment that stop a deployment (context `alarms`, the same JSON as ALARMS:
+   * metric conditions and CloudWatch alarms by name; functions/domain/alarms.ts).
+   */
+  alarms?: AlarmsConfig;
 }
 
 /** A context value that is missing or unusable; the message says what to pass. */
@@ -132,6 +138,7 @@ export function settingsFromContext(get: (key: string) => unknown): Orchestrator
     revocationListUrls: revocationListUrls(opt('revocationListUrls')),
     waf: waf(opt, num),
     traffic: traffic(get),
+    alarms: alarms(get),
   };
 }
 
@@ -145,6 +152,18 @@ function jsonContext(get: (key: string) => unknown, key: string): unknown {
   } catch {
     throw new ContextError(`Context ${key} must be JSON, got "${String(v)}": see docs/runbooks/traffic-router.md.`);
   }
+}
+
+/** Validated here, so a malformed setting fails `cdk synth`, not the first deployment. */
+function alarms(get: (key: string) => unknown): AlarmsConfig | undefined {
+  const raw = jsonContext(get, 'alarms');
+  if (raw === undefined) return undefined;
+  const parsed = alarmsConfigSchema.safeParse(raw);
+  if (!parsed.success)
+    throw new ContextError(
+      `Context alarms is not valid: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')} (see docs/runbooks/traffic-router.md).`,
+    );
+  return parsed.data;
 }
 
 /** Every environment naming alb or route53 must have its resources named too, or the switch would fail at deploy time. */

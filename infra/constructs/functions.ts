@@ -36,6 +36,7 @@ export interface FunctionsProps {
     | 'approvers'
     | 'trustedRootsPem'
     | 'traffic'
+    | 'alarms'
     | 'revocationListUrls'
     | 'agentNetwork'
     | 'etcd'
@@ -192,6 +193,7 @@ export class Functions extends Layer {
     if (spec.verifiesTokens) Object.assign(env, identity.verifierEnvironment);
     if (this.verifiesInFunction(id)) Object.assign(env, identity.verifierEnvironment, { API_VERIFIES_TOKENS: 'true' });
     if (spec.discoversNodes && settings.etcd) Object.assign(env, { ETCD_ENDPOINTS: settings.etcd.endpoints, ETCD_PREFIX: settings.etcd.prefix });
+    if (spec.watchesAlarms && settings.alarms) env.ALARMS = JSON.stringify(settings.alarms);
     if (spec.describesTraffic && Object.keys(settings.traffic.kinds).length) env.TRAFFIC_ROUTERS = JSON.stringify(settings.traffic.kinds);
     if (spec.routesTraffic && Object.keys(settings.traffic.kinds).length) {
       env.TRAFFIC_ROUTERS = JSON.stringify(settings.traffic.kinds);
@@ -270,6 +272,22 @@ export class Functions extends Layer {
     }
   }
 
+  /** cloudwatch:DescribeAlarms on exactly the CloudWatch alarms the `alarms` context names. */
+  private grantAlarms(fn: nodejs.NodejsFunction): void {
+    const names = [
+      ...new Set(
+        Object.values(this.props.settings.alarms ?? {})
+          .flat()
+          .flatMap((r) => ('cloudwatchAlarm' in r ? [r.cloudwatchAlarm] : [])),
+      ),
+    ];
+    if (names.length === 0) return;
+    const arns = names.map((n) =>
+      Stack.of(this).formatArn({ service: 'cloudwatch', resource: 'alarm', resourceName: n, arnFormat: ArnFormat.COLON_RESOURCE_NAME }),
+    );
+    fn.addToRolePolicy(new iam.PolicyStatement({ actions: ['cloudwatch:DescribeAlarms'], resources: arns }));
+  }
+
   private grant(fn: nodejs.NodejsFunction, id: FunctionId, spec: FunctionSpec): void {
     const { data, notifications, keySets, identity } = this.props;
     for (const [t, access] of Object.entries(this.tables(id)) as [TableKey, string][]) {
@@ -288,6 +306,7 @@ export class Functions extends Layer {
     if (spec.managesIdentities && identity.userPool)
       fn.addToRolePolicy(new iam.PolicyStatement({ actions: IDENTITY_ADMIN_ACTIONS, resources: [identity.userPool.userPoolArn] }));
     if (spec.routesTraffic) this.grantTraffic(fn);
+    if (spec.watchesAlarms) this.grantAlarms(fn);
     if (spec.managesSubscriptions) {
       const topics = [notifications.approverTopic.topicArn, notifications.notificationTopic.topicArn];
       fn.addToRolePolicy(new iam.PolicyStatement({ actions: ['sns:Subscribe', 'sns:ListSubscriptionsByTopic'], resources: topics }));

@@ -1,7 +1,8 @@
 /**
  * The AWS traffic routers in the CDK app (docs/adr/0020-traffic-routers.md): settings validated at
  * synth, the routesTraffic functions told which routers to use, and IAM on exactly the listeners,
- * target groups and hosted zones named; cdk-nag clean.
+ * target groups and hosted zones named; the alarms that stop deployments (CloudWatch alarms by
+ * name) likewise; cdk-nag clean.
  */
 import { App, type CfnElement } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
@@ -28,6 +29,13 @@ const context: Record<string, unknown> = {
   trafficRouters: JSON.stringify({ Staging: 'alb', Production: 'route53' }),
   albRouters: JSON.stringify(alb),
   route53Routers: route53,
+  alarms: {
+    Production: [
+      { name: 'Api5xx', cloudwatchAlarm: 'kmod-prod-5xx' },
+      { name: 'NodeLatency', metric: 'latencyMs', above: 60, scope: 'anyNode' },
+    ],
+    Staging: [{ name: 'StagingP99', cloudwatchAlarm: 'kmod-staging-p99' }],
+  },
 };
 
 let stack: OrchestratorStack;
@@ -68,7 +76,11 @@ describe('traffic routers in the stack', () => {
     const clusters = resources[logicalId('ApiClusters')].Properties.Environment.Variables;
     expect(JSON.parse(clusters.TRAFFIC_ROUTERS)).toEqual({ Staging: 'alb', Production: 'route53' });
     expect(clusters.ALB_ROUTERS).toBeUndefined();
-    expect(statementsOf('ApiClusters').flatMap(actions).filter((a) => a.startsWith('elasticloadbalancing:') || a.startsWith('route53:'))).toEqual([]);
+    expect(
+      statementsOf('ApiClusters')
+        .flatMap(actions)
+        .filter((a) => a.startsWith('elasticloadbalancing:') || a.startsWith('route53:')),
+    ).toEqual([]);
   });
 
   it('grants the router calls on the named listener, rule, target groups and hosted zone only, and to no other function', () => {
@@ -100,6 +112,37 @@ describe('traffic routers in the stack', () => {
     }
   });
 
+  it('gives exactly the alarm-watching functions the alarms and cloudwatch:DescribeAlarms on the named CloudWatch alarms only', () => {
+    const watching = (Object.entries(FUNCTIONS) as [keyof typeof FUNCTIONS, FunctionSpec][]).filter(([, s]) => s.watchesAlarms).map(([id]) => id);
+    expect(watching.sort()).toEqual(['CanaryGate', 'VerifyBatch']);
+    for (const id of Object.keys(FUNCTIONS) as (keyof typeof FUNCTIONS)[]) {
+      const vars = resources[logicalId(id)]?.Properties.Environment?.Variables ?? {};
+      const describe = statementsOf(id).filter((s) => actions(s).some((a) => a.startsWith('cloudwatch:DescribeAlarms')));
+      if (watching.includes(id)) {
+        expect(JSON.parse(vars.ALARMS), id).toEqual(context.alarms);
+        expect(describe.map((s) => s.Resource)).toEqual([
+          [
+            {
+              'Fn::Join': [
+                '',
+                ['arn:', { Ref: 'AWS::Partition' }, ':cloudwatch:', { Ref: 'AWS::Region' }, ':', { Ref: 'AWS::AccountId' }, ':alarm:kmod-prod-5xx'],
+              ],
+            },
+            {
+              'Fn::Join': [
+                '',
+                ['arn:', { Ref: 'AWS::Partition' }, ':cloudwatch:', { Ref: 'AWS::Region' }, ':', { Ref: 'AWS::AccountId' }, ':alarm:kmod-staging-p99'],
+              ],
+            },
+          ],
+        ]);
+      } else {
+        expect(vars.ALARMS, id).toBeUndefined();
+        expect(describe, id).toEqual([]);
+      }
+    }
+  });
+
   it('is cdk-nag (AwsSolutions) clean', () => {
     const report = new AwsSolutionsChecks().validateScope(stack);
     expect(report.violations.map((v) => `${v.ruleName} ${v.violatingResources.map((r) => r.constructPath).join(', ')}`)).toEqual([]);
@@ -120,5 +163,7 @@ describe('traffic router settings', () => {
     expect(() => settings({ trafficRouters: '{"Production":"route53"}' })).toThrow(/route53Routers/);
     expect(() => settings({ albRouters: '{"Staging":{"listenerArn":"not-an-arn","targetGroups":{}}}' })).toThrow(/albRouters is not valid/);
     expect(() => settings({ trafficRouters: 'not json' })).toThrow(/must be JSON/);
+    expect(() => settings({ alarms: '{"Production":[{"name":"x","cloudwatchAlarm":""}]}' })).toThrow(/alarms is not valid: Production\.0\.cloudwatchAlarm/);
+    expect(settings({}).alarms).toBeUndefined();
   });
 });

@@ -1,7 +1,8 @@
 /**
  * Alarm-driven stop on the local cloud: Production names an alarm (a metric condition over the
  * canary nodes' agent reports); it fires during the first wave's bake, and the deployment stops and
- * rolls back with the alarm in the reason, before the wave is ever judged.
+ * rolls back with the alarm in the reason, before the wave is ever judged. Development's alarm
+ * fires in a Direct deployment's health window (nodes healthy by the health limits).
  */
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { LocalCloud } from '../../localcloud/cloud.ts';
@@ -17,12 +18,37 @@ beforeAll(async () => {
       AGENT_TIMEOUT_MS: '1500',
       NODES_PER_BATCH: '5',
       SMOKE_TEST_TIMEOUT_SECONDS: '20',
-      ALARMS: JSON.stringify({ Production: [{ name: 'NodeLatencyHigh', metric: 'latencyMs', above: 60, scope: 'anyNode' }] }),
+      ALARMS: JSON.stringify({
+        Production: [{ name: 'NodeLatencyHigh', metric: 'latencyMs', above: 60, scope: 'anyNode' }],
+        Development: [{ name: 'DevErrors', metric: 'errorRatePercent', above: 3, scope: 'anyNode' }],
+      }),
     },
   });
 });
 afterAll(async () => {
   await cloud?.stop();
+});
+
+it('an alarm firing in a health window stops a Direct deployment and rolls it back, though every node is within the health limits', async () => {
+  // 4.5 % errors: under the 5 % health limit, over the alarm's 3 %.
+  cloud.fleet.inject('dev-01', { degrade: { errorRatePercent: 4 } });
+  const r = await api(cloud, 'POST', '/api/v1/deployments', {
+    token: cloud.tokens.Deployer,
+    body: { moduleName: 'demo-kernel', version: '1.1.0', targetEnvironment: 'Development' },
+  });
+  expect(r.status).toBe(202);
+  const d = await waitApprovingGates(cloud, r.body.executionId, 120_000);
+  cloud.fleet.inject('dev-01', {});
+  expect(d.status).toBe('RolledBack');
+  expect(d.failure).toMatchObject({ stage: 'Development', code: 'AlarmFired' });
+  const dev = d.stages.find((s: { name: string }) => s.name === 'Development');
+  expect(dev.message).toMatch(/^alarm DevErrors: errorRatePercent [\d.]+ > 3 on dev-01 during the health check of batch 0/);
+  expect(dev.details.alarm).toMatchObject({ batches: [0], fired: [{ name: 'DevErrors', metric: 'errorRatePercent', above: 3, nodeId: 'dev-01' }] });
+  expect(new Set(Object.values(agentVersions(cloud, 'dev')))).toEqual(new Set(['1.0.0']));
+  const audit = (await api(cloud, 'GET', `/api/v1/audit?deploymentId=${r.body.executionId}&limit=500`, { token: cloud.tokens.Admin })).body.items as {
+    action: string;
+  }[];
+  expect(audit.map((e) => e.action)).toContain('deployment.alarm.fired');
 });
 
 it('an alarm firing during the bake stops the canary and rolls it back, with the alarm in the reason; audited', async () => {

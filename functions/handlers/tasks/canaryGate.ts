@@ -6,7 +6,8 @@ import { environmentInput } from '../../lib/environmentStage.ts';
 import { renewDeploymentLocks } from '../../lib/locks.ts';
 import { consumePromotion, liftHold } from '../../lib/steering.ts';
 import { taskHandler } from '../../lib/task.ts';
-import { evaluateAlarms, type FiredAlarm } from '../../domain/alarms.ts';
+import type { FiredAlarm } from '../../domain/alarms.ts';
+import { firedAlarms, hasAlarms } from '../../lib/alarms.ts';
 import type { DeploymentRecord } from '../../domain/deployment.ts';
 import type { Environment } from '../../domain/environments.ts';
 import { countServed, measuredShare, wavePercents, type ServedCount } from '../../domain/trafficWeights.ts';
@@ -23,10 +24,9 @@ import { trafficRouter } from '../../lib/trafficRouter.ts';
  * abort (a hold's deadline passed, configured to roll back). The first call starts the bake clock;
  * every call renews the deployment's locks for the wait it leads into, so a long hold keeps them.
  */
-/** The environment's alarms (ALARMS) evaluated over the canary nodes so far; none configured, no agent call. */
-async function firedAlarms(executionId: string, environment: Environment, wave: number): Promise<FiredAlarm[]> {
-  const rules = config.alarms(environment);
-  if (rules.length === 0) return [];
+/** The environment's alarms (ALARMS): metric conditions over the canary nodes so far, and CloudWatch alarms. */
+async function canaryAlarms(executionId: string, environment: Environment, wave: number): Promise<FiredAlarm[]> {
+  if (!hasAlarms(environment)) return [];
   const plan = await getPlan(executionId, environment);
   if (!plan?.waves) return [];
   const batches = await Promise.all(
@@ -38,8 +38,8 @@ async function firedAlarms(executionId: string, environment: Environment, wave: 
   const ids = batches.flatMap((b) => Object.keys(b.nodes)).slice(-200);
   const nodes = await getNodes(environment, ids);
   const reports = await mapLimit(ids, config.agentConcurrency(), async (nodeId) => agentClient.metrics(nodes.get(nodeId) as NodeRecord));
-  return evaluateAlarms(
-    rules,
+  return firedAlarms(
+    environment,
     reports.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : [])),
   );
 }
@@ -81,7 +81,7 @@ export const handler = taskHandler(
     }
     // Alarm-driven stop: an alarm of the environment firing during the bake stops and rolls back.
     if (decision.action === 'wait' || decision.action === 'judge') {
-      const fired = await firedAlarms(executionId, environment, wave);
+      const fired = await canaryAlarms(executionId, environment, wave);
       if (fired.length) {
         const message = `${fired.map((f) => f.message).join('; ')} during the bake of canary wave ${wave + 1}`;
         await recordStageDetail(executionId, environment, 'alarm', { wave: wave + 1, fired, at: now.toISOString() }, 'canary.alarm.fired');
