@@ -71,7 +71,11 @@ describe('steering a running deployment', () => {
   beforeAll(async () => {
     cloud = await startTestCloud({
       fleet: { Development: 1, QA: 2, Staging: 2, Production: 10 },
-      env: { CANARY_BAKE_SECONDS: String(BAKE_SECONDS), CANARY_POLL_SECONDS: '1', AGENT_TIMEOUT_MS: '8000' },
+      // The cancel answers once the reconciler has settled the stopped deployment, or after this wait.
+      // The product's 5 s is a bound for people; on a loaded 2-core test machine settling has taken
+      // longer, and the answer then lacks the rollback these tests assert (and later tests find the
+      // module still locked). A longer bound changes no logic: the answer still comes as soon as it settles.
+      env: { CANARY_BAKE_SECONDS: String(BAKE_SECONDS), CANARY_POLL_SECONDS: '1', AGENT_TIMEOUT_MS: '8000', CANCEL_SETTLE_WAIT_MS: '30000' },
     });
   });
   afterAll(async () => cloud?.stop());
