@@ -22,6 +22,7 @@ import {
   type Cancellation,
   type Hold,
 } from '../../domain/steering.ts';
+import { continueCancellation } from '../../lib/reconcile.ts';
 import { driveCancellation, liftHold, markCancellation, setHold, setPromotion } from '../../lib/steering.ts';
 import { config } from '../../lib/config.ts';
 import { parseBody, parsePath, parseQuery } from '../../lib/parse.ts';
@@ -238,6 +239,10 @@ async function cancel(event: Parameters<typeof parseBody>[0], caller: Principal)
     throw conflict('DeploymentStarting', `${d.executionId} is recorded as cancelled but its pipeline has not started yet; send the cancel again in a moment`);
   if (r.status !== 'Cancelled' && TERMINAL_STATUSES.includes(r.status as DeploymentRecord['status']))
     throw conflict('DeploymentFinished', `${d.executionId} ended ${r.status} before the cancel took effect; roll it back instead`);
+  // Settled Cancelled: the reconciler starts the rollback right after it settles; this request
+  // starts it too if it is not there yet (at most one ever starts: the write is conditional), so
+  // the answer shows the rollback whichever of the two got there first.
+  if (r.state === 'settled' && r.status === 'Cancelled') await continueCancellation(d.executionId);
   const after = await getDeployment(d.executionId);
   // 202: the execution is stopped; status is Cancelled once the reconciler has settled it (normally within a second).
   return json(202, {
