@@ -5,7 +5,15 @@
  */
 import { ApiGatewayManagementApiClient } from '@aws-sdk/client-apigatewaymanagementapi';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { DynamoDBDocumentClient, paginateQuery, paginateScan, type QueryCommandInput, type ScanCommandInput } from '@aws-sdk/lib-dynamodb';
+import {
+  BatchGetCommand,
+  type BatchGetCommandOutput,
+  DynamoDBDocumentClient,
+  paginateQuery,
+  paginateScan,
+  type QueryCommandInput,
+  type ScanCommandInput,
+} from '@aws-sdk/lib-dynamodb';
 import { S3Client } from '@aws-sdk/client-s3';
 import { SFNClient } from '@aws-sdk/client-sfn';
 import { SNSClient } from '@aws-sdk/client-sns';
@@ -67,6 +75,24 @@ export async function countAll(input: QueryCommandInput): Promise<number> {
   let n = 0;
   for await (const page of paginateQuery({ client: dynamo() }, { ...input, Select: 'COUNT' })) n += page.Count ?? 0;
   return n;
+}
+
+/**
+ * Items of one table by key, 100 keys per BatchGetItem, strongly consistent; unprocessed keys
+ * (throttling) are asked again with backoff. Unknown keys are simply absent.
+ */
+export async function batchGetAll<T>(table: string, keys: readonly Record<string, unknown>[]): Promise<T[]> {
+  const items: T[] = [];
+  for (let i = 0; i < keys.length; i += 100) {
+    let pending: Record<string, unknown>[] | undefined = keys.slice(i, i + 100);
+    for (let attempt = 0; pending?.length; attempt++) {
+      if (attempt > 0) await new Promise((r) => setTimeout(r, Math.min(1000, 50 * 2 ** attempt)));
+      const r: BatchGetCommandOutput = await dynamo().send(new BatchGetCommand({ RequestItems: { [table]: { Keys: pending, ConsistentRead: true } } }));
+      items.push(...((r.Responses?.[table] ?? []) as T[]));
+      pending = r.UnprocessedKeys?.[table]?.Keys;
+    }
+  }
+  return items;
 }
 
 /** Every item of a table (small tables only: the directory, the module index). */

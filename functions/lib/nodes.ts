@@ -1,6 +1,6 @@
-import { BatchGetCommand, DeleteCommand, GetCommand, UpdateCommand, type BatchGetCommandOutput } from '@aws-sdk/lib-dynamodb';
+import { DeleteCommand, GetCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import type { Environment } from '../domain/environments.ts';
-import { dynamo, queryAll, scanAll } from './aws.ts';
+import { batchGetAll, dynamo, queryAll, scanAll } from './aws.ts';
 import { tableName } from './tables.ts';
 import type { HealthReport, MetricsReport, ModuleState } from '../agent/protocol.ts';
 import type { NodeCredential } from '../domain/nodeCredentials.ts';
@@ -95,18 +95,11 @@ export async function getNode(environment: Environment, nodeId: string): Promise
 
 /** Several nodes of one environment by id, 100 keys per BatchGetItem (unknown ids are absent). */
 export async function getNodes(environment: Environment, nodeIds: string[]): Promise<Map<string, NodeRecord>> {
-  const out = new Map<string, NodeRecord>();
-  const table = tableName('nodes');
-  for (let i = 0; i < nodeIds.length; i += 100) {
-    let keys: Record<string, unknown>[] | undefined = nodeIds.slice(i, i + 100).map((nodeId) => ({ environment, nodeId }));
-    for (let attempt = 0; keys?.length; attempt++) {
-      const r: BatchGetCommandOutput = await dynamo().send(new BatchGetCommand({ RequestItems: { [table]: { Keys: keys, ConsistentRead: true } } }));
-      for (const item of r.Responses?.[table] ?? []) out.set(String(item.nodeId), item as NodeRecord);
-      keys = r.UnprocessedKeys?.[table]?.Keys;
-      if (keys?.length) await new Promise((res) => setTimeout(res, Math.min(1000, 50 * 2 ** attempt)));
-    }
-  }
-  return out;
+  const items = await batchGetAll<NodeRecord>(
+    tableName('nodes'),
+    nodeIds.map((nodeId) => ({ environment, nodeId })),
+  );
+  return new Map(items.map((n) => [String(n.nodeId), n]));
 }
 
 /** Record the version a node now runs (after a deploy or rollback the agent confirmed). */

@@ -10,14 +10,14 @@
  *
  * Every implementation also keeps the Clusters table's `activeColour` (the cluster view reads it).
  */
-import { BatchGetCommand, type BatchGetCommandOutput, GetCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { GetCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { z } from 'zod';
 import { ENVIRONMENTS, ENVIRONMENT_PROFILES, type Environment } from '../domain/environments.ts';
 import { strategyFor } from '../strategies/registry.ts';
 import { otherColour, type Colour } from '../domain/strategy.ts';
 import type { DesiredModules } from '../domain/convergence.ts';
 import type { DegradedModules } from '../domain/degraded.ts';
-import { dynamo } from './aws.ts';
+import { batchGetAll, dynamo } from './aws.ts';
 import { listNodes, type NodeRecord } from './nodes.ts';
 import { tableName } from './tables.ts';
 import { logger } from './telemetry.ts';
@@ -81,16 +81,11 @@ export async function getCluster(environment: Environment, opts: { consistent?: 
 
 /** Several environments' records in one BatchGetItem (the clusters overview reads all four). */
 export async function getClusters(environments: readonly Environment[]): Promise<Map<Environment, ClusterRecord>> {
-  const table = tableName('clusters');
-  const out = new Map<Environment, ClusterRecord>();
-  let keys: Record<string, unknown>[] | undefined = environments.map((environment) => ({ environment }));
-  for (let attempt = 0; keys?.length; attempt++) {
-    if (attempt > 0) await new Promise((r) => setTimeout(r, Math.min(1000, 50 * 2 ** attempt)));
-    const r: BatchGetCommandOutput = await dynamo().send(new BatchGetCommand({ RequestItems: { [table]: { Keys: keys, ConsistentRead: true } } }));
-    for (const item of r.Responses?.[table] ?? []) out.set(item.environment as Environment, item as ClusterRecord);
-    keys = r.UnprocessedKeys?.[table]?.Keys;
-  }
-  return out;
+  const items = await batchGetAll<ClusterRecord>(
+    tableName('clusters'),
+    environments.map((environment) => ({ environment })),
+  );
+  return new Map(items.map((c) => [c.environment, c]));
 }
 
 /** Keep the Clusters table's record of the canary split (the cluster view reads it). */
