@@ -18,6 +18,7 @@ import { TABLES, type TableKey } from '../functions/lib/tables.ts';
 import { splitPem } from '../functions/domain/signature.ts';
 import { startDynamoDbLocal, ensureTables } from './dynamodb.ts';
 import { DEFAULT_FLEET, Fleet, type FleetSizes } from './fleet.ts';
+import { parseAlarms } from '../functions/domain/alarms.ts';
 import { DEV_CLIENT_ID, DEV_ISSUER, DEV_USERS, DevIssuer } from './identity.ts';
 import { functionArn, LocalLambda } from './lambda.ts';
 import { LocalApiGateway } from './apigateway.ts';
@@ -240,6 +241,8 @@ export async function startLocalCloud(opts: LocalCloudOptions = {}): Promise<Loc
       ...opts.env,
     };
     Object.assign(process.env, env);
+    // A malformed alarm setting stops the start, as it fails `cdk synth` on AWS: found at the first deployment, it rolled back every environment.
+    for (const environment of ENVIRONMENTS) parseAlarms(process.env.ALARMS, environment);
     // The handlers run in this process: clients made for an earlier cloud here would call its ports.
     forgetClients();
     // Every SDK client the handlers make counts its calls against the request it serves (/_local/meter).

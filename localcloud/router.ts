@@ -17,16 +17,30 @@
 import { timingSafeEqual } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { Agent, createServer, request, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { dirname } from 'node:path';
 import { z } from 'zod';
 
-const backendSchema = z.object({ nodeId: z.string().min(1), colour: z.enum(['blue', 'green']).optional(), url: z.string().url() });
+const backendSchema = z.object({
+  nodeId: z.string().min(1),
+  colour: z.enum(['blue', 'green']).optional(),
+  url: z
+    .string()
+    .url()
+    .refine((u) => /^https?:$/.test(new URL(u).protocol), 'a backend is an http(s) URL'),
+});
 export const routeTableSchema = z.object({
-  groups: z.array(z.object({ name: z.string().min(1), weight: z.number().min(0).max(100), backends: z.array(backendSchema) })),
+  groups: z
+    .array(z.object({ name: z.string().min(1), weight: z.number().min(0).max(100), backends: z.array(backendSchema) }))
+    .refine((gs) => new Set(gs.map((g) => g.name)).size === gs.length, 'group names are unique'),
   preview: z.array(backendSchema).optional(),
   by: z.string().optional(),
 });
+
+/** Bodies the router reads whole: proxied requests with a body, and control calls. */
+const MAX_PROXIED_BODY_BYTES = 10 * 1024 * 1024;
+const MAX_CONTROL_BODY_BYTES = 1024 * 1024;
 export type Backend = z.infer<typeof backendSchema>;
 export type RouteTable = z.infer<typeof routeTableSchema>;
 
@@ -80,6 +94,7 @@ export class LocalRouter {
   private table: Table;
   private readonly stats: RouterStats = { requests: 0, failed: 0, nodes: {}, groups: {}, preview: 0, tableVersion: 0 };
   private readonly agent = new Agent({ keepAlive: true, maxSockets: 64 });
+  private readonly httpsAgent = new HttpsAgent({ keepAlive: true, maxSockets: 64 });
   url = '';
 
   constructor(
@@ -119,6 +134,7 @@ export class LocalRouter {
 
   async close(): Promise<void> {
     this.agent.destroy();
+    this.httpsAgent.destroy();
     if (!this.server) return;
     this.server.closeAllConnections();
     await new Promise<void>((r) => this.server!.close(() => r()));
@@ -137,7 +153,11 @@ export class LocalRouter {
     this.stats.requests++;
     // A request that could not reach its backend is tried once more on the next one (idempotent methods only).
     const attempts = req.method === 'GET' || req.method === 'HEAD' ? 2 : 1;
-    const body = attempts === 1 ? await readAll(req) : Buffer.alloc(0);
+    const body = attempts === 1 ? await readAll(req, MAX_PROXIED_BODY_BYTES) : Buffer.alloc(0);
+    if (!body) {
+      this.stats.failed++;
+      return json(res, 413, { code: 'PayloadTooLarge', message: `request bodies through the router are at most ${MAX_PROXIED_BODY_BYTES} bytes` });
+    }
     for (let attempt = 1; attempt <= attempts; attempt++) {
       const pick = preview ? this.table.pickPreview() : this.table.pickLive();
       const backend = pick && 'backend' in pick ? pick.backend : (pick as Backend | undefined);
@@ -162,11 +182,23 @@ export class LocalRouter {
   /** Proxy to one backend; false when it could not be reached (nothing sent to the client yet). */
   private forward(req: IncomingMessage, res: ServerResponse, body: Buffer, b: Backend, route: string): Promise<boolean> {
     return new Promise((resolve) => {
+      // A backend the router cannot call (a table saved by an older version) fails this request, never the process.
+      try {
+        this.send(req, res, body, b, route, resolve);
+      } catch {
+        resolve(false);
+      }
+    });
+  }
+
+  private send(req: IncomingMessage, res: ServerResponse, body: Buffer, b: Backend, route: string, resolve: (ok: boolean) => void): void {
+    {
       const target = new URL(b.url);
+      const https = target.protocol === 'https:';
       const headers: Record<string, string | string[] | undefined> = { ...req.headers, host: target.host, 'x-forwarded-for': req.socket.remoteAddress ?? '' };
       delete headers['x-kmod-preview'];
       delete headers.connection;
-      const up = request(
+      const up = (https ? httpsRequest : request)(
         {
           protocol: target.protocol,
           hostname: target.hostname,
@@ -174,7 +206,7 @@ export class LocalRouter {
           method: req.method,
           path: `${target.pathname.replace(/\/$/, '')}${req.url ?? '/'}`,
           headers,
-          agent: this.agent,
+          agent: https ? this.httpsAgent : this.agent,
           timeout: this.upstreamTimeoutMs,
         },
         (upRes) => {
@@ -193,7 +225,7 @@ export class LocalRouter {
       up.on('error', () => resolve(false));
       if (req.method === 'GET' || req.method === 'HEAD') up.end();
       else up.end(body);
-    });
+    }
   }
 
   private async control(req: IncomingMessage, res: ServerResponse, path: string): Promise<void> {
@@ -204,11 +236,14 @@ export class LocalRouter {
     if (path === '/_kmod/router/routes' && req.method === 'PUT') {
       // Optimistic concurrency for read-modify-write callers (one node joining while a wave sets weights).
       const ifVersion = new URL(req.url ?? '/', 'http://router').searchParams.get('ifVersion');
+      if (ifVersion !== null && !/^\d{1,15}$/.test(ifVersion)) return json(res, 400, { code: 'BadRequest', message: 'ifVersion is a table version (digits)' });
       if (ifVersion !== null && Number(ifVersion) !== this.table.version)
         return json(res, 409, { code: 'VersionMismatch', message: `the table is at version ${this.table.version}, not ${ifVersion}` });
       let parsed: ReturnType<typeof routeTableSchema.safeParse>;
       try {
-        parsed = routeTableSchema.safeParse(JSON.parse((await readAll(req)).toString('utf8') || '{}'));
+        const raw = await readAll(req, MAX_CONTROL_BODY_BYTES);
+        if (!raw) return json(res, 413, { code: 'PayloadTooLarge', message: `a route table is at most ${MAX_CONTROL_BODY_BYTES} bytes` });
+        parsed = routeTableSchema.safeParse(JSON.parse(raw.toString('utf8') || '{}'));
       } catch {
         return json(res, 400, { code: 'BadRequest', message: 'body is not JSON' });
       }
@@ -221,9 +256,15 @@ export class LocalRouter {
   }
 }
 
-async function readAll(req: IncomingMessage): Promise<Buffer> {
+/** The whole body, or undefined past `limit` bytes (the rest is not read). */
+async function readAll(req: IncomingMessage, limit: number): Promise<Buffer | undefined> {
   const chunks: Buffer[] = [];
-  for await (const c of req) chunks.push(c as Buffer);
+  let size = 0;
+  for await (const c of req) {
+    size += (c as Buffer).length;
+    if (size > limit) return undefined;
+    chunks.push(c as Buffer);
+  }
   return Buffer.concat(chunks);
 }
 

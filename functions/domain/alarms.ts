@@ -22,8 +22,8 @@ export const metricAlarmSchema = z
   .object({
     name: alarmName,
     metric: z.enum(ALARM_METRICS),
-    /** Fires when the value is above this. */
-    above: z.number(),
+    /** Fires when the value is above this (every metric is ≥ 0). */
+    above: z.number().min(0),
     /** `average` over the nodes (default), or `anyNode`: one node above is enough. */
     scope: z.enum(['average', 'anyNode']).default('average'),
   })
@@ -51,13 +51,25 @@ export const alarmRuleSchema = z.unknown().transform((v, ctx): AlarmRule => {
 });
 export const isCloudWatchAlarm = (r: AlarmRule): r is CloudWatchAlarmRule => 'cloudwatchAlarm' in r;
 
-export const alarmsConfigSchema = z.partialRecord(z.enum(ENVIRONMENTS), z.array(alarmRuleSchema).max(50));
+export const alarmsConfigSchema = z.partialRecord(
+  z.enum(ENVIRONMENTS),
+  z
+    .array(alarmRuleSchema)
+    .max(50)
+    .refine((rules) => new Set(rules.map((r) => r.name)).size === rules.length, 'alarm names are unique within an environment'),
+);
 export type AlarmsConfig = z.infer<typeof alarmsConfigSchema>;
 
 /** The alarms of an environment from the ALARMS setting (JSON); a malformed setting is an error, not silence. */
 export function parseAlarms(raw: string | undefined, environment: Environment): AlarmRule[] {
   if (!raw) return [];
-  const parsed = alarmsConfigSchema.safeParse(JSON.parse(raw));
+  let json: unknown;
+  try {
+    json = JSON.parse(raw);
+  } catch {
+    throw new Error('ALARMS is not valid: not JSON');
+  }
+  const parsed = alarmsConfigSchema.safeParse(json);
   if (!parsed.success) throw new Error(`ALARMS is not valid: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
   return parsed.data[environment] ?? [];
 }

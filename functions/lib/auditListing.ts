@@ -5,13 +5,16 @@
  * event has one of seven categories, and the `byCategory` index keeps each category time-ordered,
  * so a page is a merge of seven ordered streams: each category is read from where the last page
  * left it, the items are merged by time, and the page takes the first `limit`. The cursor keeps
- * each category's position. A page reads at most 7 × `limit` items.
+ * each category's position. A page reads at most 7 × `limit` items. Newest first, a category read
+ * to its end is done (anything written later is newer than the first page); oldest first it is
+ * read again from its last item, so events written while a reader pages are not missed.
  */
 import { QueryCommand } from '@aws-sdk/lib-dynamodb';
 import { z } from 'zod';
 import { AppError } from '../domain/errors.ts';
 import { AUDIT_CATEGORIES, type AuditCategory } from './audit.ts';
 import { dynamo } from './aws.ts';
+import { fromCursor } from './cursor.ts';
 import { tableName } from './tables.ts';
 
 type Key = { subject: string; sk: string; category: string };
@@ -54,16 +57,19 @@ export async function listAudit(q: ListingQuery): Promise<{ items: Record<string
     AUDIT_CATEGORIES.map(async (category) => {
       const pos = positions[category];
       if (pos === 'end') return { category, items: [] as Record<string, unknown>[], last: undefined };
-      const r = await dynamo().send(
-        new QueryCommand({
-          TableName: tableName('audit'),
-          IndexName: 'byCategory',
-          KeyConditionExpression: `category = :c${range}`,
-          ExpressionAttributeValues: { ':c': category, ...(q.from ? { ':from': q.from } : {}), ...(q.to ? { ':to': `${q.to}~` } : {}) },
-          ScanIndexForward: q.order === 'oldest',
-          Limit: q.limit,
-          ExclusiveStartKey: pos,
-        }),
+      // A forged position of the right shape can still be refused by DynamoDB: the client's mistake.
+      const r = await fromCursor(pos, () =>
+        dynamo().send(
+          new QueryCommand({
+            TableName: tableName('audit'),
+            IndexName: 'byCategory',
+            KeyConditionExpression: `category = :c${range}`,
+            ExpressionAttributeValues: { ':c': category, ...(q.from ? { ':from': q.from } : {}), ...(q.to ? { ':to': `${q.to}~` } : {}) },
+            ScanIndexForward: q.order === 'oldest',
+            Limit: q.limit,
+            ExclusiveStartKey: pos,
+          }),
+        ),
       );
       return { category, items: r.Items ?? [], last: r.LastEvaluatedKey as Key | undefined };
     }),
@@ -89,7 +95,12 @@ export async function listAudit(q: ListingQuery): Promise<{ items: Record<string
     } else if (r.last) {
       more = true;
       next[r.category] = r.last;
-    } else next[r.category] = 'end';
+    } else if (q.order === 'newest') next[r.category] = 'end';
+    // Oldest first, a category read to its end may still grow: the next page reads on after its last item.
+    else if (taken > 0) {
+      const lastTaken = r.items[taken - 1];
+      next[r.category] = { subject: String(lastTaken.subject), sk: String(lastTaken.sk), category: r.category };
+    }
   }
   return {
     items: page.map(({ item: { expiresAt: _ttl, ...item } }) => item),

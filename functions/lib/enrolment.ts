@@ -16,7 +16,7 @@ import {
   tokenState,
   type EnrolmentTokenRecord,
 } from '../domain/enrolment.ts';
-import { ENVIRONMENT_PROFILES, type Environment } from '../domain/environments.ts';
+import { ENVIRONMENTS, ENVIRONMENT_PROFILES, type Environment } from '../domain/environments.ts';
 import { AppError, notFound } from '../domain/errors.ts';
 import { newNodeKey, wrapSecret } from '../domain/nodeCredentials.ts';
 import { checkAgentAddress } from '../domain/ssrf.ts';
@@ -148,10 +148,53 @@ async function colourFor(environment: Environment): Promise<NodeRecord['colour']
   return nodes.filter((n) => n.colour === 'blue').length <= nodes.filter((n) => n.colour === 'green').length ? 'blue' : 'green';
 }
 
-/** A workload endpoint is called by the environment's router: the same guard as the agent's own address. */
-export function checkWorkloadUrl(url: string): void {
+const isLoopback = (host: string) => host === 'localhost' || host === '::1' || host === '[::1]' || /^127\./.test(host);
+/** host:port with the scheme's default port made explicit, every loopback name as one. */
+function originKey(u: URL): string {
+  const host = u.hostname.toLowerCase().replace(/\.$/, '');
+  return `${isLoopback(host) ? 'loopback' : host}:${u.port || (u.protocol === 'https:' ? '443' : '80')}`;
+}
+const sameHost = (a: URL, b: URL) => originKey(a).split(':')[0] === originKey(b).split(':')[0];
+
+/** The orchestrator's own endpoints (the API, the routers, the local cloud's services): never a workload. */
+function ownOrigins(): string[] {
+  const urls = [
+    process.env.PUBLIC_API_URL,
+    process.env.AGENT_WS_URL?.replace(/^ws/, 'http'),
+    ...Object.values(JSON.parse(process.env.LOCAL_ROUTER_URLS || '{}') as Record<string, string>),
+    ...Object.entries(process.env)
+      .filter(([k]) => k.startsWith('AWS_ENDPOINT_URL'))
+      .map(([, v]) => v),
+  ];
+  return urls.flatMap((u) => {
+    try {
+      return u ? [originKey(new URL(u))] : [];
+    } catch {
+      return [];
+    }
+  });
+}
+
+/**
+ * A workload endpoint is what the environment's router sends users' requests to, so it must be
+ * the node's own: inside the agent allowlist (the same SSRF guard as the agent's address), on the
+ * same host as the node's agent (inbound agents), none of the orchestrator's own endpoints, and no
+ * other live node's (which would take that node's share and be counted as it).
+ */
+export async function checkWorkloadUrl(url: string, node: { nodeId?: string; address?: string }): Promise<void> {
   const guard = checkAgentAddress(url, config.agentAllowedHosts());
   if (!guard.ok) throw new AppError('AddressRefused', `the workload URL is refused: ${guard.reason}`, 400);
+  const target = guard.url;
+  if (node.address) {
+    const own = new URL(node.address);
+    if (!sameHost(own, target)) throw new AppError('AddressRefused', `the workload URL is refused: it must be on the node's own host (${own.hostname})`, 400);
+    if (originKey(own) === originKey(target)) throw new AppError('AddressRefused', "the workload URL is refused: it is the agent's own address", 400);
+  }
+  if (ownOrigins().includes(originKey(target)))
+    throw new AppError('AddressRefused', "the workload URL is refused: it is one of the orchestrator's own endpoints", 400);
+  const everyone = (await Promise.all(ENVIRONMENTS.map((e) => listNodes(e)))).flat();
+  const holder = everyone.find((n) => n.nodeId !== node.nodeId && n.workloadUrl && originKey(new URL(n.workloadUrl)) === originKey(target));
+  if (holder) throw new AppError('WorkloadUrlInUse', `the workload URL is refused: node ${holder.nodeId} serves there`, 409);
 }
 
 export async function enrolNode(req: EnrolRequest, sourceIp: string | undefined): Promise<Enrolled> {
@@ -162,7 +205,7 @@ export async function enrolNode(req: EnrolRequest, sourceIp: string | undefined)
     const guard = checkAgentAddress(req.address ?? '', config.agentAllowedHosts());
     if (!guard.ok) throw new AppError('AddressRefused', `the advertised address is refused: ${guard.reason}`, 400);
   }
-  if (req.workloadUrl !== undefined) checkWorkloadUrl(req.workloadUrl);
+  if (req.workloadUrl !== undefined) await checkWorkloadUrl(req.workloadUrl, { address: req.transport === 'http' ? req.address : undefined });
   const nodeId = `host-${randomBytes(5).toString('hex')}`;
   const key = newNodeKey();
   const [wrapWith] = await agentKeys();

@@ -18,7 +18,7 @@ import { dropConnection } from './connections.ts';
 import { isConditionFailure } from './deployments.ts';
 import { checkWorkloadUrl, nodeSubject } from './enrolment.ts';
 import { heartbeatKeyUpdate, transactNodeWrite, type HeartbeatKeyAnswer, type KeyUpdate, type TransactItem } from './nodeKeys.ts';
-import { getNode, type NodeRecord } from './nodes.ts';
+import { getNode, isDialOut, type NodeRecord } from './nodes.ts';
 import { agentKeys } from './secrets.ts';
 import { tableName } from './tables.ts';
 import { logger } from './telemetry.ts';
@@ -85,7 +85,7 @@ export async function recordHeartbeat(
     if (!guard.ok) throw new AppError('AddressRefused', `the advertised address is refused: ${guard.reason}`, 400);
   }
   const workloadMoved = hb.workloadUrl !== undefined && hb.workloadUrl !== node.workloadUrl;
-  if (workloadMoved) checkWorkloadUrl(hb.workloadUrl!);
+  if (workloadMoved) await checkWorkloadUrl(hb.workloadUrl!, { nodeId: node.nodeId, address: isDialOut(node) ? undefined : hb.address });
   const keyUpdate = heartbeatKeyUpdate(node, keys, role, now, config.nodeKeyOverlapSeconds() * 1000);
   // The node's anomaly baseline moves with the report, in the same update (lib/anomaly.ts); the
   // heartbeat's ordering condition keeps two heartbeats from judging against one baseline.

@@ -73,3 +73,23 @@ it('an alarm firing during the bake stops the canary and rolls it back, with the
   }[];
   expect(audit.map((e) => e.action)).toContain('canary.alarm.fired');
 });
+
+// Last: a second cloud in this process takes over its environment variables.
+it('a malformed alarm setting stops the local cloud from starting, naming the mistake', async () => {
+  await cloud.stop();
+  await expect(startTestCloud({ env: { ALARMS: JSON.stringify({ Production: [{ name: 'Bad', metric: 'nope', above: 1 }] }) } })).rejects.toThrow(
+    /ALARMS is not valid: Production\.0\.metric/,
+  );
+  await expect(
+    startTestCloud({
+      env: {
+        ALARMS: JSON.stringify({
+          Development: [
+            { name: 'Twice', metric: 'latencyMs', above: 60 },
+            { name: 'Twice', cloudwatchAlarm: 'x' },
+          ],
+        }),
+      },
+    }),
+  ).rejects.toThrow(/alarm names are unique/);
+}, 120_000);

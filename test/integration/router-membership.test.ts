@@ -111,6 +111,35 @@ describe('enrolled hosts behind the traffic router', () => {
     expect((await through(8)).filter((n) => n === nodeId)).toHaveLength(2);
   });
 
+  it('a workload URL that is not the node’s own is refused: another node’s, the orchestrator’s own endpoints, the agent’s address', async () => {
+    const t = await api(cloud, 'POST', '/api/v1/enrolment-tokens', { token: cloud.tokens.Admin, body: { environment: 'Production', maxUses: 10 } });
+    const c = await api(cloud, 'GET', '/api/v1/clusters/Production', { token: cloud.tokens.Viewer });
+    const taken = c.body.nodes.find((n: { nodeId: string }) => n.nodeId === 'prod-01').workloadUrl as string;
+    const inUse = await api(cloud, 'POST', '/api/v1/enrol', { body: { token: t.body.token, address: 'http://127.0.0.1:9', workloadUrl: taken } });
+    expect(inUse.status).toBe(409);
+    expect(inUse.body).toMatchObject({ code: 'WorkloadUrlInUse', message: expect.stringContaining('prod-01') });
+    // The same origin spelled otherwise is the same origin.
+    const spelled = new URL(taken);
+    spelled.hostname = 'localhost';
+    expect(
+      (await api(cloud, 'POST', '/api/v1/enrol', { body: { token: t.body.token, address: 'http://127.0.0.1:9', workloadUrl: spelled.toString() } })).status,
+    ).toBe(409);
+    for (const own of [cloud.routers.Production!, cloud.routers.Staging!, cloud.apiUrl, cloud.dynamodbUrl, cloud.servicesUrl, 'http://127.0.0.1:9/']) {
+      const r = await api(cloud, 'POST', '/api/v1/enrol', { body: { token: t.body.token, address: 'http://127.0.0.1:9', workloadUrl: `${own}/x` } });
+      expect(r.status, own).toBe(400);
+      expect(r.body.message, own).toMatch(/orchestrator's own endpoints|agent's own address/);
+    }
+  });
+
+  it('an https workload the router cannot reach fails over to the next node; the router keeps serving', async () => {
+    const t = await api(cloud, 'POST', '/api/v1/enrolment-tokens', { token: cloud.tokens.Admin, body: { environment: 'Production' } });
+    const r = await api(cloud, 'POST', '/api/v1/enrol', { body: { token: t.body.token, address: 'http://127.0.0.1:9', workloadUrl: 'https://127.0.0.1:1/' } });
+    expect(r.status, JSON.stringify(r.body)).toBe(201);
+    const answered = await through(12);
+    expect(answered).not.toContain(r.body.nodeId);
+    expect((await api(cloud, 'DELETE', `/api/v1/nodes/${r.body.nodeId}`, { token: cloud.tokens.Admin })).status).toBe(200);
+  });
+
   it('a decommissioned host gets no request more', async () => {
     const r = await api(cloud, 'DELETE', `/api/v1/nodes/${nodeId}`, { token: cloud.tokens.Admin });
     expect(r.status).toBe(200);

@@ -196,6 +196,7 @@ describe('traffic-weighted canary through the router', () => {
     expect(waves.map((w) => w.canaryNodes)).toEqual([2, 6, 10, 20]);
     for (const w of waves) {
       expect(w.requests).toBeGreaterThanOrEqual(1000);
+      expect(w).toMatchObject({ minRequests: 1000, belowMinimum: false });
       expect(Math.abs(w.measuredPercent - w.weightPercent)).toBeLessThanOrEqual(5);
     }
     const failed = samples.filter((x) => x.status !== 200);

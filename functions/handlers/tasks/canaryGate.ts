@@ -148,5 +148,8 @@ async function measureWave(d: DeploymentRecord, environment: Environment, wave: 
   const counts = await router.servedCounts(environment);
   if (!t || !counts) return;
   const share = measuredShare(detail.weightPercent, detail.start, countServed(counts, new Set(t.ids)));
-  await recordStageDetail(d.executionId, environment, key, { ...detail, ...share, measuredAt: new Date().toISOString() }, 'canary.traffic.measured');
+  // A wave judged after its longest bake on fewer requests than asked for says so.
+  const min = config.canaryMinWaveRequests();
+  const minimum = min > 0 ? { minRequests: min, belowMinimum: share.requests < min } : {};
+  await recordStageDetail(d.executionId, environment, key, { ...detail, ...share, ...minimum, measuredAt: new Date().toISOString() }, 'canary.traffic.measured');
 }

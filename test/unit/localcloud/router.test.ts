@@ -88,4 +88,29 @@ describe('the local router', () => {
     expect(ok.status).toBe(200);
     expect((await ok.json()).version).toBe(version + 1);
   });
+
+  it('refuses tables it could not route (non-http backends, duplicate groups), junk versions and oversized bodies', async () => {
+    const auth = { authorization: `Bearer ${TOKEN}` };
+    for (const table of [
+      { groups: [{ name: 'stable', weight: 100, backends: [{ nodeId: 'x', url: 'file:///etc/passwd' }] }] },
+      { groups: [{ name: 'stable', weight: 100, backends: [{ nodeId: 'x', url: 'ftp://127.0.0.1/' }] }] },
+      {
+        groups: [
+          { name: 'stable', weight: 50, backends: [] },
+          { name: 'stable', weight: 50, backends: [] },
+        ],
+      },
+    ]) {
+      const r = await put(table);
+      expect(r.status, JSON.stringify(table)).toBe(400);
+    }
+    for (const v of ['', '1.0', '0x2', '-1']) {
+      const r = await fetch(`${router.url}/_kmod/router/routes?ifVersion=${v}`, { method: 'PUT', headers: auth, body: JSON.stringify({ groups: [] }) });
+      expect(r.status, v).toBe(400);
+    }
+    const huge = await fetch(`${router.url}/_kmod/router/routes`, { method: 'PUT', headers: auth, body: 'x'.repeat(2 * 1024 * 1024) });
+    expect(huge.status).toBe(413);
+    const proxied = await fetch(`${router.url}/work`, { method: 'POST', body: Buffer.alloc(11 * 1024 * 1024) });
+    expect(proxied.status).toBe(413);
+  });
 });
