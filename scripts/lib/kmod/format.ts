@@ -29,7 +29,7 @@ interface Stage {
   nodesFailed?: number;
   message?: string;
   details?: Record<string, any>;
-  approval?: { status: string; approvers?: string[]; quorum?: number; deadline?: string; decisions?: { approver?: string; by?: string; decision?: string }[] };
+  approval?: { status: string; approvers?: string[]; quorum?: number; deadline?: string; decisions?: { approver: string; decision: string }[] };
 }
 
 const pct = (p: unknown) => (typeof p === 'number' ? (p < 0.0001 ? p.toExponential(1) : p.toPrecision(2)) : '-');
@@ -74,8 +74,8 @@ export function deploymentLines(d: any): Line[] {
     for (const w of waves(s.details)) lines.push({ key: `stage:${s.name}:wave${w.wave}`, text: `    canary ${waveText(w)}` });
     if (s.approval) {
       const a = s.approval;
-      const decided = (a.decisions ?? []).map((x) => `${x.decision ?? 'decided'} by ${x.approver ?? x.by}`).join(', ');
-      const who = a.status === 'Pending' || a.status === 'Waiting' ? ` — may approve: ${(a.approvers ?? []).join(', ') || 'Admin'}` : '';
+      const decided = (a.decisions ?? []).map((x) => `${x.decision} by ${x.approver}`).join(', ');
+      const who = a.status === 'Pending' ? ` — may approve: ${(a.approvers ?? []).join(', ') || 'Admin'}` : '';
       lines.push({
         key: `stage:${s.name}:approval`,
         text: `    approval ${a.status}${who}${a.quorum && a.quorum > 1 ? ` (quorum ${a.quorum})` : ''}${a.deadline && who ? `, deadline ${a.deadline}` : ''}${decided ? ` — ${decided}` : ''}`,
@@ -89,7 +89,7 @@ export function deploymentLines(d: any): Line[] {
   if (d.cancellation)
     lines.push({
       key: 'cancellation',
-      text: `  cancelled by ${d.cancellation.by ?? d.cancellation.actor ?? '?'}${d.cancellation.reason ? `: ${d.cancellation.reason}` : ''}`,
+      text: `  cancel requested by ${d.cancellation.requestedBy ?? '?'}${d.cancellation.reason ? `: ${d.cancellation.reason}` : ''}`,
     });
   if (d.rollback) lines.push({ key: 'rollback', text: `  rollback ${d.rollback.status ?? ''}`.trimEnd() });
   return lines;

@@ -210,7 +210,7 @@ export async function run(argv: string[], io: Io): Promise<number> {
             c.environment,
             c.strategy ?? '',
             String(c.nodeCount ?? c.nodes?.total ?? c.nodesTotal ?? (Array.isArray(c.nodes) ? c.nodes.length : '')),
-            JSON.stringify(c.moduleVersions ?? c.versions ?? {}),
+            versionsText(c.moduleVersions ?? c.versions),
           ]),
         ),
       );
@@ -280,4 +280,18 @@ function positive(v: string, what: string): number {
   const n = Number(v);
   if (!Number.isInteger(n) || n < 1) throw new UsageError(`${what} must be a positive whole number`);
   return n;
+}
+
+/** `{"demo-kernel":{"1.0.0":3}}` → `demo-kernel 1.0.0×3`. */
+export function versionsText(v: unknown): string {
+  if (!v || typeof v !== 'object') return '';
+  return Object.entries(v as Record<string, unknown>)
+    .map(([m, vs]) =>
+      vs && typeof vs === 'object'
+        ? `${m} ${Object.entries(vs as Record<string, unknown>)
+            .map(([ver, n]) => `${ver}×${n}`)
+            .join(' ')}`
+        : `${m} ${String(vs)}`,
+    )
+    .join('; ');
 }
