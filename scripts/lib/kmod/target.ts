@@ -49,7 +49,7 @@ export function resolveTarget(opts: { as?: string; cloudFile?: string }, default
   } catch (e) {
     throw new UsageError(`${file} is not valid JSON: ${(e as Error).message}`);
   }
-  const token = env.KMOD_TOKEN ?? cloud.tokens?.[role];
+  const token = cloud.tokens?.[role];
   if (!cloud.apiUrl || !token) throw new UsageError(`${file} has no apiUrl or no token for ${role}`);
   return { apiUrl: cloud.apiUrl.replace(/\/+$/, ''), token, source: file };
 }
