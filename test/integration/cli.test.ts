@@ -84,7 +84,7 @@ describe('kmod', () => {
     expect(r.out).toMatch(new RegExp(`${id} {2}demo-kernel@1\\.1\\.0 → Development {2}Running`));
     expect(r.out).toMatch(/Development +Running +\[Direct\]/);
     expect(r.out).toMatch(/Development +Succeeded +\[Direct\] +nodes 2\/2 +batches \d+\/\d+/);
-    expect(r.out.trim().split('\n').at(-3)).toMatch(/ demo-kernel@1\.1\.0 → Development {2}Succeeded$/);
+    expect(r.out).toMatch(new RegExp(`\\d ${id} {2}demo-kernel@1\\.1\\.0 → Development {2}Succeeded\n`));
     expect((await api(cloud, 'GET', `/api/v1/deployments/${id}`, { token: cloud.tokens.Viewer })).body.status).toBe('Succeeded');
     expect(Object.values(agentVersions(cloud, 'dev'))).toEqual(['1.1.0', '1.1.0']);
     // The same deployment, read back: get (text and --json) and list.
@@ -100,7 +100,9 @@ describe('kmod', () => {
     try {
       const r = await kmod(['deploy', 'demo-kernel@1.1.0', '--to', 'QA', '--watch']).done;
       expect(r.code, r.out + r.err).toBe(1);
-      expect(r.out).toMatch(/QA +Failed/);
+      expect(r.out).toMatch(/QA +Running +\[Rolling\] +nodes 1\/2 \(1 failed\)/);
+      expect(r.out).toMatch(/QA +RolledBack/);
+      expect(r.out).toContain('failure: batch 0: 1 of 2 nodes failed to deploy demo-kernel@1.1.0');
       expect(r.out).toMatch(/ demo-kernel@1\.1\.0 → QA {2}(RolledBack|Failed)\n/);
     } finally {
       cloud.fleet.inject('qa-02', {});
@@ -119,7 +121,8 @@ describe('kmod', () => {
       async () => {
         const d = await waitForDeployment(cloud, id, ['WaitingForApproval', 'Running', 'Succeeded', 'Failed', 'RolledBack', 'Cancelled'], 120_000);
         if (d.status === 'WaitingForApproval') {
-          expect(watcher.out()).toMatch(/approval Pending — may approve: /);
+          // The watcher (polling once a second) shows the gate and who may decide it.
+          await until(() => /approval Pending — may approve: \S/.test(watcher.out()), 'the watcher to show the gate', 15_000);
           const a = await kmod(['approve', id, '--reason', 'go']).done;
           expect(a.code, a.err).toBe(0);
           return false;
