@@ -40,6 +40,7 @@ export function batchesDone(s: Pick<Stage, 'status' | 'nodesTotal' | 'nodesDeplo
   if (typeof total !== 'number' || total <= 0) return undefined;
   if (s.status === 'Succeeded') return [total, total];
   if (!s.nodesTotal || !s.nodesDeployed) return [0, total];
+  if (s.nodesDeployed >= s.nodesTotal) return [total, total];
   const size = Math.ceil(s.nodesTotal / total);
   return [Math.min(total, Math.floor(s.nodesDeployed / size)), total];
 }
@@ -78,7 +79,7 @@ export function deploymentLines(d: any): Line[] {
       const who = a.status === 'Pending' ? ` — may approve: ${(a.approvers ?? []).join(', ') || 'Admin'}` : '';
       lines.push({
         key: `stage:${s.name}:approval`,
-        text: `    approval ${a.status}${who}${a.quorum && a.quorum > 1 ? ` (quorum ${a.quorum})` : ''}${a.deadline && who ? `, deadline ${a.deadline}` : ''}${decided ? ` — ${decided}` : ''}`,
+        text: `    ${name} approval ${a.status}${who}${a.quorum && a.quorum > 1 ? ` (quorum ${a.quorum})` : ''}${a.deadline && who ? `, deadline ${a.deadline}` : ''}${decided ? ` — ${decided}` : ''}`,
       });
     }
     if (s.status === 'Failed' && s.message) lines.push({ key: `stage:${s.name}:message`, text: `    ${s.message}` });

@@ -224,7 +224,7 @@ describe('kmod formatting', () => {
     expect(text).toContain('Production   Running  [Canary]  nodes 4/10  batches 2/5');
     expect(text).toContain('canary wave 1 (10%, 1 node): passed — errorRate p=0.42, latencyP99 p=0.90');
     expect(text).toContain('canary wave 2 (25%, 2 nodes): FAILED — errorRate p=1.0e-5 (fail) — error rate up');
-    expect(text).toContain('approval Pending — may approve: alice, bob (quorum 2), deadline 2026-11-29T12:00:00Z');
+    expect(text).toContain('Production approval Pending — may approve: alice, bob (quorum 2), deadline 2026-11-29T12:00:00Z');
     expect(text.indexOf('wave 1')).toBeLessThan(text.indexOf('wave 2'));
   });
 
@@ -236,6 +236,8 @@ describe('kmod formatting', () => {
     expect(batchesDone({ status: 'Running', nodesTotal: 10, nodesDeployed: 0, details: { batches: 5 } })).toEqual([0, 5]);
     expect(batchesDone({ status: 'Running', nodesTotal: 10, nodesDeployed: 6, details: { batches: 5 } })).toEqual([3, 5]);
     expect(batchesDone({ status: 'Succeeded', nodesTotal: 3, nodesDeployed: 3, details: { batches: 2 } })).toEqual([2, 2]);
+    expect(batchesDone({ status: 'Running', nodesTotal: 5, nodesDeployed: 4, details: { batches: 3 } })).toEqual([2, 3]);
+    expect(batchesDone({ status: 'Running', nodesTotal: 5, nodesDeployed: 5, details: { batches: 3 } })).toEqual([3, 3]);
     expect(batchesDone({ status: 'Running' })).toBeUndefined();
   });
 
