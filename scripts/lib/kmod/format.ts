@@ -75,7 +75,9 @@ export function deploymentLines(d: any): Line[] {
     for (const w of waves(s.details)) lines.push({ key: `stage:${s.name}:wave${w.wave}`, text: `    canary ${waveText(w)}` });
     if (s.approval) {
       const a = s.approval;
-      const decided = (a.decisions ?? []).map((x) => `${x.decision} by ${x.approver}`).join(', ');
+      const decided = (a.decisions ?? [])
+        .map((x) => `${x.decision === 'approve' ? 'approved' : x.decision === 'reject' ? 'rejected' : x.decision} by ${x.approver}`)
+        .join(', ');
       const who = a.status === 'Pending' ? ` — may approve: ${(a.approvers ?? []).join(', ') || 'Admin'}` : '';
       lines.push({
         key: `stage:${s.name}:approval`,

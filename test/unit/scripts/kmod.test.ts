@@ -226,6 +226,12 @@ describe('kmod formatting', () => {
     expect(text).toContain('canary wave 2 (25%, 2 nodes): FAILED — errorRate p=1.0e-5 (fail) — error rate up');
     expect(text).toContain('Production approval Pending — may approve: alice, bob (quorum 2), deadline 2026-11-29T12:00:00Z');
     expect(text.indexOf('wave 1')).toBeLessThan(text.indexOf('wave 2'));
+    const decided = deploymentLines(
+      dep('Running', {
+        stages: [{ ...canary, approval: { status: 'Approved', approvers: ['alice'], decisions: [{ approver: 'alice', decision: 'approve' }] } }],
+      }),
+    );
+    expect(decided.map((l) => l.text)).toContain('    Production approval Approved — approved by alice');
   });
 
   it('waves are ordered by number (wave10 after wave9) and other details are not waves', () => {
