@@ -1,0 +1,297 @@
+/**
+ * The `kmod` command line (issue 11 item 3, docs/adr/0026-kmod-cli.md), on commander.
+ * `run(argv, io)` parses, calls the API and answers the exit code; nothing here calls process.exit,
+ * so the unit tests drive it with fake output and a fake client.
+ */
+import { Command, CommanderError, Option } from 'commander';
+import { ApiError, type Client, httpClient } from './client.ts';
+import { deploymentLines, exitCodeFor, table } from './format.ts';
+import { ROLES, type Role, resolveTarget, UsageError } from './target.ts';
+import { type Output, pollingSource, type ProgressSource, watch } from './watch.ts';
+
+export const EXIT = { ok: 0, failed: 1, usage: 2, cancelled: 3 } as const;
+const ENVIRONMENTS = ['Development', 'QA', 'Staging', 'Production'];
+
+export interface Io {
+  stdout: Output;
+  stderr: Output;
+  env?: Record<string, string | undefined>;
+  cwd?: string;
+  /** Tests inject a client; otherwise one is made for the resolved target. */
+  client?: (role: Role, opts: GlobalOpts) => Client;
+  source?: (client: Client) => ProgressSource;
+  pollMs?: number;
+}
+
+interface GlobalOpts {
+  as?: string;
+  cloudFile?: string;
+}
+
+/** `demo-kernel@1.1.0` → module and version. */
+export function parseModuleRef(ref: string): { moduleName: string; version: string } {
+  const m = /^([a-z][a-z0-9-]{1,62})@(\S+)$/.exec(ref);
+  if (!m) throw new UsageError(`expected <module>@<version> (for example demo-kernel@1.1.0), got "${ref}"`);
+  return { moduleName: m[1], version: m[2] };
+}
+
+const qs = (o: Record<string, string | number | undefined>) => {
+  const p = new URLSearchParams();
+  for (const [k, v] of Object.entries(o)) if (v !== undefined) p.set(k, String(v));
+  const s = p.toString();
+  return s ? `?${s}` : '';
+};
+
+export async function run(argv: string[], io: Io): Promise<number> {
+  const print = (s: string) => io.stdout.write(`${s}\n`);
+  let code: number = EXIT.ok;
+  const program = new Command('kmod')
+    .description('Deploy kernel modules and steer deployments through the kmod-orchestrator API')
+    .addOption(new Option('--as <role>', 'which token of cloud.json to use').choices([...ROLES]))
+    .option('--cloud-file <path>', 'a local cloud’s cloud.json (default: $KMOD_CLOUD_FILE, $KMOD_DATA_DIR/cloud.json, .local/cloud.json)')
+    .addHelpText(
+      'after',
+      '\nTarget: a local cloud’s cloud.json, or KMOD_API_URL and KMOD_TOKEN.\nExit codes: 0 succeeded, 1 failed or rolled back (or an API error), 3 cancelled, 2 usage error.',
+    )
+    .exitOverride()
+    .configureOutput({ writeOut: (s) => io.stdout.write(s), writeErr: (s) => io.stderr.write(s) })
+    .showHelpAfterError('(kmod --help for usage)');
+
+  const clientFor = (role: Role): Client => {
+    const g = program.opts<GlobalOpts>();
+    if (io.client) return io.client(role, g);
+    return httpClient(resolveTarget(g, role, io.env ?? process.env, io.cwd ?? process.cwd()));
+  };
+  const sourceFor = (client: Client) => (io.source ? io.source(client) : pollingSource(client, io.pollMs ?? 1000));
+  const show = (d: unknown, json: boolean | undefined) =>
+    print(
+      json
+        ? JSON.stringify(d, null, 2)
+        : deploymentLines(d)
+            .map((l) => l.text)
+            .join('\n'),
+    );
+
+  program
+    .command('deploy')
+    .description('request a deployment of <module>@<version> up to an environment')
+    .argument('<module@version>', 'for example demo-kernel@1.1.0')
+    .addOption(new Option('--to <environment>', 'target environment').choices(ENVIRONMENTS).makeOptionMandatory())
+    .option('--reason <text>', 'why (kept in the deployment’s metadata)')
+    .option('--idempotency-key <key>', 'replays answer the same deployment')
+    .option('--watch', 'follow it until it finishes; the exit code says how')
+    .option('--json', 'print the raw JSON')
+    .action(async (ref: string, o: { to: string; reason?: string; idempotencyKey?: string; watch?: boolean; json?: boolean }) => {
+      const { moduleName, version } = parseModuleRef(ref);
+      const client = clientFor('Deployer');
+      const body = { moduleName, version, targetEnvironment: o.to, ...(o.reason ? { metadata: { reason: o.reason } } : {}) };
+      const r = await client.post('/api/v1/deployments', body, o.idempotencyKey ? { 'idempotency-key': o.idempotencyKey } : {});
+      if (o.json && !o.watch) return print(JSON.stringify(r, null, 2));
+      io.stderr.write(`deployment ${r.executionId} requested: ${moduleName}@${version} → ${o.to}\n`);
+      if (!o.watch) return print(r.executionId);
+      code = await watch(sourceFor(client), r.executionId, io.stdout);
+    });
+
+  program
+    .command('get')
+    .description('show a deployment: stages, batches, canary waves, approval gates')
+    .argument('<id>', 'deployment (execution) id')
+    .option('--watch', 'follow it until it finishes; the exit code says how')
+    .option('--json', 'print the raw JSON')
+    .action(async (id: string, o: { watch?: boolean; json?: boolean }) => {
+      const client = clientFor('Viewer');
+      if (o.watch && !o.json) {
+        code = await watch(sourceFor(client), id, io.stdout);
+        return;
+      }
+      if (o.watch) {
+        let last: any;
+        for await (const d of sourceFor(client).updates(id)) print(JSON.stringify((last = d)));
+        code = exitCodeFor(last?.status) ?? EXIT.failed;
+        return;
+      }
+      show(await client.get(`/api/v1/deployments/${encodeURIComponent(id)}`), o.json);
+    });
+
+  program
+    .command('list')
+    .description('deployments, newest first')
+    .addOption(new Option('--status <status>').choices(['Pending', 'Running', 'WaitingForApproval', 'Succeeded', 'Failed', 'RolledBack', 'Cancelled']))
+    .option('--module <name>')
+    .addOption(new Option('--env <environment>').choices(ENVIRONMENTS))
+    .option('--limit <n>', 'how many', '20')
+    .option('--json', 'print the raw JSON')
+    .action(async (o: { status?: string; module?: string; env?: string; limit: string; json?: boolean }) => {
+      const r = await clientFor('Viewer').get(
+        `/api/v1/deployments${qs({ status: o.status, moduleName: o.module, targetEnvironment: o.env, limit: positive(o.limit, '--limit') })}`,
+      );
+      if (o.json) return print(JSON.stringify(r, null, 2));
+      const items = (r.items ?? []) as any[];
+      print(
+        table(
+          ['ID', 'MODULE', 'TO', 'STATUS', 'BY', 'CREATED'],
+          items.map((d) => [d.executionId, `${d.moduleName}@${d.version}`, d.targetEnvironment, d.status, d.requestedBy, d.createdAt]),
+        ),
+      );
+      if (r.nextCursor) io.stderr.write('(more: use --limit, or the API’s cursor)\n');
+    });
+
+  for (const decision of ['approve', 'reject'] as const) {
+    program
+      .command(decision)
+      .description(`${decision} the approval gate the deployment waits at`)
+      .argument('<id>', 'deployment id')
+      .option('--reason <text>', decision === 'reject' ? 'why (required)' : 'why')
+      .option('--json', 'print the raw JSON')
+      .action(async (id: string, o: { reason?: string; json?: boolean }) => {
+        if (decision === 'reject' && !o.reason) throw new UsageError('reject needs --reason');
+        const r = await clientFor('Approver').post(`/api/v1/approvals/deployments/${encodeURIComponent(id)}/${decision}`, o.reason ? { reason: o.reason } : {});
+        print(o.json ? JSON.stringify(r, null, 2) : `${id}: ${decision === 'approve' ? 'approved' : 'rejected'}${r?.status ? ` (${r.status})` : ''}`);
+      });
+  }
+
+  const steering: Record<string, string> = {
+    rollback: 'roll a finished deployment back',
+    cancel: 'cancel a running deployment (every node it changed goes back)',
+    pause: 'hold a running canary before its next wave',
+    resume: 'lift the hold of a paused canary',
+    promote: 'skip the running canary’s remaining bake',
+  };
+  for (const [action, description] of Object.entries(steering)) {
+    const cmd = program.command(action).description(description).argument('<id>', 'deployment id').option('--json', 'print the raw JSON');
+    if (action !== 'resume' && action !== 'promote') cmd.option('--reason <text>', 'why (audited)');
+    if (action === 'pause') {
+      cmd.option('--deadline <seconds>', 'after this long, resume or roll back');
+      cmd.addOption(new Option('--on-deadline <what>').choices(['resume', 'rollback']));
+    }
+    if (action === 'promote') cmd.option('--full', 'go to 100 % at once instead of the next wave');
+    cmd.action(async (id: string, o: { reason?: string; deadline?: string; onDeadline?: string; full?: boolean; json?: boolean }) => {
+      const body: Record<string, unknown> = {};
+      if (o.reason) body.reason = o.reason;
+      if (o.deadline) body.deadlineSeconds = positive(o.deadline, '--deadline');
+      if (o.onDeadline) body.onDeadline = o.onDeadline;
+      if (o.full) body.to = 'full';
+      const r = await clientFor('Deployer').post(`/api/v1/deployments/${encodeURIComponent(id)}/${action}`, body);
+      print(o.json ? JSON.stringify(r, null, 2) : `${id}: ${action} accepted${r?.status ? ` (status ${r.status})` : ''}`);
+    });
+  }
+
+  program
+    .command('clusters')
+    .description('environments: strategy, nodes, module versions (one environment with its nodes)')
+    .argument('[environment]')
+    .option('--json', 'print the raw JSON')
+    .action(async (env: string | undefined, o: { json?: boolean }) => {
+      if (env && !ENVIRONMENTS.includes(env)) throw new UsageError(`environment must be one of ${ENVIRONMENTS.join(', ')}`);
+      const r = await clientFor('Viewer').get(env ? `/api/v1/clusters/${env}` : '/api/v1/clusters');
+      if (o.json) return print(JSON.stringify(r, null, 2));
+      if (env) {
+        const nodes = (r.nodes ?? []) as any[];
+        print(`${r.environment ?? env}  ${r.strategy ?? ''}  ${nodes.length} nodes${r.activeColour ? `  active colour ${r.activeColour}` : ''}`);
+        print(
+          table(
+            ['NODE', 'STATUS', 'MODULES'],
+            nodes.map((n) => [
+              n.nodeId,
+              n.status ?? n.health ?? '',
+              Object.entries(n.modules ?? {})
+                .map(([m, v]: [string, any]) => `${m}@${typeof v === 'string' ? v : v?.version}`)
+                .join(' '),
+            ]),
+          ),
+        );
+        return;
+      }
+      const items = (Array.isArray(r) ? r : (r.items ?? r.clusters ?? [])) as any[];
+      print(
+        table(
+          ['ENVIRONMENT', 'STRATEGY', 'NODES', 'VERSIONS'],
+          items.map((c) => [
+            c.environment,
+            c.strategy ?? '',
+            String(c.nodeCount ?? c.nodes?.total ?? c.nodesTotal ?? (Array.isArray(c.nodes) ? c.nodes.length : '')),
+            versionsText(c.moduleVersions ?? c.versions),
+          ]),
+        ),
+      );
+    });
+
+  program
+    .command('modules')
+    .description('registered modules and their versions')
+    .option('--json', 'print the raw JSON')
+    .action(async (o: { json?: boolean }) => {
+      const r = await clientFor('Viewer').get('/api/v1/modules');
+      if (o.json) return print(JSON.stringify(r, null, 2));
+      const items = (Array.isArray(r) ? r : (r.items ?? r.modules ?? [])) as any[];
+      print(
+        table(
+          ['MODULE', 'VERSIONS'],
+          items.map((m) => [m.moduleName ?? m.name, (m.versions ?? []).map((v: any) => (typeof v === 'string' ? v : v.version)).join(' ')]),
+        ),
+      );
+    });
+
+  program
+    .command('audit')
+    .description('the audit trail, newest first (filters: deployment, category, actor)')
+    .option('--deployment <id>')
+    .addOption(new Option('--category <c>').choices(['deployment', 'stage', 'node', 'module', 'approval', 'security', 'config']))
+    .option('--actor <who>')
+    .option('--limit <n>', 'how many', '20')
+    .option('--cursor <c>', 'the nextCursor of an earlier page')
+    .option('--json', 'print the raw JSON')
+    .action(async (o: { deployment?: string; category?: string; actor?: string; limit: string; cursor?: string; json?: boolean }) => {
+      const r = await clientFor('Admin').get(
+        `/api/v1/audit${qs({ deploymentId: o.deployment, category: o.category, actor: o.actor, limit: positive(o.limit, '--limit'), cursor: o.cursor })}`,
+      );
+      if (o.json) return print(JSON.stringify(r, null, 2));
+      const items = (r.items ?? []) as any[];
+      print(
+        table(
+          ['AT', 'ACTION', 'ACTOR', 'SUBJECT'],
+          items.map((e) => [e.at ?? e.timestamp ?? '', e.action, e.actor, e.subject ?? '']),
+        ),
+      );
+      if (r.nextCursor) io.stderr.write(`next page: kmod audit --cursor ${r.nextCursor}\n`);
+    });
+
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+    return code;
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help') return EXIT.ok;
+      return EXIT.usage; // commander already printed the message
+    }
+    if (e instanceof UsageError) {
+      io.stderr.write(`kmod: ${e.message}\n`);
+      return EXIT.usage;
+    }
+    if (e instanceof ApiError) {
+      io.stderr.write(`kmod: ${e.status ? `HTTP ${e.status} ` : ''}${e.code}: ${e.message}\n`);
+      return EXIT.failed;
+    }
+    throw e;
+  }
+}
+
+function positive(v: string, what: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) throw new UsageError(`${what} must be a positive whole number`);
+  return n;
+}
+
+/** `{"demo-kernel":{"1.0.0":3}}` → `demo-kernel 1.0.0×3`. */
+export function versionsText(v: unknown): string {
+  if (!v || typeof v !== 'object') return '';
+  return Object.entries(v as Record<string, unknown>)
+    .map(([m, vs]) =>
+      vs && typeof vs === 'object'
+        ? `${m} ${Object.entries(vs as Record<string, unknown>)
+            .map(([ver, n]) => `${ver}×${n}`)
+            .join(' ')}`
+        : `${m} ${String(vs)}`,
+    )
+    .join('; ');
+}
