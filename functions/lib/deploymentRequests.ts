@@ -4,6 +4,7 @@
  * the idempotency key) and then the start of its state machine. Outcomes the caller answers
  * differently come back as values; anything unexpected is thrown.
  */
+import { counterIncrement, metricsUpdate } from './metrics.ts';
 import type { UnreachablePolicy } from '../domain/membership.ts';
 import { createHash, randomBytes } from 'node:crypto';
 import { TransactionCanceledException } from '@aws-sdk/client-dynamodb';
@@ -124,6 +125,8 @@ function deploymentItems(record: DeploymentRecord, idem: Idempotency | undefined
   const event = { moduleName, version, targetEnvironment, idempotencyKey: idem?.given, unreachableNodes: record.unreachableNodes };
   return [
     { item: { Put: newDeploymentItem(record) } },
+    // Counted in the same transaction as the record it counts (docs/adr/0027-prometheus-metrics.md).
+    { item: { Update: metricsUpdate(counterIncrement('kmod_deployments_started_total', { environment: targetEnvironment })) } },
     {
       item: {
         Put: auditItem({

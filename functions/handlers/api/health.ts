@@ -3,6 +3,7 @@ import { ENVIRONMENTS } from '../../domain/environments.ts';
 import { countAll } from '../../lib/aws.ts';
 import { allDegraded } from '../../lib/degraded.ts';
 import { apiHandler, json } from '../../lib/http.ts';
+import { exposition, type GaugeSample, readStoredSamples } from '../../lib/metrics.ts';
 import { tableName } from '../../lib/tables.ts';
 
 /** How far back /metrics counts deployments. */
@@ -12,7 +13,11 @@ export const handler = apiHandler({
   /** Liveness for load balancers and `npm start`: no dependency touched. */
   'GET /health': async () => json(200, { status: 'ok', service: 'kmod-orchestrator', time: new Date().toISOString() }),
 
-  /** Prometheus text exposition: recent deployments by status, nodes per environment, pending approvals, Degraded modules. */
+  /**
+   * Prometheus text exposition (docs/adr/0027-prometheus-metrics.md): the stored business counters and
+   * histograms, and gauges derived at scrape time (recent deployments by status, nodes per environment,
+   * pending approvals, Degraded modules).
+   */
   'GET /metrics': async () => {
     const since = new Date(Date.now() - WINDOW_HOURS * 3600_000).toISOString();
     const byStatus = await Promise.all(
@@ -46,25 +51,23 @@ export const handler = apiHandler({
       ExpressionAttributeNames: { '#s': 'status' },
       ExpressionAttributeValues: { ':p': 'Pending' },
     });
-    const degraded = await allDegraded();
-    const lines = [
-      `# HELP kmod_deployments Deployments created in the last ${WINDOW_HOURS} h, by current status.`,
-      '# TYPE kmod_deployments gauge',
-      ...byStatus.map(([s, n]) => `kmod_deployments{status="${s}"} ${n}`),
-      '# HELP kmod_nodes Registered nodes per environment.',
-      '# TYPE kmod_nodes gauge',
-      ...nodes.map(([e, n]) => `kmod_nodes{environment="${e}"} ${n}`),
-      '# HELP kmod_approvals_pending Approval gates waiting for a decision.',
-      '# TYPE kmod_approvals_pending gauge',
-      `kmod_approvals_pending ${pending}`,
-      '# HELP kmod_degraded_modules Modules left Degraded per environment (a rollback could not finish; new deployments refused until repaired).',
-      '# TYPE kmod_degraded_modules gauge',
-      ...ENVIRONMENTS.map((e) => `kmod_degraded_modules{environment="${e}"} ${degraded.filter((x) => x.environment === e).length}`),
-      '# HELP kmod_environment_degraded 1 for each module and environment left Degraded, labelled with the deployment to roll back.',
-      '# TYPE kmod_environment_degraded gauge',
-      ...degraded.map((x) => `kmod_environment_degraded{environment="${x.environment}",module="${x.module}",deployment="${x.mark.deploymentId}"} 1`),
-      '',
+    const [degraded, stored] = await Promise.all([allDegraded(), readStoredSamples()]);
+    const gauges: GaugeSample[] = [
+      ...byStatus.map(([status, value]) => ({ name: 'kmod_deployments' as const, labels: { status: String(status) }, value: Number(value) })),
+      ...nodes.map(([environment, value]) => ({ name: 'kmod_nodes' as const, labels: { environment: String(environment) }, value: Number(value) })),
+      { name: 'kmod_approvals_pending', labels: {}, value: pending },
+      ...ENVIRONMENTS.map((e) => ({
+        name: 'kmod_degraded_modules' as const,
+        labels: { environment: e },
+        value: degraded.filter((x) => x.environment === e).length,
+      })),
+      ...degraded.map((x) => ({
+        name: 'kmod_environment_degraded' as const,
+        labels: { environment: x.environment, module: x.module, deployment: x.mark.deploymentId },
+        value: 1,
+      })),
     ];
-    return { statusCode: 200, headers: { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' }, body: lines.join('\n') };
+    const { contentType, body } = await exposition(stored, gauges);
+    return { statusCode: 200, headers: { 'content-type': contentType }, body };
   },
 });
