@@ -156,7 +156,9 @@ export async function exposition(stored: Map<string, number>, gauges: GaugeSampl
   for (const [attribute, value] of stored) {
     const [sample, labels] = JSON.parse(attribute) as [string, Labels];
     const metric = (Object.keys(METRICS) as MetricName[]).find((m) => sample === m || (METRICS[m].type === 'histogram' && sample.startsWith(`${m}_`)));
-    if (metric) add(metric, sample, labels, value);
+    // `le` goes last, as Prometheus clients print it.
+    const { le, ...rest } = labels;
+    if (metric) add(metric, sample, le === undefined ? rest : { ...rest, le }, value);
   }
   for (const g of gauges) add(g.name, g.name, g.labels, g.value);
   for (const [name, spec] of Object.entries(METRICS) as [MetricName, MetricSpec][]) {
