@@ -40,6 +40,12 @@ export const METRICS = {
     labelNames: ['stage', 'status'],
     buckets: DURATION_BUCKETS,
   },
+  kmod_approval_wait_seconds: {
+    type: 'histogram',
+    help: 'Time an approval gate waited from being opened to its final outcome (Approved, Rejected, Expired), by environment.',
+    labelNames: ['environment', 'outcome'],
+    buckets: DURATION_BUCKETS,
+  },
   // Gauges derived from the tables at scrape time (kept from before ADR 0027; names unchanged).
   kmod_deployments: { type: 'gauge', help: 'Deployments created in the last 24 h, by current status.', labelNames: ['status'] },
   kmod_nodes: { type: 'gauge', help: 'Registered nodes per environment.', labelNames: ['environment'] },
