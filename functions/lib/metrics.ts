@@ -49,6 +49,16 @@ export const METRICS = {
   // Gauges derived from the tables at scrape time (kept from before ADR 0027; names unchanged).
   kmod_deployments: { type: 'gauge', help: 'Deployments created in the last 24 h, by current status.', labelNames: ['status'] },
   kmod_nodes: { type: 'gauge', help: 'Registered nodes per environment.', labelNames: ['environment'] },
+  kmod_nodes_by_health: {
+    type: 'gauge',
+    help: 'Registered nodes per environment by their last reported health status (Unknown before the first report).',
+    labelNames: ['environment', 'status'],
+  },
+  kmod_module_version_nodes: {
+    type: 'gauge',
+    help: 'Nodes running each module version, per environment.',
+    labelNames: ['environment', 'module', 'version'],
+  },
   kmod_approvals_pending: { type: 'gauge', help: 'Approval gates waiting for a decision.', labelNames: [] },
   kmod_degraded_modules: {
     type: 'gauge',

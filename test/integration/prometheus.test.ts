@@ -145,6 +145,8 @@ describe('a real Prometheus scraping /metrics', () => {
     const p90 = await eventually('histogram_quantile(0.9, sum by (le) (kmod_stage_duration_seconds_bucket{stage="Development"}))', (v) => Number.isFinite(v));
     expect(p90).toBeGreaterThanOrEqual(0);
     expect(p90).toBeLessThanOrEqual(60);
+    // Every Development node now runs the deployed version.
+    expect(await eventually('kmod_module_version_nodes{environment="Development",module="demo-kernel",version="1.1.0"}', (v) => v === 3)).toBe(3);
     const failed = await query('kmod_deployments_failed_total{environment="Development"}');
     expect(failed).toEqual([]);
   }, 240_000);

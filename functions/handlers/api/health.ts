@@ -30,16 +30,40 @@ export const handler = apiHandler({
       ExpressionAttributeValues: { ':k': 'deployments', ':since': since },
     });
     const byStatus = DEPLOYMENT_STATUSES.map((status) => [status, recent.filter((d) => d.status === status).length] as const);
-    const nodes = await Promise.all(
-      ENVIRONMENTS.map(async (env) => [
+    // One paged query per environment, projecting only health and module versions (same calls as a count).
+    const fleet = await Promise.all(
+      ENVIRONMENTS.map(async (env) => ({
         env,
-        await countAll({
+        nodes: await queryAll<{ lastHealth?: { status?: string }; modules?: Record<string, { version?: string }> }>({
           TableName: tableName('nodes'),
           KeyConditionExpression: 'environment = :e',
           FilterExpression: 'attribute_not_exists(decommissionedAt)',
+          ProjectionExpression: 'lastHealth.#hs, modules',
+          ExpressionAttributeNames: { '#hs': 'status' },
           ExpressionAttributeValues: { ':e': env },
         }),
-      ]),
+      })),
+    );
+    const nodes = fleet.map(({ env, nodes }) => [env, nodes.length] as const);
+    const tally = (keys: string[]) => {
+      const m = new Map<string, number>();
+      for (const k of keys) m.set(k, (m.get(k) ?? 0) + 1);
+      return [...m];
+    };
+    const health = fleet.flatMap(({ env, nodes }) =>
+      tally(nodes.map((n) => n.lastHealth?.status ?? 'Unknown')).map(([status, value]) => ({
+        name: 'kmod_nodes_by_health' as const,
+        labels: { environment: env, status },
+        value,
+      })),
+    );
+    const versions = fleet.flatMap(({ env, nodes }) =>
+      tally(nodes.flatMap((n) => Object.entries(n.modules ?? {}).map(([module, m]) => JSON.stringify([module, m.version ?? 'unknown'])))).map(
+        ([key, value]) => {
+          const [module, version] = JSON.parse(key) as [string, string];
+          return { name: 'kmod_module_version_nodes' as const, labels: { environment: env, module, version }, value };
+        },
+      ),
     );
     const pending = await countAll({
       TableName: tableName('approvals'),
@@ -52,6 +76,8 @@ export const handler = apiHandler({
     const gauges: GaugeSample[] = [
       ...byStatus.map(([status, value]) => ({ name: 'kmod_deployments' as const, labels: { status: String(status) }, value: Number(value) })),
       ...nodes.map(([environment, value]) => ({ name: 'kmod_nodes' as const, labels: { environment: String(environment) }, value: Number(value) })),
+      ...health,
+      ...versions,
       { name: 'kmod_approvals_pending', labels: {}, value: pending },
       ...ENVIRONMENTS.map((e) => ({
         name: 'kmod_degraded_modules' as const,
