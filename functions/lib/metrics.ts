@@ -97,12 +97,13 @@ export function counterIncrement(name: StoredName, labels: Labels, by = 1, into:
   return into;
 }
 
-/** A histogram observation: every bucket whose bound holds the value (stored cumulative), +Inf, sum and count. */
+/** A histogram observation: +1 to every bucket whose bound holds the value (stored cumulative), 0 to the others, +Inf, sum and count. */
 export function histogramIncrement(name: StoredName, labels: Labels, seconds: number, into: Increments = new Map()): Increments {
   const spec: MetricSpec = METRICS[name];
-  for (const le of [...(spec.buckets ?? []).filter((b) => seconds <= b).map(String), '+Inf']) {
-    const a = sampleAttribute(`${name}_bucket`, { ...labels, le });
-    into.set(a, (into.get(a) ?? 0) + 1);
+  // Every bucket is written (ADD 0 creates it), so a series has all its buckets from its first observation.
+  for (const bound of [...(spec.buckets ?? []), Number.POSITIVE_INFINITY]) {
+    const a = sampleAttribute(`${name}_bucket`, { ...labels, le: bound === Number.POSITIVE_INFINITY ? '+Inf' : String(bound) });
+    into.set(a, (into.get(a) ?? 0) + (seconds <= bound ? 1 : 0));
   }
   for (const [suffix, by] of [
     ['_sum', seconds],

@@ -11,8 +11,14 @@ describe('stored metric increments', () => {
   it('observes a histogram in every bucket that holds the value, +Inf, sum and count', () => {
     const inc = histogramIncrement('kmod_stage_duration_seconds', { stage: 'QA', status: 'Succeeded' }, 42);
     const buckets = [...inc.keys()].map((k) => JSON.parse(k) as [string, Record<string, string>]).filter(([n]) => n.endsWith('_bucket'));
-    const bounds = METRICS.kmod_stage_duration_seconds.buckets.filter((b) => b >= 42).map(String);
+    const bounds = METRICS.kmod_stage_duration_seconds.buckets.map(String);
     expect(buckets.map(([, l]) => l.le)).toEqual([...bounds, '+Inf']);
+    const counted = [...inc].filter(([k]) => k.includes('_bucket')).map(([k, v]) => [(JSON.parse(k) as [string, Record<string, string>])[1].le, v]);
+    expect(counted.filter(([, v]) => v === 1).map(([le]) => le)).toEqual([
+      ...METRICS.kmod_stage_duration_seconds.buckets.filter((b) => b >= 42).map(String),
+      '+Inf',
+    ]);
+    expect(counted.filter(([, v]) => v === 0).map(([le]) => le)).toEqual(METRICS.kmod_stage_duration_seconds.buckets.filter((b) => b < 42).map(String));
     expect(inc.get(JSON.stringify(['kmod_stage_duration_seconds_sum', { stage: 'QA', status: 'Succeeded' }]))).toBe(42);
     expect(inc.get(JSON.stringify(['kmod_stage_duration_seconds_count', { stage: 'QA', status: 'Succeeded' }]))).toBe(1);
   });
@@ -28,7 +34,8 @@ describe('exposition', () => {
     expect(body).toContain('# TYPE kmod_deployments_started_total counter\nkmod_deployments_started_total{environment="QA"} 5');
     expect(body).toContain('kmod_approvals_pending 2');
     const buckets = body.split('\n').filter((l) => l.startsWith('kmod_stage_duration_seconds_bucket'));
-    expect(buckets[0]).toBe('kmod_stage_duration_seconds_bucket{stage="QA",status="Succeeded",le="5"} 1');
+    expect(buckets[0]).toBe('kmod_stage_duration_seconds_bucket{stage="QA",status="Succeeded",le="1"} 0');
+    expect(buckets[1]).toBe('kmod_stage_duration_seconds_bucket{stage="QA",status="Succeeded",le="5"} 1');
     expect(buckets.at(-1)).toBe('kmod_stage_duration_seconds_bucket{stage="QA",status="Succeeded",le="+Inf"} 1');
     expect(body).toContain('kmod_stage_duration_seconds_sum{stage="QA",status="Succeeded"} 3');
     // Every declared metric has HELP and TYPE even before its first sample.
