@@ -147,6 +147,8 @@ describe('a real Prometheus scraping /metrics', () => {
     expect(p90).toBeLessThanOrEqual(60);
     // Every Development node now runs the deployed version.
     expect(await eventually('kmod_module_version_nodes{environment="Development",module="demo-kernel",version="1.1.0"}', (v) => v === 3)).toBe(3);
+    // The deployment's health checks recorded each Development node healthy.
+    expect(await eventually('kmod_nodes_by_health{environment="Development",status="healthy"}', (v) => v === 3)).toBe(3);
     const failed = await query('kmod_deployments_failed_total{environment="Development"}');
     expect(failed).toEqual([]);
   }, 240_000);
