@@ -125,8 +125,6 @@ function deploymentItems(record: DeploymentRecord, idem: Idempotency | undefined
   const event = { moduleName, version, targetEnvironment, idempotencyKey: idem?.given, unreachableNodes: record.unreachableNodes };
   return [
     { item: { Put: newDeploymentItem(record) } },
-    // Counted in the same transaction as the record it counts (docs/adr/0027-prometheus-metrics.md).
-    { item: { Update: metricsUpdate(counterIncrement('kmod_deployments_started_total', { environment: targetEnvironment })) } },
     {
       item: {
         Put: auditItem({
@@ -158,6 +156,9 @@ function deploymentItems(record: DeploymentRecord, idem: Idempotency | undefined
       : []),
     ...lockItems(moduleName, environmentsUpTo(targetEnvironment), executionId),
     ...degradedCheckItems(moduleName, environmentsUpTo(targetEnvironment)),
+    // Counted in the same transaction as the record it counts (docs/adr/0027-prometheus-metrics.md); last, so
+    // the cancellation reasons of the items above keep their positions.
+    { item: { Update: metricsUpdate(counterIncrement('kmod_deployments_started_total', { environment: targetEnvironment })) } },
   ];
 }
 
