@@ -830,6 +830,9 @@ export function functionTables(id: FunctionId): Partial<Record<TableKey, Access>
     own.settings = own.settings === 'write' ? 'write' : 'read';
     own.audit = 'write';
   }
+  // Deployment and approval changes add to the metric counters (Settings table, `metrics#n` items)
+  // in the same transaction (docs/adr/0027-prometheus-metrics.md).
+  if (own.deployments === 'write' || own.approvals === 'write') own.settings = 'write';
   return own;
 }
 

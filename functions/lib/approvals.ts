@@ -1,3 +1,4 @@
+import { histogramIncrement, metricsUpdate } from './metrics.ts';
 import { SendTaskFailureCommand, SendTaskSuccessCommand } from '@aws-sdk/client-sfn';
 import { GetCommand, QueryCommand, TransactWriteCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import {
@@ -149,6 +150,20 @@ async function writeOutcome(
   const now = new Date().toISOString();
   const final = status !== 'Pending';
   const deploymentStatus = status === 'Approved' ? 'Running' : undefined;
+  // A decided gate counts its wait in the same transaction (docs/adr/0027-prometheus-metrics.md).
+  const waited = final
+    ? [
+        {
+          Update: metricsUpdate(
+            histogramIncrement(
+              'kmod_approval_wait_seconds',
+              { environment: a.environment, outcome: status },
+              Math.max(0, (Date.parse(now) - Date.parse(a.requestedAt)) / 1000),
+            ),
+          ),
+        },
+      ]
+    : [];
   await dynamo().send(
     new TransactWriteCommand({
       TransactItems: [
@@ -197,6 +212,7 @@ async function writeOutcome(
             details: { environment: a.environment, ...audit.details },
           }),
         },
+        ...waited,
       ],
     }),
   );

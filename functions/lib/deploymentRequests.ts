@@ -4,6 +4,7 @@
  * the idempotency key) and then the start of its state machine. Outcomes the caller answers
  * differently come back as values; anything unexpected is thrown.
  */
+import { counterIncrement, metricsUpdate } from './metrics.ts';
 import type { UnreachablePolicy } from '../domain/membership.ts';
 import { createHash, randomBytes } from 'node:crypto';
 import { TransactionCanceledException } from '@aws-sdk/client-dynamodb';
@@ -155,6 +156,9 @@ function deploymentItems(record: DeploymentRecord, idem: Idempotency | undefined
       : []),
     ...lockItems(moduleName, environmentsUpTo(targetEnvironment), executionId),
     ...degradedCheckItems(moduleName, environmentsUpTo(targetEnvironment)),
+    // Counted in the same transaction as the record it counts (docs/adr/0027-prometheus-metrics.md); last, so
+    // the cancellation reasons of the items above keep their positions.
+    { item: { Update: metricsUpdate(counterIncrement('kmod_deployments_started_total', { environment: targetEnvironment })) } },
   ];
 }
 

@@ -5,6 +5,7 @@ import { TERMINAL_STATUSES, type DeploymentRecord, type DeploymentStatus, type S
 import { auditItem, deploymentSubject, type AuditEvent } from './audit.ts';
 import { dynamo } from './aws.ts';
 import { CONDITIONS, conditionInput } from './conditions.ts';
+import { counterIncrement, histogramIncrement, type Increments, metricsUpdate } from './metrics.ts';
 import { tableName } from './tables.ts';
 
 const LIST_KEY = 'deployments';
@@ -100,19 +101,59 @@ export interface DeploymentUpdate {
  * Every change of a deployment record goes with its audit event, in one transaction, under a
  * condition (so retries and races change nothing twice). Returns false when the condition failed.
  */
-export async function updateDeploymentAudited(executionId: string, update: DeploymentUpdate, event: AuditEvent): Promise<boolean> {
-  try {
-    await dynamo().send(new TransactWriteCommand({ TransactItems: auditedUpdateItems(executionId, update, event) }));
-    return true;
-  } catch (e) {
-    if (isConditionFailure(e)) return false;
-    throw e;
+export async function updateDeploymentAudited(executionId: string, update: DeploymentUpdate, event: AuditEvent, metrics?: Increments): Promise<boolean> {
+  const items = [...auditedUpdateItems(executionId, update, event), ...(metrics?.size ? [{ Update: metricsUpdate(metrics) }] : [])];
+  for (let attempt = 0; ; attempt++) {
+    try {
+      await dynamo().send(new TransactWriteCommand({ TransactItems: items }));
+      return true;
+    } catch (e) {
+      if (isConditionFailure(e)) return false;
+      // A cancelled transaction wrote nothing: a conflict on a shared metrics shard is retried.
+      if (attempt < 4 && isTransactionConflict(e)) {
+        await new Promise((r) => setTimeout(r, 20 * 2 ** attempt + Math.random() * 20));
+        continue;
+      }
+      throw e;
+    }
   }
+}
+
+function isTransactionConflict(e: unknown): boolean {
+  return e instanceof TransactionCanceledException && (e.CancellationReasons ?? []).some((r) => r.Code === 'TransactionConflict');
 }
 
 /** The two transaction items of an audited deployment update, for callers that add their own. */
 export function auditedUpdateItems(executionId: string, update: DeploymentUpdate, event: AuditEvent) {
   return [{ Update: { TableName: tableName('deployments'), Key: { executionId }, ...update } }, { Put: auditItem(event) }];
+}
+
+const OUTCOME_COUNTERS = {
+  Succeeded: 'kmod_deployments_succeeded_total',
+  Failed: 'kmod_deployments_failed_total',
+  RolledBack: 'kmod_deployments_rolled_back_total',
+  Cancelled: 'kmod_deployments_cancelled_total',
+} as const;
+
+/**
+ * The counter a deployment reaching `status` adds to, labelled with its target environment and
+ * that environment's strategy (both fixed when the deployment is created, so reading them before
+ * the transaction is safe). Nothing for a non-terminal status.
+ */
+async function outcomeIncrement(executionId: string, status: DeploymentStatus | undefined, into: Increments = new Map()): Promise<Increments> {
+  if (!status || !(status in OUTCOME_COUNTERS)) return into;
+  const d = await getDeployment(executionId);
+  if (!d) return into;
+  const target = Object.values(d.stages ?? {}).find((s) => s.environment === d.targetEnvironment);
+  return counterIncrement(
+    OUTCOME_COUNTERS[status as keyof typeof OUTCOME_COUNTERS],
+    {
+      environment: d.targetEnvironment,
+      strategy: target?.strategy ?? 'none',
+    },
+    1,
+    into,
+  );
 }
 
 /** Run a conditional write whose failed condition means "nothing to do" (someone else holds it, a retry). */
@@ -156,6 +197,10 @@ export async function updateStage(
     values[':failure'] = opts.failure;
     sets.push('failure = if_not_exists(failure, :failure)');
   }
+  const metrics = await outcomeIncrement(executionId, opts.deploymentStatus);
+  if (patch.durationMs !== undefined && patch.status !== 'Running') {
+    histogramIncrement('kmod_stage_duration_seconds', { stage, status: patch.status }, patch.durationMs / 1000, metrics);
+  }
   return updateDeploymentAudited(
     executionId,
     {
@@ -172,6 +217,7 @@ export async function updateStage(
       actor: opts.actor ?? 'system:pipeline',
       details: { stage, ...patch, ...(opts.deploymentStatus ? { deploymentStatus: opts.deploymentStatus } : {}) },
     },
+    metrics,
   );
 }
 
@@ -189,6 +235,7 @@ export async function setDeploymentStatus(
     values[':failure'] = opts.failure;
     sets.push('failure = if_not_exists(failure, :failure)');
   }
+  const metrics = await outcomeIncrement(executionId, status);
   return updateDeploymentAudited(
     executionId,
     {
@@ -204,6 +251,7 @@ export async function setDeploymentStatus(
       actor: opts.actor ?? 'system:pipeline',
       details: { status, ...(opts.failure ? { failure: opts.failure } : {}) },
     },
+    metrics,
   );
 }
 

@@ -1,8 +1,9 @@
 import { DEPLOYMENT_STATUSES } from '../../domain/deployment.ts';
 import { ENVIRONMENTS } from '../../domain/environments.ts';
-import { countAll } from '../../lib/aws.ts';
+import { countAll, queryAll } from '../../lib/aws.ts';
 import { allDegraded } from '../../lib/degraded.ts';
 import { apiHandler, json } from '../../lib/http.ts';
+import { exposition, type GaugeSample, readStoredSamples } from '../../lib/metrics.ts';
 import { tableName } from '../../lib/tables.ts';
 
 /** How far back /metrics counts deployments. */
@@ -12,32 +13,57 @@ export const handler = apiHandler({
   /** Liveness for load balancers and `npm start`: no dependency touched. */
   'GET /health': async () => json(200, { status: 'ok', service: 'kmod-orchestrator', time: new Date().toISOString() }),
 
-  /** Prometheus text exposition: recent deployments by status, nodes per environment, pending approvals, Degraded modules. */
+  /**
+   * Prometheus text exposition (docs/adr/0027-prometheus-metrics.md): the stored business counters and
+   * histograms, and gauges derived at scrape time (recent deployments by status, nodes per environment,
+   * pending approvals, Degraded modules).
+   */
   'GET /metrics': async () => {
     const since = new Date(Date.now() - WINDOW_HOURS * 3600_000).toISOString();
-    const byStatus = await Promise.all(
-      DEPLOYMENT_STATUSES.map(async (status) => [
-        status,
-        await countAll({
-          TableName: tableName('deployments'),
-          IndexName: 'byCreatedAt',
-          KeyConditionExpression: 'listKey = :k AND createdAt >= :since',
-          FilterExpression: '#s = :status',
-          ExpressionAttributeNames: { '#s': 'status' },
-          ExpressionAttributeValues: { ':k': 'deployments', ':since': since, ':status': status },
-        }),
-      ]),
-    );
-    const nodes = await Promise.all(
-      ENVIRONMENTS.map(async (env) => [
+    // One paged query of the last day's deployments (status only), counted here: not one query per status.
+    const recent = await queryAll<{ status: string }>({
+      TableName: tableName('deployments'),
+      IndexName: 'byCreatedAt',
+      KeyConditionExpression: 'listKey = :k AND createdAt >= :since',
+      ProjectionExpression: '#s',
+      ExpressionAttributeNames: { '#s': 'status' },
+      ExpressionAttributeValues: { ':k': 'deployments', ':since': since },
+    });
+    const byStatus = DEPLOYMENT_STATUSES.map((status) => [status, recent.filter((d) => d.status === status).length] as const);
+    // One paged query per environment, projecting only health and module versions (same calls as a count).
+    const fleet = await Promise.all(
+      ENVIRONMENTS.map(async (env) => ({
         env,
-        await countAll({
+        nodes: await queryAll<{ lastHealth?: { status?: string }; modules?: Record<string, { version?: string }> }>({
           TableName: tableName('nodes'),
           KeyConditionExpression: 'environment = :e',
           FilterExpression: 'attribute_not_exists(decommissionedAt)',
+          ProjectionExpression: 'lastHealth.#hs, modules',
+          ExpressionAttributeNames: { '#hs': 'status' },
           ExpressionAttributeValues: { ':e': env },
         }),
-      ]),
+      })),
+    );
+    const nodes = fleet.map(({ env, nodes }) => [env, nodes.length] as const);
+    const tally = (keys: string[]) => {
+      const m = new Map<string, number>();
+      for (const k of keys) m.set(k, (m.get(k) ?? 0) + 1);
+      return [...m];
+    };
+    const health = fleet.flatMap(({ env, nodes }) =>
+      tally(nodes.map((n) => n.lastHealth?.status ?? 'Unknown')).map(([status, value]) => ({
+        name: 'kmod_nodes_by_health' as const,
+        labels: { environment: env, status },
+        value,
+      })),
+    );
+    const versions = fleet.flatMap(({ env, nodes }) =>
+      tally(nodes.flatMap((n) => Object.entries(n.modules ?? {}).map(([module, m]) => JSON.stringify([module, m.version ?? 'unknown'])))).map(
+        ([key, value]) => {
+          const [module, version] = JSON.parse(key) as [string, string];
+          return { name: 'kmod_module_version_nodes' as const, labels: { environment: env, module, version }, value };
+        },
+      ),
     );
     const pending = await countAll({
       TableName: tableName('approvals'),
@@ -46,25 +72,25 @@ export const handler = apiHandler({
       ExpressionAttributeNames: { '#s': 'status' },
       ExpressionAttributeValues: { ':p': 'Pending' },
     });
-    const degraded = await allDegraded();
-    const lines = [
-      `# HELP kmod_deployments Deployments created in the last ${WINDOW_HOURS} h, by current status.`,
-      '# TYPE kmod_deployments gauge',
-      ...byStatus.map(([s, n]) => `kmod_deployments{status="${s}"} ${n}`),
-      '# HELP kmod_nodes Registered nodes per environment.',
-      '# TYPE kmod_nodes gauge',
-      ...nodes.map(([e, n]) => `kmod_nodes{environment="${e}"} ${n}`),
-      '# HELP kmod_approvals_pending Approval gates waiting for a decision.',
-      '# TYPE kmod_approvals_pending gauge',
-      `kmod_approvals_pending ${pending}`,
-      '# HELP kmod_degraded_modules Modules left Degraded per environment (a rollback could not finish; new deployments refused until repaired).',
-      '# TYPE kmod_degraded_modules gauge',
-      ...ENVIRONMENTS.map((e) => `kmod_degraded_modules{environment="${e}"} ${degraded.filter((x) => x.environment === e).length}`),
-      '# HELP kmod_environment_degraded 1 for each module and environment left Degraded, labelled with the deployment to roll back.',
-      '# TYPE kmod_environment_degraded gauge',
-      ...degraded.map((x) => `kmod_environment_degraded{environment="${x.environment}",module="${x.module}",deployment="${x.mark.deploymentId}"} 1`),
-      '',
+    const [degraded, stored] = await Promise.all([allDegraded(), readStoredSamples()]);
+    const gauges: GaugeSample[] = [
+      ...byStatus.map(([status, value]) => ({ name: 'kmod_deployments' as const, labels: { status: String(status) }, value: Number(value) })),
+      ...nodes.map(([environment, value]) => ({ name: 'kmod_nodes' as const, labels: { environment: String(environment) }, value: Number(value) })),
+      ...health,
+      ...versions,
+      { name: 'kmod_approvals_pending', labels: {}, value: pending },
+      ...ENVIRONMENTS.map((e) => ({
+        name: 'kmod_degraded_modules' as const,
+        labels: { environment: e },
+        value: degraded.filter((x) => x.environment === e).length,
+      })),
+      ...degraded.map((x) => ({
+        name: 'kmod_environment_degraded' as const,
+        labels: { environment: x.environment, module: x.module, deployment: x.mark.deploymentId },
+        value: 1,
+      })),
     ];
-    return { statusCode: 200, headers: { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' }, body: lines.join('\n') };
+    const { contentType, body } = await exposition(stored, gauges);
+    return { statusCode: 200, headers: { 'content-type': contentType }, body };
   },
 });

@@ -24,6 +24,7 @@ const { requestDeployment, requestRollback } = await import('../../../functions/
 
 const TABLES = {
   DEPLOYMENTS_TABLE: 'deployments',
+  SETTINGS_TABLE: 'settings',
   IDEMPOTENCY_TABLE: 'idempotency',
   AUDIT_TABLE: 'audit',
   MODULES_TABLE: 'modules',
@@ -68,16 +69,21 @@ describe('requestDeployment', () => {
     const r = await requestDeployment(request, { requestedBy: 'dan' });
     expect(r).toMatchObject({ outcome: 'started', targetEnvironment: 'QA' });
     const [tx] = named('TransactWriteCommand');
-    expect(tx.input.TransactItems.map((i: any) => (i.Put ?? i.ConditionCheck).TableName)).toEqual([
+    expect(tx.input.TransactItems.map((i: any) => (i.Put ?? i.ConditionCheck ?? i.Update).TableName)).toEqual([
       'deployments',
       'audit',
       'locks',
       'locks',
       'clusters',
       'clusters',
+      'settings',
+    ]);
+    // The started counter is added in the same transaction (docs/adr/0027-prometheus-metrics.md).
+    expect(Object.values(tx.input.TransactItems[6].Update.ExpressionAttributeNames)).toEqual([
+      JSON.stringify(['kmod_deployments_started_total', { environment: 'QA' }]),
     ]);
     // Each environment on the way must not be Degraded for the module (issue 15, defect 9).
-    expect(tx.input.TransactItems.slice(4).map((i: any) => [i.ConditionCheck.Key.environment, i.ConditionCheck.ConditionExpression])).toEqual([
+    expect(tx.input.TransactItems.slice(4, 6).map((i: any) => [i.ConditionCheck.Key.environment, i.ConditionCheck.ConditionExpression])).toEqual([
       ['Development', 'attribute_not_exists(#dm.#mod)'],
       ['QA', 'attribute_not_exists(#dm.#mod)'],
     ]);
