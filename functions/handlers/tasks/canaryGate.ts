@@ -151,5 +151,11 @@ async function measureWave(d: DeploymentRecord, environment: Environment, wave: 
   // A wave judged after its longest bake on fewer requests than asked for says so.
   const min = config.canaryMinWaveRequests();
   const minimum = min > 0 ? { minRequests: min, belowMinimum: share.requests < min } : {};
-  await recordStageDetail(d.executionId, environment, key, { ...detail, ...share, ...minimum, measuredAt: new Date().toISOString() }, 'canary.traffic.measured');
+  await recordStageDetail(
+    d.executionId,
+    environment,
+    key,
+    { ...detail, ...share, ...minimum, measuredAt: new Date().toISOString() },
+    'canary.traffic.measured',
+  );
 }
