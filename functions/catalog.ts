@@ -116,7 +116,7 @@ export const FUNCTIONS = {
     description: 'GET /health and GET /metrics',
     timeoutSeconds: 10,
     memoryMb: 256,
-    tables: { deployments: 'read', nodes: 'read', approvals: 'read', clusters: 'read' },
+    tables: { deployments: 'read', nodes: 'read', approvals: 'read', clusters: 'read', metrics: 'read' },
   },
   ApiDeployments: {
     entry: 'functions/handlers/api/deployments.ts',
@@ -830,9 +830,9 @@ export function functionTables(id: FunctionId): Partial<Record<TableKey, Access>
     own.settings = own.settings === 'write' ? 'write' : 'read';
     own.audit = 'write';
   }
-  // Deployment and approval changes add to the metric counters (Settings table, `metrics#n` items)
+  // Deployment and approval changes add to the metric counters (Metrics table, `metrics#n` items)
   // in the same transaction (docs/adr/0027-prometheus-metrics.md).
-  if (own.deployments === 'write' || own.approvals === 'write') own.settings = 'write';
+  if (own.deployments === 'write' || own.approvals === 'write') own.metrics = 'write';
   return own;
 }
 

@@ -126,7 +126,7 @@ export function metricsUpdate(increments: Increments) {
     adds.push(`#m${i} :m${i}`);
   });
   return {
-    TableName: tableName('settings'),
+    TableName: tableName('metrics'),
     Key: { key: shardKey(randomInt(METRIC_SHARDS)) },
     UpdateExpression: `ADD ${adds.join(', ')}`,
     ExpressionAttributeNames: names,
@@ -136,7 +136,7 @@ export function metricsUpdate(increments: Increments) {
 
 /** The stored samples, summed over every shard: one BatchGetItem (plus retries of unprocessed keys). */
 export async function readStoredSamples(): Promise<Map<string, number>> {
-  const table = tableName('settings');
+  const table = tableName('metrics');
   let keys: Record<string, unknown>[] = Array.from({ length: METRIC_SHARDS }, (_, i) => ({ key: shardKey(i) }));
   const totals = new Map<string, number>();
   for (let attempt = 0; keys.length && attempt < 5; attempt++) {

@@ -65,6 +65,8 @@ export const TABLES = {
   rateLimits: { id: 'RateLimits', envVar: 'RATE_LIMITS_TABLE', partitionKey: 'bucket', indexes: [], stream: false },
   /** Settings changed at run time by Admins (rate limits). */
   settings: { id: 'Settings', envVar: 'SETTINGS_TABLE', partitionKey: 'key', indexes: [], stream: false },
+  /** Prometheus counters and histogram buckets, a few shard items (functions/lib/metrics.ts, docs/adr/0027). */
+  metrics: { id: 'Metrics', envVar: 'METRICS_TABLE', partitionKey: 'key', indexes: [], stream: false },
   /** Per environment: cluster-wide state such as the live blue-green colour. */
   clusters: { id: 'Clusters', envVar: 'CLUSTERS_TABLE', partitionKey: 'environment', indexes: [], stream: false },
   /** One deployment at a time per module and environment: leased locks. */

@@ -25,6 +25,7 @@ const { requestDeployment, requestRollback } = await import('../../../functions/
 const TABLES = {
   DEPLOYMENTS_TABLE: 'deployments',
   SETTINGS_TABLE: 'settings',
+  METRICS_TABLE: 'metrics',
   IDEMPOTENCY_TABLE: 'idempotency',
   AUDIT_TABLE: 'audit',
   MODULES_TABLE: 'modules',
@@ -76,7 +77,7 @@ describe('requestDeployment', () => {
       'locks',
       'clusters',
       'clusters',
-      'settings',
+      'metrics',
     ]);
     // The started counter is added in the same transaction (docs/adr/0027-prometheus-metrics.md).
     expect(Object.values(tx.input.TransactItems[6].Update.ExpressionAttributeNames)).toEqual([
