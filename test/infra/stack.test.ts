@@ -290,6 +290,7 @@ describe('the synthesized template', () => {
       enrolmentTokens: expect.stringMatching(/^EnrolmentTokens[0-9A-F]{8}$/),
       connections: expect.stringMatching(/^Connections[0-9A-F]{8}$/),
       agentRequests: expect.stringMatching(/^AgentRequests[0-9A-F]{8}$/),
+      metrics: expect.stringMatching(/^Metrics[0-9A-F]{8}$/),
     });
     const stateful: Record<string, string[]> = {
       'AWS::KMS::Key': ['DataKey17AFBB84'],
@@ -387,8 +388,9 @@ describe('the synthesized template', () => {
   it('lets only answersTasks functions settle task tokens, on the pipeline only', () => {
     const settles = (fnId: keyof typeof FUNCTIONS) => {
       const role = logicalIdOf(fnOf(fnId).role!);
-      return ofType('AWS::IAM::Policy')
-        .filter(([, p]) => (p.Properties.Roles as { Ref: string }[]).some((r) => r.Ref === role))
+      // Inline policies and, past the inline size limit, the managed policies CDK overflows into.
+      return [...ofType('AWS::IAM::Policy'), ...ofType('AWS::IAM::ManagedPolicy')]
+        .filter(([, p]) => ((p.Properties.Roles ?? []) as { Ref: string }[]).some((r) => r.Ref === role))
         .flatMap(([, p]) => p.Properties.PolicyDocument.Statement as { Action: string | string[]; Resource: unknown }[])
         .filter((st) => [st.Action].flat().includes('states:SendTaskSuccess'));
     };
@@ -402,8 +404,9 @@ describe('the synthesized template', () => {
   it('lets only stopsPipeline functions (the cancel) stop executions, of the pipeline only (docs/adr/0019-steering-running-deployments.md)', () => {
     const stops = (fnId: keyof typeof FUNCTIONS) => {
       const role = logicalIdOf(fnOf(fnId).role!);
-      return ofType('AWS::IAM::Policy')
-        .filter(([, p]) => (p.Properties.Roles as { Ref: string }[]).some((r) => r.Ref === role))
+      // Inline policies and, past the inline size limit, the managed policies CDK overflows into.
+      return [...ofType('AWS::IAM::Policy'), ...ofType('AWS::IAM::ManagedPolicy')]
+        .filter(([, p]) => ((p.Properties.Roles ?? []) as { Ref: string }[]).some((r) => r.Ref === role))
         .flatMap(([, p]) => p.Properties.PolicyDocument.Statement as { Action: string | string[]; Resource: unknown }[])
         .filter((st) => [st.Action].flat().includes('states:StopExecution'));
     };

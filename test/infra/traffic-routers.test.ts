@@ -55,9 +55,16 @@ const logicalId = (id: keyof typeof FUNCTIONS) => stack.getLogicalId(stack.funct
 /** The IAM statements attached to a function's role (its default policy and any overflow). */
 function statementsOf(id: keyof typeof FUNCTIONS) {
   const role = stack.getLogicalId(stack.functions[id]!.role!.node.defaultChild as CfnElement);
-  return Object.values(resources)
-    .filter((r) => r.Type === 'AWS::IAM::Policy' && (r.Properties.Roles as { Ref: string }[]).some((x) => x.Ref === role))
-    .flatMap((r) => r.Properties.PolicyDocument.Statement as { Action: string | string[]; Resource: unknown }[]);
+  return (
+    Object.values(resources)
+      // Inline policies and, past the inline size limit, the managed policies CDK overflows into.
+      .filter(
+        (r) =>
+          (r.Type === 'AWS::IAM::Policy' || r.Type === 'AWS::IAM::ManagedPolicy') &&
+          ((r.Properties.Roles ?? []) as { Ref: string }[]).some((x) => x.Ref === role),
+      )
+      .flatMap((r) => r.Properties.PolicyDocument.Statement as { Action: string | string[]; Resource: unknown }[])
+  );
 }
 const actions = (s: { Action: string | string[] }) => (Array.isArray(s.Action) ? s.Action : [s.Action]);
 
