@@ -66,18 +66,21 @@ export const handler = taskHandler(
         traffic,
       });
     let decision = decide();
-    // The bake is over: with a minimum of requests per wave, ask the router how many it has served.
-    const minRequests = config.canaryMinWaveRequests();
-    if (bakeStartedAt && decision.action === 'judge' && !decision.promoted && minRequests > 0) {
-      const served = await waveRequests(d, environment, wave);
-      if (served !== undefined) decision = decide({ requests: served, minRequests, maxBakeSeconds: config.canaryMaxBakeSeconds() });
-    }
     if (decision.action === 'lift') {
       await liftHold(d, 'system:canary', 'deadline');
       d = await requireDeployment(executionId);
       decision = decide();
       // Paused again meanwhile with a deadline already past: look again after a short wait.
       if (decision.action === 'lift') decision = { action: 'wait', waitSeconds: 1, reason: 'hold' };
+    }
+    // The bake is over: with a minimum of requests per wave, ask the router how many it has served
+    // (the same reading then measures the wave's share).
+    const minRequests = config.canaryMinWaveRequests();
+    let counted: WaveCounts | undefined;
+    if (bakeStartedAt && decision.action === 'judge' && !decision.promoted && minRequests > 0) {
+      counted = await readWaveCounts(d, environment, wave);
+      if (counted)
+        decision = decide({ requests: counted.counts.total - counted.detail.start.total, minRequests, maxBakeSeconds: config.canaryMaxBakeSeconds() });
     }
     // Alarm-driven stop: an alarm of the environment firing during the bake stops and rolls back.
     if (decision.action === 'wait' || decision.action === 'judge') {
@@ -92,7 +95,7 @@ export const handler = taskHandler(
     if (decision.action === 'judge' && decision.promoted) await consumePromotion(d, wave);
     // With a weighted router, the wave is a share of traffic: set at the bake's start, measured at its end.
     if (!bakeStartedAt) await weighWave(executionId, environment, wave);
-    else if (decision.action === 'judge') await measureWave(d, environment, wave);
+    else if (decision.action === 'judge') await measureWave(d, environment, wave, counted ?? (await readWaveCounts(d, environment, wave)));
     await renewDeploymentLocks(d, executionId, { bakeSeconds: decision.action === 'wait' ? decision.waitSeconds : 0 });
     return { ...decision, environment, wave, bakeStartedAt: started };
   },
@@ -129,33 +132,44 @@ async function weighWave(executionId: string, environment: Environment, wave: nu
   );
 }
 
-/** Requests the router has served (all nodes) since the wave's bake began; undefined without a weighted router's counts. */
-async function waveRequests(d: DeploymentRecord, environment: Environment, wave: number): Promise<number | undefined> {
+interface WaveTrafficDetail {
+  weightPercent: number;
+  canaryNodes: number;
+  start: ServedCount;
+  at: string;
+}
+interface WaveCounts {
+  key: string;
+  detail: WaveTrafficDetail;
+  /** The router's per-node counts now, and their total. */
+  perNode: Record<string, number>;
+  counts: ServedCount;
+}
+
+/** The wave's traffic record (from its bake's start) and the router's counts now; undefined without a weighted router's counts. */
+async function readWaveCounts(d: DeploymentRecord, environment: Environment, wave: number): Promise<WaveCounts | undefined> {
   const router = trafficRouter(environment);
-  const start = (d.stages[environment]?.details?.[`wave${wave + 1}Traffic`] as { start?: ServedCount } | undefined)?.start;
-  if (!router.weighted || !start) return undefined;
-  const counts = await router.servedCounts(environment);
-  return counts ? countServed(counts, new Set()).total - start.total : undefined;
+  const key = `wave${wave + 1}Traffic`;
+  const detail = d.stages[environment]?.details?.[key] as Partial<WaveTrafficDetail> | undefined;
+  if (!router.weighted || !detail?.start) return undefined;
+  const perNode = await router.servedCounts(environment);
+  return perNode ? { key, detail: detail as WaveTrafficDetail, perNode, counts: countServed(perNode, new Set()) } : undefined;
 }
 
 /** Bake end: the share of requests the canary nodes really served during the bake, as the router counted them. */
-async function measureWave(d: DeploymentRecord, environment: Environment, wave: number): Promise<void> {
-  const router = trafficRouter(environment);
-  const key = `wave${wave + 1}Traffic`;
-  const detail = d.stages[environment]?.details?.[key] as { weightPercent: number; canaryNodes: number; start?: ServedCount; at: string } | undefined;
-  if (!router.weighted || !detail?.start) return;
+async function measureWave(d: DeploymentRecord, environment: Environment, wave: number, w: WaveCounts | undefined): Promise<void> {
+  if (!w) return;
   const t = await waveTraffic(d.executionId, environment, wave);
-  const counts = await router.servedCounts(environment);
-  if (!t || !counts) return;
-  const share = measuredShare(detail.weightPercent, detail.start, countServed(counts, new Set(t.ids)));
+  if (!t) return;
+  const share = measuredShare(w.detail.weightPercent, w.detail.start, countServed(w.perNode, new Set(t.ids)));
   // A wave judged after its longest bake on fewer requests than asked for says so.
   const min = config.canaryMinWaveRequests();
   const minimum = min > 0 ? { minRequests: min, belowMinimum: share.requests < min } : {};
   await recordStageDetail(
     d.executionId,
     environment,
-    key,
-    { ...detail, ...share, ...minimum, measuredAt: new Date().toISOString() },
+    w.key,
+    { ...w.detail, ...share, ...minimum, measuredAt: new Date().toISOString() },
     'canary.traffic.measured',
   );
 }
