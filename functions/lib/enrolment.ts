@@ -16,7 +16,7 @@ import {
   tokenState,
   type EnrolmentTokenRecord,
 } from '../domain/enrolment.ts';
-import { ENVIRONMENTS, ENVIRONMENT_PROFILES, type Environment } from '../domain/environments.ts';
+import { ENVIRONMENT_PROFILES, type Environment } from '../domain/environments.ts';
 import { AppError, notFound } from '../domain/errors.ts';
 import { newNodeKey, wrapSecret } from '../domain/nodeCredentials.ts';
 import { checkAgentAddress } from '../domain/ssrf.ts';
@@ -25,7 +25,7 @@ import { auditItem } from './audit.ts';
 import { dynamo, scanAll } from './aws.ts';
 import { config } from './config.ts';
 import { isConditionFailure } from './deployments.ts';
-import { listNodes, type NodeRecord, type NodeTransport } from './nodes.ts';
+import { listNodes, listNodesByEnvironment, type NodeRecord, type NodeTransport } from './nodes.ts';
 import { agentKeys } from './secrets.ts';
 import { tableName } from './tables.ts';
 import { routeNodeChange } from './trafficRouter.ts';
@@ -192,7 +192,7 @@ export async function checkWorkloadUrl(url: string, node: { nodeId?: string; add
   }
   if (ownOrigins().includes(originKey(target)))
     throw new AppError('AddressRefused', "the workload URL is refused: it is one of the orchestrator's own endpoints", 400);
-  const everyone = (await Promise.all(ENVIRONMENTS.map((e) => listNodes(e)))).flat();
+  const everyone = [...(await listNodesByEnvironment()).values()].flat();
   const holder = everyone.find((n) => n.nodeId !== node.nodeId && n.workloadUrl && originKey(new URL(n.workloadUrl)) === originKey(target));
   if (holder) throw new AppError('WorkloadUrlInUse', `the workload URL is refused: node ${holder.nodeId} serves there`, 409);
 }
