@@ -252,10 +252,19 @@ describe('every catalog route, generated bad input', () => {
     async (_, route) => {
       const before = await snapshotTables(cloud);
       await fc.assert(
-        fc.asyncProperty(caseFor(route), async (c) => checkAnswer(route, c, await send(route, c))),
+        fc.asyncProperty(caseFor(route), async (c) => {
+          // A generated GET can be a valid read, and some valid reads record what they observe
+          // (a live health poll stores each node's report): a GET is held to "no table changed"
+          // case by case, whenever it was refused.
+          const beforeCase = route.method === 'GET' ? await snapshotTables(cloud) : undefined;
+          const r = await send(route, c);
+          checkAnswer(route, c, r);
+          if (beforeCase && r.status >= 400) expect(await snapshotTables(cloud), `refused ${route.method} ${route.path} changed a table`).toEqual(beforeCase);
+        }),
         { seed: SEED, numRuns: RUNS, endOnFailure: true },
       );
-      expect(await snapshotTables(cloud)).toEqual(before);
+      // Every generated write is refused (checkAnswer): nothing may have changed over the run.
+      if (route.method !== 'GET') expect(await snapshotTables(cloud)).toEqual(before);
     },
     600_000,
   );
