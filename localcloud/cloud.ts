@@ -236,6 +236,8 @@ export async function startLocalCloud(opts: LocalCloudOptions = {}): Promise<Loc
       LOCAL_ROUTER_URLS: JSON.stringify(routerUrls),
       LOCAL_ROUTER_TOKEN: routerToken,
       POWERTOOLS_TRACE_ENABLED: 'false',
+      // CloudWatch EMF documents would only clutter the console here; /metrics serves the same counts.
+      POWERTOOLS_METRICS_DISABLED: process.env.POWERTOOLS_METRICS_DISABLED ?? 'true',
       POWERTOOLS_LOG_LEVEL: process.env.LOG_LEVEL ?? 'WARN',
       ...Object.fromEntries(Object.entries(TABLES).map(([k, spec]) => [spec.envVar, tableNames[k as TableKey]])),
       ...opts.env,

@@ -109,7 +109,15 @@ async function startWithKeysFile(): Promise<NodeAgent> {
       console.error(`keeping the previous keys: ${(e as Error).message}`);
     }
   }, 10_000).unref();
-  const agent = new NodeAgent({ nodeId: values['node-id']!, keys: () => keys, stateFile: values['state-file'], runtime, trustRoots, revocationLists });
+  const agent = new NodeAgent({
+    nodeId: values['node-id']!,
+    keys: () => keys,
+    stateFile: values['state-file'],
+    runtime,
+    trustRoots,
+    revocationLists,
+    log: (line) => console.error(line),
+  });
   const address = await agent.listen(Number(values.port), values.host);
   console.log(`node agent ${values['node-id']} listening on ${address}${installs}`);
   return agent;
@@ -160,7 +168,7 @@ async function startEnrolled(dataDir: string): Promise<NodeAgent> {
   }
   // The node's keys change without a restart: heartbeat answers deliver new ones (docs/adr/0012-node-key-rotation.md).
   const store = new CredentialStore(dataDir, creds);
-  const agent = new NodeAgent({ nodeId: creds.nodeId, keys: store.keys, stateFile, runtime, trustRoots, revocationLists });
+  const agent = new NodeAgent({ nodeId: creds.nodeId, keys: store.keys, stateFile, runtime, trustRoots, revocationLists, log: (line) => console.error(line) });
   if (wantsDialOut) {
     const wsUrl = values['ws-url'] ?? creds.wsUrl;
     if (!wsUrl) throw new Error('no WebSocket URL: the enrolment answer had none; give --ws-url');

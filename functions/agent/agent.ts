@@ -17,6 +17,7 @@ import type { Traffic } from './moduleMetrics.ts';
 import { HEALTHY_TRAFFIC, simulateWindow } from './simulation.ts';
 import {
   AGENT_PROTOCOL_VERSION,
+  parseTraceparent,
   ReplayCache,
   verifyRequest,
   type AgentKey,
@@ -99,6 +100,12 @@ export interface AgentOptions {
    * CRL distribution points in the certificates are read too, where they can be.
    */
   revocationLists?: string[];
+  /**
+   * Where the agent writes one line per module operation it serves, with the trace id of the
+   * orchestrator's `traceparent` (so a deployment's trace finds the host's lines). Default: none
+   * (the simulated fleet's thousands of agents stay quiet).
+   */
+  log?: (line: string) => void;
 }
 
 /** A verified request's verdict and parsed manifest (or why it is not valid), by request content. */
@@ -488,10 +495,22 @@ export class NodeAgent {
       if (this.opts.simulation && this.state.faults.unresponsive && !req.path.includes('/v1/simulation/')) return undefined;
       const base = this.opts.basePath ?? '';
       if (!req.path.startsWith(base)) throw new AgentFailure(404, 'NotFound', `no agent at ${req.path}`);
-      return { status: 200, body: await this.route(req.method, req.path.slice(base.length) || '/', req.body) };
+      const answer = { status: 200, body: await this.route(req.method, req.path.slice(base.length) || '/', req.body) };
+      this.logOperation(req, answer);
+      return answer;
     } catch (e) {
-      return failureAnswer(e);
+      const answer = failureAnswer(e);
+      this.logOperation(req, answer);
+      return answer;
     }
+  }
+
+  /** One line for each module operation (not the frequent health and metrics reads). */
+  private logOperation(req: AgentRequest, answer: AgentAnswer): void {
+    if (!this.opts.log || req.method !== 'POST') return;
+    const trace = parseTraceparent(req.headers.traceparent);
+    const failure = answer.status >= 400 ? ` ${(answer.body as { code?: string }).code ?? ''}` : '';
+    this.opts.log(`${new Date().toISOString()} ${req.method} ${req.path} → ${answer.status}${failure}${trace ? ` trace=${trace}` : ''}`);
   }
 
   private async route(method: string, path: string, body: string): Promise<unknown> {

@@ -204,3 +204,13 @@ export function verifyRequest(
   if (claim === 'full') return { ok: false, reason: 'too many requests within the clock window (replay cache full)' };
   return { ok: true, keyId };
 }
+
+/** W3C Trace Context `traceparent`, version 00 (the orchestrator sends one with each call; unsigned, it decides nothing). */
+const TRACEPARENT = /^00-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}$/;
+
+/** The trace id of a received `traceparent`, or undefined when it is absent or malformed (all-zero ids are invalid). */
+export function parseTraceparent(header: string | string[] | undefined): string | undefined {
+  const m = TRACEPARENT.exec(Array.isArray(header) ? (header[0] ?? '') : (header ?? ''));
+  if (!m || /^0+$/.test(m[1]) || /^0+$/.test(m[2])) return undefined;
+  return m[1];
+}

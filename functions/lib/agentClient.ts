@@ -21,6 +21,8 @@ import { callOverConnection } from './dialOut.ts';
 import { findNode } from './membership.ts';
 import { agentKeys } from './secrets.ts';
 import { isDialOut, type NodeRecord } from './nodes.ts';
+import { cloudwatchMetrics, MetricUnit } from './emf.ts';
+import { traceparent } from './traceContext.ts';
 
 export class AgentCallError extends Error {
   constructor(
@@ -51,7 +53,18 @@ async function signingKey(node: AgentTarget): Promise<AgentKey> {
 async function call<T>(node: AgentTarget, method: 'GET' | 'POST', path: string, payload?: unknown): Promise<T> {
   if (node.decommissionedAt) throw new AgentCallError(node.nodeId, 'Decommissioned', `node ${node.nodeId} is decommissioned and is never called`);
   const body = payload === undefined ? '' : JSON.stringify(payload);
-  const { status, json } = isDialOut(node) ? await overConnection(node, method, path, body) : await overHttp(node, method, path, body);
+  const started = performance.now();
+  let answer: { status: number; json: unknown };
+  try {
+    answer = isDialOut(node) ? await overConnection(node, method, path, body) : await overHttp(node, method, path, body);
+  } catch (e) {
+    cloudwatchMetrics().addMetric('AgentCallErrors', MetricUnit.Count, 1);
+    throw e;
+  } finally {
+    cloudwatchMetrics().addMetric('AgentCallLatency', MetricUnit.Milliseconds, Math.round(performance.now() - started));
+  }
+  const { status, json } = answer;
+  if (status >= 400) cloudwatchMetrics().addMetric('AgentCallErrors', MetricUnit.Count, 1);
   if (status >= 300 && status < 400) throw new AgentCallError(node.nodeId, 'RedirectRefused', `node ${node.nodeId} answered with a redirect, which is refused`);
   if (status < 200 || status >= 300) {
     const err = (json ?? {}) as { code?: string; message?: string };
@@ -71,7 +84,8 @@ async function overHttp(node: AgentTarget, method: 'GET' | 'POST', path: string,
     res = await fetch(url, {
       method,
       body: method === 'POST' ? body : undefined,
-      headers: { 'content-type': 'application/json', ...signRequest(key, method, url.pathname + url.search, body) },
+      // traceparent (W3C) lets the agent's log lines be found from the deployment's trace; it is not signed and decides nothing.
+      headers: { 'content-type': 'application/json', traceparent: traceparent(), ...signRequest(key, method, url.pathname + url.search, body) },
       redirect: 'manual', // an agent never redirects; following one would defeat the allowlist
       signal: AbortSignal.timeout(config.agentTimeoutMs()),
     });
@@ -95,7 +109,15 @@ async function overConnection(node: AgentTarget, method: 'GET' | 'POST', path: s
   const key = await signingKey(node);
   const timeoutMs = config.agentTimeoutMs();
   const outcome = await callOverConnection(
-    { nodeId: node.nodeId, environment, method, path, body, sign: () => signRequest(key, method, path, body), connectionHint: node.connection?.connectionId },
+    {
+      nodeId: node.nodeId,
+      environment,
+      method,
+      path,
+      body,
+      sign: () => ({ traceparent: traceparent(), ...signRequest(key, method, path, body) }),
+      connectionHint: node.connection?.connectionId,
+    },
     { timeoutMs, pollMs: config.agentReplyPollMs(), recheckMs: 1000 },
   );
   if (outcome.ok) return { status: outcome.reply.status, json: outcome.reply.body };

@@ -1,4 +1,4 @@
-import { histogramIncrement, metricsUpdate } from './metrics.ts';
+import { histogramIncrement, metricsUpdate, publishCommitted } from './metrics.ts';
 import { SendTaskFailureCommand, SendTaskSuccessCommand } from '@aws-sdk/client-sfn';
 import { GetCommand, QueryCommand, TransactWriteCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import {
@@ -151,19 +151,14 @@ async function writeOutcome(
   const final = status !== 'Pending';
   const deploymentStatus = status === 'Approved' ? 'Running' : undefined;
   // A decided gate counts its wait in the same transaction (docs/adr/0027-prometheus-metrics.md).
-  const waited = final
-    ? [
-        {
-          Update: metricsUpdate(
-            histogramIncrement(
-              'kmod_approval_wait_seconds',
-              { environment: a.environment, outcome: status },
-              Math.max(0, (Date.parse(now) - Date.parse(a.requestedAt)) / 1000),
-            ),
-          ),
-        },
-      ]
-    : [];
+  const waitedFor = final
+    ? histogramIncrement(
+        'kmod_approval_wait_seconds',
+        { environment: a.environment, outcome: status },
+        Math.max(0, (Date.parse(now) - Date.parse(a.requestedAt)) / 1000),
+      )
+    : undefined;
+  const waited = waitedFor ? [{ Update: metricsUpdate(waitedFor) }] : [];
   await dynamo().send(
     new TransactWriteCommand({
       TransactItems: [
@@ -216,6 +211,7 @@ async function writeOutcome(
       ],
     }),
   );
+  if (waitedFor) publishCommitted(waitedFor);
 }
 
 /**

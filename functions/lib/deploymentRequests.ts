@@ -4,7 +4,7 @@
  * the idempotency key) and then the start of its state machine. Outcomes the caller answers
  * differently come back as values; anything unexpected is thrown.
  */
-import { counterIncrement, metricsUpdate } from './metrics.ts';
+import { counterIncrement, metricsUpdate, publishCommitted } from './metrics.ts';
 import type { UnreachablePolicy } from '../domain/membership.ts';
 import { createHash, randomBytes } from 'node:crypto';
 import { TransactionCanceledException } from '@aws-sdk/client-dynamodb';
@@ -112,6 +112,7 @@ export async function requestDeployment(request: DeploymentRequest, by: { reques
     if (held) return { outcome: 'locked', lock: await describeHeldLock(held) };
     throw cancelled;
   }
+  publishCommitted(startedCount(record.targetEnvironment));
   await startPipeline(record);
   return { outcome: 'started', executionId: record.executionId, targetEnvironment: record.targetEnvironment };
 }
@@ -158,9 +159,11 @@ function deploymentItems(record: DeploymentRecord, idem: Idempotency | undefined
     ...degradedCheckItems(moduleName, environmentsUpTo(targetEnvironment)),
     // Counted in the same transaction as the record it counts (docs/adr/0027-prometheus-metrics.md); last, so
     // the cancellation reasons of the items above keep their positions.
-    { item: { Update: metricsUpdate(counterIncrement('kmod_deployments_started_total', { environment: targetEnvironment })) } },
+    { item: { Update: metricsUpdate(startedCount(targetEnvironment)) } },
   ];
 }
+
+const startedCount = (environment: Environment) => counterIncrement('kmod_deployments_started_total', { environment });
 
 /**
  * Write the items, retrying a few times when DynamoDB cancels for a conflicting concurrent

@@ -5,7 +5,7 @@ import { TERMINAL_STATUSES, type DeploymentRecord, type DeploymentStatus, type S
 import { auditItem, deploymentSubject, type AuditEvent } from './audit.ts';
 import { dynamo } from './aws.ts';
 import { CONDITIONS, conditionInput } from './conditions.ts';
-import { counterIncrement, histogramIncrement, type Increments, metricsUpdate } from './metrics.ts';
+import { counterIncrement, histogramIncrement, Increments, metricsUpdate, publishCommitted } from './metrics.ts';
 import { tableName } from './tables.ts';
 
 const LIST_KEY = 'deployments';
@@ -106,6 +106,7 @@ export async function updateDeploymentAudited(executionId: string, update: Deplo
   for (let attempt = 0; ; attempt++) {
     try {
       await dynamo().send(new TransactWriteCommand({ TransactItems: items }));
+      if (metrics) publishCommitted(metrics);
       return true;
     } catch (e) {
       if (isConditionFailure(e)) return false;
@@ -140,7 +141,7 @@ const OUTCOME_COUNTERS = {
  * that environment's strategy (both fixed when the deployment is created, so reading them before
  * the transaction is safe). Nothing for a non-terminal status.
  */
-async function outcomeIncrement(executionId: string, status: DeploymentStatus | undefined, into: Increments = new Map()): Promise<Increments> {
+async function outcomeIncrement(executionId: string, status: DeploymentStatus | undefined, into: Increments = new Increments()): Promise<Increments> {
   if (!status || !(status in OUTCOME_COUNTERS)) return into;
   const d = await getDeployment(executionId);
   if (!d) return into;
@@ -280,21 +281,46 @@ export function stageCounterUpdate(
 }
 
 /** Record one entry under a running stage's details (e.g. a canary wave's analysis), audited. */
-export async function recordStageDetail(executionId: string, stage: StageName, key: string, value: unknown, action: string): Promise<void> {
-  await dynamo().send(
-    new TransactWriteCommand({
-      TransactItems: [
-        {
-          Update: {
-            TableName: tableName('deployments'),
-            Key: { executionId },
-            UpdateExpression: 'SET #stages.#stage.#details.#key = :v, updatedAt = :now',
-            ExpressionAttributeNames: { '#stages': 'stages', '#stage': stage, '#details': 'details', '#key': key },
-            ExpressionAttributeValues: { ':v': value, ':now': new Date().toISOString() },
+export async function recordStageDetail(
+  executionId: string,
+  stage: StageName,
+  key: string,
+  value: unknown,
+  action: string,
+  opts: { countFirst?: Increments } = {},
+): Promise<void> {
+  const write = (count?: Increments) =>
+    dynamo().send(
+      new TransactWriteCommand({
+        TransactItems: [
+          {
+            Update: {
+              TableName: tableName('deployments'),
+              Key: { executionId },
+              UpdateExpression: 'SET #stages.#stage.#details.#key = :v, updatedAt = :now',
+              ExpressionAttributeNames: { '#stages': 'stages', '#stage': stage, '#details': 'details', '#key': key },
+              ExpressionAttributeValues: { ':v': value, ':now': new Date().toISOString() },
+              // Counted once: a retried task that records the same detail again counts nothing.
+              ...(count ? { ConditionExpression: 'attribute_not_exists(#stages.#stage.#details.#key)' } : {}),
+            },
           },
-        },
-        { Put: auditItem({ subject: deploymentSubject(executionId), category: 'stage', action, actor: 'system:pipeline', details: { stage, [key]: value } }) },
-      ],
-    }),
-  );
+          {
+            Put: auditItem({ subject: deploymentSubject(executionId), category: 'stage', action, actor: 'system:pipeline', details: { stage, [key]: value } }),
+          },
+          ...(count?.size ? [{ Update: metricsUpdate(count) }] : []),
+        ],
+      }),
+    );
+  if (!opts.countFirst) {
+    await write();
+    return;
+  }
+  try {
+    await write(opts.countFirst);
+    publishCommitted(opts.countFirst);
+  } catch (e) {
+    if (!isConditionFailure(e)) throw e;
+    // Recorded before (a retry): record what this attempt found, as an uncounted write always did.
+    await write();
+  }
 }

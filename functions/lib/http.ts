@@ -8,7 +8,8 @@ import { captureLambdaHandler } from '@aws-lambda-powertools/tracer/middleware';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
 import type { ROUTES } from '../catalog.ts';
 import type { Principal } from '../domain/roles.ts';
-import { logger, tracer } from './telemetry.ts';
+import { flushMetrics, logger, tracer, withCorrelation } from './telemetry.ts';
+import { correlation } from './middleware/correlation.ts';
 import { auditDenials } from './middleware/auditDenials.ts';
 import { authorize } from './middleware/authorize.ts';
 import { cors } from './middleware/cors.ts';
@@ -32,13 +33,19 @@ export type RouteHandler<K extends RouteKey> = (event: APIGatewayProxyEvent, pri
 
 export function apiHandler<K extends RouteKey>(routes: { [P in K]: RouteHandler<P> }) {
   const handlers = routes as Record<string, (event: APIGatewayProxyEvent, principal: Principal | undefined) => Promise<APIGatewayProxyResult>>;
-  const dispatch = (event: APIGatewayProxyEvent, context: ApiContext) => handlers[routeKey(event.httpMethod, event.resource)](event, context.principal);
+  // The route's work runs with the request's correlation (and its caller), which agent calls and log lines carry.
+  const dispatch = (event: APIGatewayProxyEvent, context: ApiContext) =>
+    withCorrelation({ ...context.correlation, user: context.principal?.userId }, () =>
+      handlers[routeKey(event.httpMethod, event.resource)](event, context.principal),
+    );
   const handler = middy<APIGatewayProxyEvent, APIGatewayProxyResult, Error, ApiContext>(dispatch);
   const allowOrigins = cors();
   if (allowOrigins) handler.use(allowOrigins);
   return handler
     .use(injectLambdaContext(logger, { resetKeys: true }) as ApiMiddleware)
     .use(captureLambdaHandler(tracer) as ApiMiddleware)
+    .use(flushMetrics() as ApiMiddleware)
+    .use(correlation())
     .use(securityHeaders())
     .use(jsonErrors())
     .use(auditDenials())

@@ -13,6 +13,8 @@ import { BatchGetCommand } from '@aws-sdk/lib-dynamodb';
 import { Registry } from 'prom-client';
 import { dynamo } from './aws.ts';
 import { tableName } from './tables.ts';
+import type { Metrics } from '@aws-lambda-powertools/metrics';
+import { cloudwatchMetrics, MetricUnit } from './emf.ts';
 
 export type Labels = Record<string, string>;
 
@@ -22,6 +24,8 @@ interface MetricSpec {
   labelNames: readonly string[];
   /** Histogram upper bounds (seconds), without +Inf. */
   buckets?: readonly number[];
+  /** The same measurement in CloudWatch (EMF, namespace KmodOrchestrator; labels become dimensions). */
+  cloudwatch?: { name: string; unit: 'Count' | 'Seconds' };
 }
 
 /** Durations from seconds to hours: stages bake for minutes, approvals wait for hours. */
@@ -29,22 +33,55 @@ const DURATION_BUCKETS = [1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200, 216
 
 /** Every series `/metrics` exposes: the stored business metrics and the gauges derived at scrape time. */
 export const METRICS = {
-  kmod_deployments_started_total: { type: 'counter', help: 'Deployments accepted and started, by target environment.', labelNames: ['environment'] },
-  kmod_deployments_succeeded_total: { type: 'counter', help: 'Deployments that succeeded.', labelNames: ['environment', 'strategy'] },
-  kmod_deployments_failed_total: { type: 'counter', help: 'Deployments that failed.', labelNames: ['environment', 'strategy'] },
-  kmod_deployments_rolled_back_total: { type: 'counter', help: 'Deployments that ended rolled back.', labelNames: ['environment', 'strategy'] },
-  kmod_deployments_cancelled_total: { type: 'counter', help: 'Deployments cancelled.', labelNames: ['environment', 'strategy'] },
+  kmod_deployments_started_total: {
+    type: 'counter',
+    help: 'Deployments accepted and started, by target environment.',
+    labelNames: ['environment'],
+    cloudwatch: { name: 'DeploymentsStarted', unit: 'Count' },
+  },
+  kmod_deployments_succeeded_total: {
+    type: 'counter',
+    help: 'Deployments that succeeded.',
+    labelNames: ['environment', 'strategy'],
+    cloudwatch: { name: 'DeploymentsSucceeded', unit: 'Count' },
+  },
+  kmod_deployments_failed_total: {
+    type: 'counter',
+    help: 'Deployments that failed.',
+    labelNames: ['environment', 'strategy'],
+    cloudwatch: { name: 'DeploymentsFailed', unit: 'Count' },
+  },
+  kmod_deployments_rolled_back_total: {
+    type: 'counter',
+    help: 'Deployments that ended rolled back.',
+    labelNames: ['environment', 'strategy'],
+    cloudwatch: { name: 'DeploymentsRolledBack', unit: 'Count' },
+  },
+  kmod_deployments_cancelled_total: {
+    type: 'counter',
+    help: 'Deployments cancelled.',
+    labelNames: ['environment', 'strategy'],
+    cloudwatch: { name: 'DeploymentsCancelled', unit: 'Count' },
+  },
+  kmod_canary_verdicts_total: {
+    type: 'counter',
+    help: 'Canary waves judged, by environment and verdict (passed, failed).',
+    labelNames: ['environment', 'verdict'],
+    cloudwatch: { name: 'CanaryVerdicts', unit: 'Count' },
+  },
   kmod_stage_duration_seconds: {
     type: 'histogram',
     help: 'Time from a stage starting to it finishing, by stage and result.',
     labelNames: ['stage', 'status'],
     buckets: DURATION_BUCKETS,
+    cloudwatch: { name: 'StageDuration', unit: 'Seconds' },
   },
   kmod_approval_wait_seconds: {
     type: 'histogram',
     help: 'Time an approval gate waited from being opened to its final outcome (Approved, Rejected, Expired), by environment.',
     labelNames: ['environment', 'outcome'],
     buckets: DURATION_BUCKETS,
+    cloudwatch: { name: 'ApprovalWait', unit: 'Seconds' },
   },
   // Gauges derived from the tables at scrape time (kept from before ADR 0027; names unchanged).
   kmod_deployments: { type: 'gauge', help: 'Deployments created in the last 24 h, by current status.', labelNames: ['status'] },
@@ -88,18 +125,25 @@ function sampleAttribute(sample: string, labels: Labels): string {
   return JSON.stringify([sample, Object.fromEntries(Object.entries(labels).sort(([a], [b]) => a.localeCompare(b)))]);
 }
 
-/** Increments of stored samples: attribute → amount. */
-export type Increments = Map<string, number>;
+/**
+ * Increments of stored samples (attribute → amount), and the observations they came from, which
+ * go to CloudWatch as EMF once the transaction that stores them has committed (publishCommitted).
+ */
+export class Increments extends Map<string, number> {
+  readonly observed: { name: StoredName; labels: Labels; value: number }[] = [];
+}
 
-export function counterIncrement(name: StoredName, labels: Labels, by = 1, into: Increments = new Map()): Increments {
+export function counterIncrement(name: StoredName, labels: Labels, by = 1, into: Increments = new Increments()): Increments {
   const a = sampleAttribute(name, labels);
   into.set(a, (into.get(a) ?? 0) + by);
+  into.observed.push({ name, labels, value: by });
   return into;
 }
 
 /** A histogram observation: +1 to every bucket whose bound holds the value (stored cumulative), 0 to the others, +Inf, sum and count. */
-export function histogramIncrement(name: StoredName, labels: Labels, seconds: number, into: Increments = new Map()): Increments {
+export function histogramIncrement(name: StoredName, labels: Labels, seconds: number, into: Increments = new Increments()): Increments {
   const spec: MetricSpec = METRICS[name];
+  into.observed.push({ name, labels, value: seconds });
   // Every bucket is written (ADD 0 creates it), so a series has all its buckets from its first observation.
   for (const bound of [...(spec.buckets ?? []), Number.POSITIVE_INFINITY]) {
     const a = sampleAttribute(`${name}_bucket`, { ...labels, le: bound === Number.POSITIVE_INFINITY ? '+Inf' : String(bound) });
@@ -132,6 +176,21 @@ export function metricsUpdate(increments: Increments) {
     ExpressionAttributeNames: names,
     ExpressionAttributeValues: values,
   };
+}
+
+/**
+ * The committed observations as CloudWatch metrics (EMF through Powertools Metrics): one EMF
+ * document each, with the labels as dimensions. Call only after the transaction that stored
+ * the increments succeeded, so CloudWatch and /metrics count the same events.
+ */
+export function publishCommitted(increments: Increments, target: Metrics = cloudwatchMetrics()): void {
+  for (const o of increments.observed) {
+    const spec: MetricSpec = METRICS[o.name];
+    if (!spec.cloudwatch) continue;
+    const single = target.singleMetric();
+    single.addDimensions(o.labels);
+    single.addMetric(spec.cloudwatch.name, spec.cloudwatch.unit === 'Count' ? MetricUnit.Count : MetricUnit.Seconds, o.value);
+  }
 }
 
 /** The stored samples, summed over every shard: one BatchGetItem (plus retries of unprocessed keys). */

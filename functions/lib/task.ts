@@ -9,19 +9,33 @@ import { captureLambdaHandler } from '@aws-lambda-powertools/tracer/middleware';
 import type { Context } from 'aws-lambda';
 import { z } from 'zod';
 import { AppError } from '../domain/errors.ts';
-import { logger, tracer } from './telemetry.ts';
+import { annotate, flushMetrics, logger, tracer, withCorrelation } from './telemetry.ts';
+import type { Correlation } from './traceContext.ts';
 
 export function taskHandler<S extends z.ZodType, R>(schema: S, fn: (input: z.infer<S>, context: Context) => Promise<R>) {
   const base = async (event: unknown, context: Context): Promise<R> => {
     const parsed = schema.safeParse(event);
     if (!parsed.success) throw new AppError('InvalidTaskInput', parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '));
-    const executionId = (parsed.data as { executionId?: string }).executionId;
-    if (executionId) logger.appendKeys({ executionId });
-    return fn(parsed.data, context);
+    const correlation = correlationOf(parsed.data);
+    annotate(correlation);
+    return withCorrelation(correlation, () => fn(parsed.data, context));
   };
   return middy(base)
     .use(injectLambdaContext(logger, { resetKeys: true }))
-    .use(captureLambdaHandler(tracer));
+    .use(captureLambdaHandler(tracer))
+    .use(flushMetrics());
+}
+
+/** The keys a task's input carries that find its deployment (every task has the execution id; most the environment). */
+function correlationOf(input: unknown): Correlation {
+  const i = (input ?? {}) as Record<string, unknown>;
+  const str = (v: unknown) => (typeof v === 'string' && v.length > 0 && v.length <= 200 ? v : undefined);
+  return {
+    executionId: str(i.executionId),
+    deploymentId: str(i.deploymentId) ?? str(i.executionId),
+    environment: str(i.environment),
+    module: str(i.moduleName) ?? str(i.module),
+  };
 }
 
 /** The `{ Error, Cause }` a Catch puts in the state, as a human message. */

@@ -41,6 +41,20 @@ describe('authentication at the edge', () => {
     expect(await snapshotTables(cloud)).toEqual(before);
   });
 
+  it("answers with the request's correlation id: the caller's when it is sane, else the gateway's request id, errors included", async () => {
+    const given = await api(cloud, 'GET', '/api/v1/deployments', { token: cloud.tokens.Viewer, headers: { 'x-correlation-id': 'ticket-4711' } });
+    expect(given.status).toBe(200);
+    expect(given.headers.get('x-correlation-id')).toBe('ticket-4711');
+    const notFound = await api(cloud, 'GET', '/api/v1/deployments/dep-000000000-000000000000', {
+      token: cloud.tokens.Viewer,
+      headers: { 'x-correlation-id': 'ticket-4712' },
+    });
+    expect(notFound.status).toBe(404);
+    expect(notFound.headers.get('x-correlation-id')).toBe('ticket-4712');
+    const forged = await api(cloud, 'GET', '/api/v1/deployments', { token: cloud.tokens.Viewer, headers: { 'x-correlation-id': 'a b="c"' } });
+    expect(forged.headers.get('x-correlation-id')).toMatch(/^[0-9a-f-]{36}$/);
+  });
+
   it('401 with WWW-Authenticate for expired, not-yet-valid, tampered, foreign-key, wrong-issuer and wrong-client tokens', async () => {
     const expired = await cloud.issuer.mint(DEV_USERS.Deployer, { overrides: { exp: Math.floor(Date.now() / 1000) - 60 } });
     const good = cloud.tokens.Deployer;

@@ -53,6 +53,10 @@ describe('the canary judge', () => {
     );
     expect(prod).toMatchObject({ status: 'RolledBack', nodesRolledBack: 6 });
     expect(Object.values(agentVersions(cloud, 'prod'))).toEqual(new Array(20).fill('1.0.0'));
+    // Each judged wave is counted once, by verdict (Prometheus here; CloudWatch EMF on AWS).
+    const metrics = await fetch(`${cloud.apiUrl}/metrics`).then((r) => r.text());
+    expect(metrics).toMatch(/^kmod_canary_verdicts_total\{environment="Production",verdict="passed"\} 1$/m);
+    expect(metrics).toMatch(/^kmod_canary_verdicts_total\{environment="Production",verdict="failed"\} 1$/m);
   });
 
   it('10 % of requests on the canary nodes 100 ms slower: the averages stay within limits, the rank test fails wave 1 with its p-value', async () => {

@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { PutCommand } from '@aws-sdk/lib-dynamodb';
 import { signRequest, type AgentKey } from '../../functions/agent/protocol.ts';
+import { traceIdOf } from '../../functions/lib/traceContext.ts';
 import type { LocalCloud } from '../../localcloud/cloud.ts';
 import { api, startTestCloud, waitForDeployment } from './harness.ts';
 
@@ -88,8 +89,10 @@ describe('a real agent process on a host', () => {
     expect(current()).toBe('1.0.0');
     const first = pidOf('1.0.0');
     expect(alive(first)).toBe(true);
-    await deploy('1.1.0');
+    const second = await deploy('1.1.0');
     expect(current()).toBe('1.1.0');
+    // The orchestrator's calls carry the deployment's trace (traceparent); the host's log line names it.
+    expect(output).toContain(`POST /v1/modules/demo-kernel/deploy → 200 trace=${traceIdOf({ executionId: second }, undefined)}`);
     expect(alive(pidOf('1.1.0'))).toBe(true);
     expect(alive(first)).toBe(false); // unloaded
     expect(existsSync(join(hostDir, 'modules', 'demo-kernel', '1.0.0', 'server.mjs'))).toBe(true);

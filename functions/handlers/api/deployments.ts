@@ -27,6 +27,7 @@ import { driveCancellation, liftHold, markCancellation, setHold, setPromotion } 
 import { config } from '../../lib/config.ts';
 import { parseBody, parsePath, parseQuery } from '../../lib/parse.ts';
 import { rejudge, rejudgeSchema } from '../../lib/rejudge.ts';
+import { addCorrelation, logger } from '../../lib/telemetry.ts';
 
 export const createSchema = z
   .object({
@@ -86,6 +87,11 @@ async function create(event: Parameters<typeof parseBody>[0], caller: Principal)
   const key = rawKey === undefined ? undefined : idempotencyKeySchema.safeParse(rawKey);
   if (key && !key.success) throw new AppError('ValidationError', key.error.issues[0].message);
   const r = await requestDeployment(body, { requestedBy: caller.userId, idempotencyKey: key?.data });
+  if (r.outcome === 'started' || r.outcome === 'replayed') {
+    // The request's correlation id meets the deployment's keys, which every task's lines carry.
+    addCorrelation({ executionId: r.executionId, deploymentId: r.executionId, module: body.moduleName, environment: r.targetEnvironment });
+    logger.info(r.outcome === 'started' ? 'deployment started' : 'deployment request replayed');
+  }
   switch (r.outcome) {
     case 'started':
       return accepted(r.executionId, r.targetEnvironment);

@@ -5,6 +5,7 @@ import { AppError } from '../../domain/errors.ts';
 import { agentClient, mapLimit } from '../../lib/agentClient.ts';
 import { config } from '../../lib/config.ts';
 import { recordStageDetail, requireDeployment } from '../../lib/deployments.ts';
+import { counterIncrement } from '../../lib/metrics.ts';
 import { environmentInput } from '../../lib/environmentStage.ts';
 import { renewDeploymentLocks } from '../../lib/locks.ts';
 import { getNode, type NodeRecord } from '../../lib/nodes.ts';
@@ -68,7 +69,9 @@ export const handler = taskHandler(
         judgement.summary,
       at: new Date().toISOString(),
     };
-    await recordStageDetail(executionId, environment, `wave${wave + 1}`, result, passed ? 'canary.wave.passed' : 'canary.wave.failed');
+    await recordStageDetail(executionId, environment, `wave${wave + 1}`, result, passed ? 'canary.wave.passed' : 'canary.wave.failed', {
+      countFirst: counterIncrement('kmod_canary_verdicts_total', { environment, verdict: passed ? 'passed' : 'failed' }),
+    });
     if (!passed) {
       const message = `canary wave ${wave + 1} (${percent}% of nodes, ${ids.length} nodes) failed analysis against the baseline: ${result.summary}`;
       await abortPlan(executionId, environment, message);

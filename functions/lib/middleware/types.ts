@@ -3,12 +3,15 @@ import type middy from '@middy/core';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-lambda';
 import type { RouteSpec } from '../../catalog.ts';
 import type { Principal } from '../../domain/roles.ts';
+import type { Correlation } from '../traceContext.ts';
 
 export interface ApiContext extends Context {
   /** Set by matchRoute. */
   route?: RouteSpec;
   /** Set by identity; always set on protected routes once authorize has passed. */
   principal?: Principal;
+  /** Set by correlation: the request's correlation id and route. */
+  correlation?: Correlation;
 }
 
 export type ApiRequest = middy.Request<APIGatewayProxyEvent, APIGatewayProxyResult, Error, ApiContext>;

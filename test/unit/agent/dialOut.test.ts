@@ -76,6 +76,28 @@ describe('NodeAgent.serve: one request path for both transports', () => {
     expect((await a.serve(signed('POST', '/v1/modules/mod/deploy', 'x'.repeat(65 * 1024))))?.status).toBe(413);
   });
 
+  it("logs one line per module operation with the orchestrator's trace id, never for reads", async () => {
+    const lines: string[] = [];
+    const a = new NodeAgent({
+      nodeId: 'n1',
+      keys: () => [key],
+      simulation: true,
+      initialModules: { mod: '1.0.0' },
+      fetchArtifact: async () => bytes,
+      log: (l) => lines.push(l),
+    });
+    const body = JSON.stringify({ deploymentId: 'd1', version: '2.0.0', artifactUrl: 'http://x/a', sha256: sha });
+    const traceparent = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
+    const req = signed('POST', '/v1/modules/mod/deploy', body);
+    await a.serve({ ...req, headers: { ...req.headers, traceparent } });
+    await a.serve(signed('GET', '/v1/health'));
+    const bad = signed('POST', '/v1/modules/mod/rollback', '{}');
+    await a.serve({ ...bad, headers: { ...bad.headers, traceparent: 'forged\nline' } });
+    expect(lines).toHaveLength(2);
+    expect(lines[0]).toMatch(/^\S+Z POST \/v1\/modules\/mod\/deploy → 200 trace=4bf92f3577b34da6a3ce929d0e0e4736$/);
+    expect(lines[1]).toMatch(/^\S+Z POST \/v1\/modules\/mod\/rollback → 400 BadRequest$/);
+  });
+
   it('never answers for a simulated unresponsive node', async () => {
     const a = agent();
     a.setFaults({ unresponsive: true });

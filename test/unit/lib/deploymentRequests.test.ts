@@ -19,6 +19,8 @@ function record(c: Command, answer: (c: Command) => unknown) {
 vi.mock('../../../functions/lib/aws.ts', () => ({
   dynamo: () => ({ send: (c: Command) => record(c, fake.dynamo) }),
   stepFunctions: () => ({ send: (c: Command) => record(c, fake.sfn) }),
+  // lib/telemetry.ts registers the Tracer's capture of each client made.
+  onClientCreated: () => () => undefined,
 }));
 const { requestDeployment, requestRollback } = await import('../../../functions/lib/deploymentRequests.ts');
 

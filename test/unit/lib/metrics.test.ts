@@ -47,3 +47,45 @@ describe('exposition', () => {
     expect(exposedSampleNames()).not.toContain('kmod_stage_duration_seconds');
   });
 });
+
+describe('CloudWatch EMF of committed increments', () => {
+  it('publishes each observation once, labels as dimensions, in the same units as /metrics', async () => {
+    const { Metrics } = await import('@aws-lambda-powertools/metrics');
+    const { publishCommitted } = await import('../../../functions/lib/metrics.ts');
+    const target = new Metrics({ namespace: 'KmodOrchestrator', serviceName: 'kmod-orchestrator' });
+    const lines: string[] = [];
+    const write = process.stdout.write.bind(process.stdout);
+    process.stdout.write = ((chunk: string) => {
+      lines.push(String(chunk));
+      return true;
+    }) as typeof process.stdout.write;
+    try {
+      const inc = counterIncrement('kmod_deployments_rolled_back_total', { environment: 'Production', strategy: 'Canary' });
+      histogramIncrement('kmod_stage_duration_seconds', { stage: 'QA', status: 'Succeeded' }, 42, inc);
+      publishCommitted(inc, target);
+    } finally {
+      process.stdout.write = write;
+    }
+    const docs = lines
+      .flatMap((l) => l.split('\n'))
+      .filter(Boolean)
+      .map((l) => JSON.parse(l));
+    expect(docs).toHaveLength(2);
+    const [counted, timed] = docs;
+    expect(counted._aws.CloudWatchMetrics[0]).toMatchObject({
+      Namespace: 'KmodOrchestrator',
+      Dimensions: [expect.arrayContaining(['service', 'environment', 'strategy'])],
+      Metrics: [{ Name: 'DeploymentsRolledBack', Unit: 'Count' }],
+    });
+    expect(counted).toMatchObject({ environment: 'Production', strategy: 'Canary', DeploymentsRolledBack: 1 });
+    expect(timed._aws.CloudWatchMetrics[0].Metrics).toEqual([{ Name: 'StageDuration', Unit: 'Seconds' }]);
+    expect(timed).toMatchObject({ stage: 'QA', status: 'Succeeded', StageDuration: 42 });
+  });
+
+  it('names a CloudWatch metric for every stored counter and histogram', () => {
+    for (const [name, spec] of Object.entries(METRICS)) {
+      if (spec.type === 'gauge') continue;
+      expect('cloudwatch' in spec && spec.cloudwatch, name).toBeTruthy();
+    }
+  });
+});

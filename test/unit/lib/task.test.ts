@@ -18,3 +18,26 @@ describe('describeCaughtError', () => {
     expect(describeCaughtError(undefined).code).toBe('Unknown');
   });
 });
+
+describe('taskHandler correlation', () => {
+  it("runs each task with its deployment's keys, so its agent calls carry the execution's trace", async () => {
+    const { z } = await import('zod');
+    const { taskHandler } = await import('../../../functions/lib/task.ts');
+    const { currentCorrelation, traceIdOf } = await import('../../../functions/lib/traceContext.ts');
+    const { parseTraceparent } = await import('../../../functions/agent/protocol.ts');
+    const { traceparent } = await import('../../../functions/lib/traceContext.ts');
+    const handler = taskHandler(z.object({ executionId: z.string(), environment: z.string(), moduleName: z.string().optional() }), async () => ({
+      seen: currentCorrelation(),
+      trace: parseTraceparent(traceparent()),
+    }));
+    const context = { functionName: 'kmod-DeployBatch', awsRequestId: 'r1' } as never;
+    const [a, b] = await Promise.all([
+      handler({ executionId: 'dep-aaaaaaaaa-111111111111', environment: 'QA', moduleName: 'demo-kernel' }, context),
+      handler({ executionId: 'dep-bbbbbbbbb-222222222222', environment: 'Production' }, context),
+    ]);
+    expect(a.seen).toEqual({ executionId: 'dep-aaaaaaaaa-111111111111', deploymentId: 'dep-aaaaaaaaa-111111111111', environment: 'QA', module: 'demo-kernel' });
+    expect(b.seen).toEqual({ executionId: 'dep-bbbbbbbbb-222222222222', deploymentId: 'dep-bbbbbbbbb-222222222222', environment: 'Production' });
+    expect(a.trace).toBe(traceIdOf({ executionId: 'dep-aaaaaaaaa-111111111111' }, undefined));
+    expect(b.trace).toBe(traceIdOf({ executionId: 'dep-bbbbbbbbb-222222222222' }, undefined));
+  });
+});

@@ -1,0 +1,26 @@
+/**
+ * Powertools Metrics: CloudWatch EMF documents on stdout, which Lambda ships to CloudWatch Logs
+ * (docs/adr/0030-telemetry.md). Made on first use, so it reads the environment of the process that
+ * runs the function (the local cloud sets POWERTOOLS_METRICS_DISABLED=true before any function
+ * runs; its /metrics serves the same counts). Apart from lib/telemetry.ts so the modules that
+ * count (lib/metrics.ts, lib/agentClient.ts) do not make the functions' logger on import.
+ */
+import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
+
+export const SERVICE_NAME = 'kmod-orchestrator';
+/** The CloudWatch namespace of the business metrics (the CDK dashboards read it). */
+export const METRICS_NAMESPACE = 'KmodOrchestrator';
+
+let emf: Metrics | undefined;
+
+export function cloudwatchMetrics(): Metrics {
+  emf ??= new Metrics({ namespace: METRICS_NAMESPACE, serviceName: SERVICE_NAME });
+  return emf;
+}
+
+/** The instance if anything has used it (flushing needs nothing made). */
+export function cloudwatchMetricsIfMade(): Metrics | undefined {
+  return emf;
+}
+
+export { MetricUnit };
