@@ -380,6 +380,14 @@ export const FUNCTIONS = {
     reconcilesExecutions: true,
     startsPipeline: true,
   },
+  WatchApprovalDeadlines: {
+    entry: 'functions/handlers/tasks/watchApprovalDeadlines.ts',
+    description: 'Approvals (scheduled): publish pending, near-deadline and overdue approval counts as CloudWatch metrics (EMF)',
+    timeoutSeconds: 60,
+    memoryMb: 256,
+    tables: { approvals: 'read' },
+    scheduleMinutes: 5,
+  },
   DiscoverNodes: {
     entry: 'functions/handlers/tasks/discoverNodes.ts',
     description: 'Discovery: reconcile nodes registered in etcd (scheduled)',

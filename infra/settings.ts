@@ -89,6 +89,12 @@ export interface OrchestratorSettings {
    * metric conditions and CloudWatch alarms by name; functions/domain/alarms.ts).
    */
   alarms?: AlarmsConfig;
+  /**
+   * Email addresses subscribed to the alarm topic of the CloudWatch alarms (context `alarmEmail`,
+   * comma-separated; none by default: subscribe anything else to the AlarmTopicArn output).
+   * docs/runbooks/alarms.md.
+   */
+  alarmEmails: string[];
 }
 
 /** A context value that is missing or unusable; the message says what to pass. */
@@ -139,6 +145,7 @@ export function settingsFromContext(get: (key: string) => unknown): Orchestrator
     waf: waf(opt, num),
     traffic: traffic(get),
     alarms: alarms(get),
+    alarmEmails: alarmEmails(opt('alarmEmail')),
   };
 }
 
@@ -152,6 +159,18 @@ function jsonContext(get: (key: string) => unknown, key: string): unknown {
   } catch {
     throw new ContextError(`Context ${key} must be JSON, got "${String(v)}": see docs/runbooks/traffic-router.md.`);
   }
+}
+
+/** Optional, comma-separated; each must look like an address, or SNS would refuse the subscription at deploy time. */
+function alarmEmails(raw: string | undefined): string[] {
+  const emails = (raw ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+  const bad = emails.filter((e) => !/^[^\s@,]+@[^\s@,]+\.[^\s@,]+$/.test(e));
+  if (bad.length)
+    throw new ContextError(`Context alarmEmail must be comma-separated email addresses, got "${bad.join(', ')}": pass -c alarmEmail=oncall@example.com.`);
+  return [...new Set(emails)];
 }
 
 /** Validated here, so a malformed setting fails `cdk synth`, not the first deployment. */

@@ -24,6 +24,7 @@ import { HttpApi } from './constructs/api.ts';
 import { Data } from './constructs/data.ts';
 import { Functions } from './constructs/functions.ts';
 import { Identity } from './constructs/identity.ts';
+import { Monitoring } from './constructs/monitoring.ts';
 import { logicalIdOutsideLayers } from './constructs/layer.ts';
 import { Notifications } from './constructs/notifications.ts';
 import { WebAcl } from './constructs/webAcl.ts';
@@ -43,6 +44,8 @@ export class OrchestratorStack extends Stack {
   readonly stateMachines: Record<StateMachineId, sfn.StateMachine>;
   readonly api: apigw.RestApi;
   readonly webSocket: WebSocketLayer;
+  /** The CloudWatch dashboard and alarms, in a nested stack (infra/constructs/monitoring.ts). */
+  readonly monitoring: Monitoring;
 
   constructor(scope: Construct, id: string, settings: OrchestratorSettings, props?: StackProps) {
     super(scope, id, props);
@@ -66,6 +69,15 @@ export class OrchestratorStack extends Stack {
     webSocket.serve(functions.byId);
     const waf = new WebAcl(this, 'WebAcl', { settings: settings.waf, stage: http.api.deploymentStage, key: data.key });
 
+    this.monitoring = new Monitoring(this, 'Monitoring', {
+      api: http.api,
+      webSocket,
+      functions: functions.byId,
+      stateMachines: workflows.byId,
+      tables: data.tables,
+      alarmEmails: settings.alarmEmails,
+    });
+
     this.tables = data.tables;
     this.functions = functions.byId;
     this.stateMachines = workflows.byId;
@@ -88,6 +100,8 @@ export class OrchestratorStack extends Stack {
     new CfnOutput(this, 'ApproverTopicArn', { value: notifications.approverTopic.topicArn });
     new CfnOutput(this, 'NotificationTopicArn', { value: notifications.notificationTopic.topicArn });
     new CfnOutput(this, 'WebAclArn', { value: waf.acl.attrArn });
+    new CfnOutput(this, 'AlarmTopicArn', { value: this.monitoring.topic.topicArn });
+    new CfnOutput(this, 'DashboardName', { value: this.monitoring.dashboard.dashboardName });
 
     acknowledgeNagFindings(this);
     // IAM splits a role's large default policy into OverflowPolicyN in a mutating aspect at synth:

@@ -3,6 +3,7 @@ import type { StabilisationSettings } from '../domain/stabilisation.ts';
 import { type AnomalySettings, checkAnomalySettings, DEFAULT_ANOMALY_SETTINGS } from '../domain/anomaly.ts';
 import { type AlarmRule, parseAlarms } from '../domain/alarms.ts';
 import type { Environment } from '../domain/environments.ts';
+import { DEFAULT_DEADLINE_WARNING_SECONDS } from '../domain/approvalDeadlines.ts';
 import { parseSources } from './revocationLists.ts';
 
 function num(name: string, fallback: number): number {
@@ -135,6 +136,15 @@ export const config = {
   lockLeaseSeconds: () => num('LOCK_LEASE_SECONDS', 1200),
   /** How long an approval gate waits before it rejects the deployment, per environment. */
   approvalTimeoutSeconds: (environment: string) => num(`APPROVAL_TIMEOUT_SECONDS_${environment.toUpperCase()}`, num('APPROVAL_TIMEOUT_SECONDS', 86_400)),
+  /**
+   * How long before its deadline a Pending approval counts as near it (WatchApprovalDeadlines, the
+   * ApprovalsNearDeadline metric and its alarm; docs/runbooks/alarms.md).
+   */
+  approvalDeadlineWarningSeconds: () => {
+    const s = num('APPROVAL_DEADLINE_WARNING_SECONDS', DEFAULT_DEADLINE_WARNING_SECONDS);
+    if (!(s > 0)) throw new Error(`APPROVAL_DEADLINE_WARNING_SECONDS must be a positive number of seconds, got ${s}`);
+    return s;
+  },
   /** Distinct approvals an environment needs (e.g. 2 for Production). */
   approvalQuorum: (environment: string) => num(`APPROVAL_QUORUM_${environment.toUpperCase()}`, 1),
   /** Approver user ids per environment, JSON: {"Staging":["id",…],"Production":[…]}. Admins may always decide. */

@@ -45,7 +45,20 @@ describe('settings from CDK context', () => {
       revocationListUrls: '',
       waf: { ratePerAddress: 1000, windowSeconds: 60 },
       traffic: { kinds: {}, alb: {}, route53: {} },
+      alarmEmails: [],
     });
+  });
+
+  it('takes alarm email addresses comma-separated, trimmed and once each; refuses anything else', () => {
+    const base = { trustedRootsPem: 'PEM' };
+    expect(from({ ...base, alarmEmail: 'oncall@example.com' })().alarmEmails).toEqual(['oncall@example.com']);
+    expect(from({ ...base, alarmEmail: ' oncall@example.com, ops@example.org,oncall@example.com ' })().alarmEmails).toEqual([
+      'oncall@example.com',
+      'ops@example.org',
+    ]);
+    expect(from({ ...base, alarmEmail: '' })().alarmEmails).toEqual([]);
+    expect(from({ ...base, alarmEmail: 'oncall' })).toThrow(ContextError);
+    expect(from({ ...base, alarmEmail: 'oncall@example.com;ops@example.com' })).toThrow(/alarmEmail must be comma-separated email addresses/);
   });
 
   it('takes CRL URLs and the web ACL rate within WAF’s bounds (issue 15 defects 4 and 10)', () => {

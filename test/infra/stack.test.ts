@@ -424,14 +424,16 @@ describe('the synthesized template', () => {
 });
 
 describe('node key rotation (docs/adr/0012-node-key-rotation.md)', () => {
-  it('runs each scheduleMinutes function on its schedule: node keys hourly', () => {
+  it('runs each scheduleMinutes function on its schedule: node keys hourly, approval deadlines every 5 minutes', () => {
     const scheduled = Object.entries(FUNCTIONS).filter(([, s]) => (s as FunctionSpec).scheduleMinutes);
-    expect(scheduled.map(([id]) => id).sort()).toEqual(['DiscoverNodes', 'RotateNodeKeys']);
+    expect(scheduled.map(([id]) => id).sort()).toEqual(['DiscoverNodes', 'RotateNodeKeys', 'WatchApprovalDeadlines']);
     // Schedules only: the execution-status rule of the reconciler is an event pattern, not a schedule.
     const rules = ofType('AWS::Events::Rule').filter(([, r]) => r.Properties.ScheduleExpression);
     expect(rules).toHaveLength(scheduled.length);
     const [, hourly] = rules.find(([, r]) => r.Properties.ScheduleExpression === 'rate(1 hour)')!;
     expect(hourly.Properties.Targets.map((t: { Arn: unknown }) => [...logicalIdsIn(t.Arn)])).toEqual([[logicalIdOf(fnOf('RotateNodeKeys'))]]);
+    const [, fiveMinutes] = rules.find(([, r]) => r.Properties.ScheduleExpression === 'rate(5 minutes)')!;
+    expect(fiveMinutes.Properties.Targets.map((t: { Arn: unknown }) => [...logicalIdsIn(t.Arn)])).toEqual([[logicalIdOf(fnOf('WatchApprovalDeadlines'))]]);
   });
 
   it('gives exactly the functions that hold node credentials the maximum key age and the overlap window', () => {
