@@ -4,11 +4,13 @@
  * as CloudWatch metrics (EMF), and what the CDK app's dashboard and alarms read. Plain logic, no AWS.
  */
 
+import { CLOUDWATCH_METRICS } from './cloudwatchMetrics.ts';
+
 /** The CloudWatch namespace and names of the approval metrics; infra/constructs/monitoring.ts alarms on the same. */
 export const APPROVAL_METRICS = {
-  namespace: 'kmod-orchestrator',
+  namespace: CLOUDWATCH_METRICS.namespace,
   /** Powertools Metrics adds `service` as a default dimension; the alarms name it too. */
-  service: 'kmod-orchestrator',
+  service: CLOUDWATCH_METRICS.service,
   pending: 'ApprovalsPending',
   nearDeadline: 'ApprovalsNearDeadline',
   overdue: 'ApprovalsOverdue',

@@ -21,6 +21,7 @@ import { callOverConnection } from './dialOut.ts';
 import { findNode } from './membership.ts';
 import { agentKeys } from './secrets.ts';
 import { isDialOut, type NodeRecord } from './nodes.ts';
+import { CLOUDWATCH_METRICS } from '../domain/cloudwatchMetrics.ts';
 import { cloudwatchMetrics, MetricUnit } from './emf.ts';
 import { traceparent } from './traceContext.ts';
 
@@ -58,13 +59,13 @@ async function call<T>(node: AgentTarget, method: 'GET' | 'POST', path: string, 
   try {
     answer = isDialOut(node) ? await overConnection(node, method, path, body) : await overHttp(node, method, path, body);
   } catch (e) {
-    cloudwatchMetrics().addMetric('AgentCallErrors', MetricUnit.Count, 1);
+    cloudwatchMetrics().addMetric(CLOUDWATCH_METRICS.agentCallErrors, MetricUnit.Count, 1);
     throw e;
   } finally {
-    cloudwatchMetrics().addMetric('AgentCallLatency', MetricUnit.Milliseconds, Math.round(performance.now() - started));
+    cloudwatchMetrics().addMetric(CLOUDWATCH_METRICS.agentCallLatency, MetricUnit.Milliseconds, Math.round(performance.now() - started));
   }
   const { status, json } = answer;
-  if (status >= 400) cloudwatchMetrics().addMetric('AgentCallErrors', MetricUnit.Count, 1);
+  if (status >= 400) cloudwatchMetrics().addMetric(CLOUDWATCH_METRICS.agentCallErrors, MetricUnit.Count, 1);
   if (status >= 300 && status < 400) throw new AgentCallError(node.nodeId, 'RedirectRefused', `node ${node.nodeId} answered with a redirect, which is refused`);
   if (status < 200 || status >= 300) {
     const err = (json ?? {}) as { code?: string; message?: string };

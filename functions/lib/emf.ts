@@ -7,14 +7,14 @@
  */
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 
-export const SERVICE_NAME = 'kmod-orchestrator';
-/** The CloudWatch namespace of the business metrics (the CDK dashboards read it). */
-export const METRICS_NAMESPACE = 'KmodOrchestrator';
+import { CLOUDWATCH_METRICS } from '../domain/cloudwatchMetrics.ts';
+
+export const SERVICE_NAME = CLOUDWATCH_METRICS.service;
 
 let emf: Metrics | undefined;
 
 export function cloudwatchMetrics(): Metrics {
-  emf ??= new Metrics({ namespace: METRICS_NAMESPACE, serviceName: SERVICE_NAME });
+  emf ??= new Metrics({ namespace: CLOUDWATCH_METRICS.namespace, serviceName: SERVICE_NAME });
   return emf;
 }
 

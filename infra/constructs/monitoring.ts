@@ -24,10 +24,18 @@ import {
   aws_sns_subscriptions as subscriptions,
   type aws_stepfunctions as sfn,
 } from 'aws-cdk-lib';
-import { type CustomAlarmThreshold, DefaultDashboardFactory, LatencyType, MonitoringFacade, SnsAlarmActionStrategy } from 'cdk-monitoring-constructs';
+import {
+  type CustomAlarmThreshold,
+  DefaultDashboardFactory,
+  LatencyType,
+  MetricStatistic,
+  MonitoringFacade,
+  SnsAlarmActionStrategy,
+} from 'cdk-monitoring-constructs';
 import type { Construct } from 'constructs';
 import { WEBSOCKET } from '../../functions/catalog.ts';
 import { APPROVAL_METRICS } from '../../functions/domain/approvalDeadlines.ts';
+import { CLOUDWATCH_METRICS } from '../../functions/domain/cloudwatchMetrics.ts';
 
 /** The one dashboard's name. */
 export const DASHBOARD_NAME = 'kmod-orchestrator';
@@ -105,6 +113,7 @@ export class Monitoring extends NestedStack {
       dashboardFactory: dashboards,
     });
     this.monitorApis(props);
+    this.monitorDeployments();
     this.monitorApprovals();
     this.monitorFunctions(props.functions);
     this.monitorStateMachines(props.stateMachines);
@@ -236,6 +245,54 @@ export class Monitoring extends NestedStack {
         addSystemErrorCountAlarm: { Critical: ALARM_THRESHOLDS.dynamoSystemErrors },
       });
     }
+  }
+
+  /**
+   * The business section: what the functions publish in EMF from the same committed increments as
+   * /metrics (functions/lib/metrics.ts), graphed by search so each environment, strategy and
+   * verdict is a line of its own. Graphs, no alarms: a failed deployment is an outcome, not an incident.
+   */
+  private monitorDeployments(): void {
+    this.facade.addLargeHeader('Deployments');
+    const { namespace, service } = CLOUDWATCH_METRICS;
+    const search = (metricName: string, dimensions: string[], statistic: MetricStatistic, label: string) => ({
+      namespace,
+      searchQuery: `MetricName="${metricName}"`,
+      dimensionsMap: { service, ...Object.fromEntries(dimensions.map((d) => [d, undefined])) },
+      statistic,
+      label,
+    });
+    this.facade.monitorCustom({
+      alarmFriendlyName: 'Deployments',
+      humanReadableName: 'Deployments (outcomes, canary verdicts, stages, agent calls)',
+      metricGroups: [
+        {
+          title: 'Deployments by outcome',
+          metrics: CLOUDWATCH_METRICS.deploymentOutcomes.map((m) =>
+            search(m, m === 'DeploymentsStarted' ? ['environment'] : ['environment', 'strategy'], MetricStatistic.SUM, m.replace('Deployments', '')),
+          ),
+        },
+        {
+          title: 'Canary verdicts',
+          metrics: [search(CLOUDWATCH_METRICS.canaryVerdicts, ['environment', 'verdict'], MetricStatistic.SUM, 'Canary waves')],
+        },
+        {
+          title: 'Stage duration (p90, seconds)',
+          metrics: [search(CLOUDWATCH_METRICS.stageDuration, ['stage', 'status'], MetricStatistic.P90, 'Stage')],
+        },
+        {
+          title: 'Approval wait (p90, seconds)',
+          metrics: [search(CLOUDWATCH_METRICS.approvalWait, ['environment', 'outcome'], MetricStatistic.P90, 'Approval')],
+        },
+        {
+          title: 'Agent calls',
+          metrics: [
+            search(CLOUDWATCH_METRICS.agentCallLatency, [], MetricStatistic.P99, 'Latency p99 (ms)'),
+            search(CLOUDWATCH_METRICS.agentCallErrors, [], MetricStatistic.SUM, 'Errors'),
+          ],
+        },
+      ],
+    });
   }
 
   /** The business section: approval gates by how close their deadline is (functions/handlers/tasks/watchApprovalDeadlines.ts). */

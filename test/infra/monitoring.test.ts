@@ -11,6 +11,8 @@ import type { IConstruct } from 'constructs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { FUNCTIONS, STATE_MACHINES } from '../../functions/catalog.ts';
 import { APPROVAL_METRICS } from '../../functions/domain/approvalDeadlines.ts';
+import { CLOUDWATCH_METRICS } from '../../functions/domain/cloudwatchMetrics.ts';
+import { METRICS } from '../../functions/lib/metrics.ts';
 import { TABLES } from '../../functions/lib/tables.ts';
 import { DASHBOARD_NAME } from '../../infra/constructs/monitoring.ts';
 import { ContextError, OrchestratorStack, settingsFromContext } from '../../infra/stack.ts';
@@ -284,11 +286,12 @@ describe('the dashboard', () => {
   const shows = (namespace: string, metricName: string, dimension: string, value: string) =>
     metricLines().some((l) => l[0] === namespace && l[1] === metricName && l.slice(2).join(' ').includes(`${dimension} ${value}`));
 
-  it('has the sections: APIs, approvals, functions, state machines, tables; under CloudWatch’s 500 widgets', () => {
+  it('has the sections: APIs, deployments, approvals, functions, state machines, tables; under CloudWatch’s 500 widgets', () => {
     const b = body();
     const headers = b.widgets.filter((w) => w.type === 'text').map((w) => w.properties.markdown ?? '');
     expect(headers.filter((h) => h.startsWith('# '))).toEqual([
       '# kmod-orchestrator: APIs',
+      '# Deployments',
       '# Approvals',
       '# Lambda functions',
       '# State machines',
@@ -343,6 +346,33 @@ describe('the dashboard', () => {
       for (const m of ['ReadThrottleEvents', 'WriteThrottleEvents', 'SystemErrors', 'ConsumedReadCapacityUnits', 'ConsumedWriteCapacityUnits'])
         expect(shows('AWS/DynamoDB', m, 'TableName', table), `${key} ${m}`).toBe(true);
     }
+  });
+
+  it('graphs the business metrics the functions publish in EMF, each environment, strategy and verdict a line of its own', () => {
+    const expressions = body()
+      .widgets.flatMap((w) => (w.properties.metrics ?? []).map((l) => [w.properties.title, (l.at(-1) as { expression?: string }).expression]))
+      .filter(([, e]) => e?.startsWith('SEARCH('));
+    const search = (name: string, dims: string[], stat: string) =>
+      `SEARCH('{"${CLOUDWATCH_METRICS.namespace}","service"${dims.map((d) => `,"${d}"`).join('')}} "service"="${CLOUDWATCH_METRICS.service}" MetricName="${name}"', '${stat}', 300)`;
+    expect(expressions).toEqual([
+      ['Deployments by outcome', search('DeploymentsStarted', ['environment'], 'Sum')],
+      ...['DeploymentsSucceeded', 'DeploymentsFailed', 'DeploymentsRolledBack', 'DeploymentsCancelled'].map((m) => [
+        'Deployments by outcome',
+        search(m, ['environment', 'strategy'], 'Sum'),
+      ]),
+      ['Canary verdicts', search('CanaryVerdicts', ['environment', 'verdict'], 'Sum')],
+      ['Stage duration (p90, seconds)', search('StageDuration', ['stage', 'status'], 'p90')],
+      ['Approval wait (p90, seconds)', search('ApprovalWait', ['environment', 'outcome'], 'p90')],
+      ['Agent calls', search('AgentCallLatency', [], 'p99')],
+      ['Agent calls', search('AgentCallErrors', [], 'Sum')],
+    ]);
+    // The names graphed are the names published (functions/lib/metrics.ts).
+    const published = Object.values(METRICS).flatMap((m) => ('cloudwatch' in m ? [m.cloudwatch.name] : []));
+    for (const name of published)
+      expect(
+        expressions.some(([, e]) => e?.includes(`MetricName="${name}"`)),
+        name,
+      ).toBe(true);
   });
 
   it('shows the approval gates: pending, near their deadline, past it', () => {

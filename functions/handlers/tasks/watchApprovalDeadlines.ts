@@ -5,16 +5,14 @@
  * dashboard shows them and alarms on ApprovalsNearDeadline and ApprovalsOverdue
  * (docs/adr/0029-cloudwatch-dashboards-and-alarms.md, docs/runbooks/alarms.md). Reads only.
  */
-import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import { z } from 'zod';
 import { APPROVAL_METRICS, countDeadlines } from '../../domain/approvalDeadlines.ts';
 import { queryAll } from '../../lib/aws.ts';
 import { config } from '../../lib/config.ts';
 import { tableName } from '../../lib/tables.ts';
 import { taskHandler } from '../../lib/task.ts';
+import { cloudwatchMetrics, MetricUnit } from '../../lib/emf.ts';
 import { logger } from '../../lib/telemetry.ts';
-
-const metrics = new Metrics({ namespace: APPROVAL_METRICS.namespace, serviceName: APPROVAL_METRICS.service });
 
 export const handler = taskHandler(z.record(z.string(), z.unknown()), async () => {
   // The byStatus index holds every Pending gate (a handful at a time); only the two attributes are read.
@@ -29,6 +27,7 @@ export const handler = taskHandler(z.record(z.string(), z.unknown()), async () =
   const warningSeconds = config.approvalDeadlineWarningSeconds();
   const counts = countDeadlines(pending, new Date(), warningSeconds);
   // Every run publishes all three, zeros included, so the alarms see data and can go back to OK.
+  const metrics = cloudwatchMetrics();
   metrics.addMetric(APPROVAL_METRICS.pending, MetricUnit.Count, counts.pending);
   metrics.addMetric(APPROVAL_METRICS.nearDeadline, MetricUnit.Count, counts.nearDeadline);
   metrics.addMetric(APPROVAL_METRICS.overdue, MetricUnit.Count, counts.overdue);
