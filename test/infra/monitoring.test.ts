@@ -351,7 +351,7 @@ describe('the dashboard', () => {
   it('graphs the business metrics the functions publish in EMF, each environment, strategy and verdict a line of its own', () => {
     const expressions = body()
       .widgets.flatMap((w) => (w.properties.metrics ?? []).map((l) => [w.properties.title, (l.at(-1) as { expression?: string }).expression]))
-      .filter(([, e]) => e?.startsWith('SEARCH('));
+      .filter(([, e]) => e?.startsWith(`SEARCH('{"${CLOUDWATCH_METRICS.namespace}"`));
     const search = (name: string, dims: string[], stat: string) =>
       `SEARCH('{"${CLOUDWATCH_METRICS.namespace}","service"${dims.map((d) => `,"${d}"`).join('')}} "service"="${CLOUDWATCH_METRICS.service}" MetricName="${name}"', '${stat}', 300)`;
     expect(expressions).toEqual([
