@@ -13,6 +13,7 @@ import {
   DynamoDBStreamsClient,
   ExpiredIteratorException,
   GetRecordsCommand,
+  type GetRecordsCommandOutput,
   GetShardIteratorCommand,
   type _Record as StreamRecord,
   type Shard,
@@ -170,7 +171,7 @@ export class LocalStreams {
           );
           s.iterator = it.ShardIterator;
         }
-        let r;
+        let r: GetRecordsCommandOutput;
         try {
           r = await this.client.send(new GetRecordsCommand({ ShardIterator: s.iterator, Limit: this.opts.batchSize ?? 100 }));
         } catch (e) {
