@@ -268,3 +268,33 @@ export function inSeqOrder<E extends { seq: number }>(events: E[]): E[] {
   for (const e of events) if (!seen.has(e.seq)) seen.set(e.seq, e);
   return [...seen.values()].sort((a, b) => a.seq - b.seq);
 }
+
+// ---- server frames (documented in docs/asyncapi.json) -------------------------------------------
+
+export const liveEventSchema = z
+  .object({
+    type: z.enum(EVENT_TYPES),
+    seq: z.number().int().positive().describe('position on the one global event stream; increasing; replay with "after"'),
+    at: z.string().describe('ISO 8601 time of the change'),
+    deploymentId: z.string().optional(),
+    environment: z.enum(ENVIRONMENTS).optional(),
+    status: z.string().optional().describe('deployment.status: the new status; deployment.stage: the stage status; approval.decided: the gate status'),
+    previousStatus: z.string().optional(),
+    stage: z.string().optional(),
+    nodesTotal: z.number().optional(),
+    nodesDeployed: z.number().optional(),
+    nodesFailed: z.number().optional(),
+    nodeId: z.string().optional(),
+  })
+  .passthrough();
+
+export const subscribedSchema = z.object({
+  type: z.enum(['subscribed', 'unsubscribed']),
+  subscription: z.string().describe('"all", "deployment#<id>" or "environment#<name>"'),
+  seq: z.number().int().nonnegative().describe('the latest seq (no after), or the last replayed'),
+  replayed: z.number().int().optional(),
+  truncated: z.literal(true).optional(),
+});
+
+export const errorFrameSchema = z.object({ type: z.literal('error'), code: z.string(), message: z.string() });
+export const serverPingSchema = z.object({ type: z.literal('ping'), at: z.string(), seq: z.number().int().nonnegative() });

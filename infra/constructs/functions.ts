@@ -190,6 +190,8 @@ export class Functions extends Layer {
     const { settings, data, notifications, keySets, identity } = this.props;
     const env: Record<string, string> = { POWERTOOLS_SERVICE_NAME: 'kmod-orchestrator', NODE_OPTIONS: '--enable-source-maps' };
     for (const t of Object.keys(this.tables(id)) as TableKey[]) env[TABLES[t].envVar] = data.tables[t].tableName;
+    // A stream consumer tells its records apart by the table they come from.
+    for (const t of spec.streamSources ?? []) env[TABLES[t].envVar] = data.tables[t].tableName;
     if (spec.artifacts) env.ARTIFACT_BUCKET = data.artifacts.bucketName;
     if (spec.startsPipeline || spec.reconcilesExecutions || spec.stopsPipeline)
       Object.assign(env, { PIPELINE_STATE_MACHINE_ARN: this.pipelineArn, ROLLBACK_STATE_MACHINE_ARN: this.rollbackArn });
