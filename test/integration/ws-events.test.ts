@@ -29,7 +29,9 @@ class Client {
     ws.on('message', (data) => {
       const f = JSON.parse(String(data)) as Frame;
       this.frames.push(f);
-      this.waiters = this.waiters.filter((w) => (w.test(f) ? (w.resolve(f), false) : true));
+      const due = this.waiters.filter((w) => w.test(f));
+      this.waiters = this.waiters.filter((w) => !due.includes(w));
+      for (const w of due) w.resolve(f);
     });
   }
 
@@ -53,7 +55,13 @@ class Client {
     if (found) return Promise.resolve(found);
     return new Promise((resolve, reject) => {
       const t = setTimeout(() => reject(new Error(`no matching frame in ${timeoutMs} ms; got ${JSON.stringify(this.frames.slice(-5))}`)), timeoutMs);
-      this.waiters.push({ test, resolve: (f) => (clearTimeout(t), resolve(f)) });
+      this.waiters.push({
+        test,
+        resolve: (f) => {
+          clearTimeout(t);
+          resolve(f);
+        },
+      });
     });
   }
 
@@ -73,7 +81,10 @@ class Client {
 
 const refusal = (token: string | undefined) =>
   Client.open(token).then(
-    (c) => (c.ws.close(), 0),
+    (c) => {
+      c.ws.close();
+      return 0;
+    },
     (e: { status?: number }) => e.status ?? -1,
   );
 
