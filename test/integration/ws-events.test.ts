@@ -8,12 +8,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import type { LocalCloud } from '../../localcloud/cloud.ts';
-import { api, startTestCloud, waitForDeployment } from './harness.ts';
+import { api, startTestCloud, waitApprovingGates, waitForDeployment } from './harness.ts';
 
 let cloud: LocalCloud;
 
 beforeAll(async () => {
-  cloud = await startTestCloud({ fleet: { Development: 3, QA: 1, Staging: 1, Production: 1 } });
+  cloud = await startTestCloud({ fleet: { Development: 3, QA: 1, Staging: 2, Production: 1 } });
 }, 120_000);
 afterAll(async () => {
   await cloud?.stop();
@@ -190,6 +190,36 @@ describe('events over WebSocket', () => {
 
     for (const c of [all, back, production, other, one]) await c.close();
   }, 180_000);
+
+  it('an approval gate: approval.requested with who may decide, WaitingForApproval, approval.decided, then Running again, in seq order', async () => {
+    const c = await Client.open(cloud.tokens.Approver);
+    expect((await c.request({ action: 'subscribe', environment: 'Staging' }, 'subscribed')).type).toBe('subscribed');
+    const started = await api(cloud, 'POST', '/api/v1/deployments', {
+      token: cloud.tokens.Deployer,
+      body: { moduleName: 'demo-kernel', version: '1.1.0', targetEnvironment: 'Staging' },
+    });
+    expect(started.status).toBe(202);
+    const id = started.body.executionId as string;
+    const done = await waitApprovingGates(cloud, id, 150_000);
+    expect(done.status, JSON.stringify(done.failure)).toBe('Succeeded');
+    await c.next((f) => f.type === 'deployment.status' && f.deploymentId === id && f.status === 'Succeeded');
+    const mine = c.frames.filter((f) => f.deploymentId === id);
+    const kinds = mine.filter((f) => f.type !== 'deployment.stage').map((f) => (f.type === 'deployment.status' ? `status:${f.status}` : f.type));
+    expect(kinds).toEqual([
+      'status:Pending',
+      'status:Running',
+      'approval.requested',
+      'status:WaitingForApproval',
+      'approval.decided',
+      'status:Running',
+      'status:Succeeded',
+    ]);
+    expect(mine.find((f) => f.type === 'approval.requested')).toMatchObject({ environment: 'Staging', stage: 'Staging', approvers: ['dev-approver'] });
+    expect(mine.find((f) => f.type === 'approval.decided')).toMatchObject({ environment: 'Staging', status: 'Approved' });
+    const seqs = mine.map((f) => f.seq!);
+    expect(seqs).toEqual([...seqs].sort((a, b) => a - b));
+    await c.close();
+  }, 200_000);
 
   it('pings operator connections (the keepalive the schedule runs)', async () => {
     const c = await Client.open(cloud.tokens.Viewer);
