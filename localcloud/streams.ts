@@ -86,9 +86,9 @@ export function lambdaEvent(streamArn: string, records: StreamRecord[]) {
 export class LocalStreams {
   private readonly client: DynamoDBStreamsClient;
   private readonly consumers: Consumer[] = [];
-  private timer: NodeJS.Timeout | undefined;
+  private readonly timers = new Map<Consumer, NodeJS.Timeout>();
   private stopped = false;
-  private running: Promise<void> | undefined;
+  private readonly running = new Set<Promise<void>>();
   /** Records handed to functions so far (tests and the bench read it). */
   delivered = 0;
 
@@ -122,7 +122,9 @@ export class LocalStreams {
         this.consumers.push(consumer);
       }
     }
-    this.schedule(0);
+    // Each stream on its own, as each event source mapping runs on AWS: a slow batch of one table
+    // never holds back another's.
+    for (const c of this.consumers) this.schedule(c, 0);
   }
 
   private async describe(streamArn: string): Promise<Shard[]> {
@@ -136,73 +138,74 @@ export class LocalStreams {
     return shards;
   }
 
-  private schedule(ms: number) {
+  private schedule(c: Consumer, ms: number) {
     if (this.stopped) return;
-    this.timer = setTimeout(() => {
-      this.running = this.pollAll()
-        .then((busy) => this.schedule(busy ? 0 : (this.opts.pollMs ?? 100)))
+    const timer = setTimeout(() => {
+      const round: Promise<void> = this.poll(c)
+        .then((busy) => this.schedule(c, busy ? 0 : (this.opts.pollMs ?? 100)))
         .catch((e: Error) => {
           this.opts.log?.(`  stream polling failed: ${e.message}`);
-          this.schedule(1000);
-        });
+          this.schedule(c, 1000);
+        })
+        .finally(() => this.running.delete(round));
+      this.running.add(round);
     }, ms);
-    this.timer.unref();
+    timer.unref();
+    this.timers.set(c, timer);
   }
 
-  /** One round over every shard of every consumed stream; true when any records came. */
-  private async pollAll(): Promise<boolean> {
+  /** One round over every shard of one consumed stream; true when any records came. */
+  private async poll(c: Consumer): Promise<boolean> {
     let busy = false;
-    for (const c of this.consumers) {
-      // New shards (DynamoDB rolls them over): read from their start, once their parent is read out.
-      for (const shard of await this.describe(c.streamArn)) {
-        if (c.shards.has(shard.ShardId!)) continue;
-        c.shards.set(shard.ShardId!, { done: false, parent: shard.ParentShardId });
+    // New shards (DynamoDB rolls them over): read from their start, once their parent is read out.
+    for (const shard of await this.describe(c.streamArn)) {
+      if (c.shards.has(shard.ShardId!)) continue;
+      c.shards.set(shard.ShardId!, { done: false, parent: shard.ParentShardId });
+    }
+    for (const [shardId, s] of c.shards) {
+      if (s.done || this.stopped) continue;
+      if (s.parent && c.shards.get(s.parent) && !c.shards.get(s.parent)!.done) continue;
+      if (!s.iterator) {
+        const it = await this.client.send(
+          new GetShardIteratorCommand(
+            s.lastSequence
+              ? { StreamArn: c.streamArn, ShardId: shardId, ShardIteratorType: 'AFTER_SEQUENCE_NUMBER', SequenceNumber: s.lastSequence }
+              : { StreamArn: c.streamArn, ShardId: shardId, ShardIteratorType: 'TRIM_HORIZON' },
+          ),
+        );
+        s.iterator = it.ShardIterator;
       }
-      for (const [shardId, s] of c.shards) {
-        if (s.done || this.stopped) continue;
-        if (s.parent && c.shards.get(s.parent) && !c.shards.get(s.parent)!.done) continue;
-        if (!s.iterator) {
-          const it = await this.client.send(
-            new GetShardIteratorCommand(
-              s.lastSequence
-                ? { StreamArn: c.streamArn, ShardId: shardId, ShardIteratorType: 'AFTER_SEQUENCE_NUMBER', SequenceNumber: s.lastSequence }
-                : { StreamArn: c.streamArn, ShardId: shardId, ShardIteratorType: 'TRIM_HORIZON' },
-            ),
-          );
-          s.iterator = it.ShardIterator;
+      let r: GetRecordsCommandOutput;
+      try {
+        r = await this.client.send(new GetRecordsCommand({ ShardIterator: s.iterator, Limit: this.opts.batchSize ?? 100 }));
+      } catch (e) {
+        if (e instanceof ExpiredIteratorException || (e as { name?: string }).name === 'ExpiredIteratorException') {
+          s.iterator = undefined;
+          continue;
         }
-        let r: GetRecordsCommandOutput;
+        if ((e as { name?: string }).name === 'TrimmedDataAccessException') {
+          // DynamoDB Local answers a LATEST iterator of an empty shard this way: read it from its start.
+          s.iterator = undefined;
+          s.lastSequence = undefined;
+          continue;
+        }
+        throw e;
+      }
+      const records = r.Records ?? [];
+      if (records.length) {
+        busy = true;
         try {
-          r = await this.client.send(new GetRecordsCommand({ ShardIterator: s.iterator, Limit: this.opts.batchSize ?? 100 }));
+          await this.lambda.invoke(functionArn(c.fn), lambdaEvent(c.streamArn, records));
         } catch (e) {
-          if (e instanceof ExpiredIteratorException || (e as { name?: string }).name === 'ExpiredIteratorException') {
-            s.iterator = undefined;
-            continue;
-          }
-          if ((e as { name?: string }).name === 'TrimmedDataAccessException') {
-            // DynamoDB Local answers a LATEST iterator of an empty shard this way: read it from its start.
-            s.iterator = undefined;
-            s.lastSequence = undefined;
-            continue;
-          }
-          throw e;
+          // The same records again at the next poll, as the event source mapping retries a failed batch.
+          this.opts.log?.(`  ${c.fn} failed on ${records.length} record(s) of ${c.table}: ${(e as Error).message}; retried`);
+          continue;
         }
-        const records = r.Records ?? [];
-        if (records.length) {
-          busy = true;
-          try {
-            await this.lambda.invoke(functionArn(c.fn), lambdaEvent(c.streamArn, records));
-          } catch (e) {
-            // The same records again at the next poll, as the event source mapping retries a failed batch.
-            this.opts.log?.(`  ${c.fn} failed on ${records.length} record(s) of ${c.table}: ${(e as Error).message}; retried`);
-            continue;
-          }
-          this.delivered += records.length;
-          s.lastSequence = records.at(-1)?.dynamodb?.SequenceNumber;
-        }
-        if (r.NextShardIterator) s.iterator = r.NextShardIterator;
-        else s.done = true;
+        this.delivered += records.length;
+        s.lastSequence = records.at(-1)?.dynamodb?.SequenceNumber;
       }
+      if (r.NextShardIterator) s.iterator = r.NextShardIterator;
+      else s.done = true;
     }
     return busy;
   }
@@ -210,8 +213,8 @@ export class LocalStreams {
   /** Stop polling; a round in progress finishes first. */
   async stop(): Promise<void> {
     this.stopped = true;
-    clearTimeout(this.timer);
-    await this.running?.catch(() => undefined);
+    for (const t of this.timers.values()) clearTimeout(t);
+    await Promise.all([...this.running].map((r) => r.catch(() => undefined)));
     this.client.destroy();
   }
 }
