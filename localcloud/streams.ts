@@ -86,9 +86,9 @@ export function lambdaEvent(streamArn: string, records: StreamRecord[]) {
 export class LocalStreams {
   private readonly client: DynamoDBStreamsClient;
   private readonly consumers: Consumer[] = [];
-  private readonly timers = new Map<Consumer, NodeJS.Timeout>();
+  private timer: NodeJS.Timeout | undefined;
   private stopped = false;
-  private readonly running = new Set<Promise<void>>();
+  private running: Promise<void> | undefined;
   /** Records handed to functions so far (tests and the bench read it). */
   delivered = 0;
 
@@ -122,9 +122,7 @@ export class LocalStreams {
         this.consumers.push(consumer);
       }
     }
-    // Each stream on its own, as each event source mapping runs on AWS: a slow batch of one table
-    // never holds back another's.
-    for (const c of this.consumers) this.schedule(c, 0);
+    this.schedule(0);
   }
 
   private async describe(streamArn: string): Promise<Shard[]> {
@@ -138,74 +136,73 @@ export class LocalStreams {
     return shards;
   }
 
-  private schedule(c: Consumer, ms: number) {
+  private schedule(ms: number) {
     if (this.stopped) return;
-    const timer = setTimeout(() => {
-      const round: Promise<void> = this.poll(c)
-        .then((busy) => this.schedule(c, busy ? 0 : (this.opts.pollMs ?? 100)))
+    this.timer = setTimeout(() => {
+      this.running = this.pollAll()
+        .then((busy) => this.schedule(busy ? 0 : (this.opts.pollMs ?? 100)))
         .catch((e: Error) => {
           this.opts.log?.(`  stream polling failed: ${e.message}`);
-          this.schedule(c, 1000);
-        })
-        .finally(() => this.running.delete(round));
-      this.running.add(round);
+          this.schedule(1000);
+        });
     }, ms);
-    timer.unref();
-    this.timers.set(c, timer);
+    this.timer.unref();
   }
 
-  /** One round over every shard of one consumed stream; true when any records came. */
-  private async poll(c: Consumer): Promise<boolean> {
+  /** One round over every shard of every consumed stream; true when any records came. */
+  private async pollAll(): Promise<boolean> {
     let busy = false;
-    // New shards (DynamoDB rolls them over): read from their start, once their parent is read out.
-    for (const shard of await this.describe(c.streamArn)) {
-      if (c.shards.has(shard.ShardId!)) continue;
-      c.shards.set(shard.ShardId!, { done: false, parent: shard.ParentShardId });
-    }
-    for (const [shardId, s] of c.shards) {
-      if (s.done || this.stopped) continue;
-      if (s.parent && c.shards.get(s.parent) && !c.shards.get(s.parent)!.done) continue;
-      if (!s.iterator) {
-        const it = await this.client.send(
-          new GetShardIteratorCommand(
-            s.lastSequence
-              ? { StreamArn: c.streamArn, ShardId: shardId, ShardIteratorType: 'AFTER_SEQUENCE_NUMBER', SequenceNumber: s.lastSequence }
-              : { StreamArn: c.streamArn, ShardId: shardId, ShardIteratorType: 'TRIM_HORIZON' },
-          ),
-        );
-        s.iterator = it.ShardIterator;
+    for (const c of this.consumers) {
+      // New shards (DynamoDB rolls them over): read from their start, once their parent is read out.
+      for (const shard of await this.describe(c.streamArn)) {
+        if (c.shards.has(shard.ShardId!)) continue;
+        c.shards.set(shard.ShardId!, { done: false, parent: shard.ParentShardId });
       }
-      let r: GetRecordsCommandOutput;
-      try {
-        r = await this.client.send(new GetRecordsCommand({ ShardIterator: s.iterator, Limit: this.opts.batchSize ?? 100 }));
-      } catch (e) {
-        if (e instanceof ExpiredIteratorException || (e as { name?: string }).name === 'ExpiredIteratorException') {
-          s.iterator = undefined;
-          continue;
+      for (const [shardId, s] of c.shards) {
+        if (s.done || this.stopped) continue;
+        if (s.parent && c.shards.get(s.parent) && !c.shards.get(s.parent)!.done) continue;
+        if (!s.iterator) {
+          const it = await this.client.send(
+            new GetShardIteratorCommand(
+              s.lastSequence
+                ? { StreamArn: c.streamArn, ShardId: shardId, ShardIteratorType: 'AFTER_SEQUENCE_NUMBER', SequenceNumber: s.lastSequence }
+                : { StreamArn: c.streamArn, ShardId: shardId, ShardIteratorType: 'TRIM_HORIZON' },
+            ),
+          );
+          s.iterator = it.ShardIterator;
         }
-        if ((e as { name?: string }).name === 'TrimmedDataAccessException') {
-          // DynamoDB Local answers a LATEST iterator of an empty shard this way: read it from its start.
-          s.iterator = undefined;
-          s.lastSequence = undefined;
-          continue;
-        }
-        throw e;
-      }
-      const records = r.Records ?? [];
-      if (records.length) {
-        busy = true;
+        let r: GetRecordsCommandOutput;
         try {
-          await this.lambda.invoke(functionArn(c.fn), lambdaEvent(c.streamArn, records));
+          r = await this.client.send(new GetRecordsCommand({ ShardIterator: s.iterator, Limit: this.opts.batchSize ?? 100 }));
         } catch (e) {
-          // The same records again at the next poll, as the event source mapping retries a failed batch.
-          this.opts.log?.(`  ${c.fn} failed on ${records.length} record(s) of ${c.table}: ${(e as Error).message}; retried`);
-          continue;
+          if (e instanceof ExpiredIteratorException || (e as { name?: string }).name === 'ExpiredIteratorException') {
+            s.iterator = undefined;
+            continue;
+          }
+          if ((e as { name?: string }).name === 'TrimmedDataAccessException') {
+            // DynamoDB Local answers a LATEST iterator of an empty shard this way: read it from its start.
+            s.iterator = undefined;
+            s.lastSequence = undefined;
+            continue;
+          }
+          throw e;
         }
-        this.delivered += records.length;
-        s.lastSequence = records.at(-1)?.dynamodb?.SequenceNumber;
+        const records = r.Records ?? [];
+        if (records.length) {
+          busy = true;
+          try {
+            await this.lambda.invoke(functionArn(c.fn), lambdaEvent(c.streamArn, records));
+          } catch (e) {
+            // The same records again at the next poll, as the event source mapping retries a failed batch.
+            this.opts.log?.(`  ${c.fn} failed on ${records.length} record(s) of ${c.table}: ${(e as Error).message}; retried`);
+            continue;
+          }
+          this.delivered += records.length;
+          s.lastSequence = records.at(-1)?.dynamodb?.SequenceNumber;
+        }
+        if (r.NextShardIterator) s.iterator = r.NextShardIterator;
+        else s.done = true;
       }
-      if (r.NextShardIterator) s.iterator = r.NextShardIterator;
-      else s.done = true;
     }
     return busy;
   }
@@ -213,8 +210,8 @@ export class LocalStreams {
   /** Stop polling; a round in progress finishes first. */
   async stop(): Promise<void> {
     this.stopped = true;
-    for (const t of this.timers.values()) clearTimeout(t);
-    await Promise.all([...this.running].map((r) => r.catch(() => undefined)));
+    clearTimeout(this.timer);
+    await this.running?.catch(() => undefined);
     this.client.destroy();
   }
 }
