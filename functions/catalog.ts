@@ -61,6 +61,12 @@ export interface FunctionSpec {
   managesConnections?: true;
   /** The WebSocket API's $connect REQUEST authorizer (exactly one function). */
   authorizesConnections?: true;
+  /**
+   * Consumes these tables' DynamoDB change streams (each must have `stream: true`): on AWS an
+   * event source mapping per table; locally localcloud/streams.ts polls DynamoDB Local's streams
+   * and invokes the function with the same event (docs/adr/0028-live-events.md).
+   */
+  streamSources?: readonly TableKey[];
   /** Run by an EventBridge schedule every this many minutes (CDK); locally by a script or the local cloud. */
   scheduleMinutes?: number;
   /**
@@ -401,20 +407,34 @@ export const FUNCTIONS = {
   },
   WsAuthorizer: {
     entry: 'functions/handlers/ws/authorizer.ts',
-    description: 'WebSocket $connect REQUEST authorizer: dial-out agents by their signed connect',
+    description: 'WebSocket $connect REQUEST authorizer: dial-out agents by their signed connect, operators by their token (?token=<jwt>)',
     timeoutSeconds: 10,
     memoryMb: 256,
-    tables: { nodes: 'read', ...audit },
+    tables: { nodes: 'read', users: 'read', ...audit },
     holdsNodeCredentials: true,
+    verifiesTokens: true,
     authorizesConnections: true,
   },
   WsConnections: {
     entry: 'functions/handlers/ws/connections.ts',
-    description: "WebSocket routes: $connect, $disconnect, $default (dial-out agents' replies and keepalives)",
+    description: "WebSocket routes: $connect, $disconnect, $default (dial-out agents' replies and keepalives), operators' subscribe/unsubscribe",
     timeoutSeconds: 29,
     memoryMb: 256,
-    tables: { nodes: 'write', connections: 'write', agentRequests: 'write', ...audit },
+    // events: a subscription with `after` replays the stored events.
+    tables: { nodes: 'write', connections: 'write', agentRequests: 'write', events: 'read', ...audit },
     managesConnections: true,
+  },
+  WsEvents: {
+    entry: 'functions/handlers/events/wsEvents.ts',
+    description: "Operators' live events: table change streams numbered and fanned out to WebSocket subscribers; keepalive pings",
+    timeoutSeconds: 60,
+    memoryMb: 512,
+    // nodes: an environment's totals (cluster.metrics); connections and audit: a connection found gone is forgotten.
+    tables: { events: 'write', connections: 'write', nodes: 'read', ...audit },
+    managesConnections: true,
+    streamSources: ['deployments', 'nodes'],
+    // API Gateway closes a connection idle for 10 minutes: operators' connections are pinged every 5.
+    scheduleMinutes: 5,
   },
 } as const satisfies Record<string, FunctionSpec>;
 
@@ -719,9 +739,10 @@ export const ROUTES = [
 ] as const satisfies readonly RouteSpec[];
 
 /**
- * The WebSocket API: one API for every kind of WebSocket client (dial-out agents now; operators'
- * live events later, docs/adr/0010-websocket-layer.md). Messages with an `action` field go to the
- * route of that name; everything else (agents' replies and pings) to `$default`.
+ * The WebSocket API: one API for every kind of WebSocket client — dial-out agents
+ * (docs/adr/0010-websocket-layer.md) and operators watching live events (docs/adr/0028-live-events.md).
+ * Messages with an `action` field go to the route of that name (`subscribe`, `unsubscribe`);
+ * everything else (agents' replies and pings) to `$default`.
  */
 export interface WebSocketRouteSpec {
   routeKey: string;
@@ -746,6 +767,13 @@ export const WEBSOCKET = {
       returnResponse: true,
       summary: "Messages without an action: dial-out agents' replies to commands, and their keepalive pings",
     },
+    {
+      routeKey: 'subscribe',
+      fn: 'WsConnections',
+      returnResponse: true,
+      summary: 'An operator subscribes to live events of a deployment, an environment or all; `after` replays missed ones',
+    },
+    { routeKey: 'unsubscribe', fn: 'WsConnections', returnResponse: true, summary: 'An operator drops a subscription' },
   ],
 } as const satisfies { stage: string; routeSelectionExpression: string; routes: readonly WebSocketRouteSpec[] };
 

@@ -32,6 +32,7 @@ import { fleetControl } from './fleetControl.ts';
 import { identityControl } from './identityControl.ts';
 import { nameItem } from '../functions/lib/directory.ts';
 import { websocketControl } from './websocketControl.ts';
+import { LocalStreams } from './streams.ts';
 import { PutCommand } from '@aws-sdk/lib-dynamodb';
 import type { RunningDiscovery } from '../functions/lib/discovery/runner.ts';
 import { ENVIRONMENTS, type Environment } from '../functions/domain/environments.ts';
@@ -97,6 +98,8 @@ export interface LocalCloud extends CloudFile {
   ddb: DynamoDBDocumentClient;
   /** The etcd reconciler, when KMOD_ETCD_ENDPOINTS is set. */
   discovery?: RunningDiscovery;
+  /** The tables' change streams polled for the functions that consume them (localcloud/streams.ts). */
+  streams: LocalStreams;
   tableNames: Record<TableKey, string>;
   startupMs: number;
   stop(): Promise<void>;
@@ -316,6 +319,13 @@ export async function startLocalCloud(opts: LocalCloudOptions = {}): Promise<Loc
     // What enrolment answers dial-out agents, and where the handlers' management API client posts.
     process.env.AGENT_WS_URL = opts.env?.AGENT_WS_URL ?? wsUrl;
     process.env.WS_MANAGEMENT_ENDPOINT = `${apiUrl}${gateway.websocket.path}`;
+    // The tables' change streams to the functions that consume them (operators' live events).
+    const streams = new LocalStreams(lambda, dynamoClient, dynamo.endpoint, tableNames, {
+      pollMs: Number(process.env.KMOD_STREAM_POLL_MS ?? 100),
+      log,
+    });
+    await streams.start();
+    cleanups.push(() => streams.stop());
     subscribeDevUsers(sns, env.APPROVER_TOPIC_ARN, env.NOTIFICATION_TOPIC_ARN, JSON.parse(env.APPROVERS) as Record<string, string[]>);
     // What the stack's custom resource does on every deploy: email subscriptions follow the approver
     // lists and the directory (a user an Admin created in an earlier run, a changed APPROVERS).
@@ -358,6 +368,7 @@ export async function startLocalCloud(opts: LocalCloudOptions = {}): Promise<Loc
       meter,
       ddb,
       discovery,
+      streams,
       tableNames,
       startupMs: Date.now() - started,
       stop,

@@ -126,8 +126,11 @@ export async function ensureTables(client: DynamoDBClient, names: Record<string,
         }),
       );
     } else {
-      // Tables kept from an older version gain the indexes added since.
+      // Tables kept from an older version gain the indexes and the stream added since.
       const described = await client.send(new DescribeTableCommand({ TableName }));
+      if (spec.stream && !described.Table?.StreamSpecification?.StreamEnabled) {
+        await client.send(new UpdateTableCommand({ TableName, StreamSpecification: { StreamEnabled: true, StreamViewType: 'NEW_AND_OLD_IMAGES' } }));
+      }
       const have = new Set((described.Table?.GlobalSecondaryIndexes ?? []).map((i) => i.IndexName));
       for (const i of spec.indexes.filter((x) => !have.has(x.name))) {
         const attrs = [i.partitionKey, ...(i.sortKey ? [i.sortKey] : [])];

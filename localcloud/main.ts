@@ -33,7 +33,7 @@ kmod-orchestrator local cloud is up (${(cloud.startupMs / 1000).toFixed(1)} s)
   Mailbox      ${cloud.mailboxUrl}
   AWS services ${cloud.servicesUrl}  (Step Functions, SNS, S3, JWKS)
   DynamoDB     ${cloud.dynamodbUrl}
-  WebSocket    ${cloud.wsUrl}  (dial-out agents)
+  WebSocket    ${cloud.wsUrl}  (dial-out agents; operators' live events with ?token=)
   Routers      ${
     Object.entries(cloud.routers)
       .map(([e, u]) => `${e} ${u}`)

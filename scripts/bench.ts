@@ -12,6 +12,7 @@
  *
  *   npm run bench                      # all sizes (10,000 nodes takes a few minutes)
  *   npm run bench -- --sizes 3,20      # a subset
+ *   npm run bench -- --ws 200 --runs 3 # operators' live events: 200 WebSocket subscribers (scripts/lib/benchWs.ts)
  */
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
@@ -21,7 +22,15 @@ import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { type BillableUsage, costOf, PRICES_AS_OF, PRICES_USD, usd } from './lib/prices.ts';
 
-const { values } = parseArgs({ options: { sizes: { type: 'string', default: '3,20,1000,10000' }, size: { type: 'string' }, runs: { type: 'string' } } });
+const { values } = parseArgs({
+  options: { sizes: { type: 'string', default: '3,20,1000,10000' }, size: { type: 'string' }, runs: { type: 'string' }, ws: { type: 'string' } },
+});
+
+if (values.ws) {
+  const { benchWs } = await import('./lib/benchWs.ts');
+  await benchWs(Number(values.ws), Number(values.runs ?? 3));
+  process.exit();
+}
 
 interface Sample {
   nodes: number;

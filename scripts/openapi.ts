@@ -10,6 +10,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { ROUTES, WEBSOCKET } from '../functions/catalog.ts';
+import { clientMessageSchema, errorFrameSchema, EVENT_TYPES, liveEventSchema, serverPingSchema, subscribedSchema } from '../functions/domain/liveEvents.ts';
 import { agentCommandSchema, agentConnectPath, agentReplySchema, NODE_ID_HEADER, pingSchema, pongSchema } from '../functions/agent/wsProtocol.ts';
 import { DEPLOYMENT_STATUSES, STAGE_STATUSES } from '../functions/domain/deployment.ts';
 import { ENVIRONMENTS, STRATEGIES } from '../functions/domain/environments.ts';
@@ -339,10 +340,10 @@ export function buildAsyncApi(): Json {
   return {
     asyncapi: '3.0.0',
     info: {
-      title: 'kmod-orchestrator WebSocket API: dial-out agents',
+      title: 'kmod-orchestrator WebSocket API: dial-out agents and operators’ live events',
       version: '1',
       description:
-        "One WebSocket API for every WebSocket client (docs/adr/0010-websocket-layer.md). Dial-out agents connect with a signed upgrade and get the agent protocol's signed requests over it. Messages without an `action` field reach the $default route.",
+        "One WebSocket API for every WebSocket client (docs/adr/0010-websocket-layer.md). Dial-out agents connect with a signed upgrade and get the agent protocol's signed requests over it. Messages without an `action` field reach the $default route. Operators connect with `?token=<jwt>` (docs/adr/0028-live-events.md) and subscribe to live events.",
     },
     servers: {
       aws: { host: '{apiId}.execute-api.{region}.amazonaws.com', pathname: `/${WEBSOCKET.stage}`, protocol: 'wss', description: 'stack output WebSocketUrl' },
@@ -360,12 +361,38 @@ export function buildAsyncApi(): Json {
         },
         bindings: { ws: { method: 'GET', headers: connectHeaders } },
       },
+      operator: {
+        address: `/${WEBSOCKET.stage}`,
+        description:
+          'Operators’ live events (docs/adr/0028-live-events.md). Connect with ?token=<jwt> (the REST API’s bearer token; refused with 401 when missing, invalid, expired or of a disabled principal). Subscribe to a deployment, an environment or all; "after" replays stored events (retention EVENT_RETENTION_HOURS). seq increases along one global stream; a client drops a seq it already has. Events are filtered by the roles that may call the matching GET route.',
+        messages: {
+          subscribe: { $ref: '#/components/messages/subscribe' },
+          event: { $ref: '#/components/messages/event' },
+          subscribed: { $ref: '#/components/messages/subscribed' },
+          error: { $ref: '#/components/messages/error' },
+          serverPing: { $ref: '#/components/messages/serverPing' },
+        },
+        bindings: {
+          ws: {
+            method: 'GET',
+            query: { type: 'object', required: ['token'], properties: { token: { type: 'string', description: 'a JWT the REST API accepts' } } },
+          },
+        },
+      },
     },
     operations: {
       sendRequest: { action: 'send', channel: { $ref: '#/channels/agent' }, messages: [{ $ref: '#/channels/agent/messages/request' }] },
       receiveResponse: { action: 'receive', channel: { $ref: '#/channels/agent' }, messages: [{ $ref: '#/channels/agent/messages/response' }] },
       receivePing: { action: 'receive', channel: { $ref: '#/channels/agent' }, messages: [{ $ref: '#/channels/agent/messages/ping' }] },
       sendPong: { action: 'send', channel: { $ref: '#/channels/agent' }, messages: [{ $ref: '#/channels/agent/messages/pong' }] },
+      receiveSubscribe: { action: 'receive', channel: { $ref: '#/channels/operator' }, messages: [{ $ref: '#/channels/operator/messages/subscribe' }] },
+      sendEvent: { action: 'send', channel: { $ref: '#/channels/operator' }, messages: [{ $ref: '#/channels/operator/messages/event' }] },
+      sendSubscribed: {
+        action: 'send',
+        channel: { $ref: '#/channels/operator' },
+        messages: [{ $ref: '#/channels/operator/messages/subscribed' }, { $ref: '#/channels/operator/messages/error' }],
+      },
+      sendServerPing: { action: 'send', channel: { $ref: '#/channels/operator' }, messages: [{ $ref: '#/channels/operator/messages/serverPing' }] },
     },
     components: {
       messages: {
@@ -377,6 +404,11 @@ export function buildAsyncApi(): Json {
         response: message('response', "The agent's answer: the HTTP status it would have given and its JSON body", agentReplySchema),
         ping: message('ping', 'Keepalive from the agent', pingSchema),
         pong: message('pong', 'Answer to a ping (the $default route response)', pongSchema),
+        subscribe: message('subscribe', 'subscribe / unsubscribe (routes of those names); exactly one of deploymentId, environment, all', clientMessageSchema),
+        event: message('event', `A live event: ${EVENT_TYPES.join(', ')}`, liveEventSchema),
+        subscribed: message('subscribed', 'The route response to subscribe / unsubscribe (after the replayed events)', subscribedSchema),
+        error: message('error', 'A bad message: the connection stays open', errorFrameSchema),
+        serverPing: message('serverPing', 'Keepalive the server sends every 5 minutes (WsEvents schedule)', serverPingSchema),
       },
     },
   };

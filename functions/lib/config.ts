@@ -172,6 +172,12 @@ export const config = {
   agentWsUrl: (): string | undefined => process.env.AGENT_WS_URL || undefined,
   /** The API Gateway management API endpoint of that WebSocket API (https://…/<stage>; locally http://…/ws). */
   wsManagementEndpoint: () => required('WS_MANAGEMENT_ENDPOINT'),
+  /** Live events are kept this long for replay by `after` (docs/adr/0028-live-events.md); older ones expire by TTL. */
+  eventRetentionHours: () => num('EVENT_RETENTION_HOURS', 24),
+  /** Most events one replay (`subscribe` with `after`) sends; a client further behind reloads the state over REST. */
+  eventReplayLimit: () => num('EVENT_REPLAY_LIMIT', 1000),
+  /** Posts to operators' connections in flight at once during a fan-out. */
+  eventFanOutConcurrency: () => num('EVENT_FANOUT_CONCURRENCY', 32),
   /** First wait between polls for a dial-out agent's reply; it grows to 4× this. */
   agentReplyPollMs: () => num('AGENT_REPLY_POLL_MS', 50),
   /**

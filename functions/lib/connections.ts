@@ -19,12 +19,12 @@ import { logger } from './telemetry.ts';
 /** API Gateway closes every WebSocket connection after 2 hours; items outlive that a little, then expire. */
 const CONNECTION_TTL_SECONDS = 2 * 3600 + 600;
 
-/** Which kind of client a connection is. Operators' event subscriptions (issue 11) add their own kind. */
-export type ConnectionKind = 'agent';
+/** Which kind of client a connection is: a dial-out agent, or an operator watching live events (docs/adr/0028-live-events.md). */
+export type ConnectionKind = 'agent' | 'operator';
 
-export interface ConnectionRecord {
+export interface AgentConnectionRecord {
   connectionId: string;
-  kind: ConnectionKind;
+  kind: 'agent';
   nodeId: string;
   environment: Environment;
   connectedAt: string;
@@ -32,9 +32,86 @@ export interface ConnectionRecord {
   expiresAt: number;
 }
 
+/** An operator's connection: who, with the roles the directory gave at connect, and what they subscribed to. */
+export interface OperatorConnectionRecord {
+  connectionId: string;
+  kind: 'operator';
+  userId: string;
+  roles: string[];
+  /** Subscription keys (domain/liveEvents.ts subscriptionKey); a string set, absent when empty. */
+  subscriptions?: Set<string>;
+  connectedAt: string;
+  sourceIp?: string;
+  expiresAt: number;
+}
+
+export type ConnectionRecord = AgentConnectionRecord | OperatorConnectionRecord;
+
 export async function getConnection(connectionId: string): Promise<ConnectionRecord | undefined> {
   const r = await dynamo().send(new GetCommand({ TableName: tableName('connections'), Key: { connectionId }, ConsistentRead: true }));
   return r.Item as ConnectionRecord | undefined;
+}
+
+export const operatorSubject = (userId: string) => `user#${userId}`;
+
+/** Record an operator's connection (the authorizer has verified the token against the directory); audited. */
+export async function openOperatorConnection(c: {
+  connectionId: string;
+  userId: string;
+  roles: string[];
+  sourceIp?: string;
+}): Promise<OperatorConnectionRecord> {
+  const now = new Date();
+  const record: OperatorConnectionRecord = {
+    connectionId: c.connectionId,
+    kind: 'operator',
+    userId: c.userId,
+    roles: c.roles,
+    connectedAt: now.toISOString(),
+    sourceIp: c.sourceIp,
+    expiresAt: Math.floor(now.getTime() / 1000) + CONNECTION_TTL_SECONDS,
+  };
+  await dynamo().send(
+    new TransactWriteCommand({
+      TransactItems: [
+        { Put: { TableName: tableName('connections'), Item: record, ConditionExpression: 'attribute_not_exists(connectionId)' } },
+        {
+          Put: auditItem({
+            subject: operatorSubject(c.userId),
+            category: 'security',
+            action: 'events.connection.opened',
+            actor: c.userId,
+            details: { connectionId: c.connectionId, sourceIp: c.sourceIp, roles: c.roles },
+          }),
+        },
+      ],
+    }),
+  );
+  return record;
+}
+
+/** Add or remove one subscription of an operator's connection; false when the connection is gone or not an operator's. */
+export async function changeSubscription(
+  connectionId: string,
+  action: 'subscribe' | 'unsubscribe',
+  key: string,
+): Promise<OperatorConnectionRecord | undefined> {
+  try {
+    const r = await dynamo().send(
+      new UpdateCommand({
+        TableName: tableName('connections'),
+        Key: { connectionId },
+        UpdateExpression: `${action === 'subscribe' ? 'ADD' : 'DELETE'} subscriptions :k`,
+        ConditionExpression: 'kind = :operator',
+        ExpressionAttributeValues: { ':k': new Set([key]), ':operator': 'operator' },
+        ReturnValues: 'ALL_NEW',
+      }),
+    );
+    return r.Attributes as OperatorConnectionRecord;
+  } catch (e) {
+    if (isConditionFailure(e)) return undefined;
+    throw e;
+  }
 }
 
 export interface AgentConnect {
@@ -113,19 +190,30 @@ export async function openAgentConnection(c: AgentConnect): Promise<{ record: Co
 export async function closeConnection(connectionId: string, reason: { statusCode?: number; reason?: string }): Promise<ConnectionRecord | undefined> {
   const conn = await getConnection(connectionId);
   if (!conn) return undefined;
+  const subject = conn.kind === 'agent' ? nodeSubject(conn.nodeId) : operatorSubject(conn.userId);
   try {
     await dynamo().send(
       new TransactWriteCommand({
         TransactItems: [
           { Delete: { TableName: tableName('connections'), Key: { connectionId }, ConditionExpression: 'attribute_exists(connectionId)' } },
           {
-            Put: auditItem({
-              subject: nodeSubject(conn.nodeId),
-              category: 'node',
-              action: 'node.connection.closed',
-              actor: `node:${conn.nodeId}`,
-              details: { connectionId, connectedAt: conn.connectedAt, ...reason },
-            }),
+            Put: auditItem(
+              conn.kind === 'agent'
+                ? {
+                    subject,
+                    category: 'node',
+                    action: 'node.connection.closed',
+                    actor: `node:${conn.nodeId}`,
+                    details: { connectionId, connectedAt: conn.connectedAt, ...reason },
+                  }
+                : {
+                    subject,
+                    category: 'security',
+                    action: 'events.connection.closed',
+                    actor: conn.userId,
+                    details: { connectionId, connectedAt: conn.connectedAt, ...reason },
+                  },
+            ),
           },
         ],
       }),
@@ -134,6 +222,7 @@ export async function closeConnection(connectionId: string, reason: { statusCode
     if (!isConditionFailure(e)) throw e;
     return conn; // another $disconnect delivery got here first
   }
+  if (conn.kind !== 'agent') return conn;
   try {
     await dynamo().send(
       new UpdateCommand({

@@ -185,7 +185,7 @@ export async function callOverConnection(call: DialOutCall, s: ExchangeSettings)
  */
 export async function recordReply(connectionId: string, reply: AgentReply): Promise<'recorded' | 'duplicate' | 'refused'> {
   const conn = await getConnection(connectionId);
-  if (conn?.kind !== 'agent') return refuse(connectionId, reply, conn?.nodeId, 'the connection is not an agent connection');
+  if (conn?.kind !== 'agent') return refuse(connectionId, reply, undefined, 'the connection is not an agent connection');
   try {
     await dynamo().send(
       new UpdateCommand({

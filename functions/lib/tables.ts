@@ -48,7 +48,8 @@ export const TABLES = {
     ],
     stream: false,
   },
-  nodes: { id: 'Nodes', envVar: 'NODES_TABLE', partitionKey: 'environment', sortKey: 'nodeId', indexes: [], stream: false },
+  // Streamed: node changes become operators' node.status and cluster.metrics events (docs/adr/0028-live-events.md).
+  nodes: { id: 'Nodes', envVar: 'NODES_TABLE', partitionKey: 'environment', sortKey: 'nodeId', indexes: [], stream: true },
   modules: { id: 'Modules', envVar: 'MODULES_TABLE', partitionKey: 'moduleName', sortKey: 'version', indexes: [], stream: false },
   /** Approval gates: one item per deployment and gated environment; the task token never leaves it. */
   approvals: {
@@ -81,6 +82,13 @@ export const TABLES = {
    * connection limit, in case a $disconnect never arrives.
    */
   connections: { id: 'Connections', envVar: 'CONNECTIONS_TABLE', partitionKey: 'connectionId', indexes: [], stream: false },
+  /**
+   * Operators' live events, numbered: `stream` "all" holds every event under `sk` = its seq
+   * zero-padded (replay by `after` is one Query); `stream` "#counter" the last seq given out, and
+   * `stream` "#source" one item per stream record already numbered (a retried batch adds nothing).
+   * Expire by TTL after EVENT_RETENTION_HOURS (docs/adr/0028-live-events.md).
+   */
+  events: { id: 'Events', envVar: 'EVENTS_TABLE', partitionKey: 'stream', sortKey: 'sk', indexes: [], stream: false },
   /** Commands sent to dial-out agents, by requestId: the node each was for, and its reply once it came; expire by TTL. */
   agentRequests: { id: 'AgentRequests', envVar: 'AGENT_REQUESTS_TABLE', partitionKey: 'requestId', indexes: [], stream: false },
 } as const satisfies Record<string, TableSpec>;

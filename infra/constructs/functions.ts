@@ -13,6 +13,7 @@ import {
   aws_events_targets as targets,
   aws_iam as iam,
   aws_lambda as lambda,
+  aws_lambda_event_sources as eventSources,
   aws_lambda_nodejs as nodejs,
   aws_logs as logs,
 } from 'aws-cdk-lib';
@@ -109,8 +110,31 @@ export class Functions extends Layer {
       const fn = this.createFunction(fnId, spec);
       this.grant(fn, fnId, spec);
       if (spec.scheduleMinutes) this.schedule(fnId, fn, spec.scheduleMinutes);
+      for (const t of spec.streamSources ?? []) this.consumeStream(fn, t);
       (this.byId as Record<FunctionId, nodejs.NodejsFunction>)[fnId] = fn;
     }
+  }
+
+  /**
+   * A table's change stream into the function (the catalog's streamSources; docs/adr/0028-live-events.md):
+   * an event source mapping from the stream's start, one batch at a time per shard (so events keep
+   * the order of their records), a failed batch split and retried. Grants the stream reads and the
+   * key's decrypt.
+   */
+  private consumeStream(fn: nodejs.NodejsFunction, table: TableKey): void {
+    if (!TABLES[table].stream) throw new Error(`a function consumes the stream of ${table}, which has none (stream: true in functions/lib/tables.ts)`);
+    fn.addEventSource(
+      new eventSources.DynamoEventSource(this.props.data.tables[table], {
+        startingPosition: lambda.StartingPosition.TRIM_HORIZON,
+        batchSize: 100,
+        maxBatchingWindow: Duration.millis(0),
+        parallelizationFactor: 1,
+        bisectBatchOnError: true,
+        retryAttempts: 10,
+        // Events older than the replay window are of no use to anyone.
+        maxRecordAge: Duration.hours(1),
+      }),
+    );
   }
 
   /** An EventBridge schedule (the catalog's scheduleMinutes): each run is one idempotent pass. */
@@ -166,6 +190,8 @@ export class Functions extends Layer {
     const { settings, data, notifications, keySets, identity } = this.props;
     const env: Record<string, string> = { POWERTOOLS_SERVICE_NAME: 'kmod-orchestrator', NODE_OPTIONS: '--enable-source-maps' };
     for (const t of Object.keys(this.tables(id)) as TableKey[]) env[TABLES[t].envVar] = data.tables[t].tableName;
+    // A stream consumer tells its records apart by the table they come from.
+    for (const t of spec.streamSources ?? []) env[TABLES[t].envVar] = data.tables[t].tableName;
     if (spec.artifacts) env.ARTIFACT_BUCKET = data.artifacts.bucketName;
     if (spec.startsPipeline || spec.reconcilesExecutions || spec.stopsPipeline)
       Object.assign(env, { PIPELINE_STATE_MACHINE_ARN: this.pipelineArn, ROLLBACK_STATE_MACHINE_ARN: this.rollbackArn });

@@ -146,6 +146,8 @@ describe('the synthesized template', () => {
       'logs:DescribeLogGroups',
       // Granted by CDK with every Secrets Manager rotation schedule; the API has no resource-level permissions.
       'secretsmanager:GetRandomPassword',
+      // Granted by CDK with a DynamoDB stream event source (WsEvents); ListStreams has no resource-level permissions.
+      'dynamodb:ListStreams',
       // The email-subscription sync (SUBSCRIPTION_ACTIONS): SNS authorises these on subscriptions, which have no ARN until they exist.
       ...SUBSCRIPTION_ACTIONS,
     ]);
@@ -289,6 +291,7 @@ describe('the synthesized template', () => {
       targets: 'DeploymentTargets1FE9D628',
       enrolmentTokens: expect.stringMatching(/^EnrolmentTokens[0-9A-F]{8}$/),
       connections: expect.stringMatching(/^Connections[0-9A-F]{8}$/),
+      events: expect.stringMatching(/^Events[0-9A-F]{8}$/),
       agentRequests: expect.stringMatching(/^AgentRequests[0-9A-F]{8}$/),
       metrics: expect.stringMatching(/^Metrics[0-9A-F]{8}$/),
     });
@@ -424,9 +427,9 @@ describe('the synthesized template', () => {
 });
 
 describe('node key rotation (docs/adr/0012-node-key-rotation.md)', () => {
-  it('runs each scheduleMinutes function on its schedule: node keys hourly, approval deadlines every 5 minutes', () => {
+  it('runs each scheduleMinutes function on its schedule: node keys hourly, approval deadlines and WebSocket pings every 5 minutes', () => {
     const scheduled = Object.entries(FUNCTIONS).filter(([, s]) => (s as FunctionSpec).scheduleMinutes);
-    expect(scheduled.map(([id]) => id).sort()).toEqual(['DiscoverNodes', 'RotateNodeKeys', 'WatchApprovalDeadlines']);
+    expect(scheduled.map(([id]) => id).sort()).toEqual(['DiscoverNodes', 'RotateNodeKeys', 'WatchApprovalDeadlines', 'WsEvents']);
     // Schedules only: the execution-status rule of the reconciler is an event pattern, not a schedule.
     const rules = ofType('AWS::Events::Rule').filter(([, r]) => r.Properties.ScheduleExpression);
     expect(rules).toHaveLength(scheduled.length);
@@ -577,5 +580,69 @@ describe('reconciliation of dead executions (docs/adr/0014-durable-local-executi
     );
     expect(JSON.stringify(fn.Environment.Variables.PIPELINE_STATE_MACHINE_ARN)).toContain('stateMachine:kmod-Pipeline');
     expect(JSON.stringify(fn.Environment.Variables.ROLLBACK_STATE_MACHINE_ARN)).toContain('stateMachine:kmod-Rollback');
+  });
+});
+
+describe("operators' live events (docs/adr/0028-live-events.md)", () => {
+  const consumers = (Object.entries(FUNCTIONS) as [keyof typeof FUNCTIONS, FunctionSpec][]).filter(([, s]) => s.streamSources?.length);
+
+  it('feeds the Deployments and Nodes change streams to WsEvents only, in order per shard, a failed batch split and retried', () => {
+    expect(consumers.map(([id]) => id)).toEqual(['WsEvents']);
+    const mappings = ofType('AWS::Lambda::EventSourceMapping');
+    expect(mappings).toHaveLength(2);
+    const tableOfMapping = (m: Resource) => [...logicalIdsIn(m.Properties.EventSourceArn)][0];
+    const tableIds = Object.fromEntries(Object.entries(TABLES).map(([k]) => [k, logicalIdOf(stack.tables[k as keyof typeof TABLES])]));
+    expect(mappings.map(([, m]) => tableOfMapping(m)).sort()).toEqual([tableIds.deployments, tableIds.nodes].sort());
+    for (const [, m] of mappings) {
+      expect([...logicalIdsIn(m.Properties.FunctionName)]).toEqual([logicalIdOf(fnOf('WsEvents'))]);
+      expect(m.Properties).toMatchObject({
+        StartingPosition: 'TRIM_HORIZON',
+        BatchSize: 100,
+        ParallelizationFactor: 1,
+        BisectBatchOnFunctionError: true,
+        MaximumRetryAttempts: 10,
+        MaximumRecordAgeInSeconds: 3600,
+      });
+    }
+    // Both tables stream new and old images (the events are diffs of the two).
+    for (const key of ['deployments', 'nodes'] as const) {
+      expect(resources[tableIds[key]].Properties.StreamSpecification).toEqual({ StreamViewType: 'NEW_AND_OLD_IMAGES' });
+    }
+  });
+
+  it('lets WsEvents read exactly those streams (and decrypt them), post to connections, and run every 5 minutes for keepalive pings', () => {
+    const role = logicalIdOf(fnOf('WsEvents').role!);
+    const statements = ofType('AWS::IAM::Policy')
+      .filter(([, p]) => (p.Properties.Roles as { Ref: string }[]).some((r) => r.Ref === role))
+      .flatMap(([, p]) => p.Properties.PolicyDocument.Statement as { Action: string | string[]; Resource: unknown }[]);
+    const streamReads = statements.filter((st) => [st.Action].flat().includes('dynamodb:DescribeStream'));
+    const streamTables = new Set(streamReads.flatMap((st) => [...logicalIdsIn(st.Resource)]));
+    expect(streamTables).toEqual(new Set([logicalIdOf(stack.tables.deployments), logicalIdOf(stack.tables.nodes)]));
+    expect(statements.some((st) => [st.Action].flat().includes('execute-api:ManageConnections'))).toBe(true);
+    // Nobody else reads a stream.
+    for (const [id] of Object.entries(FUNCTIONS).filter(([id]) => id !== 'WsEvents')) {
+      const other = logicalIdOf(fnOf(id as keyof typeof FUNCTIONS).role!);
+      const reads = ofType('AWS::IAM::Policy')
+        .filter(([, p]) => (p.Properties.Roles as { Ref: string }[]).some((r) => r.Ref === other))
+        .flatMap(([, p]) => p.Properties.PolicyDocument.Statement as { Action: string | string[] }[])
+        .filter((st) => [st.Action].flat().includes('dynamodb:DescribeStream'));
+      expect(reads, id).toEqual([]);
+    }
+    const schedules = ofType('AWS::Events::Rule').filter(([, r]) => logicalIdsIn(r.Properties.Targets).has(logicalIdOf(fnOf('WsEvents'))));
+    expect(schedules.map(([, r]) => r.Properties.ScheduleExpression)).toEqual(['rate(5 minutes)']);
+  });
+
+  it('authorises operators at $connect with the token verifier, and routes subscribe/unsubscribe to WsConnections with a route response', () => {
+    const env = resources[logicalIdOf(fnOf('WsAuthorizer'))].Properties.Environment.Variables as Record<string, unknown>;
+    expect(env).toHaveProperty('JWT_CLIENT_IDS');
+    expect(env).toHaveProperty('USERS_TABLE');
+    const routes = ofType('AWS::ApiGatewayV2::Route').map(([, r]) => r.Properties);
+    for (const key of ['subscribe', 'unsubscribe']) {
+      expect(
+        routes.find((r) => r.RouteKey === key),
+        key,
+      ).toMatchObject({ AuthorizationType: 'NONE', RouteResponseSelectionExpression: '$default' });
+    }
+    expect(ofType('AWS::ApiGatewayV2::RouteResponse').length).toBeGreaterThanOrEqual(WEBSOCKET.routes.filter((r) => 'returnResponse' in r).length);
   });
 });

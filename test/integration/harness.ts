@@ -84,7 +84,9 @@ export async function waitForDeployment(cloud: LocalCloud, executionId: string, 
 export async function snapshotTables(cloud: LocalCloud): Promise<Record<string, unknown[]>> {
   const out: Record<string, unknown[]> = {};
   for (const [key, name] of Object.entries(cloud.tableNames)) {
-    if (key === 'rateLimits') continue;
+    // Events are derived from the other tables' change streams, asynchronously (docs/adr/0028-live-events.md): a
+    // change made before the first snapshot may be numbered after it.
+    if (key === 'rateLimits' || key === 'events') continue;
     const items: unknown[] = [];
     let cursor: Record<string, unknown> | undefined;
     do {

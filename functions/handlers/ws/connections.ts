@@ -1,15 +1,19 @@
 /**
  * The WebSocket API's routes (functions/catalog.ts WEBSOCKET): $connect records the connection the
- * authorizer allowed, $disconnect forgets it, $default takes what agents send — replies to
- * commands (recorded for the waiting caller, functions/lib/dialOut.ts) and keepalive pings
- * (answered with a pong through the route response). Thin: the data layer does the writing.
+ * authorizer allowed (a dial-out agent or an operator), $disconnect forgets it, $default takes what
+ * agents send — replies to commands (recorded for the waiting caller, functions/lib/dialOut.ts)
+ * and keepalive pings (answered with a pong through the route response) — and `subscribe` /
+ * `unsubscribe` take operators' subscriptions to live events (docs/adr/0028-live-events.md), a
+ * subscription with `after` replaying what the client missed. Thin: the data layer does the writing.
  */
 import type { APIGatewayProxyResultV2 } from 'aws-lambda';
 import { z } from 'zod';
 import { agentMessageSchema, parseMessage } from '../../agent/wsProtocol.ts';
 import { ENVIRONMENTS } from '../../domain/environments.ts';
 import { AppError } from '../../domain/errors.ts';
-import { closeConnection, dropConnection, openAgentConnection } from '../../lib/connections.ts';
+import { parseClientMessage } from '../../domain/liveEvents.ts';
+import { changeSubscription, closeConnection, dropConnection, openAgentConnection, openOperatorConnection, postToConnection } from '../../lib/connections.ts';
+import { latestSeq, replay } from '../../lib/liveEvents.ts';
 import { recordReply } from '../../lib/dialOut.ts';
 import { logger } from '../../lib/telemetry.ts';
 
@@ -37,14 +41,31 @@ const agentContext = z.object({
   timestamp: z.coerce.number().int(),
 });
 
+/** The authorizer's context for an operator. */
+const operatorContext = z.object({
+  kind: z.literal('operator'),
+  userId: z.string().min(1),
+  roles: z.string().transform((r) => r.split(',').filter(Boolean)),
+});
+
 const answer = (statusCode: number, body?: unknown): APIGatewayProxyResultV2 => ({
   statusCode,
   ...(body === undefined ? {} : { body: JSON.stringify(body) }),
 });
 
 async function connect(event: WebSocketEvent): Promise<APIGatewayProxyResultV2> {
+  const operator = operatorContext.safeParse(event.requestContext.authorizer ?? {});
+  if (operator.success) {
+    await openOperatorConnection({
+      connectionId: event.requestContext.connectionId,
+      userId: operator.data.userId,
+      roles: operator.data.roles,
+      sourceIp: event.requestContext.identity?.sourceIp,
+    });
+    return answer(200);
+  }
   const ctx = agentContext.safeParse(event.requestContext.authorizer ?? {});
-  if (!ctx.success) return answer(403, { code: 'Forbidden', message: 'this WebSocket API accepts dial-out agents only' });
+  if (!ctx.success) return answer(403, { code: 'Forbidden', message: 'this WebSocket API accepts dial-out agents and operators only' });
   let replaced: string | undefined;
   try {
     ({ replaced } = await openAgentConnection({
@@ -65,8 +86,51 @@ async function connect(event: WebSocketEvent): Promise<APIGatewayProxyResultV2> 
   return answer(200);
 }
 
+const bodyText = (event: WebSocketEvent) => (event.isBase64Encoded && event.body ? Buffer.from(event.body, 'base64').toString('utf8') : (event.body ?? ''));
+const errorFrame = (code: string, message: string) => answer(200, { type: 'error', code, message });
+
+/**
+ * `subscribe` / `unsubscribe`: validated, the subscription added to (or removed from) the
+ * connection, then — for `after` — every stored event after that seq the subscription matches and
+ * the client's roles may read, posted in seq order before the acknowledgement. The subscription
+ * is written before the replay is read, so an event numbered in between is in one or the other
+ * (or both: clients drop a seq they already have).
+ */
+async function subscription(event: WebSocketEvent): Promise<APIGatewayProxyResultV2> {
+  const operator = operatorContext.safeParse(event.requestContext.authorizer ?? {});
+  if (!operator.success) return errorFrame('Forbidden', 'subscriptions are for operators (connect with ?token=<jwt>)');
+  const parsed = parseClientMessage(bodyText(event));
+  if (!parsed.ok) return errorFrame(parsed.code, parsed.message);
+  const { connectionId } = event.requestContext;
+  const { action, after } = parsed.message;
+  const conn = await changeSubscription(connectionId, action, parsed.subscription);
+  if (!conn) return errorFrame('Gone', 'the connection is not known (closed or expired): reconnect');
+  const base = { type: `${action}d`, subscription: parsed.subscription };
+  if (action === 'unsubscribe' || after === undefined) return answer(200, { ...base, seq: await latestSeq() });
+  const missed = await replay(after, parsed.subscription, operator.data.roles);
+  for (const e of missed.events) if ((await postToConnection(connectionId, JSON.stringify(e))) === 'gone') return answer(200, base);
+  return answer(200, {
+    ...base,
+    replayed: missed.events.length,
+    seq: missed.events.at(-1)?.seq ?? after,
+    ...(missed.truncated ? { truncated: true } : {}),
+  });
+}
+
 async function message(event: WebSocketEvent): Promise<APIGatewayProxyResultV2> {
-  const text = event.isBase64Encoded && event.body ? Buffer.from(event.body, 'base64').toString('utf8') : (event.body ?? '');
+  const text = bodyText(event);
+  if (event.requestContext.authorizer?.kind === 'operator') {
+    // An operator's message with no known action: a keepalive ping is answered, anything else is an error frame.
+    const ping = (() => {
+      try {
+        return (JSON.parse(text) as { type?: unknown })?.type === 'ping';
+      } catch {
+        return false;
+      }
+    })();
+    if (ping) return answer(200, { type: 'pong' });
+    return errorFrame('BadMessage', 'expected {"action":"subscribe"|"unsubscribe", "deploymentId"|"environment"|"all": …, "after"?: <seq>}');
+  }
   const msg = parseMessage(agentMessageSchema, text);
   if (!msg) return answer(200, { type: 'error', code: 'BadMessage', message: 'expected {"type":"response",…} or {"type":"ping"}' });
   if (msg.type === 'ping') return answer(200, { type: 'pong' });
@@ -82,5 +146,6 @@ export async function handler(event: WebSocketEvent): Promise<APIGatewayProxyRes
     await closeConnection(connectionId, { statusCode: event.requestContext.disconnectStatusCode, reason: event.requestContext.disconnectReason });
     return answer(200);
   }
+  if (routeKey === 'subscribe' || routeKey === 'unsubscribe') return subscription(event);
   return message(event);
 }
