@@ -24,6 +24,17 @@ const environment = z.enum(ENVIRONMENTS);
 const openMap = (description: string) => z.record(z.string(), z.unknown()).describe(description);
 const self = z.strictObject({ self: z.string().describe('The deployment: GET it to follow progress') });
 
+const approvalStatus = z.enum(['Pending', 'Approved', 'Rejected', 'Expired']);
+const decision = z
+  .strictObject({
+    approver: z.string(),
+    decision: z.enum(['approve', 'reject']),
+    reason: z.string().optional(),
+    at: time,
+    via: z.enum(['api', 'email']),
+  })
+  .meta({ id: 'ApprovalDecision' });
+
 export const stageResponse = z
   .strictObject({
     name: z.string().describe('Build, Test, SecurityScan, an environment, or Validation'),
@@ -39,7 +50,18 @@ export const stageResponse = z
     nodesDeployed: z.number().int().optional(),
     nodesFailed: z.number().int().optional(),
     nodesRolledBack: z.number().int().optional(),
-    details: openMap('Strategy details: batches, canary waves and their analysis, blue-green colours, smoke tests, the approval gate').optional(),
+    details: openMap('Strategy details: batches, canary waves and their analysis, blue-green colours, smoke tests').optional(),
+    approval: z
+      .strictObject({
+        status: approvalStatus,
+        approvers: z.array(z.string()),
+        quorum: z.number().int(),
+        requestedAt: time,
+        deadline: time,
+        decisions: z.array(decision),
+      })
+      .optional()
+      .describe('Staging and Production: the approval gate (GET /api/v1/approvals/deployments/{executionId} has the rest)'),
   })
   .meta({ id: 'Stage' });
 
@@ -107,22 +129,14 @@ const approval = z
     environment,
     moduleName: z.string(),
     version: z.string(),
-    status: z.enum(['Pending', 'Approved', 'Rejected', 'Expired']),
+    status: approvalStatus,
     requestedBy: z.string(),
     requestedAt: time,
     approvers: z.array(z.string()),
     quorum: z.number().int(),
     deadline: time,
     decidedAt: time.optional(),
-    decisions: z.array(
-      z.strictObject({
-        approver: z.string(),
-        decision: z.enum(['approve', 'reject']),
-        reason: z.string().optional(),
-        at: time,
-        via: z.enum(['api', 'email']),
-      }),
-    ),
+    decisions: z.array(decision),
   })
   .meta({ id: 'Approval' });
 
