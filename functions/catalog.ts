@@ -113,7 +113,7 @@ export const FUNCTIONS = {
   },
   ApiHealth: {
     entry: 'functions/handlers/api/health.ts',
-    description: 'GET /health and GET /metrics',
+    description: 'GET /health, GET /metrics and the API document',
     timeoutSeconds: 10,
     memoryMb: 256,
     tables: { deployments: 'read', nodes: 'read', approvals: 'read', clusters: 'read', metrics: 'read' },
@@ -460,6 +460,14 @@ export const ROUTES = [
     auth: false,
     roles: 'public',
     summary: 'Prometheus metrics: recent deployments by status, nodes per environment, pending approvals',
+  },
+  {
+    method: 'GET',
+    path: '/openapi.json',
+    fn: 'ApiHealth',
+    auth: false,
+    roles: 'public',
+    summary: 'This API document (OpenAPI 3.1), generated from the route catalog and the zod request and response schemas',
   },
   {
     method: 'POST',

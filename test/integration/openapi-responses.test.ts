@@ -7,6 +7,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LocalCloud } from '../../localcloud/cloud.ts';
 import { RESPONSES, responseSchema } from '../../functions/handlers/api/responses.ts';
+import { Validator } from '@seriousme/openapi-schema-validator';
+import { buildOpenApi } from '../../scripts/openapi.ts';
 import { api, startTestCloud, waitForDeployment } from './harness.ts';
 
 let cloud: LocalCloud;
@@ -14,7 +16,7 @@ let staging: string;
 const checked = new Set<string>();
 
 /** Call the route, expect its documented status, and parse the body with the documented schema. */
-async function conforms(route: string, path: string, opts: { token: string; body?: unknown; status?: number }) {
+async function conforms(route: string, path: string, opts: { token?: string; body?: unknown; status?: number }) {
   const method = route.split(' ')[0];
   const status = opts.status ?? RESPONSES[route][0].status;
   const r = await api(cloud, method, path, { token: opts.token, body: opts.body });
@@ -108,10 +110,22 @@ describe('real answers match the documented response schemas', () => {
     await conforms('DELETE /api/v1/enrolment-tokens/{tokenId}', `/api/v1/enrolment-tokens/${tokens.items[0].tokenId}`, { token: cloud.tokens.Admin });
   }, 60_000);
 
+  it('GET /openapi.json: public, the generated document, valid OpenAPI 3.1', async () => {
+    const doc = await conforms('GET /openapi.json', '/openapi.json', {});
+    expect(doc).toEqual(buildOpenApi());
+    const r = await api(cloud, 'GET', '/openapi.json');
+    expect(r.headers.get('content-type')).toMatch(/^application\/json/);
+    expect(r.headers.get('cache-control')).toBe('public, max-age=300');
+    const v = new Validator();
+    const result = await v.validate(doc);
+    expect(result.errors ?? []).toEqual([]);
+    expect(result.valid).toBe(true);
+  });
+
   it('a strict schema refuses a field the document does not describe', () => {
     const s = responseSchema('GET /health');
     expect(s.safeParse({ status: 'ok', service: 'kmod-orchestrator', time: new Date().toISOString() }).success).toBe(true);
     expect(s.safeParse({ status: 'ok', service: 'kmod-orchestrator', time: new Date().toISOString(), extra: 1 }).success).toBe(false);
-    expect(checked.size).toBeGreaterThanOrEqual(18);
+    expect(checked.size).toBeGreaterThanOrEqual(19);
   });
 });

@@ -5,6 +5,9 @@ import { allDegraded } from '../../lib/degraded.ts';
 import { apiHandler, json } from '../../lib/http.ts';
 import { exposition, type GaugeSample, readStoredSamples } from '../../lib/metrics.ts';
 import { tableName } from '../../lib/tables.ts';
+// Bundled into the function by esbuild (and read by tsx locally): the committed document, which
+// test/unit/scripts/openapi.test.ts keeps equal to what scripts/openapi.ts generates.
+import openApiDocument from '../../../docs/openapi.json' with { type: 'json' };
 
 /** How far back /metrics counts deployments. */
 const WINDOW_HOURS = 24;
@@ -12,6 +15,9 @@ const WINDOW_HOURS = 24;
 export const handler = apiHandler({
   /** Liveness for load balancers and `npm start`: no dependency touched. */
   'GET /health': async () => json(200, { status: 'ok', service: 'kmod-orchestrator', time: new Date().toISOString() }),
+
+  /** The API document (docs/openapi.json): public, like the routes it describes; cacheable for five minutes. */
+  'GET /openapi.json': async () => json(200, openApiDocument, { 'cache-control': 'public, max-age=300' }),
 
   /**
    * Prometheus text exposition (docs/adr/0027-prometheus-metrics.md): the stored business counters and

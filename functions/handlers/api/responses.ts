@@ -324,6 +324,18 @@ const ok = (schema: z.ZodType, description = 'OK', status = 200): SuccessRespons
 export const RESPONSES: Record<string, SuccessResponse[]> = {
   'GET /health': [ok(z.strictObject({ status: z.literal('ok'), service: z.literal('kmod-orchestrator'), time }).meta({ id: 'Health' }))],
   'GET /metrics': [{ status: 200, description: 'Prometheus text exposition', contentType: 'text/plain', text: 'Prometheus text format 0.0.4' }],
+  'GET /openapi.json': [
+    ok(
+      z
+        .looseObject({
+          openapi: z.literal('3.1.0'),
+          info: z.looseObject({ title: z.string(), version: z.string() }),
+          paths: openMap('Every route: parameters, request body, responses'),
+          components: z.looseObject({ schemas: openMap('The request and response schemas') }),
+        })
+        .meta({ id: 'OpenApiDocument', description: 'This document' }),
+    ),
+  ],
   'POST /api/v1/deployments': [
     ok(
       z

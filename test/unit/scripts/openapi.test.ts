@@ -1,4 +1,6 @@
 import { readFileSync } from 'node:fs';
+import { Validator } from '@seriousme/openapi-schema-validator';
+import { build } from 'esbuild';
 import { describe, expect, it } from 'vitest';
 import { ASYNCAPI_FILE, AUTHZ_FILE, buildAsyncApi, buildAuthorizationDoc, buildOpenApi, OPENAPI_FILE } from '../../../scripts/openapi.ts';
 import { ROUTES } from '../../../functions/catalog.ts';
@@ -81,4 +83,42 @@ describe('the success responses in docs/openapi.json', () => {
     expect(d.properties.stages.items).toEqual({ $ref: '#/components/schemas/Stage' });
     expect(d.properties.status.enum).toContain('Succeeded');
   });
+});
+
+describe('the served document (GET /openapi.json)', () => {
+  const validate = async (doc: unknown) => {
+    const v = new Validator();
+    const r = await v.validate(structuredClone(doc) as never);
+    return { valid: r.valid, errors: r.errors, version: v.version };
+  };
+
+  it('validates as OpenAPI 3.1 against the official schema (@seriousme/openapi-schema-validator)', async () => {
+    const r = await validate(JSON.parse(readFileSync(OPENAPI_FILE, 'utf8')));
+    expect(r.errors ?? []).toEqual([]);
+    expect(r.valid).toBe(true);
+    expect(r.version).toBe('3.1');
+  });
+
+  it('the validator does refuse a broken document (a response without its description)', async () => {
+    const broken = JSON.parse(readFileSync(OPENAPI_FILE, 'utf8'));
+    delete broken.paths['/health'].get.responses['200'].description;
+    expect((await validate(broken)).valid).toBe(false);
+  });
+
+  it('is a route of the catalog, public, and bundled into the Lambda as the CDK bundles it (esbuild, ESM)', async () => {
+    const route = ROUTES.find((r) => r.path === '/openapi.json');
+    expect(route).toMatchObject({ method: 'GET', fn: 'ApiHealth', auth: false, roles: 'public' });
+    const out = await build({
+      entryPoints: ['functions/handlers/api/health.ts'],
+      bundle: true,
+      platform: 'node',
+      format: 'esm',
+      target: 'node22',
+      write: false,
+      logLevel: 'silent',
+    });
+    const code = out.outputFiles[0].text;
+    expect(code).toContain('kmod-orchestrator API');
+    expect(code).toContain('/api/v1/deployments/{executionId}/rollback');
+  }, 60_000);
 });
