@@ -113,7 +113,7 @@ export const FUNCTIONS = {
   },
   ApiHealth: {
     entry: 'functions/handlers/api/health.ts',
-    description: 'GET /health, GET /metrics and the API document',
+    description: 'GET /health, GET /metrics, the API document and its reference page',
     timeoutSeconds: 10,
     memoryMb: 256,
     tables: { deployments: 'read', nodes: 'read', approvals: 'read', clusters: 'read', metrics: 'read' },
@@ -469,6 +469,15 @@ export const ROUTES = [
     roles: 'public',
     summary: 'This API document (OpenAPI 3.1), generated from the route catalog and the zod request and response schemas',
   },
+  {
+    method: 'GET',
+    path: '/docs',
+    fn: 'ApiHealth',
+    auth: false,
+    roles: 'public',
+    summary: 'The interactive reference of this API (Swagger UI, served from this origin)',
+  },
+  { method: 'GET', path: '/docs/{asset}', fn: 'ApiHealth', auth: false, roles: 'public', summary: "The reference page's script and stylesheet" },
   {
     method: 'POST',
     path: '/api/v1/deployments',

@@ -98,7 +98,7 @@ function successContent(r: SuccessResponse): Json {
     content:
       'schema' in r
         ? { 'application/json': { schema: { $ref: `#/components/schemas/${responseId(r.schema)}` } } }
-        : { [r.contentType]: { schema: { type: 'string', description: r.text } } },
+        : Object.fromEntries([r.contentType].flat().map((t) => [t, { schema: { type: 'string', description: r.text } }])),
   };
 }
 

@@ -316,7 +316,7 @@ const principalChanged = principal
 const rateLimits = rateLimitSettingsSchema.meta({ id: 'RateLimits' });
 
 /** A success answer: the status, and a zod schema (JSON) or a content type (text, HTML). */
-export type SuccessResponse = { status: number; description: string } & ({ schema: z.ZodType } | { contentType: string; text: string });
+export type SuccessResponse = { status: number; description: string } & ({ schema: z.ZodType } | { contentType: string | string[]; text: string });
 
 const ok = (schema: z.ZodType, description = 'OK', status = 200): SuccessResponse => ({ status, description, schema });
 
@@ -335,6 +335,17 @@ export const RESPONSES: Record<string, SuccessResponse[]> = {
         })
         .meta({ id: 'OpenApiDocument', description: 'This document' }),
     ),
+  ],
+  'GET /docs': [
+    { status: 200, description: 'The reference page (its own Content-Security-Policy: script-src self)', contentType: 'text/html', text: 'HTML page' },
+  ],
+  'GET /docs/{asset}': [
+    {
+      status: 200,
+      description: 'swagger-ui-bundle.js, swagger-ui.css (swagger-ui-dist) or start.js',
+      contentType: ['text/javascript', 'text/css'],
+      text: 'The asset',
+    },
   ],
   'POST /api/v1/deployments': [
     ok(
