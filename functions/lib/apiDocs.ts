@@ -35,7 +35,7 @@ const START = `window.addEventListener('load', function () {
 });
 `;
 
-export const DOCS_PAGE = `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1"><title>kmod-orchestrator API reference</title><link rel="stylesheet" href="docs/swagger-ui.css"></head><body><main id="swagger-ui" aria-label="API reference"></main><script src="docs/swagger-ui-bundle.js"></script><script src="docs/start.js"></script></body></html>`;
+export const DOCS_PAGE = `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1"><title>kmod-orchestrator API reference</title><link rel="icon" href="data:,"><link rel="stylesheet" href="docs/swagger-ui.css"></head><body><main id="swagger-ui" aria-label="API reference"></main><script src="docs/swagger-ui-bundle.js"></script><script src="docs/start.js"></script></body></html>`;
 
 const TYPES: Record<string, string> = { '.js': 'text/javascript; charset=utf-8', '.css': 'text/css; charset=utf-8' };
 

@@ -20,6 +20,8 @@ import { AUDIT_CATEGORIES } from '../../lib/audit.ts';
 import { rateLimitSettingsSchema } from '../../lib/rateLimits.ts';
 
 const time = z.iso.datetime({ offset: true });
+/** Counts, durations, waves: whole and never negative. */
+const count = z.number().int().min(0);
 const environment = z.enum(ENVIRONMENTS);
 const openMap = (description: string) => z.record(z.string(), z.unknown()).describe(description);
 const self = z.strictObject({ self: z.string().describe('The deployment: GET it to follow progress') });
@@ -44,18 +46,18 @@ export const stageResponse = z
     strategy: z.enum(STRATEGIES).optional(),
     startedAt: time.optional(),
     finishedAt: time.optional(),
-    durationMs: z.number().int().optional(),
+    durationMs: count.optional(),
     message: z.string().optional(),
-    nodesTotal: z.number().int().optional(),
-    nodesDeployed: z.number().int().optional(),
-    nodesFailed: z.number().int().optional(),
-    nodesRolledBack: z.number().int().optional(),
+    nodesTotal: count.optional(),
+    nodesDeployed: count.optional(),
+    nodesFailed: count.optional(),
+    nodesRolledBack: count.optional(),
     details: openMap('Strategy details: batches, canary waves and their analysis, blue-green colours, smoke tests').optional(),
     approval: z
       .strictObject({
         status: approvalStatus,
         approvers: z.array(z.string()),
-        quorum: z.number().int(),
+        quorum: count,
         requestedAt: time,
         deadline: time,
         decisions: z.array(decision),
@@ -80,7 +82,7 @@ const promotion = z
     requestedBy: z.string(),
     requestedAt: time,
     to: z.enum(PROMOTION_TARGETS),
-    consumedByWave: z.number().int().optional().describe('The wave whose bake a nextWave promotion cut short'),
+    consumedByWave: count.optional().describe('The wave whose bake a nextWave promotion cut short'),
   })
   .meta({ id: 'Promotion' });
 const rollback = z
@@ -133,7 +135,7 @@ const approval = z
     requestedBy: z.string(),
     requestedAt: time,
     approvers: z.array(z.string()),
-    quorum: z.number().int(),
+    quorum: count,
     deadline: time,
     decidedAt: time.optional(),
     decisions: z.array(decision),
@@ -190,8 +192,8 @@ const token = z
     createdAt: time,
     createdBy: z.string(),
     expiresAt: time,
-    maxUses: z.number().int(),
-    uses: z.number().int(),
+    maxUses: count,
+    uses: count,
     labels: z.record(z.string(), z.string()),
     revokedAt: time.optional(),
     revokedBy: z.string().optional(),
@@ -209,12 +211,12 @@ const clusterSummary = z
     environment,
     strategy: z.enum(STRATEGIES),
     requiresApproval: z.boolean(),
-    nodeCount: z.number().int(),
-    healthyNodes: z.number().int(),
-    unhealthyNodes: z.number().int(),
-    convergingNodes: z.number().int(),
-    anomalousNodes: z.number().int(),
-    moduleVersions: z.record(z.string(), z.record(z.string(), z.number().int())).describe('module → version → node count'),
+    nodeCount: count,
+    healthyNodes: count,
+    unhealthyNodes: count,
+    convergingNodes: count,
+    anomalousNodes: count,
+    moduleVersions: z.record(z.string(), z.record(z.string(), count)).describe('module → version → node count'),
     desiredModules: openMap('module → the desired state the environment converges to (version, deployment, revision)'),
     degraded: z.boolean().describe('true while any module is Degraded here'),
     degradedModules: openMap(
@@ -222,7 +224,7 @@ const clusterSummary = z
     ),
     traffic,
     activeColour: z.enum(['blue', 'green']).optional().describe('Blue-green environments only'),
-    colours: z.strictObject({ blue: z.number().int(), green: z.number().int() }).optional(),
+    colours: z.strictObject({ blue: count, green: count }).optional(),
     switchedAt: time.nullable().optional(),
   })
   .meta({ id: 'Cluster' });
@@ -268,7 +270,7 @@ const heartbeatAnswer = z
     nodeId: z.string(),
     status: z.literal('Online'),
     lastSeenAt: time,
-    heartbeatSeconds: z.number().int(),
+    heartbeatSeconds: count,
     credentials: z
       .strictObject({ keyId: z.string(), secret: z.string() })
       .optional()
@@ -415,10 +417,10 @@ export const RESPONSES: Record<string, SuccessResponse[]> = {
           }),
           waves: z.array(
             z.looseObject({
-              wave: z.number().int(),
+              wave: count,
               percent: z.number(),
               judgedAt: time,
-              nodes: z.number().int(),
+              nodes: count,
               recorded: z.strictObject({ passed: z.boolean().nullable(), summary: z.string().nullable() }).nullable(),
               passed: z.boolean(),
             }),
@@ -440,8 +442,8 @@ export const RESPONSES: Record<string, SuccessResponse[]> = {
           environment,
           at: time,
           source: z.enum(['live', 'last-reported']),
-          nodeCount: z.number().int(),
-          reportingNodes: z.number().int(),
+          nodeCount: count,
+          reportingNodes: count,
           averages: z.strictObject({
             cpuPercent: z.number(),
             memoryPercent: z.number(),
@@ -462,7 +464,7 @@ export const RESPONSES: Record<string, SuccessResponse[]> = {
           token: z.string().describe('The secret: shown once, only its hash is kept'),
           environment,
           expiresAt: time,
-          maxUses: z.number().int(),
+          maxUses: count,
           labels: z.record(z.string(), z.string()),
         })
         .meta({ id: 'EnrolmentTokenCreated' }),
@@ -482,7 +484,7 @@ export const RESPONSES: Record<string, SuccessResponse[]> = {
           wsUrl: z.string().optional().describe('dial-out: where the agent connects'),
           address: z.string().optional().describe('http: where the orchestrator calls the agent'),
           labels: z.record(z.string(), z.string()).optional(),
-          heartbeatSeconds: z.number().int(),
+          heartbeatSeconds: count,
           heartbeatPath: z.string(),
           credentials: z.strictObject({ keyId: z.string(), secret: z.string().describe("The node's own HMAC key, shown once") }),
         })
