@@ -206,7 +206,12 @@ export function buildOpenApi(): Json {
   return {
     openapi: '3.1.0',
     info: { title: 'kmod-orchestrator API', version: '1.0.0', description: 'Deploy signed kernel modules across Development, QA, Staging and Production.' },
-    servers: [{ url: 'http://127.0.0.1:3000', description: 'local cloud' }],
+    // '.': the server this document was fetched from (GET /openapi.json), stage path included, so
+    // the reference page at GET /docs tries requests against the API that serves it.
+    servers: [
+      { url: '.', description: 'The API that served this document' },
+      { url: 'http://127.0.0.1:3000', description: 'local cloud (default port)' },
+    ],
     paths,
     components,
   };

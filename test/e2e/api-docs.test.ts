@@ -82,6 +82,13 @@ describe.runIf(existsSync(CHROMIUM))('GET /docs in a browser', () => {
     // The example Swagger UI derives from the Deployment schema: its fields, not a bare object.
     const opened = await page.locator('.opblock.is-open').textContent();
     for (const field of ['"unreachableNodes": "fail"', '"stages": [', '"nodesDeployed": ', '"onDeadline": "resume"']) expect(opened).toContain(field);
+    // Interactive: try GET /health from the page; the request goes to the API that served it.
+    const health = page.locator('.opblock', { has: page.locator('.opblock-summary-path', { hasText: /^\/health$/ }) });
+    await health.locator('.opblock-summary').click();
+    await health.getByRole('button', { name: 'Try it out' }).click();
+    await health.getByRole('button', { name: 'Execute' }).click();
+    await expect.poll(() => health.locator('.live-responses-table tr.response .response-col_status').first().textContent(), { timeout: 15_000 }).toContain('200');
+    expect(await health.locator('.live-responses-table').textContent()).toContain('kmod-orchestrator');
     expect(problems).toEqual([]);
     expect([...origins]).toEqual([new URL(cloud.apiUrl).origin]);
   }, 90_000);
