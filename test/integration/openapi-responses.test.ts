@@ -110,6 +110,42 @@ describe('real answers match the documented response schemas', () => {
     await conforms('DELETE /api/v1/enrolment-tokens/{tokenId}', `/api/v1/enrolment-tokens/${tokens.items[0].tokenId}`, { token: cloud.tokens.Admin });
   }, 60_000);
 
+  it('fleet writes: enrol a host, rotate its key, decommission it', async () => {
+    const t = await conforms('POST /api/v1/enrolment-tokens', '/api/v1/enrolment-tokens', { token: cloud.tokens.Admin, body: { environment: 'QA' } });
+    const enrolled = await conforms('POST /api/v1/enrol', '/api/v1/enrol', { body: { token: t.token, address: 'http://127.0.0.1:9' } });
+    const path = `/api/v1/nodes/${enrolled.nodeId}/rotate-credentials`;
+    const started = await conforms('POST /api/v1/nodes/{nodeId}/rotate-credentials', path, { token: cloud.tokens.Admin, body: { reason: 'schema check' } });
+    expect(started.started).toBe(true);
+    const pending = await conforms('POST /api/v1/nodes/{nodeId}/rotate-credentials', path, { token: cloud.tokens.Admin, body: {}, status: 200 });
+    expect(pending.started).toBe(false);
+    const qa = await conforms('GET /api/v1/clusters/{environment}', '/api/v1/clusters/QA', { token: cloud.tokens.Viewer });
+    expect(qa.nodes.some((n: { nodeId: string; membership: string }) => n.nodeId === enrolled.nodeId && n.membership === 'enrolled')).toBe(true);
+    await conforms('DELETE /api/v1/nodes/{nodeId}', `/api/v1/nodes/${enrolled.nodeId}`, { token: cloud.tokens.Admin });
+    const after = await conforms('GET /api/v1/clusters/{environment}', '/api/v1/clusters/QA', { token: cloud.tokens.Viewer });
+    expect(after.nodes.find((n: { nodeId: string }) => n.nodeId === enrolled.nodeId).status).toBe('Decommissioned');
+  }, 60_000);
+
+  it('admin writes: users, roles, disable and enable, service clients, subscriptions, rate limits', async () => {
+    const admin = cloud.tokens.Admin;
+    const user = await conforms('POST /api/v1/admin/users', '/api/v1/admin/users', {
+      token: admin,
+      body: { username: 'schema-check', email: 'schema-check@example.com', roles: ['Viewer'] },
+    });
+    await conforms('PUT /api/v1/admin/users/{userId}/roles', `/api/v1/admin/users/${user.userId}/roles`, {
+      token: admin,
+      body: { roles: ['Viewer', 'Approver'] },
+    });
+    const disabled = await conforms('POST /api/v1/admin/users/{userId}/disable', `/api/v1/admin/users/${user.userId}/disable`, { token: admin });
+    expect(disabled.enabled).toBe(false);
+    await conforms('POST /api/v1/admin/users/{userId}/enable', `/api/v1/admin/users/${user.userId}/enable`, { token: admin });
+    const client = await conforms('POST /api/v1/admin/clients', '/api/v1/admin/clients', { token: admin, body: { name: 'schema-bot', scopes: ['kmod/read'] } });
+    await conforms('POST /api/v1/admin/users/{userId}/disable', `/api/v1/admin/users/${client.clientId}/disable`, { token: admin });
+    await conforms('GET /api/v1/admin/subscriptions', '/api/v1/admin/subscriptions', { token: admin });
+    await conforms('POST /api/v1/admin/subscriptions/sync', '/api/v1/admin/subscriptions/sync', { token: admin });
+    const limits = await conforms('GET /api/v1/admin/rate-limits', '/api/v1/admin/rate-limits', { token: admin });
+    await conforms('PUT /api/v1/admin/rate-limits', '/api/v1/admin/rate-limits', { token: admin, body: limits });
+  }, 60_000);
+
   it('GET /openapi.json: public, the generated document, valid OpenAPI 3.1', async () => {
     const doc = await conforms('GET /openapi.json', '/openapi.json', {});
     expect(doc).toEqual(buildOpenApi());
@@ -126,6 +162,6 @@ describe('real answers match the documented response schemas', () => {
     const s = responseSchema('GET /health');
     expect(s.safeParse({ status: 'ok', service: 'kmod-orchestrator', time: new Date().toISOString() }).success).toBe(true);
     expect(s.safeParse({ status: 'ok', service: 'kmod-orchestrator', time: new Date().toISOString(), extra: 1 }).success).toBe(false);
-    expect(checked.size).toBeGreaterThanOrEqual(19);
+    expect(checked.size).toBeGreaterThanOrEqual(30);
   });
 });
