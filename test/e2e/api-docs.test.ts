@@ -87,7 +87,9 @@ describe.runIf(existsSync(CHROMIUM))('GET /docs in a browser', () => {
     await health.locator('.opblock-summary').click();
     await health.getByRole('button', { name: 'Try it out' }).click();
     await health.getByRole('button', { name: 'Execute' }).click();
-    await expect.poll(() => health.locator('.live-responses-table tr.response .response-col_status').first().textContent(), { timeout: 15_000 }).toContain('200');
+    await expect
+      .poll(() => health.locator('.live-responses-table tr.response .response-col_status').first().textContent(), { timeout: 15_000 })
+      .toContain('200');
     expect(await health.locator('.live-responses-table').textContent()).toContain('kmod-orchestrator');
     expect(problems).toEqual([]);
     expect([...origins]).toEqual([new URL(cloud.apiUrl).origin]);
