@@ -119,7 +119,7 @@ export const FUNCTIONS = {
   },
   ApiHealth: {
     entry: 'functions/handlers/api/health.ts',
-    description: 'GET /health and GET /metrics',
+    description: 'GET /health, GET /metrics, the API document and its reference page',
     timeoutSeconds: 10,
     memoryMb: 256,
     tables: { deployments: 'read', nodes: 'read', approvals: 'read', clusters: 'read', metrics: 'read' },
@@ -481,6 +481,23 @@ export const ROUTES = [
     roles: 'public',
     summary: 'Prometheus metrics: recent deployments by status, nodes per environment, pending approvals',
   },
+  {
+    method: 'GET',
+    path: '/openapi.json',
+    fn: 'ApiHealth',
+    auth: false,
+    roles: 'public',
+    summary: 'This API document (OpenAPI 3.1), generated from the route catalog and the zod request and response schemas',
+  },
+  {
+    method: 'GET',
+    path: '/docs',
+    fn: 'ApiHealth',
+    auth: false,
+    roles: 'public',
+    summary: 'The interactive reference of this API (Swagger UI, served from this origin)',
+  },
+  { method: 'GET', path: '/docs/{asset}', fn: 'ApiHealth', auth: false, roles: 'public', summary: "The reference page's script and stylesheet" },
   {
     method: 'POST',
     path: '/api/v1/deployments',

@@ -12,8 +12,6 @@ import { z } from 'zod';
 import { ROUTES, WEBSOCKET } from '../functions/catalog.ts';
 import { clientMessageSchema, errorFrameSchema, EVENT_TYPES, liveEventSchema, serverPingSchema, subscribedSchema } from '../functions/domain/liveEvents.ts';
 import { agentCommandSchema, agentConnectPath, agentReplySchema, NODE_ID_HEADER, pingSchema, pongSchema } from '../functions/agent/wsProtocol.ts';
-import { DEPLOYMENT_STATUSES, STAGE_STATUSES } from '../functions/domain/deployment.ts';
-import { ENVIRONMENTS, STRATEGIES } from '../functions/domain/environments.ts';
 import { cancelSchema, createSchema, listSchema, pauseSchema, promoteSchema, resumeSchema, rollbackSchema } from '../functions/handlers/api/deployments.ts';
 import { decisionSchema } from '../functions/handlers/api/approvals.ts';
 import { registerSchema } from '../functions/handlers/api/modules.ts';
@@ -21,9 +19,8 @@ import { querySchema } from '../functions/handlers/api/audit.ts';
 import { createClientSchema, createUserSchema, rolesSchema } from '../functions/handlers/api/admin.ts';
 import { rateLimitSettingsSchema } from '../functions/lib/rateLimits.ts';
 import { createTokenSchema, enrolSchema, heartbeatSchema, rotateCredentialsSchema } from '../functions/handlers/api/fleet.ts';
-import { UNREACHABLE_POLICIES } from '../functions/domain/membership.ts';
 import { rejudgeSchema } from '../functions/lib/rejudge.ts';
-import { ROTATION_TRIGGERS } from '../functions/domain/nodeKeyRotation.ts';
+import { RESPONSES, type SuccessResponse } from '../functions/handlers/api/responses.ts';
 
 type Json = Record<string, unknown>;
 
@@ -60,79 +57,56 @@ const SELF_AUTHENTICATED: Record<string, string[]> = {
   'POST /api/v1/nodes/{nodeId}/heartbeat': ['400', '401', '404', '415', '429'],
 };
 
-/** Answers worth describing field by field (the rest are `{type: object}`). */
-const ANSWERS: Record<string, Json> = {
-  'POST /api/v1/nodes/{nodeId}/rotate-credentials': {
-    type: 'object',
-    properties: {
-      nodeId: { type: 'string' },
-      environment: { enum: ENVIRONMENTS },
-      started: { type: 'boolean', description: 'false: a rotation was already pending; this is it (200), no new key' },
-      state: { enum: ['Pending'] },
-      keyId: { type: 'string', description: 'The current key' },
-      pendingKeyId: { type: 'string', description: 'The new key, delivered in the next heartbeat answer; current once the agent signs with it' },
-      startedAt: { type: 'string', format: 'date-time' },
-      trigger: { enum: ROTATION_TRIGGERS },
-    },
+/** The response schemas, each once under its id, with the ids they use as $refs. */
+function responseComponents(): Record<string, Json> {
+  const all = z.toJSONSchema(z.globalRegistry, { ...RESPONSE_JSON, uri: (id) => `#/components/schemas/${id}` }).schemas as Record<string, Json>;
+  const wanted = new Set<string>();
+  const visit = (id: string) => {
+    if (wanted.has(id)) return;
+    if (!all[id]) throw new Error(`response schema ${id} is not registered`);
+    wanted.add(id);
+    for (const m of JSON.stringify(all[id]).matchAll(/"#\/components\/schemas\/(\w+)"/g)) visit(m[1]);
+  };
+  for (const rs of Object.values(RESPONSES)) for (const r of rs) if ('schema' in r) visit(responseId(r.schema));
+  return Object.fromEntries(
+    [...wanted].sort().map((id) => {
+      const { $schema: _s, $id: _i, ...rest } = all[id];
+      void _s;
+      void _i;
+      return [id, rest];
+    }),
+  );
+}
+
+const RESPONSE_JSON = {
+  io: 'output',
+  unrepresentable: 'any',
+  // date-time is said by `format`; zod's long equivalent pattern only makes the document unreadable.
+  override: (ctx: { jsonSchema: Record<string, unknown> }) => {
+    if (ctx.jsonSchema.format === 'date-time') delete ctx.jsonSchema.pattern;
   },
-  'GET /api/v1/clusters/{environment}': {
-    type: 'object',
-    description: 'The environment: strategy, node counts, module versions, desired state, Degraded modules, and every node',
-    properties: {
-      environment: { enum: ENVIRONMENTS },
-      nodeCount: { type: 'integer' },
-      moduleVersions: { type: 'object', additionalProperties: { type: 'object', additionalProperties: { type: 'integer' } } },
-      desiredModules: { type: 'object' },
-      degraded: { type: 'boolean', description: 'true while any module is Degraded here' },
-      degradedModules: {
-        type: 'object',
-        description:
-          'Modules whose rollback could not finish here (mixed versions). New deployments of the module to this environment get 409 EnvironmentDegraded until the repair: a rollback on demand of deploymentId, or the stuck nodes converging to the desired state',
-        additionalProperties: {
-          type: 'object',
-          properties: {
-            status: { enum: ['Degraded'] },
-            deploymentId: { type: 'string' },
-            version: { type: 'string', description: 'What the stuck nodes still run' },
-            since: { type: 'string', format: 'date-time' },
-            stuckNodes: {
-              type: 'array',
-              items: { type: 'object', properties: { nodeId: { type: 'string' }, previousVersion: { type: ['string', 'null'] }, message: { type: 'string' } } },
-            },
-            repair: { type: 'string', description: 'The request that repairs it' },
-          },
-        },
-      },
-      nodes: { type: 'array', items: { type: 'object' } },
-    },
-  },
+} as const;
+
+const responseId = (s: z.ZodType): string => {
+  const id = z.globalRegistry.get(s)?.id;
+  if (!id) throw new Error('every response schema needs .meta({ id }) (functions/handlers/api/responses.ts)');
+  return id;
 };
+
+function successContent(r: SuccessResponse): Json {
+  return {
+    description: r.description,
+    content:
+      'schema' in r
+        ? { 'application/json': { schema: { $ref: `#/components/schemas/${responseId(r.schema)}` } } }
+        : Object.fromEntries([r.contentType].flat().map((t) => [t, { schema: { type: 'string', description: r.text } }])),
+  };
+}
 
 const QUERIES: Record<string, z.ZodObject> = {
   'GET /api/v1/deployments': listSchema,
   'GET /api/v1/audit': (querySchema as unknown as { _zod: { def: { in?: z.ZodObject } } })._zod.def.in ?? (querySchema as unknown as z.ZodObject),
   'GET /api/v1/clusters/{environment}': z.object({ refresh: z.enum(['true', 'false']).optional() }),
-};
-
-const stage = {
-  type: 'object',
-  properties: {
-    name: { type: 'string' },
-    kind: { enum: ['check', 'environment', 'validation'] },
-    status: { enum: STAGE_STATUSES },
-    environment: { enum: ENVIRONMENTS },
-    strategy: { enum: STRATEGIES },
-    startedAt: { type: 'string', format: 'date-time' },
-    finishedAt: { type: 'string', format: 'date-time' },
-    durationMs: { type: 'integer' },
-    message: { type: 'string' },
-    nodesTotal: { type: 'integer' },
-    nodesDeployed: { type: 'integer' },
-    nodesFailed: { type: 'integer' },
-    nodesRolledBack: { type: 'integer' },
-    approval: { type: 'object', description: 'Staging and Production: the gate (status, approvers, quorum, requestedAt, deadline, decisions)' },
-    details: { type: 'object', description: 'Strategy details: batches, canary waves and their analysis, blue-green colours, smoke tests' },
-  },
 };
 
 const components = {
@@ -145,63 +119,7 @@ const components = {
       required: ['code', 'message'],
       properties: { code: { type: 'string', description: 'Stable machine-readable code' }, message: { type: 'string' }, details: {} },
     },
-    Stage: stage,
-    HeartbeatAnswer: {
-      type: 'object',
-      properties: {
-        nodeId: { type: 'string' },
-        status: { enum: ['Online'] },
-        lastSeenAt: { type: 'string', format: 'date-time' },
-        heartbeatSeconds: { type: 'integer' },
-        credentials: {
-          type: 'object',
-          description: 'A new key for the node (a rotation is pending): store it, then sign the next heartbeats with it (docs/adr/0012-node-key-rotation.md)',
-          properties: { keyId: { type: 'string' }, secret: { type: 'string' } },
-        },
-        acceptedKeyIds: { type: 'array', items: { type: 'string' }, description: 'The node keys still honoured; the agent may drop any other key it holds' },
-        converge: {
-          type: 'array',
-          description:
-            'What the node must run to reach its environment desired state (empty when converged, or while a deployment holds the module lock). ' +
-            'Each request is the agent protocol body of a deploy or rollback, with the deterministic deploymentId converge:<deployment>:r<revision>; ' +
-            'the agent verifies and runs it as it would a deployment call.',
-          items: {
-            type: 'object',
-            required: ['action', 'module', 'from', 'to', 'request'],
-            properties: {
-              action: { enum: ['deploy', 'rollback'] },
-              module: { type: 'string' },
-              from: { type: ['string', 'null'], description: 'What the node reported' },
-              to: { type: ['string', 'null'], description: 'The desired version; null: unload the module' },
-              request: {
-                type: 'object',
-                description:
-                  'deploy: {deploymentId, version, artifactUrl, sha256, manifest, signature, certificateChain}; rollback: {deploymentId, toVersion: null}',
-              },
-            },
-          },
-        },
-      },
-    },
-    Deployment: {
-      type: 'object',
-      properties: {
-        executionId: { type: 'string' },
-        moduleName: { type: 'string' },
-        version: { type: 'string' },
-        targetEnvironment: { enum: ENVIRONMENTS },
-        status: { enum: DEPLOYMENT_STATUSES },
-        requestedBy: { type: 'string' },
-        createdAt: { type: 'string', format: 'date-time' },
-        updatedAt: { type: 'string', format: 'date-time' },
-        finishedAt: { type: 'string', format: 'date-time' },
-        metadata: { type: 'object', additionalProperties: { type: 'string' } },
-        unreachableNodes: { enum: UNREACHABLE_POLICIES, description: 'What planning does with enrolled nodes that stopped heartbeating' },
-        failure: { type: 'object', properties: { stage: { type: 'string' }, code: { type: 'string' }, message: { type: 'string' } } },
-        rollback: { type: 'object' },
-        stages: { type: 'array', items: { $ref: '#/components/schemas/Stage' } },
-      },
-    },
+    ...responseComponents(),
   },
 };
 
@@ -243,23 +161,8 @@ export function buildOpenApi(): Json {
     if (key === 'POST /api/v1/deployments') params.push({ name: 'Idempotency-Key', in: 'header', required: false, schema: { type: 'string' } });
     const body = BODIES[key];
     const html = r.path.startsWith('/approvals/links');
-    const created =
-      r.method === 'POST' && ['/api/v1/modules', '/api/v1/admin/users', '/api/v1/admin/clients', '/api/v1/enrolment-tokens', '/api/v1/enrol'].includes(r.path);
-    const ok =
-      r.method === 'POST' && (r.path === '/api/v1/deployments' || r.path.endsWith('/rollback') || r.path.endsWith('/rotate-credentials'))
-        ? '202'
-        : created
-          ? '201'
-          : '200';
-    const okContent = html
-      ? { 'text/html': { schema: { type: 'string' } } }
-      : r.path === '/metrics'
-        ? { 'text/plain': { schema: { type: 'string' } } }
-        : r.path.startsWith('/api/v1/deployments/{executionId}') && r.method === 'GET'
-          ? { 'application/json': { schema: { $ref: '#/components/schemas/Deployment' } } }
-          : key === 'POST /api/v1/nodes/{nodeId}/heartbeat'
-            ? { 'application/json': { schema: { $ref: '#/components/schemas/HeartbeatAnswer' } } }
-            : { 'application/json': { schema: ANSWERS[key] ?? { type: 'object' } } };
+    const successes = RESPONSES[key];
+    if (!successes?.length) throw new Error(`${key}: no success response in RESPONSES (functions/handlers/api/responses.ts)`);
     const routeErrors =
       SELF_AUTHENTICATED[key] ??
       (r.roles === 'public' ? (html ? ['400', '403', '404', '409', '410'] : []) : ['400', '401', '403', '404', '409', ...(body ? ['415'] : []), '429']);
@@ -289,10 +192,7 @@ export function buildOpenApi(): Json {
             }
           : {}),
       responses: {
-        [ok]: { description: 'OK', content: okContent },
-        ...(key === 'POST /api/v1/nodes/{nodeId}/rotate-credentials'
-          ? { '200': { description: 'A rotation of this node was already pending: that rotation, no new key', content: okContent } }
-          : {}),
+        ...Object.fromEntries(successes.map((r) => [String(r.status), successContent(r)])),
         ...Object.fromEntries(
           errorCodes.map((c) => [
             c,
@@ -307,7 +207,12 @@ export function buildOpenApi(): Json {
   return {
     openapi: '3.1.0',
     info: { title: 'kmod-orchestrator API', version: '1.0.0', description: 'Deploy signed kernel modules across Development, QA, Staging and Production.' },
-    servers: [{ url: 'http://127.0.0.1:3000', description: 'local cloud' }],
+    // '.': the server this document was fetched from (GET /openapi.json), stage path included, so
+    // the reference page at GET /docs tries requests against the API that serves it.
+    servers: [
+      { url: '.', description: 'The API that served this document' },
+      { url: 'http://127.0.0.1:3000', description: 'local cloud (default port)' },
+    ],
     paths,
     components,
   };

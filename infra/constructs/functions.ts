@@ -18,6 +18,7 @@ import {
   aws_logs as logs,
 } from 'aws-cdk-lib';
 import type { Construct } from 'constructs';
+import { DOCS_ASSET_DIR, SWAGGER_UI_FILES } from '../../functions/lib/apiDocs.ts';
 import { FUNCTIONS, ROUTES, functionTables, type Access, type FunctionId, type FunctionsById, type FunctionSpec } from '../../functions/catalog.ts';
 import { TABLES, type TableKey } from '../../functions/lib/tables.ts';
 import type { OrchestratorSettings } from '../settings.ts';
@@ -266,6 +267,19 @@ export class Functions extends Layer {
         logLevel: nodejs.LogLevel.ERROR,
         banner: "import { createRequire } from 'module';const require = createRequire(import.meta.url);",
         ...(spec.discoversNodes ? ETCD_BUNDLING : {}),
+        // The API reference page's Swagger UI files, next to the bundle (functions/lib/apiDocs.ts reads them there).
+        ...(ROUTES.some((r) => r.fn === id && r.path === '/docs/{asset}')
+          ? {
+              commandHooks: {
+                beforeBundling: () => [],
+                beforeInstall: () => [],
+                afterBundling: (inputDir: string, outputDir: string) => [
+                  `mkdir -p ${join(outputDir, DOCS_ASSET_DIR)}`,
+                  ...SWAGGER_UI_FILES.map((f) => `cp ${join(inputDir, 'node_modules/swagger-ui-dist', f)} ${join(outputDir, DOCS_ASSET_DIR, f)}`),
+                ],
+              },
+            }
+          : {}),
       },
     });
   }

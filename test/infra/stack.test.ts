@@ -477,6 +477,14 @@ describe('etcd discovery (docs/adr/0009-discovery-sources.md)', () => {
     );
   });
 
+  it('bundles the API reference page’s Swagger UI files next to the function that serves GET /docs', () => {
+    const fn = logicalIdOf(fnOf('ApiHealth'));
+    const key = resources[fn].Properties.Code.S3Key as string;
+    const dir = join(assemblyDir, `asset.${key.replace(/\.zip$/, '')}`, 'docs-assets');
+    expect(readFileSync(join(dir, 'swagger-ui-bundle.js'), 'utf8')).toContain('SwaggerUIBundle');
+    expect(readFileSync(join(dir, 'swagger-ui.css'), 'utf8')).toContain('.swagger-ui');
+  });
+
   it('without etcdEndpoints: creates no discovery function and no schedule', () => {
     // Bundling skipped: only the resources matter here, and a second bundle of every function is slow.
     const app = new App({ context: { 'aws:cdk:bundling-stacks': [] } });

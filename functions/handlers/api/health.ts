@@ -2,9 +2,14 @@ import { DEPLOYMENT_STATUSES } from '../../domain/deployment.ts';
 import { ENVIRONMENTS } from '../../domain/environments.ts';
 import { countAll, queryAll } from '../../lib/aws.ts';
 import { allDegraded } from '../../lib/degraded.ts';
+import { DOCS_CSP, DOCS_PAGE, docsAsset } from '../../lib/apiDocs.ts';
+import { notFound } from '../../domain/errors.ts';
 import { apiHandler, json } from '../../lib/http.ts';
 import { exposition, type GaugeSample, readStoredSamples } from '../../lib/metrics.ts';
 import { tableName } from '../../lib/tables.ts';
+// Bundled into the function by esbuild (and read by tsx locally): the committed document, which
+// test/unit/scripts/openapi.test.ts keeps equal to what scripts/openapi.ts generates.
+import openApiDocument from '../../../docs/openapi.json' with { type: 'json' };
 
 /** How far back /metrics counts deployments. */
 const WINDOW_HOURS = 24;
@@ -12,6 +17,22 @@ const WINDOW_HOURS = 24;
 export const handler = apiHandler({
   /** Liveness for load balancers and `npm start`: no dependency touched. */
   'GET /health': async () => json(200, { status: 'ok', service: 'kmod-orchestrator', time: new Date().toISOString() }),
+
+  /** The API document (docs/openapi.json): public, like the routes it describes; cacheable for five minutes. */
+  'GET /openapi.json': async () => json(200, openApiDocument, { 'cache-control': 'public, max-age=300' }),
+
+  /** Its interactive reference: no inline script; lib/middleware/securityHeaders.ts keeps DOCS_CSP on this page. */
+  'GET /docs': async () => ({
+    statusCode: 200,
+    headers: { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'public, max-age=300', 'content-security-policy': DOCS_CSP },
+    body: DOCS_PAGE,
+  }),
+  'GET /docs/{asset}': async (event) => {
+    const name = event.pathParameters?.asset ?? '';
+    const asset = docsAsset(name);
+    if (!asset) throw notFound(`docs asset ${name}`);
+    return { statusCode: 200, headers: { 'content-type': asset.contentType, 'cache-control': 'public, max-age=3600' }, body: asset.body };
+  },
 
   /**
    * Prometheus text exposition (docs/adr/0027-prometheus-metrics.md): the stored business counters and
