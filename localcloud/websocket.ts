@@ -175,7 +175,8 @@ export class LocalWebSocketApi {
     } catch {
       /* not JSON: $default */
     }
-    const route = (typeof action === 'string' && this.routes.get(action)) || this.routes.get('$default');
+    // $connect and $disconnect are never chosen by a message (on API Gateway they only run on connect and close).
+    const route = (typeof action === 'string' && !action.startsWith('$') && this.routes.get(action)) || this.routes.get('$default');
     if (!route) return;
     const event = {
       requestContext: {

@@ -487,11 +487,13 @@ export class NodeAgent {
    * `unresponsive` fault, whose requests are never answered.
    */
   async serve(req: AgentRequest): Promise<AgentAnswer | undefined> {
+    let signed = false;
     try {
       if (Buffer.byteLength(req.body) > MAX_BODY) throw new AgentFailure(413, 'TooLarge', 'request body too large');
       // An exact replay of a signed request is refused within the clock window (issue 15 defect 11).
       const verdict = verifyRequest(this.opts.keys(), req.method, req.path, req.body, req.headers, Date.now(), this.replays);
       if (!verdict.ok) throw new AgentFailure(401, 'Unauthorized', verdict.reason);
+      signed = true;
       if (this.opts.simulation && this.state.faults.unresponsive && !req.path.includes('/v1/simulation/')) return undefined;
       const base = this.opts.basePath ?? '';
       if (!req.path.startsWith(base)) throw new AgentFailure(404, 'NotFound', `no agent at ${req.path}`);
@@ -500,17 +502,20 @@ export class NodeAgent {
       return answer;
     } catch (e) {
       const answer = failureAnswer(e);
-      this.logOperation(req, answer);
+      if (signed) this.logOperation(req, answer);
       return answer;
     }
   }
 
-  /** One line for each module operation (not the frequent health and metrics reads). */
+  /**
+   * One line for each signed module operation (not the frequent health and metrics reads): only a
+   * caller holding the node's key can put a line, and so a trace id, in the host's log.
+   */
   private logOperation(req: AgentRequest, answer: AgentAnswer): void {
     if (!this.opts.log || req.method !== 'POST') return;
     const trace = parseTraceparent(req.headers.traceparent);
     const failure = answer.status >= 400 ? ` ${(answer.body as { code?: string }).code ?? ''}` : '';
-    this.opts.log(`${new Date().toISOString()} ${req.method} ${req.path} → ${answer.status}${failure}${trace ? ` trace=${trace}` : ''}`);
+    this.opts.log(`${new Date().toISOString()} ${req.method} ${req.path.slice(0, 200)} → ${answer.status}${failure}${trace ? ` trace=${trace}` : ''}`);
   }
 
   private async route(method: string, path: string, body: string): Promise<unknown> {

@@ -81,3 +81,16 @@ export function principalFor(claims: AccessTokenClaims, subject: DirectoryPrinci
     roles: [...new Set(granted.flatMap((s) => (SCOPE_ROLES[s] ? [SCOPE_ROLES[s]] : [])))],
   };
 }
+
+/**
+ * The roles a long-lived session (an operator's WebSocket) holds now, from the directory as it is
+ * now: none when the principal is gone or disabled (the session must end), a user's current roles,
+ * and for a service client the roles it connected with that its scopes still grant (a client's
+ * roles come from its token's scopes, which a session cannot widen).
+ */
+export function currentSessionRoles(connectedWith: readonly string[], subject: DirectoryPrincipal | undefined): Role[] | undefined {
+  if (!subject?.enabled) return undefined;
+  if (subject.kind === 'user') return [...new Set(knownRoles(subject.roles))];
+  const granted = new Set((subject.scopes ?? []).flatMap((s) => (SCOPE_ROLES[s] ? [SCOPE_ROLES[s]] : [])));
+  return [...new Set(connectedWith)].filter((r): r is Role => granted.has(r as Role));
+}

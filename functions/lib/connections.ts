@@ -91,26 +91,44 @@ export async function openOperatorConnection(c: {
 }
 
 /** Add or remove one subscription of an operator's connection; false when the connection is gone or not an operator's. */
+/**
+ * Subscriptions one operator connection may hold: each is read by the fan-out for every batch of
+ * events, and the connection item must stay far below DynamoDB's 400 KB item limit.
+ */
+export const MAX_SUBSCRIPTIONS_PER_CONNECTION = 100;
+
+/** Add or remove one subscription: the record after it, 'full' at the limit, undefined for an unknown connection. */
 export async function changeSubscription(
   connectionId: string,
   action: 'subscribe' | 'unsubscribe',
   key: string,
-): Promise<OperatorConnectionRecord | undefined> {
+): Promise<OperatorConnectionRecord | 'full' | undefined> {
+  const adding = action === 'subscribe';
   try {
     const r = await dynamo().send(
       new UpdateCommand({
         TableName: tableName('connections'),
         Key: { connectionId },
-        UpdateExpression: `${action === 'subscribe' ? 'ADD' : 'DELETE'} subscriptions :k`,
-        ConditionExpression: 'kind = :operator',
-        ExpressionAttributeValues: { ':k': new Set([key]), ':operator': 'operator' },
+        UpdateExpression: `${adding ? 'ADD' : 'DELETE'} subscriptions :k`,
+        // Adding: room left, or the key already there (a repeated subscribe changes nothing).
+        ConditionExpression: adding
+          ? 'kind = :operator AND (attribute_not_exists(subscriptions) OR size(subscriptions) < :max OR contains(subscriptions, :key))'
+          : 'kind = :operator',
+        ExpressionAttributeValues: {
+          ':k': new Set([key]),
+          ':operator': 'operator',
+          ...(adding ? { ':max': MAX_SUBSCRIPTIONS_PER_CONNECTION, ':key': key } : {}),
+        },
         ReturnValues: 'ALL_NEW',
       }),
     );
     return r.Attributes as OperatorConnectionRecord;
   } catch (e) {
-    if (isConditionFailure(e)) return undefined;
-    throw e;
+    if (!isConditionFailure(e)) throw e;
+    if (!adding) return undefined;
+    // Which condition failed: an unknown connection, or one at the limit.
+    const conn = await getConnection(connectionId);
+    return conn?.kind === 'operator' ? 'full' : undefined;
   }
 }
 

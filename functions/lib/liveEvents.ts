@@ -6,11 +6,13 @@
  * change streams bring the changes here.
  */
 import { GetCommand, paginateScan, QueryCommand, TransactWriteCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { currentSessionRoles } from '../domain/accessTokens.ts';
 import { delivers, type LiveEvent, type LiveEventBody, matches, mayRead, seqKey, type SubscriptionKey } from '../domain/liveEvents.ts';
 import { mapLimit } from './agentClient.ts';
 import { dynamo } from './aws.ts';
 import { config } from './config.ts';
-import { closeConnection, type OperatorConnectionRecord, postToConnection } from './connections.ts';
+import { closeConnection, dropConnection, type OperatorConnectionRecord, postToConnection } from './connections.ts';
+import { lookupEntry } from './directory.ts';
 import { isConditionFailure } from './deployments.ts';
 import { tableName, TTL_ATTRIBUTE } from './tables.ts';
 import { logger } from './telemetry.ts';
@@ -159,8 +161,17 @@ export async function fanOut(events: LiveEvent[], connections?: OperatorConnecti
   result.connections = targets.length;
   await mapLimit(targets, config.eventFanOutConcurrency(), async (c) => {
     const subs = [...(c.subscriptions ?? [])];
+    // The roles the directory gives now (cached DIRECTORY_CACHE_SECONDS), as the REST API does: a
+    // disabled or removed principal's session ends here, a demoted one stops getting what it no longer may read.
+    const roles = currentSessionRoles(c.roles ?? [], await lookupEntry(c.userId));
+    if (!roles) {
+      result.gone++;
+      await dropConnection(c.connectionId).catch(() => undefined);
+      await closeConnection(c.connectionId, { reason: 'the principal is disabled or no longer in the directory' }).catch(() => undefined);
+      return;
+    }
     for (const e of events) {
-      if (!delivers(c.roles ?? [], subs, e)) continue;
+      if (!delivers(roles, subs, e)) continue;
       try {
         if ((await postToConnection(c.connectionId, JSON.stringify(e))) === 'gone') {
           result.gone++;

@@ -120,7 +120,52 @@ describe('events over WebSocket', () => {
     // Still open and working.
     expect(await c.request({ action: 'subscribe', all: true }, 'subscribed')).toMatchObject({ type: 'subscribed', subscription: 'all' });
     expect(await c.request({ action: 'unsubscribe', all: true }, 'unsubscribed')).toMatchObject({ type: 'unsubscribed', subscription: 'all' });
+    // A message never picks the connect or disconnect route: it is an unknown action, and the subscription stays live.
+    expect(await c.request({ action: '$disconnect' }, 'subscribed')).toMatchObject({ type: 'error', code: 'BadMessage' });
+    expect(await c.request({ action: '$connect' }, 'subscribed')).toMatchObject({ type: 'error', code: 'BadMessage' });
+    expect(await c.request({ action: 'subscribe', all: true }, 'subscribed')).toMatchObject({ type: 'subscribed' });
+    // An `after` beyond the newest event is acknowledged as the newest, never as a cursor past it.
+    const newest = (await c.request({ action: 'subscribe', environment: 'QA' }, 'subscribed')).seq as number;
+    const ahead = await c.request({ action: 'subscribe', environment: 'QA', after: 9_007_199_254_740_991 }, 'subscribed');
+    const newestAfter = (await c.request({ action: 'subscribe', environment: 'QA' }, 'subscribed')).seq as number;
+    expect(ahead).toMatchObject({ type: 'subscribed', replayed: 0 });
+    expect(ahead.seq).toBeGreaterThanOrEqual(newest);
+    expect(ahead.seq).toBeLessThanOrEqual(newestAfter);
     await c.close();
+  });
+
+  it('holds at most 100 subscriptions per connection: the next is an error frame, a repeated one is fine', async () => {
+    const c = await Client.open(cloud.tokens.Viewer);
+    for (let i = 0; i < 100; i++) expect((await c.request({ action: 'subscribe', deploymentId: `dep-${i}` }, 'subscribed')).type, String(i)).toBe('subscribed');
+    expect(await c.request({ action: 'subscribe', deploymentId: 'dep-100' }, 'subscribed')).toMatchObject({ type: 'error', code: 'TooManySubscriptions' });
+    expect((await c.request({ action: 'subscribe', deploymentId: 'dep-7' }, 'subscribed')).type).toBe('subscribed');
+    expect((await c.request({ action: 'unsubscribe', deploymentId: 'dep-7' }, 'unsubscribed')).type).toBe('unsubscribed');
+    expect((await c.request({ action: 'subscribe', deploymentId: 'dep-100' }, 'subscribed')).type).toBe('subscribed');
+    await c.close();
+  });
+
+  it('ends the open session of a principal disabled after it connected: no more events, no replay', async () => {
+    const viewer = await Client.open(cloud.tokens.Viewer);
+    const admin = await Client.open(cloud.tokens.Admin);
+    for (const c of [viewer, admin]) expect((await c.request({ action: 'subscribe', all: true }, 'subscribed')).type).toBe('subscribed');
+    const closed = new Promise<void>((r) => viewer.ws.once('close', () => r()));
+    expect((await api(cloud, 'POST', '/api/v1/admin/users/dev-viewer/disable', { token: cloud.tokens.Admin })).status).toBe(200);
+    try {
+      const started = await api(cloud, 'POST', '/api/v1/deployments', {
+        token: cloud.tokens.Deployer,
+        body: { moduleName: 'demo-kernel', version: '1.0.0', targetEnvironment: 'Development' },
+      });
+      expect(started.status).toBe(202);
+      const id = started.body.executionId as string;
+      expect((await waitForDeployment(cloud, id)).status).toBe('Succeeded');
+      await admin.next((f) => f.type === 'deployment.status' && f.deploymentId === id && f.status === 'Succeeded');
+      await closed;
+      expect(statusEvents(viewer, id)).toEqual([]);
+      expect(statusEvents(admin, id).map((f) => f.status)).toEqual(['Pending', 'Running', 'Succeeded']);
+    } finally {
+      expect((await api(cloud, 'POST', '/api/v1/admin/users/dev-viewer/enable', { token: cloud.tokens.Admin })).status).toBe(200);
+    }
+    await admin.close();
   });
 
   it('delivers every deployment.status in seq order through Succeeded; a client that reconnects with after misses nothing', async () => {

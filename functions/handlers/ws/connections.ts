@@ -12,7 +12,17 @@ import { agentMessageSchema, parseMessage } from '../../agent/wsProtocol.ts';
 import { ENVIRONMENTS } from '../../domain/environments.ts';
 import { AppError } from '../../domain/errors.ts';
 import { parseClientMessage } from '../../domain/liveEvents.ts';
-import { changeSubscription, closeConnection, dropConnection, openAgentConnection, openOperatorConnection, postToConnection } from '../../lib/connections.ts';
+import { currentSessionRoles } from '../../domain/accessTokens.ts';
+import {
+  changeSubscription,
+  closeConnection,
+  dropConnection,
+  MAX_SUBSCRIPTIONS_PER_CONNECTION,
+  openAgentConnection,
+  openOperatorConnection,
+  postToConnection,
+} from '../../lib/connections.ts';
+import { lookupEntry } from '../../lib/directory.ts';
 import { latestSeq, replay } from '../../lib/liveEvents.ts';
 import { recordReply } from '../../lib/dialOut.ts';
 import { logger } from '../../lib/telemetry.ts';
@@ -102,17 +112,27 @@ async function subscription(event: WebSocketEvent): Promise<APIGatewayProxyResul
   const parsed = parseClientMessage(bodyText(event));
   if (!parsed.ok) return errorFrame(parsed.code, parsed.message);
   const { connectionId } = event.requestContext;
+  // The directory as it is now (as the REST API asks it): a session opened before its principal was
+  // disabled gets nothing more, and replays only what the roles it holds now may read.
+  const roles = currentSessionRoles(operator.data.roles, await lookupEntry(operator.data.userId));
+  if (!roles) {
+    await dropConnection(connectionId).catch(() => undefined);
+    return errorFrame('Unauthorized', 'the principal is disabled or no longer in the directory');
+  }
   const { action, after } = parsed.message;
   const conn = await changeSubscription(connectionId, action, parsed.subscription);
+  if (conn === 'full')
+    return errorFrame('TooManySubscriptions', `a connection holds at most ${MAX_SUBSCRIPTIONS_PER_CONNECTION} subscriptions: unsubscribe first`);
   if (!conn) return errorFrame('Gone', 'the connection is not known (closed or expired): reconnect');
   const base = { type: `${action}d`, subscription: parsed.subscription };
   if (action === 'unsubscribe' || after === undefined) return answer(200, { ...base, seq: await latestSeq() });
-  const missed = await replay(after, parsed.subscription, operator.data.roles);
+  const missed = await replay(after, parsed.subscription, roles);
   for (const e of missed.events) if ((await postToConnection(connectionId, JSON.stringify(e))) === 'gone') return answer(200, base);
   return answer(200, {
     ...base,
     replayed: missed.events.length,
-    seq: missed.events.at(-1)?.seq ?? after,
+    // Where the client is now: its last replayed event, else `after` — never past the newest event numbered.
+    seq: missed.events.at(-1)?.seq ?? Math.min(after, await latestSeq()),
     ...(missed.truncated ? { truncated: true } : {}),
   });
 }

@@ -93,6 +93,8 @@ describe('NodeAgent.serve: one request path for both transports', () => {
     await a.serve(signed('GET', '/v1/health'));
     const bad = signed('POST', '/v1/modules/mod/rollback', '{}');
     await a.serve({ ...bad, headers: { ...bad.headers, traceparent: 'forged\nline' } });
+    // Unsigned: refused, and no line (an outsider cannot put a trace id into the host's log).
+    expect((await a.serve({ method: 'POST', path: '/v1/modules/mod/deploy', headers: { traceparent }, body }))?.status).toBe(401);
     expect(lines).toHaveLength(2);
     expect(lines[0]).toMatch(/^\S+Z POST \/v1\/modules\/mod\/deploy → 200 trace=4bf92f3577b34da6a3ce929d0e0e4736$/);
     expect(lines[1]).toMatch(/^\S+Z POST \/v1\/modules\/mod\/rollback → 400 BadRequest$/);

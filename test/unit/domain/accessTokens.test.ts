@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { checkAccessTokenClaims, principalFor, type DirectoryPrincipal } from '../../../functions/domain/accessTokens.ts';
+import { checkAccessTokenClaims, currentSessionRoles, principalFor, type DirectoryPrincipal } from '../../../functions/domain/accessTokens.ts';
 
 const now = 1_900_000_000;
 const policy = { maxLifetimeSeconds: 86_400, clockSkewSeconds: 60 };
@@ -76,5 +76,27 @@ describe('principalFor: roles come from the directory, never from the token alon
     expect(principalFor(token('openid'), client).roles).toEqual([]);
     // A client's subject with a token issued to another client is not that client.
     expect(() => principalFor(token('kmod/read', 'kmod-local-client'), client)).toThrow(/issued to/);
+  });
+});
+
+describe('currentSessionRoles (a live WebSocket session asks the directory again)', () => {
+  const user = (over: Partial<DirectoryPrincipal> = {}): DirectoryPrincipal => ({
+    userId: 'u1',
+    kind: 'user',
+    username: 'u',
+    roles: ['Viewer'],
+    enabled: true,
+    ...over,
+  });
+  it('ends a session whose principal is gone or disabled', () => {
+    expect(currentSessionRoles(['Viewer'], undefined)).toBeUndefined();
+    expect(currentSessionRoles(['Viewer'], user({ enabled: false }))).toBeUndefined();
+  });
+  it('gives a user the roles held now; a client only the roles it connected with that its scopes still grant', () => {
+    expect(currentSessionRoles(['Admin'], user({ roles: ['Viewer'] }))).toEqual(['Viewer']);
+    expect(currentSessionRoles(['Viewer'], user({ roles: ['Deployer', 'Bogus' as never] }))).toEqual(['Deployer']);
+    const client = user({ kind: 'client', roles: [], scopes: ['kmod/read'] });
+    expect(currentSessionRoles(['Viewer', 'Deployer'], client)).toEqual(['Viewer']);
+    expect(currentSessionRoles(['Viewer'], { ...client, scopes: [] })).toEqual([]);
   });
 });
