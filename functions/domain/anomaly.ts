@@ -85,9 +85,15 @@ export type AnomalySample = Record<AnomalyMetric, number>;
 
 const round = (n: number) => Math.round(n * 1000) / 1000;
 
-/** The deviation a baseline judges by: its standard deviation, never below the metric's floor. */
+/**
+ * The deviation a baseline judges by: its variance with the metric's floor added in quadrature
+ * (sqrt(variance + floor²)). The floor keeps a metric that never moved from being flagged for the
+ * first tiny change; added rather than taken as a minimum, it also pads a young baseline whose few
+ * reports happened to spread less than the metric does (CI drew one: cpu 25 ± 3, a 10-report
+ * deviation of 1.0 against a true 1.7, and a healthy 27.9 scored 4.2).
+ */
 export function deviationOf(b: MetricBaseline, floor: number): number {
-  return Math.max(Math.sqrt(Math.max(0, b.variance)), floor);
+  return Math.sqrt(Math.max(0, b.variance) + floor * floor);
 }
 
 /**

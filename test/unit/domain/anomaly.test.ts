@@ -111,6 +111,20 @@ describe('observe', () => {
   });
 });
 
+describe('a young baseline that spread less than the metric does (the CI case)', () => {
+  it('is padded by the floor: cpu 25 ± 3 seen as 23.74 ± 1.0 over 10 reports does not flag a healthy 27.94', () => {
+    let s: NodeAnomalyState | undefined;
+    for (let i = 0; i < 10; i++) s = observe(s, { latencyMs: 20, errorRatePercent: 0.5, cpuPercent: i % 2 ? 24.741 : 22.741, memoryPercent: 40 }, at(i)).state;
+    expect(s!.baselines.cpuPercent).toMatchObject({ samples: 10 });
+    expect(Math.sqrt(s!.baselines.cpuPercent!.variance)).toBeCloseTo(1, 5);
+    expect(observe(s, { latencyMs: 20, errorRatePercent: 0.5, cpuPercent: 27.94, memoryPercent: 40 }, at(10)).transitions).toEqual([]);
+    // A real jump still raises: 10 points above is 7 padded deviations.
+    expect(observe(s, { latencyMs: 20, errorRatePercent: 0.5, cpuPercent: 33.741, memoryPercent: 40 }, at(10)).transitions).toMatchObject([
+      { kind: 'raised', metric: 'cpuPercent' },
+    ]);
+  });
+});
+
 describe('settings', () => {
   it('accepts the defaults and refuses nonsense', () => {
     expect(checkAnomalySettings(DEFAULT_ANOMALY_SETTINGS)).toEqual([]);
