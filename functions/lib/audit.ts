@@ -3,6 +3,7 @@ import { PutCommand } from '@aws-sdk/lib-dynamodb';
 import { dynamo } from './aws.ts';
 import { config } from './config.ts';
 import { tableName, TTL_ATTRIBUTE } from './tables.ts';
+import { traceRoot } from './traceContext.ts';
 
 export const AUDIT_CATEGORIES = ['deployment', 'stage', 'node', 'module', 'approval', 'security', 'config'] as const;
 export type AuditCategory = (typeof AUDIT_CATEGORIES)[number];
@@ -16,16 +17,6 @@ export interface AuditEvent {
   actor: string;
   details?: Record<string, unknown>;
   traceId?: string;
-}
-
-/** The X-Ray trace id (`Root=1-…`) out of the Lambda trace header, so it can be searched for. */
-export function traceRoot(header: string | undefined): string | undefined {
-  return (
-    header
-      ?.split(';')
-      .find((p) => p.startsWith('Root='))
-      ?.slice(5) ?? undefined
-  );
 }
 
 /** The audit item for an event: usable on its own or inside a transaction. */

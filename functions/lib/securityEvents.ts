@@ -7,7 +7,7 @@
  */
 import { isIPv6 } from 'node:net';
 import { UpdateCommand, type UpdateCommandInput } from '@aws-sdk/lib-dynamodb';
-import { traceRoot } from './audit.ts';
+import { traceRoot } from './traceContext.ts';
 import { dynamo } from './aws.ts';
 import { config } from './config.ts';
 import { tableName, TTL_ATTRIBUTE } from './tables.ts';

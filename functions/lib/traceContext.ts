@@ -36,6 +36,16 @@ export function definedOnly(c: Correlation): Correlation {
 /** A correlation id a caller may choose (`x-correlation-id`): short, printable, no separators that could forge log fields. */
 export const CORRELATION_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
+/** The X-Ray trace id (`Root=1-…`) out of the Lambda trace header, so it can be searched for. */
+export function traceRoot(header: string | undefined): string | undefined {
+  return (
+    header
+      ?.split(';')
+      .find((p) => p.startsWith('Root='))
+      ?.slice(5) ?? undefined
+  );
+}
+
 /**
  * The W3C trace id (32 hex) of the work in hand. In Lambda it is X-Ray's (Step Functions passes
  * the execution's trace to every task, so one deployment is one trace); elsewhere it is derived
@@ -43,7 +53,7 @@ export const CORRELATION_ID = /^[A-Za-z0-9._:-]{1,128}$/;
  * that belongs to no execution gets a fresh one.
  */
 export function traceIdOf(c: Correlation = currentCorrelation(), xrayHeader = process.env._X_AMZN_TRACE_ID): string {
-  const root = /(?:^|;)Root=1-([0-9a-f]{8})-([0-9a-f]{24})(?:;|$)/.exec(xrayHeader ?? '');
+  const root = /^1-([0-9a-f]{8})-([0-9a-f]{24})$/.exec(traceRoot(xrayHeader) ?? '');
   if (root) return root[1] + root[2];
   if (c.executionId) return createHash('sha256').update(`kmod-trace:${c.executionId}`).digest('hex').slice(0, 32);
   return randomBytes(16).toString('hex');
