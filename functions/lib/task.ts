@@ -9,7 +9,7 @@ import { captureLambdaHandler } from '@aws-lambda-powertools/tracer/middleware';
 import type { Context } from 'aws-lambda';
 import { z } from 'zod';
 import { AppError } from '../domain/errors.ts';
-import { annotate, flushMetrics, logger, tracer, withCorrelation } from './telemetry.ts';
+import { annotateTrace, flushMetrics, logger, tracer, withCorrelation } from './telemetry.ts';
 import type { Correlation } from './traceContext.ts';
 
 export function taskHandler<S extends z.ZodType, R>(schema: S, fn: (input: z.infer<S>, context: Context) => Promise<R>) {
@@ -17,7 +17,7 @@ export function taskHandler<S extends z.ZodType, R>(schema: S, fn: (input: z.inf
     const parsed = schema.safeParse(event);
     if (!parsed.success) throw new AppError('InvalidTaskInput', parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '));
     const correlation = correlationOf(parsed.data);
-    annotate(correlation);
+    annotateTrace(correlation);
     return withCorrelation(correlation, () => fn(parsed.data, context));
   };
   return middy(base)

@@ -45,9 +45,8 @@ export function addCorrelation(correlation: Correlation): void {
   logger.appendKeys({ ...definedOnly(correlation) });
 }
 
-/** Log keys for the work in hand, and Tracer annotations (searchable in X-Ray) for the keys that find a deployment. */
-export function annotate(c: Correlation): void {
-  logger.appendKeys({ ...definedOnly(c) });
+/** Tracer annotations (searchable in X-Ray) for the keys that find a deployment. */
+export function annotateTrace(c: Correlation): void {
   for (const key of ['executionId', 'environment', 'module', 'route'] as const) {
     const v = c[key];
     if (v) tracer.putAnnotation(key, v);

@@ -5,7 +5,7 @@
  * a person holding a failed response can find its logs.
  */
 import { randomUUID } from 'node:crypto';
-import { annotate } from '../telemetry.ts';
+import { addCorrelation, annotateTrace } from '../telemetry.ts';
 import { CORRELATION_ID } from '../traceContext.ts';
 import type { ApiMiddleware, ApiRequest } from './types.ts';
 
@@ -28,7 +28,9 @@ export function correlation(): ApiMiddleware {
       const { event } = request;
       const correlationId = given(event.headers) ?? (event.requestContext?.requestId || randomUUID());
       request.context.correlation = { correlationId, route: `${event.httpMethod} ${event.resource}` };
-      annotate(request.context.correlation);
+      // On the log lines from here on (a refusal before the route runs included), and on the trace.
+      addCorrelation(request.context.correlation);
+      annotateTrace(request.context.correlation);
     },
     after: echo,
     onError: echo,
