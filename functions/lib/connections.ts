@@ -90,7 +90,6 @@ export async function openOperatorConnection(c: {
   return record;
 }
 
-/** Add or remove one subscription of an operator's connection; false when the connection is gone or not an operator's. */
 /**
  * Subscriptions one operator connection may hold: each is read by the fan-out for every batch of
  * events, and the connection item must stay far below DynamoDB's 400 KB item limit.

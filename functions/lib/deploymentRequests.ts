@@ -4,7 +4,7 @@
  * the idempotency key) and then the start of its state machine. Outcomes the caller answers
  * differently come back as values; anything unexpected is thrown.
  */
-import { counterIncrement, metricsUpdate, publishCommitted } from './metrics.ts';
+import { counterIncrement, type Increments, metricsUpdate, publishCommitted } from './metrics.ts';
 import type { UnreachablePolicy } from '../domain/membership.ts';
 import { createHash, randomBytes } from 'node:crypto';
 import { TransactionCanceledException } from '@aws-sdk/client-dynamodb';
@@ -100,7 +100,8 @@ export async function requestDeployment(request: DeploymentRequest, by: { reques
     unreachableNodes: request.unreachableNodes ?? 'fail',
     ...initialStages(request.targetEnvironment),
   };
-  const items = deploymentItems(record, idem, now);
+  const started = counterIncrement('kmod_deployments_started_total', { environment: record.targetEnvironment });
+  const items = deploymentItems(record, idem, now, started);
   const cancelled = await transactRetryingConflicts(items);
   if (cancelled) {
     // A concurrent request with the same key won the race: answer as it did.
@@ -112,7 +113,7 @@ export async function requestDeployment(request: DeploymentRequest, by: { reques
     if (held) return { outcome: 'locked', lock: await describeHeldLock(held) };
     throw cancelled;
   }
-  publishCommitted(startedCount(record.targetEnvironment));
+  publishCommitted(started);
   await startPipeline(record);
   return { outcome: 'started', executionId: record.executionId, targetEnvironment: record.targetEnvironment };
 }
@@ -121,7 +122,7 @@ export async function requestDeployment(request: DeploymentRequest, by: { reques
  * The deployment record, its audit event, the idempotency key, (one deployment at a time) every
  * environment's lock, and for each environment the check that it is not Degraded for the module.
  */
-function deploymentItems(record: DeploymentRecord, idem: Idempotency | undefined, now: Date): RequestItem[] {
+function deploymentItems(record: DeploymentRecord, idem: Idempotency | undefined, now: Date, started: Increments): RequestItem[] {
   const { executionId, moduleName, version, targetEnvironment } = record;
   const event = { moduleName, version, targetEnvironment, idempotencyKey: idem?.given, unreachableNodes: record.unreachableNodes };
   return [
@@ -159,11 +160,9 @@ function deploymentItems(record: DeploymentRecord, idem: Idempotency | undefined
     ...degradedCheckItems(moduleName, environmentsUpTo(targetEnvironment)),
     // Counted in the same transaction as the record it counts (docs/adr/0027-prometheus-metrics.md); last, so
     // the cancellation reasons of the items above keep their positions.
-    { item: { Update: metricsUpdate(startedCount(targetEnvironment)) } },
+    { item: { Update: metricsUpdate(started) } },
   ];
 }
-
-const startedCount = (environment: Environment) => counterIncrement('kmod_deployments_started_total', { environment });
 
 /**
  * Write the items, retrying a few times when DynamoDB cancels for a conflicting concurrent
