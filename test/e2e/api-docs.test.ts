@@ -7,30 +7,19 @@ import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { chromium, type Browser } from 'playwright-core';
+import type { Browser } from 'playwright-core';
+import { CHROMIUM, launchChromium } from './browser.ts';
 import { ROUTES } from '../../functions/catalog.ts';
 import { DOCS_CSP } from '../../functions/lib/apiDocs.ts';
 import { api, startTestCloud } from '../integration/harness.ts';
 import type { LocalCloud } from '../../localcloud/cloud.ts';
 
-const CHROMIUM = '/usr/bin/chromium';
 let cloud: LocalCloud;
 let browser: Browser;
 
 beforeAll(async () => {
   cloud = await startTestCloud();
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: [
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-  });
+  browser = await launchChromium();
 }, 180_000);
 afterAll(async () => {
   await browser?.close();

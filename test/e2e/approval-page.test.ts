@@ -6,28 +6,17 @@ import { existsSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { chromium, type Browser } from 'playwright-core';
+import type { Browser } from 'playwright-core';
+import { CHROMIUM, launchChromium } from './browser.ts';
 import { api, startTestCloud, waitForDeployment } from '../integration/harness.ts';
 import type { LocalCloud } from '../../localcloud/cloud.ts';
 
-const CHROMIUM = '/usr/bin/chromium';
 let cloud: LocalCloud;
 let browser: Browser;
 
 beforeAll(async () => {
   cloud = await startTestCloud();
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: [
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-  });
+  browser = await launchChromium();
 });
 afterAll(async () => {
   await browser?.close();
