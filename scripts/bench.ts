@@ -21,6 +21,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { type BillableUsage, costOf, PRICES_AS_OF, PRICES_USD, usd } from './lib/prices.ts';
+import { percentile, SHORT_STABILISATION } from './lib/stats.ts';
 
 const { values } = parseArgs({
   options: { sizes: { type: 'string', default: '3,20,1000,10000' }, size: { type: 'string' }, runs: { type: 'string' }, ws: { type: 'string' } },
@@ -85,17 +86,8 @@ async function measure(nodes: number, runs: number): Promise<Sample> {
     fleet: { Development: nodes, QA: 0, Staging: 0, Production: 0 },
     // One process hosts the orchestrator and every simulated agent: agent calls get more time than
     // on a real network (as in test/integration/scale.test.ts).
-    // Adaptive stabilisation (ADR 0023) waits at least STABILISE_MIN_SECONDS (2 min by default) for
-    // the batches' metrics to settle: a configured wait, shrunk here as in the tests, so the figure
-    // is the work a deployment does, not the time it is told to wait.
-    env: {
-      NODES_PER_BATCH: '100',
-      AGENT_CONCURRENCY: '8',
-      AGENT_TIMEOUT_MS: '120000',
-      STABILISE_MIN_SECONDS: '1',
-      STABILISE_POLL_SECONDS: '1',
-      STABILISE_MAX_SECONDS: '10',
-    },
+    // Adaptive stabilisation waits 2 minutes by default: shrunk (SHORT_STABILISATION).
+    env: { NODES_PER_BATCH: '100', AGENT_CONCURRENCY: '8', AGENT_TIMEOUT_MS: '120000', ...SHORT_STABILISATION },
   });
   const headers = { authorization: `Bearer ${cloud.tokens.Deployer}`, 'content-type': 'application/json' };
   const wallMs: number[] = [];
@@ -137,11 +129,6 @@ async function measure(nodes: number, runs: number): Promise<Sample> {
   } finally {
     await cloud.stop();
   }
-}
-
-function percentile(xs: number[], p: number): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)];
 }
 
 if (values.size) {

@@ -32,6 +32,7 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient, GetCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
 import autocannon from 'autocannon';
 import { TABLES } from '../functions/lib/tables.ts';
+import { percentileOfSorted } from './lib/stats.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const ALL = ['reads', 'sustained', 'spike', 'soak', 'stress'] as const;
@@ -156,7 +157,7 @@ async function run(cloud: Cloud, t: Target, o: { seconds: number; connections: n
     instance.on('response', (_client, _status, _bytes, ms) => times.push(ms));
   });
   times.sort((a, b) => a - b);
-  const at = (p: number) => (times.length ? Math.round(times[Math.min(times.length - 1, Math.ceil((p / 100) * times.length) - 1)]) : 0);
+  const at = (p: number) => Math.round(percentileOfSorted(times, p) ?? 0);
   const total = r.requests.total;
   const failed = r.non2xx + r.errors + r.timeouts;
   return {

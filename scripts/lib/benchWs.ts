@@ -11,6 +11,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import WebSocket from 'ws';
+import { percentile, SHORT_STABILISATION } from './stats.ts';
 
 interface Frame {
   type: string;
@@ -20,11 +21,6 @@ interface Frame {
   status?: string;
 }
 
-const percentile = (xs: number[], p: number) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length ? s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)] : Number.NaN;
-};
-
 export async function benchWs(clients: number, runs: number, nodes = 3): Promise<void> {
   const { startLocalCloud } = await import('../../localcloud/cloud.ts');
   const cloud = await startLocalCloud({
@@ -32,15 +28,9 @@ export async function benchWs(clients: number, runs: number, nodes = 3): Promise
     fresh: true,
     apiPort: 0,
     fleet: { Development: nodes, QA: 0, Staging: 0, Production: 0 },
-    // Stabilisation in seconds rather than minutes (as the integration suites run it): the same for
-    // the runs with and without subscribers, which are what is compared.
-    env: {
-      RATE_LIMIT_DEPLOYMENTS_PER_USER: '10000',
-      WAF_RATE_LIMIT_PER_ADDRESS: '1000000',
-      STABILISE_MIN_SECONDS: '1',
-      STABILISE_POLL_SECONDS: '1',
-      STABILISE_MAX_SECONDS: '10',
-    },
+    // Stabilisation in seconds rather than minutes: the same for the runs with and without
+    // subscribers, which are what is compared.
+    env: { RATE_LIMIT_DEPLOYMENTS_PER_USER: '10000', WAF_RATE_LIMIT_PER_ADDRESS: '1000000', ...SHORT_STABILISATION },
   });
   console.error(`  local cloud up in ${cloud.startupMs} ms`);
   const headers = { authorization: `Bearer ${cloud.tokens.Deployer}`, 'content-type': 'application/json' };
