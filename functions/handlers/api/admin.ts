@@ -8,6 +8,7 @@ import { parseBody, parsePath } from '../../lib/parse.ts';
 import { rateLimitSettings, rateLimitSettingsSchema, setRateLimitSettings } from '../../lib/rateLimits.ts';
 import { syncSubscriptions, type SubscriptionReport } from '../../lib/subscriptions.ts';
 import { logger } from '../../lib/telemetry.ts';
+import { pathSchema } from './pathParameters.ts';
 
 export const createUserSchema = z
   .object({
@@ -23,7 +24,7 @@ export const createClientSchema = z
     scopes: z.array(z.enum(Object.keys(SCOPE_ROLES) as [string, ...string[]])).min(1),
   })
   .strict();
-const userPath = z.object({ userId: z.string().min(1).max(128) });
+const userPath = pathSchema('userId');
 
 /** Identity changes are security events. */
 const record = (actor: string, action: string, subject: string, details: Record<string, unknown>) =>

@@ -10,8 +10,9 @@ import type { Principal } from '../../domain/roles.ts';
 import { apiHandler, json } from '../../lib/http.ts';
 import { parseBody, parsePath } from '../../lib/parse.ts';
 import { approvalLinkKeys } from '../../lib/secrets.ts';
+import { pathSchema } from './pathParameters.ts';
 
-const idSchema = z.object({ executionId: z.string().regex(/^dep-[a-z0-9]{9}-[a-f0-9]{12}$/, 'is not a deployment id') });
+const idSchema = pathSchema('executionId');
 export const decisionSchema = z
   .object({ reason: z.string().trim().min(1).max(1000).optional(), environment: z.enum(ENVIRONMENTS).optional() })
   .strict()

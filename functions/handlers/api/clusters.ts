@@ -14,6 +14,7 @@ import { strategyFor } from '../../strategies/registry.ts';
 import { clusterConvergence } from '../../lib/convergence.ts';
 import type { ConvergenceView, DesiredModules, DesiredVersion } from '../../domain/convergence.ts';
 import type { DegradedModules } from '../../domain/degraded.ts';
+import { pathSchema } from './pathParameters.ts';
 
 /** A live refresh polls every agent; above this size it would be too slow for one request. */
 const MAX_LIVE_REFRESH = 500;
@@ -175,7 +176,7 @@ export const handler = apiHandler({
     return json(200, { items: clusters });
   },
   'GET /api/v1/clusters/{environment}': async (event) => {
-    const { environment } = parsePath(event, z.object({ environment: z.enum(ENVIRONMENTS) }));
+    const { environment } = parsePath(event, pathSchema('environment'));
     const { refresh: live } = parseQuery(event, z.object({ refresh: z.enum(['true', 'false']).optional() }).strict());
     const [all, cluster] = await Promise.all([listNodes(environment, { includeDecommissioned: true }), getCluster(environment)]);
     const active = all.filter((n) => !n.decommissionedAt);
@@ -187,7 +188,7 @@ export const handler = apiHandler({
     return json(200, { ...summary(environment, nodes, cluster, convergence), nodes: listed });
   },
   'GET /api/v1/clusters/{environment}/metrics': async (event) => {
-    const { environment } = parsePath(event, z.object({ environment: z.enum(ENVIRONMENTS) }));
+    const { environment } = parsePath(event, pathSchema('environment'));
     parseQuery(event, z.object({}).strict());
     const nodes = await listNodes(environment);
     // Live figures from every agent when the fleet is small enough; the last reports otherwise.

@@ -28,6 +28,7 @@ import { config } from '../../lib/config.ts';
 import { parseBody, parsePath, parseQuery } from '../../lib/parse.ts';
 import { rejudge, rejudgeSchema } from '../../lib/rejudge.ts';
 import { addCorrelation, logger } from '../../lib/telemetry.ts';
+import { pathSchema } from './pathParameters.ts';
 
 export const createSchema = z
   .object({
@@ -54,7 +55,7 @@ export const listSchema = z
   })
   .strict();
 
-const idSchema = z.object({ executionId: z.string().regex(/^dep-[a-z0-9]{9}-[a-f0-9]{12}$/, 'is not a deployment id') });
+const idSchema = pathSchema('executionId');
 
 const idempotencyKeySchema = z.string().regex(/^[A-Za-z0-9_.:-]{1,128}$/, 'Idempotency-Key must be 1-128 characters of A-Z a-z 0-9 _ . : -');
 

@@ -5,7 +5,7 @@
  */
 import type { APIGatewayProxyEvent } from 'aws-lambda';
 import { z } from 'zod';
-import { TOKEN_ID, tokenState, type EnrolmentTokenRecord } from '../../domain/enrolment.ts';
+import { tokenState, type EnrolmentTokenRecord } from '../../domain/enrolment.ts';
 import { ENVIRONMENTS } from '../../domain/environments.ts';
 import { AppError, badRequest, notFound } from '../../domain/errors.ts';
 import { moduleNameSchema } from '../../domain/manifest.ts';
@@ -19,6 +19,7 @@ import { reconcileNode } from '../../lib/convergence.ts';
 import { nodeStatus } from '../../domain/membership.ts';
 import { parseBody, parsePath } from '../../lib/parse.ts';
 import { isDialOut, NODE_TRANSPORTS } from '../../lib/nodes.ts';
+import { pathSchema } from './pathParameters.ts';
 
 const labels = z
   .record(z.string().regex(/^[A-Za-z0-9_./-]{1,63}$/, 'label keys are 1-63 characters of A-Z a-z 0-9 _ . / -'), z.string().max(256))
@@ -119,8 +120,8 @@ export const rotateCredentialsSchema = z
   .strict()
   .default({});
 
-const nodeIdPath = z.object({ nodeId: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/, 'is not a node id') });
-const tokenIdPath = z.object({ tokenId: z.string().regex(TOKEN_ID, 'is not an enrolment token id') });
+const nodeIdPath = pathSchema('nodeId');
+const tokenIdPath = pathSchema('tokenId');
 
 function presentToken(t: EnrolmentTokenRecord) {
   return {

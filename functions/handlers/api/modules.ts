@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { AppError, conflict, notFound } from '../../domain/errors.ts';
-import { manifestSchema, moduleNameSchema, semverSchema } from '../../domain/manifest.ts';
+import { manifestSchema } from '../../domain/manifest.ts';
 import { SIGNATURE_ALGORITHMS } from '../../domain/signature.ts';
 import { apiHandler, json } from '../../lib/http.ts';
 import { logger } from '../../lib/telemetry.ts';
@@ -16,6 +16,7 @@ import {
   registerModuleVersion,
   type ModuleVersionRecord,
 } from '../../lib/modules.ts';
+import { pathSchema } from './pathParameters.ts';
 
 /** Artifacts travel base64 in the JSON body; Lambda's 6 MB payload limit bounds them. */
 const MAX_MODULE_BODY_BYTES = 5 * 1024 * 1024;
@@ -97,13 +98,13 @@ export const handler = apiHandler({
   },
   'GET /api/v1/modules': async () => json(200, { items: await listModules() }),
   'GET /api/v1/modules/{moduleName}/versions': async (event) => {
-    const { moduleName } = parsePath(event, z.object({ moduleName: moduleNameSchema }));
+    const { moduleName } = parsePath(event, pathSchema('moduleName'));
     const versions = await listModuleVersions(moduleName);
     if (versions.length === 0) throw notFound(`module ${moduleName}`);
     return json(200, { moduleName, items: versions.map(present) });
   },
   'GET /api/v1/modules/{moduleName}/versions/{version}': async (event) => {
-    const { moduleName, version } = parsePath(event, z.object({ moduleName: moduleNameSchema, version: semverSchema }));
+    const { moduleName, version } = parsePath(event, pathSchema('moduleName', 'version'));
     const m = await getModuleVersion(moduleName, version);
     if (!m) throw notFound(`module version ${moduleName}@${version}`);
     return json(200, present(m));

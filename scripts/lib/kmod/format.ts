@@ -1,3 +1,5 @@
+import type { Schemas } from '../../../sdk/typescript/client.ts';
+
 /**
  * What the kmod CLI prints: a deployment as keyed lines (so a watcher can print only the lines
  * that changed), tables for lists, and the exit code a deployment's status means.
@@ -18,24 +20,14 @@ export interface Line {
   text: string;
 }
 
-interface Stage {
-  name: string;
-  kind?: string;
-  status: string;
-  environment?: string;
-  strategy?: string;
-  nodesTotal?: number;
-  nodesDeployed?: number;
-  nodesFailed?: number;
-  message?: string;
-  details?: Record<string, any>;
-  approval?: { status: string; approvers?: string[]; quorum?: number; deadline?: string; decisions?: { approver: string; decision: string }[] };
-}
+type Stage = Schemas['Stage'];
+/** Stage details are free-form per strategy (batches, waves, colours): read as JSON. */
+type Details = Record<string, any>;
 
 const pct = (p: unknown) => (typeof p === 'number' ? (p < 0.0001 ? p.toExponential(1) : p.toPrecision(2)) : '-');
 
 /** Batches done of the stage's batches: from the nodes deployed (the planner splits nodes evenly). */
-export function batchesDone(s: Pick<Stage, 'status' | 'nodesTotal' | 'nodesDeployed' | 'details'>): [number, number] | undefined {
+export function batchesDone(s: Pick<Stage, 'nodesTotal' | 'nodesDeployed'> & { status: string; details?: Details }): [number, number] | undefined {
   const total = s.details?.batches;
   if (typeof total !== 'number' || total <= 0) return undefined;
   if (s.status === 'Succeeded') return [total, total];
@@ -46,7 +38,7 @@ export function batchesDone(s: Pick<Stage, 'status' | 'nodesTotal' | 'nodesDeplo
 }
 
 /** The canary waves recorded in a stage's details (`wave1`, `wave2`, …), in order. */
-export function waves(details: Record<string, any> | undefined): any[] {
+export function waves(details: Details | undefined): any[] {
   if (!details) return [];
   return Object.keys(details)
     .filter((k) => /^wave\d+$/.test(k))
@@ -62,9 +54,9 @@ export function waveText(w: any): string {
   }`;
 }
 
-export function deploymentLines(d: any): Line[] {
+export function deploymentLines(d: Schemas['Deployment']): Line[] {
   const lines: Line[] = [{ key: 'head', text: `${d.executionId}  ${d.moduleName}@${d.version} → ${d.targetEnvironment}  ${d.status}` }];
-  for (const s of (d.stages ?? []) as Stage[]) {
+  for (const s of d.stages) {
     const name = s.environment ?? s.name;
     const parts = [`  ${name.padEnd(12)} ${s.status}`];
     if (s.strategy) parts.push(`[${s.strategy}]`);

@@ -4,10 +4,14 @@
  * so the unit tests drive it with fake output and a fake client.
  */
 import { Command, CommanderError, Option } from 'commander';
-import { ApiError, type Client, httpClient } from './client.ts';
+import { ApiError, createKmodClient, type KmodApi, type Schemas, unwrap } from '../../../sdk/typescript/client.ts';
 import { deploymentLines, exitCodeFor, table } from './format.ts';
 import { ROLES, type Role, resolveTarget, UsageError } from './target.ts';
 import { type Output, pollingSource, type ProgressSource, watch } from './watch.ts';
+
+type Deployment = Schemas['Deployment'];
+type Environment = Deployment['targetEnvironment'];
+type AuditCategory = Schemas['AuditEvent']['category'];
 
 export const EXIT = { ok: 0, failed: 1, usage: 2, cancelled: 3 } as const;
 const ENVIRONMENTS = ['Development', 'QA', 'Staging', 'Production'];
@@ -18,8 +22,8 @@ export interface Io {
   env?: Record<string, string | undefined>;
   cwd?: string;
   /** Tests inject a client; otherwise one is made for the resolved target. */
-  client?: (role: Role, opts: GlobalOpts) => Client;
-  source?: (client: Client) => ProgressSource;
+  client?: (role: Role, opts: GlobalOpts) => KmodApi;
+  source?: (client: KmodApi) => ProgressSource;
   pollMs?: number;
 }
 
@@ -34,13 +38,6 @@ export function parseModuleRef(ref: string): { moduleName: string; version: stri
   if (!m) throw new UsageError(`expected <module>@<version> (for example demo-kernel@1.1.0), got "${ref}"`);
   return { moduleName: m[1], version: m[2] };
 }
-
-const qs = (o: Record<string, string | number | undefined>) => {
-  const p = new URLSearchParams();
-  for (const [k, v] of Object.entries(o)) if (v !== undefined) p.set(k, String(v));
-  const s = p.toString();
-  return s ? `?${s}` : '';
-};
 
 export async function run(argv: string[], io: Io): Promise<number> {
   const print = (s: string) => io.stdout.write(`${s}\n`);
@@ -57,13 +54,14 @@ export async function run(argv: string[], io: Io): Promise<number> {
     .configureOutput({ writeOut: (s) => io.stdout.write(s), writeErr: (s) => io.stderr.write(s) })
     .showHelpAfterError('(kmod --help for usage)');
 
-  const clientFor = (role: Role): Client => {
+  const clientFor = (role: Role): KmodApi => {
     const g = program.opts<GlobalOpts>();
     if (io.client) return io.client(role, g);
-    return httpClient(resolveTarget(g, role, io.env ?? process.env, io.cwd ?? process.cwd()));
+    const target = resolveTarget(g, role, io.env ?? process.env, io.cwd ?? process.cwd());
+    return createKmodClient({ baseUrl: target.apiUrl, token: target.token });
   };
-  const sourceFor = (client: Client) => (io.source ? io.source(client) : pollingSource(client, io.pollMs ?? 1000));
-  const show = (d: unknown, json: boolean | undefined) =>
+  const sourceFor = (client: KmodApi) => (io.source ? io.source(client) : pollingSource(client, io.pollMs ?? 1000));
+  const show = (d: Deployment, json: boolean | undefined) =>
     print(
       json
         ? JSON.stringify(d, null, 2)
@@ -84,8 +82,8 @@ export async function run(argv: string[], io: Io): Promise<number> {
     .action(async (ref: string, o: { to: string; reason?: string; idempotencyKey?: string; watch?: boolean; json?: boolean }) => {
       const { moduleName, version } = parseModuleRef(ref);
       const client = clientFor('Deployer');
-      const body = { moduleName, version, targetEnvironment: o.to, ...(o.reason ? { metadata: { reason: o.reason } } : {}) };
-      const r = await client.post('/api/v1/deployments', body, o.idempotencyKey ? { 'idempotency-key': o.idempotencyKey } : {});
+      const body = { moduleName, version, targetEnvironment: o.to as Environment, ...(o.reason ? { metadata: { reason: o.reason } } : {}) };
+      const r = await unwrap(client.POST('/api/v1/deployments', { body, headers: o.idempotencyKey ? { 'idempotency-key': o.idempotencyKey } : {} }));
       if (o.json && !o.watch) return print(JSON.stringify(r, null, 2));
       io.stderr.write(`deployment ${r.executionId} requested: ${moduleName}@${version} → ${o.to}\n`);
       if (!o.watch) return print(r.executionId);
@@ -105,12 +103,12 @@ export async function run(argv: string[], io: Io): Promise<number> {
         return;
       }
       if (o.watch) {
-        let last: any;
+        let last: Deployment | undefined;
         for await (const d of sourceFor(client).updates(id)) print(JSON.stringify((last = d)));
-        code = exitCodeFor(last?.status) ?? EXIT.failed;
+        code = (last && exitCodeFor(last.status)) ?? EXIT.failed;
         return;
       }
-      show(await client.get(`/api/v1/deployments/${encodeURIComponent(id)}`), o.json);
+      show(await unwrap(client.GET('/api/v1/deployments/{executionId}', { params: { path: { executionId: id } } })), o.json);
     });
 
   program
@@ -122,15 +120,13 @@ export async function run(argv: string[], io: Io): Promise<number> {
     .option('--limit <n>', 'how many', '20')
     .option('--json', 'print the raw JSON')
     .action(async (o: { status?: string; module?: string; env?: string; limit: string; json?: boolean }) => {
-      const r = await clientFor('Viewer').get(
-        `/api/v1/deployments${qs({ status: o.status, moduleName: o.module, targetEnvironment: o.env, limit: positive(o.limit, '--limit') })}`,
-      );
+      const query = { status: o.status as Deployment['status'] | undefined, moduleName: o.module, targetEnvironment: o.env as Environment | undefined };
+      const r = await unwrap(clientFor('Viewer').GET('/api/v1/deployments', { params: { query: { ...query, limit: positive(o.limit, '--limit') } } }));
       if (o.json) return print(JSON.stringify(r, null, 2));
-      const items = (r.items ?? []) as any[];
       print(
         table(
           ['ID', 'MODULE', 'TO', 'STATUS', 'BY', 'CREATED'],
-          items.map((d) => [d.executionId, `${d.moduleName}@${d.version}`, d.targetEnvironment, d.status, d.requestedBy, d.createdAt]),
+          r.items.map((d) => [d.executionId, `${d.moduleName}@${d.version}`, d.targetEnvironment, d.status, d.requestedBy, d.createdAt]),
         ),
       );
       if (r.nextCursor) io.stderr.write('(more: use --limit, or the API’s cursor)\n');
@@ -145,8 +141,14 @@ export async function run(argv: string[], io: Io): Promise<number> {
       .option('--json', 'print the raw JSON')
       .action(async (id: string, o: { reason?: string; json?: boolean }) => {
         if (decision === 'reject' && !o.reason) throw new UsageError('reject needs --reason');
-        const r = await clientFor('Approver').post(`/api/v1/approvals/deployments/${encodeURIComponent(id)}/${decision}`, o.reason ? { reason: o.reason } : {});
-        print(o.json ? JSON.stringify(r, null, 2) : `${id}: ${decision === 'approve' ? 'approved' : 'rejected'}${r?.status ? ` (${r.status})` : ''}`);
+        const init = { params: { path: { executionId: id } }, body: o.reason ? { reason: o.reason } : {} };
+        const api = clientFor('Approver');
+        const r = await unwrap(
+          decision === 'approve'
+            ? api.POST('/api/v1/approvals/deployments/{executionId}/approve', init)
+            : api.POST('/api/v1/approvals/deployments/{executionId}/reject', init),
+        );
+        print(o.json ? JSON.stringify(r, null, 2) : `${id}: ${decision === 'approve' ? 'approved' : 'rejected'} (${r.status})`);
       });
   }
 
@@ -165,14 +167,38 @@ export async function run(argv: string[], io: Io): Promise<number> {
       cmd.addOption(new Option('--on-deadline <what>').choices(['resume', 'rollback']));
     }
     if (action === 'promote') cmd.option('--full', 'go to 100 % at once instead of the next wave');
-    cmd.action(async (id: string, o: { reason?: string; deadline?: string; onDeadline?: string; full?: boolean; json?: boolean }) => {
-      const body: Record<string, unknown> = {};
-      if (o.reason) body.reason = o.reason;
-      if (o.deadline) body.deadlineSeconds = positive(o.deadline, '--deadline');
-      if (o.onDeadline) body.onDeadline = o.onDeadline;
-      if (o.full) body.to = 'full';
-      const r = await clientFor('Deployer').post(`/api/v1/deployments/${encodeURIComponent(id)}/${action}`, body);
-      print(o.json ? JSON.stringify(r, null, 2) : `${id}: ${action} accepted${r?.status ? ` (status ${r.status})` : ''}`);
+    cmd.action(async (id: string, o: { reason?: string; deadline?: string; onDeadline?: 'resume' | 'rollback'; full?: boolean; json?: boolean }) => {
+      const api = clientFor('Deployer');
+      const params = { path: { executionId: id } };
+      const reason = o.reason ? { reason: o.reason } : {};
+      // Each action answers its own shape; the line says what it means.
+      const [r, said] = await (async (): Promise<[unknown, string]> => {
+        if (action === 'rollback') {
+          const a = await unwrap(api.POST('/api/v1/deployments/{executionId}/rollback', { params, body: reason }));
+          return [a, `rolling back ${a.rollback.environments.join(', ')}`];
+        }
+        if (action === 'cancel') {
+          const a = await unwrap(api.POST('/api/v1/deployments/{executionId}/cancel', { params, body: reason }));
+          return [a, `status ${a.status}`];
+        }
+        if (action === 'pause') {
+          const deadline = o.deadline ? { deadlineSeconds: positive(o.deadline, '--deadline') } : {};
+          const a = await unwrap(
+            api.POST('/api/v1/deployments/{executionId}/pause', {
+              params,
+              body: { ...reason, ...deadline, ...(o.onDeadline ? { onDeadline: o.onDeadline } : {}) },
+            }),
+          );
+          return [a, a.hold.deadline ? `held until ${a.hold.deadline}, then ${a.hold.onDeadline}` : 'held until resumed'];
+        }
+        if (action === 'resume') {
+          const a = await unwrap(api.POST('/api/v1/deployments/{executionId}/resume', { params, body: {} }));
+          return [a, `resumed by ${a.resumed.by}`];
+        }
+        const a = await unwrap(api.POST('/api/v1/deployments/{executionId}/promote', { params, body: o.full ? { to: 'full' } : {} }));
+        return [a, a.promotion.to === 'full' ? 'to 100 %' : 'to the next wave'];
+      })();
+      print(o.json ? JSON.stringify(r, null, 2) : `${id}: ${action} accepted (${said})`);
     });
   }
 
@@ -183,35 +209,31 @@ export async function run(argv: string[], io: Io): Promise<number> {
     .option('--json', 'print the raw JSON')
     .action(async (env: string | undefined, o: { json?: boolean }) => {
       if (env && !ENVIRONMENTS.includes(env)) throw new UsageError(`environment must be one of ${ENVIRONMENTS.join(', ')}`);
-      const r = await clientFor('Viewer').get(env ? `/api/v1/clusters/${env}` : '/api/v1/clusters');
-      if (o.json) return print(JSON.stringify(r, null, 2));
+      const api = clientFor('Viewer');
       if (env) {
-        const nodes = (r.nodes ?? []) as any[];
-        print(`${r.environment ?? env}  ${r.strategy ?? ''}  ${nodes.length} nodes${r.activeColour ? `  active colour ${r.activeColour}` : ''}`);
+        const c = await unwrap(api.GET('/api/v1/clusters/{environment}', { params: { path: { environment: env as Environment } } }));
+        if (o.json) return print(JSON.stringify(c, null, 2));
+        print(`${c.environment}  ${c.strategy}  ${c.nodes.length} nodes${c.activeColour ? `  active colour ${c.activeColour}` : ''}`);
         print(
           table(
             ['NODE', 'STATUS', 'MODULES'],
-            nodes.map((n) => [
+            c.nodes.map((n) => [
               n.nodeId,
-              n.status ?? n.health ?? '',
-              Object.entries(n.modules ?? {})
-                .map(([m, v]: [string, any]) => `${m}@${typeof v === 'string' ? v : v?.version}`)
+              n.status,
+              Object.entries(n.modules)
+                .map(([m, v]) => `${m}@${typeof v === 'string' ? v : (v as { version?: string } | null)?.version}`)
                 .join(' '),
             ]),
           ),
         );
         return;
       }
-      const items = (Array.isArray(r) ? r : (r.items ?? r.clusters ?? [])) as any[];
+      const r = await unwrap(api.GET('/api/v1/clusters'));
+      if (o.json) return print(JSON.stringify(r, null, 2));
       print(
         table(
           ['ENVIRONMENT', 'STRATEGY', 'NODES', 'VERSIONS'],
-          items.map((c) => [
-            c.environment,
-            c.strategy ?? '',
-            String(c.nodeCount ?? c.nodes?.total ?? c.nodesTotal ?? (Array.isArray(c.nodes) ? c.nodes.length : '')),
-            versionsText(c.moduleVersions ?? c.versions),
-          ]),
+          r.items.map((c) => [c.environment, c.strategy, String(c.nodeCount), versionsText(c.moduleVersions)]),
         ),
       );
     });
@@ -221,13 +243,12 @@ export async function run(argv: string[], io: Io): Promise<number> {
     .description('registered modules and their versions')
     .option('--json', 'print the raw JSON')
     .action(async (o: { json?: boolean }) => {
-      const r = await clientFor('Viewer').get('/api/v1/modules');
+      const r = await unwrap(clientFor('Viewer').GET('/api/v1/modules'));
       if (o.json) return print(JSON.stringify(r, null, 2));
-      const items = (Array.isArray(r) ? r : (r.items ?? r.modules ?? [])) as any[];
       print(
         table(
           ['MODULE', 'VERSIONS'],
-          items.map((m) => [m.moduleName ?? m.name, (m.versions ?? []).map((v: any) => (typeof v === 'string' ? v : v.version)).join(' ')]),
+          r.items.map((m) => [m.moduleName, m.versions.join(' ')]),
         ),
       );
     });
@@ -241,16 +262,14 @@ export async function run(argv: string[], io: Io): Promise<number> {
     .option('--limit <n>', 'how many', '20')
     .option('--cursor <c>', 'the nextCursor of an earlier page')
     .option('--json', 'print the raw JSON')
-    .action(async (o: { deployment?: string; category?: string; actor?: string; limit: string; cursor?: string; json?: boolean }) => {
-      const r = await clientFor('Admin').get(
-        `/api/v1/audit${qs({ deploymentId: o.deployment, category: o.category, actor: o.actor, limit: positive(o.limit, '--limit'), cursor: o.cursor })}`,
-      );
+    .action(async (o: { deployment?: string; category?: AuditCategory; actor?: string; limit: string; cursor?: string; json?: boolean }) => {
+      const query = { deploymentId: o.deployment, category: o.category, actor: o.actor, limit: positive(o.limit, '--limit'), cursor: o.cursor };
+      const r = await unwrap(clientFor('Admin').GET('/api/v1/audit', { params: { query } }));
       if (o.json) return print(JSON.stringify(r, null, 2));
-      const items = (r.items ?? []) as any[];
       print(
         table(
           ['AT', 'ACTION', 'ACTOR', 'SUBJECT'],
-          items.map((e) => [e.at ?? e.timestamp ?? '', e.action, e.actor, e.subject ?? '']),
+          r.items.map((e) => [e.at ?? e.sk.slice(0, 24), e.action, e.actor, e.subject]),
         ),
       );
       if (r.nextCursor) io.stderr.write(`next page: kmod audit --cursor ${r.nextCursor}\n`);

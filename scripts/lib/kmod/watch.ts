@@ -5,20 +5,20 @@
  * implements the same `ProgressSource` and replaces it without touching the renderer
  * (docs/adr/0026-kmod-cli.md).
  */
-import type { Client } from './client.ts';
+import { type KmodApi, type Schemas, unwrap } from '../../../sdk/typescript/client.ts';
 import { deploymentLines, exitCodeFor, type Line } from './format.ts';
 
 export interface ProgressSource {
   /** Snapshots of the deployment, the first at once, then each time it changes, ending once it finished. */
-  updates(executionId: string): AsyncIterable<any>;
+  updates(executionId: string): AsyncIterable<Schemas['Deployment']>;
 }
 
-export function pollingSource(client: Client, intervalMs = 1000, sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))): ProgressSource {
+export function pollingSource(client: KmodApi, intervalMs = 1000, sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))): ProgressSource {
   return {
     async *updates(executionId: string) {
       let last = '';
       for (;;) {
-        const d = await client.get(`/api/v1/deployments/${encodeURIComponent(executionId)}`);
+        const d = await unwrap(client.GET('/api/v1/deployments/{executionId}', { params: { path: { executionId } } }));
         const seen = JSON.stringify(d);
         if (seen !== last) {
           last = seen;

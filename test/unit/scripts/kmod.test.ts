@@ -3,7 +3,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ApiError, type Client } from '../../../scripts/lib/kmod/client.ts';
+import { ApiError, createKmodClient, type Schemas } from '../../../sdk/typescript/client.ts';
 import { batchesDone, deploymentLines, exitCodeFor, waves } from '../../../scripts/lib/kmod/format.ts';
 import { parseModuleRef, run } from '../../../scripts/lib/kmod/program.ts';
 import { resolveTarget, UsageError } from '../../../scripts/lib/kmod/target.ts';
@@ -19,35 +19,42 @@ const capture = () => {
   };
 };
 
-/** A fake API: records calls, answers from `answers` by "METHOD path", snapshots of GET in order. */
+/**
+ * A fake API behind the real typed client (sdk/typescript/client.ts): a `fetch` that records each
+ * request (the token is the role) and answers from `answers` by "METHOD path?query", snapshots of
+ * a GET in order; an ApiError answers its status with the API's error body.
+ */
 function fakeClient(answers: Record<string, any | any[]>) {
   const calls: { method: string; path: string; body?: unknown; role?: string }[] = [];
-  const make = (role: string): Client => ({
-    async get(path) {
-      calls.push({ method: 'GET', path, role });
-      const a = answers[`GET ${path}`];
-      if (a instanceof ApiError) throw a;
-      return Array.isArray(a) ? (a.length > 1 ? a.shift() : a[0]) : a;
-    },
-    async post(path, body) {
-      calls.push({ method: 'POST', path, body, role });
-      const a = answers[`POST ${path}`];
-      if (a instanceof ApiError) throw a;
-      return a;
-    },
-  });
-  return { calls, client: (role: string) => make(role) };
+  const fetch = async (input: RequestInfo | URL, init?: RequestInit) => {
+    const req = input instanceof Request ? input : new Request(input, init);
+    const url = new URL(req.url);
+    const path = `${url.pathname}${url.search}`;
+    const text = await req.text();
+    calls.push({ method: req.method, path, role: req.headers.get('authorization')?.replace(/^Bearer /, ''), ...(text ? { body: JSON.parse(text) } : {}) });
+    const a = answers[`${req.method} ${path}`];
+    const answer = Array.isArray(a) ? (a.length > 1 ? a.shift() : a[0]) : a;
+    if (answer instanceof ApiError) return Response.json({ code: answer.code, message: answer.message }, { status: answer.status });
+    return Response.json(answer ?? {});
+  };
+  return { calls, client: (role: string, opts?: { as?: string }) => createKmodClient({ baseUrl: 'http://api.test', token: opts?.as ?? role, fetch }) };
 }
 
-const dep = (status: string, extra: Record<string, unknown> = {}) => ({
-  executionId: 'dep-abcdefghi-0123456789ab',
-  moduleName: 'demo-kernel',
-  version: '1.1.0',
-  targetEnvironment: 'Production',
-  status,
-  stages: [],
-  ...extra,
-});
+const dep = (status: string, extra: Record<string, unknown> = {}) =>
+  ({
+    executionId: 'dep-abcdefghi-0123456789ab',
+    moduleName: 'demo-kernel',
+    version: '1.1.0',
+    targetEnvironment: 'Production',
+    status,
+    requestedBy: 'deployer',
+    createdAt: '2026-11-29T12:00:00.000Z',
+    updatedAt: '2026-11-29T12:00:00.000Z',
+    metadata: {},
+    unreachableNodes: 'fail',
+    stages: [],
+    ...extra,
+  }) as Schemas['Deployment'];
 
 async function kmod(argv: string[], answers: Record<string, any> = {}) {
   const stdout = capture();
@@ -107,29 +114,48 @@ describe('kmod commands call the API with the right role and body', () => {
     const a = await kmod(['approve', id, '--reason', 'ok'], { [`POST /api/v1/approvals/deployments/${id}/approve`]: { status: 'Approved' } });
     expect(a.calls[0]).toMatchObject({ path: `/api/v1/approvals/deployments/${id}/approve`, role: 'Approver', body: { reason: 'ok' } });
     expect(a.code).toBe(0);
-    const r = await kmod(['--as', 'Admin', 'reject', id, '--reason', 'no'], {});
-    expect(r.calls[0]).toMatchObject({ path: `/api/v1/approvals/deployments/${id}/reject`, body: { reason: 'no' } });
+    const r = await kmod(['--as', 'Admin', 'reject', id, '--reason', 'no'], { [`POST /api/v1/approvals/deployments/${id}/reject`]: { status: 'Rejected' } });
+    expect(r.calls[0]).toMatchObject({ path: `/api/v1/approvals/deployments/${id}/reject`, role: 'Admin', body: { reason: 'no' } });
+    expect(r.out).toBe(`${id}: rejected (Rejected)\n`);
   });
 
-  it('steering commands post to /deployments/{id}/<action> with their options', async () => {
+  it('steering commands post to /deployments/{id}/<action> with their options and say what each answer means', async () => {
     const id = 'dep-abcdefghi-0123456789ab';
-    const p = await kmod(['pause', id, '--reason', 'look', '--deadline', '600', '--on-deadline', 'rollback']);
+    const at = '2026-11-29T12:00:00.000Z';
+    const answers = {
+      [`POST /api/v1/deployments/${id}/pause`]: { executionId: id, hold: { requestedBy: 'deployer', requestedAt: at, deadline: at, onDeadline: 'rollback' } },
+      [`POST /api/v1/deployments/${id}/promote`]: { executionId: id, promotion: { requestedBy: 'deployer', requestedAt: at, to: 'full' } },
+      [`POST /api/v1/deployments/${id}/cancel`]: { executionId: id, status: 'Running', cancellation: { requestedBy: 'deployer', requestedAt: at } },
+      [`POST /api/v1/deployments/${id}/rollback`]: {
+        executionId: id,
+        rollback: { status: 'Running', environments: ['Staging', 'QA'], requestedBy: 'd', requestedAt: at },
+      },
+      [`POST /api/v1/deployments/${id}/resume`]: { executionId: id, resumed: { by: 'deployer' } },
+    };
+    const p = await kmod(['pause', id, '--reason', 'look', '--deadline', '600', '--on-deadline', 'rollback'], answers);
     expect(p.calls[0]).toMatchObject({
       path: `/api/v1/deployments/${id}/pause`,
       role: 'Deployer',
       body: { reason: 'look', deadlineSeconds: 600, onDeadline: 'rollback' },
     });
-    const q = await kmod(['promote', id, '--full']);
+    expect(p.out).toBe(`${id}: pause accepted (held until ${at}, then rollback)\n`);
+    const q = await kmod(['promote', id, '--full'], answers);
     expect(q.calls[0]).toMatchObject({ path: `/api/v1/deployments/${id}/promote`, body: { to: 'full' } });
+    expect(q.out).toBe(`${id}: promote accepted (to 100 %)\n`);
+    const said: Record<string, string> = { cancel: 'status Running', rollback: 'rolling back Staging, QA', resume: 'resumed by deployer' };
     for (const action of ['cancel', 'rollback', 'resume']) {
-      const r = await kmod([action, id]);
+      const r = await kmod([action, id], answers);
       expect(r.calls[0]).toMatchObject({ method: 'POST', path: `/api/v1/deployments/${id}/${action}`, body: {} });
+      expect(r.out).toBe(`${id}: ${action} accepted (${said[action]})\n`);
     }
   });
 
   it('audit lists newest first with filters and shows the next page', async () => {
     const r = await kmod(['audit', '--limit', '2', '--category', 'approval'], {
-      'GET /api/v1/audit?category=approval&limit=2': { items: [{ at: 't2', action: 'approval.decided', actor: 'approver' }], nextCursor: 'abc' },
+      'GET /api/v1/audit?category=approval&limit=2': {
+        items: [{ subject: 'deployment#d', sk: 't2#1', category: 'approval', at: 't2', action: 'approval.decided', actor: 'approver' }],
+        nextCursor: 'abc',
+      },
     });
     expect(r.code).toBe(0);
     expect(r.calls[0]).toMatchObject({ role: 'Admin' });
@@ -186,7 +212,7 @@ describe('kmod --watch and exit codes', () => {
   it('the polling source stops at a finished status and skips unchanged snapshots', async () => {
     const seen: string[] = [];
     const answers = [dep('Pending'), dep('Pending'), dep('Running'), dep('Succeeded'), dep('Running')];
-    const client = { get: async () => answers.shift(), post: async () => undefined } as unknown as Client;
+    const client = fakeClient({ 'GET /api/v1/deployments/x': answers }).client('Viewer');
     for await (const d of pollingSource(client, 0, async () => {}).updates('x')) seen.push(d.status);
     expect(seen).toEqual(['Pending', 'Running', 'Succeeded']);
   });

@@ -2,7 +2,16 @@ import { readFileSync } from 'node:fs';
 import { Validator } from '@seriousme/openapi-schema-validator';
 import { build } from 'esbuild';
 import { describe, expect, it } from 'vitest';
-import { ASYNCAPI_FILE, AUTHZ_FILE, buildAsyncApi, buildAuthorizationDoc, buildOpenApi, OPENAPI_FILE } from '../../../scripts/openapi.ts';
+import {
+  ASYNCAPI_FILE,
+  AUTHZ_FILE,
+  buildAsyncApi,
+  buildAuthorizationDoc,
+  buildOpenApi,
+  buildSdkTypes,
+  OPENAPI_FILE,
+  SDK_SCHEMA_FILE,
+} from '../../../scripts/openapi.ts';
 import { ROUTES } from '../../../functions/catalog.ts';
 
 describe('docs/openapi.json', () => {
@@ -15,6 +24,18 @@ describe('docs/openapi.json', () => {
     const doc = buildAsyncApi() as { components: { messages: Record<string, { payload: { required?: string[] } }> } };
     expect(doc.components.messages.request.payload.required).toEqual(['type', 'requestId', 'method', 'path', 'headers', 'body']);
     expect(doc.components.messages.response.payload.required).toEqual(['type', 'requestId', 'status', 'body']);
+  });
+
+  it("sdk/typescript/schema.ts, the typed client's types, is what openapi-typescript makes of the document", async () => {
+    expect(readFileSync(SDK_SCHEMA_FILE, 'utf8')).toBe(await buildSdkTypes());
+  });
+
+  it('path parameters carry the schema the handlers validate them with', () => {
+    const doc = buildOpenApi() as { paths: Record<string, Record<string, { parameters: { name: string; in: string; schema: any }[] }>> };
+    const param = (path: string, method: string, name: string) => doc.paths[path][method].parameters.find((p) => p.in === 'path' && p.name === name)?.schema;
+    expect(param('/api/v1/clusters/{environment}', 'get', 'environment').enum).toEqual(['Development', 'QA', 'Staging', 'Production']);
+    expect(param('/api/v1/deployments/{executionId}/cancel', 'post', 'executionId').pattern).toBe('^dep-[a-z0-9]{9}-[a-f0-9]{12}$');
+    expect(param('/approvals/links/{token}', 'get', 'token')).toEqual({ type: 'string' });
   });
 
   it('docs/security/authorization.md is the matrix the code enforces', () => {
