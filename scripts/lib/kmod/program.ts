@@ -6,8 +6,8 @@
 import { Command, CommanderError, Option } from 'commander';
 import { ApiError, createKmodClient, type KmodApi, type Schemas, unwrap } from '../../../sdk/typescript/client.ts';
 import { deploymentLines, exitCodeFor, table } from './format.ts';
-import { ROLES, type Role, resolveTarget, UsageError } from './target.ts';
-import { type Output, pollingSource, type ProgressSource, watch } from './watch.ts';
+import { ROLES, type Role, resolveTarget, type Target, UsageError } from './target.ts';
+import { liveSource, type Output, pollingSource, type ProgressSource, watch } from './watch.ts';
 
 type Deployment = Schemas['Deployment'];
 type Environment = Deployment['targetEnvironment'];
@@ -48,19 +48,30 @@ export async function run(argv: string[], io: Io): Promise<number> {
     .option('--cloud-file <path>', 'a local cloud’s cloud.json (default: $KMOD_CLOUD_FILE, $KMOD_DATA_DIR/cloud.json, .local/cloud.json)')
     .addHelpText(
       'after',
-      '\nTarget: a local cloud’s cloud.json, or KMOD_API_URL and KMOD_TOKEN.\nExit codes: 0 succeeded, 1 failed or rolled back (or an API error), 3 cancelled, 2 usage error.',
+      '\nTarget: a local cloud’s cloud.json, or KMOD_API_URL and KMOD_TOKEN (and KMOD_WS_URL for live --watch).\nExit codes: 0 succeeded, 1 failed or rolled back (or an API error), 3 cancelled, 2 usage error.',
     )
     .exitOverride()
     .configureOutput({ writeOut: (s) => io.stdout.write(s), writeErr: (s) => io.stderr.write(s) })
     .showHelpAfterError('(kmod --help for usage)');
 
+  const targets = new WeakMap<KmodApi, Target>();
   const clientFor = (role: Role): KmodApi => {
     const g = program.opts<GlobalOpts>();
     if (io.client) return io.client(role, g);
     const target = resolveTarget(g, role, io.env ?? process.env, io.cwd ?? process.cwd());
-    return createKmodClient({ baseUrl: target.apiUrl, token: target.token });
+    const client = createKmodClient({ baseUrl: target.apiUrl, token: target.token });
+    targets.set(client, target);
+    return client;
   };
-  const sourceFor = (client: KmodApi) => (io.source ? io.source(client) : pollingSource(client, io.pollMs ?? 1000));
+  /** Live events when the target has a WebSocket URL, else polling. */
+  const sourceFor = (client: KmodApi): ProgressSource => {
+    if (io.source) return io.source(client);
+    const pollMs = io.pollMs ?? 1000;
+    const target = targets.get(client);
+    if (!target?.wsUrl) return pollingSource(client, pollMs);
+    io.stderr.write(`following live events from ${target.wsUrl}\n`);
+    return liveSource(client, { wsUrl: target.wsUrl, token: target.token, pollMs, note: (m) => io.stderr.write(`kmod: ${m}\n`) });
+  };
   const show = (d: Deployment, json: boolean | undefined) =>
     print(
       json

@@ -1,7 +1,8 @@
 /**
  * Where the kmod CLI sends its requests, and with which bearer token.
  *
- * - `KMOD_API_URL` and `KMOD_TOKEN` (a deployed API; the token from your identity provider), or
+ * - `KMOD_API_URL` and `KMOD_TOKEN` (a deployed API; the token from your identity provider; and
+ *   `KMOD_WS_URL`, the stack's WebSocketUrl output, for live `--watch`), or
  * - a local cloud's `cloud.json` (apiUrl, tokens by role): `--cloud-file`, else `KMOD_CLOUD_FILE`,
  *   else `$KMOD_DATA_DIR/cloud.json`, else `.local/cloud.json` in the working directory.
  *
@@ -16,6 +17,8 @@ export type Role = (typeof ROLES)[number];
 export interface Target {
   apiUrl: string;
   token: string;
+  /** The WebSocket API for live events (`--watch`); without it, watching polls. */
+  wsUrl?: string;
   /** Where it came from, for error messages. */
   source: string;
 }
@@ -37,13 +40,13 @@ export function resolveTarget(opts: { as?: string; cloudFile?: string }, default
   const explicitFile = opts.cloudFile ?? env.KMOD_CLOUD_FILE;
   if (env.KMOD_API_URL && !explicitFile) {
     if (!env.KMOD_TOKEN) throw new UsageError('KMOD_API_URL is set but KMOD_TOKEN is not (a bearer token for the API)');
-    return { apiUrl: env.KMOD_API_URL.replace(/\/+$/, ''), token: env.KMOD_TOKEN, source: 'KMOD_API_URL' };
+    return { apiUrl: env.KMOD_API_URL.replace(/\/+$/, ''), token: env.KMOD_TOKEN, wsUrl: env.KMOD_WS_URL || undefined, source: 'KMOD_API_URL' };
   }
   const file = cloudFileOf(opts, env, cwd);
   if (!existsSync(file)) {
     throw new UsageError(`no API to talk to: set KMOD_API_URL and KMOD_TOKEN, or start the local cloud (npm start) so that ${file} exists`);
   }
-  let cloud: { apiUrl?: string; tokens?: Record<string, string> };
+  let cloud: { apiUrl?: string; wsUrl?: string; tokens?: Record<string, string> };
   try {
     cloud = JSON.parse(readFileSync(file, 'utf8'));
   } catch (e) {
@@ -51,5 +54,5 @@ export function resolveTarget(opts: { as?: string; cloudFile?: string }, default
   }
   const token = cloud.tokens?.[role];
   if (!cloud.apiUrl || !token) throw new UsageError(`${file} has no apiUrl or no token for ${role}`);
-  return { apiUrl: cloud.apiUrl.replace(/\/+$/, ''), token, source: file };
+  return { apiUrl: cloud.apiUrl.replace(/\/+$/, ''), token, wsUrl: cloud.wsUrl, source: file };
 }

@@ -1,19 +1,25 @@
 /**
  * `--watch`: a source of deployment snapshots, and a renderer that shows them.
  *
- * Today the only source polls GET /api/v1/deployments/{id}; a WebSocket source (issue 11 item 2)
- * implements the same `ProgressSource` and replaces it without touching the renderer
- * (docs/adr/0026-kmod-cli.md).
+ * Two sources (docs/adr/0026-kmod-cli.md): live events over the WebSocket API (`wsUrl` of the local
+ * cloud's cloud.json, or KMOD_WS_URL), which say *when* the deployment changed, each answered by one
+ * GET of the deployment; and polling that GET, which is the fallback when the WebSocket cannot be
+ * reached and covers the time a dropped socket takes to come back.
  */
+import WebSocket from 'ws';
 import { type KmodApi, type Schemas, unwrap } from '../../../sdk/typescript/client.ts';
 import { deploymentLines, exitCodeFor, type Line } from './format.ts';
 
+type Deployment = Schemas['Deployment'];
+
 export interface ProgressSource {
   /** Snapshots of the deployment, the first at once, then each time it changes, ending once it finished. */
-  updates(executionId: string): AsyncIterable<Schemas['Deployment']>;
+  updates(executionId: string): AsyncIterable<Deployment>;
 }
 
-export function pollingSource(client: KmodApi, intervalMs = 1000, sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))): ProgressSource {
+const sleeper = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+export function pollingSource(client: KmodApi, intervalMs = 1000, sleep = sleeper): ProgressSource {
   return {
     async *updates(executionId: string) {
       let last = '';
@@ -26,6 +32,109 @@ export function pollingSource(client: KmodApi, intervalMs = 1000, sleep = (ms: n
         }
         if (exitCodeFor(d.status) !== undefined) return;
         await sleep(intervalMs);
+      }
+    },
+  };
+}
+
+export interface LiveOptions {
+  wsUrl: string;
+  token: string;
+  /** The interval of the GET while the socket is down (and the fallback when it never comes up). */
+  pollMs?: number;
+  /** With the socket up: a GET at least this often anyway, in case an event was lost. */
+  safetyMs?: number;
+  /** How long a connect may take before polling takes over. */
+  connectTimeoutMs?: number;
+  /** Told once when live events stop or cannot start, and when they come back. */
+  note?: (message: string) => void;
+}
+
+/**
+ * Live events: subscribe to the deployment; each event (a burst of them coalesced) is answered by
+ * one GET of it. A socket that closes is reconnected with `after` = the last seq seen, so nothing
+ * is missed; meanwhile, and when it cannot connect at all, the GET is polled.
+ */
+export function liveSource(client: KmodApi, o: LiveOptions): ProgressSource {
+  const pollMs = o.pollMs ?? 1000;
+  const safetyMs = o.safetyMs ?? 15_000;
+  return {
+    async *updates(executionId: string) {
+      let socket: WebSocket | undefined;
+      let lastSeq: number | undefined;
+      let changed = false;
+      let wake: (() => void) | undefined;
+      let finished = false;
+      let everConnected = false;
+      const poke = () => {
+        changed = true;
+        wake?.();
+      };
+      const connect = () =>
+        new Promise<boolean>((resolve) => {
+          const url = new URL(o.wsUrl);
+          url.searchParams.set('token', o.token);
+          const ws = new WebSocket(url);
+          const timer = setTimeout(() => ws.terminate(), o.connectTimeoutMs ?? 5000);
+          ws.on('open', () => {
+            clearTimeout(timer);
+            ws.send(JSON.stringify({ action: 'subscribe', deploymentId: executionId, ...(lastSeq !== undefined ? { after: lastSeq } : {}) }));
+            socket = ws;
+            if (everConnected) o.note?.('live events back');
+            everConnected = true;
+            resolve(true);
+            poke(); // whatever happened while it was away
+          });
+          ws.on('message', (data) => {
+            let m: { type?: string; seq?: number; deploymentId?: string };
+            try {
+              m = JSON.parse(String(data));
+            } catch {
+              return;
+            }
+            if (typeof m.seq === 'number' && (m.type === 'subscribed' || m.deploymentId === executionId)) lastSeq = Math.max(lastSeq ?? 0, m.seq);
+            if (m.deploymentId === executionId) poke();
+          });
+          ws.on('error', () => undefined); // 'close' follows and says what to do
+          ws.on('close', () => {
+            clearTimeout(timer);
+            if (socket === ws) {
+              socket = undefined;
+              if (!finished) o.note?.('live events lost; polling while reconnecting');
+            }
+            // Once it worked, keep trying to get it back (the replay fills the gap).
+            if (everConnected && !finished) setTimeout(() => void (finished ? undefined : connect()), Math.max(pollMs, 1000));
+            resolve(false);
+          });
+        });
+      if (!(await connect())) o.note?.(`live events unavailable at ${o.wsUrl}; polling every ${pollMs} ms`);
+      try {
+        let last = '';
+        for (;;) {
+          changed = false;
+          const d = await unwrap(client.GET('/api/v1/deployments/{executionId}', { params: { path: { executionId } } }));
+          const seen = JSON.stringify(d);
+          if (seen !== last) {
+            last = seen;
+            yield d;
+          }
+          if (exitCodeFor(d.status) !== undefined) return;
+          if (!changed) {
+            await new Promise<void>((resolve) => {
+              const timer = setTimeout(resolve, socket ? safetyMs : pollMs);
+              wake = () => {
+                clearTimeout(timer);
+                resolve();
+              };
+            });
+            wake = undefined;
+          }
+          // A burst (every node of a batch) becomes one GET.
+          await sleeper(50);
+        }
+      } finally {
+        finished = true;
+        socket?.close();
       }
     },
   };
