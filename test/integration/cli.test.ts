@@ -81,6 +81,9 @@ describe('kmod', () => {
     const r = await kmod(['deploy', 'demo-kernel@1.1.0', '--to', 'Development', '--watch']).done;
     expect(r.code, r.out + r.err).toBe(0);
     const id = /deployment (dep-\S+) requested/.exec(r.err)![1];
+    // Followed over the local cloud's WebSocket API (wsUrl of cloud.json), with nothing to fall back from.
+    expect(r.err).toContain(`following live events from ${cloud.wsUrl}`);
+    expect(r.err).not.toContain('polling');
     expect(r.out).toMatch(new RegExp(`${id} {2}demo-kernel@1\\.1\\.0 → Development {2}Running`));
     expect(r.out).toMatch(/Development +Running +\[Direct\]/);
     expect(r.out).toMatch(/Development +Succeeded +\[Direct\] +nodes 2\/2 +batches \d+\/\d+/);
