@@ -19,22 +19,26 @@ export interface ProgressSource {
 
 const sleeper = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
+/**
+ * The deployment, GET after GET: each snapshot that differs from the last is yielded, until it has
+ * finished; between GETs, `next()` waits for a reason to look again.
+ */
+async function* snapshots(client: KmodApi, executionId: string, next: () => Promise<void>): AsyncGenerator<Deployment> {
+  let last = '';
+  for (;;) {
+    const d = await unwrap(client.GET('/api/v1/deployments/{executionId}', { params: { path: { executionId } } }));
+    const seen = JSON.stringify(d);
+    if (seen !== last) {
+      last = seen;
+      yield d;
+    }
+    if (exitCodeFor(d.status) !== undefined) return;
+    await next();
+  }
+}
+
 export function pollingSource(client: KmodApi, intervalMs = 1000, sleep = sleeper): ProgressSource {
-  return {
-    async *updates(executionId: string) {
-      let last = '';
-      for (;;) {
-        const d = await unwrap(client.GET('/api/v1/deployments/{executionId}', { params: { path: { executionId } } }));
-        const seen = JSON.stringify(d);
-        if (seen !== last) {
-          last = seen;
-          yield d;
-        }
-        if (exitCodeFor(d.status) !== undefined) return;
-        await sleep(intervalMs);
-      }
-    },
-  };
+  return { updates: (executionId) => snapshots(client, executionId, () => sleep(intervalMs)) };
 }
 
 export interface LiveOptions {
@@ -80,10 +84,12 @@ export function liveSource(client: KmodApi, o: LiveOptions): ProgressSource {
             clearTimeout(timer);
             ws.send(JSON.stringify({ action: 'subscribe', deploymentId: executionId, ...(lastSeq !== undefined ? { after: lastSeq } : {}) }));
             socket = ws;
-            if (everConnected) o.note?.('live events back');
-            everConnected = true;
             resolve(true);
-            poke(); // whatever happened while it was away
+            if (everConnected) {
+              o.note?.('live events back');
+              poke(); // whatever happened while it was away
+            }
+            everConnected = true;
           });
           ws.on('message', (data) => {
             let m: { type?: string; seq?: number; deploymentId?: string };
@@ -108,30 +114,24 @@ export function liveSource(client: KmodApi, o: LiveOptions): ProgressSource {
           });
         });
       if (!(await connect())) o.note?.(`live events unavailable at ${o.wsUrl}; polling every ${pollMs} ms`);
-      try {
-        let last = '';
-        for (;;) {
-          changed = false;
-          const d = await unwrap(client.GET('/api/v1/deployments/{executionId}', { params: { path: { executionId } } }));
-          const seen = JSON.stringify(d);
-          if (seen !== last) {
-            last = seen;
-            yield d;
-          }
-          if (exitCodeFor(d.status) !== undefined) return;
-          if (!changed) {
-            await new Promise<void>((resolve) => {
-              const timer = setTimeout(resolve, socket ? safetyMs : pollMs);
-              wake = () => {
-                clearTimeout(timer);
-                resolve();
-              };
-            });
-            wake = undefined;
-          }
-          // A burst (every node of a batch) becomes one GET.
-          await sleeper(50);
+      // Until an event of the deployment (or the safety interval; the poll interval while the socket is down).
+      const next = async () => {
+        if (!changed) {
+          await new Promise<void>((resolve) => {
+            const timer = setTimeout(resolve, socket ? safetyMs : pollMs);
+            wake = () => {
+              clearTimeout(timer);
+              resolve();
+            };
+          });
+          wake = undefined;
         }
+        // A burst (every node of a batch) becomes one GET.
+        await sleeper(50);
+        changed = false;
+      };
+      try {
+        yield* snapshots(client, executionId, next);
       } finally {
         finished = true;
         socket?.close();

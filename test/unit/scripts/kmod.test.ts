@@ -3,7 +3,8 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ApiError, createKmodClient, type Schemas } from '../../../sdk/typescript/client.ts';
+import { ApiError, createKmodClient } from '../../../sdk/typescript/client.ts';
+import { deployment } from './deploymentFixture.ts';
 import { batchesDone, deploymentLines, exitCodeFor, waves } from '../../../scripts/lib/kmod/format.ts';
 import { parseModuleRef, run } from '../../../scripts/lib/kmod/program.ts';
 import { resolveTarget, UsageError } from '../../../scripts/lib/kmod/target.ts';
@@ -40,21 +41,7 @@ function fakeClient(answers: Record<string, any | any[]>) {
   return { calls, client: (role: string, opts?: { as?: string }) => createKmodClient({ baseUrl: 'http://api.test', token: opts?.as ?? role, fetch }) };
 }
 
-const dep = (status: string, extra: Record<string, unknown> = {}) =>
-  ({
-    executionId: 'dep-abcdefghi-0123456789ab',
-    moduleName: 'demo-kernel',
-    version: '1.1.0',
-    targetEnvironment: 'Production',
-    status,
-    requestedBy: 'deployer',
-    createdAt: '2026-11-29T12:00:00.000Z',
-    updatedAt: '2026-11-29T12:00:00.000Z',
-    metadata: {},
-    unreachableNodes: 'fail',
-    stages: [],
-    ...extra,
-  }) as Schemas['Deployment'];
+const dep = deployment;
 
 async function kmod(argv: string[], answers: Record<string, any> = {}) {
   const stdout = capture();

@@ -7,24 +7,16 @@ import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { createKmodClient, type Schemas } from '../../../sdk/typescript/client.ts';
+import { createKmodClient } from '../../../sdk/typescript/client.ts';
+import { deployment } from './deploymentFixture.ts';
 import { liveSource } from '../../../scripts/lib/kmod/watch.ts';
 
-const id = 'dep-abcdefghi-0123456789ab';
+const id = deployment('Running').executionId;
 const dep = (status: string, nodesDeployed = 0) =>
-  ({
-    executionId: id,
-    moduleName: 'demo-kernel',
-    version: '1.1.0',
+  deployment(status, {
     targetEnvironment: 'Development',
-    status,
-    requestedBy: 'deployer',
-    createdAt: '2026-11-29T12:00:00.000Z',
-    updatedAt: '2026-11-29T12:00:00.000Z',
-    metadata: {},
-    unreachableNodes: 'fail',
     stages: [{ name: 'Development', kind: 'environment', status: 'Running', nodesTotal: 3, nodesDeployed }],
-  }) as Schemas['Deployment'];
+  });
 
 /** The API's GET of the deployment: answers the current snapshot, counting the calls. */
 function api() {
