@@ -9,7 +9,18 @@
  * the key of every table. A nested stack, like the monitoring one: the main stack is near
  * CloudFormation's 500-resource limit.
  */
-import { Duration, NestedStack, RemovalPolicy, Stack, aws_athena as athena, aws_glue as glue, aws_iam as iam, aws_kms as kms, aws_s3 as s3 } from 'aws-cdk-lib';
+import {
+  Aws,
+  Duration,
+  NestedStack,
+  RemovalPolicy,
+  Stack,
+  aws_athena as athena,
+  aws_glue as glue,
+  aws_iam as iam,
+  aws_kms as kms,
+  aws_s3 as s3,
+} from 'aws-cdk-lib';
 import type { Construct } from 'constructs';
 import { AUDIT_EXPORT_PREFIX, AUDIT_PARTITION_COLUMN, AUDIT_PROJECTION_START } from '../../functions/domain/auditExport.ts';
 
@@ -19,6 +30,12 @@ export const AUDIT_GLUE_TABLE = 'events';
 export const AUDIT_WORKGROUP = 'kmod-audit';
 /** Athena writes query results under this prefix of the export bucket. */
 export const ATHENA_RESULTS_PREFIX = 'athena-results/';
+/**
+ * The bucket's name: one per account and Region, as the functions' names are (kmod-<id>). Named,
+ * so that the export function's environment and IAM can name it without a reference into this
+ * nested stack (and operators know where to look).
+ */
+export const AUDIT_EXPORT_BUCKET_NAME = `kmod-audit-export-${Aws.ACCOUNT_ID}-${Aws.REGION}`;
 /** Days until an exported day moves to Glacier Instant Retrieval (still read by Athena, cheaper to keep). */
 export const AUDIT_EXPORT_INSTANT_RETRIEVAL_AFTER_DAYS = 90;
 
@@ -69,6 +86,7 @@ export class AuditExport extends NestedStack {
       lifecycleRules: [{ id: 'ExpireAccessLogs', expiration: Duration.days(props.retentionDays) }],
     });
     this.bucket = new s3.Bucket(this, 'AuditExportBucket', {
+      bucketName: AUDIT_EXPORT_BUCKET_NAME,
       blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
       encryption: s3.BucketEncryption.KMS,
       encryptionKey: this.key,
@@ -127,7 +145,7 @@ export class AuditExport extends NestedStack {
         },
       },
     });
-    this.table.addDependency(this.database);
+    this.table.addResourceDependency(this.database);
 
     this.workgroup = new athena.CfnWorkGroup(this, 'AuditWorkGroup', {
       name: AUDIT_WORKGROUP,
@@ -149,13 +167,16 @@ export class AuditExport extends NestedStack {
     });
   }
 
+  /** The bucket's name, where the export function runs (its environment). */
+  readonly bucketName = AUDIT_EXPORT_BUCKET_NAME;
+
   /**
    * What the export function may do: put objects under audit/ (nothing else in the bucket: no
    * read, no delete, no listing) and have the key make their data keys.
    */
   grantExport(grantee: iam.IGrantable): void {
     grantee.grantPrincipal.addToPrincipalPolicy(
-      new iam.PolicyStatement({ actions: ['s3:PutObject'], resources: [this.bucket.arnForObjects(`${AUDIT_EXPORT_PREFIX}/*`)] }),
+      new iam.PolicyStatement({ actions: ['s3:PutObject'], resources: [`arn:${Aws.PARTITION}:s3:::${AUDIT_EXPORT_BUCKET_NAME}/${AUDIT_EXPORT_PREFIX}/*`] }),
     );
     grantee.grantPrincipal.addToPrincipalPolicy(new iam.PolicyStatement({ actions: ['kms:GenerateDataKey'], resources: [this.key.keyArn] }));
   }

@@ -58,7 +58,7 @@ export interface FunctionsProps {
   /** The WebSocket API: dial-out agents are reached through its connections. */
   webSocket: Pick<WebSocketLayer, 'url' | 'managementEndpoint' | 'grantManageConnections'>;
   /** The audit export's bucket (exportsAudit functions write to it). */
-  auditExport: Pick<AuditExport, 'bucket' | 'grantExport'>;
+  auditExport: Pick<AuditExport, 'bucketName' | 'grantExport'>;
 }
 
 type Flag = { [K in keyof FunctionSpec]-?: FunctionSpec[K] extends true | undefined ? K : never }[keyof FunctionSpec];
@@ -201,7 +201,7 @@ export class Functions extends Layer {
     if (spec.artifacts) env.ARTIFACT_BUCKET = data.artifacts.bucketName;
     // Whoever writes audit events sets their TTL by category (functions/domain/auditRetention.ts).
     if (this.tables(id).audit === 'write') Object.assign(env, auditRetentionEnvironment(settings.auditRetention));
-    if (spec.exportsAudit) env.AUDIT_EXPORT_BUCKET = this.props.auditExport.bucket.bucketName;
+    if (spec.exportsAudit) env.AUDIT_EXPORT_BUCKET = this.props.auditExport.bucketName;
     if (spec.startsPipeline || spec.reconcilesExecutions || spec.stopsPipeline)
       Object.assign(env, { PIPELINE_STATE_MACHINE_ARN: this.pipelineArn, ROLLBACK_STATE_MACHINE_ARN: this.rollbackArn });
     if (spec.callsAgents || spec.holdsNodeCredentials)

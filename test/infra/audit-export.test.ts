@@ -111,18 +111,19 @@ describe('the export function', () => {
   });
 
   it('is the only function with the bucket, and may only put objects under audit/ and make their data keys', () => {
-    const bucketName = fromNested(fnResource('ExportAudit').Properties.Environment.Variables.AUDIT_EXPORT_BUCKET);
-    expect(bucketName).toEqual({ Ref: nestedIdOf(stack.auditExport.bucket) });
+    // The bucket is named per account and Region: the function names it without a reference into the nested stack.
+    const name = { 'Fn::Join': ['', ['kmod-audit-export-', { Ref: 'AWS::AccountId' }, '-', { Ref: 'AWS::Region' }]] };
+    expect(nested[nestedIdOf(stack.auditExport.bucket)].Properties.BucketName).toEqual(name);
+    expect(fnResource('ExportAudit').Properties.Environment.Variables.AUDIT_EXPORT_BUCKET).toEqual(name);
     for (const id of Object.keys(FUNCTIONS) as FunctionId[])
       if (id !== 'ExportAudit' && stack.functions[id]) expect(fnResource(id).Properties.Environment.Variables.AUDIT_EXPORT_BUCKET, id).toBeUndefined();
     const statements = statementsOf('ExportAudit');
     const s3 = statements.filter((s) => [s.Action].flat().some((a) => a.startsWith('s3:')));
     expect(s3).toHaveLength(1);
     expect(s3[0].Action).toBe('s3:PutObject');
-    const [objects] = s3[0].Resource as unknown[];
-    const parts = (objects as { 'Fn::Join': [string, unknown[]] })['Fn::Join'][1];
-    expect(fromNested(parts[0])).toEqual({ 'Fn::GetAtt': [nestedIdOf(stack.auditExport.bucket), 'Arn'] });
-    expect(parts[1]).toBe('/audit/*');
+    expect(s3[0].Resource).toEqual({
+      'Fn::Join': ['', ['arn:', { Ref: 'AWS::Partition' }, ':s3:::kmod-audit-export-', { Ref: 'AWS::AccountId' }, '-', { Ref: 'AWS::Region' }, '/audit/*']],
+    });
     const kms = statements.filter((s) => [s.Action].flat().includes('kms:GenerateDataKey'));
     expect(kms.map((s) => fromNested(s.Resource))).toContainEqual({ 'Fn::GetAtt': [nestedIdOf(stack.auditExport.key), 'Arn'] });
     // Reads the Audit table, writes no table.
