@@ -195,14 +195,15 @@ describe('the local TTL sweep, with the clock moved forward', () => {
       const ids = new Set((await allAuditItems()).map(idOf));
       return written.filter((i) => ids.has(idOf(i))).map((i) => i.category);
     };
-    // Another table with TTL: an idempotency record that expires in an hour.
-    const idem = { key: `test-${Date.now()}`, [TTL_ATTRIBUTE]: Math.floor(at.getTime() / 1000) + 3600 };
+    // Another table with TTL: an idempotency record that expires when the node event does.
+    const idem = { key: `test-${Date.now()}`, [TTL_ATTRIBUTE]: Math.floor(at.getTime() / 1000) + RETENTION.node * DAY_S };
     await cloud.ddb.send(new PutCommand({ TableName: cloud.tableNames.idempotency, Item: idem }));
 
     // Now, and a second before the node events' TTL: nothing goes.
     await cloud.ttl.sweep(at);
     await cloud.ttl.sweep(new Date(at.getTime() + (RETENTION.node * DAY_S - 1) * 1000));
     expect((await alive()).sort()).toEqual([...AUDIT_CATEGORIES].sort());
+    expect((await cloud.ddb.send(new GetCommand({ TableName: cloud.tableNames.idempotency, Key: { key: idem.key } }))).Item).toBeDefined();
 
     // A day and a second later: the node event and the idempotency record, nothing else of these.
     const oneDay = await cloud.ttl.sweep(new Date(at.getTime() + (RETENTION.node * DAY_S + 1) * 1000));
