@@ -94,6 +94,12 @@ export interface FunctionSpec {
    * cloudwatch:DescribeAlarms on exactly the CloudWatch alarms it names.
    */
   watchesAlarms?: true;
+  /**
+   * Writes the audit trail's daily JSON Lines partitions to the export bucket (exactly one function;
+   * docs/adr/0033-audit-retention-and-export.md): gets AUDIT_EXPORT_BUCKET and s3:PutObject on its
+   * audit/ prefix only.
+   */
+  exportsAudit?: true;
 }
 
 const audit = { audit: 'write' } as const;
@@ -393,6 +399,15 @@ export const FUNCTIONS = {
     memoryMb: 256,
     tables: { approvals: 'read' },
     scheduleMinutes: 5,
+  },
+  ExportAudit: {
+    entry: 'functions/handlers/tasks/exportAudit.ts',
+    description: "Audit (scheduled): export yesterday's and today's audit events to S3 as daily JSON Lines partitions",
+    timeoutSeconds: 300,
+    memoryMb: 1024,
+    tables: { audit: 'read' },
+    exportsAudit: true,
+    scheduleMinutes: 60,
   },
   DiscoverNodes: {
     entry: 'functions/handlers/tasks/discoverNodes.ts',

@@ -27,6 +27,13 @@ export const ACCEPTED_NAG_FINDINGS: { match: RegExp; reason: string }[] = [
     match: /^AwsSolutions-IAM5\[Resource::<Artifacts\w+\.Arn>\/\*\]$/,
     reason: 'Objects of the artifact bucket (module artifacts under artifacts/, and modules/ for versions registered before).',
   },
+  {
+    // The Region and account are tokens, or literal when the stack has an explicit environment.
+    match:
+      /^AwsSolutions-IAM5\[Resource::arn:<AWS::Partition>:s3:::kmod-audit-export-(<AWS::AccountId>|\d{12})-(<AWS::Region>|[a-z]{2}(-[a-z]+)+-\d)\/audit\/\*\]$/,
+    reason:
+      'kmod-ExportAudit writes one object per UTC day under audit/dt=YYYY-MM-DD/ (docs/adr/0033-audit-retention-and-export.md): the keys are made from the day, so the grant names the audit/ prefix, with s3:PutObject only (no read, list or delete).',
+  },
   { match: /^AwsSolutions-IAM5\[Resource::<\w+\.Arn>:\*\]$/, reason: "Lambda invoke grants include the function's versions and aliases (qualifier :*)." },
   {
     // The Region and account are tokens, or literal when the stack has an explicit environment (cdk deploy with credentials, cdklocal).

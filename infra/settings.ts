@@ -10,6 +10,7 @@ import { WAF_WINDOWS, type WafWindowSeconds } from '../functions/webAcl.ts';
 import { z } from 'zod';
 import { ENVIRONMENTS } from '../functions/domain/environments.ts';
 import { type AlarmsConfig, alarmsConfigSchema } from '../functions/domain/alarms.ts';
+import { type AuditRetention, AuditRetentionError, resolveAuditRetention } from '../functions/domain/auditRetention.ts';
 import { AWS_ROUTER_KINDS, albSettingsSchema, route53SettingsSchema, type AlbSettings, type Route53Settings } from '../functions/lib/routers/settings.ts';
 
 export interface OrchestratorSettings {
@@ -95,6 +96,14 @@ export interface OrchestratorSettings {
    * docs/runbooks/alarms.md.
    */
   alarmEmails: string[];
+  /**
+   * Days the Audit table keeps each category of event (context `auditRetentionDays`: a number for
+   * every category, or JSON like {"default":400,"security":2555,"node":30}; unnamed categories keep
+   * their defaults, functions/domain/auditRetention.ts). Every function that writes audit events gets it.
+   */
+  auditRetention: AuditRetention;
+  /** Days the S3 export keeps each exported day (context `auditExportRetentionDays`, default 7 years). */
+  auditExportRetentionDays: number;
 }
 
 /** A context value that is missing or unusable; the message says what to pass. */
@@ -146,7 +155,46 @@ export function settingsFromContext(get: (key: string) => unknown): Orchestrator
     traffic: traffic(get),
     alarms: alarms(get),
     alarmEmails: alarmEmails(opt('alarmEmail')),
+    ...auditRetention(get, num),
   };
+}
+
+/** Seven years and two leap days: what auditors commonly ask an archive to keep. */
+export const AUDIT_EXPORT_RETENTION_DAYS_DEFAULT = 2557;
+
+/**
+ * Validated with the same rules the functions apply (a bad value fails the synth, not every audited
+ * change), and the archive must outlive the table: an event must not leave the export before the table.
+ */
+function auditRetention(
+  get: (key: string) => unknown,
+  num: (k: string, d: number) => number,
+): Pick<OrchestratorSettings, 'auditRetention' | 'auditExportRetentionDays'> {
+  const raw = get('auditRetentionDays');
+  let given: unknown = raw;
+  if (typeof raw === 'string' && raw.trim().startsWith('{')) given = jsonContext(get, 'auditRetentionDays');
+  const env: Record<string, string> = {};
+  if (given !== undefined && given !== null && given !== '') {
+    if (typeof given === 'object' && !Array.isArray(given)) {
+      for (const [k, v] of Object.entries(given)) env[k === 'default' ? 'AUDIT_RETENTION_DAYS' : `AUDIT_RETENTION_DAYS_${k.toUpperCase()}`] = String(v);
+    } else env.AUDIT_RETENTION_DAYS = String(given);
+  }
+  let retention: AuditRetention;
+  try {
+    retention = resolveAuditRetention(env);
+  } catch (e) {
+    if (!(e instanceof AuditRetentionError)) throw e;
+    throw new ContextError(
+      `Context auditRetentionDays is not valid (${e.message}): pass -c auditRetentionDays=<days> or '{"default":400,"security":2555}' (categories: deployment, stage, node, module, approval, security, config).`,
+    );
+  }
+  const auditExportRetentionDays = num('auditExportRetentionDays', AUDIT_EXPORT_RETENTION_DAYS_DEFAULT);
+  const longest = Math.max(...Object.values(retention));
+  if (!Number.isInteger(auditExportRetentionDays) || auditExportRetentionDays < longest)
+    throw new ContextError(
+      `Context auditExportRetentionDays must be a whole number of days, at least the longest audit retention (${longest}), got "${auditExportRetentionDays}".`,
+    );
+  return { auditRetention: retention, auditExportRetentionDays };
 }
 
 /** A JSON context value: cdk.json may hold the object itself, -c passes its text. */

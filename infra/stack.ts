@@ -21,6 +21,7 @@ import type { Construct } from 'constructs';
 import type { FunctionsById, StateMachineId } from '../functions/catalog.ts';
 import type { TableKey } from '../functions/lib/tables.ts';
 import { HttpApi } from './constructs/api.ts';
+import { AuditExport } from './constructs/auditExport.ts';
 import { Data } from './constructs/data.ts';
 import { Functions } from './constructs/functions.ts';
 import { Identity } from './constructs/identity.ts';
@@ -46,6 +47,8 @@ export class OrchestratorStack extends Stack {
   readonly webSocket: WebSocketLayer;
   /** The CloudWatch dashboard and alarms, in a nested stack (infra/constructs/monitoring.ts). */
   readonly monitoring: Monitoring;
+  /** The audit export's bucket, Glue table and Athena workgroup, in a nested stack (infra/constructs/auditExport.ts). */
+  readonly auditExport: AuditExport;
 
   constructor(scope: Construct, id: string, settings: OrchestratorSettings, props?: StackProps) {
     super(scope, id, props);
@@ -61,7 +64,17 @@ export class OrchestratorStack extends Stack {
       throttleRateLimit: settings.throttleRateLimit,
       throttleBurstLimit: settings.throttleBurstLimit,
     });
-    const functions = new Functions(this, 'Functions', { settings, data, notifications, keySets, identity, publicApiUrl: http.publicUrl, webSocket });
+    const auditExport = new AuditExport(this, 'AuditExport', { retentionDays: settings.auditExportRetentionDays });
+    const functions = new Functions(this, 'Functions', {
+      settings,
+      data,
+      notifications,
+      keySets,
+      identity,
+      publicApiUrl: http.publicUrl,
+      webSocket,
+      auditExport,
+    });
     keySets.rotateWith(functions.sole('rotatesKeySets'), settings.keyRotationDays);
     notifications.syncSubscriptionsWith(functions.sole('syncsSubscriptionsOnDeploy'), { approvers: settings.approvers, key: data.key });
     const workflows = new Workflows(this, 'Workflows', { functions: functions.byId, key: data.key });
@@ -78,6 +91,7 @@ export class OrchestratorStack extends Stack {
       alarmEmails: settings.alarmEmails,
     });
 
+    this.auditExport = auditExport;
     this.tables = data.tables;
     this.functions = functions.byId;
     this.stateMachines = workflows.byId;
@@ -102,6 +116,8 @@ export class OrchestratorStack extends Stack {
     new CfnOutput(this, 'WebAclArn', { value: waf.acl.attrArn });
     new CfnOutput(this, 'AlarmTopicArn', { value: this.monitoring.topic.topicArn });
     new CfnOutput(this, 'DashboardName', { value: this.monitoring.dashboard.dashboardName });
+    new CfnOutput(this, 'AuditExportBucketName', { value: auditExport.bucket.bucketName });
+    new CfnOutput(this, 'AuditAthenaWorkGroup', { value: auditExport.workgroup.ref });
 
     acknowledgeNagFindings(this);
     // IAM splits a role's large default policy into OverflowPolicyN in a mutating aspect at synth:

@@ -37,9 +37,13 @@ import { PutCommand } from '@aws-sdk/lib-dynamodb';
 import type { RunningDiscovery } from '../functions/lib/discovery/runner.ts';
 import { ENVIRONMENTS, type Environment } from '../functions/domain/environments.ts';
 import { LocalRouter } from './router.ts';
+import { TtlSweeper } from './ttlSweep.ts';
+import { resolveAuditRetention } from '../functions/domain/auditRetention.ts';
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 export const ARTIFACT_BUCKET = 'kmod-artifacts';
+/** The audit export's bucket (docs/adr/0033-audit-retention-and-export.md): audit/dt=YYYY-MM-DD/events.jsonl. */
+export const AUDIT_EXPORT_BUCKET = 'kmod-audit-export';
 export const APPROVER_TOPIC = 'kmod-approvers';
 export const NOTIFICATION_TOPIC = 'kmod-notifications';
 export const devEmail = (username: string) => `${username}@example.com`;
@@ -100,6 +104,8 @@ export interface LocalCloud extends CloudFile {
   discovery?: RunningDiscovery;
   /** The tables' change streams polled for the functions that consume them (localcloud/streams.ts). */
   streams: LocalStreams;
+  /** DynamoDB's TTL deletions, which DynamoDB Local does not make (localcloud/ttlSweep.ts). */
+  ttl: TtlSweeper;
   tableNames: Record<TableKey, string>;
   startupMs: number;
   stop(): Promise<void>;
@@ -224,6 +230,7 @@ export async function startLocalCloud(opts: LocalCloudOptions = {}): Promise<Loc
       AWS_ENDPOINT_URL_S3: servicesUrl,
       S3_FORCE_PATH_STYLE: 'true',
       ARTIFACT_BUCKET,
+      AUDIT_EXPORT_BUCKET,
       APPROVER_TOPIC_ARN: sns.createTopic(APPROVER_TOPIC),
       NOTIFICATION_TOPIC_ARN: sns.createTopic(NOTIFICATION_TOPIC),
       APPROVAL_LINK_KEYS_FILE: approvalLinkKeysFile,
@@ -248,6 +255,8 @@ export async function startLocalCloud(opts: LocalCloudOptions = {}): Promise<Loc
     Object.assign(process.env, env);
     // A malformed alarm setting stops the start, as it fails `cdk synth` on AWS: found at the first deployment, it rolled back every environment.
     for (const environment of ENVIRONMENTS) parseAlarms(process.env.ALARMS, environment);
+    // So does a malformed audit retention (AUDIT_RETENTION_DAYS[_<CATEGORY>]): otherwise every audited change would fail.
+    resolveAuditRetention(process.env);
     // The handlers run in this process: clients made for an earlier cloud here would call its ports.
     forgetClients();
     // Every SDK client the handlers make counts its calls against the request it serves (/_local/meter).
@@ -274,6 +283,7 @@ export async function startLocalCloud(opts: LocalCloudOptions = {}): Promise<Loc
       for (const v of await resignLegacyModules(ddb, tableNames.modules, legacy, pki)) log(`  re-signed ${v} with the new dev signer`);
     }
     s3.createBucket(ARTIFACT_BUCKET);
+    s3.createBucket(AUDIT_EXPORT_BUCKET);
     await lambda.load();
 
     const substitutions: Record<string, string> = {};
@@ -326,6 +336,12 @@ export async function startLocalCloud(opts: LocalCloudOptions = {}): Promise<Loc
     });
     await streams.start();
     cleanups.push(() => streams.stop());
+    // Expired items go as DynamoDB's TTL removes them on AWS (DynamoDB Local never does).
+    const sweepSeconds = Number(process.env.KMOD_TTL_SWEEP_SECONDS ?? 60);
+    if (!(sweepSeconds > 0)) throw new Error(`KMOD_TTL_SWEEP_SECONDS must be a positive number of seconds, got "${process.env.KMOD_TTL_SWEEP_SECONDS}"`);
+    const ttl = new TtlSweeper(dynamoClient, ddb, tableNames, { intervalMs: sweepSeconds * 1000, log });
+    ttl.start();
+    cleanups.push(() => ttl.stop());
     subscribeDevUsers(sns, env.APPROVER_TOPIC_ARN, env.NOTIFICATION_TOPIC_ARN, JSON.parse(env.APPROVERS) as Record<string, string[]>);
     // What the stack's custom resource does on every deploy: email subscriptions follow the approver
     // lists and the directory (a user an Admin created in an earlier run, a changed APPROVERS).
@@ -369,6 +385,7 @@ export async function startLocalCloud(opts: LocalCloudOptions = {}): Promise<Loc
       ddb,
       discovery,
       streams,
+      ttl,
       tableNames,
       startupMs: Date.now() - started,
       stop,

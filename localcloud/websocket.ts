@@ -18,6 +18,12 @@ import { FUNCTIONS, WEBSOCKET, type FunctionId, type FunctionSpec, type WebSocke
 import { ACCOUNT, functionName, REGION, type LocalLambda } from './lambda.ts';
 
 const WS_API_ID = 'localws001';
+/**
+ * API Gateway closes every WebSocket connection after 2 hours; clients reconnect. Emulated, since
+ * the connection records expire by TTL soon after (functions/lib/connections.ts) and the local
+ * cloud's TTL sweep deletes them as DynamoDB does (localcloud/ttlSweep.ts).
+ */
+const MAX_CONNECTION_MS = (Number(process.env.KMOD_WS_MAX_CONNECTION_SECONDS) > 0 ? Number(process.env.KMOD_WS_MAX_CONNECTION_SECONDS) : 7200) * 1000;
 
 interface OpenConnection {
   socket: WebSocket;
@@ -154,11 +160,13 @@ export class LocalWebSocketApi {
     this.wss.handleUpgrade(req, socket, head, (ws) => {
       const c: OpenConnection = { socket: ws, ...conn, lastActiveAt: new Date(), authorizer };
       this.open.set(connectionId, c);
+      const limit = setTimeout(() => ws.close(1001, 'Going away'), MAX_CONNECTION_MS).unref();
       ws.on('message', (data, isBinary) => {
         c.lastActiveAt = new Date();
         void this.message(connectionId, c, data as Buffer, isBinary);
       });
       ws.on('close', (code, reason) => {
+        clearTimeout(limit);
         this.open.delete(connectionId);
         void this.disconnected(connectionId, c, code, reason.toString());
       });

@@ -5,8 +5,8 @@ import { config } from './config.ts';
 import { tableName, TTL_ATTRIBUTE } from './tables.ts';
 import { traceRoot } from './traceContext.ts';
 
-export const AUDIT_CATEGORIES = ['deployment', 'stage', 'node', 'module', 'approval', 'security', 'config'] as const;
-export type AuditCategory = (typeof AUDIT_CATEGORIES)[number];
+import { type AuditCategory, auditExpiresAt } from '../domain/auditRetention.ts';
+export { AUDIT_CATEGORIES, type AuditCategory } from '../domain/auditRetention.ts';
 
 export interface AuditEvent {
   /** What the event is about, e.g. `deployment#<executionId>`, `module#demo-kernel`. */
@@ -34,7 +34,7 @@ export function auditItem(event: AuditEvent, at = new Date()) {
       actor: event.actor,
       details: event.details ?? {},
       traceId: event.traceId ?? traceRoot(process.env._X_AMZN_TRACE_ID),
-      [TTL_ATTRIBUTE]: Math.floor(at.getTime() / 1000) + config.auditRetentionDays() * 86_400,
+      [TTL_ATTRIBUTE]: auditExpiresAt(at, config.auditRetentionDays(event.category)),
     },
   };
 }

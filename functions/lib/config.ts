@@ -5,6 +5,7 @@ import { type AlarmRule, parseAlarms } from '../domain/alarms.ts';
 import type { Environment } from '../domain/environments.ts';
 import { DEFAULT_DEADLINE_WARNING_SECONDS } from '../domain/approvalDeadlines.ts';
 import { parseSources } from './revocationLists.ts';
+import { type AuditCategory, resolveAuditRetention } from '../domain/auditRetention.ts';
 
 function num(name: string, fallback: number): number {
   const raw = process.env[name];
@@ -24,6 +25,8 @@ export const config = {
   pipelineStateMachineArn: () => required('PIPELINE_STATE_MACHINE_ARN'),
   rollbackStateMachineArn: () => required('ROLLBACK_STATE_MACHINE_ARN'),
   artifactBucket: () => required('ARTIFACT_BUCKET'),
+  /** The bucket the audit trail is exported to as daily JSON Lines (lib/auditExport.ts). */
+  auditExportBucket: () => required('AUDIT_EXPORT_BUCKET'),
   /** PEM bundle of trusted module-signing roots. */
   trustedRootsPem: () => required('TRUSTED_ROOTS_PEM'),
   /** Comma-separated revoked certificate serial numbers (hex). */
@@ -47,7 +50,11 @@ export const config = {
   healthMaxMemoryPercent: () => num('HEALTH_MAX_MEMORY_PERCENT', 90),
   healthMaxErrorRatePercent: () => num('HEALTH_MAX_ERROR_RATE_PERCENT', 5),
   idempotencyTtlSeconds: () => num('IDEMPOTENCY_TTL_SECONDS', 86_400),
-  auditRetentionDays: () => num('AUDIT_RETENTION_DAYS', 400),
+  /**
+   * Days the Audit table keeps an event of this category (TTL): AUDIT_RETENTION_DAYS_<CATEGORY>,
+   * else AUDIT_RETENTION_DAYS, else the category's default (domain/auditRetention.ts). Bad settings throw.
+   */
+  auditRetentionDays: (category: AuditCategory) => resolveAuditRetention(process.env)[category],
   /** Refused calls are audited as one event per caller (or address), kind and window of this length. */
   denialAuditWindowSeconds: () => num('DENIAL_AUDIT_WINDOW_SECONDS', 300),
   /** Nodes per batch in a Rolling deployment (a health check follows each batch). */

@@ -10,6 +10,7 @@ import { UpdateCommand, type UpdateCommandInput } from '@aws-sdk/lib-dynamodb';
 import { traceRoot } from './traceContext.ts';
 import { dynamo } from './aws.ts';
 import { config } from './config.ts';
+import { auditExpiresAt } from '../domain/auditRetention.ts';
 import { tableName, TTL_ATTRIBUTE } from './tables.ts';
 
 export type DenialAction = 'auth.failed' | 'access.unauthenticated' | 'access.denied';
@@ -71,7 +72,8 @@ export function denialUpdate(d: Denial, now = new Date(), windowSeconds = config
       // The first refusal of the window, and the window itself; `latest` is the most recent one.
       ':details': { ...latest, windowStart: windowStart.toISOString(), windowSeconds, ...(d.sourceIp ? { sourceIp: d.sourceIp } : {}) },
       ':latest': latest,
-      ':expires': Math.floor(now.getTime() / 1000) + config.auditRetentionDays() * 86_400,
+      // Kept as long as the security category says (functions/domain/auditRetention.ts).
+      ':expires': auditExpiresAt(now, config.auditRetentionDays('security')),
       ...(traceId ? { ':trace': traceId } : {}),
     },
   };

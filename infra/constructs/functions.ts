@@ -28,6 +28,8 @@ import { Layer } from './layer.ts';
 import type { Notifications } from './notifications.ts';
 import type { KeySets } from './secrets.ts';
 import type { WebSocketLayer } from './websocket.ts';
+import type { AuditExport } from './auditExport.ts';
+import { auditRetentionEnvironment } from '../../functions/domain/auditRetention.ts';
 
 export const ROOT = join(import.meta.dirname, '..', '..');
 
@@ -45,6 +47,7 @@ export interface FunctionsProps {
     | 'nodeKeyMaxAgeDays'
     | 'nodeKeyOverlapSeconds'
     | 'verifyTokensInFunctions'
+    | 'auditRetention'
   >;
   data: Data;
   notifications: Notifications;
@@ -54,6 +57,8 @@ export interface FunctionsProps {
   publicApiUrl: string;
   /** The WebSocket API: dial-out agents are reached through its connections. */
   webSocket: Pick<WebSocketLayer, 'url' | 'managementEndpoint' | 'grantManageConnections'>;
+  /** The audit export's bucket (exportsAudit functions write to it). */
+  auditExport: Pick<AuditExport, 'bucketName' | 'grantExport'>;
 }
 
 type Flag = { [K in keyof FunctionSpec]-?: FunctionSpec[K] extends true | undefined ? K : never }[keyof FunctionSpec];
@@ -194,6 +199,9 @@ export class Functions extends Layer {
     // A stream consumer tells its records apart by the table they come from.
     for (const t of spec.streamSources ?? []) env[TABLES[t].envVar] = data.tables[t].tableName;
     if (spec.artifacts) env.ARTIFACT_BUCKET = data.artifacts.bucketName;
+    // Whoever writes audit events sets their TTL by category (functions/domain/auditRetention.ts).
+    if (this.tables(id).audit === 'write') Object.assign(env, auditRetentionEnvironment(settings.auditRetention));
+    if (spec.exportsAudit) env.AUDIT_EXPORT_BUCKET = this.props.auditExport.bucketName;
     if (spec.startsPipeline || spec.reconcilesExecutions || spec.stopsPipeline)
       Object.assign(env, { PIPELINE_STATE_MACHINE_ARN: this.pipelineArn, ROLLBACK_STATE_MACHINE_ARN: this.rollbackArn });
     if (spec.callsAgents || spec.holdsNodeCredentials)
@@ -346,6 +354,7 @@ export class Functions extends Layer {
     if (spec.managesIdentities && identity.userPool)
       fn.addToRolePolicy(new iam.PolicyStatement({ actions: IDENTITY_ADMIN_ACTIONS, resources: [identity.userPool.userPoolArn] }));
     if (spec.routesTraffic) this.grantTraffic(fn);
+    if (spec.exportsAudit) this.props.auditExport.grantExport(fn);
     if (spec.watchesAlarms) this.grantAlarms(fn);
     if (spec.managesSubscriptions) {
       const topics = [notifications.approverTopic.topicArn, notifications.notificationTopic.topicArn];

@@ -46,6 +46,8 @@ describe('settings from CDK context', () => {
       waf: { ratePerAddress: 1000, windowSeconds: 60 },
       traffic: { kinds: {}, alb: {}, route53: {} },
       alarmEmails: [],
+      auditRetention: { deployment: 400, stage: 180, node: 90, module: 400, approval: 1095, security: 1095, config: 1095 },
+      auditExportRetentionDays: 2557,
     });
   });
 

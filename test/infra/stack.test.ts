@@ -427,14 +427,16 @@ describe('the synthesized template', () => {
 });
 
 describe('node key rotation (docs/adr/0012-node-key-rotation.md)', () => {
-  it('runs each scheduleMinutes function on its schedule: node keys hourly, approval deadlines and WebSocket pings every 5 minutes', () => {
+  it('runs each scheduleMinutes function on its schedule: node keys and the audit export hourly, approval deadlines and WebSocket pings every 5 minutes', () => {
     const scheduled = Object.entries(FUNCTIONS).filter(([, s]) => (s as FunctionSpec).scheduleMinutes);
-    expect(scheduled.map(([id]) => id).sort()).toEqual(['DiscoverNodes', 'RotateNodeKeys', 'WatchApprovalDeadlines', 'WsEvents']);
+    expect(scheduled.map(([id]) => id).sort()).toEqual(['DiscoverNodes', 'ExportAudit', 'RotateNodeKeys', 'WatchApprovalDeadlines', 'WsEvents']);
     // Schedules only: the execution-status rule of the reconciler is an event pattern, not a schedule.
     const rules = ofType('AWS::Events::Rule').filter(([, r]) => r.Properties.ScheduleExpression);
     expect(rules).toHaveLength(scheduled.length);
-    const [, hourly] = rules.find(([, r]) => r.Properties.ScheduleExpression === 'rate(1 hour)')!;
-    expect(hourly.Properties.Targets.map((t: { Arn: unknown }) => [...logicalIdsIn(t.Arn)])).toEqual([[logicalIdOf(fnOf('RotateNodeKeys'))]]);
+    const hourly = rules
+      .filter(([, r]) => r.Properties.ScheduleExpression === 'rate(1 hour)')
+      .flatMap(([, r]) => r.Properties.Targets.map((t: { Arn: unknown }) => [...logicalIdsIn(t.Arn)]));
+    expect(hourly.sort()).toEqual([[logicalIdOf(fnOf('ExportAudit'))], [logicalIdOf(fnOf('RotateNodeKeys'))]].sort());
     const fiveMinutes = rules
       .filter(([, r]) => r.Properties.ScheduleExpression === 'rate(5 minutes)')
       .flatMap(([, r]) => r.Properties.Targets.map((t: { Arn: unknown }) => [...logicalIdsIn(t.Arn)]));
