@@ -48,6 +48,8 @@ export const config = {
   healthMaxErrorRatePercent: () => num('HEALTH_MAX_ERROR_RATE_PERCENT', 5),
   idempotencyTtlSeconds: () => num('IDEMPOTENCY_TTL_SECONDS', 86_400),
   auditRetentionDays: () => num('AUDIT_RETENTION_DAYS', 400),
+  /** GET /api/v1/audit/verify checks at most this many events per request: a larger range is refused (422). */
+  auditVerifyMaxEvents: () => num('AUDIT_VERIFY_MAX_EVENTS', 20_000),
   /** Refused calls are audited as one event per caller (or address), kind and window of this length. */
   denialAuditWindowSeconds: () => num('DENIAL_AUDIT_WINDOW_SECONDS', 300),
   /** Nodes per batch in a Rolling deployment (a health check follows each batch). */

@@ -84,7 +84,7 @@ describe('audit hash chains (docs/adr/0032)', () => {
 
   it('finds an edit whose hash was recomputed too: the next event no longer links to it', () => {
     const { events, head } = chain(4);
-    const forged = { ...events[1], action: 'stage.forged' };
+    const forged: AuditRecord = { ...events[1], action: 'stage.forged' };
     forged.hash = eventHash(forged);
     events[1] = forged;
     expect(verify(events, head).firstBroken).toMatchObject({ seq: 3, reason: 'link-mismatch' });
@@ -158,7 +158,7 @@ describe('audit hash chains (docs/adr/0032)', () => {
 
   it('finds a second event with the same seq (an inserted forgery)', () => {
     const { events, head } = chain(3);
-    const copy = { ...events[2], sk: `${events[2].sk}x`, action: 'stage.forged' };
+    const copy: AuditRecord = { ...events[2], sk: `${events[2].sk}x`, action: 'stage.forged' };
     copy.hash = eventHash(copy);
     expect(verify([...events, copy], head).firstBroken?.reason).toBe('link-mismatch');
   });
