@@ -304,7 +304,8 @@ export async function run(argv: string[], io: Io): Promise<number> {
         report = verifyChains({ events, now: Math.floor(Date.now() / 1000) });
       } else report = await clientFor('Admin').get(`/api/v1/audit/verify${qs({ from: o.from, to: o.to })}`);
       if (!report.verified) code = EXIT.failed;
-      if (o.json) return print(JSON.stringify(report, null, 2));
+      // `kmod audit` has a --json of its own, which commander gives `--json` after `verify` to.
+      if (o.json || audit.opts().json) return print(JSON.stringify(report, null, 2));
       print(
         `${report.verified ? 'verified' : 'BROKEN'}: ${report.events} chained events in ${report.chains} chains` +
           ` (${report.unchained} unchained, ${report.expiredPredecessors} predecessors gone by retention, ${report.openStarts} chains starting before the input)`,

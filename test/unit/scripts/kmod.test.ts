@@ -189,6 +189,9 @@ describe('kmod commands call the API with the right role and body', () => {
     const r = await kmod(['audit', 'verify', '--from', '2026-01-01T00:00:00Z'], { 'GET /api/v1/audit/verify?from=2026-01-01T00%3A00%3A00Z': report });
     expect(r.code).toBe(1);
     expect(r.out).toContain('missing-event c seq 3 s: gone');
+    const json = await kmod(['audit', 'verify', '--json'], { 'GET /api/v1/audit/verify': report });
+    expect(json.code).toBe(1);
+    expect(JSON.parse(json.out).firstBroken).toEqual(broken);
   });
 
   it('an API error prints its code and message and exits 1', async () => {
