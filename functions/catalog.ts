@@ -355,7 +355,7 @@ export const FUNCTIONS = {
   },
   ApiAudit: {
     entry: 'functions/handlers/api/audit.ts',
-    description: 'Audit trail query (Admin)',
+    description: 'Audit trail query and chain verification (Admin)',
     timeoutSeconds: 29,
     memoryMb: 512,
     tables: { audit: 'read' },
@@ -756,6 +756,14 @@ export const ROUTES = [
     auth: true,
     roles: ADMINS,
     summary: 'Audit trail by deployment, subject, category, actor or trace id, in a time range',
+  },
+  {
+    method: 'GET',
+    path: '/api/v1/audit/verify',
+    fn: 'ApiAudit',
+    auth: true,
+    roles: ADMINS,
+    summary: 'Recompute the audit hash chains of a time range and report the first broken link (tamper evidence)',
   },
   {
     method: 'POST',

@@ -5,8 +5,9 @@
  * only the signature and the chain change, each change audited. Dev PKI only: on AWS a signer is
  * replaced by registering new versions.
  */
-import { ScanCommand, TransactWriteCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { ScanCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { auditItem } from '../functions/lib/audit.ts';
+import { transactWrite } from '../functions/lib/auditChain.ts';
 import type { ModuleVersionRecord } from '../functions/lib/modules.ts';
 import { signManifest, type DevPki } from './devPki.ts';
 
@@ -21,31 +22,28 @@ export async function resignLegacyModules(ddb: DynamoDBDocumentClient, modulesTa
     for (const item of (page.Items ?? []) as ModuleVersionRecord[]) {
       if (!samePem(item.certificateChain[0], legacy.signerCertPem)) continue;
       const signature = signManifest(item.manifest, pki);
-      await ddb.send(
-        new TransactWriteCommand({
-          TransactItems: [
-            {
-              Update: {
-                TableName: modulesTable,
-                Key: { moduleName: item.moduleName, version: item.version },
-                UpdateExpression: 'SET signature = :sig, certificateChain = :chain',
-                // Only if nobody changed it meanwhile (two clouds on one data dir).
-                ConditionExpression: 'certificateChain = :old',
-                ExpressionAttributeValues: { ':sig': signature, ':chain': [pki.signerCertPem], ':old': item.certificateChain },
-              },
-            },
-            {
-              Put: auditItem({
-                subject: `module#${item.moduleName}`,
-                category: 'module',
-                action: 'module.resigned',
-                actor: 'system:local-cloud',
-                details: { version: item.version, reason: 'the dev PKI was upgraded to a code-signing certificate', signatureAlgorithm: signature.algorithm },
-              }),
-            },
-          ],
-        }),
-      );
+      // Through transactWrite, like every audited write: the event is linked into its chain (docs/adr/0032).
+      await transactWrite([
+        {
+          Update: {
+            TableName: modulesTable,
+            Key: { moduleName: item.moduleName, version: item.version },
+            UpdateExpression: 'SET signature = :sig, certificateChain = :chain',
+            // Only if nobody changed it meanwhile (two clouds on one data dir).
+            ConditionExpression: 'certificateChain = :old',
+            ExpressionAttributeValues: { ':sig': signature, ':chain': [pki.signerCertPem], ':old': item.certificateChain },
+          },
+        },
+        {
+          Put: auditItem({
+            subject: `module#${item.moduleName}`,
+            category: 'module',
+            action: 'module.resigned',
+            actor: 'system:local-cloud',
+            details: { version: item.version, reason: 'the dev PKI was upgraded to a code-signing certificate', signatureAlgorithm: signature.algorithm },
+          }),
+        },
+      ]);
       done.push(`${item.moduleName}@${item.version}`);
     }
     cursor = page.LastEvaluatedKey;

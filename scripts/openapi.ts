@@ -17,7 +17,7 @@ import { agentCommandSchema, agentConnectPath, agentReplySchema, NODE_ID_HEADER,
 import { cancelSchema, createSchema, listSchema, pauseSchema, promoteSchema, resumeSchema, rollbackSchema } from '../functions/handlers/api/deployments.ts';
 import { decisionSchema } from '../functions/handlers/api/approvals.ts';
 import { registerSchema } from '../functions/handlers/api/modules.ts';
-import { querySchema } from '../functions/handlers/api/audit.ts';
+import { querySchema, verifyQuerySchema } from '../functions/handlers/api/audit.ts';
 import { createClientSchema, createUserSchema, rolesSchema } from '../functions/handlers/api/admin.ts';
 import { rateLimitSettingsSchema } from '../functions/lib/rateLimits.ts';
 import { createTokenSchema, enrolSchema, heartbeatSchema, rotateCredentialsSchema } from '../functions/handlers/api/fleet.ts';
@@ -113,6 +113,8 @@ function successContent(r: SuccessResponse): Json {
 const QUERIES: Record<string, z.ZodObject> = {
   'GET /api/v1/deployments': listSchema,
   'GET /api/v1/audit': (querySchema as unknown as { _zod: { def: { in?: z.ZodObject } } })._zod.def.in ?? (querySchema as unknown as z.ZodObject),
+  'GET /api/v1/audit/verify':
+    (verifyQuerySchema as unknown as { _zod: { def: { in?: z.ZodObject } } })._zod.def.in ?? (verifyQuerySchema as unknown as z.ZodObject),
   'GET /api/v1/clusters/{environment}': z.object({ refresh: z.enum(['true', 'false']).optional() }),
 };
 

@@ -1,6 +1,6 @@
 import { histogramIncrement, metricsUpdate, publishCommitted } from './metrics.ts';
 import { SendTaskFailureCommand, SendTaskSuccessCommand } from '@aws-sdk/client-sfn';
-import { GetCommand, QueryCommand, TransactWriteCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { GetCommand, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import {
   approverStanding,
   decide,
@@ -19,6 +19,7 @@ import { isConditionFailure, requireDeployment } from './deployments.ts';
 import { getEntry } from './directory.ts';
 import { notifyUser } from './notify.ts';
 import { tableName, TTL_ATTRIBUTE } from './tables.ts';
+import { transactWrite } from './auditChain.ts';
 
 export interface ApprovalRecord extends ApprovalState {
   executionId: string;
@@ -85,38 +86,34 @@ function stageApproval(a: Pick<ApprovalRecord, 'status' | 'approvers' | 'quorum'
  */
 export async function openApproval(a: ApprovalRecord): Promise<boolean> {
   try {
-    await dynamo().send(
-      new TransactWriteCommand({
-        TransactItems: [
-          {
-            Put: {
-              TableName: tableName('approvals'),
-              Item: { ...a, [TTL_ATTRIBUTE]: Math.floor(Date.now() / 1000) + RETENTION_SECONDS },
-              ConditionExpression: 'attribute_not_exists(executionId)',
-            },
-          },
-          {
-            Update: {
-              TableName: tableName('deployments'),
-              Key: { executionId: a.executionId },
-              UpdateExpression: 'SET #status = :w, updatedAt = :now, #stages.#env.#approval = :a',
-              ConditionExpression: '#status = :running',
-              ExpressionAttributeNames: { '#status': 'status', '#stages': 'stages', '#env': a.environment, '#approval': 'approval' },
-              ExpressionAttributeValues: { ':w': 'WaitingForApproval', ':running': 'Running', ':now': a.requestedAt, ':a': stageApproval(a) },
-            },
-          },
-          {
-            Put: auditItem({
-              subject: deploymentSubject(a.executionId),
-              category: 'approval',
-              action: 'approval.requested',
-              actor: 'system:pipeline',
-              details: { environment: a.environment, approvers: a.approvers, quorum: a.quorum, deadline: a.deadline, requestedBy: a.requestedBy },
-            }),
-          },
-        ],
-      }),
-    );
+    await transactWrite([
+      {
+        Put: {
+          TableName: tableName('approvals'),
+          Item: { ...a, [TTL_ATTRIBUTE]: Math.floor(Date.now() / 1000) + RETENTION_SECONDS },
+          ConditionExpression: 'attribute_not_exists(executionId)',
+        },
+      },
+      {
+        Update: {
+          TableName: tableName('deployments'),
+          Key: { executionId: a.executionId },
+          UpdateExpression: 'SET #status = :w, updatedAt = :now, #stages.#env.#approval = :a',
+          ConditionExpression: '#status = :running',
+          ExpressionAttributeNames: { '#status': 'status', '#stages': 'stages', '#env': a.environment, '#approval': 'approval' },
+          ExpressionAttributeValues: { ':w': 'WaitingForApproval', ':running': 'Running', ':now': a.requestedAt, ':a': stageApproval(a) },
+        },
+      },
+      {
+        Put: auditItem({
+          subject: deploymentSubject(a.executionId),
+          category: 'approval',
+          action: 'approval.requested',
+          actor: 'system:pipeline',
+          details: { environment: a.environment, approvers: a.approvers, quorum: a.quorum, deadline: a.deadline, requestedBy: a.requestedBy },
+        }),
+      },
+    ]);
     return true;
   } catch (e) {
     if (!isConditionFailure(e)) throw e;
@@ -159,58 +156,54 @@ async function writeOutcome(
       )
     : undefined;
   const waited = waitedFor ? [{ Update: metricsUpdate(waitedFor) }] : [];
-  await dynamo().send(
-    new TransactWriteCommand({
-      TransactItems: [
-        {
-          Update: {
-            TableName: tableName('approvals'),
-            Key: { executionId: a.executionId, environment: a.environment },
-            UpdateExpression: `SET #status = :s, decisions = :d${final ? ', decidedAt = :now' : ''}${linkNonce ? ', usedLinks = list_append(usedLinks, :nonce)' : ''}`,
-            // Optimistic concurrency: nobody decided in between.
-            ConditionExpression: `#status = :pending AND size(decisions) = :n${linkNonce ? ' AND NOT contains(usedLinks, :nonceValue)' : ''}`,
-            ExpressionAttributeNames: { '#status': 'status' },
-            ExpressionAttributeValues: {
-              ':s': status,
-              ':d': decisions,
-              ':pending': 'Pending',
-              ':n': a.decisions.length,
-              ...(final ? { ':now': now } : {}),
-              ...(linkNonce ? { ':nonce': [linkNonce], ':nonceValue': linkNonce } : {}),
-            },
-          },
+  await transactWrite([
+    {
+      Update: {
+        TableName: tableName('approvals'),
+        Key: { executionId: a.executionId, environment: a.environment },
+        UpdateExpression: `SET #status = :s, decisions = :d${final ? ', decidedAt = :now' : ''}${linkNonce ? ', usedLinks = list_append(usedLinks, :nonce)' : ''}`,
+        // Optimistic concurrency: nobody decided in between.
+        ConditionExpression: `#status = :pending AND size(decisions) = :n${linkNonce ? ' AND NOT contains(usedLinks, :nonceValue)' : ''}`,
+        ExpressionAttributeNames: { '#status': 'status' },
+        ExpressionAttributeValues: {
+          ':s': status,
+          ':d': decisions,
+          ':pending': 'Pending',
+          ':n': a.decisions.length,
+          ...(final ? { ':now': now } : {}),
+          ...(linkNonce ? { ':nonce': [linkNonce], ':nonceValue': linkNonce } : {}),
         },
-        {
-          Update: {
-            TableName: tableName('deployments'),
-            Key: { executionId: a.executionId },
-            UpdateExpression: `SET #stages.#env.#approval = :a, updatedAt = :now${deploymentStatus ? ', #status = :ds' : ''}`,
-            ExpressionAttributeNames: {
-              '#stages': 'stages',
-              '#env': a.environment,
-              '#approval': 'approval',
-              ...(deploymentStatus ? { '#status': 'status' } : {}),
-            },
-            ExpressionAttributeValues: {
-              ':a': stageApproval({ ...a, status, decisions }),
-              ':now': now,
-              ...(deploymentStatus ? { ':ds': deploymentStatus } : {}),
-            },
-          },
+      },
+    },
+    {
+      Update: {
+        TableName: tableName('deployments'),
+        Key: { executionId: a.executionId },
+        UpdateExpression: `SET #stages.#env.#approval = :a, updatedAt = :now${deploymentStatus ? ', #status = :ds' : ''}`,
+        ExpressionAttributeNames: {
+          '#stages': 'stages',
+          '#env': a.environment,
+          '#approval': 'approval',
+          ...(deploymentStatus ? { '#status': 'status' } : {}),
         },
-        {
-          Put: auditItem({
-            subject: deploymentSubject(a.executionId),
-            category: 'approval',
-            action: audit.action,
-            actor: audit.actor,
-            details: { environment: a.environment, ...audit.details },
-          }),
+        ExpressionAttributeValues: {
+          ':a': stageApproval({ ...a, status, decisions }),
+          ':now': now,
+          ...(deploymentStatus ? { ':ds': deploymentStatus } : {}),
         },
-        ...waited,
-      ],
-    }),
-  );
+      },
+    },
+    {
+      Put: auditItem({
+        subject: deploymentSubject(a.executionId),
+        category: 'approval',
+        action: audit.action,
+        actor: audit.actor,
+        details: { environment: a.environment, ...audit.details },
+      }),
+    },
+    ...waited,
+  ]);
   if (waitedFor) publishCommitted(waitedFor);
 }
 

@@ -1,6 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { PutCommand } from '@aws-sdk/lib-dynamodb';
-import { dynamo } from './aws.ts';
+import { transactWrite } from './auditChain.ts';
 import { config } from './config.ts';
 import { tableName, TTL_ATTRIBUTE } from './tables.ts';
 import { traceRoot } from './traceContext.ts';
@@ -19,7 +18,10 @@ export interface AuditEvent {
   traceId?: string;
 }
 
-/** The audit item for an event: usable on its own or inside a transaction. */
+/**
+ * The audit item for an event, for a transaction sent with `transactWrite` (functions/lib/auditChain.ts),
+ * which links it into its hash chain: an audit Put sent any other way would break the chain.
+ */
 export function auditItem(event: AuditEvent, at = new Date()) {
   const iso = at.toISOString();
   return {
@@ -39,8 +41,9 @@ export function auditItem(event: AuditEvent, at = new Date()) {
   };
 }
 
+/** Write one audit event on its own, linked into its chain (functions/lib/auditChain.ts). */
 export async function audit(event: AuditEvent): Promise<void> {
-  await dynamo().send(new PutCommand(auditItem(event)));
+  await transactWrite([{ Put: auditItem(event) }]);
 }
 
 export const deploymentSubject = (executionId: string) => `deployment#${executionId}`;

@@ -103,7 +103,8 @@ export async function listAudit(q: ListingQuery): Promise<{ items: Record<string
     }
   }
   return {
-    items: page.map(({ item: { expiresAt: _ttl, ...item } }) => item),
+    // As stored, TTL included: the hash covers every attribute (an export verifies offline).
+    items: page.map(({ item }) => item),
     nextCursor: more ? encode(q.order, next) : null,
   };
 }

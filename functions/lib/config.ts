@@ -55,6 +55,8 @@ export const config = {
    * else AUDIT_RETENTION_DAYS, else the category's default (domain/auditRetention.ts). Bad settings throw.
    */
   auditRetentionDays: (category: AuditCategory) => resolveAuditRetention(process.env)[category],
+  /** GET /api/v1/audit/verify checks at most this many events per request: a larger range is refused (422). */
+  auditVerifyMaxEvents: () => num('AUDIT_VERIFY_MAX_EVENTS', 20_000),
   /** Refused calls are audited as one event per caller (or address), kind and window of this length. */
   denialAuditWindowSeconds: () => num('DENIAL_AUDIT_WINDOW_SECONDS', 300),
   /** Nodes per batch in a Rolling deployment (a health check follows each batch). */

@@ -5,7 +5,7 @@
  * nothing. Posting to and closing connections goes through the API Gateway management API.
  */
 import { DeleteConnectionCommand, GoneException, PostToConnectionCommand } from '@aws-sdk/client-apigatewaymanagementapi';
-import { GetCommand, TransactWriteCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { GetCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import type { Environment } from '../domain/environments.ts';
 import { unauthorized } from '../domain/errors.ts';
 import { auditItem } from './audit.ts';
@@ -15,6 +15,7 @@ import { nodeSubject } from './enrolment.ts';
 import { getNode } from './nodes.ts';
 import { tableName } from './tables.ts';
 import { logger } from './telemetry.ts';
+import { transactWrite } from './auditChain.ts';
 
 /** API Gateway closes every WebSocket connection after 2 hours; items outlive that a little, then expire. */
 const CONNECTION_TTL_SECONDS = 2 * 3600 + 600;
@@ -71,22 +72,18 @@ export async function openOperatorConnection(c: {
     sourceIp: c.sourceIp,
     expiresAt: Math.floor(now.getTime() / 1000) + CONNECTION_TTL_SECONDS,
   };
-  await dynamo().send(
-    new TransactWriteCommand({
-      TransactItems: [
-        { Put: { TableName: tableName('connections'), Item: record, ConditionExpression: 'attribute_not_exists(connectionId)' } },
-        {
-          Put: auditItem({
-            subject: operatorSubject(c.userId),
-            category: 'security',
-            action: 'events.connection.opened',
-            actor: c.userId,
-            details: { connectionId: c.connectionId, sourceIp: c.sourceIp, roles: c.roles },
-          }),
-        },
-      ],
-    }),
-  );
+  await transactWrite([
+    { Put: { TableName: tableName('connections'), Item: record, ConditionExpression: 'attribute_not_exists(connectionId)' } },
+    {
+      Put: auditItem({
+        subject: operatorSubject(c.userId),
+        category: 'security',
+        action: 'events.connection.opened',
+        actor: c.userId,
+        details: { connectionId: c.connectionId, sourceIp: c.sourceIp, roles: c.roles },
+      }),
+    },
+  ]);
   return record;
 }
 
@@ -160,38 +157,34 @@ export async function openAgentConnection(c: AgentConnect): Promise<{ record: Co
     expiresAt: Math.floor(now.getTime() / 1000) + CONNECTION_TTL_SECONDS,
   };
   try {
-    await dynamo().send(
-      new TransactWriteCommand({
-        TransactItems: [
-          {
-            Update: {
-              TableName: tableName('nodes'),
-              Key: { environment: c.environment, nodeId: c.nodeId },
-              UpdateExpression: 'SET #conn = :conn, lastConnectTs = :ts',
-              ConditionExpression:
-                'credential.keyId = :keyId AND transport = :dialOut AND attribute_not_exists(decommissionedAt) AND (attribute_not_exists(lastConnectTs) OR lastConnectTs < :ts)',
-              ExpressionAttributeNames: { '#conn': 'connection' },
-              ExpressionAttributeValues: {
-                ':conn': { connectionId: c.connectionId, connectedAt: record.connectedAt },
-                ':ts': c.timestamp,
-                ':keyId': c.keyId,
-                ':dialOut': 'dial-out',
-              },
-            },
+    await transactWrite([
+      {
+        Update: {
+          TableName: tableName('nodes'),
+          Key: { environment: c.environment, nodeId: c.nodeId },
+          UpdateExpression: 'SET #conn = :conn, lastConnectTs = :ts',
+          ConditionExpression:
+            'credential.keyId = :keyId AND transport = :dialOut AND attribute_not_exists(decommissionedAt) AND (attribute_not_exists(lastConnectTs) OR lastConnectTs < :ts)',
+          ExpressionAttributeNames: { '#conn': 'connection' },
+          ExpressionAttributeValues: {
+            ':conn': { connectionId: c.connectionId, connectedAt: record.connectedAt },
+            ':ts': c.timestamp,
+            ':keyId': c.keyId,
+            ':dialOut': 'dial-out',
           },
-          { Put: { TableName: tableName('connections'), Item: record, ConditionExpression: 'attribute_not_exists(connectionId)' } },
-          {
-            Put: auditItem({
-              subject: nodeSubject(c.nodeId),
-              category: 'node',
-              action: 'node.connection.opened',
-              actor: `node:${c.nodeId}`,
-              details: { connectionId: c.connectionId, sourceIp: c.sourceIp, replaced: before?.connection?.connectionId },
-            }),
-          },
-        ],
-      }),
-    );
+        },
+      },
+      { Put: { TableName: tableName('connections'), Item: record, ConditionExpression: 'attribute_not_exists(connectionId)' } },
+      {
+        Put: auditItem({
+          subject: nodeSubject(c.nodeId),
+          category: 'node',
+          action: 'node.connection.opened',
+          actor: `node:${c.nodeId}`,
+          details: { connectionId: c.connectionId, sourceIp: c.sourceIp, replaced: before?.connection?.connectionId },
+        }),
+      },
+    ]);
   } catch (e) {
     if (isConditionFailure(e)) throw unauthorized('connect refused: replayed or out of order, or the credentials were revoked');
     throw e;
@@ -209,32 +202,28 @@ export async function closeConnection(connectionId: string, reason: { statusCode
   if (!conn) return undefined;
   const subject = conn.kind === 'agent' ? nodeSubject(conn.nodeId) : operatorSubject(conn.userId);
   try {
-    await dynamo().send(
-      new TransactWriteCommand({
-        TransactItems: [
-          { Delete: { TableName: tableName('connections'), Key: { connectionId }, ConditionExpression: 'attribute_exists(connectionId)' } },
-          {
-            Put: auditItem(
-              conn.kind === 'agent'
-                ? {
-                    subject,
-                    category: 'node',
-                    action: 'node.connection.closed',
-                    actor: `node:${conn.nodeId}`,
-                    details: { connectionId, connectedAt: conn.connectedAt, ...reason },
-                  }
-                : {
-                    subject,
-                    category: 'security',
-                    action: 'events.connection.closed',
-                    actor: conn.userId,
-                    details: { connectionId, connectedAt: conn.connectedAt, ...reason },
-                  },
-            ),
-          },
-        ],
-      }),
-    );
+    await transactWrite([
+      { Delete: { TableName: tableName('connections'), Key: { connectionId }, ConditionExpression: 'attribute_exists(connectionId)' } },
+      {
+        Put: auditItem(
+          conn.kind === 'agent'
+            ? {
+                subject,
+                category: 'node',
+                action: 'node.connection.closed',
+                actor: `node:${conn.nodeId}`,
+                details: { connectionId, connectedAt: conn.connectedAt, ...reason },
+              }
+            : {
+                subject,
+                category: 'security',
+                action: 'events.connection.closed',
+                actor: conn.userId,
+                details: { connectionId, connectedAt: conn.connectedAt, ...reason },
+              },
+        ),
+      },
+    ]);
   } catch (e) {
     if (!isConditionFailure(e)) throw e;
     return conn; // another $disconnect delivery got here first

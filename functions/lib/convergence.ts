@@ -3,7 +3,7 @@
  * answer (docs/adr/0011-pull-convergence.md): what a node must run to converge, as the very deploy
  * and rollback requests of the agent protocol, and the node's convergence bookkeeping (audited).
  */
-import { TransactWriteCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import type { ConvergeCommand } from '../agent/convergence.ts';
 import type { ModuleState } from '../agent/protocol.ts';
 import {
@@ -28,6 +28,7 @@ import { artifactDownloadUrl, getModuleVersion } from './modules.ts';
 import type { NodeRecord } from './nodes.ts';
 import { tableName } from './tables.ts';
 import { logger } from './telemetry.ts';
+import { type TransactItem, transactWrite } from './auditChain.ts';
 
 /** The deployments holding these modules' locks in the environment now (lapsed leases hold nothing). */
 export async function lockHolders(environment: Environment, modules: readonly string[]): Promise<Map<string, string>> {
@@ -111,8 +112,6 @@ async function commandFor(step: ConvergenceStep): Promise<ConvergeCommand | unde
   };
 }
 
-type TransactItem = NonNullable<ConstructorParameters<typeof TransactWriteCommand>[0]['TransactItems']>[number];
-
 /** One change of `convergence.<module>` on the node, with its audit event; a failed condition means another heartbeat did it. */
 async function nodeChange(
   node: NodeRecord,
@@ -129,7 +128,7 @@ async function nodeChange(
     details: { environment: node.environment, ...details },
   });
   try {
-    await dynamo().send(new TransactWriteCommand({ TransactItems: [item, { Put: audit }] }));
+    await transactWrite([item, { Put: audit }]);
   } catch (e) {
     if (!isConditionFailure(e)) throw e;
   }

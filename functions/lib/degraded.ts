@@ -5,7 +5,7 @@
  * event, under a condition on the deployment the mark belongs to, so Step Functions retries and
  * concurrent heartbeats write (and audit) it once.
  */
-import { TransactWriteCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { isRepaired, sameStuckNodes, type DegradedMark, type DegradedModules, type RunningVersion, type StuckNode } from '../domain/degraded.ts';
 import type { DesiredModule } from '../domain/convergence.ts';
 import { ENVIRONMENTS, type Environment } from '../domain/environments.ts';
@@ -20,6 +20,7 @@ import type { TransactItem } from './locks.ts';
 import { tableName } from './tables.ts';
 import { getCluster } from './trafficRouter.ts';
 import { logger } from './telemetry.ts';
+import { transactWrite } from './auditChain.ts';
 
 const key = (environment: Environment) => ({ TableName: tableName('clusters'), Key: { environment } });
 
@@ -87,39 +88,35 @@ export async function markDegraded(
   );
   const condition = notDegraded(d.moduleName, d.executionId);
   try {
-    await dynamo().send(
-      new TransactWriteCommand({
-        TransactItems: [
-          {
-            Update: {
-              ...key(environment),
-              UpdateExpression: 'SET #dm.#mod = :mark',
-              ConditionExpression: condition.expression,
-              ExpressionAttributeNames: condition.names,
-              ExpressionAttributeValues: { ...condition.values, ':mark': mark },
-            },
+    await transactWrite([
+      {
+        Update: {
+          ...key(environment),
+          UpdateExpression: 'SET #dm.#mod = :mark',
+          ConditionExpression: condition.expression,
+          ExpressionAttributeNames: condition.names,
+          ExpressionAttributeValues: { ...condition.values, ':mark': mark },
+        },
+      },
+      {
+        Put: auditItem({
+          subject: environmentSubject(environment),
+          category: 'deployment',
+          action: 'environment.degraded',
+          actor,
+          details: {
+            environment,
+            module: d.moduleName,
+            deploymentId: d.executionId,
+            version: d.version,
+            stuckNodes: Object.keys(stuckNodes).sort(),
+            message: Object.entries(stuckNodes)
+              .map(([id, s]) => `${id}: ${s.message}`)
+              .join('; '),
           },
-          {
-            Put: auditItem({
-              subject: environmentSubject(environment),
-              category: 'deployment',
-              action: 'environment.degraded',
-              actor,
-              details: {
-                environment,
-                module: d.moduleName,
-                deploymentId: d.executionId,
-                version: d.version,
-                stuckNodes: Object.keys(stuckNodes).sort(),
-                message: Object.entries(stuckNodes)
-                  .map(([id, s]) => `${id}: ${s.message}`)
-                  .join('; '),
-              },
-            }),
-          },
-        ],
-      }),
-    );
+        }),
+      },
+    ]);
     return true;
   } catch (e) {
     if (!isConditionFailure(e)) throw e;
@@ -142,30 +139,26 @@ export async function clearDegraded(
   details: Record<string, unknown> = {},
 ): Promise<boolean> {
   try {
-    await dynamo().send(
-      new TransactWriteCommand({
-        TransactItems: [
-          {
-            Update: {
-              ...key(environment),
-              UpdateExpression: 'REMOVE #dm.#mod',
-              ConditionExpression: '#dm.#mod.#dep = :degradedBy',
-              ExpressionAttributeNames: { '#dm': 'degradedModules', '#mod': module, '#dep': 'deploymentId' },
-              ExpressionAttributeValues: { ':degradedBy': deploymentId },
-            },
-          },
-          {
-            Put: auditItem({
-              subject: environmentSubject(environment),
-              category: 'deployment',
-              action: 'environment.repaired',
-              actor,
-              details: { environment, module, deploymentId, repairedBy, ...details },
-            }),
-          },
-        ],
-      }),
-    );
+    await transactWrite([
+      {
+        Update: {
+          ...key(environment),
+          UpdateExpression: 'REMOVE #dm.#mod',
+          ConditionExpression: '#dm.#mod.#dep = :degradedBy',
+          ExpressionAttributeNames: { '#dm': 'degradedModules', '#mod': module, '#dep': 'deploymentId' },
+          ExpressionAttributeValues: { ':degradedBy': deploymentId },
+        },
+      },
+      {
+        Put: auditItem({
+          subject: environmentSubject(environment),
+          category: 'deployment',
+          action: 'environment.repaired',
+          actor,
+          details: { environment, module, deploymentId, repairedBy, ...details },
+        }),
+      },
+    ]);
     return true;
   } catch (e) {
     if (isConditionFailure(e)) return false;

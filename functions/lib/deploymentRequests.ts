@@ -9,7 +9,7 @@ import type { UnreachablePolicy } from '../domain/membership.ts';
 import { createHash, randomBytes } from 'node:crypto';
 import { TransactionCanceledException } from '@aws-sdk/client-dynamodb';
 import { StartExecutionCommand } from '@aws-sdk/client-sfn';
-import { GetCommand, TransactWriteCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { GetCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { initialStages, newExecutionId, type DeploymentRecord } from '../domain/deployment.ts';
 import { environmentsUpTo, GATED_ENVIRONMENTS, type Environment } from '../domain/environments.ts';
 import { auditItem, deploymentSubject, type AuditEvent } from './audit.ts';
@@ -22,6 +22,7 @@ import { getModuleVersion } from './modules.ts';
 import { degradedCheckItems, getDegraded } from './degraded.ts';
 import type { DegradedMark } from '../domain/degraded.ts';
 import { tableName, TTL_ATTRIBUTE } from './tables.ts';
+import { transactWrite } from './auditChain.ts';
 
 const REQUEST_CONDITIONS = {
   newKey: CONDITIONS.notExists('key'),
@@ -171,7 +172,7 @@ function deploymentItems(record: DeploymentRecord, idem: Idempotency | undefined
 async function transactRetryingConflicts(items: readonly TaggedItem[]): Promise<TransactionCanceledException | undefined> {
   for (let attempt = 0; ; attempt++) {
     try {
-      await dynamo().send(new TransactWriteCommand({ TransactItems: untagged(items) }));
+      await transactWrite(untagged(items));
       return undefined;
     } catch (e) {
       if (!(e instanceof TransactionCanceledException)) throw e;
@@ -268,7 +269,7 @@ export async function requestRollback(d: DeploymentRecord, r: RollbackRequest): 
     ...degradedCheckItems(d.moduleName, r.environments, executionId),
   ];
   try {
-    await dynamo().send(new TransactWriteCommand({ TransactItems: untagged(items) }));
+    await transactWrite(untagged(items));
   } catch (e) {
     if (!(e instanceof TransactionCanceledException)) throw e;
     const degraded = await degradedRefusal(items, e.CancellationReasons ?? []);

@@ -1,5 +1,5 @@
 import { TransactionCanceledException } from '@aws-sdk/client-dynamodb';
-import { GetCommand, QueryCommand, TransactWriteCommand, type QueryCommandInput } from '@aws-sdk/lib-dynamodb';
+import { GetCommand, QueryCommand, type QueryCommandInput } from '@aws-sdk/lib-dynamodb';
 import type { Environment } from '../domain/environments.ts';
 import { TERMINAL_STATUSES, type DeploymentRecord, type DeploymentStatus, type StageName, type StageRecord } from '../domain/deployment.ts';
 import { auditItem, deploymentSubject, type AuditEvent } from './audit.ts';
@@ -7,6 +7,7 @@ import { dynamo } from './aws.ts';
 import { CONDITIONS, conditionInput } from './conditions.ts';
 import { counterIncrement, histogramIncrement, Increments, metricsUpdate, publishCommitted } from './metrics.ts';
 import { tableName } from './tables.ts';
+import { transactWrite } from './auditChain.ts';
 
 const LIST_KEY = 'deployments';
 
@@ -105,7 +106,7 @@ export async function updateDeploymentAudited(executionId: string, update: Deplo
   const items = [...auditedUpdateItems(executionId, update, event), ...(metrics?.size ? [{ Update: metricsUpdate(metrics) }] : [])];
   for (let attempt = 0; ; attempt++) {
     try {
-      await dynamo().send(new TransactWriteCommand({ TransactItems: items }));
+      await transactWrite(items);
       if (metrics) publishCommitted(metrics);
       return true;
     } catch (e) {
@@ -290,27 +291,23 @@ export async function recordStageDetail(
   opts: { countFirst?: Increments } = {},
 ): Promise<void> {
   const write = (count?: Increments) =>
-    dynamo().send(
-      new TransactWriteCommand({
-        TransactItems: [
-          {
-            Update: {
-              TableName: tableName('deployments'),
-              Key: { executionId },
-              UpdateExpression: 'SET #stages.#stage.#details.#key = :v, updatedAt = :now',
-              ExpressionAttributeNames: { '#stages': 'stages', '#stage': stage, '#details': 'details', '#key': key },
-              ExpressionAttributeValues: { ':v': value, ':now': new Date().toISOString() },
-              // Counted once: a retried task that records the same detail again counts nothing.
-              ...(count ? { ConditionExpression: 'attribute_not_exists(#stages.#stage.#details.#key)' } : {}),
-            },
-          },
-          {
-            Put: auditItem({ subject: deploymentSubject(executionId), category: 'stage', action, actor: 'system:pipeline', details: { stage, [key]: value } }),
-          },
-          ...(count?.size ? [{ Update: metricsUpdate(count) }] : []),
-        ],
-      }),
-    );
+    transactWrite([
+      {
+        Update: {
+          TableName: tableName('deployments'),
+          Key: { executionId },
+          UpdateExpression: 'SET #stages.#stage.#details.#key = :v, updatedAt = :now',
+          ExpressionAttributeNames: { '#stages': 'stages', '#stage': stage, '#details': 'details', '#key': key },
+          ExpressionAttributeValues: { ':v': value, ':now': new Date().toISOString() },
+          // Counted once: a retried task that records the same detail again counts nothing.
+          ...(count ? { ConditionExpression: 'attribute_not_exists(#stages.#stage.#details.#key)' } : {}),
+        },
+      },
+      {
+        Put: auditItem({ subject: deploymentSubject(executionId), category: 'stage', action, actor: 'system:pipeline', details: { stage, [key]: value } }),
+      },
+      ...(count?.size ? [{ Update: metricsUpdate(count) }] : []),
+    ]);
   if (!opts.countFirst) {
     await write();
     return;

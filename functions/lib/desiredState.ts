@@ -5,17 +5,16 @@
  * entry's revision (optimistic: read, compute, write if nobody wrote in between). Step Functions
  * retries are harmless: a deployment's entry is recorded once, and restored once.
  */
-import { TransactWriteCommand } from '@aws-sdk/lib-dynamodb';
 import type { DeploymentRecord } from '../domain/deployment.ts';
 import type { Environment } from '../domain/environments.ts';
 import { promote, restore, uniformVersion, type DesiredModule, type DesiredModules, type DesiredVersion } from '../domain/convergence.ts';
 import { auditItem, type AuditEvent } from './audit.ts';
-import { dynamo } from './aws.ts';
 import { isConditionFailure } from './deployments.ts';
 import { listNodes } from './nodes.ts';
 import { tableName } from './tables.ts';
 import { listBatches, type PlanItem } from './targets.ts';
 import { getCluster } from './trafficRouter.ts';
+import { transactWrite } from './auditChain.ts';
 
 export const environmentSubject = (environment: Environment) => `environment#${environment}`;
 
@@ -69,7 +68,7 @@ async function changeDesired(
           };
     const audit = auditItem({ subject: environmentSubject(environment), category: 'deployment', ...event(current, next) });
     try {
-      await dynamo().send(new TransactWriteCommand({ TransactItems: [{ Update: update }, { Put: audit }] }));
+      await transactWrite([{ Update: update }, { Put: audit }]);
       return next;
     } catch (e) {
       if (!isConditionFailure(e)) throw e;

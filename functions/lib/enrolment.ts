@@ -5,7 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { TransactionCanceledException } from '@aws-sdk/client-dynamodb';
-import { GetCommand, TransactWriteCommand } from '@aws-sdk/lib-dynamodb';
+import { GetCommand } from '@aws-sdk/lib-dynamodb';
 import type { AgentKey, ModuleState } from '../agent/protocol.ts';
 import {
   enrolmentRefusal,
@@ -29,6 +29,7 @@ import { listNodes, listNodesByEnvironment, type NodeRecord, type NodeTransport 
 import { agentKeys } from './secrets.ts';
 import { tableName } from './tables.ts';
 import { routeNodeChange } from './trafficRouter.ts';
+import { transactWrite } from './auditChain.ts';
 
 export const tokenSubject = (tokenId: string) => `enrolment-token#${tokenId}`;
 export const nodeSubject = (nodeId: string) => `node#${nodeId}`;
@@ -61,14 +62,10 @@ export async function createToken(t: NewToken, actor: string): Promise<{ record:
     actor,
     details: { environment: t.environment, maxUses: t.maxUses, ttlSeconds: t.ttlSeconds, labels: t.labels },
   };
-  await dynamo().send(
-    new TransactWriteCommand({
-      TransactItems: [
-        { Put: { TableName: tableName('enrolmentTokens'), Item: record, ConditionExpression: 'attribute_not_exists(tokenId)' } },
-        { Put: auditItem(audit) },
-      ],
-    }),
-  );
+  await transactWrite([
+    { Put: { TableName: tableName('enrolmentTokens'), Item: record, ConditionExpression: 'attribute_not_exists(tokenId)' } },
+    { Put: auditItem(audit) },
+  ]);
   return { record, token };
 }
 
@@ -87,22 +84,18 @@ async function getToken(tokenId: string): Promise<EnrolmentTokenRecord | undefin
 export async function revokeToken(tokenId: string, actor: string): Promise<EnrolmentTokenRecord> {
   const now = new Date().toISOString();
   try {
-    await dynamo().send(
-      new TransactWriteCommand({
-        TransactItems: [
-          {
-            Update: {
-              TableName: tableName('enrolmentTokens'),
-              Key: { tokenId },
-              UpdateExpression: 'SET revokedAt = :now, revokedBy = :actor',
-              ConditionExpression: 'attribute_exists(tokenId) AND attribute_not_exists(revokedAt)',
-              ExpressionAttributeValues: { ':now': now, ':actor': actor },
-            },
-          },
-          { Put: auditItem({ subject: tokenSubject(tokenId), category: 'security', action: 'enrolment-token.revoked', actor }) },
-        ],
-      }),
-    );
+    await transactWrite([
+      {
+        Update: {
+          TableName: tableName('enrolmentTokens'),
+          Key: { tokenId },
+          UpdateExpression: 'SET revokedAt = :now, revokedBy = :actor',
+          ConditionExpression: 'attribute_exists(tokenId) AND attribute_not_exists(revokedAt)',
+          ExpressionAttributeValues: { ':now': now, ':actor': actor },
+        },
+      },
+      { Put: auditItem({ subject: tokenSubject(tokenId), category: 'security', action: 'enrolment-token.revoked', actor }) },
+    ]);
   } catch (e) {
     if (!isConditionFailure(e)) throw e;
   }
@@ -242,48 +235,44 @@ export async function enrolNode(req: EnrolRequest, sourceIp: string | undefined)
 async function writeEnrolment(t: EnrolmentTokenRecord, node: NodeRecord, sourceIp: string | undefined, nowSeconds: number): Promise<void> {
   const actor = `node:${node.nodeId}`;
   try {
-    await dynamo().send(
-      new TransactWriteCommand({
-        TransactItems: [
-          {
-            Update: {
-              TableName: tableName('enrolmentTokens'),
-              Key: { tokenId: t.tokenId },
-              UpdateExpression: 'SET uses = uses + :one',
-              ConditionExpression: 'attribute_exists(tokenId) AND attribute_not_exists(revokedAt) AND uses < maxUses AND expiresAt > :now',
-              ExpressionAttributeValues: { ':one': 1, ':now': nowSeconds },
-            },
+    await transactWrite([
+      {
+        Update: {
+          TableName: tableName('enrolmentTokens'),
+          Key: { tokenId: t.tokenId },
+          UpdateExpression: 'SET uses = uses + :one',
+          ConditionExpression: 'attribute_exists(tokenId) AND attribute_not_exists(revokedAt) AND uses < maxUses AND expiresAt > :now',
+          ExpressionAttributeValues: { ':one': 1, ':now': nowSeconds },
+        },
+      },
+      { Put: { TableName: tableName('nodes'), Item: node, ConditionExpression: 'attribute_not_exists(nodeId)' } },
+      {
+        Put: auditItem({
+          subject: nodeSubject(node.nodeId),
+          category: 'node',
+          action: 'node.enrolled',
+          actor,
+          details: {
+            environment: node.environment,
+            transport: node.transport ?? 'http',
+            address: node.address || undefined,
+            workloadUrl: node.workloadUrl,
+            tokenId: t.tokenId,
+            sourceIp,
+            labels: node.labels,
           },
-          { Put: { TableName: tableName('nodes'), Item: node, ConditionExpression: 'attribute_not_exists(nodeId)' } },
-          {
-            Put: auditItem({
-              subject: nodeSubject(node.nodeId),
-              category: 'node',
-              action: 'node.enrolled',
-              actor,
-              details: {
-                environment: node.environment,
-                transport: node.transport ?? 'http',
-                address: node.address || undefined,
-                workloadUrl: node.workloadUrl,
-                tokenId: t.tokenId,
-                sourceIp,
-                labels: node.labels,
-              },
-            }),
-          },
-          {
-            Put: auditItem({
-              subject: nodeSubject(node.nodeId),
-              category: 'security',
-              action: 'node.credentials.issued',
-              actor,
-              details: { keyId: node.credential!.keyId, wrapKeyId: node.credential!.wrapped.wrapKeyId },
-            }),
-          },
-        ],
-      }),
-    );
+        }),
+      },
+      {
+        Put: auditItem({
+          subject: nodeSubject(node.nodeId),
+          category: 'security',
+          action: 'node.credentials.issued',
+          actor,
+          details: { keyId: node.credential!.keyId, wrapKeyId: node.credential!.wrapped.wrapKeyId },
+        }),
+      },
+    ]);
   } catch (e) {
     if (!(e instanceof TransactionCanceledException) || !isConditionFailure(e)) throw e;
     // Another host took the last use (or the token was revoked) between the read and the write.

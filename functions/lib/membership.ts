@@ -4,7 +4,6 @@
  */
 import type { NodeAnomalyState } from '../domain/anomaly.ts';
 import { anomalyAfterReport, notifyAnomalies } from './anomaly.ts';
-import { TransactWriteCommand } from '@aws-sdk/lib-dynamodb';
 import { verifyRequest, type AgentKey, type HealthReport } from '../agent/protocol.ts';
 import { ENVIRONMENTS } from '../domain/environments.ts';
 import { AppError, notFound, unauthorized } from '../domain/errors.ts';
@@ -12,7 +11,6 @@ import { nodeSigningKey, type NodeCredential } from '../domain/nodeCredentials.t
 import { credentialOf, keyRole, type KeyRole } from '../domain/nodeKeyRotation.ts';
 import { checkAgentAddress } from '../domain/ssrf.ts';
 import { auditItem } from './audit.ts';
-import { dynamo } from './aws.ts';
 import { config } from './config.ts';
 import { dropConnection } from './connections.ts';
 import { isConditionFailure } from './deployments.ts';
@@ -23,6 +21,7 @@ import { agentKeys } from './secrets.ts';
 import { tableName } from './tables.ts';
 import { logger } from './telemetry.ts';
 import { routeNodeChange } from './trafficRouter.ts';
+import { transactWrite } from './auditChain.ts';
 
 /** A node by id in whichever environment holds it (node ids are unique across environments). */
 export async function findNode(nodeId: string): Promise<NodeRecord | undefined> {
@@ -170,44 +169,40 @@ export async function decommissionNode(nodeId: string, actor: string, reason?: s
   const at = new Date().toISOString();
   const subject = nodeSubject(nodeId);
   try {
-    await dynamo().send(
-      new TransactWriteCommand({
-        TransactItems: [
-          {
-            Update: {
-              TableName: tableName('nodes'),
-              Key: { environment: node.environment, nodeId },
-              UpdateExpression: 'SET decommissionedAt = :at, decommissionedBy = :actor REMOVE credential, pendingCredential, previousCredential, #conn',
-              ConditionExpression: 'attribute_exists(nodeId) AND attribute_not_exists(decommissionedAt)',
-              ExpressionAttributeNames: { '#conn': 'connection' },
-              ExpressionAttributeValues: { ':at': at, ':actor': actor },
+    await transactWrite([
+      {
+        Update: {
+          TableName: tableName('nodes'),
+          Key: { environment: node.environment, nodeId },
+          UpdateExpression: 'SET decommissionedAt = :at, decommissionedBy = :actor REMOVE credential, pendingCredential, previousCredential, #conn',
+          ConditionExpression: 'attribute_exists(nodeId) AND attribute_not_exists(decommissionedAt)',
+          ExpressionAttributeNames: { '#conn': 'connection' },
+          ExpressionAttributeValues: { ':at': at, ':actor': actor },
+        },
+      },
+      {
+        Put: auditItem({
+          subject,
+          category: 'node',
+          action: 'node.decommissioned',
+          actor,
+          details: { environment: node.environment, address: node.address, reason },
+        }),
+      },
+      ...(node.credential
+        ? [
+            {
+              Put: auditItem({
+                subject,
+                category: 'security',
+                action: 'node.credentials.revoked',
+                actor,
+                details: { keyId: node.credential.keyId, pendingKeyId: node.pendingCredential?.keyId, previousKeyId: node.previousCredential?.keyId },
+              }),
             },
-          },
-          {
-            Put: auditItem({
-              subject,
-              category: 'node',
-              action: 'node.decommissioned',
-              actor,
-              details: { environment: node.environment, address: node.address, reason },
-            }),
-          },
-          ...(node.credential
-            ? [
-                {
-                  Put: auditItem({
-                    subject,
-                    category: 'security',
-                    action: 'node.credentials.revoked',
-                    actor,
-                    details: { keyId: node.credential.keyId, pendingKeyId: node.pendingCredential?.keyId, previousKeyId: node.previousCredential?.keyId },
-                  }),
-                },
-              ]
-            : []),
-        ],
-      }),
-    );
+          ]
+        : []),
+    ]);
   } catch (e) {
     if (!isConditionFailure(e)) throw e;
   }

@@ -1,6 +1,6 @@
 import { DeleteObjectCommand, GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
-import { GetCommand, TransactWriteCommand } from '@aws-sdk/lib-dynamodb';
+import { GetCommand } from '@aws-sdk/lib-dynamodb';
 import semver from 'semver';
 import type { Manifest } from '../domain/manifest.ts';
 import type { ModuleSignature } from '../domain/signature.ts';
@@ -10,6 +10,7 @@ import { CONDITIONS, conditionInput } from './conditions.ts';
 import { config } from './config.ts';
 import { isConditionFailure } from './deployments.ts';
 import { tableName } from './tables.ts';
+import { transactWrite } from './auditChain.ts';
 
 export interface ModuleVersionRecord {
   moduleName: string;
@@ -38,22 +39,18 @@ export const artifactKey = (name: string, version: string, sha256: string) => `a
  */
 export async function registerModuleVersion(record: ModuleVersionRecord, sha256: string): Promise<boolean> {
   try {
-    await dynamo().send(
-      new TransactWriteCommand({
-        TransactItems: [
-          { Put: { TableName: tableName('modules'), Item: record, ...conditionInput(CONDITIONS.notExists('version')) } },
-          {
-            Put: auditItem({
-              subject: `module#${record.moduleName}`,
-              category: 'module',
-              action: 'module.registered',
-              actor: record.registeredBy,
-              details: { version: record.version, sha256, signatureAlgorithm: record.signature.algorithm },
-            }),
-          },
-        ],
-      }),
-    );
+    await transactWrite([
+      { Put: { TableName: tableName('modules'), Item: record, ...conditionInput(CONDITIONS.notExists('version')) } },
+      {
+        Put: auditItem({
+          subject: `module#${record.moduleName}`,
+          category: 'module',
+          action: 'module.registered',
+          actor: record.registeredBy,
+          details: { version: record.version, sha256, signatureAlgorithm: record.signature.algorithm },
+        }),
+      },
+    ]);
     return true;
   } catch (e) {
     if (isConditionFailure(e)) return false;

@@ -6,7 +6,6 @@
  * and carries its audit event in the same transaction, so retries and races change nothing twice.
  */
 import { TransactionCanceledException } from '@aws-sdk/client-dynamodb';
-import { TransactWriteCommand } from '@aws-sdk/lib-dynamodb';
 import type { AgentKey } from '../agent/protocol.ts';
 import { ENVIRONMENTS } from '../domain/environments.ts';
 import { conflict } from '../domain/errors.ts';
@@ -24,13 +23,13 @@ import {
 } from '../domain/nodeKeyRotation.ts';
 import { mapLimit } from './agentClient.ts';
 import { auditItem, type AuditEvent } from './audit.ts';
-import { dynamo } from './aws.ts';
 import { isConditionFailure } from './deployments.ts';
 import { nodeSubject } from './enrolment.ts';
 import { getNode, listNodes, type NodeRecord } from './nodes.ts';
 import { tableName } from './tables.ts';
+import { type TransactItem, transactWrite } from './auditChain.ts';
 
-export type TransactItem = NonNullable<ConstructorParameters<typeof TransactWriteCommand>[0]['TransactItems']>[number];
+export type { TransactItem };
 type FleetKeys = readonly (AgentKey & { next?: boolean })[];
 type EnrolledNode = NodeRecord & { credential: NodeCredential };
 
@@ -41,7 +40,7 @@ type EnrolledNode = NodeRecord & { credential: NodeCredential };
 export async function transactNodeWrite(items: TransactItem[]): Promise<void> {
   for (let attempt = 0; ; attempt++) {
     try {
-      await dynamo().send(new TransactWriteCommand({ TransactItems: items }));
+      await transactWrite(items);
       return;
     } catch (e) {
       const conflicting = e instanceof TransactionCanceledException && (e.CancellationReasons ?? []).some((r) => r.Code === 'TransactionConflict');

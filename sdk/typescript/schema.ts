@@ -4105,6 +4105,102 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/audit/verify": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Recompute the audit hash chains of a time range and report the first broken link (tamper evidence)
+         * @description Roles: Admin.
+         */
+        get: {
+            parameters: {
+                query?: {
+                    from?: string;
+                    to?: string;
+                };
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description The chains checked; verified false names the first broken link */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AuditVerification"];
+                    };
+                };
+                /** @description Invalid input (ValidationError, BodyTooLarge, UnknownModuleVersion, ArtifactDigestMismatch); nothing was changed */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Missing or invalid bearer token (WWW-Authenticate: Bearer): bad signature, issuer or client; expired, not yet valid, without exp or iat, issued in the future or living longer than TOKEN_MAX_LIFETIME_SECONDS; claims of the wrong type; a subject the directory does not know or has disabled. On enrolment and heartbeats: an invalid enrolment token, or a node signature that is bad, replayed or revoked */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description The caller's roles, as the directory holds them now, do not allow this (Forbidden, SelfApprovalForbidden); the approver may no longer decide (NotAnApprover, ApproverDisabled, ApproverRoleRevoked, ApproverUnknown) */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description No such resource or route */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Conflict (DeploymentInProgress, EnvironmentDegraded: a rollback could not finish in an environment on the way, so it runs mixed versions of the module until that deployment is rolled back on demand or its stuck nodes converge, IdempotencyKeyReused, RollbackInProgress, DeploymentRunning, NothingToRollBack, ModuleVersionExists, AlreadyDecided, AlreadyExists; node keys: RotationInProgress, NodeDecommissioned, NotEnrolled) */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Rate limited (Retry-After): the address is over the edge limit, which counts every request, refused ones too ("too many requests from this address"), or over an in-app limit */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/modules": {
         parameters: {
             query?: never;
@@ -4586,7 +4682,16 @@ export interface components {
         ApprovalList: {
             items: components["schemas"]["Approval"][];
         };
-        /** @description An audit event as stored (the table keys included) */
+        AuditBrokenLink: {
+            chain: string;
+            seq: number;
+            /** @description The sort key of the event at fault (for missing-event, the one that is gone) */
+            sk: string;
+            /** @enum {string} */
+            reason: "hash-mismatch" | "missing-event" | "link-mismatch" | "truncated";
+            detail: string;
+        };
+        /** @description An audit event as stored (the table keys and its chain fields included) */
         AuditEvent: {
             /** @description What the event is about, e.g. deployment#<executionId>, module#demo-kernel */
             subject: string;
@@ -4604,6 +4709,22 @@ export interface components {
                 [key: string]: unknown;
             };
             traceId?: string;
+            /** @description When retention removes it (epoch seconds, the TTL) */
+            expiresAt?: number;
+            /** @description Its hash chain: <subject>|<category> (docs/adr/0032) */
+            chain?: string;
+            /** @description Its place in the chain, from 1 */
+            seq?: number;
+            /** @description The previous event’s hash (64 zeros for seq 1) */
+            prevHash?: string;
+            /** @description The previous event’s sort key */
+            prevSk?: string;
+            /** @description The previous event’s TTL: gone after it, retention; gone before it, deletion */
+            prevExpiresAt?: number;
+            /** @description SHA-256 of the RFC 8785 canonical JSON of every attribute but hash and those named in mutable */
+            hash?: string;
+            /** @description Attributes that change after the event is written (a denial window’s count and latest), not hashed */
+            mutable?: string[];
         } & {
             [key: string]: unknown;
         };
@@ -4611,6 +4732,28 @@ export interface components {
             items: components["schemas"]["AuditEvent"][];
             /** @description Pass as cursor for the next page; null: the last page */
             nextCursor: string | null;
+        };
+        AuditVerification: {
+            verified: boolean;
+            from: string | null;
+            to: string | null;
+            /** Format: date-time */
+            checkedAt: string;
+            /** @description Chains with an event in the range */
+            chains: number;
+            /** @description Chained events checked */
+            events: number;
+            /** @description Events written before chains existed: counted, not judged */
+            unchained: number;
+            /** @description Links to a predecessor gone by retention (its TTL had passed): accepted */
+            expiredPredecessors: number;
+            /** @description Chains whose predecessor before the range was not looked up (offline only) */
+            openStarts: number;
+            /** @description Attributes left out of hashes because events name them mutable */
+            mutableFields: string[];
+            firstBroken?: components["schemas"]["AuditBrokenLink"];
+            /** @description Every broken link found, earliest first, at most 20 */
+            broken: components["schemas"]["AuditBrokenLink"][];
         };
         CancelAccepted: {
             executionId: string;

@@ -94,7 +94,10 @@ export async function snapshotTables(cloud: LocalCloud): Promise<Record<string, 
       items.push(...(r.Items ?? []));
       cursor = r.LastEvaluatedKey;
     } while (cursor);
-    const kept = key === 'audit' ? items.filter((i) => (i as { category?: string }).category !== 'security') : items;
+    // Security events and their chains' heads (docs/adr/0032: a head is `#chain|<subject>|<category>`).
+    const security = (i: { category?: string; subject?: string }) =>
+      i.category === 'security' || (i.subject?.startsWith('#chain|') && i.subject.endsWith('|security'));
+    const kept = key === 'audit' ? items.filter((i) => !security(i as { category?: string; subject?: string })) : items;
     out[key] = kept.sort((a, b) => JSON.stringify(a).localeCompare(JSON.stringify(b)));
   }
   return out;

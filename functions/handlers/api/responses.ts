@@ -304,8 +304,43 @@ const auditEvent = z
     actor: z.string().describe('A user id, or system:<component>'),
     details: openMap('What changed').optional(),
     traceId: z.string().optional(),
+    expiresAt: z.number().int().optional().describe('When retention removes it (epoch seconds, the TTL)'),
+    chain: z.string().optional().describe('Its hash chain: <subject>|<category> (docs/adr/0032)'),
+    seq: z.number().int().min(1).optional().describe('Its place in the chain, from 1'),
+    prevHash: z.string().optional().describe('The previous event’s hash (64 zeros for seq 1)'),
+    prevSk: z.string().optional().describe('The previous event’s sort key'),
+    prevExpiresAt: z.number().int().optional().describe('The previous event’s TTL: gone after it, retention; gone before it, deletion'),
+    hash: z.string().optional().describe('SHA-256 of the RFC 8785 canonical JSON of every attribute but hash and those named in mutable'),
+    mutable: z.array(z.string()).optional().describe('Attributes that change after the event is written (a denial window’s count and latest), not hashed'),
   })
-  .meta({ id: 'AuditEvent', description: 'An audit event as stored (the table keys included)' });
+  .meta({ id: 'AuditEvent', description: 'An audit event as stored (the table keys and its chain fields included)' });
+
+const brokenLink = z
+  .strictObject({
+    chain: z.string(),
+    seq: z.number().int(),
+    sk: z.string().describe('The sort key of the event at fault (for missing-event, the one that is gone)'),
+    reason: z.enum(['hash-mismatch', 'missing-event', 'link-mismatch', 'truncated']),
+    detail: z.string(),
+  })
+  .meta({ id: 'AuditBrokenLink' });
+
+const auditVerification = z
+  .strictObject({
+    verified: z.boolean(),
+    from: time.nullable(),
+    to: time.nullable(),
+    checkedAt: time,
+    chains: z.number().int().describe('Chains with an event in the range'),
+    events: z.number().int().describe('Chained events checked'),
+    unchained: z.number().int().describe('Events written before chains existed: counted, not judged'),
+    expiredPredecessors: z.number().int().describe('Links to a predecessor gone by retention (its TTL had passed): accepted'),
+    openStarts: z.number().int().describe('Chains whose predecessor before the range was not looked up (offline only)'),
+    mutableFields: z.array(z.string()).describe('Attributes left out of hashes because events name them mutable'),
+    firstBroken: brokenLink.optional(),
+    broken: z.array(brokenLink).describe('Every broken link found, earliest first, at most 20'),
+  })
+  .meta({ id: 'AuditVerification' });
 
 const metricsPerNode = z.union([
   z.looseObject({ nodeId: z.string(), reporting: z.literal(true), anomalies: z.array(z.record(z.string(), z.unknown())) }).describe('The node’s figures'),
@@ -534,6 +569,7 @@ export const RESPONSES: Record<string, SuccessResponse[]> = {
   'GET /api/v1/admin/rate-limits': [ok(rateLimits)],
   'PUT /api/v1/admin/rate-limits': [ok(rateLimits, 'The new settings')],
   'GET /api/v1/audit': [ok(page(auditEvent, 'AuditPage'))],
+  'GET /api/v1/audit/verify': [ok(auditVerification, 'The chains checked; verified false names the first broken link')],
   'POST /api/v1/modules': [ok(moduleVersion, 'Registered (Location: the version)', 201)],
   'GET /api/v1/modules': [
     ok(z.strictObject({ items: z.array(z.strictObject({ moduleName: z.string(), versions: z.array(z.string()) })) }).meta({ id: 'ModuleList' })),

@@ -3,7 +3,10 @@
  * `run(argv, io)` parses, calls the API and answers the exit code; nothing here calls process.exit,
  * so the unit tests drive it with fake output and a fake client.
  */
+import { readFile } from 'node:fs/promises';
+import { resolve } from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
+import { type VerifyReport, verifyChains } from '../../../functions/domain/auditChain.ts';
 import { ApiError, createKmodClient, type KmodApi, type Schemas, unwrap } from '../../../sdk/typescript/client.ts';
 import { deploymentLines, exitCodeFor, table } from './format.ts';
 import { ROLES, type Role, resolveTarget, type Target, UsageError } from './target.ts';
@@ -264,7 +267,7 @@ export async function run(argv: string[], io: Io): Promise<number> {
       );
     });
 
-  program
+  const audit = program
     .command('audit')
     .description('the audit trail, newest first (filters: deployment, category, actor)')
     .option('--deployment <id>')
@@ -284,6 +287,61 @@ export async function run(argv: string[], io: Io): Promise<number> {
         ),
       );
       if (r.nextCursor) io.stderr.write(`next page: kmod audit --cursor ${r.nextCursor}\n`);
+    });
+
+  audit
+    .command('export')
+    .description('every audit event of a time range, oldest first, one JSON object a line (as stored: `kmod audit verify` checks it offline)')
+    .option('--from <iso>', 'start of the range (ISO time)')
+    .option('--to <iso>', 'end of the range (ISO time)')
+    .action(async (o: { from?: string; to?: string }) => {
+      const client = clientFor('Admin');
+      let cursor: string | undefined;
+      let n = 0;
+      do {
+        const r = await unwrap(client.GET('/api/v1/audit', { params: { query: { order: 'oldest', limit: 500, from: o.from, to: o.to, cursor } } }));
+        for (const item of r.items) io.stdout.write(`${JSON.stringify(item)}\n`);
+        n += r.items.length;
+        cursor = r.nextCursor ?? undefined;
+      } while (cursor);
+      io.stderr.write(`${n} audit events exported\n`);
+    });
+
+  audit
+    .command('verify')
+    .description('check the hash chains of an export offline (or, without --file, ask the API to verify a range); exit 1 when a link is broken')
+    .option('--file <path>', 'a JSON Lines export (kmod audit export)')
+    .option('--from <iso>', 'with the API: start of the range')
+    .option('--to <iso>', 'with the API: end of the range')
+    .option('--json', 'print the raw report')
+    .action(async (o: { file?: string; from?: string; to?: string; json?: boolean }) => {
+      let report: VerifyReport;
+      if (o.file) {
+        const text = await readFile(resolve(io.cwd ?? process.cwd(), o.file), 'utf8').catch((e: Error) => {
+          throw new UsageError(`cannot read ${o.file}: ${e.message}`);
+        });
+        const events = text
+          .split('\n')
+          .map((line, i) => [line.trim(), i + 1] as const)
+          .filter(([line]) => line)
+          .map(([line, no]) => {
+            try {
+              return JSON.parse(line) as Record<string, unknown>;
+            } catch {
+              throw new UsageError(`${o.file}:${no} is not JSON`);
+            }
+          });
+        report = verifyChains({ events, now: Math.floor(Date.now() / 1000) });
+      } else report = await unwrap(clientFor('Admin').GET('/api/v1/audit/verify', { params: { query: { from: o.from, to: o.to } } }));
+      if (!report.verified) code = EXIT.failed;
+      // `kmod audit` has a --json of its own, which commander gives `--json` after `verify` to.
+      if (o.json || audit.opts().json) return print(JSON.stringify(report, null, 2));
+      print(
+        `${report.verified ? 'verified' : 'BROKEN'}: ${report.events} chained events in ${report.chains} chains` +
+          ` (${report.unchained} unchained, ${report.expiredPredecessors} predecessors gone by retention, ${report.openStarts} chains starting before the input)`,
+      );
+      if (report.mutableFields.length) print(`not hashed (mutable by design): ${report.mutableFields.join(', ')}`);
+      for (const b of report.broken) print(`${b.reason} ${b.chain} seq ${b.seq} ${b.sk}: ${b.detail}`);
     });
 
   try {

@@ -68,7 +68,7 @@ describe('the audit items carry their category’s TTL', () => {
     vi.stubEnv('AUDIT_RETENTION_DAYS_NODE', '3');
     vi.stubEnv('AUDIT_RETENTION_DAYS_SECURITY', '2000');
     const { auditItem } = await import('../../../functions/lib/audit.ts');
-    const { denialUpdate } = await import('../../../functions/lib/securityEvents.ts');
+    const { denialWrites } = await import('../../../functions/lib/securityEvents.ts');
     const { TTL_ATTRIBUTE } = await import('../../../functions/lib/tables.ts');
     const at = new Date('2026-11-29T10:00:00.000Z');
     const base = Math.floor(at.getTime() / 1000);
@@ -76,8 +76,8 @@ describe('the audit items carry their category’s TTL', () => {
     const approval = auditItem({ subject: 'deployment#d', category: 'approval', action: 'approval.granted', actor: 'u' }, at).Item;
     expect(node[TTL_ATTRIBUTE]).toBe(base + 3 * 86_400);
     expect(approval[TTL_ATTRIBUTE]).toBe(base + DEFAULT_AUDIT_RETENTION_DAYS.approval * 86_400);
-    const denial = denialUpdate({ action: 'access.denied', userId: 'u', method: 'GET', path: '/x' }, at, 300);
-    expect(denial.ExpressionAttributeValues?.[':expires']).toBe(base + 2000 * 86_400);
+    const denial = denialWrites({ action: 'access.denied', userId: 'u', method: 'GET', path: '/x' }, at, 300);
+    expect(denial.create.Item[TTL_ATTRIBUTE]).toBe(base + 2000 * 86_400);
   });
 
   it('a bad retention setting makes the audit write fail loudly rather than keep events for a wrong time', async () => {

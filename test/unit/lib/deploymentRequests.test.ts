@@ -80,7 +80,14 @@ describe('requestDeployment', () => {
       'clusters',
       'clusters',
       'metrics',
+      // The audit event's chain head, appended (docs/adr/0032-tamper-evident-audit.md).
+      'audit',
     ]);
+    expect(tx.input.TransactItems[7].Update).toMatchObject({
+      Key: { subject: `#chain|${tx.input.TransactItems[1].Put.Item.subject}|deployment`, sk: '#head' },
+      ConditionExpression: 'attribute_not_exists(subject)',
+      ExpressionAttributeValues: { ':seq': 1, ':hash': tx.input.TransactItems[1].Put.Item.hash },
+    });
     // The started counter is added in the same transaction (docs/adr/0027-prometheus-metrics.md).
     expect(Object.values(tx.input.TransactItems[6].Update.ExpressionAttributeNames)).toEqual([
       JSON.stringify(['kmod_deployments_started_total', { environment: 'QA' }]),
@@ -233,7 +240,7 @@ describe('requestRollback', () => {
     expect(tx.input.TransactItems[1].Put.Item).toMatchObject({ action: 'rollback.requested', details: { reason: 'bad', environments: ['QA', 'Development'] } });
     expect(tx.input.TransactItems.slice(2, 4).map((i: any) => i.Put.Item.lockKey)).toEqual(['demo-kernel#Development', 'demo-kernel#QA']);
     // Degraded by this very deployment is allowed (the repair); by another one, refused.
-    const checks = tx.input.TransactItems.slice(4).map((i: any) => i.ConditionCheck);
+    const checks = tx.input.TransactItems.slice(4, 6).map((i: any) => i.ConditionCheck);
     expect(checks.map((c: any) => c.Key.environment)).toEqual(['QA', 'Development']);
     expect(checks[0].ConditionExpression).toBe('(attribute_not_exists(#dm.#mod)) OR (#dm.#mod.#dep = :degradedBy)');
     expect(checks[0].ExpressionAttributeValues).toEqual({ ':degradedBy': 'dep-1' });

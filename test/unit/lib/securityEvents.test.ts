@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { denialActor, denialUpdate, ipv6Prefix64 } from '../../../functions/lib/securityEvents.ts';
+import { DENIAL_MUTABLE_FIELDS, denialActor, denialWrites, ipv6Prefix64 } from '../../../functions/lib/securityEvents.ts';
 
 describe('aggregated denial events (issue 15 defect 4)', () => {
   beforeEach(() => {
@@ -21,21 +21,29 @@ describe('aggregated denial events (issue 15 defect 4)', () => {
     expect(ipv6Prefix64('192.0.2.33')).toBeUndefined();
   });
 
-  it('upserts one item per actor, action and window: the first refusal creates it, every one adds to its count', () => {
+  it('one item per actor, action and window: the first refusal creates it (a chained audit event), every later one adds to its count', () => {
     const denial = { action: 'auth.failed' as const, sourceIp: '203.0.113.9', method: 'GET', path: '/api/v1/clusters', reason: 'invalid token' };
-    const first = denialUpdate(denial, new Date('2026-01-01T10:02:10.000Z'), 300);
-    const later = denialUpdate({ ...denial, path: '/api/v1/deployments' }, new Date('2026-01-01T10:04:59.999Z'), 300);
-    const next = denialUpdate(denial, new Date('2026-01-01T10:05:00.000Z'), 300);
-    expect(first.Key).toEqual({ subject: 'access#ip:203.0.113.9', sk: '2026-01-01T10:00:00.000Z#auth.failed' });
-    expect(later.Key).toEqual(first.Key);
-    expect(next.Key).toEqual({ subject: 'access#ip:203.0.113.9', sk: '2026-01-01T10:05:00.000Z#auth.failed' });
-    expect(first.UpdateExpression).toMatch(/^ADD #count :one SET /);
-    expect(first.UpdateExpression).toContain('details = if_not_exists(details, :details)');
-    expect(first.ExpressionAttributeValues).toMatchObject({
-      ':category': 'security',
-      ':action': 'auth.failed',
-      ':actor': 'ip:203.0.113.9',
-      ':details': {
+    const first = denialWrites(denial, new Date('2026-01-01T10:02:10.000Z'), 300);
+    const later = denialWrites({ ...denial, path: '/api/v1/deployments' }, new Date('2026-01-01T10:04:59.999Z'), 300);
+    const next = denialWrites(denial, new Date('2026-01-01T10:05:00.000Z'), 300);
+    expect(first.count.Key).toEqual({ subject: 'access#ip:203.0.113.9', sk: '2026-01-01T10:00:00.000Z#auth.failed' });
+    expect(later.count.Key).toEqual(first.count.Key);
+    expect(next.count.Key).toEqual({ subject: 'access#ip:203.0.113.9', sk: '2026-01-01T10:05:00.000Z#auth.failed' });
+    // Counting touches only the mutable fields, and only an existing window.
+    expect(first.count.UpdateExpression).toBe('ADD #count :one SET latest = :latest');
+    expect(first.count.ConditionExpression).toBe('attribute_exists(subject)');
+    // Creating puts the whole event, only if the window has none yet, naming what may change after it.
+    expect(first.create.ConditionExpression).toBe('attribute_not_exists(subject)');
+    expect(first.create.Item).toMatchObject({
+      subject: 'access#ip:203.0.113.9',
+      sk: '2026-01-01T10:00:00.000Z#auth.failed',
+      at: '2026-01-01T10:02:10.000Z',
+      category: 'security',
+      action: 'auth.failed',
+      actor: 'ip:203.0.113.9',
+      count: 1,
+      mutable: [...DENIAL_MUTABLE_FIELDS],
+      details: {
         method: 'GET',
         path: '/api/v1/clusters',
         reason: 'invalid token',
@@ -44,7 +52,8 @@ describe('aggregated denial events (issue 15 defect 4)', () => {
         sourceIp: '203.0.113.9',
       },
     });
-    expect(later.ExpressionAttributeValues?.[':latest']).toEqual({
+    expect(Object.keys(first.create.Item)).toEqual(expect.arrayContaining([...DENIAL_MUTABLE_FIELDS]));
+    expect(later.count.ExpressionAttributeValues?.[':latest']).toEqual({
       at: '2026-01-01T10:04:59.999Z',
       method: 'GET',
       path: '/api/v1/deployments',

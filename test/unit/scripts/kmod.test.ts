@@ -3,6 +3,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { linkEvents } from '../../../functions/domain/auditChain.ts';
 import { ApiError, createKmodClient } from '../../../sdk/typescript/client.ts';
 import { deployment } from './deploymentFixture.ts';
 import { batchesDone, deploymentLines, exitCodeFor, waves } from '../../../scripts/lib/kmod/format.ts';
@@ -148,6 +149,62 @@ describe('kmod commands call the API with the right role and body', () => {
     expect(r.calls[0]).toMatchObject({ role: 'Admin' });
     expect(r.out).toContain('approval.decided');
     expect(r.err).toContain('kmod audit --cursor abc');
+  });
+
+  it('audit export pages the whole trail oldest first as JSON Lines; audit verify checks such a file offline (exit 1 when tampered)', async () => {
+    const { items: first } = linkEvents('module#demo|module', undefined, [
+      { subject: 'module#demo', sk: '2026-01-01T00:00:00.000Z#a', category: 'module', action: 'module.registered', actor: 'dan', expiresAt: 4_000_000_000 },
+    ]);
+    const { items: second } = linkEvents(
+      'module#demo|module',
+      { seq: 1, hash: String(first[0].hash), eventSk: String(first[0].sk), expiresAt: 4_000_000_000 },
+      [{ subject: 'module#demo', sk: '2026-01-01T00:00:01.000Z#b', category: 'module', action: 'module.registered', actor: 'dan', expiresAt: 4_000_000_001 }],
+    );
+    const r = await kmod(['audit', 'export', '--from', '2026-01-01T00:00:00.000Z'], {
+      'GET /api/v1/audit?order=oldest&limit=500&from=2026-01-01T00%3A00%3A00.000Z': { items: first, nextCursor: 'p2' },
+      'GET /api/v1/audit?order=oldest&limit=500&from=2026-01-01T00%3A00%3A00.000Z&cursor=p2': { items: second, nextCursor: null },
+    });
+    expect(r.code).toBe(0);
+    expect(r.calls.map((c) => c.role)).toEqual(['Admin', 'Admin']);
+    expect(
+      r.out
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l).seq),
+    ).toEqual([1, 2]);
+    expect(r.err).toBe('2 audit events exported\n');
+
+    const dir = mkdtempSync(join(tmpdir(), 'kmod-audit-'));
+    writeFileSync(join(dir, 'good.jsonl'), r.out);
+    const good = await kmod(['audit', 'verify', '--file', join(dir, 'good.jsonl')]);
+    expect(good).toMatchObject({ code: 0, calls: [] });
+    expect(good.out).toContain('verified: 2 chained events in 1 chains');
+    writeFileSync(join(dir, 'bad.jsonl'), r.out.replace('"actor":"dan"', '"actor":"eve"'));
+    const bad = await kmod(['audit', 'verify', '--file', join(dir, 'bad.jsonl')]);
+    expect(bad.code).toBe(1);
+    expect(bad.out).toContain(`hash-mismatch module#demo|module seq 1 ${first[0].sk}`);
+    expect((await kmod(['audit', 'verify', '--file', join(dir, 'missing.jsonl')])).code).toBe(2);
+  });
+
+  it('audit verify without a file asks the API, and exits 1 when it reports a broken link', async () => {
+    const broken = { chain: 'c', seq: 3, sk: 's', reason: 'missing-event', detail: 'gone' };
+    const report = {
+      verified: false,
+      chains: 1,
+      events: 2,
+      unchained: 0,
+      expiredPredecessors: 0,
+      openStarts: 0,
+      mutableFields: [],
+      firstBroken: broken,
+      broken: [broken],
+    };
+    const r = await kmod(['audit', 'verify', '--from', '2026-01-01T00:00:00Z'], { 'GET /api/v1/audit/verify?from=2026-01-01T00%3A00%3A00Z': report });
+    expect(r.code).toBe(1);
+    expect(r.out).toContain('missing-event c seq 3 s: gone');
+    const json = await kmod(['audit', 'verify', '--json'], { 'GET /api/v1/audit/verify': report });
+    expect(json.code).toBe(1);
+    expect(JSON.parse(json.out).firstBroken).toEqual(broken);
   });
 
   it('an API error prints its code and message and exits 1', async () => {
