@@ -4,10 +4,10 @@
  *   npm run backup -- --out <dir> [--data-dir <data dir>]
  *
  * Every table (a paginated Scan through the AWS SDK against its DynamoDB Local), every S3 object
- * (through its S3 API), and the data dir's state files (keys, PKI, issuer key, the simulated
- * fleet, finished Step Functions executions), with a manifest of counts and SHA-256s
- * (scripts/lib/backup.ts). The data dir is `--data-dir`, else KMOD_DATA_DIR, else .local; the
- * endpoints come from its cloud.json.
+ * (through its S3 API), and the data dir's state files (keys, PKI, issuer key, SNS, the simulated
+ * fleet, the finished Step Functions executions), with a manifest of counts and SHA-256s
+ * (scripts/lib/backup.ts). It refuses while anything is in flight, checked before and after. The
+ * data dir is `--data-dir`, else KMOD_DATA_DIR, else .local; the endpoints come from its cloud.json.
  */
 import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
@@ -28,6 +28,37 @@ function filesUnder(root: string, path: string): string[] {
   return readdirSync(full).flatMap((entry) => filesUnder(root, join(path, entry)));
 }
 
+/**
+ * What is under way: unfinished deployments (or finished ones with a rollback running) and
+ * running executions. A Scan of every table is not one instant, and an execution's journal is
+ * read at yet another: a backup of work in flight could restore a deployment halfway, with no
+ * execution to finish or cancel it. So the backup is of a quiet cloud (ADR 0034).
+ */
+async function inFlight(dynamodbUrl: string, dataDir: string): Promise<string[]> {
+  const ddb = new DynamoDBClient({ ...LOCAL, endpoint: dynamodbUrl });
+  const found: string[] = [];
+  try {
+    for (const i of await scanAll(ddb, `kmod-${TABLES.deployments.id}`)) {
+      const status = i.status?.S ?? '';
+      if (!FINISHED_STATUSES.includes(status)) found.push(`deployment ${i.executionId?.S} (${status})`);
+      else if (i.rollback?.M?.status?.S === 'Running') found.push(`deployment ${i.executionId?.S} (${status}, rollback running)`);
+    }
+  } finally {
+    ddb.destroy();
+  }
+  for (const rel of filesUnder(dataDir, 'stepfunctions/executions').filter((f) => /\/[^/]+\.json$/.test(f))) {
+    try {
+      const record = JSON.parse(readFileSync(join(dataDir, rel), 'utf8')) as { status?: string; executionArn?: string };
+      if (record.status === 'RUNNING') found.push(`execution ${record.executionArn}`);
+    } catch {
+      /* an unreadable record is copied as it is: the restored cloud ends it FAILED, as this one would */
+    }
+  }
+  return found;
+}
+
+const describe = (what: string[]) => `${what.length} thing(s) in flight: ${what.join(', ')}`;
+
 export async function backup(o: { dataDir: string; out: string; log: (line: string) => void }): Promise<Manifest> {
   const dataDir = resolve(o.dataDir);
   const out = resolve(o.out);
@@ -37,6 +68,12 @@ export async function backup(o: { dataDir: string; out: string; log: (line: stri
   const health = await fetch(`${cloud.apiUrl}/health`, { signal: AbortSignal.timeout(3000) }).catch(() => undefined);
   if (health?.status !== 200) throw new Error(`the local cloud of ${dataDir} does not answer at ${cloud.apiUrl}/health: start it first`);
   if (existsSync(out) && readdirSync(out).length) throw new Error(`${out} is not empty: give a new directory`);
+  const before = await inFlight(cloud.dynamodbUrl, dataDir);
+  if (before.length) {
+    throw new Error(
+      `${describe(before)}: back up a quiet cloud. Wait for them to finish, or cancel them (npx kmod cancel <id>), then run the backup again (docs/runbooks/backup-restore.md)`,
+    );
+  }
   mkdirSync(join(out, 'tables'), { recursive: true });
 
   const manifest: Manifest = {
@@ -46,8 +83,6 @@ export async function backup(o: { dataDir: string; out: string; log: (line: stri
     tables: [],
     objects: [],
     files: [],
-    inFlight: [],
-    skippedExecutions: [],
   };
 
   const ddb = new DynamoDBClient({ ...LOCAL, endpoint: cloud.dynamodbUrl });
@@ -60,12 +95,6 @@ export async function backup(o: { dataDir: string; out: string; log: (line: stri
       writeFileSync(join(out, file), text);
       manifest.tables.push({ key, name, file, items: items.length, sha256: sha256Of(text) });
       o.log(`table   ${name.padEnd(24)} ${String(items.length).padStart(6)} items  sha256 ${sha256Of(text).slice(0, 12)}…`);
-      if (key === 'deployments') {
-        for (const i of items) {
-          const status = i.status?.S ?? '';
-          if (!FINISHED_STATUSES.includes(status)) manifest.inFlight.push({ executionId: i.executionId?.S ?? '?', status });
-        }
-      }
     }
   } finally {
     ddb.destroy();
@@ -98,23 +127,8 @@ export async function backup(o: { dataDir: string; out: string; log: (line: stri
     s3.destroy();
   }
 
-  // Running executions are left out: their journal and the tables were not read at one instant,
-  // so resuming one in the restored cloud could repeat or skip a step (see the runbook).
-  const running = new Set<string>();
-  for (const rel of filesUnder(dataDir, 'stepfunctions/executions').filter((f) => /\/[^/]+\.json$/.test(f))) {
-    try {
-      const record = JSON.parse(readFileSync(join(dataDir, rel), 'utf8')) as { status?: string; executionArn?: string };
-      if (record.status === 'RUNNING') {
-        running.add(rel.slice(0, -'.json'.length));
-        manifest.skippedExecutions.push(record.executionArn ?? rel);
-      }
-    } catch {
-      /* an unreadable record is copied as it is: the restored cloud ends it FAILED, as this one would */
-    }
-  }
   let copied = 0;
   for (const rel of STATE_FILES.flatMap((p) => filesUnder(dataDir, p))) {
-    if ([...running].some((base) => rel.startsWith(`${base}.`))) continue;
     const target = join(out, 'files', rel);
     mkdirSync(dirname(target), { recursive: true });
     copyFileSync(join(dataDir, rel), target);
@@ -122,11 +136,10 @@ export async function backup(o: { dataDir: string; out: string; log: (line: stri
     manifest.files.push({ path: relative(dataDir, join(dataDir, rel)), bytes: bytes.length, sha256: sha256Of(bytes) });
     copied++;
   }
-  o.log(`files   ${String(copied).padStart(31)} files (keys, PKI, issuer key, simulated fleet, finished executions)`);
-  if (manifest.inFlight.length) {
-    o.log(`WARNING ${manifest.inFlight.length} deployment(s) not finished: ${manifest.inFlight.map((d) => `${d.executionId} (${d.status})`).join(', ')}`);
-    o.log('        their executions are not in the backup; see docs/runbooks/backup-restore.md "In-flight deployments"');
-  }
+  o.log(`files   ${String(copied).padStart(31)} files (keys, PKI, issuer key, SNS, simulated fleet, executions)`);
+  // Something started while the tables were read: the backup would hold it half.
+  const after = await inFlight(cloud.dynamodbUrl, dataDir);
+  if (after.length) throw new Error(`${describe(after)} started during the backup: take it again when the cloud is quiet (${out} is incomplete)`);
   writeFileSync(join(out, 'manifest.json'), `${JSON.stringify(manifest, null, 2)}\n`);
   o.log(`wrote ${join(out, 'manifest.json')}`);
   return manifest;

@@ -212,11 +212,6 @@ export async function restore(o: { from: string; dataDir: string; force?: boolea
     o.log(`files   ${String(filesOk).padStart(31)} of ${manifest.files.length} match`);
     if (filesOk !== manifest.files.length) wrong.push(`${manifest.files.length - filesOk} file(s)`);
     if (wrong.length) throw new Error(`the restored data differs from the backup: ${wrong.join(', ')}`);
-    if (manifest.inFlight.length) {
-      o.log(`WARNING ${manifest.inFlight.length} deployment(s) were not finished at backup time and have no execution here:`);
-      for (const d of manifest.inFlight) o.log(`        ${d.executionId} (${d.status})`);
-      o.log('        see docs/runbooks/backup-restore.md "In-flight deployments"');
-    }
     o.log(`restored into ${dataDir}; start it with: KMOD_DATA_DIR=${dataDir} PORT=<port> npm start`);
     return report;
   } finally {

@@ -34,10 +34,6 @@ export const Manifest = z.strictObject({
   tables: z.array(z.strictObject({ key: z.string(), name: z.string(), file: inside, items: z.number().int().nonnegative(), sha256 })),
   objects: z.array(z.strictObject({ bucket: z.string().min(1), key: z.string().min(1), file: inside, bytes: z.number().int().nonnegative(), sha256 })),
   files: z.array(z.strictObject({ path: inside, bytes: z.number().int().nonnegative(), sha256 })),
-  /** Deployments not finished when the backup was taken: their executions are not in it. */
-  inFlight: z.array(z.strictObject({ executionId: z.string(), status: z.string() })),
-  /** Step Functions executions left out because they were running. */
-  skippedExecutions: z.array(z.string()),
 });
 export type Manifest = z.infer<typeof Manifest>;
 

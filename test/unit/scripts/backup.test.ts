@@ -67,8 +67,6 @@ describe('the manifest check', () => {
       tables: [{ key: 'x', name: 'kmod-X', file: 'tables/kmod-X.jsonl', items: 2, sha256: sha256Of(text) }],
       objects: [{ bucket: 'bucket', key: 'key', file: 's3/bucket/a2V5', bytes: 6, sha256: sha256Of('object') }],
       files: [{ path: 'secrets/k.json', bytes: 2, sha256: sha256Of('{}') }],
-      inFlight: [],
-      skippedExecutions: [],
     };
     writeFileSync(join(dir, 'manifest.json'), JSON.stringify(manifest));
     return { dir, manifest };
