@@ -9,7 +9,8 @@
  * 2. Starts the data dir's DynamoDB Local and an S3 endpoint on its objects, on free ports, and
  *    creates the tables as the cloud does.
  * 3. Refuses (writing nothing) when a table, a bucket or a state file there already holds data,
- *    unless --force: then it empties them first, so the result is the backup and nothing else.
+ *    unless --force: then it empties them (every table) first, so the result is the backup and
+ *    nothing else.
  * 4. Writes every item (BatchWriteItem) and object (PutObject) through the AWS SDK, and the files.
  * 5. Reads everything back and checks it against the manifest, reporting the counts per table.
  */
@@ -141,9 +142,9 @@ export async function restore(o: { from: string; dataDir: string; force?: boolea
 
     // What is there already: nothing may be overwritten without --force.
     const occupied: string[] = [];
-    for (const t of manifest.tables) {
-      const r = await ddb.send(new ScanCommand({ TableName: names[t.key as TableKey], Limit: 1, Select: 'COUNT' }));
-      if (r.Count || r.LastEvaluatedKey) occupied.push(`table ${names[t.key as TableKey]}`);
+    for (const name of Object.values(names)) {
+      const r = await ddb.send(new ScanCommand({ TableName: name, Limit: 1, Select: 'COUNT' }));
+      if (r.Count || r.LastEvaluatedKey) occupied.push(`table ${name}`);
     }
     const buckets = [...new Set(manifest.objects.map((x) => x.bucket))];
     for (const b of buckets) if ((await objectsIn(s3, b)).length) occupied.push(`bucket ${b}`);
@@ -156,8 +157,7 @@ export async function restore(o: { from: string; dataDir: string; force?: boolea
     }
     if (occupied.length) {
       o.log(`--force: emptying ${occupied.join(', ')}`);
-      for (const t of manifest.tables) {
-        const name = names[t.key as TableKey];
+      for (const name of Object.values(names)) {
         const key = await keyOf(ddb, name);
         const items = await scanAll(ddb, name);
         await batchWrite(
