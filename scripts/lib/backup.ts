@@ -48,10 +48,39 @@ type JsonValue = null | boolean | number | string | JsonValue[] | { [k: string]:
 
 const b64 = (b: Uint8Array) => Buffer.from(b).toString('base64');
 
-/** One attribute value as DynamoDB JSON (the wire form): binaries as base64 strings. */
+/**
+ * A DynamoDB number in one canonical decimal form: DynamoDB compares numbers, not strings, and
+ * DynamoDB Local answers `2.30` for an `ADD` result that a `PutItem` of it stores as `2.3`. Exact
+ * (string arithmetic, no floating point): `+002.300` → `2.3`, `1.2E-3` → `0.0012`, `-0` → `0`.
+ */
+export function canonicalNumber(n: string): string {
+  const m = /^([+-]?)(\d*)(?:\.(\d*))?(?:[eE]([+-]?\d+))?$/.exec(n.trim());
+  if (!m || (m[2] === '' && (m[3] ?? '') === '')) throw new Error(`not a DynamoDB number: ${n}`);
+  let digits = m[2] + (m[3] ?? '');
+  // value = 0.<digits> × 10^point
+  let point = m[2].length + Number(m[4] ?? 0);
+  while (digits.startsWith('0')) {
+    digits = digits.slice(1);
+    point--;
+  }
+  digits = digits.replace(/0+$/, '');
+  if (!digits) return '0';
+  const body =
+    point <= 0
+      ? `0.${'0'.repeat(-point)}${digits}`
+      : point >= digits.length
+        ? digits + '0'.repeat(point - digits.length)
+        : `${digits.slice(0, point)}.${digits.slice(point)}`;
+  return m[1] === '-' ? `-${body}` : body;
+}
+
+/** One attribute value as DynamoDB JSON (the wire form): binaries as base64 strings, numbers canonical, sets sorted (they have no order). */
 function valueToJson(v: AttributeValue): JsonValue {
   if (v.B !== undefined) return { B: b64(v.B) };
-  if (v.BS !== undefined) return { BS: v.BS.map(b64) };
+  if (v.BS !== undefined) return { BS: v.BS.map(b64).sort() };
+  if (v.N !== undefined) return { N: canonicalNumber(v.N) };
+  if (v.NS !== undefined) return { NS: v.NS.map(canonicalNumber).sort() };
+  if (v.SS !== undefined) return { SS: [...v.SS].sort() };
   if (v.L !== undefined) return { L: v.L.map(valueToJson) };
   if (v.M !== undefined) return { M: itemToJson(v.M) };
   const [[k, inner]] = Object.entries(v).filter(([, x]) => x !== undefined);

@@ -195,7 +195,7 @@ describe('restore drill: back up a running local cloud, restore it into a fresh 
     before = previous;
 
     const b = await npmRun('backup', ['--out', backupDir, '--data-dir', dirA]);
-    expect(b.code, b.err).toBe(0);
+    expect(b.code, b.err + b.out).toBe(0);
     expect(b.out).toMatch(/table {3}kmod-Deployments +2 items/);
     expect(b.out).toMatch(/bucket {2}kmod-artifacts +3 objects/);
     // The backup read a cloud at rest: it is exactly what the tables held.
@@ -225,7 +225,7 @@ describe('restore drill: back up a running local cloud, restore it into a fresh 
 
   it('restores with --force: every table holds exactly the backed-up items', async () => {
     const r = await npmRun('restore', ['--from', backupDir, '--data-dir', dirB, '--force']);
-    expect(r.code, r.err).toBe(0);
+    expect(r.code, r.err + r.out).toBe(0);
     // The restore's own read-back, right after writing: every table, every item, by count and hash.
     const reported = Object.fromEntries(
       [...r.out.matchAll(/^table {3}(\S+) +(\d+) of +(\d+) items {2}sha256 (\w+)$/gm)].map((m) => [m[1], [Number(m[2]), Number(m[3]), m[4]]]),

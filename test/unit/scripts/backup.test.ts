@@ -6,6 +6,7 @@ import type { AttributeValue } from '@aws-sdk/client-dynamodb';
 import { describe, expect, it } from 'vitest';
 import {
   BACKUP_FORMAT,
+  canonicalNumber,
   checkBackup,
   itemFromJson,
   itemToJson,
@@ -29,13 +30,27 @@ const item: Record<string, AttributeValue> = {
 };
 
 describe('DynamoDB JSON items', () => {
-  it('round-trips every attribute type, binaries as base64 and numbers as written', () => {
+  it('round-trips every attribute type, binaries as base64', () => {
     const json = itemToJson(item);
     expect(json.digest).toEqual({ B: 'AAH+/w==' });
-    expect(json.attempts).toEqual({ N: '3.50' });
+    expect(json.attempts).toEqual({ N: '3.5' });
     const back = itemFromJson(JSON.parse(JSON.stringify(json)));
     expect(itemToJson(back)).toEqual(json);
     expect(Buffer.from((back.nested.M?.list.L?.[1].B as Uint8Array) ?? []).toString('hex')).toBe('07');
+  });
+
+  it('writes numbers in one canonical form and sets in order, as DynamoDB compares them', () => {
+    expect(
+      ['2.30', '+002.300', '1.2E-3', '1.2e+3', '-0', '0.000', '-15', '100', '.5', '5.', '123.456E1', '-1.50E-2', '12345678901234567890123456789012345678'].map(
+        canonicalNumber,
+      ),
+    ).toEqual(['2.3', '2.3', '0.0012', '1200', '0', '0', '-15', '100', '0.5', '5', '1234.56', '-0.015', '12345678901234567890123456789012345678']);
+    expect(() => canonicalNumber('1.2.3')).toThrow(/not a DynamoDB number/);
+    expect(() => canonicalNumber('.')).toThrow(/not a DynamoDB number/);
+    const one = tableFile([{ id: { S: 'a' }, n: { N: '2.30' }, ns: { NS: ['10', '9.0'] }, ss: { SS: ['b', 'a'] } }]);
+    const other = tableFile([{ id: { S: 'a' }, n: { N: '2.3' }, ns: { NS: ['9', '10'] }, ss: { SS: ['a', 'b'] } }]);
+    expect(one).toBe(other);
+    expect(one).toBe('{"id":{"S":"a"},"n":{"N":"2.3"},"ns":{"NS":["10","9"]},"ss":{"SS":["a","b"]}}\n');
   });
 
   it('writes the same file whatever order the Scan returned the items and their attributes in', () => {
