@@ -114,6 +114,19 @@ describe('the synthesized template', () => {
     }
   });
 
+  it('keeps what a restore needs (docs/runbooks/backup-restore.md): every table recoverable to a point in time and outliving the stack, artifact versions kept', () => {
+    expect(Object.keys(stack.tables).sort()).toEqual(Object.keys(TABLES).sort());
+    for (const [key, table] of Object.entries(stack.tables)) {
+      const t = template.toJSON().Resources[logicalIdOf(table)];
+      expect(t.Properties.PointInTimeRecoverySpecification, key).toEqual({ PointInTimeRecoveryEnabled: true });
+      expect(t.Properties.DeletionProtectionEnabled, key).toBe(true);
+      expect([t.DeletionPolicy, t.UpdateReplacePolicy], key).toEqual(['Retain', 'Retain']);
+    }
+    const artifacts = template.toJSON().Resources[template.toJSON().Outputs.ArtifactBucketName.Value.Ref];
+    expect(artifacts.Properties.VersioningConfiguration).toEqual({ Status: 'Enabled' });
+    expect([artifacts.DeletionPolicy, artifacts.UpdateReplacePolicy]).toEqual(['Retain', 'Retain']);
+  });
+
   it('runs every function on nodejs22.x, with tracing, and one function per catalog entry', () => {
     const fns = ofType('AWS::Lambda::Function').filter(([, r]) => String(r.Properties.FunctionName ?? '').startsWith('kmod-'));
     expect(fns).toHaveLength(Object.keys(FUNCTIONS).length);

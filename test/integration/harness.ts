@@ -11,7 +11,7 @@ import { startLocalCloud, type LocalCloud, type LocalCloudOptions } from '../../
  * limits, at the edge (the web ACL, per address) and in the handlers (per user). test/integration/rate-limits.test.ts checks
  * the real defaults.
  */
-const SUITE_LIMITS = {
+export const SUITE_LIMITS = {
   RATE_LIMIT_DEPLOYMENTS_PER_USER: '10000',
   RATE_LIMIT_METRICS_PER_USER: '10000',
   // Directory changes (roles, disabling) apply at once in the suites; users.test.ts checks a real TTL.
@@ -66,7 +66,7 @@ export async function api<T = any>(
 const FINISHED = ['Succeeded', 'Failed', 'RolledBack', 'Cancelled'];
 
 /** Poll the API until the deployment reaches one of `statuses` (default: any finished status). */
-export async function waitForDeployment(cloud: LocalCloud, executionId: string, statuses = FINISHED, timeoutMs = 90_000) {
+export async function waitForDeployment(cloud: Pick<LocalCloud, 'apiUrl' | 'tokens'>, executionId: string, statuses = FINISHED, timeoutMs = 90_000) {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const r = await api(cloud, 'GET', `/api/v1/deployments/${executionId}`, { token: cloud.tokens.Viewer });
