@@ -5,7 +5,7 @@
  * columns and partition projection, the Athena workgroup, the retention settings every audit
  * writer gets, and cdk-nag.
  */
-import { App, type CfnElement } from 'aws-cdk-lib';
+import type { CfnElement } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import type { IConstruct } from 'constructs';
@@ -13,19 +13,12 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { FUNCTIONS, functionTables, type FunctionId } from '../../functions/catalog.ts';
 import { DEFAULT_AUDIT_RETENTION_DAYS } from '../../functions/domain/auditRetention.ts';
 import { AUDIT_COLUMNS, AUDIT_GLUE_DATABASE, AUDIT_GLUE_TABLE, AUDIT_WORKGROUP } from '../../infra/constructs/auditExport.ts';
-import { ContextError, OrchestratorStack, settingsFromContext } from '../../infra/stack.ts';
+import { ContextError, type OrchestratorStack, settingsFromContext } from '../../infra/stack.ts';
+import { synthStack } from './synth.ts';
 
 type Resource = { Type: string; Properties: Record<string, any>; DeletionPolicy?: string };
 
-const synth = (context: Record<string, unknown>) => {
-  // Bundling skipped: these tests read the template, not the functions' code.
-  const app = new App({ context: { 'aws:cdk:bundling-stacks': [] } });
-  return new OrchestratorStack(
-    app,
-    'KmodOrchestrator',
-    settingsFromContext((k) => context[k]),
-  );
-};
+const synth = synthStack;
 
 let stack: OrchestratorStack;
 let parent: Record<string, Resource>;

@@ -2,12 +2,13 @@
  * The default (Cognito) stack's identity wiring, and the email-subscription sync: the deploy-time
  * custom resource and who may change subscriptions. Bundling is skipped: resources and policies only.
  */
-import { App, type CfnElement } from 'aws-cdk-lib';
+import type { CfnElement } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { FUNCTIONS, type FunctionId, type FunctionSpec } from '../../functions/catalog.ts';
-import { OrchestratorStack, settingsFromContext } from '../../infra/stack.ts';
+import type { OrchestratorStack } from '../../infra/stack.ts';
+import { synthStack } from './synth.ts';
 
 type Resource = { Type: string; Properties: Record<string, any>; DependsOn?: string[] };
 const APPROVERS = '{"Staging":["0f8b1c2d-0000-4000-8000-000000000001"],"Production":["0f8b1c2d-0000-4000-8000-000000000002"]}';
@@ -15,14 +16,7 @@ let stack: OrchestratorStack;
 let resources: Record<string, Resource>;
 
 beforeAll(() => {
-  // Bundling skipped: these tests read resources and policies, not function code.
-  const app = new App({ context: { 'aws:cdk:bundling-stacks': [] } });
-  const context: Record<string, string> = { trustedRootsPem: 'PEM', approvers: APPROVERS, cognitoDomainPrefix: 'acme-kmod' };
-  stack = new OrchestratorStack(
-    app,
-    'KmodOrchestrator',
-    settingsFromContext((k) => context[k]),
-  );
+  stack = synthStack({ trustedRootsPem: 'PEM', approvers: APPROVERS, cognitoDomainPrefix: 'acme-kmod' });
   resources = Template.fromStack(stack).toJSON().Resources;
 }, 180_000);
 

@@ -6,16 +6,17 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { App, type CfnElement } from 'aws-cdk-lib';
+import type { CfnElement } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { FUNCTIONS, ROUTES, type FunctionId, type FunctionSpec } from '../../functions/catalog.ts';
 import { TABLES } from '../../functions/lib/tables.ts';
-import { OrchestratorStack, settingsFromContext } from '../../infra/stack.ts';
+import type { OrchestratorStack } from '../../infra/stack.ts';
 import { loadOrCreatePki } from '../../localcloud/devPki.ts';
 import { DEV_CLIENT_ID, DEV_ISSUER } from '../../localcloud/identity.ts';
 import { localStackContext } from '../../scripts/localstack.ts';
+import { synthStack } from './synth.ts';
 
 type Resource = { Type: string; Properties: Record<string, any> };
 let stack: OrchestratorStack;
@@ -27,14 +28,8 @@ beforeAll(async () => {
   const dir = mkdtempSync(join(tmpdir(), 'kmod-localstack-'));
   await loadOrCreatePki(join(dir, 'pki'));
   context = localStackContext(dir);
-  const app = new App({ context: { 'aws:cdk:bundling-stacks': [] } });
   // With an explicit environment, as the CDK CLI gives the app whenever it has credentials (cdklocal, cdk deploy).
-  stack = new OrchestratorStack(
-    app,
-    'KmodOrchestrator',
-    settingsFromContext((k) => context[k]),
-    { env: { account: '000000000000', region: 'us-east-1' } },
-  );
+  stack = synthStack(context, 'KmodOrchestrator', { env: { account: '000000000000', region: 'us-east-1' } });
   template = Template.fromStack(stack).toJSON();
   resources = template.Resources;
 }, 180_000);

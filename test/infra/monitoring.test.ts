@@ -4,7 +4,7 @@
  * comparison, its actions on the one alarm topic, the dashboard's sections and metrics, the
  * topic's encryption and email subscription, and cdk-nag.
  */
-import { App, type CfnElement } from 'aws-cdk-lib';
+import type { CfnElement } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import type { IConstruct } from 'constructs';
@@ -15,21 +15,14 @@ import { CLOUDWATCH_METRICS } from '../../functions/domain/cloudwatchMetrics.ts'
 import { METRICS } from '../../functions/lib/metrics.ts';
 import { TABLES } from '../../functions/lib/tables.ts';
 import { DASHBOARD_NAME } from '../../infra/constructs/monitoring.ts';
-import { ContextError, OrchestratorStack, settingsFromContext } from '../../infra/stack.ts';
+import { ContextError, type OrchestratorStack } from '../../infra/stack.ts';
+import { synthStack } from './synth.ts';
 
 type Resource = { Type: string; Properties: Record<string, any> };
 type Dimension = { Name: string; Value: unknown };
 type MetricStat = { Metric: { Namespace: string; MetricName: string; Dimensions?: Dimension[] }; Period: number; Stat: string };
 
-const synth = (context: Record<string, string>) => {
-  // Bundling skipped: these tests read the template, not the functions' code.
-  const app = new App({ context: { 'aws:cdk:bundling-stacks': [] } });
-  return new OrchestratorStack(
-    app,
-    'KmodOrchestrator',
-    settingsFromContext((k) => context[k]),
-  );
-};
+const synth = synthStack;
 
 let stack: OrchestratorStack;
 let parent: Record<string, Resource>;

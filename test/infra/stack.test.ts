@@ -10,6 +10,7 @@ import { ROLES } from '../../functions/domain/roles.ts';
 import { TABLES } from '../../functions/lib/tables.ts';
 import { OrchestratorStack, settingsFromContext } from '../../infra/stack.ts';
 import { SUBSCRIPTION_ACTIONS } from '../../infra/constructs/functions.ts';
+import { synthStack } from './synth.ts';
 
 let stack: OrchestratorStack;
 let template: Template;
@@ -501,13 +502,7 @@ describe('etcd discovery (docs/adr/0009-discovery-sources.md)', () => {
   });
 
   it('without etcdEndpoints: creates no discovery function and no schedule', () => {
-    // Bundling skipped: only the resources matter here, and a second bundle of every function is slow.
-    const app = new App({ context: { 'aws:cdk:bundling-stacks': [] } });
-    const bare = new OrchestratorStack(
-      app,
-      'Bare',
-      settingsFromContext((k) => ({ trustedRootsPem: 'PEM' })[k]),
-    );
+    const bare = synthStack({ trustedRootsPem: 'PEM' }, 'Bare');
     const names = Object.values(Template.fromStack(bare).findResources('AWS::Lambda::Function')).map((r) => String(r.Properties.FunctionName ?? ''));
     for (const id of discoverers) expect(names).not.toContain(`kmod-${id}`);
     expect(names.filter((n) => n.startsWith('kmod-'))).toHaveLength(Object.keys(FUNCTIONS).length - discoverers.length);
