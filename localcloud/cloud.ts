@@ -16,7 +16,8 @@ import { CallMeter } from './meter.ts';
 import { forgetClients, onClientCreated, type SdkClientLike } from '../functions/lib/aws.ts';
 import { TABLES, type TableKey } from '../functions/lib/tables.ts';
 import { splitPem } from '../functions/domain/signature.ts';
-import { startDynamoDbLocal, ensureTables } from './dynamodb.ts';
+import { ensureTables } from './dynamodb.ts';
+import { launchDynamoDbLocal, type LaunchedDynamo } from './dynamodbProcess.ts';
 import { DEFAULT_FLEET, Fleet, type FleetSizes } from './fleet.ts';
 import { parseAlarms } from '../functions/domain/alarms.ts';
 import { DEV_CLIENT_ID, DEV_ISSUER, DEV_USERS, DevIssuer } from './identity.ts';
@@ -72,6 +73,8 @@ export interface LocalCloudOptions {
    * (comma-separated, `none` for none) or Staging and Production.
    */
   routers?: Environment[];
+  /** DynamoDB Local already launched on dataDir/dynamodb (npm start launches it before its imports). */
+  dynamodb?: LaunchedDynamo;
 }
 
 export interface CloudFile {
@@ -108,7 +111,33 @@ export interface LocalCloud extends CloudFile {
   ttl: TtlSweeper;
   tableNames: Record<TableKey, string>;
   startupMs: number;
+  /** Where the start-up went, phase by phase (`KMOD_START_TIMINGS=1 npm start` prints it). */
+  startupPhases: StartupPhase[];
   stop(): Promise<void>;
+}
+
+/** One phase of the start-up: its name and how long it took (phases overlap where they run in parallel). */
+export interface StartupPhase {
+  phase: string;
+  ms: number;
+}
+
+/** Records phases of the start-up; `run` times one step, `since` one that began earlier (in parallel). */
+function phaseTimer() {
+  const phases: StartupPhase[] = [];
+  const record = (phase: string, t0: number) => phases.push({ phase, ms: Math.round(performance.now() - t0) });
+  return {
+    phases,
+    record,
+    async run<T>(phase: string, step: () => Promise<T> | T): Promise<T> {
+      const t0 = performance.now();
+      try {
+        return await step();
+      } finally {
+        record(phase, t0);
+      }
+    },
+  };
 }
 
 /** Replace ${Name} placeholders as Step Functions' DefinitionSubstitutions do. */
@@ -130,6 +159,7 @@ function loadOrCreateKeyFile(file: string): AgentKey[] {
 
 export async function startLocalCloud(opts: LocalCloudOptions = {}): Promise<LocalCloud> {
   const started = Date.now();
+  const timer = phaseTimer();
   const log = opts.log ?? (() => undefined);
   const dataDir = resolve(opts.dataDir ?? join(ROOT, '.local'));
   if (opts.fresh) rmSync(dataDir, { recursive: true, force: true });
@@ -140,9 +170,11 @@ export async function startLocalCloud(opts: LocalCloudOptions = {}): Promise<Loc
     cleanups.length = 0;
   };
   try {
-    const dynamoPromise = startDynamoDbLocal(join(dataDir, 'dynamodb'));
-    dynamoPromise.then(
-      (d) => cleanups.unshift(d.stop),
+    // The JVM boots while everything below loads (npm start launches it even before its imports).
+    const launched = opts.dynamodb ?? (await launchDynamoDbLocal(join(dataDir, 'dynamodb')));
+    cleanups.unshift(launched.stop);
+    launched.ready.then(
+      () => timer.record('DynamoDB Local answering (since its launch, in parallel)', launched.launchedAt),
       () => undefined,
     );
 
@@ -159,7 +191,7 @@ export async function startLocalCloud(opts: LocalCloudOptions = {}): Promise<Loc
     const s3 = new LocalS3(join(dataDir, 's3'));
     let servicesUrl = '';
     const sns = new LocalSns(join(dataDir, 'sns.json'), () => servicesUrl);
-    const issuer = await DevIssuer.load(join(dataDir, 'identity', 'signing-key.json'));
+    const issuer = await timer.run('identity signing key', () => DevIssuer.load(join(dataDir, 'identity', 'signing-key.json')));
     const services: Server = createServer(async (req, res) => {
       const chunks: Buffer[] = [];
       for await (const c of req) chunks.push(c as Buffer);
@@ -214,7 +246,6 @@ export async function startLocalCloud(opts: LocalCloudOptions = {}): Promise<Loc
     }
     const routerUrls = Object.fromEntries([...localRouters].map(([e, r]) => [e, r.url]));
 
-    const dynamo = await dynamoPromise;
     const tableNames = Object.fromEntries(Object.entries(TABLES).map(([k, spec]) => [k, `kmod-${spec.id}`])) as Record<TableKey, string>;
     const agentKeysFile = join(dataDir, 'secrets', 'agent-keys.json');
     let agentKeys = loadOrCreateKeyFile(agentKeysFile);
@@ -224,7 +255,7 @@ export async function startLocalCloud(opts: LocalCloudOptions = {}): Promise<Loc
       AWS_REGION: 'us-east-1',
       AWS_ACCESS_KEY_ID: 'local',
       AWS_SECRET_ACCESS_KEY: 'local',
-      AWS_ENDPOINT_URL_DYNAMODB: dynamo.endpoint,
+      AWS_ENDPOINT_URL_DYNAMODB: launched.endpoint,
       AWS_ENDPOINT_URL_SFN: servicesUrl,
       AWS_ENDPOINT_URL_SNS: servicesUrl,
       AWS_ENDPOINT_URL_S3: servicesUrl,
@@ -267,24 +298,36 @@ export async function startLocalCloud(opts: LocalCloudOptions = {}): Promise<Loc
     });
     cleanups.push(async () => unhook());
 
-    const { crlUrlOf, loadOrCreatePki } = await import('./devPki.ts');
-    const { pki, legacy } = await loadOrCreatePki(join(dataDir, 'pki'));
+    const { pki, legacy, crlUrlOf } = await timer.run('dev PKI', async () => {
+      const { crlUrlOf, loadOrCreatePki } = await import('./devPki.ts');
+      return { ...(await loadOrCreatePki(join(dataDir, 'pki'))), crlUrlOf };
+    });
     if (legacy) log('  the dev PKI predates code-signing certificates: replaced (the old one is in pki/legacy-*)');
     process.env.TRUSTED_ROOTS_PEM = opts.env?.TRUSTED_ROOTS_PEM ?? pki.rootCertPem;
     // The dev root's CRL is a configured list (must be readable), as well as the signer's distribution point.
     process.env.REVOCATION_LIST_URLS = opts.env?.REVOCATION_LIST_URLS ?? process.env.REVOCATION_LIST_URLS ?? crlUrlOf(join(dataDir, 'pki'));
 
+    // The handlers load (their modules, the AWS SDK) while DynamoDB Local finishes booting; their
+    // settings are all in the environment by now.
+    const functionsStarted = performance.now();
+    const functionsLoaded = lambda.load().finally(() => timer.record('functions loaded (in parallel)', functionsStarted));
+    functionsLoaded.catch(() => undefined);
+    // The simulated agents listen (their state is on disk) while DynamoDB Local boots, too.
+    const fleet = new Fleet(join(dataDir, 'fleet'), () => agentKeys, { 'demo-kernel': '1.0.0' }, splitPem(process.env.TRUSTED_ROOTS_PEM ?? ''));
+    cleanups.push(() => fleet.stop());
+    await timer.run('fleet agents listening', () => fleet.start({ ...DEFAULT_FLEET, ...opts.fleet }));
+    const dynamo = await timer.run('waiting for DynamoDB Local', () => launched.ready);
     const dynamoClient = new DynamoDBClient({});
     const ddb = DynamoDBDocumentClient.from(dynamoClient, { marshallOptions: { removeUndefinedValues: true } });
     cleanups.push(async () => dynamoClient.destroy());
-    await ensureTables(dynamoClient, tableNames);
+    await timer.run('tables', () => ensureTables(dynamoClient, tableNames));
     if (legacy) {
       const { resignLegacyModules } = await import('./pkiUpgrade.ts');
       for (const v of await resignLegacyModules(ddb, tableNames.modules, legacy, pki)) log(`  re-signed ${v} with the new dev signer`);
     }
     s3.createBucket(ARTIFACT_BUCKET);
     s3.createBucket(AUDIT_EXPORT_BUCKET);
-    await lambda.load();
+    await timer.run('waiting for the functions', () => functionsLoaded);
 
     const substitutions: Record<string, string> = {};
     for (const id of Object.keys(FUNCTIONS) as FunctionId[]) substitutions[functionArnKey(id)] = functionArn(id);
@@ -293,11 +336,13 @@ export async function startLocalCloud(opts: LocalCloudOptions = {}): Promise<Loc
       sfn.createStateMachine(`kmod-${id}`, substitute(readFileSync(join(ROOT, spec.file), 'utf8'), substitutions));
     }
 
-    const fleet = new Fleet(join(dataDir, 'fleet'), () => agentKeys, { 'demo-kernel': '1.0.0' }, splitPem(process.env.TRUSTED_ROOTS_PEM ?? ''));
-    cleanups.push(() => fleet.stop());
-    await fleet.start({ ...DEFAULT_FLEET, ...opts.fleet });
-    await fleet.register(ddb, tableNames.nodes);
-    await syncRouters([...localRouters.keys()]);
+    // The fleet's registration and the routers that follow it run beside the directory, the API and
+    // the seeding below: they touch different tables. (Promise.all: a failure of either stops the start.)
+    const fleetReady = (async () => {
+      await timer.run('fleet registered', () => fleet.register(ddb, tableNames.nodes));
+      await timer.run('routers synced', () => syncRouters([...localRouters.keys()]));
+    })();
+    fleetReady.catch(() => undefined);
     const discovery = await startEtcdDiscovery(log);
     if (discovery) cleanups.push(() => discovery.stop());
     cleanups.push(runSchedules(lambda, log));
@@ -321,7 +366,7 @@ export async function startLocalCloud(opts: LocalCloudOptions = {}): Promise<Loc
     gateway.extras.set('/_local/identity', identityControl(issuer));
     gateway.extras.set('/_local/websocket', websocketControl(gateway.websocket));
     gateway.extras.set('/_local/meter', meter.control());
-    await registerDevUsers(ddb, tableNames.users);
+    await timer.run('dev users', () => registerDevUsers(ddb, tableNames.users));
     const apiUrl = await gateway.listen(opts.apiPort ?? 3000, host);
     cleanups.push(() => gateway.close());
     process.env.PUBLIC_API_URL = opts.env?.PUBLIC_API_URL ?? process.env.KMOD_PUBLIC_API_URL ?? apiUrl;
@@ -334,7 +379,7 @@ export async function startLocalCloud(opts: LocalCloudOptions = {}): Promise<Loc
       pollMs: Number(process.env.KMOD_STREAM_POLL_MS ?? 100),
       log,
     });
-    await streams.start();
+    await timer.run('streams', () => streams.start());
     cleanups.push(() => streams.stop());
     // Expired items go as DynamoDB's TTL removes them on AWS (DynamoDB Local never does).
     const sweepSeconds = Number(process.env.KMOD_TTL_SWEEP_SECONDS ?? 60);
@@ -345,20 +390,27 @@ export async function startLocalCloud(opts: LocalCloudOptions = {}): Promise<Loc
     subscribeDevUsers(sns, env.APPROVER_TOPIC_ARN, env.NOTIFICATION_TOPIC_ARN, JSON.parse(env.APPROVERS) as Record<string, string[]>);
     // What the stack's custom resource does on every deploy: email subscriptions follow the approver
     // lists and the directory (a user an Admin created in an earlier run, a changed APPROVERS).
-    await lambda.invoke(functionArn('SyncSubscriptions'), {
-      RequestType: 'Create',
-      ServiceToken: functionArn('SyncSubscriptions'),
-      StackId: `arn:aws:cloudformation:us-east-1:000000000000:stack/local/${randomBytes(8).toString('hex')}`,
-      RequestId: randomBytes(8).toString('hex'),
-      LogicalResourceId: 'EmailSubscriptions',
-      ResourceType: 'Custom::EmailSubscriptions',
-      ResourceProperties: { Approvers: env.APPROVERS },
-    });
+    const subscriptionsSynced = timer.run('email subscriptions synced (beside the seeding)', () =>
+      lambda.invoke(functionArn('SyncSubscriptions'), {
+        RequestType: 'Create',
+        ServiceToken: functionArn('SyncSubscriptions'),
+        StackId: `arn:aws:cloudformation:us-east-1:000000000000:stack/local/${randomBytes(8).toString('hex')}`,
+        RequestId: randomBytes(8).toString('hex'),
+        LogicalResourceId: 'EmailSubscriptions',
+        ResourceType: 'Custom::EmailSubscriptions',
+        ResourceProperties: { Approvers: env.APPROVERS },
+      }),
+    );
 
+    subscriptionsSynced.catch(() => undefined);
     const tokens = Object.fromEntries(
       await Promise.all(Object.entries(DEV_USERS).map(async ([role, user]) => [role, await issuer.mint(user)])),
     ) as CloudFile['tokens'];
-    await seedDemo({ apiUrl, adminToken: tokens.Admin, pki, log });
+    await Promise.all([
+      subscriptionsSynced,
+      timer.run('demo seeded (beside the subscriptions)', () => seedDemo({ apiUrl, adminToken: tokens.Admin, pki, log })),
+      timer.run('waiting for the fleet and routers', () => fleetReady),
+    ]);
     // Everything a task needs is up: executions the last run left RUNNING carry on.
     const resumed = sfn.resume();
     if (resumed.resumed.length) log(`resumed ${resumed.resumed.length} execution(s) left running by the last run`);
@@ -388,6 +440,7 @@ export async function startLocalCloud(opts: LocalCloudOptions = {}): Promise<Loc
       ttl,
       tableNames,
       startupMs: Date.now() - started,
+      startupPhases: timer.phases,
       stop,
     };
     if (opts.cloudFile) writeCloudFile(cloud, opts.cloudFile);

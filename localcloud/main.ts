@@ -1,20 +1,36 @@
 /** `npm start`: run the embedded local cloud until Ctrl-C. */
-import { join } from 'node:path';
-import { ROOT, startLocalCloud } from './cloud.ts';
+import { rmSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { launchDynamoDbLocal } from './dynamodbProcess.ts';
+
+// Milliseconds since this Node process began: its boot and the TypeScript loader.
+const bootMs = performance.now();
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 
 const args = new Set(process.argv.slice(2));
 if (args.has('--help')) {
   console.log(
-    'usage: npm start [-- --fresh]\n  --fresh   wipe .local/ (tables, fleet state, mailbox, keys) first\nenv: PORT (API port, default 3000), HOST (default 127.0.0.1), LOG_LEVEL, KMOD_DATA_DIR (default .local),\n     KMOD_ROUTERS (environments with a local traffic router, default Staging,Production; none for none)',
+    'usage: npm start [-- --fresh]\n  --fresh   wipe .local/ (tables, fleet state, mailbox, keys) first\nenv: KMOD_START_TIMINGS=1 (print where the start-up went), PORT (API port, default 3000), HOST (default 127.0.0.1), LOG_LEVEL, KMOD_DATA_DIR (default .local),\n     KMOD_ROUTERS (environments with a local traffic router, default Staging,Production; none for none)',
   );
   process.exit(0);
 }
 
 // KMOD_DATA_DIR moves .local/ elsewhere (several clouds on one machine, tests of this CLI).
-const dataDir = process.env.KMOD_DATA_DIR ?? join(ROOT, '.local');
+const dataDir = resolve(process.env.KMOD_DATA_DIR ?? join(ROOT, '.local'));
+if (args.has('--fresh')) rmSync(dataDir, { recursive: true, force: true });
+// DynamoDB Local's JVM takes seconds to boot: launched first, it boots while the rest of the local
+// cloud (the AWS SDK, every handler) is imported.
+const dynamodb = await launchDynamoDbLocal(join(dataDir, 'dynamodb')).catch((e: Error) => {
+  console.error(`local cloud failed to start: ${e.message}`);
+  process.exit(1);
+});
+const importStarted = performance.now();
+const { startLocalCloud } = await import('./cloud.ts');
+const importMs = performance.now() - importStarted;
 const cloud = await startLocalCloud({
   dataDir,
-  fresh: args.has('--fresh'),
+  dynamodb,
   apiPort: process.env.PORT ? Number(process.env.PORT) : 3000,
   host: process.env.HOST,
   log: (l) => console.log(`  ${l}`),
@@ -25,9 +41,16 @@ const cloud = await startLocalCloud({
   process.exit(1);
 });
 const file = join(dataDir, 'cloud.json');
+if (process.env.KMOD_START_TIMINGS === '1') {
+  console.log(`\nstart-up phases (ms; DynamoDB Local starts in parallel with what precedes "waiting for DynamoDB Local"):`);
+  console.log(`  ${'Node boot and the TypeScript loader'.padEnd(44)} ${String(Math.round(bootMs)).padStart(6)}`);
+  console.log(`  ${'importing the local cloud'.padEnd(44)} ${String(Math.round(importMs)).padStart(6)}`);
+  for (const p of cloud.startupPhases) console.log(`  ${p.phase.padEnd(44)} ${String(p.ms).padStart(6)}`);
+  console.log(`  ${'startLocalCloud in total'.padEnd(44)} ${String(cloud.startupMs).padStart(6)}`);
+}
 const nodes = cloud.fleet.nodes.size;
 console.log(`
-kmod-orchestrator local cloud is up (${(cloud.startupMs / 1000).toFixed(1)} s)
+kmod-orchestrator local cloud is up (${(performance.now() / 1000).toFixed(1)} s)
 
   API          ${cloud.apiUrl}/api/v1   (health: ${cloud.apiUrl}/health)
   Mailbox      ${cloud.mailboxUrl}

@@ -13,6 +13,8 @@
  *   npm run bench                      # all sizes (10,000 nodes takes a few minutes)
  *   npm run bench -- --sizes 3,20      # a subset
  *   npm run bench -- --ws 200 --runs 3 # operators' live events: 200 WebSocket subscribers (scripts/lib/benchWs.ts)
+ *   npm run bench -- --start --runs 5 [--baseline ../other-checkout]
+ *                                      # npm start to healthy, fresh and with existing data (scripts/lib/benchStart.ts)
  */
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
@@ -24,8 +26,21 @@ import { type BillableUsage, costOf, PRICES_AS_OF, PRICES_USD, usd } from './lib
 import { percentile, SHORT_STABILISATION } from './lib/stats.ts';
 
 const { values } = parseArgs({
-  options: { sizes: { type: 'string', default: '3,20,1000,10000' }, size: { type: 'string' }, runs: { type: 'string' }, ws: { type: 'string' } },
+  options: {
+    sizes: { type: 'string', default: '3,20,1000,10000' },
+    size: { type: 'string' },
+    runs: { type: 'string' },
+    ws: { type: 'string' },
+    start: { type: 'boolean' },
+    baseline: { type: 'string' },
+  },
 });
+
+if (values.start) {
+  const { benchStart } = await import('./lib/benchStart.ts');
+  await benchStart(Number(values.runs ?? 5), values.baseline);
+  process.exit();
+}
 
 if (values.ws) {
   const { benchWs } = await import('./lib/benchWs.ts');

