@@ -307,11 +307,6 @@ export async function startLocalCloud(opts: LocalCloudOptions = {}): Promise<Loc
     // The dev root's CRL is a configured list (must be readable), as well as the signer's distribution point.
     process.env.REVOCATION_LIST_URLS = opts.env?.REVOCATION_LIST_URLS ?? process.env.REVOCATION_LIST_URLS ?? crlUrlOf(join(dataDir, 'pki'));
 
-    // The handlers load (their modules, the AWS SDK) while DynamoDB Local finishes booting; their
-    // settings are all in the environment by now.
-    const functionsStarted = performance.now();
-    const functionsLoaded = lambda.load().finally(() => timer.record('functions loaded (in parallel)', functionsStarted));
-    functionsLoaded.catch(() => undefined);
     // The simulated agents listen (their state is on disk) while DynamoDB Local boots, too.
     const fleet = new Fleet(join(dataDir, 'fleet'), () => agentKeys, { 'demo-kernel': '1.0.0' }, splitPem(process.env.TRUSTED_ROOTS_PEM ?? ''));
     cleanups.push(() => fleet.stop());
@@ -327,7 +322,6 @@ export async function startLocalCloud(opts: LocalCloudOptions = {}): Promise<Loc
     }
     s3.createBucket(ARTIFACT_BUCKET);
     s3.createBucket(AUDIT_EXPORT_BUCKET);
-    await timer.run('waiting for the functions', () => functionsLoaded);
 
     const substitutions: Record<string, string> = {};
     for (const id of Object.keys(FUNCTIONS) as FunctionId[]) substitutions[functionArnKey(id)] = functionArn(id);
@@ -446,6 +440,10 @@ export async function startLocalCloud(opts: LocalCloudOptions = {}): Promise<Loc
     if (opts.cloudFile) writeCloudFile(cloud, opts.cloudFile);
     gateway.ready = true;
     cloud.startupMs = Date.now() - started;
+    // The functions the start-up did not invoke load now, off the start's path (a warm pool): the
+    // first deployment does not pay their imports, and a module that fails to load is reported.
+    const warming = setTimeout(() => void lambda.load().catch((e: Error) => log(`a function failed to load: ${e.message}`)), 0);
+    cleanups.push(async () => clearTimeout(warming));
     return cloud;
   } catch (e) {
     await stop();

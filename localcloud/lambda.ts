@@ -32,28 +32,53 @@ export const functionName = (id: FunctionId) => `kmod-${id}`;
 export const functionArn = (id: FunctionId) => `arn:aws:lambda:${REGION}:${ACCOUNT}:function:${functionName(id)}`;
 
 export class LocalLambda {
-  private readonly handlers = new Map<string, { handler: Handler; spec: FunctionSpec }>();
+  /** Each function's module, imported at its first invocation (a cold start) or by load(). */
+  private readonly handlers = new Map<string, Promise<{ handler: Handler; spec: FunctionSpec }>>();
   invocations = 0;
   /** What Lambda would bill for duration: each invocation's milliseconds (rounded up) × its memory, in GB-seconds. */
   billedGbSeconds = 0;
 
   constructor(private readonly root: string) {}
 
-  async load(): Promise<void> {
-    for (const [id, spec] of Object.entries(FUNCTIONS)) {
-      const mod = (await import(pathToFileURL(resolve(this.root, spec.entry)).href)) as { handler: Handler };
+  /**
+   * The function of this name: its module is imported once, when first needed, as Lambda loads a
+   * function at its first (cold) invocation. The local cloud's start-up loads only the functions it
+   * invokes and warms the rest once it is healthy (docs/adr/0037-local-cloud-start-up.md).
+   */
+  private handlerOf(name: string): Promise<{ handler: Handler; spec: FunctionSpec }> | undefined {
+    let loaded = this.handlers.get(name);
+    if (loaded) return loaded;
+    const entry = Object.entries(FUNCTIONS).find(([id]) => functionName(id as FunctionId) === name);
+    if (!entry) return undefined;
+    const spec = entry[1];
+    loaded = import(pathToFileURL(resolve(this.root, spec.entry)).href).then((mod: { handler?: Handler }) => {
       if (typeof mod.handler !== 'function') throw new Error(`${spec.entry} exports no handler`);
-      this.handlers.set(functionName(id as FunctionId), { handler: mod.handler, spec });
-    }
+      return { handler: mod.handler, spec };
+    });
+    this.handlers.set(name, loaded);
+    return loaded;
+  }
+
+  /** Import every function now (a failing import rejects). */
+  async load(): Promise<void> {
+    for (const id of Object.keys(FUNCTIONS) as FunctionId[]) await this.handlerOf(functionName(id));
   }
 
   /** Invoke by name or ARN; resolves with the result or rejects with a LambdaFunctionError. */
   async invoke(nameOrArn: string, event: unknown): Promise<unknown> {
     const name = nameOrArn.startsWith('arn:') ? nameOrArn.split(':')[6] : nameOrArn;
-    const fn = this.handlers.get(name);
-    if (!fn) throw new LambdaFunctionError({ errorType: 'ResourceNotFoundException', errorMessage: `Function not found: ${nameOrArn}`, trace: [] });
-    const { handler, spec } = fn;
+    const loading = this.handlerOf(name);
+    if (!loading) throw new LambdaFunctionError({ errorType: 'ResourceNotFoundException', errorMessage: `Function not found: ${nameOrArn}`, trace: [] });
     const started = Date.now();
+    let fn: { handler: Handler; spec: FunctionSpec };
+    try {
+      fn = await loading;
+    } catch (e) {
+      // What Lambda reports when a function's module fails to load.
+      const err = e as Error;
+      throw new LambdaFunctionError({ errorType: 'Runtime.ImportModuleError', errorMessage: err.message, trace: (err.stack ?? '').split('\n') });
+    }
+    const { handler, spec } = fn;
     const requestId = randomUUID();
     const context: Context = {
       callbackWaitsForEmptyEventLoop: true,

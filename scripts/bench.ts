@@ -61,6 +61,26 @@ interface Sample {
   usage: BillableUsage;
   /** 200 authenticated reads' billable usage. */
   reads: BillableUsage & { requests: number };
+  /** Where one deployment's time goes, and the machine's limit for the same work (the last run). */
+  breakdown: Breakdown;
+}
+
+/** The same agent calls and table calls a deployment made, timed with nothing else (scripts/bench.ts limitOf). */
+interface Breakdown {
+  /** Agent requests one deployment made, by method and path's last segment. */
+  agentCalls: Record<string, number>;
+  /** DynamoDB calls one deployment made, by operation. */
+  tableCalls: Record<string, number>;
+  /** Concurrency of the replay: Map MaxConcurrency (capped by the batches) × AGENT_CONCURRENCY. */
+  concurrency: number;
+  /** Signing as many requests alone (HMAC-SHA256 over the body digest), ms. */
+  signMs: number;
+  /** As many signed agent calls alone (GET /v1/health), ms. */
+  agentMs: number;
+  /** As many table calls alone (reads as GetItem, writes as UpdateItem on the nodes), ms. */
+  tableMs: number;
+  /** Both at once, at the same concurrency: the machine's limit for this deployment's calls, ms. */
+  limitMs: number;
 }
 
 type Cloud = Awaited<ReturnType<typeof import('../localcloud/cloud.ts')['startLocalCloud']>>;
@@ -92,6 +112,73 @@ function usageSince(
   };
 }
 
+/** Count the requests the functions make to the simulated agents (they run in this process). */
+function countAgentCalls(addresses: string[]): { counts: Map<string, number>; restore: () => void } {
+  const counts = new Map<string, number>();
+  const original = globalThis.fetch;
+  const prefixes = [...new Set(addresses.map((a) => new URL(a).origin))];
+  globalThis.fetch = ((input: Parameters<typeof fetch>[0], init?: RequestInit) => {
+    const url = typeof input === 'string' ? input : input instanceof URL ? input.href : input.url;
+    if (prefixes.some((p) => url.startsWith(p))) {
+      const key = `${init?.method ?? 'GET'} ${new URL(url).pathname.split('/').pop()}`;
+      counts.set(key, (counts.get(key) ?? 0) + 1);
+    }
+    return original(input, init);
+  }) as typeof fetch;
+  return { counts, restore: () => void (globalThis.fetch = original) };
+}
+
+/** Run `n` tasks, `concurrency` at a time; the wall time in ms. */
+async function timed(n: number, concurrency: number, task: (i: number) => Promise<unknown>): Promise<number> {
+  const t0 = performance.now();
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(n, concurrency) }, async () => {
+      while (next < n) await task(next++);
+    }),
+  );
+  return performance.now() - t0;
+}
+
+/**
+ * The machine's limit for one deployment: the same number of signed agent calls and of table calls
+ * at the deployment's concurrency, with no interpreter, Lambda plumbing, handler logic or checks.
+ */
+async function limitOf(
+  cloud: Cloud,
+  agentCalls: number,
+  tableCalls: Record<string, number>,
+  concurrency: number,
+): Promise<Omit<Breakdown, 'agentCalls' | 'tableCalls' | 'concurrency'>> {
+  const { agentClient } = await import('../functions/lib/agentClient.ts');
+  const { signRequest } = await import('../functions/agent/protocol.ts');
+  const { agentKeys } = await import('../functions/lib/secrets.ts');
+  const { GetCommand, UpdateCommand } = await import('@aws-sdk/lib-dynamodb');
+  const targets = [...cloud.fleet.nodes.values()].map((n) => ({ nodeId: n.agent.nodeId, address: n.address }));
+  const writes = Object.entries(tableCalls)
+    .filter(([op]) => /Put|Update|Delete|Write/.test(op))
+    .reduce((a, [, n]) => a + n, 0);
+  const reads = Object.values(tableCalls).reduce((a, n) => a + n, 0) - writes;
+  const table = cloud.tableNames.nodes;
+  const tableCall = (i: number) => {
+    const t = targets[i % targets.length];
+    const Key = { environment: 'Development', nodeId: t.nodeId };
+    return i < writes
+      ? cloud.ddb.send(new UpdateCommand({ TableName: table, Key, UpdateExpression: 'SET benchProbe = :n', ExpressionAttributeValues: { ':n': i } }))
+      : cloud.ddb.send(new GetCommand({ TableName: table, Key }));
+  };
+  const agentCall = (i: number) => agentClient.health(targets[i % targets.length]);
+  const [key] = await agentKeys();
+  const body = JSON.stringify({ deploymentId: 'bench', version: '1.1.0', padding: 'x'.repeat(2000) });
+  const t0 = performance.now();
+  for (let i = 0; i < agentCalls; i++) signRequest(key, 'POST', '/v1/modules/demo-kernel/deploy', body);
+  const signMs = performance.now() - t0;
+  const agentMs = await timed(agentCalls, concurrency, agentCall);
+  const tableMs = await timed(writes + reads, concurrency, tableCall);
+  const limitMs = Math.max(...(await Promise.all([timed(agentCalls, concurrency, agentCall), timed(writes + reads, concurrency, tableCall)]).then((a) => a)));
+  return { signMs, agentMs, tableMs, limitMs };
+}
+
 async function measure(nodes: number, runs: number): Promise<Sample> {
   const { startLocalCloud } = await import('../localcloud/cloud.ts');
   const cloud = await startLocalCloud({
@@ -106,12 +193,17 @@ async function measure(nodes: number, runs: number): Promise<Sample> {
   });
   const headers = { authorization: `Bearer ${cloud.tokens.Deployer}`, 'content-type': 'application/json' };
   const wallMs: number[] = [];
+  const counter = countAgentCalls([...cloud.fleet.nodes.values()].map((n) => n.address));
+  let agentCalls: Record<string, number> = {};
+  let tableCalls: Record<string, number> = {};
   let last = { pipelineEvents: 0, childEvents: 0, batches: 0 };
   let usage: BillableUsage | undefined;
   try {
     for (let i = 0; i < runs; i++) {
       const version = i % 2 === 0 ? '1.1.0' : '1.0.0';
       const before = snapshot(cloud);
+      const callsBefore = { ...cloud.meter.total().calls };
+      counter.counts.clear();
       const t0 = performance.now();
       const r = await fetch(`${cloud.apiUrl}/api/v1/deployments`, {
         method: 'POST',
@@ -127,6 +219,13 @@ async function measure(nodes: number, runs: number): Promise<Sample> {
       // Standard workflows bill each state entered.
       const transitions = [pipelineArn, childArn].reduce((n, arn) => n + cloud.sfn.history(arn).filter((e) => e.type.endsWith('StateEntered')).length, 0);
       usage = usageSince(before, snapshot(cloud), { stateTransitions: transitions, apiRequests: 1 });
+      agentCalls = Object.fromEntries(counter.counts);
+      tableCalls = Object.fromEntries(
+        Object.entries(cloud.meter.total().calls)
+          .filter(([op]) => op.startsWith('dynamodb:'))
+          .map(([op, n]) => [op, n - (callsBefore[op] ?? 0)] as const)
+          .filter(([, n]) => n > 0),
+      );
       const d = (await (await fetch(`${cloud.apiUrl}/api/v1/deployments/${executionId}`, { headers })).json()) as {
         stages: { name: string; details?: { batches?: number } }[];
       };
@@ -140,7 +239,11 @@ async function measure(nodes: number, runs: number): Promise<Sample> {
     const readsBefore = snapshot(cloud);
     for (let i = 0; i < 200; i++) await (await fetch(`${cloud.apiUrl}/api/v1/deployments`, { headers })).arrayBuffer();
     const reads = { ...usageSince(readsBefore, snapshot(cloud), { stateTransitions: 0, apiRequests: 200 }), requests: 200 };
-    return { nodes, runs, ...last, wallMs, startupMs: cloud.startupMs, lambdaInvocations: cloud.lambda.invocations, usage: usage!, reads };
+    counter.restore();
+    const concurrency = Math.min(20, last.batches) * 8;
+    const totalAgentCalls = Object.values(agentCalls).reduce((a, n) => a + n, 0);
+    const breakdown: Breakdown = { agentCalls, tableCalls, concurrency, ...(await limitOf(cloud, totalAgentCalls, tableCalls, concurrency)) };
+    return { nodes, runs, ...last, wallMs, breakdown, startupMs: cloud.startupMs, lambdaInvocations: cloud.lambda.invocations, usage: usage!, reads };
   } finally {
     await cloud.stop();
   }
@@ -192,6 +295,37 @@ for (const r of rows) {
     ].join(' '),
   );
 }
+console.log("\nWhere the time goes (the last run of each size) and the machine's limit: the same signed agent calls and table calls");
+console.log("with nothing else, at the deployment's concurrency (Map MaxConcurrency 20 × AGENT_CONCURRENCY 8, capped by the batches)\n");
+console.log('nodes   agent-calls  table-calls  sign ms/node  agent ms/node  table ms/node  limit ms/node  deploy ms/node  deploy/limit');
+for (const r of rows) {
+  const b = r.breakdown;
+  const agent = Object.values(b.agentCalls).reduce((a, n) => a + n, 0);
+  const table = Object.values(b.tableCalls).reduce((a, n) => a + n, 0);
+  const last = r.wallMs.at(-1)!;
+  console.log(
+    [
+      String(r.nodes).padEnd(7),
+      String(agent).padStart(11),
+      String(table).padStart(12),
+      (b.signMs / r.nodes).toFixed(3).padStart(13),
+      (b.agentMs / r.nodes).toFixed(2).padStart(14),
+      (b.tableMs / r.nodes).toFixed(2).padStart(14),
+      (b.limitMs / r.nodes).toFixed(2).padStart(14),
+      (last / r.nodes).toFixed(2).padStart(15),
+      `${(last / b.limitMs).toFixed(1)}×`.padStart(13),
+    ].join(' '),
+  );
+}
+for (const r of rows) {
+  const fmt = (o: Record<string, number>) =>
+    Object.entries(o)
+      .sort(([, a], [, b]) => b - a)
+      .map(([k, n]) => `${k} ${n}`)
+      .join(', ');
+  console.log(`  ${r.nodes} nodes: agent calls ${fmt(r.breakdown.agentCalls)}; table calls ${fmt(r.breakdown.tableCalls)}`);
+}
+
 const worst = rows.reduce((a, b) => (b.childEvents > a.childEvents ? b : a));
 console.log(`\nlargest child execution: ${worst.childEvents} history events of 25,000 allowed (${((worst.childEvents / 25_000) * 100).toFixed(1)} %)`);
 
