@@ -13,13 +13,14 @@
  *   npm run bench                      # all sizes (10,000 nodes takes a few minutes)
  *   npm run bench -- --sizes 3,20      # a subset
  *   npm run bench -- --ws 200 --runs 3 # operators' live events: 200 WebSocket subscribers (scripts/lib/benchWs.ts)
+ *   npm run bench -- --sizes 1000 --baseline ../other-checkout   # before/after, side by side
  *   npm run bench -- --start --runs 5 [--baseline ../other-checkout]
  *                                      # npm start to healthy, fresh and with existing data (scripts/lib/benchStart.ts)
  */
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { type BillableUsage, costOf, PRICES_AS_OF, PRICES_USD, usd } from './lib/prices.ts';
@@ -256,22 +257,49 @@ if (values.size) {
 }
 
 const sizes = values.sizes.split(',').map(Number);
-const rows: Sample[] = [];
-for (const n of sizes) {
-  const runs = n >= 10_000 ? 1 : n >= 1000 ? 3 : 5;
-  process.stderr.write(`measuring ${n} nodes (${runs} run${runs > 1 ? 's' : ''})…\n`);
-  const out = execFileSync(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), '--size', String(n), '--runs', String(runs)], {
+/** One size measured by a checkout's own bench (this one, or --baseline's) in a child process. */
+function measureIn(script: string, cwd: string, n: number, runs: number): Sample {
+  const out = execFileSync(process.execPath, ['--import', 'tsx', script, '--size', String(n), '--runs', String(runs)], {
+    cwd,
     encoding: 'utf8',
     maxBuffer: 64 * 1024 * 1024,
   });
-  rows.push(
-    JSON.parse(
-      out
-        .split('\n')
-        .find((l) => l.startsWith('BENCH '))!
-        .slice(6),
-    ) as Sample,
-  );
+  return JSON.parse(
+    out
+      .split('\n')
+      .find((l) => l.startsWith('BENCH '))!
+      .slice(6),
+  ) as Sample;
+}
+const rows: Sample[] = [];
+const baselineRows: Sample[] = [];
+for (const n of sizes) {
+  const runs = n >= 10_000 ? 1 : n >= 1000 ? 3 : 5;
+  // With --baseline, the other checkout's bench measures the same size just before this one's (same machine load).
+  if (values.baseline) {
+    process.stderr.write(`measuring ${n} nodes in the baseline ${values.baseline} (${runs} run${runs > 1 ? 's' : ''})…\n`);
+    const dir = resolve(values.baseline);
+    baselineRows.push(measureIn(join(dir, 'scripts', 'bench.ts'), dir, n, runs));
+  }
+  process.stderr.write(`measuring ${n} nodes (${runs} run${runs > 1 ? 's' : ''})…\n`);
+  rows.push(measureIn(fileURLToPath(import.meta.url), process.cwd(), n, runs));
+}
+if (baselineRows.length) {
+  console.log(`\nDirect deployment, baseline ${values.baseline} against this checkout, measured one after the other per size\n`);
+  console.log('nodes   baseline p50 ms  this p50 ms  baseline ms/node  this ms/node');
+  rows.forEach((r, i) => {
+    const b = baselineRows[i];
+    const [bp, tp] = [percentile(b.wallMs, 50), percentile(r.wallMs, 50)];
+    console.log(
+      [
+        String(r.nodes).padEnd(7),
+        bp.toFixed(0).padStart(15),
+        tp.toFixed(0).padStart(12),
+        (bp / r.nodes).toFixed(2).padStart(17),
+        (tp / r.nodes).toFixed(2).padStart(13),
+      ].join(' '),
+    );
+  });
 }
 
 const base = rows[0];
