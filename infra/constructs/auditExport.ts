@@ -22,6 +22,7 @@ import {
   aws_s3 as s3,
 } from 'aws-cdk-lib';
 import type { Construct } from 'constructs';
+import { accessLogsBucket, privateBucket } from './buckets.ts';
 import { AUDIT_EXPORT_PREFIX, AUDIT_PARTITION_COLUMN, AUDIT_PROJECTION_START } from '../../functions/domain/auditExport.ts';
 
 /** The Glue database and table, and the Athena workgroup, by name (docs/runbooks/audit.md queries them). */
@@ -77,26 +78,16 @@ export class AuditExport extends NestedStack {
       description: 'kmod-orchestrator audit export (S3 objects and Athena results)',
       removalPolicy: RemovalPolicy.RETAIN,
     });
-    const accessLogs = new s3.Bucket(this, 'AuditExportAccessLogs', {
-      blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
-      encryption: s3.BucketEncryption.S3_MANAGED, // the log-delivery service cannot write to KMS-encrypted buckets
-      enforceSSL: true,
-      removalPolicy: RemovalPolicy.RETAIN,
-      objectOwnership: s3.ObjectOwnership.BUCKET_OWNER_PREFERRED,
+    const accessLogs = accessLogsBucket(this, 'AuditExportAccessLogs', {
       lifecycleRules: [{ id: 'ExpireAccessLogs', expiration: Duration.days(props.retentionDays) }],
     });
-    this.bucket = new s3.Bucket(this, 'AuditExportBucket', {
+    // Versioned: every rewrite of a day keeps the one before, so an edited export shows in its versions.
+    this.bucket = privateBucket(this, 'AuditExportBucket', {
       bucketName: AUDIT_EXPORT_BUCKET_NAME,
-      blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
-      encryption: s3.BucketEncryption.KMS,
       encryptionKey: this.key,
       bucketKeyEnabled: true,
-      enforceSSL: true,
-      // Every rewrite of a day keeps the one before: an edited export shows in its versions.
-      versioned: true,
-      serverAccessLogsBucket: accessLogs,
-      serverAccessLogsPrefix: 'audit-export/',
-      removalPolicy: RemovalPolicy.RETAIN,
+      accessLogs,
+      accessLogsPrefix: 'audit-export/',
       lifecycleRules: [
         {
           id: 'AuditRetention',
