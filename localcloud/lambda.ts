@@ -49,7 +49,14 @@ const invokeStore = InvokeStore.getInstanceAsync(true);
 /** The store, checked to keep concurrent invocations apart (an earlier single-invocation store would not). */
 async function concurrentInvokeStore(): Promise<InvokeStoreBase> {
   const store = await invokeStore;
-  const seen = await Promise.all(['a', 'b'].map((id) => store.run({ probe: id }, async () => (await new Promise((r) => setImmediate(r)), store.get('probe')))));
+  const seen = await Promise.all(
+    ['a', 'b'].map((id) =>
+      store.run({ probe: id }, async () => {
+        await new Promise((r) => setImmediate(r));
+        return store.get('probe');
+      }),
+    ),
+  );
   if (seen[0] !== 'a' || seen[1] !== 'b')
     throw new Error('the Lambda InvokeStore in this process keeps one invocation at a time; the local cloud needs its concurrent one');
   return store;
