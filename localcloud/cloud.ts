@@ -20,7 +20,7 @@ import { startDynamoDbLocal, ensureTables } from './dynamodb.ts';
 import { DEFAULT_FLEET, Fleet, type FleetSizes } from './fleet.ts';
 import { parseAlarms } from '../functions/domain/alarms.ts';
 import { DEV_CLIENT_ID, DEV_ISSUER, DEV_USERS, DevIssuer } from './identity.ts';
-import { functionArn, LocalLambda } from './lambda.ts';
+import { functionArn, LocalLambda, MAX_CONCURRENCY_ENV } from './lambda.ts';
 import { LocalApiGateway } from './apigateway.ts';
 import { LocalS3 } from './s3.ts';
 import { LocalSns } from './sns.ts';
@@ -248,7 +248,10 @@ export async function startLocalCloud(opts: LocalCloudOptions = {}): Promise<Loc
       POWERTOOLS_TRACE_ENABLED: 'false',
       // CloudWatch EMF documents would only clutter the console here; /metrics serves the same counts.
       POWERTOOLS_METRICS_DISABLED: process.env.POWERTOOLS_METRICS_DISABLED ?? 'true',
+      // Warnings and errors only: the console is for people. LOG_LEVEL=INFO shows every function's lines.
       POWERTOOLS_LOG_LEVEL: process.env.LOG_LEVEL ?? 'WARN',
+      // Powertools keeps each invocation's log keys and metrics apart (localcloud/lambda.ts).
+      ...MAX_CONCURRENCY_ENV,
       ...Object.fromEntries(Object.entries(TABLES).map(([k, spec]) => [spec.envVar, tableNames[k as TableKey]])),
       ...opts.env,
     };

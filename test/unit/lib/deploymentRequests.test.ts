@@ -99,6 +99,8 @@ describe('requestDeployment', () => {
     ]);
     expect(tx.input.TransactItems[1].Put.Item).toMatchObject({ action: 'deployment.requested', actor: 'dan' });
     expect(named('StartExecutionCommand')[0].input).toMatchObject({ stateMachineArn: 'arn:pipeline', name: (r as { executionId: string }).executionId });
+    // Outside an API request there is no request id: the pipeline still gets one (JSONPath needs it), the execution id.
+    expect(JSON.parse(named('StartExecutionCommand')[0].input.input).correlationId).toBe((r as { executionId: string }).executionId);
     expect(named('UpdateCommand')[0].input.ExpressionAttributeValues).toEqual({ ':arn': 'arn:execution' });
   });
 
@@ -245,5 +247,6 @@ describe('requestRollback', () => {
     expect(checks[0].ConditionExpression).toBe('(attribute_not_exists(#dm.#mod)) OR (#dm.#mod.#dep = :degradedBy)');
     expect(checks[0].ExpressionAttributeValues).toEqual({ ':degradedBy': 'dep-1' });
     expect(named('StartExecutionCommand')[0].input).toMatchObject({ stateMachineArn: 'arn:rollback', name: expect.stringMatching(/^dep-1-rollback-1-/) });
+    expect(JSON.parse(named('StartExecutionCommand')[0].input.input)).toMatchObject({ executionId: 'dep-1', correlationId: 'dep-1', requestedBy: 'amy' });
   });
 });
