@@ -202,8 +202,13 @@ export interface EnvironmentView {
   unhealthy: number;
   converging: number;
   anomalous: number;
-  /** ok: every node healthy and nothing degraded; warn: converging or anomalous nodes; bad: unhealthy nodes or a degraded module. */
-  health: 'ok' | 'warn' | 'bad';
+  /** Nodes without a health report yet (health is checked when a deployment reaches them). */
+  unreported: number;
+  /**
+   * bad: unhealthy nodes or a degraded module; warn: converging or anomalous nodes; unknown: no
+   * node has reported its health yet; ok: otherwise.
+   */
+  health: 'ok' | 'warn' | 'bad' | 'unknown';
   /** Each module's versions, most nodes first. */
   modules: { module: string; versions: { version: string; nodes: number }[]; desired?: string }[];
   colour?: { active: 'blue' | 'green'; blue: number; green: number };
@@ -222,7 +227,15 @@ export function environmentView(c: Cluster): EnvironmentView {
       desired: (c.desiredModules[module] as { version?: string } | undefined)?.version,
     }));
   const degradedModules = Object.keys(c.degradedModules ?? {});
-  const health = c.unhealthyNodes > 0 || c.degraded ? 'bad' : c.convergingNodes > 0 || c.anomalousNodes > 0 ? 'warn' : 'ok';
+  const unreported = Math.max(0, c.nodeCount - c.healthyNodes - c.unhealthyNodes - c.convergingNodes);
+  const health =
+    c.unhealthyNodes > 0 || c.degraded
+      ? 'bad'
+      : c.convergingNodes > 0 || c.anomalousNodes > 0
+        ? 'warn'
+        : c.nodeCount > 0 && c.healthyNodes === 0
+          ? 'unknown'
+          : 'ok';
   return {
     environment: c.environment,
     strategy: c.strategy,
@@ -232,6 +245,7 @@ export function environmentView(c: Cluster): EnvironmentView {
     unhealthy: c.unhealthyNodes,
     converging: c.convergingNodes,
     anomalous: c.anomalousNodes,
+    unreported,
     health,
     modules,
     colour: c.activeColour && c.colours ? { active: c.activeColour, ...c.colours } : undefined,

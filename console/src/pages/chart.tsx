@@ -13,6 +13,7 @@ export function WaveChartView({ chart }: { chart: WaveChart }) {
         height: 160,
         title: `${chart.metric}${chart.unit ? ` (${chart.unit})` : ''}`,
         scales: { x: { time: false } },
+        legend: { live: false },
         axes: [{ label: 'wave', values: (_u, ticks) => ticks.map((t) => (Number.isInteger(t) ? String(t) : '')) }, {}],
         series: [
           { label: 'wave' },

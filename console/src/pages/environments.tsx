@@ -2,7 +2,7 @@ import { unwrap } from '../../../sdk/typescript/client.ts';
 import { useApp, useLive } from '../hooks.ts';
 import { environmentView, type EnvironmentView } from '../model.ts';
 
-const HEALTH_TEXT = { ok: 'Healthy', warn: 'Converging', bad: 'Unhealthy' } as const;
+const HEALTH_TEXT = { ok: 'Healthy', warn: 'Converging', bad: 'Unhealthy', unknown: 'Not yet checked' } as const;
 
 function EnvironmentCard({ e }: { e: EnvironmentView }) {
   const id = `env-${e.environment}`;
@@ -38,6 +38,11 @@ function EnvironmentCard({ e }: { e: EnvironmentView }) {
           <dd class={e.anomalous ? 'warn' : ''}>{e.anomalous}</dd>
         </div>
       </dl>
+      {e.unreported > 0 && (
+        <p class="muted">
+          {e.unreported} node{e.unreported === 1 ? '' : 's'} without a health report yet (checked when a deployment reaches them)
+        </p>
+      )}
       <table class="versions">
         <caption class="sr-only">Module versions in {e.environment}</caption>
         <thead>
