@@ -6,6 +6,7 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { createRequire } from 'node:module';
 
 export const CONSOLE_DIR = dirname(fileURLToPath(import.meta.url));
 
@@ -20,10 +21,8 @@ const TYPES: Record<string, string> = {
   '.css': 'text/css; charset=utf-8',
 };
 
-/** index.html, app.js, app.css by name. */
-export async function buildConsole(opts: { minify?: boolean } = {}): Promise<Map<string, ConsoleAsset>> {
-  const esbuild = await import('esbuild');
-  const out = await esbuild.build({
+const options = (minify: boolean) =>
+  ({
     entryPoints: { app: join(CONSOLE_DIR, 'src', 'main.tsx') },
     bundle: true,
     write: false,
@@ -33,11 +32,16 @@ export async function buildConsole(opts: { minify?: boolean } = {}): Promise<Map
     target: ['es2022'],
     jsx: 'automatic',
     jsxImportSource: 'preact',
-    minify: opts.minify ?? true,
+    minify,
     legalComments: 'none',
     logLevel: 'silent',
     define: { 'process.env.NODE_ENV': '"production"' },
-  });
+  }) as const;
+
+/** index.html, app.js, app.css by name. */
+export async function buildConsole(opts: { minify?: boolean } = {}): Promise<Map<string, ConsoleAsset>> {
+  const esbuild = await import('esbuild');
+  const out = await esbuild.build(options(opts.minify ?? true));
   const assets = new Map<string, ConsoleAsset>();
   for (const f of out.outputFiles) {
     const name = f.path.slice(f.path.lastIndexOf('/') + 1);
@@ -47,11 +51,17 @@ export async function buildConsole(opts: { minify?: boolean } = {}): Promise<Map
   return assets;
 }
 
-/** The bundle written to a directory (the CDK's BucketDeployment source), with config.json when given. */
-export async function writeConsole(dir: string, config?: unknown): Promise<string> {
+/**
+ * The bundle written to a directory, synchronously (CDK constructs are built synchronously): the
+ * source of the CDK's BucketDeployment, which adds config.json at deploy time.
+ */
+export function buildConsoleSync(dir: string): string {
   const target = resolve(dir);
   mkdirSync(target, { recursive: true });
-  for (const [name, a] of await buildConsole()) writeFileSync(join(target, name), a.body);
-  if (config !== undefined) writeFileSync(join(target, 'config.json'), JSON.stringify(config));
+  const require = createRequire(import.meta.url);
+  const esbuild = require('esbuild') as typeof import('esbuild');
+  const out = esbuild.buildSync({ ...options(true), outdir: target, write: true });
+  if (out.errors.length) throw new Error(`the console bundle failed: ${out.errors.map((e) => e.text).join('; ')}`);
+  writeFileSync(join(target, 'index.html'), readFileSync(join(CONSOLE_DIR, 'index.html')));
   return target;
 }
