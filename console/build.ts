@@ -7,6 +7,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createRequire } from 'node:module';
+import type { BuildOptions } from 'esbuild';
 
 export const CONSOLE_DIR = dirname(fileURLToPath(import.meta.url));
 
@@ -21,27 +22,26 @@ const TYPES: Record<string, string> = {
   '.css': 'text/css; charset=utf-8',
 };
 
-const options = (minify: boolean) =>
-  ({
-    entryPoints: { app: join(CONSOLE_DIR, 'src', 'main.tsx') },
-    bundle: true,
-    write: false,
-    outdir: '/console-out',
-    format: 'esm',
-    platform: 'browser',
-    target: ['es2022'],
-    jsx: 'automatic',
-    jsxImportSource: 'preact',
-    minify,
-    legalComments: 'none',
-    logLevel: 'silent',
-    define: { 'process.env.NODE_ENV': '"production"' },
-  }) as const;
+const options = (minify: boolean): BuildOptions => ({
+  entryPoints: { app: join(CONSOLE_DIR, 'src', 'main.tsx') },
+  bundle: true,
+  write: false,
+  outdir: '/console-out',
+  format: 'esm',
+  platform: 'browser',
+  target: ['es2022'],
+  jsx: 'automatic',
+  jsxImportSource: 'preact',
+  minify,
+  legalComments: 'none',
+  logLevel: 'silent',
+  define: { 'process.env.NODE_ENV': '"production"' },
+});
 
 /** index.html, app.js, app.css by name. */
 export async function buildConsole(opts: { minify?: boolean } = {}): Promise<Map<string, ConsoleAsset>> {
   const esbuild = await import('esbuild');
-  const out = await esbuild.build(options(opts.minify ?? true));
+  const out = await esbuild.build({ ...options(opts.minify ?? true), write: false });
   const assets = new Map<string, ConsoleAsset>();
   for (const f of out.outputFiles) {
     const name = f.path.slice(f.path.lastIndexOf('/') + 1);

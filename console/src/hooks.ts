@@ -40,7 +40,7 @@ export function useLive<T>(load: () => Promise<T>, deps: unknown[], about: Param
   const { live } = useApp();
   const [state, setState] = useState<{ data?: T; error?: string; loading: boolean }>({ loading: true });
   const generation = useRef(0);
-  // biome-ignore lint/correctness/useExhaustiveDependencies: the caller names what the loader depends on
+  // The caller names what the loader depends on (deps), as with useCallback itself.
   const run = useCallback(() => {
     const g = ++generation.current;
     load().then(

@@ -93,7 +93,6 @@ describe.runIf(existsSync(CHROMIUM))('the web console in a browser', () => {
     await deployer.keyboard.press('Tab'); // skip link
     await deployer.keyboard.press('Tab');
     expect(await deployer.evaluate(() => document.activeElement?.textContent)).toBe('Environments');
-    await shot(deployer, 'console-environments.png');
   });
 
   it('Deployer: starts a deployment from the console and watches its timeline live', async () => {
@@ -180,6 +179,13 @@ describe.runIf(existsSync(CHROMIUM))('the web console in a browser', () => {
     expect(await viewer.getByRole('button', { name: 'Deploy' }).count()).toBe(0);
     // Nor Audit or Admin in the navigation.
     expect(await viewer.getByRole('navigation').getByRole('link').allTextContents()).toEqual(['Environments', 'Deployments', 'Approvals']);
+    // The environments now: every node on 1.1.0, healthy, the desired version 1.1.0.
+    await viewer.getByRole('link', { name: 'Environments', exact: true }).click();
+    const prod = viewer.getByTestId('environment-Production');
+    await expect.poll(() => prod.textContent()).toMatch(/1\.1\.0\s*×6/);
+    expect(await prod.locator('.health').textContent()).toBe('Healthy');
+    expect(await prod.locator('.versions tbody td').last().textContent()).toBe('1.1.0');
+    await shot(viewer, 'console-environments.png');
     // The Deployer still sees the buttons on the finished deployment (roll back applies now).
     expect(await deployer.getByRole('button', { name: /^Roll back/ }).isEnabled()).toBe(true);
   });

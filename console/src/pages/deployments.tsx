@@ -208,7 +208,7 @@ function Steering({ d, onDone }: { d: Deployment; onDone: () => void }) {
   return (
     <section class="card steering" aria-labelledby="steer">
       <h2 id="steer">Steer</h2>
-      <label>
+      <label class="reason">
         Reason (optional)
         <input value={reason} onInput={(e) => setReason((e.target as HTMLInputElement).value)} maxLength={500} />
       </label>

@@ -40,7 +40,7 @@ function EnvironmentCard({ e }: { e: EnvironmentView }) {
       </dl>
       {e.unreported > 0 && (
         <p class="muted">
-          {e.unreported} node{e.unreported === 1 ? '' : 's'} without a health report yet (checked when a deployment reaches them)
+          {e.unreported} of {e.nodes} without a health report yet (checked when a deployment reaches them)
         </p>
       )}
       <table class="versions">
@@ -48,7 +48,7 @@ function EnvironmentCard({ e }: { e: EnvironmentView }) {
         <thead>
           <tr>
             <th scope="col">Module</th>
-            <th scope="col">Versions (nodes)</th>
+            <th scope="col">Versions</th>
             <th scope="col">Desired</th>
           </tr>
         </thead>
