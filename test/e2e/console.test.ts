@@ -127,8 +127,20 @@ describe.runIf(existsSync(CHROMIUM))('the web console in a browser', () => {
       // A decision needs a reason.
       await card.getByRole('button', { name: 'Approve' }).click();
       expect(await card.getByRole('alert').textContent()).toMatch(/Give a reason/);
-      await card.getByLabel('Reason').fill(`${env} looks good from the console`);
-      await card.getByRole('button', { name: 'Approve' }).click();
+      if (first) {
+        await card.getByLabel('Reason').fill(`${env} looks good from the console`);
+        await card.getByRole('button', { name: 'Approve' }).click();
+      } else {
+        // From the keyboard only: type the reason, Tab to Approve (focus visible), Enter.
+        await card.getByLabel('Reason').focus();
+        await approver.keyboard.type(`${env} looks good from the console`);
+        await approver.keyboard.press('Tab');
+        expect(await approver.evaluate(() => [document.activeElement?.textContent, getComputedStyle(document.activeElement!).outlineStyle])).toEqual([
+          'Approve',
+          'solid',
+        ]);
+        await approver.keyboard.press('Enter');
+      }
       // Decided: the card goes (live), the deployment carries on.
       await expect.poll(() => approver.getByTestId(`approval-${executionId}`).count(), { timeout: 30_000 }).toBe(0);
     }

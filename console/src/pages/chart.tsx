@@ -49,7 +49,7 @@ export function WaveChartView({ chart }: { chart: WaveChart }) {
             ))}
           </tbody>
         </table>
-        {chart.verdict && <span class={`verdict ${chart.verdict}`}>{chart.verdict}</span>}
+        {chart.verdict && <span class={`verdict ${chart.verdict}`}>verdict: {chart.verdict}</span>}
       </figcaption>
     </figure>
   );
