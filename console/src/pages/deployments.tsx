@@ -116,6 +116,35 @@ export function DeploymentsPage() {
     [api, status, env],
     { deployments: true },
   );
+  // Older pages, by cursor, below the live first page (reset when the filters change).
+  const [older, setOlder] = useState<{ key: string; items: Deployment[]; cursor: string | null }>();
+  const key = `${status}|${env}`;
+  const shownOlder = older?.key === key ? older : undefined;
+  const nextCursor = shownOlder ? shownOlder.cursor : (list.data?.nextCursor ?? null);
+  const [olderError, setOlderError] = useState<string>();
+  const loadOlder = async () => {
+    if (!nextCursor) return;
+    setOlderError(undefined);
+    try {
+      const page = await unwrap(
+        api.GET('/api/v1/deployments', {
+          params: {
+            query: {
+              limit: 50,
+              cursor: nextCursor,
+              ...(status ? { status: status as (typeof STATUSES)[number] } : {}),
+              ...(env ? { targetEnvironment: env as (typeof ENVIRONMENTS)[number] } : {}),
+            },
+          },
+        }),
+      );
+      setOlder({ key, items: [...(shownOlder?.items ?? []), ...page.items], cursor: page.nextCursor });
+    } catch (e) {
+      setOlderError(errorText(e));
+    }
+  };
+  const seen = new Set(list.data?.items.map((d) => d.executionId));
+  const rows = [...(list.data?.items ?? []), ...(shownOlder?.items ?? []).filter((d) => !seen.has(d.executionId))];
   return (
     <>
       <h1>Deployments</h1>
@@ -158,7 +187,7 @@ export function DeploymentsPage() {
           </tr>
         </thead>
         <tbody>
-          {list.data?.items.map((d) => (
+          {rows.map((d) => (
             <tr key={d.executionId}>
               <td>
                 <a href={`#/deployments/${encodeURIComponent(d.executionId)}`}>{d.executionId}</a>
@@ -178,7 +207,17 @@ export function DeploymentsPage() {
           ))}
         </tbody>
       </table>
-      {list.data && list.data.items.length === 0 && <p class="muted">No deployments yet.</p>}
+      {list.data && rows.length === 0 && <p class="muted">No deployments yet.</p>}
+      {nextCursor && (
+        <button type="button" onClick={loadOlder}>
+          Older deployments
+        </button>
+      )}
+      {olderError && (
+        <p class="error" role="alert">
+          {olderError}
+        </p>
+      )}
     </>
   );
 }
