@@ -156,12 +156,14 @@ describe.runIf(existsSync(CHROMIUM))('the web console in a browser', () => {
     expect(await deployer.evaluate(() => (window as unknown as { kmodMarker?: number }).kmodMarker)).toBe(1);
     // The updates came as live events over the WebSocket (the page re-reads on each), not from a reload.
     expect(await deployer.locator('.live').textContent()).toBe('live');
-    const statuses = frames
-      .get('dan.deployer')!
-      .filter((f) => f.type === 'deployment.status' && f.deploymentId === executionId)
-      .map((f) => f.status);
-    expect(statuses).toContain('WaitingForApproval');
-    expect(statuses.at(-1)).toBe('Succeeded');
+    const statuses = () =>
+      frames
+        .get('dan.deployer')!
+        .filter((f) => f.type === 'deployment.status' && f.deploymentId === executionId)
+        .map((f) => f.status);
+    // The page may re-read on the deployment.stage event of the same final write, just before its deployment.status frame.
+    await expect.poll(() => statuses().at(-1), { timeout: 10_000 }).toBe('Succeeded');
+    expect(statuses()).toContain('WaitingForApproval');
     const d = await waitForDeployment(cloud, executionId);
     expect(d.status).toBe('Succeeded');
     const prod = deployer.getByTestId('stage-Production');
