@@ -204,6 +204,25 @@ describe.runIf(existsSync(CHROMIUM))('the web console in a browser', () => {
     expect(await deployer.getByRole('button', { name: /^Roll back/ }).isEnabled()).toBe(true);
   });
 
+  it('Deployer: cancels a deployment waiting at its gate from the console, with a reason; it ends Cancelled live', async () => {
+    const r = await api(cloud, 'POST', '/api/v1/deployments', {
+      token: cloud.tokens.Deployer,
+      body: { moduleName: 'demo-kernel', version: '1.0.0', targetEnvironment: 'Staging' },
+    });
+    expect(r.status).toBe(202);
+    const id = r.body.executionId as string;
+    await deployer.goto(`${cloud.consoleUrl}#/deployments/${encodeURIComponent(id)}`);
+    await expect.poll(() => deployer.getByRole('heading', { level: 1 }).textContent(), { timeout: 60_000 }).toContain('WaitingForApproval');
+    expect(await deployer.getByRole('button', { name: /^Pause/ }).isDisabled()).toBe(true);
+    await deployer.getByLabel('Reason (optional)').fill('wrong version');
+    await deployer.getByRole('button', { name: 'Cancel', exact: true }).click();
+    await expect.poll(() => deployer.getByRole('status').filter({ hasText: 'cancel requested' }).count()).toBe(1);
+    await expect.poll(() => deployer.getByRole('heading', { level: 1 }).textContent(), { timeout: 60_000 }).toContain('Cancelled');
+    expect(await deployer.getByText('Cancel requested by dev-deployer: wrong version').count()).toBe(1);
+    const d = await waitForDeployment(cloud, id);
+    expect(d).toMatchObject({ status: 'Cancelled', cancellation: { requestedBy: 'dev-deployer', reason: 'wrong version' } });
+  }, 120_000);
+
   it('Admin: audit search and users', async () => {
     const admin = await signIn('ada.admin');
     await admin.getByRole('link', { name: 'Audit' }).click();
