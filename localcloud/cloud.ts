@@ -32,6 +32,7 @@ import { fleetControl } from './fleetControl.ts';
 import { identityControl } from './identityControl.ts';
 import { nameItem } from '../functions/lib/directory.ts';
 import { websocketControl } from './websocketControl.ts';
+import { CONSOLE_PATH, consoleHandler, localConsoleConfig } from './console.ts';
 import { LocalStreams } from './streams.ts';
 import { PutCommand } from '@aws-sdk/lib-dynamodb';
 import type { RunningDiscovery } from '../functions/lib/discovery/runner.ts';
@@ -84,6 +85,8 @@ export interface CloudFile {
   wsUrl: string;
   /** The local traffic routers, by environment (requests to an environment's workload go here). */
   routers: Partial<Record<Environment, string>>;
+  /** The web console (docs/adr/0035-web-console.md). */
+  consoleUrl: string;
 }
 
 export interface LocalCloud extends CloudFile {
@@ -325,10 +328,16 @@ export async function startLocalCloud(opts: LocalCloudOptions = {}): Promise<Loc
     gateway.extras.set('/_local/websocket', websocketControl(gateway.websocket));
     gateway.extras.set('/_local/meter', meter.control());
     await registerDevUsers(ddb, tableNames.users);
+    let consoleConfig: ReturnType<typeof localConsoleConfig> | undefined;
+    gateway.extras.set(
+      CONSOLE_PATH,
+      consoleHandler(() => consoleConfig!),
+    );
     const apiUrl = await gateway.listen(opts.apiPort ?? 3000, host);
     cleanups.push(() => gateway.close());
     process.env.PUBLIC_API_URL = opts.env?.PUBLIC_API_URL ?? process.env.KMOD_PUBLIC_API_URL ?? apiUrl;
     const wsUrl = gateway.wsUrl(apiUrl);
+    consoleConfig = localConsoleConfig(apiUrl, wsUrl);
     // What enrolment answers dial-out agents, and where the handlers' management API client posts.
     process.env.AGENT_WS_URL = opts.env?.AGENT_WS_URL ?? wsUrl;
     process.env.WS_MANAGEMENT_ENDPOINT = `${apiUrl}${gateway.websocket.path}`;
@@ -374,6 +383,7 @@ export async function startLocalCloud(opts: LocalCloudOptions = {}): Promise<Loc
       dynamodbUrl: dynamo.endpoint,
       wsUrl,
       routers: routerUrls,
+      consoleUrl: `${apiUrl}${CONSOLE_PATH}/`,
       localRouters,
       tokens,
       dataDir,
@@ -515,6 +525,7 @@ export function writeCloudFile(cloud: LocalCloud, file = join(ROOT, '.local', 'c
     dynamodbUrl: cloud.dynamodbUrl,
     wsUrl: cloud.wsUrl,
     routers: cloud.routers,
+    consoleUrl: cloud.consoleUrl,
   };
   mkdirSync(dirname(file), { recursive: true });
   writeFileSync(file, `${JSON.stringify(out, null, 2)}\n`, { mode: 0o600 });
