@@ -46,7 +46,7 @@ export function apiHandler<K extends RouteKey>(routes: { [P in K]: RouteHandler<
   const dispatch = (event: APIGatewayProxyEvent, context: ApiContext) =>
     withCorrelation({ ...context.correlation, user: context.principal?.userId, ...deploymentOf(event) }, async () => {
       const result = await handlers[routeKey(event.httpMethod, event.resource)](event, context.principal);
-      // One line per change at INFO (reads stay quiet; refusals are logged where they are mapped).
+      // One line per change at INFO (reads stay quiet; unexpected errors are logged by jsonErrors, denials audited).
       if (event.httpMethod !== 'GET') logger.info('request done', { statusCode: result.statusCode });
       return result;
     });

@@ -67,6 +67,18 @@ beforeEach(() => {
 afterEach(() => vi.unstubAllEnvs());
 
 describe('requestDeployment', () => {
+  it('in an API request, records its correlation id on the deployment and passes it to the pipeline', async () => {
+    fake.dynamo.mockImplementation(reads());
+    const { correlationStore } = await import('../../../functions/lib/traceContext.ts');
+    const r = await correlationStore.run({ correlationId: 'ticket-4711' }, () => requestDeployment(request, { requestedBy: 'dan' }));
+    expect(r.outcome).toBe('started');
+    expect(named('TransactWriteCommand')[0].input.TransactItems[0].Put.Item.correlationId).toBe('ticket-4711');
+    expect(JSON.parse(named('StartExecutionCommand')[0].input.input)).toMatchObject({
+      executionId: (r as { executionId: string }).executionId,
+      correlationId: 'ticket-4711',
+    });
+  });
+
   it('writes record, audit event and every lock up to the target in one transaction, then starts the pipeline and records its ARN', async () => {
     fake.dynamo.mockImplementation(reads());
     const r = await requestDeployment(request, { requestedBy: 'dan' });
