@@ -18,6 +18,8 @@ let assemblyDir: string;
 type Resource = { Type: string; Properties: Record<string, any> };
 let resources: Record<string, Resource>;
 
+// The real synth bundles every function with esbuild: about 90 s alone on 2 cores, far more while
+// other test files share them (a CI run under load took over 180 s).
 beforeAll(() => {
   const app = new App();
   const context: Record<string, string> = {
@@ -40,7 +42,7 @@ beforeAll(() => {
   template = Template.fromStack(stack);
   assemblyDir = app.synth().directory;
   resources = template.toJSON().Resources;
-}, 180_000);
+}, 420_000);
 
 const ofType = (type: string) => Object.entries(resources).filter(([, r]) => r.Type === type);
 const logicalIdOf = (c: IConstruct) => stack.getLogicalId(c.node.defaultChild as CfnElement);
