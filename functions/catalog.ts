@@ -400,6 +400,14 @@ export const FUNCTIONS = {
     tables: { approvals: 'read' },
     scheduleMinutes: 5,
   },
+  PublishNodeHealth: {
+    entry: 'functions/handlers/tasks/publishNodeHealth.ts',
+    description: 'Fleet (scheduled): publish nodes per environment and health status as a CloudWatch metric (EMF)',
+    timeoutSeconds: 60,
+    memoryMb: 256,
+    tables: { nodes: 'read' },
+    scheduleMinutes: 1,
+  },
   ExportAudit: {
     entry: 'functions/handlers/tasks/exportAudit.ts',
     description: "Audit (scheduled): export yesterday's and today's audit events to S3 as daily JSON Lines partitions",

@@ -22,6 +22,7 @@ import type { FunctionsById, StateMachineId } from '../functions/catalog.ts';
 import type { TableKey } from '../functions/lib/tables.ts';
 import { HttpApi } from './constructs/api.ts';
 import { AuditExport } from './constructs/auditExport.ts';
+import { Console } from './constructs/console.ts';
 import { Data } from './constructs/data.ts';
 import { Functions } from './constructs/functions.ts';
 import { Identity } from './constructs/identity.ts';
@@ -49,6 +50,8 @@ export class OrchestratorStack extends Stack {
   readonly monitoring: Monitoring;
   /** The audit export's bucket, Glue table and Athena workgroup, in a nested stack (infra/constructs/auditExport.ts). */
   readonly auditExport: AuditExport;
+  /** The web console's bucket, distribution and Cognito client, in a nested stack (infra/constructs/console.ts); only with a hosted Cognito domain. */
+  readonly console?: Console;
 
   constructor(scope: Construct, id: string, settings: OrchestratorSettings, props?: StackProps) {
     super(scope, id, props);
@@ -65,6 +68,12 @@ export class OrchestratorStack extends Stack {
       throttleBurstLimit: settings.throttleBurstLimit,
     });
     const auditExport = new AuditExport(this, 'AuditExport', { retentionDays: settings.auditExportRetentionDays });
+    // The web console (docs/adr/0035-web-console.md): with a Cognito user pool and its hosted domain (cognitoDomainPrefix).
+    // Before the functions: they accept tokens issued to its app client.
+    if (identity.userPool && identity.domainUrl) {
+      this.console = new Console(this, 'Console', { userPool: identity.userPool, domainUrl: identity.domainUrl, api: http.origin, wsUrl: webSocket.url });
+      identity.acceptClient(this.console.client.userPoolClientId);
+    }
     const functions = new Functions(this, 'Functions', {
       settings,
       data,
@@ -118,6 +127,10 @@ export class OrchestratorStack extends Stack {
     new CfnOutput(this, 'DashboardName', { value: this.monitoring.dashboard.dashboardName });
     new CfnOutput(this, 'AuditExportBucketName', { value: auditExport.bucket.bucketName });
     new CfnOutput(this, 'AuditAthenaWorkGroup', { value: auditExport.workgroup.ref });
+    if (this.console) {
+      new CfnOutput(this, 'ConsoleUrl', { value: this.console.url });
+      new CfnOutput(this, 'ConsoleClientId', { value: this.console.client.userPoolClientId });
+    }
 
     acknowledgeNagFindings(this);
     // IAM splits a role's large default policy into OverflowPolicyN in a mutating aspect at synth:

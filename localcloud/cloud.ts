@@ -21,7 +21,7 @@ import { launchDynamoDbLocal, type LaunchedDynamo } from './dynamodbProcess.ts';
 import { DEFAULT_FLEET, Fleet, type FleetSizes } from './fleet.ts';
 import { parseAlarms } from '../functions/domain/alarms.ts';
 import { DEV_CLIENT_ID, DEV_ISSUER, DEV_USERS, DevIssuer } from './identity.ts';
-import { functionArn, LocalLambda } from './lambda.ts';
+import { functionArn, LocalLambda, MAX_CONCURRENCY_ENV } from './lambda.ts';
 import { LocalApiGateway } from './apigateway.ts';
 import { LocalS3 } from './s3.ts';
 import { LocalSns } from './sns.ts';
@@ -33,6 +33,7 @@ import { fleetControl } from './fleetControl.ts';
 import { identityControl } from './identityControl.ts';
 import { nameItem } from '../functions/lib/directory.ts';
 import { websocketControl } from './websocketControl.ts';
+import { CONSOLE_PATH, consoleHandler, localConsoleConfig } from './console.ts';
 import { LocalStreams } from './streams.ts';
 import { PutCommand } from '@aws-sdk/lib-dynamodb';
 import type { RunningDiscovery } from '../functions/lib/discovery/runner.ts';
@@ -87,6 +88,8 @@ export interface CloudFile {
   wsUrl: string;
   /** The local traffic routers, by environment (requests to an environment's workload go here). */
   routers: Partial<Record<Environment, string>>;
+  /** The web console (docs/adr/0035-web-console.md). */
+  consoleUrl: string;
 }
 
 export interface LocalCloud extends CloudFile {
@@ -279,7 +282,10 @@ export async function startLocalCloud(opts: LocalCloudOptions = {}): Promise<Loc
       POWERTOOLS_TRACE_ENABLED: 'false',
       // CloudWatch EMF documents would only clutter the console here; /metrics serves the same counts.
       POWERTOOLS_METRICS_DISABLED: process.env.POWERTOOLS_METRICS_DISABLED ?? 'true',
+      // Warnings and errors only: the console is for people. LOG_LEVEL=INFO shows every function's lines.
       POWERTOOLS_LOG_LEVEL: process.env.LOG_LEVEL ?? 'WARN',
+      // Powertools keeps each invocation's log keys and metrics apart (localcloud/lambda.ts).
+      ...MAX_CONCURRENCY_ENV,
       ...Object.fromEntries(Object.entries(TABLES).map(([k, spec]) => [spec.envVar, tableNames[k as TableKey]])),
       ...opts.env,
     };
@@ -370,10 +376,16 @@ export async function startLocalCloud(opts: LocalCloudOptions = {}): Promise<Loc
     gateway.extras.set('/_local/websocket', websocketControl(gateway.websocket));
     gateway.extras.set('/_local/meter', meter.control());
     await timer.run('dev users', () => registerDevUsers(ddb, tableNames.users));
+    let consoleConfig: ReturnType<typeof localConsoleConfig> | undefined;
+    gateway.extras.set(
+      CONSOLE_PATH,
+      consoleHandler(() => consoleConfig!),
+    );
     const apiUrl = await gateway.listen(opts.apiPort ?? 3000, host);
     cleanups.push(() => gateway.close());
     process.env.PUBLIC_API_URL = opts.env?.PUBLIC_API_URL ?? process.env.KMOD_PUBLIC_API_URL ?? apiUrl;
     const wsUrl = gateway.wsUrl(apiUrl);
+    consoleConfig = localConsoleConfig(apiUrl, wsUrl);
     // What enrolment answers dial-out agents, and where the handlers' management API client posts.
     process.env.AGENT_WS_URL = opts.env?.AGENT_WS_URL ?? wsUrl;
     process.env.WS_MANAGEMENT_ENDPOINT = `${apiUrl}${gateway.websocket.path}`;
@@ -426,6 +438,7 @@ export async function startLocalCloud(opts: LocalCloudOptions = {}): Promise<Loc
       dynamodbUrl: dynamo.endpoint,
       wsUrl,
       routers: routerUrls,
+      consoleUrl: `${apiUrl}${CONSOLE_PATH}/`,
       localRouters,
       tokens,
       dataDir,
@@ -572,6 +585,7 @@ export function writeCloudFile(cloud: LocalCloud, file = join(ROOT, '.local', 'c
     dynamodbUrl: cloud.dynamodbUrl,
     wsUrl: cloud.wsUrl,
     routers: cloud.routers,
+    consoleUrl: cloud.consoleUrl,
   };
   mkdirSync(dirname(file), { recursive: true });
   writeFileSync(file, `${JSON.stringify(out, null, 2)}\n`, { mode: 0o600 });

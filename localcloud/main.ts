@@ -53,6 +53,7 @@ console.log(`
 kmod-orchestrator local cloud is up (${(performance.now() / 1000).toFixed(1)} s)
 
   API          ${cloud.apiUrl}/api/v1   (health: ${cloud.apiUrl}/health)
+  Console      ${cloud.consoleUrl}  (sign in as any dev user)
   Mailbox      ${cloud.mailboxUrl}
   AWS services ${cloud.servicesUrl}  (Step Functions, SNS, S3, JWKS)
   DynamoDB     ${cloud.dynamodbUrl}

@@ -38,9 +38,18 @@ export const routeTableSchema = z.object({
   by: z.string().optional(),
 });
 
+type ForwardOutcome = 'answered' | 'unreachable' | 'stale-connection';
+
 /** Bodies the router reads whole: proxied requests with a body, and control calls. */
 const MAX_PROXIED_BODY_BYTES = 10 * 1024 * 1024;
 const MAX_CONTROL_BODY_BYTES = 1024 * 1024;
+/**
+ * Pooled upstream connections idle longer than this are closed by the router, before a backend's
+ * own keep-alive timeout (Node's default is 5 s) can close them under a request being sent.
+ */
+export const UPSTREAM_IDLE_MS = 4_000;
+/** Extra tries for requests that failed on a reused connection the backend had just closed (never sent to the workload). */
+const STALE_CONNECTION_RETRIES = 3;
 export type Backend = z.infer<typeof backendSchema>;
 export type RouteTable = z.infer<typeof routeTableSchema>;
 
@@ -93,8 +102,8 @@ export class LocalRouter {
   private server?: Server;
   private table: Table;
   private readonly stats: RouterStats = { requests: 0, failed: 0, nodes: {}, groups: {}, preview: 0, tableVersion: 0 };
-  private readonly agent = new Agent({ keepAlive: true, maxSockets: 64 });
-  private readonly httpsAgent = new HttpsAgent({ keepAlive: true, maxSockets: 64 });
+  private readonly agent = new Agent({ keepAlive: true, maxSockets: 64, timeout: UPSTREAM_IDLE_MS });
+  private readonly httpsAgent = new HttpsAgent({ keepAlive: true, maxSockets: 64, timeout: UPSTREAM_IDLE_MS });
   url = '';
 
   constructor(
@@ -158,6 +167,7 @@ export class LocalRouter {
       this.stats.failed++;
       return json(res, 413, { code: 'PayloadTooLarge', message: `request bodies through the router are at most ${MAX_PROXIED_BODY_BYTES} bytes` });
     }
+    let staleRetries = STALE_CONNECTION_RETRIES;
     for (let attempt = 1; attempt <= attempts; attempt++) {
       const pick = preview ? this.table.pickPreview() : this.table.pickLive();
       const backend = pick && 'backend' in pick ? pick.backend : (pick as Backend | undefined);
@@ -165,33 +175,39 @@ export class LocalRouter {
         this.stats.failed++;
         return json(res, 503, { code: 'NoBackend', message: `no ${preview ? 'preview' : 'live'} backend in ${this.environment}` });
       }
-      const ok = await this.forward(req, res, body, backend, preview ? 'preview' : 'live');
-      if (ok) {
+      const outcome = await this.forward(req, res, body, backend, preview ? 'preview' : 'live');
+      if (outcome === 'answered') {
         this.stats.nodes[backend.nodeId] = (this.stats.nodes[backend.nodeId] ?? 0) + 1;
         if (preview) this.stats.preview++;
         else if (pick && 'group' in pick) this.stats.groups[pick.group] = (this.stats.groups[pick.group] ?? 0) + 1;
         return;
       }
       if (res.headersSent) break;
+      // The keep-alive race (a backend closing an idle connection as the router reuses it) says
+      // nothing about the backend: the same try goes again, on a new connection or another pooled one.
+      if (outcome === 'stale-connection' && attempts > 1 && staleRetries-- > 0) attempt--;
     }
     this.stats.failed++;
     if (!res.headersSent) json(res, 502, { code: 'BadGateway', message: `no backend in ${this.environment} answered` });
     else res.destroy();
   }
 
-  /** Proxy to one backend; false when it could not be reached (nothing sent to the client yet). */
-  private forward(req: IncomingMessage, res: ServerResponse, body: Buffer, b: Backend, route: string): Promise<boolean> {
+  /**
+   * Proxy to one backend: `answered`, or why not (nothing sent to the client yet): `unreachable`, or
+   * `stale-connection` when a reused pooled connection was reset before any answer came.
+   */
+  private forward(req: IncomingMessage, res: ServerResponse, body: Buffer, b: Backend, route: string): Promise<ForwardOutcome> {
     return new Promise((resolve) => {
       // A backend the router cannot call (a table saved by an older version) fails this request, never the process.
       try {
         this.send(req, res, body, b, route, resolve);
       } catch {
-        resolve(false);
+        resolve('unreachable');
       }
     });
   }
 
-  private send(req: IncomingMessage, res: ServerResponse, body: Buffer, b: Backend, route: string, resolve: (ok: boolean) => void): void {
+  private send(req: IncomingMessage, res: ServerResponse, body: Buffer, b: Backend, route: string, resolve: (outcome: ForwardOutcome) => void): void {
     {
       const target = new URL(b.url);
       const https = target.protocol === 'https:';
@@ -217,12 +233,14 @@ export class LocalRouter {
             'x-kmod-route': route,
           });
           upRes.pipe(res);
-          upRes.on('end', () => resolve(true));
-          upRes.on('error', () => resolve(true));
+          upRes.on('end', () => resolve('answered'));
+          upRes.on('error', () => resolve('answered'));
         },
       );
       up.on('timeout', () => up.destroy(new Error('upstream timeout')));
-      up.on('error', () => resolve(false));
+      up.on('error', (e: NodeJS.ErrnoException) =>
+        resolve(up.reusedSocket && (e.code === 'ECONNRESET' || e.code === 'EPIPE') ? 'stale-connection' : 'unreachable'),
+      );
       if (req.method === 'GET' || req.method === 'HEAD') up.end();
       else up.end(body);
     }
@@ -270,6 +288,11 @@ async function readAll(req: IncomingMessage, limit: number): Promise<Buffer | un
 
 function json(res: ServerResponse, status: number, body: unknown): void {
   const text = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+  res.writeHead(status, {
+    'content-type': 'application/json',
+    'content-length': Buffer.byteLength(text),
+    // The rest of a refused body is never read: the connection cannot carry another request (as nginx does for 413).
+    ...(status === 413 ? { connection: 'close' } : {}),
+  });
   res.end(text);
 }

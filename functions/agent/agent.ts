@@ -17,6 +17,7 @@ import type { Traffic } from './moduleMetrics.ts';
 import { HEALTHY_TRAFFIC, simulateWindow } from './simulation.ts';
 import {
   AGENT_PROTOCOL_VERSION,
+  parseCorrelationId,
   parseTraceparent,
   ReplayCache,
   verifyRequest,
@@ -514,8 +515,11 @@ export class NodeAgent {
   private logOperation(req: AgentRequest, answer: AgentAnswer): void {
     if (!this.opts.log || req.method !== 'POST') return;
     const trace = parseTraceparent(req.headers.traceparent);
+    const correlation = parseCorrelationId(req.headers['x-correlation-id']);
     const failure = answer.status >= 400 ? ` ${(answer.body as { code?: string }).code ?? ''}` : '';
-    this.opts.log(`${new Date().toISOString()} ${req.method} ${req.path.slice(0, 200)} → ${answer.status}${failure}${trace ? ` trace=${trace}` : ''}`);
+    this.opts.log(
+      `${new Date().toISOString()} ${req.method} ${req.path.slice(0, 200)} → ${answer.status}${failure}${trace ? ` trace=${trace}` : ''}${correlation ? ` correlation=${correlation}` : ''}`,
+    );
   }
 
   private async route(method: string, path: string, body: string): Promise<unknown> {

@@ -214,3 +214,16 @@ export function parseTraceparent(header: string | string[] | undefined): string 
   if (!m || /^0+$/.test(m[1]) || /^0+$/.test(m[2])) return undefined;
   return m[1];
 }
+
+/**
+ * The API request's correlation id (`x-correlation-id`) the orchestrator sends with each call of a
+ * deployment, as the orchestrator accepts it (functions/lib/traceContext.ts CORRELATION_ID):
+ * unsigned, it only goes on the agent's log line, and nothing that could forge a log field passes.
+ */
+export const CORRELATION_ID_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/;
+
+/** The correlation id of a received `x-correlation-id`, or undefined when it is absent or malformed. */
+export function parseCorrelationId(header: string | string[] | undefined): string | undefined {
+  const v = Array.isArray(header) ? header[0] : header;
+  return v !== undefined && CORRELATION_ID_PATTERN.test(v) ? v : undefined;
+}

@@ -13,4 +13,6 @@ export const CLOUDWATCH_METRICS = {
   approvalWait: 'ApprovalWait',
   agentCallLatency: 'AgentCallLatency',
   agentCallErrors: 'AgentCallErrors',
+  /** Gauge: nodes per environment and last reported health status (PublishNodeHealth, every minute). */
+  nodesByHealth: 'NodesByHealth',
 } as const;

@@ -37,6 +37,8 @@ export interface DeploymentRecord {
   targetEnvironment: Environment;
   status: DeploymentStatus;
   requestedBy: string;
+  /** The correlation id of the API request that started it: every task's input and log lines carry it (docs/adr/0030-telemetry.md). */
+  correlationId?: string;
   createdAt: string;
   updatedAt: string;
   finishedAt?: string;

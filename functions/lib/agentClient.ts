@@ -23,7 +23,7 @@ import { agentKeys } from './secrets.ts';
 import { isDialOut, type NodeRecord } from './nodes.ts';
 import { CLOUDWATCH_METRICS } from '../domain/cloudwatchMetrics.ts';
 import { cloudwatchMetrics, MetricUnit } from './emf.ts';
-import { traceparent } from './traceContext.ts';
+import { traceHeaders } from './traceContext.ts';
 
 export class AgentCallError extends Error {
   constructor(
@@ -85,8 +85,9 @@ async function overHttp(node: AgentTarget, method: 'GET' | 'POST', path: string,
     res = await fetch(url, {
       method,
       body: method === 'POST' ? body : undefined,
-      // traceparent (W3C) lets the agent's log lines be found from the deployment's trace; it is not signed and decides nothing.
-      headers: { 'content-type': 'application/json', traceparent: traceparent(), ...signRequest(key, method, url.pathname + url.search, body) },
+      // traceparent (W3C) and the API request's x-correlation-id let the agent's log lines be found from the
+      // deployment's trace and logs; they are not signed and decide nothing.
+      headers: { 'content-type': 'application/json', ...traceHeaders(), ...signRequest(key, method, url.pathname + url.search, body) },
       redirect: 'manual', // an agent never redirects; following one would defeat the allowlist
       signal: AbortSignal.timeout(config.agentTimeoutMs()),
     });
@@ -116,7 +117,7 @@ async function overConnection(node: AgentTarget, method: 'GET' | 'POST', path: s
       method,
       path,
       body,
-      sign: () => ({ traceparent: traceparent(), ...signRequest(key, method, path, body) }),
+      sign: () => ({ ...traceHeaders(), ...signRequest(key, method, path, body) }),
       connectionHint: node.connection?.connectionId,
     },
     { timeoutMs, pollMs: config.agentReplyPollMs(), recheckMs: 1000 },

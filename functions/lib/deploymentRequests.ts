@@ -23,6 +23,10 @@ import { degradedCheckItems, getDegraded } from './degraded.ts';
 import type { DegradedMark } from '../domain/degraded.ts';
 import { tableName, TTL_ATTRIBUTE } from './tables.ts';
 import { transactWrite } from './auditChain.ts';
+import { currentCorrelation } from './traceContext.ts';
+
+/** The correlation id of the API request in hand (lib/middleware/correlation.ts), if this runs in one. */
+const correlationIdInHand = (): string | undefined => currentCorrelation().correlationId;
 
 const REQUEST_CONDITIONS = {
   newKey: CONDITIONS.notExists('key'),
@@ -95,6 +99,8 @@ export async function requestDeployment(request: DeploymentRequest, by: { reques
     targetEnvironment: request.targetEnvironment,
     status: 'Pending',
     requestedBy: by.requestedBy,
+    // The request's id (set by the API's correlation middleware), so the deployment's tasks log it.
+    ...(correlationIdInHand() ? { correlationId: correlationIdInHand() } : {}),
     createdAt: now.toISOString(),
     updatedAt: now.toISOString(),
     metadata: request.metadata,
@@ -201,6 +207,8 @@ async function startPipeline(record: DeploymentRecord): Promise<void> {
         name: executionId,
         input: JSON.stringify({
           executionId,
+          // Passed to every task by the state machines (each state's Parameters): always present, as JSONPath needs.
+          correlationId: record.correlationId ?? executionId,
           moduleName,
           version,
           targetEnvironment,
@@ -281,7 +289,13 @@ export async function requestRollback(d: DeploymentRecord, r: RollbackRequest): 
     new StartExecutionCommand({
       stateMachineArn: config.rollbackStateMachineArn(),
       name: executionName,
-      input: JSON.stringify({ executionId, environments: r.environments, requestedBy: r.requestedBy }),
+      // The id of the request that asked for it (a rollback or cancel request), else the deployment's own.
+      input: JSON.stringify({
+        executionId,
+        correlationId: correlationIdInHand() ?? d.correlationId ?? executionId,
+        environments: r.environments,
+        requestedBy: r.requestedBy,
+      }),
     }),
   );
   return { outcome: 'started', requestedAt: now };

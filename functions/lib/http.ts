@@ -10,6 +10,7 @@ import type { ROUTES } from '../catalog.ts';
 import type { Principal } from '../domain/roles.ts';
 import { flushMetrics, logger, tracer, withCorrelation } from './telemetry.ts';
 import { correlation } from './middleware/correlation.ts';
+import { executionIdSchema } from './task.ts';
 import { auditDenials } from './middleware/auditDenials.ts';
 import { authorize } from './middleware/authorize.ts';
 import { cors } from './middleware/cors.ts';
@@ -31,13 +32,24 @@ type RouteAt<K extends RouteKey, R = Route> = R extends Route ? (KeyOf<R> extend
 export type CallerOf<K extends RouteKey> = RouteAt<K>['roles'] extends 'public' ? Principal | undefined : Principal;
 export type RouteHandler<K extends RouteKey> = (event: APIGatewayProxyEvent, principal: CallerOf<K>) => Promise<APIGatewayProxyResult>;
 
+/** The deployment a route's path names (`{executionId}`), when it is a well-formed execution id. */
+function deploymentOf(event: APIGatewayProxyEvent): { executionId?: string; deploymentId?: string } {
+  const id = executionIdSchema.safeParse(event.pathParameters?.executionId);
+  return id.success ? { executionId: id.data, deploymentId: id.data } : {};
+}
+
 export function apiHandler<K extends RouteKey>(routes: { [P in K]: RouteHandler<P> }) {
   const handlers = routes as Record<string, (event: APIGatewayProxyEvent, principal: Principal | undefined) => Promise<APIGatewayProxyResult>>;
   // The route's work runs with the request's correlation (and its caller), which agent calls and log lines carry.
+  // A route about one deployment (steering, approvals, reads) logs its execution id next to the
+  // request's own correlation id, so searching for either finds the request.
   const dispatch = (event: APIGatewayProxyEvent, context: ApiContext) =>
-    withCorrelation({ ...context.correlation, user: context.principal?.userId }, () =>
-      handlers[routeKey(event.httpMethod, event.resource)](event, context.principal),
-    );
+    withCorrelation({ ...context.correlation, user: context.principal?.userId, ...deploymentOf(event) }, async () => {
+      const result = await handlers[routeKey(event.httpMethod, event.resource)](event, context.principal);
+      // One line per change at INFO (reads stay quiet; unexpected errors are logged by jsonErrors, denials audited).
+      if (event.httpMethod !== 'GET') logger.info('request done', { statusCode: result.statusCode });
+      return result;
+    });
   const handler = middy<APIGatewayProxyEvent, APIGatewayProxyResult, Error, ApiContext>(dispatch);
   const allowOrigins = cors();
   if (allowOrigins) handler.use(allowOrigins);

@@ -10,15 +10,28 @@ import type { Context } from 'aws-lambda';
 import { z } from 'zod';
 import { AppError } from '../domain/errors.ts';
 import { annotateTrace, flushMetrics, logger, tracer, withCorrelation } from './telemetry.ts';
-import type { Correlation } from './traceContext.ts';
+import { CORRELATION_ID, type Correlation } from './traceContext.ts';
 
 export function taskHandler<S extends z.ZodType, R>(schema: S, fn: (input: z.infer<S>, context: Context) => Promise<R>) {
   const base = async (event: unknown, context: Context): Promise<R> => {
     const parsed = schema.safeParse(event);
     if (!parsed.success) throw new AppError('InvalidTaskInput', parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '));
-    const correlation = correlationOf(parsed.data);
+    // The correlation id is the API request's, which the state machines pass to every task (the schemas need not name it).
+    const correlation = correlationOf({ ...(parsed.data as object), correlationId: (event as { correlationId?: unknown } | null)?.correlationId });
     annotateTrace(correlation);
-    return withCorrelation(correlation, () => fn(parsed.data, context));
+    return withCorrelation(correlation, async () => {
+      const started = Date.now();
+      try {
+        const result = await fn(parsed.data, context);
+        // One line per task at INFO (the local cloud shows WARN and up unless LOG_LEVEL says otherwise).
+        logger.info('task done', { durationMs: Date.now() - started });
+        return result;
+      } catch (e) {
+        // Expected outcomes travel as errors too (a failed verification, a rejected approval): Step Functions decides.
+        logger.warn('task failed', { durationMs: Date.now() - started, errorName: (e as Error).name, errorMessage: (e as Error).message });
+        throw e;
+      }
+    });
   };
   return middy(base)
     .use(injectLambdaContext(logger, { resetKeys: true }))
@@ -26,11 +39,16 @@ export function taskHandler<S extends z.ZodType, R>(schema: S, fn: (input: z.inf
     .use(flushMetrics());
 }
 
-/** The keys a task's input carries that find its deployment (every task has the execution id; most the environment). */
-function correlationOf(input: unknown): Correlation {
+/**
+ * The keys a task's input carries that find its deployment: the API request's correlation id (the
+ * state machines pass it through), the execution id (every task), most the environment.
+ */
+export function correlationOf(input: unknown): Correlation {
   const i = (input ?? {}) as Record<string, unknown>;
   const str = (v: unknown) => (typeof v === 'string' && v.length > 0 && v.length <= 200 ? v : undefined);
+  const id = (v: unknown) => (typeof v === 'string' && CORRELATION_ID.test(v) ? v : undefined);
   return {
+    correlationId: id(i.correlationId),
     executionId: str(i.executionId),
     deploymentId: str(i.deploymentId) ?? str(i.executionId),
     environment: str(i.environment),

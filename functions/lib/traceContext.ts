@@ -9,6 +9,7 @@
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { createHash, randomBytes } from 'node:crypto';
+import { CORRELATION_ID_PATTERN } from '../agent/protocol.ts';
 
 /** What one unit of work is about: the keys its log lines, annotations and agent calls carry. */
 export interface Correlation {
@@ -33,8 +34,13 @@ export function definedOnly(c: Correlation): Correlation {
   return Object.fromEntries(Object.entries(c).filter(([, v]) => typeof v === 'string' && v.length > 0)) as Correlation;
 }
 
-/** A correlation id a caller may choose (`x-correlation-id`): short, printable, no separators that could forge log fields. */
-export const CORRELATION_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+/** A correlation id a caller may choose (`x-correlation-id`): short, printable, no separators that could forge log fields. The agents accept the same. */
+export const CORRELATION_ID = CORRELATION_ID_PATTERN;
+
+/** The headers an agent call carries for the work in hand: W3C `traceparent`, and `x-correlation-id` when there is one. */
+export function traceHeaders(c: Correlation = currentCorrelation()): Record<string, string> {
+  return { traceparent: traceparent(c), ...(c.correlationId ? { 'x-correlation-id': c.correlationId } : {}) };
+}
 
 /** The X-Ray trace id (`Root=1-…`) out of the Lambda trace header, so it can be searched for. */
 export function traceRoot(header: string | undefined): string | undefined {

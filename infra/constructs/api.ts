@@ -1,5 +1,6 @@
 /** The REST API: stage, optional custom domain, the catalog's routes behind the JWT authorizer. */
 import {
+  Aws,
   Duration,
   Stack,
   aws_apigateway as apigw,
@@ -13,6 +14,9 @@ import { ROUTES, type FunctionsById } from '../../functions/catalog.ts';
 import { GATEWAY_RESPONSES, GATEWAY_SECURITY_HEADERS } from '../../functions/gatewayResponses.ts';
 import type { OrchestratorSettings } from '../settings.ts';
 import { Layer } from './layer.ts';
+
+/** The REST API's one stage. */
+export const STAGE_NAME = 'v1';
 
 export interface HttpApiProps {
   settings: Pick<
@@ -32,6 +36,12 @@ export class HttpApi extends Layer {
   readonly api: apigw.RestApi;
   /** Base URL of links in emails: the setting, else the custom domain, else the stage URL. */
   readonly publicUrl: string;
+  /**
+   * Where a proxy in front reaches the API (the console's CloudFront behaviour for /api/*): the custom
+   * domain, else the execute-api host and the stage's path. Made from the API's id, not from its
+   * deployment (which depends on the functions, which depend on the console's app client).
+   */
+  readonly origin: { domainName: string; path: string };
 
   private readonly authorizerCacheSeconds: number;
 
@@ -42,7 +52,7 @@ export class HttpApi extends Layer {
       restApiName: 'kmod-orchestrator',
       cloudWatchRole: true,
       deployOptions: {
-        stageName: 'v1',
+        stageName: STAGE_NAME,
         tracingEnabled: true,
         throttlingRateLimit: settings.throttleRateLimit,
         throttlingBurstLimit: settings.throttleBurstLimit,
@@ -66,6 +76,9 @@ export class HttpApi extends Layer {
       });
     }
     this.publicUrl = settings.publicApiUrl ?? (settings.domainName ? `https://${settings.domainName}` : this.api.url.replace(/\/$/, ''));
+    this.origin = settings.domainName
+      ? { domainName: settings.domainName, path: '' }
+      : { domainName: `${this.api.restApiId}.execute-api.${Aws.REGION}.${Aws.URL_SUFFIX}`, path: `/${STAGE_NAME}` };
   }
 
   /** Routes from the catalog; API Gateway's own errors answer in the product's JSON shape. */

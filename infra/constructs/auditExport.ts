@@ -22,6 +22,7 @@ import {
   aws_s3 as s3,
 } from 'aws-cdk-lib';
 import type { Construct } from 'constructs';
+import { accessLogsBucket, privateBucket } from './buckets.ts';
 import { AUDIT_EXPORT_PREFIX, AUDIT_PARTITION_COLUMN, AUDIT_PROJECTION_START } from '../../functions/domain/auditExport.ts';
 
 /** The Glue database and table, and the Athena workgroup, by name (docs/runbooks/audit.md queries them). */
@@ -41,7 +42,8 @@ export const AUDIT_EXPORT_INSTANT_RETRIEVAL_AFTER_DAYS = 90;
 
 /**
  * The table's columns: the attributes every audit item has (functions/lib/audit.ts), the count and
- * latest refusal of aggregated denials (functions/lib/securityEvents.ts), and the TTL. `details`
+ * latest refusal of aggregated denials (functions/lib/securityEvents.ts), the TTL, and the hash
+ * chain's fields (functions/domain/auditChain.ts). `details`
  * and `latest` are JSON objects in the export, read as their JSON text (json_extract in SQL).
  */
 export const AUDIT_COLUMNS: { name: string; type: string; comment: string }[] = [
@@ -56,6 +58,15 @@ export const AUDIT_COLUMNS: { name: string; type: string; comment: string }[] = 
   { name: 'count', type: 'bigint', comment: 'Security denials: refusals counted in the window' },
   { name: 'latest', type: 'string', comment: 'Security denials: the latest refusal, JSON object' },
   { name: 'expiresAt', type: 'bigint', comment: 'Epoch seconds when the table forgets the event (TTL)' },
+  // The hash chain (functions/domain/auditChain.ts, docs/adr/0032-tamper-evident-audit.md), so SQL
+  // can follow a chain and find gaps; recomputing a hash needs the canonical JSON (`kmod audit verify`).
+  { name: 'chain', type: 'string', comment: 'Hash chain: <subject>|<category>' },
+  { name: 'seq', type: 'bigint', comment: 'Hash chain: position in the chain, 1, 2, 3…' },
+  { name: 'prevHash', type: 'string', comment: "Hash chain: the previous event's hash (64 zeros for seq 1)" },
+  { name: 'prevSk', type: 'string', comment: "Hash chain: the previous event's sort key" },
+  { name: 'prevExpiresAt', type: 'bigint', comment: "Hash chain: the previous event's TTL (expired by retention, not deleted)" },
+  { name: 'hash', type: 'string', comment: 'Hash chain: SHA-256 of the canonical JSON of the event without hash and its mutable fields' },
+  { name: 'mutable', type: 'array<string>', comment: 'Hash chain: attributes left out of the hash (a denial window: count, latest)' },
 ];
 
 export interface AuditExportProps {
@@ -77,26 +88,16 @@ export class AuditExport extends NestedStack {
       description: 'kmod-orchestrator audit export (S3 objects and Athena results)',
       removalPolicy: RemovalPolicy.RETAIN,
     });
-    const accessLogs = new s3.Bucket(this, 'AuditExportAccessLogs', {
-      blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
-      encryption: s3.BucketEncryption.S3_MANAGED, // the log-delivery service cannot write to KMS-encrypted buckets
-      enforceSSL: true,
-      removalPolicy: RemovalPolicy.RETAIN,
-      objectOwnership: s3.ObjectOwnership.BUCKET_OWNER_PREFERRED,
+    const accessLogs = accessLogsBucket(this, 'AuditExportAccessLogs', {
       lifecycleRules: [{ id: 'ExpireAccessLogs', expiration: Duration.days(props.retentionDays) }],
     });
-    this.bucket = new s3.Bucket(this, 'AuditExportBucket', {
+    // Versioned: every rewrite of a day keeps the one before, so an edited export shows in its versions.
+    this.bucket = privateBucket(this, 'AuditExportBucket', {
       bucketName: AUDIT_EXPORT_BUCKET_NAME,
-      blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
-      encryption: s3.BucketEncryption.KMS,
       encryptionKey: this.key,
       bucketKeyEnabled: true,
-      enforceSSL: true,
-      // Every rewrite of a day keeps the one before: an edited export shows in its versions.
-      versioned: true,
-      serverAccessLogsBucket: accessLogs,
-      serverAccessLogsPrefix: 'audit-export/',
-      removalPolicy: RemovalPolicy.RETAIN,
+      accessLogs,
+      accessLogsPrefix: 'audit-export/',
       lifecycleRules: [
         {
           id: 'AuditRetention',

@@ -1,7 +1,8 @@
 /** Data at rest: the customer-managed key, every table of functions/lib/tables.ts, the artifact bucket. */
-import { Aws, RemovalPolicy, aws_dynamodb as dynamodb, aws_iam as iam, aws_kms as kms, aws_s3 as s3 } from 'aws-cdk-lib';
+import { Aws, RemovalPolicy, aws_dynamodb as dynamodb, aws_iam as iam, aws_kms as kms, type aws_s3 as s3 } from 'aws-cdk-lib';
 import type { Construct } from 'constructs';
 import { TABLES, TTL_ATTRIBUTE, type TableKey, type TableSpec } from '../../functions/lib/tables.ts';
+import { accessLogsBucket, privateBucket } from './buckets.ts';
 import { Layer } from './layer.ts';
 
 const attr = (name: string): dynamodb.Attribute => ({ name, type: dynamodb.AttributeType.STRING });
@@ -45,22 +46,7 @@ export class Data extends Layer {
   }
 
   private artifactBucket(): s3.Bucket {
-    const accessLogs = new s3.Bucket(this, 'AccessLogs', {
-      blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
-      encryption: s3.BucketEncryption.S3_MANAGED, // the log-delivery service cannot write to KMS-encrypted buckets
-      enforceSSL: true,
-      removalPolicy: RemovalPolicy.RETAIN,
-      objectOwnership: s3.ObjectOwnership.BUCKET_OWNER_PREFERRED,
-    });
-    return new s3.Bucket(this, 'Artifacts', {
-      blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
-      encryption: s3.BucketEncryption.KMS,
-      encryptionKey: this.key,
-      enforceSSL: true,
-      versioned: true,
-      serverAccessLogsBucket: accessLogs,
-      serverAccessLogsPrefix: 'artifacts/',
-      removalPolicy: RemovalPolicy.RETAIN,
-    });
+    const accessLogs = accessLogsBucket(this, 'AccessLogs');
+    return privateBucket(this, 'Artifacts', { encryptionKey: this.key, accessLogs, accessLogsPrefix: 'artifacts/' });
   }
 }

@@ -16,6 +16,10 @@ export class Identity extends Layer {
   readonly serviceClient?: cognito.UserPoolClient;
   /** The OAuth2 token endpoint of the pool's hosted domain, when cognitoDomainPrefix is given. */
   readonly tokenUrl?: string;
+  /** The pool's hosted domain (https://<prefix>.auth.<region>.amazoncognito.com), when cognitoDomainPrefix is given: the console signs in there. */
+  readonly domainUrl?: string;
+  /** More app clients whose tokens the API accepts (the console's, infra/constructs/console.ts). */
+  private readonly extraClientIds: string[] = [];
 
   constructor(
     scope: Construct,
@@ -58,8 +62,14 @@ export class Identity extends Layer {
     });
     if (props.cognitoDomainPrefix) {
       const domain = this.userPool.addDomain('TokenDomain', { cognitoDomain: { domainPrefix: props.cognitoDomainPrefix } });
-      this.tokenUrl = `${domain.baseUrl()}/oauth2/token`;
+      this.domainUrl = domain.baseUrl();
+      this.tokenUrl = `${this.domainUrl}/oauth2/token`;
     }
+  }
+
+  /** Accept tokens issued to this app client too (before the functions are made). */
+  acceptClient(clientId: string): void {
+    this.extraClientIds.push(clientId);
   }
 
   /** What a token verifier (functions/lib/auth.ts) needs in its environment: the pool, or the issuer. */
@@ -68,7 +78,7 @@ export class Identity extends Layer {
     if (external) return { JWT_ISSUER: external.issuer, JWT_JWKS_URI: external.jwksUri, JWT_CLIENT_IDS: external.clientIds };
     return {
       COGNITO_USER_POOL_ID: this.userPool!.userPoolId,
-      JWT_CLIENT_IDS: [this.userClient!.userPoolClientId, this.serviceClient!.userPoolClientId].join(','),
+      JWT_CLIENT_IDS: [this.userClient!.userPoolClientId, this.serviceClient!.userPoolClientId, ...this.extraClientIds].join(','),
     };
   }
 }

@@ -264,7 +264,7 @@ export class Monitoring extends NestedStack {
     });
     this.facade.monitorCustom({
       alarmFriendlyName: 'Deployments',
-      humanReadableName: 'Deployments (outcomes, canary verdicts, stages, agent calls)',
+      humanReadableName: 'Deployments (outcomes, canary verdicts, stages, agent calls, fleet health)',
       metricGroups: [
         {
           title: 'Deployments by outcome',
@@ -290,6 +290,11 @@ export class Monitoring extends NestedStack {
             search(CLOUDWATCH_METRICS.agentCallLatency, [], MetricStatistic.P99, 'Latency p99 (ms)'),
             search(CLOUDWATCH_METRICS.agentCallErrors, [], MetricStatistic.SUM, 'Errors'),
           ],
+        },
+        {
+          // A gauge PublishNodeHealth sends every minute, zeros included: the latest count of each series.
+          title: 'Nodes by health',
+          metrics: [search(CLOUDWATCH_METRICS.nodesByHealth, ['environment', 'status'], MetricStatistic.MAX, 'Nodes')],
         },
       ],
     });

@@ -11,7 +11,10 @@ import { AwsSolutionsChecks } from 'cdk-nag';
 import type { IConstruct } from 'constructs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { FUNCTIONS, functionTables, type FunctionId } from '../../functions/catalog.ts';
+import { chainKey, linkEvents } from '../../functions/domain/auditChain.ts';
 import { DEFAULT_AUDIT_RETENTION_DAYS } from '../../functions/domain/auditRetention.ts';
+import { auditItem } from '../../functions/lib/audit.ts';
+import { denialWrites } from '../../functions/lib/securityEvents.ts';
 import { AUDIT_COLUMNS, AUDIT_GLUE_DATABASE, AUDIT_GLUE_TABLE, AUDIT_WORKGROUP } from '../../infra/constructs/auditExport.ts';
 import { ContextError, type OrchestratorStack, settingsFromContext } from '../../infra/stack.ts';
 import { synthStack } from './synth.ts';
@@ -152,6 +155,17 @@ describe('Glue and Athena', () => {
     expect(input.StorageDescriptor.Columns.map((c: { Name: string }) => c.Name)).toEqual(
       expect.arrayContaining(['subject', 'sk', 'at', 'category', 'action', 'actor', 'details', 'traceId', 'expiresAt']),
     );
+    // The chain fields every exported event carries (functions/domain/auditChain.ts), with the types SQL compares them as.
+    const types = Object.fromEntries(input.StorageDescriptor.Columns.map((c: { Name: string; Type: string }) => [c.Name, c.Type]));
+    expect(types).toMatchObject({
+      chain: 'string',
+      seq: 'bigint',
+      prevHash: 'string',
+      prevSk: 'string',
+      prevExpiresAt: 'bigint',
+      hash: 'string',
+      mutable: 'array<string>',
+    });
     expect(input.PartitionKeys).toEqual([{ Name: 'dt', Type: 'string', Comment: 'UTC day, YYYY-MM-DD' }]);
     const bucket = { Ref: nestedIdOf(stack.auditExport.bucket) };
     expect(input.StorageDescriptor.Location).toEqual({ 'Fn::Join': ['', ['s3://', bucket, '/audit/']] });
@@ -168,6 +182,21 @@ describe('Glue and Athena', () => {
       // biome-ignore lint/suspicious/noTemplateCurlyInString: Athena's placeholder, not a template
       'storage.location.template': { 'Fn::Join': ['', ['s3://', bucket, '/audit/dt=${dt}/']] },
     });
+  });
+
+  it('has a column for every attribute an exported event carries: chained events and denial windows', () => {
+    process.env.AUDIT_TABLE ??= 'kmod-Audit';
+    const event = auditItem({ subject: 'deployment#dep-x', category: 'deployment', action: 'deployment.started', actor: 'u', details: {}, traceId: 't' }).Item;
+    const denial = denialWrites({ action: 'access.denied', sourceIp: '203.0.113.7', method: 'GET', path: '/api/v1/nodes' }).create.Item;
+    // Two events of one chain (the second has prevSk/prevExpiresAt), and a denial window on its own chain.
+    const linked = [
+      ...linkEvents(chainKey(event.subject, event.category), undefined, [event, { ...event, sk: `${event.sk}1` }]).items,
+      ...linkEvents(chainKey(denial.subject, denial.category), undefined, [denial]).items,
+    ];
+    const columns = new Set(AUDIT_COLUMNS.map((c) => c.name));
+    const attributes = new Set(linked.flatMap((e) => Object.keys(e)));
+    expect([...attributes].filter((a) => !columns.has(a))).toEqual([]);
+    expect([...attributes]).toEqual(expect.arrayContaining(['chain', 'seq', 'prevHash', 'prevSk', 'prevExpiresAt', 'hash', 'mutable']));
   });
 
   it('an Athena workgroup that enforces encrypted results in the bucket and a scan limit', () => {

@@ -358,6 +358,7 @@ describe('the dashboard', () => {
       ['Approval wait (p90, seconds)', search('ApprovalWait', ['environment', 'outcome'], 'p90')],
       ['Agent calls', search('AgentCallLatency', [], 'p99')],
       ['Agent calls', search('AgentCallErrors', [], 'Sum')],
+      ['Nodes by health', search('NodesByHealth', ['environment', 'status'], 'Maximum')],
     ]);
     // The names graphed are the names published (functions/lib/metrics.ts).
     const published = Object.values(METRICS).flatMap((m) => ('cloudwatch' in m ? [m.cloudwatch.name] : []));
@@ -366,6 +367,22 @@ describe('the dashboard', () => {
         expressions.some(([, e]) => e?.includes(`MetricName="${name}"`)),
         name,
       ).toBe(true);
+  });
+
+  it('publishes nodes per environment and health every minute: PublishNodeHealth on a schedule, reading the Nodes table only', () => {
+    const fn = logicalIdOf(stack.functions.PublishNodeHealth!);
+    const rules = ofType(parent, 'AWS::Events::Rule').filter(([, r]) => JSON.stringify(r.Properties.Targets ?? []).includes(`"${fn}"`));
+    expect(rules.map(([, r]) => r.Properties.ScheduleExpression)).toEqual(['rate(1 minute)']);
+    expect(parent[fn].Properties.Environment.Variables.NODES_TABLE).toBeDefined();
+    const role = (parent[fn].Properties.Role as { 'Fn::GetAtt': [string, string] })['Fn::GetAtt'][0];
+    const actions = ofType(parent, 'AWS::IAM::Policy')
+      .filter(([, p]) => JSON.stringify(p.Properties.Roles ?? []).includes(`"${role}"`))
+      .flatMap(([, p]) => p.Properties.PolicyDocument.Statement as { Action: string | string[] }[])
+      .flatMap((st) => [st.Action].flat());
+    expect(actions.filter((a) => a.startsWith('dynamodb:')).length).toBeGreaterThan(0);
+    expect(actions.filter((a) => /^dynamodb:(PutItem|UpdateItem|DeleteItem|BatchWriteItem)$/.test(a))).toEqual([]);
+    // It publishes through EMF on stdout: no CloudWatch API permission.
+    expect(actions.filter((a) => a.startsWith('cloudwatch:'))).toEqual([]);
   });
 
   it('shows the approval gates: pending, near their deadline, past it', () => {

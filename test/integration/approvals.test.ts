@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PutCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
-import { agentVersions, api, snapshotTables, startTestCloud, waitForDeployment } from './harness.ts';
+import { agentVersions, api, expectDocumented, snapshotTables, startTestCloud, waitForDeployment } from './harness.ts';
 import type { LocalCloud } from '../../localcloud/cloud.ts';
 import type { Email } from '../../localcloud/sns.ts';
 
@@ -231,7 +231,7 @@ describe('approval gates', () => {
     }
     expect((await waitForDeployment(cloud, id, ['WaitingForApproval'])).status).toBe('WaitingForApproval');
     const ok = await api(cloud, 'POST', `/api/v1/approvals/deployments/${id}/reject`, { token: cloud.tokens.Approver, body: { reason: 'not today' } });
-    expect(ok.status).toBe(200);
+    expectDocumented('POST /api/v1/approvals/deployments/{executionId}/reject', ok);
     expect((await waitForDeployment(cloud, id)).status).toBe('Failed');
   });
 

@@ -5,7 +5,7 @@
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { LocalCloud } from '../../localcloud/cloud.ts';
-import { agentVersions, api, startTestCloud, waitApprovingGates } from './harness.ts';
+import { agentVersions, api, expectDocumented, startTestCloud, waitApprovingGates } from './harness.ts';
 
 let cloud: LocalCloud;
 
@@ -87,7 +87,7 @@ describe('the canary judge', () => {
     const fleetBefore = agentVersions(cloud, 'prod');
     // Under the recorded settings the verdict is the same.
     const same = await api(cloud, 'POST', `/api/v1/deployments/${slowCanary}/canary/rejudge`, { token: cloud.tokens.Deployer, body: {} });
-    expect(same.status, JSON.stringify(same.body)).toBe(200);
+    expectDocumented('POST /api/v1/deployments/{executionId}/canary/rejudge', same);
     expect(same.body).toMatchObject({ executionId: slowCanary, environment: 'Production', dryRun: true, settings: { confidence: 0.99 } });
     expect(same.body.waves).toHaveLength(1);
     expect(same.body.waves[0]).toMatchObject({ wave: 1, passed: false, recorded: { passed: false } });
@@ -100,7 +100,7 @@ describe('the canary judge', () => {
       token: cloud.tokens.Admin,
       body: { confidence: 0.999, minimumDeltas: { latencyMs: 50 } },
     });
-    expect(lenient.status, JSON.stringify(lenient.body)).toBe(200);
+    expectDocumented('POST /api/v1/deployments/{executionId}/canary/rejudge', lenient);
     expect(lenient.body.settings).toMatchObject({ confidence: 0.999, minimumDeltas: { latencyMs: 50, cpuPercent: 5 } });
     expect(lenient.body.waves[0]).toMatchObject({ wave: 1, passed: true, recorded: { passed: false } });
     // Nothing changed: the deployment record and every node.

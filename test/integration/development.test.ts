@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { agentVersions, api, startTestCloud, waitForDeployment } from './harness.ts';
+import { agentVersions, api, expectDocumented, startTestCloud, waitForDeployment } from './harness.ts';
 import type { LocalCloud } from '../../localcloud/cloud.ts';
 import { loadPki, signedModuleVersion } from '../../localcloud/devPki.ts';
 import { demoArtifact } from '../../localcloud/seed.ts';
@@ -28,7 +28,7 @@ async function deploy(version: string) {
 
 async function register(body: unknown) {
   const r = await api(cloud, 'POST', '/api/v1/modules', { token: cloud.tokens.Deployer, body });
-  expect(r.status, JSON.stringify(r.body)).toBe(201);
+  expectDocumented('POST /api/v1/modules', r, 201);
 }
 
 /** The registry record as stored (the API does not show where the artifact lives). */

@@ -4,6 +4,8 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ScanCommand } from '@aws-sdk/lib-dynamodb';
+import { expect } from 'vitest';
+import { responseSchema } from '../../functions/handlers/api/responses.ts';
 import { startLocalCloud, type LocalCloud, type LocalCloudOptions } from '../../localcloud/cloud.ts';
 
 /**
@@ -61,6 +63,16 @@ export async function api<T = any>(
     /* not JSON */
   }
   return { status: r.status, headers: r.headers, body: parsed as T };
+}
+
+/**
+ * The answer has the status and body the OpenAPI document gives for `route` (docs/adr/0031-response-schemas.md):
+ * the body parsed with the route's strict zod schema, so an undocumented field fails as a changed type does.
+ */
+export function expectDocumented(route: string, r: ApiResponse, status = 200): void {
+  expect(r.status, `${route}: ${JSON.stringify(r.body)}`).toBe(status);
+  const parsed = responseSchema(route, status).safeParse(r.body);
+  expect(parsed.success ? [] : parsed.error.issues, `${route} answered ${JSON.stringify(r.body).slice(0, 2000)}`).toEqual([]);
 }
 
 const FINISHED = ['Succeeded', 'Failed', 'RolledBack', 'Cancelled'];

@@ -9,7 +9,7 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { signRequest } from '../../functions/agent/protocol.ts';
 import type { LocalCloud } from '../../localcloud/cloud.ts';
-import { api, snapshotTables, startTestCloud } from './harness.ts';
+import { api, expectDocumented, snapshotTables, startTestCloud } from './harness.ts';
 
 let cloud: LocalCloud;
 const servers: Server[] = [];
@@ -95,7 +95,7 @@ describe('enrolled hosts behind the traffic router', () => {
   it('a heartbeat that moves the workload endpoint moves the share with it, audited', async () => {
     const second = await workload();
     const hb = await heartbeat(nodeId, key, second.url);
-    expect(hb.status, JSON.stringify(hb.body)).toBe(200);
+    expectDocumented('POST /api/v1/nodes/{nodeId}/heartbeat', hb);
     const servedBefore = first.served();
     const answered = await through(40);
     expect(answered.filter((n) => n === nodeId)).toHaveLength(10);

@@ -9,7 +9,7 @@ import { GetCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LocalCloud } from '../../localcloud/cloud.ts';
 import { executionArnOf } from '../../localcloud/stepfunctions.ts';
-import { agentVersions, api, startTestCloud, waitForDeployment } from './harness.ts';
+import { agentVersions, api, expectDocumented, startTestCloud, waitForDeployment } from './harness.ts';
 
 const PREFIXES = { Development: 'dev', QA: 'qa', Staging: 'stg', Production: 'prod' } as const;
 const UP_TO = {
@@ -194,7 +194,7 @@ describe('steering a running deployment', () => {
     await approve(id);
     await firstBake(id);
     const paused = await steer(id, 'pause', {});
-    expect(paused.status, JSON.stringify(paused.body)).toBe(200);
+    expectDocumented('POST /api/v1/deployments/{executionId}/pause', paused);
     expect((await get(id)).hold).toMatchObject({ onDeadline: 'resume' });
     for (const [action, code] of [
       ['pause', 'AlreadyPaused'],
@@ -204,13 +204,13 @@ describe('steering a running deployment', () => {
       expect([r.status, r.body.code], action).toEqual([409, code]);
     }
     const resumed = await steer(id, 'resume', {});
-    expect(resumed.status, JSON.stringify(resumed.body)).toBe(200);
+    expectDocumented('POST /api/v1/deployments/{executionId}/resume', resumed);
     const notPaused = await steer(id, 'resume', {});
     expect([notPaused.status, notPaused.body.code]).toEqual([409, 'NotPaused']);
 
     // The next wave without waiting out the bake of this one.
     const nextWave = await steer(id, 'promote', {});
-    expect(nextWave.status, JSON.stringify(nextWave.body)).toBe(200);
+    expectDocumented('POST /api/v1/deployments/{executionId}/promote', nextWave);
     expect(nextWave.body.promotion).toMatchObject({ to: 'nextWave' });
     await until(() => versions('Production').filter((v) => v === '1.1.0').length === 3, 'wave 2 deployed');
     const d2 = await get(id);
@@ -219,7 +219,7 @@ describe('steering a running deployment', () => {
 
     // Then straight to 100 %: the two waves left deploy without baking (each would bake BAKE_SECONDS).
     const full = await steer(id, 'promote', { to: 'full' });
-    expect(full.status, JSON.stringify(full.body)).toBe(200);
+    expectDocumented('POST /api/v1/deployments/{executionId}/promote', full);
     const t0 = Date.now();
     const d = await waitForDeployment(cloud, id, ['Succeeded', 'Failed', 'RolledBack'], 60_000);
     expect(d.status, JSON.stringify(d.failure)).toBe('Succeeded');

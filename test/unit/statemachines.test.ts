@@ -124,3 +124,31 @@ describe('direct and rolling ASL (kept as two files, docs/adr/0007-strategy-modu
     }
   });
 });
+
+describe('the correlation id reaches every task (docs/adr/0030-telemetry.md)', () => {
+  type Raw = {
+    Type: string;
+    Resource?: string;
+    Parameters?: Record<string, any>;
+    ItemSelector?: Record<string, any>;
+    ItemProcessor?: { States: Record<string, Raw> };
+  };
+  /** Each state that hands input to a Lambda function or a child execution, with the object it builds (or the Map item it gets). */
+  const inputs = (states: Record<string, Raw>, item?: Record<string, any>, path = ''): [string, Record<string, any> | undefined][] =>
+    Object.entries(states).flatMap(([name, s]): [string, Record<string, any> | undefined][] => {
+      const at = `${path}${name}`;
+      if (s.Type === 'Map') return [[`${at} (items)`, s.ItemSelector], ...inputs(s.ItemProcessor?.States ?? {}, s.ItemSelector, `${at}/`)];
+      if (s.Type !== 'Task') return [];
+      if (s.Resource?.startsWith('arn:aws:states:::lambda:invoke')) return [[at, s.Parameters?.Payload]];
+      if (s.Resource?.startsWith('arn:aws:states:::states:startExecution')) return [[at, s.Parameters?.Input]];
+      return [[at, s.Parameters ?? item]];
+    });
+
+  for (const [id, spec] of Object.entries(STATE_MACHINES)) {
+    it(`${id}: every task's input, child execution's input and Map item passes $.correlationId on`, () => {
+      const found = inputs(readAsl(spec.file).States as Record<string, Raw>);
+      expect(found.length).toBeGreaterThan(0);
+      for (const [state, input] of found) expect(input?.['correlationId.$'], `${spec.file}: ${state}`).toBe('$.correlationId');
+    });
+  }
+});

@@ -7,6 +7,8 @@ import { notFound } from '../../domain/errors.ts';
 import { apiHandler, json } from '../../lib/http.ts';
 import { exposition, type GaugeSample, readStoredSamples } from '../../lib/metrics.ts';
 import { tableName } from '../../lib/tables.ts';
+import { readFleet } from '../../lib/fleetHealth.ts';
+import { nodesByHealth } from '../../domain/fleetHealth.ts';
 // Bundled into the function by esbuild (and read by tsx locally): the committed document, which
 // test/unit/scripts/openapi.test.ts keeps equal to what scripts/openapi.ts generates.
 import openApiDocument from '../../../docs/openapi.json' with { type: 'json' };
@@ -51,34 +53,20 @@ export const handler = apiHandler({
       ExpressionAttributeValues: { ':k': 'deployments', ':since': since },
     });
     const byStatus = DEPLOYMENT_STATUSES.map((status) => [status, recent.filter((d) => d.status === status).length] as const);
-    // One paged query per environment, projecting only health and module versions (same calls as a count).
-    const fleet = await Promise.all(
-      ENVIRONMENTS.map(async (env) => ({
-        env,
-        nodes: await queryAll<{ lastHealth?: { status?: string }; modules?: Record<string, { version?: string }> }>({
-          TableName: tableName('nodes'),
-          KeyConditionExpression: 'environment = :e',
-          FilterExpression: 'attribute_not_exists(decommissionedAt)',
-          ProjectionExpression: 'lastHealth.#hs, modules',
-          ExpressionAttributeNames: { '#hs': 'status' },
-          ExpressionAttributeValues: { ':e': env },
-        }),
-      })),
-    );
-    const nodes = fleet.map(({ env, nodes }) => [env, nodes.length] as const);
+    const fleet = await readFleet();
+    const nodes = fleet.map(({ environment, nodes }) => [environment, nodes.length] as const);
     const tally = (keys: string[]) => {
       const m = new Map<string, number>();
       for (const k of keys) m.set(k, (m.get(k) ?? 0) + 1);
       return [...m];
     };
-    const health = fleet.flatMap(({ env, nodes }) =>
-      tally(nodes.map((n) => n.lastHealth?.status ?? 'Unknown')).map(([status, value]) => ({
-        name: 'kmod_nodes_by_health' as const,
-        labels: { environment: env, status },
-        value,
-      })),
-    );
-    const versions = fleet.flatMap(({ env, nodes }) =>
+    // The same count the scheduled PublishNodeHealth sends to CloudWatch (domain/fleetHealth.ts).
+    const health = nodesByHealth(fleet).map(({ environment, status, value }) => ({
+      name: 'kmod_nodes_by_health' as const,
+      labels: { environment, status },
+      value,
+    }));
+    const versions = fleet.flatMap(({ environment: env, nodes }) =>
       tally(nodes.flatMap((n) => Object.entries(n.modules ?? {}).map(([module, m]) => JSON.stringify([module, m.version ?? 'unknown'])))).map(
         ([key, value]) => {
           const [module, version] = JSON.parse(key) as [string, string];

@@ -269,25 +269,44 @@ export async function run(argv: string[], io: Io): Promise<number> {
 
   const audit = program
     .command('audit')
-    .description('the audit trail, newest first (filters: deployment, category, actor)')
+    .description('the audit trail, newest first unless --order oldest (filters: deployment, category, actor)')
     .option('--deployment <id>')
+    .addOption(new Option('--order <o>', 'newest or oldest first').choices(['newest', 'oldest']).default('newest'))
     .addOption(new Option('--category <c>').choices(['deployment', 'stage', 'node', 'module', 'approval', 'security', 'config']))
     .option('--actor <who>')
     .option('--limit <n>', 'how many', '20')
     .option('--cursor <c>', 'the nextCursor of an earlier page')
     .option('--json', 'print the raw JSON')
-    .action(async (o: { deployment?: string; category?: AuditCategory; actor?: string; limit: string; cursor?: string; json?: boolean }) => {
-      const query = { deploymentId: o.deployment, category: o.category, actor: o.actor, limit: positive(o.limit, '--limit'), cursor: o.cursor };
-      const r = await unwrap(clientFor('Admin').GET('/api/v1/audit', { params: { query } }));
-      if (o.json) return print(JSON.stringify(r, null, 2));
-      print(
-        table(
-          ['AT', 'ACTION', 'ACTOR', 'SUBJECT'],
-          r.items.map((e) => [e.at ?? e.sk.slice(0, 24), e.action, e.actor, e.subject]),
-        ),
-      );
-      if (r.nextCursor) io.stderr.write(`next page: kmod audit --cursor ${r.nextCursor}\n`);
-    });
+    .action(
+      async (o: {
+        deployment?: string;
+        category?: AuditCategory;
+        actor?: string;
+        order: 'newest' | 'oldest';
+        limit: string;
+        cursor?: string;
+        json?: boolean;
+      }) => {
+        // The API's own default is oldest first under a filter (a story in order); the CLI says newest first for all.
+        const query = {
+          deploymentId: o.deployment,
+          category: o.category,
+          actor: o.actor,
+          order: o.order,
+          limit: positive(o.limit, '--limit'),
+          cursor: o.cursor,
+        };
+        const r = await unwrap(clientFor('Admin').GET('/api/v1/audit', { params: { query } }));
+        if (o.json) return print(JSON.stringify(r, null, 2));
+        print(
+          table(
+            ['AT', 'ACTION', 'ACTOR', 'SUBJECT'],
+            r.items.map((e) => [e.at ?? e.sk.slice(0, 24), e.action, e.actor, e.subject]),
+          ),
+        );
+        if (r.nextCursor) io.stderr.write(`next page: kmod audit --cursor ${r.nextCursor}\n`);
+      },
+    );
 
   audit
     .command('export')

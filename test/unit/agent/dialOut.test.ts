@@ -76,7 +76,7 @@ describe('NodeAgent.serve: one request path for both transports', () => {
     expect((await a.serve(signed('POST', '/v1/modules/mod/deploy', 'x'.repeat(65 * 1024))))?.status).toBe(413);
   });
 
-  it("logs one line per module operation with the orchestrator's trace id, never for reads", async () => {
+  it("logs one line per module operation with the orchestrator's trace and correlation ids, never for reads", async () => {
     const lines: string[] = [];
     const a = new NodeAgent({
       nodeId: 'n1',
@@ -89,14 +89,14 @@ describe('NodeAgent.serve: one request path for both transports', () => {
     const body = JSON.stringify({ deploymentId: 'd1', version: '2.0.0', artifactUrl: 'http://x/a', sha256: sha });
     const traceparent = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
     const req = signed('POST', '/v1/modules/mod/deploy', body);
-    await a.serve({ ...req, headers: { ...req.headers, traceparent } });
+    await a.serve({ ...req, headers: { ...req.headers, traceparent, 'x-correlation-id': 'req-42' } });
     await a.serve(signed('GET', '/v1/health'));
     const bad = signed('POST', '/v1/modules/mod/rollback', '{}');
-    await a.serve({ ...bad, headers: { ...bad.headers, traceparent: 'forged\nline' } });
+    await a.serve({ ...bad, headers: { ...bad.headers, traceparent: 'forged\nline', 'x-correlation-id': 'forged\nline' } });
     // Unsigned: refused, and no line (an outsider cannot put a trace id into the host's log).
     expect((await a.serve({ method: 'POST', path: '/v1/modules/mod/deploy', headers: { traceparent }, body }))?.status).toBe(401);
     expect(lines).toHaveLength(2);
-    expect(lines[0]).toMatch(/^\S+Z POST \/v1\/modules\/mod\/deploy → 200 trace=4bf92f3577b34da6a3ce929d0e0e4736$/);
+    expect(lines[0]).toMatch(/^\S+Z POST \/v1\/modules\/mod\/deploy → 200 trace=4bf92f3577b34da6a3ce929d0e0e4736 correlation=req-42$/);
     expect(lines[1]).toMatch(/^\S+Z POST \/v1\/modules\/mod\/rollback → 400 BadRequest$/);
   });
 

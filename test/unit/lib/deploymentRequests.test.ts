@@ -67,6 +67,18 @@ beforeEach(() => {
 afterEach(() => vi.unstubAllEnvs());
 
 describe('requestDeployment', () => {
+  it('in an API request, records its correlation id on the deployment and passes it to the pipeline', async () => {
+    fake.dynamo.mockImplementation(reads());
+    const { correlationStore } = await import('../../../functions/lib/traceContext.ts');
+    const r = await correlationStore.run({ correlationId: 'ticket-4711' }, () => requestDeployment(request, { requestedBy: 'dan' }));
+    expect(r.outcome).toBe('started');
+    expect(named('TransactWriteCommand')[0].input.TransactItems[0].Put.Item.correlationId).toBe('ticket-4711');
+    expect(JSON.parse(named('StartExecutionCommand')[0].input.input)).toMatchObject({
+      executionId: (r as { executionId: string }).executionId,
+      correlationId: 'ticket-4711',
+    });
+  });
+
   it('writes record, audit event and every lock up to the target in one transaction, then starts the pipeline and records its ARN', async () => {
     fake.dynamo.mockImplementation(reads());
     const r = await requestDeployment(request, { requestedBy: 'dan' });
@@ -99,6 +111,8 @@ describe('requestDeployment', () => {
     ]);
     expect(tx.input.TransactItems[1].Put.Item).toMatchObject({ action: 'deployment.requested', actor: 'dan' });
     expect(named('StartExecutionCommand')[0].input).toMatchObject({ stateMachineArn: 'arn:pipeline', name: (r as { executionId: string }).executionId });
+    // Outside an API request there is no request id: the pipeline still gets one (JSONPath needs it), the execution id.
+    expect(JSON.parse(named('StartExecutionCommand')[0].input.input).correlationId).toBe((r as { executionId: string }).executionId);
     expect(named('UpdateCommand')[0].input.ExpressionAttributeValues).toEqual({ ':arn': 'arn:execution' });
   });
 
@@ -245,5 +259,6 @@ describe('requestRollback', () => {
     expect(checks[0].ConditionExpression).toBe('(attribute_not_exists(#dm.#mod)) OR (#dm.#mod.#dep = :degradedBy)');
     expect(checks[0].ExpressionAttributeValues).toEqual({ ':degradedBy': 'dep-1' });
     expect(named('StartExecutionCommand')[0].input).toMatchObject({ stateMachineArn: 'arn:rollback', name: expect.stringMatching(/^dep-1-rollback-1-/) });
+    expect(JSON.parse(named('StartExecutionCommand')[0].input.input)).toMatchObject({ executionId: 'dep-1', correlationId: 'dep-1', requestedBy: 'amy' });
   });
 });

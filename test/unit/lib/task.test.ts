@@ -41,3 +41,39 @@ describe('taskHandler correlation', () => {
     expect(b.trace).toBe(traceIdOf({ executionId: 'dep-bbbbbbbbb-222222222222' }, undefined));
   });
 });
+
+describe('taskHandler: the API request’s correlation id', () => {
+  it('is taken from the input the state machine passes (not named by the schema), put on the task’s log line, and refused when malformed', async () => {
+    const { z } = await import('zod');
+    const { vi } = await import('vitest');
+    const { taskHandler } = await import('../../../functions/lib/task.ts');
+    const { logger } = await import('../../../functions/lib/telemetry.ts');
+    const { currentCorrelation } = await import('../../../functions/lib/traceContext.ts');
+    const handler = taskHandler(z.object({ executionId: z.string() }), async () => currentCorrelation());
+    const context = { functionName: 'kmod-Build', awsRequestId: 'r2' } as never;
+    const lines: string[] = [];
+    const level = logger.getLevelName();
+    logger.setLogLevel('INFO');
+    const spy = vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
+      lines.push(String(chunk));
+      return true;
+    });
+    try {
+      const seen = await handler({ executionId: 'dep-ccccccccc-333333333333', correlationId: 'req-42' }, context);
+      expect(seen).toMatchObject({ correlationId: 'req-42', executionId: 'dep-ccccccccc-333333333333' });
+      // A value that could forge log fields is not taken.
+      const forged = await handler({ executionId: 'dep-ccccccccc-333333333333', correlationId: 'a"b\nc' }, context);
+      expect(forged.correlationId).toBeUndefined();
+    } finally {
+      spy.mockRestore();
+      logger.setLogLevel(level);
+    }
+    const done = lines
+      .flatMap((l) => l.split('\n'))
+      .filter((l) => l.includes('"task done"'))
+      .map((l) => JSON.parse(l));
+    expect(done).toHaveLength(2);
+    expect(done[0]).toMatchObject({ level: 'INFO', correlationId: 'req-42', executionId: 'dep-ccccccccc-333333333333', function_name: 'kmod-Build' });
+    expect(done[1].correlationId).toBeUndefined();
+  });
+});

@@ -1,7 +1,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { LocalRouter } from '../../../localcloud/router.ts';
+import { LocalRouter, UPSTREAM_IDLE_MS } from '../../../localcloud/router.ts';
 
 /** Tiny workloads that answer with their own name. */
 const backends: Server[] = [];
@@ -113,4 +113,69 @@ describe('the local router', () => {
     const proxied = await fetch(`${router.url}/work`, { method: 'POST', body: Buffer.alloc(11 * 1024 * 1024) });
     expect(proxied.status).toBe(413);
   });
+
+  /** A workload that closes every keep-alive connection as its next request arrives (the keep-alive race, every time). */
+  async function closingOnReuse(name: string) {
+    const seen = new WeakMap<object, number>();
+    const s = createServer((req, res) => {
+      const n = (seen.get(req.socket) ?? 0) + 1;
+      seen.set(req.socket, n);
+      if (n > 1) return void req.socket.destroy();
+      res.end(name);
+    });
+    await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+    return { server: s, url: `http://127.0.0.1:${(s.address() as AddressInfo).port}` };
+  }
+
+  it('retries a GET whose reused connection the backend had just closed, however many backends did the same (a flaky 502 in CI)', async () => {
+    const a = await closingOnReuse('a');
+    const b = await closingOnReuse('b');
+    try {
+      await put({
+        groups: [
+          {
+            name: 'g',
+            weight: 100,
+            backends: [
+              { nodeId: 'a', url: a.url },
+              { nodeId: 'b', url: b.url },
+            ],
+          },
+        ],
+      });
+      // Two requests at once open one pooled connection to each backend; every later request is
+      // sent first on a pooled connection that its backend then closes.
+      const warm = await Promise.all([fetch(`${router.url}/work`), fetch(`${router.url}/work`)]);
+      expect(warm.map((r) => r.status)).toEqual([200, 200]);
+      const statuses: number[] = [];
+      for (let i = 0; i < 6; i++) statuses.push((await fetch(`${router.url}/work`)).status);
+      expect(statuses).toEqual([200, 200, 200, 200, 200, 200]);
+    } finally {
+      for (const s of [a.server, b.server]) {
+        s.closeAllConnections();
+        await new Promise((r) => s.close(r));
+      }
+    }
+  });
+
+  it('closes idle upstream connections itself, before a backend with the default 5 s keep-alive would', async () => {
+    const closedAfter: number[] = [];
+    const s = createServer((_req, res) => res.end('x'));
+    s.keepAliveTimeout = 60_000;
+    s.on('connection', (socket) => {
+      const opened = Date.now();
+      socket.on('close', () => closedAfter.push(Date.now() - opened));
+    });
+    await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+    try {
+      await put({ groups: [{ name: 'g', weight: 100, backends: [{ nodeId: 'x', url: `http://127.0.0.1:${(s.address() as AddressInfo).port}` }] }] });
+      expect((await fetch(`${router.url}/work`)).status).toBe(200);
+      await new Promise((r) => setTimeout(r, UPSTREAM_IDLE_MS + 700));
+      expect(closedAfter).toHaveLength(1);
+      expect(closedAfter[0]).toBeLessThan(5_000);
+    } finally {
+      s.closeAllConnections();
+      await new Promise((r) => s.close(r));
+    }
+  }, 15_000);
 });

@@ -138,9 +138,14 @@ describe('kmod commands call the API with the right role and body', () => {
     }
   });
 
-  it('audit lists newest first with filters and shows the next page', async () => {
+  it('audit lists newest first with filters (the API alone would list a filter oldest first) and shows the next page', async () => {
+    const oldest = await kmod(['audit', '--category', 'approval', '--order', 'oldest'], {
+      'GET /api/v1/audit?category=approval&order=oldest&limit=20': { items: [] },
+    });
+    expect(oldest.code).toBe(0);
+    expect((await kmod(['audit', '--order', 'sideways'])).code).toBe(2);
     const r = await kmod(['audit', '--limit', '2', '--category', 'approval'], {
-      'GET /api/v1/audit?category=approval&limit=2': {
+      'GET /api/v1/audit?category=approval&order=newest&limit=2': {
         items: [{ subject: 'deployment#d', sk: 't2#1', category: 'approval', at: 't2', action: 'approval.decided', actor: 'approver' }],
         nextCursor: 'abc',
       },
