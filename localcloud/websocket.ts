@@ -93,6 +93,9 @@ export class LocalWebSocketApi {
 
   /** An HTTP upgrade on the API port: authorise, run $connect, then accept (or answer the refusal). */
   async upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
+    // Until `ws` takes the socket, nothing else listens for its errors: a client resetting while the
+    // authorizer runs would otherwise be an unhandled 'error' that ends the whole process.
+    socket.on('error', () => socket.destroy());
     const url = new URL(req.url ?? '/', 'http://api.local');
     if (url.pathname !== this.path) return reject(socket, 404, `no WebSocket API at ${url.pathname}`);
     const connectionId = newConnectionId();

@@ -4,6 +4,7 @@
  * route response, and the management API as the SDK calls it (SigV4-signed, GoneException).
  */
 import { createServer, type Server } from 'node:http';
+import { connect as tcpConnect } from 'node:net';
 import { DeleteConnectionCommand, GetConnectionCommand, GoneException, PostToConnectionCommand } from '@aws-sdk/client-apigatewaymanagementapi';
 import { ApiGatewayManagementApiClient } from '@aws-sdk/client-apigatewaymanagementapi';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -14,6 +15,8 @@ import { LocalWebSocketApi } from '../../../localcloud/websocket.ts';
 type Invocation = { fn: string; event: any };
 let invocations: Invocation[];
 let allow: boolean;
+/** While set, the authorizer waits for it (a slow $connect). */
+let authorizerGate: Promise<void> | undefined;
 let server: Server;
 let api: LocalWebSocketApi;
 let base: string;
@@ -22,6 +25,7 @@ const lambda = {
   invoke: async (fn: string, event: any) => {
     invocations.push({ fn, event });
     if (fn === 'kmod-WsAuthorizer') {
+      await authorizerGate;
       if (!allow) throw new Error(JSON.stringify({ errorType: 'Error', errorMessage: 'Unauthorized' }));
       return {
         principalId: 'node:n1',
@@ -37,6 +41,7 @@ const lambda = {
 beforeEach(async () => {
   invocations = [];
   allow = true;
+  authorizerGate = undefined;
   server = createServer((req, res) => {
     const m = /^\/ws\/@connections\/([^/]+)$/.exec(req.url ?? '');
     if (m) return void api.manage(req, res, decodeURIComponent(m[1]));
@@ -65,6 +70,14 @@ function open(headers: Record<string, string> = { 'x-agent-node-id': 'n1' }) {
   });
 }
 
+async function until(check: () => boolean, ms = 5_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error('timed out');
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
 const management = () =>
   new ApiGatewayManagementApiClient({ endpoint: `http://${base}/ws`, region: 'us-east-1', credentials: { accessKeyId: 'local', secretAccessKey: 'local' } });
 
@@ -89,6 +102,25 @@ describe('the local WebSocket API', () => {
       authorizer: { kind: 'agent', nodeId: 'n1', principalId: 'node:n1' },
     });
     ws.close();
+  });
+
+  it('survives a client that resets its connection while the authorizer runs (it crashed the whole local cloud)', async () => {
+    let release!: () => void;
+    authorizerGate = new Promise<void>((r) => (release = r));
+    const raw = tcpConnect(Number(base.split(':')[1]), '127.0.0.1');
+    await new Promise<void>((r) => raw.once('connect', () => r()));
+    raw.write(
+      'GET /ws?x=1 HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nx-agent-node-id: n1\r\n\r\n',
+    );
+    await until(() => invocations.some((i) => i.fn === 'kmod-WsAuthorizer'));
+    raw.resetAndDestroy(); // a TCP RST: ECONNRESET on the server's socket, which nothing else listens to yet
+    await new Promise((r) => setTimeout(r, 100));
+    release();
+    // API Gateway tells the routes the client is gone; the next client is served as usual.
+    await until(() => invocations.some((i) => i.event.requestContext?.routeKey === '$disconnect'));
+    const next = await open();
+    expect(next.status).toBe(101);
+    next.ws?.close();
   });
 
   it('refuses the upgrade with 401 when the authorizer says Unauthorized, and runs no route', async () => {
