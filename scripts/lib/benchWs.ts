@@ -79,7 +79,7 @@ class Subscriber {
       });
       ws.once('open', () => ws.send(JSON.stringify({ action: 'subscribe', all: true, ...(after !== undefined ? { after } : {}) })));
       ws.once('unexpected-response', (_req, res) => reject(new Error(`connect refused: ${res.statusCode}`)));
-      ws.once('error', reject);
+      ws.on('error', reject); // a later error (after open) is a no-op reject, never an unhandled 'error'
     });
   }
 
