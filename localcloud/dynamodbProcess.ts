@@ -7,7 +7,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, readdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
-import { freePort } from './net.ts';
+import { portBelowEphemeralRange } from './net.ts';
 
 const require = createRequire(import.meta.url);
 
@@ -77,7 +77,8 @@ async function answers(endpoint: string): Promise<boolean> {
 
 /** Launch DynamoDB Local with its data in dataDir (null: in memory); wait on `ready` before using it. */
 export async function launchDynamoDbLocal(dataDir: string | null, port?: number, timeoutMs = 30_000): Promise<LaunchedDynamo> {
-  const p = port ?? (await freePort());
+  // Not an ephemeral port: the JVM binds it seconds from now, while the fleet's agents listen on port 0.
+  const p = port ?? (await portBelowEphemeralRange());
   if (dataDir) mkdirSync(dataDir, { recursive: true });
   const { dir, jar } = dynamoDbLocalJar();
   const args = [
