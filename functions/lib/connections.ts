@@ -53,7 +53,12 @@ export async function getConnection(connectionId: string): Promise<ConnectionRec
   return r.Item as ConnectionRecord | undefined;
 }
 
-export const operatorSubject = (userId: string) => `user#${userId}`;
+/**
+ * An operator's connection is the subject of its own audit events (the user is their actor): one
+ * hash chain per connection, so a user opening many connections at once does not contend for one
+ * chain head (200 at once did, and $connect failed: docs/adr/0032-tamper-evident-audit.md).
+ */
+export const operatorConnectionSubject = (connectionId: string) => `connection#${connectionId}`;
 
 /** Record an operator's connection (the authorizer has verified the token against the directory); audited. */
 export async function openOperatorConnection(c: {
@@ -76,7 +81,7 @@ export async function openOperatorConnection(c: {
     { Put: { TableName: tableName('connections'), Item: record, ConditionExpression: 'attribute_not_exists(connectionId)' } },
     {
       Put: auditItem({
-        subject: operatorSubject(c.userId),
+        subject: operatorConnectionSubject(c.connectionId),
         category: 'security',
         action: 'events.connection.opened',
         actor: c.userId,
@@ -200,7 +205,7 @@ export async function openAgentConnection(c: AgentConnect): Promise<{ record: Co
 export async function closeConnection(connectionId: string, reason: { statusCode?: number; reason?: string }): Promise<ConnectionRecord | undefined> {
   const conn = await getConnection(connectionId);
   if (!conn) return undefined;
-  const subject = conn.kind === 'agent' ? nodeSubject(conn.nodeId) : operatorSubject(conn.userId);
+  const subject = conn.kind === 'agent' ? nodeSubject(conn.nodeId) : operatorConnectionSubject(connectionId);
   try {
     await transactWrite([
       { Delete: { TableName: tableName('connections'), Key: { connectionId }, ConditionExpression: 'attribute_exists(connectionId)' } },

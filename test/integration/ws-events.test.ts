@@ -108,6 +108,23 @@ describe('events over WebSocket', () => {
     expect(await refusal(cloud.tokens.Viewer)).toBe(0);
   });
 
+  it('lets one user open many connections at once: each connection is the subject of its own audit chain', async () => {
+    // On the user's one chain, 200 at once contended for its head and $connect failed with 500.
+    const clients = await Promise.all(Array.from({ length: 40 }, () => Client.open(cloud.tokens.Viewer)));
+    await Promise.all(clients.map((c) => c.close()));
+    const r = await api(cloud, 'GET', '/api/v1/audit?actor=dev-viewer&order=newest&limit=200', { token: cloud.tokens.Admin });
+    expect(r.status).toBe(200);
+    const opened = (r.body.items as { action: string; subject: string; chain: string; seq: number }[]).filter((e) => e.action === 'events.connection.opened');
+    expect(opened.length).toBeGreaterThanOrEqual(40);
+    for (const e of opened) {
+      expect(e.subject).toMatch(/^connection#/);
+      expect([e.chain, e.seq]).toEqual([`${e.subject}|security`, 1]);
+    }
+    expect(new Set(opened.map((e) => e.chain)).size).toBe(opened.length);
+    const verify = await api(cloud, 'GET', '/api/v1/audit/verify', { token: cloud.tokens.Admin });
+    expect(verify.body.verified, JSON.stringify(verify.body)).toBe(true);
+  });
+
   it('answers bad messages with an error frame and keeps the connection', async () => {
     const c = await Client.open(cloud.tokens.Viewer);
     expect(await c.request('not json', 'error')).toMatchObject({ type: 'error', code: 'BadMessage' });
