@@ -3,6 +3,7 @@
  * answers (sdk/typescript/schema.ts). Unit-tested in test/unit/console-model.test.ts.
  */
 import type { Schemas } from '../../sdk/typescript/client.ts';
+export { batchesDone } from '../../sdk/typescript/progress.ts';
 
 export type Deployment = Schemas['Deployment'];
 export type Stage = Schemas['Stage'];
@@ -120,17 +121,6 @@ export function steeringButtons(d: Deployment, s: Pick<Session, 'roles'> | undef
             : undefined,
     },
   ];
-}
-
-/** Batches done of a stage's batches (the planner splits nodes evenly); undefined without batches. */
-export function batchesDone(s: Pick<Stage, 'status' | 'nodesTotal' | 'nodesDeployed' | 'details'>): [number, number] | undefined {
-  const total = (s.details as { batches?: unknown } | undefined)?.batches;
-  if (typeof total !== 'number' || total <= 0) return undefined;
-  if (s.status === 'Succeeded') return [total, total];
-  if (!s.nodesTotal || !s.nodesDeployed) return [0, total];
-  if (s.nodesDeployed >= s.nodesTotal) return [total, total];
-  const size = Math.ceil(s.nodesTotal / total);
-  return [Math.min(total, Math.floor(s.nodesDeployed / size)), total];
 }
 
 export interface WaveMetric {

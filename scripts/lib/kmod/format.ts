@@ -1,4 +1,6 @@
 import type { Schemas } from '../../../sdk/typescript/client.ts';
+export { batchesDone } from '../../../sdk/typescript/progress.ts';
+import { batchesDone } from '../../../sdk/typescript/progress.ts';
 
 /**
  * What the kmod CLI prints: a deployment as keyed lines (so a watcher can print only the lines
@@ -20,22 +22,10 @@ export interface Line {
   text: string;
 }
 
-type Stage = Schemas['Stage'];
 /** Stage details are free-form per strategy (batches, waves, colours): read as JSON. */
 type Details = Record<string, any>;
 
 const pct = (p: unknown) => (typeof p === 'number' ? (p < 0.0001 ? p.toExponential(1) : p.toPrecision(2)) : '-');
-
-/** Batches done of the stage's batches: from the nodes deployed (the planner splits nodes evenly). */
-export function batchesDone(s: Pick<Stage, 'nodesTotal' | 'nodesDeployed'> & { status: string; details?: Details }): [number, number] | undefined {
-  const total = s.details?.batches;
-  if (typeof total !== 'number' || total <= 0) return undefined;
-  if (s.status === 'Succeeded') return [total, total];
-  if (!s.nodesTotal || !s.nodesDeployed) return [0, total];
-  if (s.nodesDeployed >= s.nodesTotal) return [total, total];
-  const size = Math.ceil(s.nodesTotal / total);
-  return [Math.min(total, Math.floor(s.nodesDeployed / size)), total];
-}
 
 /** The canary waves recorded in a stage's details (`wave1`, `wave2`, …), in order. */
 export function waves(details: Details | undefined): any[] {
