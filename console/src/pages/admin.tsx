@@ -5,6 +5,24 @@ import { ROLES, type Role } from '../model.ts';
 
 type Principal = Schemas['Principal'];
 
+/** One checkbox per option, as labels (the caller's fieldset gives them their legend). */
+function Checks<T extends string>({ options, selected, onChange }: { options: readonly T[]; selected: T[]; onChange: (next: T[]) => void }) {
+  return (
+    <>
+      {options.map((o) => (
+        <label key={o} class="check">
+          <input
+            type="checkbox"
+            checked={selected.includes(o)}
+            onChange={(e) => onChange((e.target as HTMLInputElement).checked ? [...selected, o] : selected.filter((x) => x !== o))}
+          />
+          {o}
+        </label>
+      ))}
+    </>
+  );
+}
+
 function RolesEditor({ p, onSaved }: { p: Principal; onSaved: () => void }) {
   const { api } = useApp();
   const [roles, setRoles] = useState<Role[]>(p.roles);
@@ -22,16 +40,7 @@ function RolesEditor({ p, onSaved }: { p: Principal; onSaved: () => void }) {
   return (
     <fieldset class="roles">
       <legend class="sr-only">Roles of {p.username}</legend>
-      {ROLES.map((r) => (
-        <label key={r} class="check">
-          <input
-            type="checkbox"
-            checked={roles.includes(r)}
-            onChange={(e) => setRoles((e.target as HTMLInputElement).checked ? [...roles, r] : roles.filter((x) => x !== r))}
-          />
-          {r}
-        </label>
-      ))}
+      <Checks options={ROLES} selected={roles} onChange={setRoles} />
       <button type="button" disabled={!changed} onClick={save}>
         Save roles
       </button>
@@ -143,16 +152,7 @@ function NewUser({ onCreated }: { onCreated: () => void }) {
       </label>
       <fieldset>
         <legend>Roles</legend>
-        {ROLES.map((r) => (
-          <label key={r} class="check">
-            <input
-              type="checkbox"
-              checked={roles.includes(r)}
-              onChange={(e) => setRoles((e.target as HTMLInputElement).checked ? [...roles, r] : roles.filter((x) => x !== r))}
-            />
-            {r}
-          </label>
-        ))}
+        <Checks options={ROLES} selected={roles} onChange={setRoles} />
       </fieldset>
       <button type="submit" class="primary">
         Create user
@@ -192,16 +192,7 @@ function NewClient({ onCreated }: { onCreated: () => void }) {
       </label>
       <fieldset>
         <legend>Scopes</legend>
-        {(['kmod/read', 'kmod/deploy'] as const).map((s) => (
-          <label key={s} class="check">
-            <input
-              type="checkbox"
-              checked={scopes.includes(s)}
-              onChange={(e) => setScopes((e.target as HTMLInputElement).checked ? [...scopes, s] : scopes.filter((x) => x !== s))}
-            />
-            {s}
-          </label>
-        ))}
+        <Checks options={['kmod/read', 'kmod/deploy'] as const} selected={scopes} onChange={setScopes} />
       </fieldset>
       <button type="submit" class="primary">
         Create client
