@@ -188,7 +188,8 @@ describe.runIf(existsSync(CHROMIUM))('signing in to the console through Cognito 
     await expect.poll(() => page.getByTestId('environment-Production').count(), { timeout: 30_000 }).toBe(1);
     const clusters = proxied.find((p) => p.path === '/api/v1/clusters')!;
     expect(clusters.authorization).toMatch(/^Bearer ey/);
-    expect(await page.locator('.live').textContent()).toBe('live');
+    // The events socket connects after the first page of data; it must reach 'live' on its own.
+    await expect.poll(() => page.locator('.live').textContent(), { timeout: 15_000 }).toBe('live');
     // Sign out: the session goes, Cognito's /logout sends the browser back to the sign-in page.
     await page.getByRole('button', { name: 'Sign out' }).click();
     await expect.poll(() => page.getByRole('button', { name: 'Sign in' }).count(), { timeout: 15_000 }).toBe(1);
