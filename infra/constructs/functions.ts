@@ -48,6 +48,7 @@ export interface FunctionsProps {
     | 'nodeKeyOverlapSeconds'
     | 'verifyTokensInFunctions'
     | 'auditRetention'
+    | 'corsAllowedOrigins'
   >;
   data: Data;
   notifications: Notifications;
@@ -199,6 +200,8 @@ export class Functions extends Layer {
     // A stream consumer tells its records apart by the table they come from.
     for (const t of spec.streamSources ?? []) env[TABLES[t].envVar] = data.tables[t].tableName;
     if (spec.artifacts) env.ARTIFACT_BUCKET = data.artifacts.bucketName;
+    // The gateway answers the preflight (api.ts); the route's own answer must name the origin too.
+    if (settings.corsAllowedOrigins && ROUTES.some((r) => r.fn === id)) env.CORS_ALLOWED_ORIGINS = settings.corsAllowedOrigins;
     // Whoever writes audit events sets their TTL by category (functions/domain/auditRetention.ts).
     if (this.tables(id).audit === 'write') Object.assign(env, auditRetentionEnvironment(settings.auditRetention));
     if (spec.exportsAudit) env.AUDIT_EXPORT_BUCKET = this.props.auditExport.bucketName;
