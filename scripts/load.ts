@@ -11,6 +11,8 @@
  *   spike      0 → 500 req/s
  *   soak       50 req/s for 10 min, resident memory sampled: growth after warm-up and slope
  *   stress     the rate doubled step by step until p99 > 1 s or errors > 1 %: the breaking point
+ *   create     POST /api/v1/deployments at 10 connections, each a new deployment that starts its
+ *              pipeline (one signed module per request, registered first, so no lock refuses it)
  *
  *   npm run load                                   # every scenario (about 17 minutes)
  *   npm run load -- --scenarios reads,stress       # a subset
@@ -32,10 +34,13 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient, GetCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
 import autocannon from 'autocannon';
 import { TABLES } from '../functions/lib/tables.ts';
+import { loadPki, signedModuleVersion } from '../localcloud/devPki.ts';
+import { demoArtifact } from '../localcloud/seed.ts';
 import { percentileOfSorted } from './lib/stats.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const ALL = ['reads', 'sustained', 'spike', 'soak', 'stress'] as const;
+// `create` last: the deployments it starts keep running in the background.
+const ALL = ['reads', 'sustained', 'spike', 'soak', 'stress', 'create'] as const;
 type Scenario = (typeof ALL)[number];
 
 const { values } = parseArgs({
@@ -44,6 +49,7 @@ const { values } = parseArgs({
     seconds: { type: 'string', default: '15' },
     'soak-minutes': { type: 'string', default: '10' },
     'sustained-seconds': { type: 'string', default: '120' },
+    creates: { type: 'string', default: '200' },
     connections: { type: 'string', default: '50' },
     baseline: { type: 'string' },
     help: { type: 'boolean', default: false },
@@ -140,8 +146,13 @@ interface Result {
   dynamodbPerRequest?: number;
 }
 
-async function run(cloud: Cloud, t: Target, o: { seconds: number; connections: number; rate?: number }): Promise<Result> {
+async function run(
+  cloud: Cloud,
+  t: Target,
+  o: { seconds: number; connections: number; rate?: number; amount?: number; requests?: autocannon.Request[] },
+): Promise<Result> {
   const times: number[] = [];
+  const started = Date.now();
   const r = await new Promise<autocannon.Result>((resolve, reject) => {
     const instance = autocannon(
       {
@@ -149,6 +160,8 @@ async function run(cloud: Cloud, t: Target, o: { seconds: number; connections: n
         connections: o.connections,
         duration: o.seconds,
         ...(o.rate ? { overallRate: o.rate } : {}),
+        ...(o.amount ? { amount: o.amount } : {}),
+        ...(o.requests ? { requests: o.requests } : {}),
         headers: t.token ? { authorization: `Bearer ${t.token}` } : {},
       },
       (err, result) => (err ? reject(err) : resolve(result)),
@@ -159,17 +172,20 @@ async function run(cloud: Cloud, t: Target, o: { seconds: number; connections: n
   times.sort((a, b) => a - b);
   const at = (p: number) => Math.round(percentileOfSorted(times, p) ?? 0);
   const total = r.requests.total;
-  const failed = r.non2xx + r.errors + r.timeouts;
+  // autocannon's `errors` are connection errors, timeouts included: requests sent that got no answer.
+  const failed = r.non2xx + r.errors;
+  const sent = total + r.errors;
+  const seconds = o.amount ? (Date.now() - started) / 1000 : o.seconds;
   return {
     scenario: '',
     target: t.name,
     rate: o.rate ? `${o.rate}/s` : `${o.connections} conn`,
     requests: total,
-    rps: Math.round(total / o.seconds),
+    rps: Math.round(total / seconds),
     p50: at(50),
     p95: at(95),
     p99: at(99),
-    errorsPercent: total ? Math.round((failed / total) * 10000) / 100 : 0,
+    errorsPercent: sent ? Math.round((failed / sent) * 10000) / 100 : 0,
   };
 }
 
@@ -242,6 +258,29 @@ async function withCloud<T>(root: string, fn: (s: Session) => Promise<T>): Promi
     await api(cloud, 'PUT', '/api/v1/admin/rate-limits', cloud.tokens.Admin, before).catch(() => undefined);
     await stopCloud(cloud);
   }
+}
+
+/** `count` new modules (load-0001 …), each version 1.0.0 signed by the cloud's development PKI, registered as a Deployer would. */
+async function registerModules(cloud: Cloud, count: number): Promise<string[]> {
+  const pki = loadPki(join(cloud.dataDir, 'pki'));
+  if (!pki) throw new Error(`no development PKI in ${cloud.dataDir}/pki`);
+  const artifact = demoArtifact('1.0.0');
+  const names = Array.from({ length: count }, (_, i) => `load-${String(i + 1).padStart(4, '0')}`);
+  for (let i = 0; i < names.length; i += 10)
+    await Promise.all(
+      names
+        .slice(i, i + 10)
+        .map((name) =>
+          api(
+            cloud,
+            'POST',
+            '/api/v1/modules',
+            cloud.tokens.Deployer,
+            signedModuleVersion({ name, version: '1.0.0', entrypoint: 'demo_kernel_init', resources: { cpuMillicores: 100, memoryMiB: 32 } }, artifact, pki),
+          ),
+        ),
+    );
+  return names;
 }
 
 /**
@@ -396,6 +435,36 @@ async function main() {
       table(rows);
       if (breaking)
         console.log(`breaking point: ${breaking.rate} asked, ${breaking.rps} req/s served (p99 ${breaking.p99} ms, errors ${breaking.errorsPercent} %)\n`);
+    }
+    if (scenarios.includes('create')) {
+      const count = Number(values.creates);
+      console.log(`create: ${count} modules registered, then POST /api/v1/deployments at 10 connections, one new deployment each…`);
+      const names = await registerModules(cloud, count);
+      let next = 0;
+      await meter(cloud, true);
+      const r = await run(
+        cloud,
+        { name: 'POST /api/v1/deployments', path: '/api/v1/deployments', token: cloud.tokens.Deployer },
+        {
+          seconds: 0,
+          connections: 10,
+          amount: count,
+          requests: [
+            {
+              method: 'POST',
+              headers: { authorization: `Bearer ${cloud.tokens.Deployer}`, 'content-type': 'application/json' },
+              setupRequest: (req) => ({
+                ...req,
+                body: JSON.stringify({ moduleName: names[next++ % names.length], version: '1.0.0', targetEnvironment: 'Development' }),
+              }),
+            },
+          ],
+        },
+      );
+      const unit = (await meter(cloud)).find((u) => u.label === 'POST /api/v1/deployments');
+      const rows = [{ ...r, scenario: 'create', dynamodbPerRequest: unit?.dynamodbPerRequest }];
+      table(rows);
+      console.log(`POST /api/v1/deployments p99 ${r.p99} ms; goal ≤ 150 ms at 10 connections: ${r.p99 <= 150 && r.errorsPercent === 0 ? 'met' : 'NOT met'}\n`);
     }
   });
   console.log(`Load generator, local cloud and DynamoDB Local shared this machine (${process.arch}, ${cpus()} cores).`);
