@@ -15,16 +15,38 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { CRL_FILE, CRL_REASONS, createPkiIn, crlReason, issueRevocationList, loadPki, revocationEntries, serialOf } from '../localcloud/devPki.ts';
 
-const { values } = parseArgs({
-  options: {
-    dir: { type: 'string', default: `${process.env.KMOD_DATA_DIR ?? '.local'}/pki` },
-    rsa: { type: 'boolean', default: false },
-    force: { type: 'boolean', default: false },
-    revoke: { type: 'string' },
-    reason: { type: 'string', default: 'unspecified' },
-    'publish-crl': { type: 'boolean', default: false },
-  },
-});
+const USAGE = [
+  'usage: npm run -s dev-pki -- [--dir DIR] [--rsa] [--force]           make one (--force replaces an existing one)',
+  '       npm run -s dev-pki -- --revoke signer|SERIAL [--reason R] [--dir DIR]   publish a CRL that also lists that certificate',
+  '       npm run -s dev-pki -- --publish-crl [--dir DIR]              publish the CRL again with a new validity',
+  '  DIR defaults to $KMOD_DATA_DIR/pki, else .local/pki',
+].join('\n');
+
+function parse() {
+  try {
+    return parseArgs({
+      options: {
+        dir: { type: 'string', default: `${process.env.KMOD_DATA_DIR ?? '.local'}/pki` },
+        rsa: { type: 'boolean', default: false },
+        force: { type: 'boolean', default: false },
+        revoke: { type: 'string' },
+        reason: { type: 'string', default: 'unspecified' },
+        'publish-crl': { type: 'boolean', default: false },
+        help: { type: 'boolean', short: 'h', default: false },
+      },
+    }).values;
+  } catch (e) {
+    // Before anything is written: a mistyped flag must not make (or replace) a PKI.
+    console.error(`dev-pki: ${(e as Error).message}\n${USAGE}`);
+    process.exit(2);
+  }
+}
+
+const values = parse();
+if (values.help) {
+  console.log(USAGE);
+  process.exit(0);
+}
 
 if (values.revoke || values['publish-crl']) {
   const pki = loadPki(values.dir);

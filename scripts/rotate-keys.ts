@@ -30,10 +30,28 @@ export function rotateKeyFile(file: string, step: RotationStep): Key[] {
 }
 
 async function main() {
-  const { values } = parseArgs({ options: { secret: { type: 'string' }, step: { type: 'string' }, 'secret-arn': { type: 'string' } } });
+  const usage = 'usage: npm run rotate-keys -- (--secret agent|approval-link | --secret-arn ARN) --step add|promote|retire';
+  let values: { secret?: string; step?: string; 'secret-arn'?: string; help?: boolean };
+  try {
+    values = parseArgs({
+      options: {
+        secret: { type: 'string' },
+        step: { type: 'string' },
+        'secret-arn': { type: 'string' },
+        help: { type: 'boolean', short: 'h', default: false },
+      },
+    }).values;
+  } catch (e) {
+    console.error(`rotate-keys: ${(e as Error).message}\n${usage}`);
+    process.exit(2);
+  }
+  if (values.help) {
+    console.log(usage);
+    process.exit(0);
+  }
   const step = values.step as RotationStep;
   if (!['add', 'promote', 'retire'].includes(step) || (!values['secret-arn'] && !(values.secret && values.secret in FILES))) {
-    console.error('usage: npm run rotate-keys -- (--secret agent|approval-link | --secret-arn ARN) --step add|promote|retire');
+    console.error(usage);
     process.exit(2);
   }
   let ids: string[];
