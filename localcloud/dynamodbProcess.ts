@@ -112,7 +112,9 @@ export async function launchDynamoDbLocal(dataDir: string | null, port?: number,
   // In memory there is nothing to sync.
   const noFsync = dataDir ? withoutFsync() : undefined;
   const env = noFsync ? { ...process.env, LD_PRELOAD: [noFsync, process.env.LD_PRELOAD].filter(Boolean).join(' ') } : process.env;
-  const child = spawn('sh', ['-c', WATCHDOG, 'dynamodb-local', ...args], { cwd: dir, env, stdio: ['pipe', 'pipe', 'pipe'] });
+  // detached: a process group of its own, so a terminal's Ctrl-C (sent to the whole foreground
+  // group) does not kill the JVM under the cloud's pollers; the cloud stops it once they have stopped.
+  const child = spawn('sh', ['-c', WATCHDOG, 'dynamodb-local', ...args], { cwd: dir, env, detached: true, stdio: ['pipe', 'pipe', 'pipe'] });
   let output = '';
   child.stdout?.on('data', (d: Buffer) => (output += d.toString()));
   child.stderr?.on('data', (d: Buffer) => (output += d.toString()));
