@@ -107,4 +107,27 @@ describe('approval decisions racing a cancel', () => {
     // An approval is in the trail only if the approver was told it counted.
     expect((await actions(id)).includes('approval.approved')).toBe(a.status === 200);
   });
+
+  it('a cancel sent again repairs a deployment left Running after its pipeline was stopped (its reconcile lost): Cancelled, rolled back', async () => {
+    const id = await deployToStaging();
+    expect((await cancel(id)).status).toBe(202);
+    await settledCancelled(id);
+    // Put the record back as a lost reconcile (or the old approve race) left it: Running with its
+    // cancellation, its pipeline stopped long ago. Re-sending the cancel waited for a settlement that
+    // never came and answered "Running" (or 500 past the function's timeout), for ever.
+    await cloud.ddb.send(
+      new UpdateCommand({
+        TableName: cloud.tableNames.deployments,
+        Key: { executionId: id },
+        UpdateExpression: 'SET #s = :r REMOVE finishedAt',
+        ExpressionAttributeNames: { '#s': 'status' },
+        ExpressionAttributeValues: { ':r': 'Running' },
+      }),
+    );
+    const r = await cancel(id);
+    expect(r.status, JSON.stringify(r.body)).toBe(202);
+    expect(r.body.status).toBe('Cancelled');
+    await settledCancelled(id);
+    expect((await actions(id)).filter((a) => a === 'deployment.cancelled')).toHaveLength(2);
+  });
 });
