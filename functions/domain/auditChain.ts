@@ -98,6 +98,8 @@ export interface VerifyInput {
    * head, not missing): null when the chain has no head. Without it the tail is not checked.
    */
   heads?: ReadonlyMap<string, ChainHead | null>;
+  /** How many broken links the report lists (default 20); `verified` and `firstBroken` count every one. */
+  maxBroken?: number;
   /** The range's upper bound (ISO): a head whose newest event lies beyond it is not checked against the input. */
   to?: string;
   /** The range's lower bound (ISO): a head whose newest event lies before it is not checked either. */
@@ -240,6 +242,6 @@ export function verifyChains(input: VerifyInput): VerifyReport {
     openStarts,
     mutableFields: [...mutableFields].sort(),
     ...(broken.length ? { firstBroken: broken[0] } : {}),
-    broken: broken.slice(0, MAX_BROKEN),
+    broken: broken.slice(0, input.maxBroken ?? MAX_BROKEN),
   };
 }

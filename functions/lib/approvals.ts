@@ -10,6 +10,7 @@ import {
   type ApproverStanding,
   type Decision,
 } from '../domain/approvals.ts';
+import type { DeploymentRecord } from '../domain/deployment.ts';
 import { AppError } from '../domain/errors.ts';
 import type { Environment } from '../domain/environments.ts';
 import { auditItem, deploymentSubject } from './audit.ts';
@@ -143,6 +144,12 @@ async function writeOutcome(
   decisions: ApprovalDecision[],
   audit: { action: string; actor: string; details: Record<string, unknown> },
   linkNonce?: string,
+  /**
+   * A person's decision: only while the deployment waits at this gate and nobody asked to cancel
+   * it. Without it an approve landing after a cancel turned a Cancelled deployment back to Running
+   * (for ever: its pipeline was stopped) and recorded an approval that reached no pipeline.
+   */
+  decision = false,
 ): Promise<void> {
   const now = new Date().toISOString();
   const final = status !== 'Pending';
@@ -180,16 +187,18 @@ async function writeOutcome(
         TableName: tableName('deployments'),
         Key: { executionId: a.executionId },
         UpdateExpression: `SET #stages.#env.#approval = :a, updatedAt = :now${deploymentStatus ? ', #status = :ds' : ''}`,
+        ...(decision ? { ConditionExpression: '#status = :waiting AND attribute_not_exists(cancellation)' } : {}),
         ExpressionAttributeNames: {
           '#stages': 'stages',
           '#env': a.environment,
           '#approval': 'approval',
-          ...(deploymentStatus ? { '#status': 'status' } : {}),
+          ...(deploymentStatus || decision ? { '#status': 'status' } : {}),
         },
         ExpressionAttributeValues: {
           ':a': stageApproval({ ...a, status, decisions }),
           ':now': now,
           ...(deploymentStatus ? { ':ds': deploymentStatus } : {}),
+          ...(decision ? { ':waiting': 'WaitingForApproval' } : {}),
         },
       },
     },
@@ -213,6 +222,22 @@ async function writeOutcome(
  */
 export async function currentStanding(approverId: string, environment: string): Promise<ApproverStanding> {
   return approverStanding(approverId, await getEntry(approverId), config.approvers(environment), environment);
+}
+
+/** A gate decides only while its deployment waits there and nobody asked to cancel it: otherwise 409, nothing written. */
+function refuseIfNotWaiting(d: Pick<DeploymentRecord, 'executionId' | 'status' | 'cancellation'>): void {
+  if (d.cancellation)
+    throw new AppError(
+      'DeploymentCancelled',
+      `${d.executionId} was cancelled by ${d.cancellation.requestedBy} (status ${d.status}): its gate decides nothing any more. Nothing was changed.`,
+      409,
+    );
+  if (d.status !== 'WaitingForApproval')
+    throw new AppError(
+      'NotWaitingForApproval',
+      `${d.executionId} is ${d.status}, not waiting for approval: the decision applies to nothing. Nothing was changed.`,
+      409,
+    );
 }
 
 /**
@@ -239,6 +264,7 @@ export async function applyDecision(o: {
     throw new AppError(outcome.code, outcome.message, outcome.httpStatus);
   }
   const action = outcome.status === 'Pending' ? 'approval.approved-partially' : outcome.status === 'Approved' ? 'approval.approved' : 'approval.rejected';
+  refuseIfNotWaiting(await requireDeployment(a.executionId));
   try {
     await writeOutcome(
       a,
@@ -246,9 +272,14 @@ export async function applyDecision(o: {
       outcome.decisions,
       { action, actor: o.actor.userId, details: { reason: o.reason, via: o.via, decisions: outcome.decisions.length, quorum: a.quorum } },
       o.linkNonce,
+      true,
     );
   } catch (e) {
-    if (isConditionFailure(e)) throw new AppError('AlreadyDecided', 'the approval changed while you decided; reload and try again', 409);
+    if (isConditionFailure(e)) {
+      // The deployment was cancelled or ended meanwhile (a cancel racing the decision), or another decision came first.
+      refuseIfNotWaiting(await requireDeployment(a.executionId));
+      throw new AppError('AlreadyDecided', 'the approval changed while you decided; reload and try again', 409);
+    }
     throw e;
   }
   const updated = { ...a, status: outcome.status, decisions: outcome.decisions };

@@ -4,7 +4,9 @@
  * the reconciler settles it Cancelled and starts the rollback of what it changed. Each step is safe
  * to repeat: the writes are conditional, StopExecution of a stopped execution changes nothing.
  */
-import { ExecutionDoesNotExist, StopExecutionCommand } from '@aws-sdk/client-sfn';
+import { DescribeExecutionCommand, ExecutionDoesNotExist, StopExecutionCommand } from '@aws-sdk/client-sfn';
+import { DEAD_EXECUTION_STATUSES, type DeadExecutionStatus, settlementOf } from '../domain/executionStatus.ts';
+import { settleDeadPipeline } from './reconcile.ts';
 import type { DeploymentRecord } from '../domain/deployment.ts';
 import { TERMINAL_STATUSES } from '../domain/deployment.ts';
 import type { Cancellation, Hold, Promotion, PromotionTarget } from '../domain/steering.ts';
@@ -65,6 +67,20 @@ export async function driveCancellation(d: DeploymentRecord, c: Cancellation): P
   } catch (e) {
     if (e instanceof ExecutionDoesNotExist) return { state: 'notStarted' };
     throw e;
+  }
+  // Its execution may have died long ago with the deployment still open (the status-change event
+  // that the reconciler settles it on was lost, or a late write reopened it): settle it here, as the
+  // reconciler would, rather than wait for an event that will never come.
+  const execution = await stepFunctions().send(new DescribeExecutionCommand({ executionArn }));
+  const status = execution.status as string | undefined;
+  if (status && (DEAD_EXECUTION_STATUSES as readonly string[]).includes(status)) {
+    const now = await getDeployment(d.executionId);
+    if (now && !TERMINAL_STATUSES.includes(now.status))
+      await settleDeadPipeline(
+        d.executionId,
+        { executionArn, name: execution.name ?? d.executionId, status },
+        settlementOf(status as DeadExecutionStatus, execution.error, execution.cause),
+      );
   }
   const deadline = Date.now() + config.cancelSettleWaitMs();
   for (;;) {

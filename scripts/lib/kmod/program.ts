@@ -71,7 +71,7 @@ export async function run(argv: string[], io: Io): Promise<number> {
     if (io.source) return io.source(client);
     const pollMs = io.pollMs ?? 1000;
     const target = targets.get(client);
-    if (!target?.wsUrl) return pollingSource(client, pollMs);
+    if (!target?.wsUrl) return pollingSource(client, pollMs, undefined, { note: (m) => io.stderr.write(`kmod: ${m}\n`) });
     io.stderr.write(`following live events from ${target.wsUrl}\n`);
     return liveSource(client, { wsUrl: target.wsUrl, token: target.token, pollMs, note: (m) => io.stderr.write(`kmod: ${m}\n`) });
   };

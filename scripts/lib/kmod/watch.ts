@@ -7,7 +7,7 @@
  * reached and covers the time a dropped socket takes to come back.
  */
 import WebSocket from 'ws';
-import { type KmodApi, type Schemas, unwrap } from '../../../sdk/typescript/client.ts';
+import { ApiError, type KmodApi, type Schemas, unwrap } from '../../../sdk/typescript/client.ts';
 import { deploymentLines, exitCodeFor, type Line } from './format.ts';
 
 type Deployment = Schemas['Deployment'];
@@ -19,14 +19,45 @@ export interface ProgressSource {
 
 const sleeper = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
+/** How the watch treats an API it cannot get an answer from. */
+export interface OutageOptions {
+  /** Told when the API stops answering (with why) and when it answers again. */
+  note?: (message: string) => void;
+  /** How long the API may stay unreachable (or answer 5xx/429) before the watch gives up. Default 5 minutes. */
+  unreachableLimitMs?: number;
+}
+
+/** An outage, not an answer: the API could not be reached, was overloaded or failed (the deployment goes on regardless). */
+const isOutage = (e: unknown) => e instanceof ApiError && (e.status === 0 || e.status === 429 || e.status >= 500);
+
 /**
  * The deployment, GET after GET: each snapshot that differs from the last is yielded, until it has
- * finished; between GETs, `next()` waits for a reason to look again.
+ * finished; between GETs, `next()` waits for a reason to look again. A GET that finds the API
+ * unreachable or failing is tried again at the next wake-up, for up to `unreachableLimitMs`: a
+ * network blip or a restarting API must not end the watch with exit code 1 (failed) while the
+ * deployment carries on and succeeds.
  */
-async function* snapshots(client: KmodApi, executionId: string, next: () => Promise<void>): AsyncGenerator<Deployment> {
+async function* snapshots(client: KmodApi, executionId: string, next: () => Promise<void>, o: OutageOptions = {}): AsyncGenerator<Deployment> {
   let last = '';
+  let downSince: number | undefined;
+  const limit = o.unreachableLimitMs ?? 300_000;
   for (;;) {
-    const d = await unwrap(client.GET('/api/v1/deployments/{executionId}', { params: { path: { executionId } } }));
+    let d: Deployment;
+    try {
+      d = await unwrap(client.GET('/api/v1/deployments/{executionId}', { params: { path: { executionId } } }));
+    } catch (e) {
+      if (!isOutage(e)) throw e;
+      if (downSince === undefined) {
+        downSince = Date.now();
+        o.note?.(`the API does not answer (${(e as ApiError).message}); trying again for up to ${Math.round(limit / 1000)} s`);
+      } else if (Date.now() - downSince >= limit) throw e;
+      await next();
+      continue;
+    }
+    if (downSince !== undefined) {
+      downSince = undefined;
+      o.note?.('the API answers again');
+    }
     const seen = JSON.stringify(d);
     if (seen !== last) {
       last = seen;
@@ -37,11 +68,11 @@ async function* snapshots(client: KmodApi, executionId: string, next: () => Prom
   }
 }
 
-export function pollingSource(client: KmodApi, intervalMs = 1000, sleep = sleeper): ProgressSource {
-  return { updates: (executionId) => snapshots(client, executionId, () => sleep(intervalMs)) };
+export function pollingSource(client: KmodApi, intervalMs = 1000, sleep = sleeper, outage: OutageOptions = {}): ProgressSource {
+  return { updates: (executionId) => snapshots(client, executionId, () => sleep(intervalMs), outage) };
 }
 
-export interface LiveOptions {
+export interface LiveOptions extends Pick<OutageOptions, 'unreachableLimitMs'> {
   wsUrl: string;
   token: string;
   /** The interval of the GET while the socket is down (and the fallback when it never comes up). */
@@ -131,7 +162,7 @@ export function liveSource(client: KmodApi, o: LiveOptions): ProgressSource {
         changed = false;
       };
       try {
-        yield* snapshots(client, executionId, next);
+        yield* snapshots(client, executionId, next, { note: o.note, unreachableLimitMs: o.unreachableLimitMs });
       } finally {
         finished = true;
         socket?.close();

@@ -10,13 +10,17 @@ import { ApiGatewayManagementApiClient } from '@aws-sdk/client-apigatewaymanagem
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import type { LocalLambda } from '../../../localcloud/lambda.ts';
-import { LocalWebSocketApi } from '../../../localcloud/websocket.ts';
+import { LocalWebSocketApi, MAX_MESSAGES_IN_FLIGHT } from '../../../localcloud/websocket.ts';
 
 type Invocation = { fn: string; event: any };
 let invocations: Invocation[];
 let allow: boolean;
 /** While set, the authorizer waits for it (a slow $connect). */
 let authorizerGate: Promise<void> | undefined;
+/** How long a $default invocation takes, and how many ran at once at most. */
+let routeDelayMs = 0;
+let running = 0;
+let mostRunning = 0;
 let server: Server;
 let api: LocalWebSocketApi;
 let base: string;
@@ -33,7 +37,12 @@ const lambda = {
         context: { kind: 'agent', nodeId: 'n1' },
       };
     }
-    if (event.requestContext.routeKey === '$default') return { statusCode: 200, body: JSON.stringify({ echo: event.body }) };
+    if (event.requestContext.routeKey === '$default') {
+      mostRunning = Math.max(mostRunning, ++running);
+      await new Promise((r) => setTimeout(r, routeDelayMs));
+      running--;
+      return { statusCode: 200, body: JSON.stringify({ echo: event.body }) };
+    }
     return { statusCode: 200 };
   },
 } as unknown as LocalLambda;
@@ -42,6 +51,9 @@ beforeEach(async () => {
   invocations = [];
   allow = true;
   authorizerGate = undefined;
+  routeDelayMs = 0;
+  running = 0;
+  mostRunning = 0;
   server = createServer((req, res) => {
     const m = /^\/ws\/@connections\/([^/]+)$/.exec(req.url ?? '');
     if (m) return void api.manage(req, res, decodeURIComponent(m[1]));
@@ -167,6 +179,22 @@ describe('the local WebSocket API', () => {
     const r = await fetch(`http://${base}/ws/@connections/${connectionId}`, { method: 'POST', body: 'x' });
     expect(r.status).toBe(403);
     expect(r.headers.get('x-amzn-errortype')).toBe('ForbiddenException');
+    ws.close();
+  });
+
+  it('runs a flood of messages from one client a few at a time, answering every one (3000 at once took 1.9 GB and stalled the cloud)', async () => {
+    routeDelayMs = 5;
+    const { ws } = await open();
+    const replies: string[] = [];
+    ws.on('message', (d) => replies.push(d.toString()));
+    const n = 600;
+    for (let i = 0; i < n; i++) ws.send(JSON.stringify({ type: 'ping', i }));
+    await until(() => replies.length === n, 20_000);
+    expect(mostRunning).toBeGreaterThan(0);
+    expect(mostRunning).toBeLessThanOrEqual(MAX_MESSAGES_IN_FLIGHT);
+    // Started in the order sent.
+    const started = invocations.filter((i) => i.event.requestContext.routeKey === '$default').map((i) => JSON.parse(i.event.body).i);
+    expect(started).toEqual([...Array(n).keys()]);
     ws.close();
   });
 });

@@ -258,6 +258,48 @@ describe('kmod --watch and exit codes', () => {
     expect(r.out).toContain('RolledBack');
   });
 
+  it('the polling source rides out an API that is briefly unreachable or failing (the watch exited 1 while the deployment succeeded)', async () => {
+    const script: (() => Response)[] = [
+      () => Response.json(dep('Running')),
+      () => {
+        throw new TypeError('fetch failed', { cause: new Error('connect ECONNREFUSED 127.0.0.1:4612') });
+      },
+      () => Response.json({ message: 'Internal server error' }, { status: 502 }),
+      () => Response.json({ code: 'TooManyRequests', message: 'slow down' }, { status: 429 }),
+      () => Response.json(dep('Succeeded')),
+    ];
+    const client = createKmodClient({ baseUrl: 'http://api.test', token: 't', fetch: async () => script.shift()!() });
+    const notes: string[] = [];
+    const seen: string[] = [];
+    for await (const d of pollingSource(client, 0, async () => {}, { note: (m) => notes.push(m) }).updates('x')) seen.push(d.status);
+    expect(seen).toEqual(['Running', 'Succeeded']);
+    expect(notes).toEqual([expect.stringContaining('ECONNREFUSED'), 'the API answers again']);
+  });
+
+  it('the polling source gives up on an API unreachable for longer than its limit, and says so', async () => {
+    const client = createKmodClient({
+      baseUrl: 'http://api.test',
+      token: 't',
+      fetch: async () => {
+        throw new TypeError('fetch failed', { cause: new Error('connect ECONNREFUSED') });
+      },
+    });
+    const it = pollingSource(client, 0, async () => new Promise((r) => setTimeout(r, 5)), { unreachableLimitMs: 30 }).updates('x');
+    await expect(it[Symbol.asyncIterator]().next()).rejects.toMatchObject({ code: 'Unreachable' });
+    // A 4xx is an answer, not an outage: no retry.
+    const notFound = createKmodClient({
+      baseUrl: 'http://api.test',
+      token: 't',
+      fetch: async () => Response.json({ code: 'NotFound', message: 'no' }, { status: 404 }),
+    });
+    await expect(
+      pollingSource(notFound, 0, async () => {})
+        .updates('x')
+        [Symbol.asyncIterator]()
+        .next(),
+    ).rejects.toMatchObject({ status: 404 });
+  });
+
   it('the polling source stops at a finished status and skips unchanged snapshots', async () => {
     const seen: string[] = [];
     const answers = [dep('Pending'), dep('Pending'), dep('Running'), dep('Succeeded'), dep('Running')];
