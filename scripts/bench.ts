@@ -274,7 +274,8 @@ function measureIn(script: string, cwd: string, n: number, runs: number): Sample
 const rows: Sample[] = [];
 const baselineRows: Sample[] = [];
 for (const n of sizes) {
-  const runs = n >= 10_000 ? 1 : n >= 1000 ? 3 : 5;
+  // --runs sets the runs per size (default: 5 below 1,000 nodes, 3 below 10,000, then 1).
+  const runs = values.runs ? Number(values.runs) : n >= 10_000 ? 1 : n >= 1000 ? 3 : 5;
   // With --baseline, the other checkout's bench measures the same size just before this one's (same machine load).
   if (values.baseline) {
     process.stderr.write(`measuring ${n} nodes in the baseline ${values.baseline} (${runs} run${runs > 1 ? 's' : ''})…\n`);

@@ -37,6 +37,15 @@ export async function latestSeq(): Promise<number> {
   return Number(r.Item?.value ?? 0);
 }
 
+/** The events one stream record (or one batch's cluster totals) made, under the id its marker is stored by. */
+export interface EventSource {
+  sourceId: string;
+  bodies: LiveEventBody[];
+}
+
+/** DynamoDB transactions take at most 100 items. */
+const MAX_TRANSACTION_ITEMS = 100;
+
 /**
  * Number and store the events one stream record made, once: a retried batch (the event source
  * mapping retries a failed one) finds the record's marker and gets the events stored the first
@@ -44,49 +53,104 @@ export async function latestSeq(): Promise<number> {
  * the order records are processed; a retried record may leave a gap (a seq given out, unused).
  */
 export async function numberEvents(sourceId: string, bodies: LiveEventBody[], now = Date.now()): Promise<LiveEvent[]> {
-  if (!bodies.length) return [];
-  const list = bodies.slice(0, MAX_EVENTS_PER_SOURCE);
-  if (bodies.length > list.length) logger.warn('a change made more events than one record holds; the rest are dropped', { sourceId, count: bodies.length });
+  return numberEventBatch([{ sourceId, bodies }], now);
+}
+
+/**
+ * Number and store the events of a whole stream batch, in the order of its records: the seqs of
+ * every record reserved with one `ADD`, the records' markers and events written in as few
+ * transactions as fit (each record whole in one: its marker conditioned on not existing, with its
+ * events), rather than an `ADD` and a transaction per record (docs/adr/0028-live-events.md). A
+ * transaction refused because a record was numbered before (a retried batch) is redone record by
+ * record: a record found numbered gets its events as stored the first time, the others are stored
+ * with the seqs reserved for them. Returns the events, records in order.
+ */
+export async function numberEventBatch(sources: EventSource[], now = Date.now()): Promise<LiveEvent[]> {
+  const lists = sources
+    .map(({ sourceId, bodies }) => {
+      const list = bodies.slice(0, MAX_EVENTS_PER_SOURCE);
+      if (bodies.length > list.length) logger.warn('a change made more events than one record holds; the rest are dropped', { sourceId, count: bodies.length });
+      return { sourceId, list };
+    })
+    .filter((s) => s.list.length > 0);
+  if (!lists.length) return [];
+  const total = lists.reduce((n, s) => n + s.list.length, 0);
   const counter = await dynamo().send(
     new UpdateCommand({
       TableName: tableName('events'),
       Key: COUNTER,
       UpdateExpression: 'ADD #v :n',
       ExpressionAttributeNames: { '#v': 'value' },
-      ExpressionAttributeValues: { ':n': list.length },
+      ExpressionAttributeValues: { ':n': total },
       ReturnValues: 'UPDATED_NEW',
     }),
   );
-  const last = Number(counter.Attributes?.value);
-  const events: LiveEvent[] = list.map((b, i) => ({ ...b, seq: last - list.length + 1 + i }));
+  let next = Number(counter.Attributes?.value) - total + 1;
+  const numbered = lists.map(({ sourceId, list }) => ({ sourceId, events: list.map((b): LiveEvent => ({ ...b, seq: next++ })) }));
   const expiresAt = expiry(now);
-  try {
-    await dynamo().send(
-      new TransactWriteCommand({
-        TransactItems: [
-          {
-            Put: {
-              TableName: tableName('events'),
-              Item: { stream: '#source', sk: sourceId, seqs: events.map((e) => e.seq), [TTL_ATTRIBUTE]: expiresAt },
-              ConditionExpression: 'attribute_not_exists(sk)',
+  // Whole records per transaction, in order.
+  const chunks: (typeof numbered)[] = [];
+  let size = 0;
+  for (const source of numbered) {
+    const items = 1 + source.events.length;
+    if (!chunks.length || size + items > MAX_TRANSACTION_ITEMS) {
+      chunks.push([]);
+      size = 0;
+    }
+    chunks[chunks.length - 1].push(source);
+    size += items;
+  }
+  const out: LiveEvent[] = [];
+  for (const chunk of chunks) {
+    try {
+      await storeEvents(chunk, expiresAt);
+      for (const source of chunk) out.push(...source.events);
+      continue;
+    } catch (e) {
+      if (!isConditionFailure(e) && (e as { name?: string }).name !== 'TransactionCanceledException') throw e;
+    }
+    // Some record of the chunk was numbered before (or the transaction met another): one by one.
+    for (const source of chunk) out.push(...(chunk.length > 1 ? await storeOne(source, expiresAt) : await storedBefore(source.sourceId)));
+  }
+  return out;
+}
+
+async function storeEvents(sources: { sourceId: string; events: LiveEvent[] }[], expiresAt: number): Promise<void> {
+  await dynamo().send(
+    new TransactWriteCommand({
+      TransactItems: sources.flatMap(({ sourceId, events }) => [
+        {
+          Put: {
+            TableName: tableName('events'),
+            Item: { stream: '#source', sk: sourceId, seqs: events.map((e) => e.seq), [TTL_ATTRIBUTE]: expiresAt },
+            ConditionExpression: 'attribute_not_exists(sk)',
+          },
+        },
+        ...events.map((e) => ({
+          Put: {
+            TableName: tableName('events'),
+            Item: { stream: STREAM, sk: seqKey(e.seq), seq: e.seq, payload: JSON.stringify(e), [TTL_ATTRIBUTE]: expiresAt } satisfies StoredEvent & {
+              [TTL_ATTRIBUTE]: number;
             },
           },
-          ...events.map((e) => ({
-            Put: {
-              TableName: tableName('events'),
-              Item: { stream: STREAM, sk: seqKey(e.seq), seq: e.seq, payload: JSON.stringify(e), [TTL_ATTRIBUTE]: expiresAt } satisfies StoredEvent & {
-                [TTL_ATTRIBUTE]: number;
-              },
-            },
-          })),
-        ],
-      }),
-    );
-    return events;
+        })),
+      ]),
+    }),
+  );
+}
+
+async function storeOne(source: { sourceId: string; events: LiveEvent[] }, expiresAt: number): Promise<LiveEvent[]> {
+  try {
+    await storeEvents([source], expiresAt);
+    return source.events;
   } catch (e) {
     if (!isConditionFailure(e) && (e as { name?: string }).name !== 'TransactionCanceledException') throw e;
   }
-  // Numbered before: the events as they were stored then.
+  return storedBefore(source.sourceId);
+}
+
+/** A record numbered before: its events as they were stored then. */
+async function storedBefore(sourceId: string): Promise<LiveEvent[]> {
   const marker = await dynamo().send(new GetCommand({ TableName: tableName('events'), Key: { stream: '#source', sk: sourceId }, ConsistentRead: true }));
   const seqs = (marker.Item?.seqs as number[] | undefined) ?? [];
   if (!seqs.length) throw new Error(`events of ${sourceId} could not be stored`);

@@ -104,21 +104,79 @@ export async function getNodes(environment: Environment, nodeIds: string[]): Pro
 
 /** Record the version a node now runs (after a deploy or rollback the agent confirmed). */
 export async function recordNodeModule(environment: Environment, nodeId: string, module: string, version: string | null, previousVersion?: string) {
+  await dynamo().send(new UpdateCommand(moduleUpdate({ environment, nodeId, module, version, previousVersion })));
+}
+
+export interface NodeModuleChange {
+  environment: Environment;
+  nodeId: string;
+  module: string;
+  version: string | null;
+  previousVersion?: string;
+}
+
+function moduleUpdate({ environment, nodeId, module, version, previousVersion }: NodeModuleChange) {
   const common = {
     TableName: tableName('nodes'),
     Key: { environment, nodeId },
     ConditionExpression: 'attribute_exists(nodeId)',
     ExpressionAttributeNames: { '#m': module },
   };
-  await dynamo().send(
-    version === null
-      ? new UpdateCommand({ ...common, UpdateExpression: 'REMOVE modules.#m' })
-      : new UpdateCommand({
-          ...common,
-          UpdateExpression: 'SET modules.#m = :v',
-          ExpressionAttributeValues: { ':v': { version, previousVersion, updatedAt: new Date().toISOString() } },
-        }),
-  );
+  return version === null
+    ? { ...common, UpdateExpression: 'REMOVE modules.#m' }
+    : {
+        ...common,
+        UpdateExpression: 'SET modules.#m = :v',
+        ExpressionAttributeValues: { ':v': { version, previousVersion, updatedAt: new Date().toISOString() } },
+      };
+}
+
+/** DynamoDB transactions take at most 100 items. */
+const MAX_TRANSACTION_ITEMS = 100;
+
+/**
+ * Several nodes' module records (a batch the agents confirmed) in one transaction per 100 nodes
+ * rather than one `UpdateItem` each: the same updates, each still conditional on its node
+ * existing. A refused or failed transaction (a node gone, another write to one of them at the
+ * same moment) wrote nothing; its nodes are then recorded one by one, so only a node whose own update
+ * fails gets an error. One change per node. Returns the outcome of each change, in order.
+ */
+export async function recordNodeModules(changes: NodeModuleChange[]): Promise<PromiseSettledResult<void>[]> {
+  const out: PromiseSettledResult<void>[] = [];
+  for (let i = 0; i < changes.length; i += MAX_TRANSACTION_ITEMS) {
+    const chunk = changes.slice(i, i + MAX_TRANSACTION_ITEMS);
+    try {
+      if (chunk.length === 1) await recordNodeModule(chunk[0].environment, chunk[0].nodeId, chunk[0].module, chunk[0].version, chunk[0].previousVersion);
+      else await transactNodeWrite(chunk.map((c) => ({ Update: moduleUpdate(c) })));
+      out.push(...chunk.map(() => ({ status: 'fulfilled' as const, value: undefined })));
+    } catch (e) {
+      if (chunk.length === 1) {
+        out.push({ status: 'rejected', reason: e });
+        continue;
+      }
+      // Nothing of the chunk was written: each node on its own, so one node's failure is only its own.
+      out.push(...(await Promise.allSettled(chunk.map((c) => recordNodeModule(c.environment, c.nodeId, c.module, c.version, c.previousVersion)))));
+    }
+  }
+  return out;
+}
+
+type HealthSubject = Pick<NodeRecord, 'environment' | 'nodeId' | 'anomaly'>;
+
+/** The conditional update that records a report and the anomaly state it moved the node to. */
+function healthUpdate(node: HealthSubject, current: HealthSubject, health: HealthReport, state: NodeAnomalyState) {
+  return {
+    TableName: tableName('nodes'),
+    Key: { environment: node.environment, nodeId: node.nodeId },
+    UpdateExpression: 'SET lastHealth = :h, lastMetrics = :m, anomaly = :a',
+    ConditionExpression: `attribute_exists(nodeId) AND ${current.anomaly ? 'anomaly.updatedAt = :prev' : 'attribute_not_exists(anomaly)'}`,
+    ExpressionAttributeValues: {
+      ':h': { status: health.status, reasons: health.reasons, at: health.at },
+      ':m': health.metrics,
+      ':a': state,
+      ...(current.anomaly ? { ':prev': current.anomaly.updatedAt } : {}),
+    },
+  };
 }
 
 /**
@@ -128,22 +186,11 @@ export async function recordNodeModule(environment: Environment, nodeId: string,
  * node and tries again. A report that raises or clears a flag writes its audit events in the same
  * transaction and then notifies the environment's subscribers. Returns the node's anomaly state.
  */
-export async function recordNodeHealth(node: Pick<NodeRecord, 'environment' | 'nodeId' | 'anomaly'>, health: HealthReport): Promise<NodeAnomalyState> {
-  let current: Pick<NodeRecord, 'environment' | 'nodeId' | 'anomaly'> = node;
+export async function recordNodeHealth(node: HealthSubject, health: HealthReport): Promise<NodeAnomalyState> {
+  let current: HealthSubject = node;
   for (let attempt = 0; ; attempt++) {
     const { state, transitions, audits } = anomalyAfterReport(current, health.metrics);
-    const update = {
-      TableName: tableName('nodes'),
-      Key: { environment: node.environment, nodeId: node.nodeId },
-      UpdateExpression: 'SET lastHealth = :h, lastMetrics = :m, anomaly = :a',
-      ConditionExpression: `attribute_exists(nodeId) AND ${current.anomaly ? 'anomaly.updatedAt = :prev' : 'attribute_not_exists(anomaly)'}`,
-      ExpressionAttributeValues: {
-        ':h': { status: health.status, reasons: health.reasons, at: health.at },
-        ':m': health.metrics,
-        ':a': state,
-        ...(current.anomaly ? { ':prev': current.anomaly.updatedAt } : {}),
-      },
-    };
+    const update = healthUpdate(node, current, health, state);
     try {
       if (audits.length) await transactNodeWrite([{ Update: update }, ...audits.map((a) => ({ Put: a }))]);
       else await dynamo().send(new UpdateCommand(update));
@@ -159,6 +206,52 @@ export async function recordNodeHealth(node: Pick<NodeRecord, 'environment' | 'n
     return state;
   }
 }
+
+/**
+ * Several nodes' health reports (one per node), as `recordNodeHealth` records each, in fewer
+ * calls: the reports that raise or clear no anomaly flag (nothing to audit or notify) go in one
+ * transaction per 100 nodes, each update conditional on the baseline read as before; a report
+ * that raises or clears a flag is recorded on its own with its audit events in its transaction.
+ * A refused transaction (a baseline moved meanwhile, a node gone) wrote nothing: its reports are
+ * then recorded one by one by `recordNodeHealth`, which re-reads and judges again. Returns each
+ * node's anomaly state (or why it could not be recorded), in order.
+ */
+export async function recordNodeHealthBatch(reports: { node: HealthSubject; health: HealthReport }[]): Promise<PromiseSettledResult<NodeAnomalyState>[]> {
+  const out: PromiseSettledResult<NodeAnomalyState>[] = new Array(reports.length);
+  const alone = async (i: number) => {
+    try {
+      out[i] = { status: 'fulfilled', value: await recordNodeHealth(reports[i].node, reports[i].health) };
+    } catch (e) {
+      out[i] = { status: 'rejected', reason: e };
+    }
+  };
+  const quiet: { i: number; state: NodeAnomalyState; update: ReturnType<typeof healthUpdate> }[] = [];
+  const flagged: number[] = [];
+  reports.forEach(({ node, health }, i) => {
+    const { state, audits } = anomalyAfterReport(node, health.metrics);
+    if (audits.length) flagged.push(i);
+    else quiet.push({ i, state, update: healthUpdate(node, node, health, state) });
+  });
+  for (let k = 0; k < quiet.length; k += MAX_TRANSACTION_ITEMS) {
+    const chunk = quiet.slice(k, k + MAX_TRANSACTION_ITEMS);
+    if (chunk.length === 1) {
+      await alone(chunk[0].i);
+      continue;
+    }
+    try {
+      await transactNodeWrite(chunk.map((q) => ({ Update: q.update })));
+      for (const q of chunk) out[q.i] = { status: 'fulfilled', value: q.state };
+    } catch {
+      // Nothing of the chunk was written: each report on its own (re-read and judged again where its baseline moved).
+      for (let j = 0; j < chunk.length; j += HEALTH_WRITES_IN_FLIGHT) await Promise.all(chunk.slice(j, j + HEALTH_WRITES_IN_FLIGHT).map((q) => alone(q.i)));
+    }
+  }
+  for (let j = 0; j < flagged.length; j += HEALTH_WRITES_IN_FLIGHT) await Promise.all(flagged.slice(j, j + HEALTH_WRITES_IN_FLIGHT).map(alone));
+  return out;
+}
+
+/** Reports recorded one by one at once (flagged ones, or a refused transaction's). */
+const HEALTH_WRITES_IN_FLIGHT = 8;
 
 /**
  * A node a discovery source (docs/adr/0009-discovery-sources.md) added: `source` names it, and

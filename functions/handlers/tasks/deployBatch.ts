@@ -4,7 +4,7 @@ import { config } from '../../lib/config.ts';
 import { requireDeployment } from '../../lib/deployments.ts';
 import { batchInput } from '../../lib/environmentStage.ts';
 import { artifactDownloadUrl, getModuleVersion, type ModuleVersionRecord } from '../../lib/modules.ts';
-import { getNodes, recordNodeModule, type NodeRecord } from '../../lib/nodes.ts';
+import { getNodes, recordNodeModule, recordNodeModules, type NodeModuleChange, type NodeRecord } from '../../lib/nodes.ts';
 import { audit, deploymentSubject } from '../../lib/audit.ts';
 import { alignmentFor, type NodeAlignment, type ServedVersions } from '../../domain/blueGreen.ts';
 import type { ModuleOperationResult } from '../../agent/protocol.ts';
@@ -58,6 +58,10 @@ export const handler = taskHandler(batchInput, async ({ executionId, environment
     }
     return changes;
   };
+  // The version each node now runs, recorded for the whole batch at once after the agent calls
+  // (the batch's outcome is recorded after them in any case: a node counts as Deployed, and is
+  // rolled back, only once both are written).
+  const confirmed: NodeModuleChange[] = [];
   const outcomes = await mapLimit(ids, config.agentConcurrency(), async (nodeId): Promise<NodeTarget> => {
     const target = item.nodes[nodeId];
     if (target.status === 'Deployed') return target;
@@ -77,7 +81,7 @@ export const handler = taskHandler(batchInput, async ({ executionId, environment
         signature: m.signature,
         certificateChain: m.certificateChain,
       });
-      await recordNodeModule(environment, nodeId, d.moduleName, r.version, target.previousVersion ?? undefined);
+      confirmed.push({ environment, nodeId, module: d.moduleName, version: r.version, previousVersion: target.previousVersion ?? undefined });
       return { ...target, status: 'Deployed', message: undefined, ...(aligned && Object.keys(aligned).length ? { aligned } : {}) };
     } catch (e) {
       return { ...target, status: 'Failed', message: (e as Error).message };
@@ -87,6 +91,11 @@ export const handler = taskHandler(batchInput, async ({ executionId, environment
   ids.forEach((id, i) => {
     const o = outcomes[i];
     results[id] = o.status === 'fulfilled' ? o.value : { ...item.nodes[id], status: 'Failed', message: String(o.reason) };
+  });
+  const recorded = await recordNodeModules(confirmed);
+  confirmed.forEach(({ nodeId }, i) => {
+    const r = recorded[i];
+    if (r.status === 'rejected') results[nodeId] = { ...results[nodeId], status: 'Failed', message: (r.reason as Error).message };
   });
   const failed = Object.entries(results).filter(([, n]) => n.status === 'Failed');
   const deployed = ids.length - failed.length;

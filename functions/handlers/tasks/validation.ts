@@ -3,7 +3,7 @@ import { StageRejection } from '../../domain/errors.ts';
 import { judgeNodeHealth } from '../../domain/health.ts';
 import { agentClient, mapLimit } from '../../lib/agentClient.ts';
 import { config, healthThresholds } from '../../lib/config.ts';
-import { listNodes, recordNodeHealth } from '../../lib/nodes.ts';
+import { listNodes, recordNodeHealthBatch } from '../../lib/nodes.ts';
 import { runStage } from '../../lib/stages.ts';
 import { targetedNodeIds } from '../../lib/changes.ts';
 import { executionIdSchema, taskHandler } from '../../lib/task.ts';
@@ -19,14 +19,22 @@ export const handler = taskHandler(z.object({ executionId: executionIdSchema }),
       // The nodes this deployment targeted: all of them, or the now-live colour of a blue-green environment.
       const targeted = new Set(await targetedNodeIds(executionId, env));
       const nodes = (await listNodes(env)).filter((n) => targeted.has(n.nodeId));
-      const results = await mapLimit(nodes, config.agentConcurrency(), async (n) => {
-        const report = await agentClient.health(n);
-        await recordNodeHealth(n, report);
-        return judgeNodeHealth(report, { module: d.moduleName, version: d.version }, thresholds);
+      const answers = await mapLimit(nodes, config.agentConcurrency(), (n) => agentClient.health(n));
+      // Every report recorded, in a transaction per 100 nodes (lib/nodes.ts recordNodeHealthBatch).
+      const answered = nodes.flatMap((n, i) => {
+        const a = answers[i];
+        return a.status === 'fulfilled' ? [{ node: n, health: a.value }] : [];
       });
-      results.forEach((r, i) => {
+      const recorded = new Map((await recordNodeHealthBatch(answered)).map((r, i) => [answered[i].node.nodeId, r]));
+      answers.forEach((a, i) => {
         checked++;
-        const issues = r.status === 'fulfilled' ? r.value : [(r.reason as Error).message];
+        const r = recorded.get(nodes[i].nodeId);
+        const issues =
+          a.status === 'rejected'
+            ? [(a.reason as Error).message]
+            : r?.status === 'rejected'
+              ? [(r.reason as Error).message]
+              : judgeNodeHealth(a.value, { module: d.moduleName, version: d.version }, thresholds);
         for (const p of issues) problems.push(`${env}/${nodes[i].nodeId}: ${p}`);
       });
     }
