@@ -63,8 +63,10 @@ describe('scripts/k6', () => {
       .exec(load)![1]
       .match(/'([a-z]+)'/g)!
       .map((s) => s.slice(1, -1));
-    // `reads` is the local per-route table-call measurement (it reads the local cloud's meter).
-    expect(Object.keys(SCENARIOS).sort()).toEqual(localScenarios.filter((s) => s !== 'reads').sort());
+    // `reads` is the local per-route table-call measurement (it reads the local cloud's meter);
+    // `create` deploys, which against a deployed API would reach real fleets.
+    expect(localScenarios).toEqual(expect.arrayContaining(['reads', 'create']));
+    expect(Object.keys(SCENARIOS).sort()).toEqual(localScenarios.filter((s) => s !== 'reads' && s !== 'create').sort());
     expect(SCENARIOS.sustained).toMatchObject({ executor: 'constant-arrival-rate', rate: 100, duration: '2m', timeUnit: '1s' });
     expect(SCENARIOS.soak).toMatchObject({ executor: 'constant-arrival-rate', rate: 50, duration: '10m' });
     expect(Math.max(...SCENARIOS.spike.stages.map((s: { target: number }) => s.target))).toBe(500);
