@@ -12,7 +12,7 @@
  */
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
+import { parseOptionsOrExit } from './lib/usage.ts';
 import { CRL_FILE, CRL_REASONS, createPkiIn, crlReason, issueRevocationList, loadPki, revocationEntries, serialOf } from '../localcloud/devPki.ts';
 
 const USAGE = [
@@ -22,31 +22,16 @@ const USAGE = [
   '  DIR defaults to $KMOD_DATA_DIR/pki, else .local/pki',
 ].join('\n');
 
-function parse() {
-  try {
-    return parseArgs({
-      options: {
-        dir: { type: 'string', default: `${process.env.KMOD_DATA_DIR ?? '.local'}/pki` },
-        rsa: { type: 'boolean', default: false },
-        force: { type: 'boolean', default: false },
-        revoke: { type: 'string' },
-        reason: { type: 'string', default: 'unspecified' },
-        'publish-crl': { type: 'boolean', default: false },
-        help: { type: 'boolean', short: 'h', default: false },
-      },
-    }).values;
-  } catch (e) {
-    // Before anything is written: a mistyped flag must not make (or replace) a PKI.
-    console.error(`dev-pki: ${(e as Error).message}\n${USAGE}`);
-    process.exit(2);
-  }
-}
-
-const values = parse();
-if (values.help) {
-  console.log(USAGE);
-  process.exit(0);
-}
+// Before anything is written: a mistyped flag must not make (or replace) a PKI.
+const values = parseOptionsOrExit('dev-pki', USAGE, {
+  dir: { type: 'string', default: `${process.env.KMOD_DATA_DIR ?? '.local'}/pki` },
+  rsa: { type: 'boolean', default: false },
+  force: { type: 'boolean', default: false },
+  revoke: { type: 'string' },
+  reason: { type: 'string', default: 'unspecified' },
+  'publish-crl': { type: 'boolean', default: false },
+  help: { type: 'boolean', short: 'h', default: false },
+});
 
 if (values.revoke || values['publish-crl']) {
   const pki = loadPki(values.dir);

@@ -12,7 +12,7 @@
  * `promote` and before `retire`: docs/runbooks/node-agent.md).
  */
 import { readFileSync, writeFileSync, renameSync } from 'node:fs';
-import { parseArgs } from 'node:util';
+import { parseOptionsOrExit } from './lib/usage.ts';
 import { GetSecretValueCommand, PutSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { rotate, type Key, type RotationStep } from '../functions/domain/keyRotation.ts';
 import { describePass, localNodeKeyPass } from './rotate-node-keys.ts';
@@ -31,24 +31,12 @@ export function rotateKeyFile(file: string, step: RotationStep): Key[] {
 
 async function main() {
   const usage = 'usage: npm run rotate-keys -- (--secret agent|approval-link | --secret-arn ARN) --step add|promote|retire';
-  let values: { secret?: string; step?: string; 'secret-arn'?: string; help?: boolean };
-  try {
-    values = parseArgs({
-      options: {
-        secret: { type: 'string' },
-        step: { type: 'string' },
-        'secret-arn': { type: 'string' },
-        help: { type: 'boolean', short: 'h', default: false },
-      },
-    }).values;
-  } catch (e) {
-    console.error(`rotate-keys: ${(e as Error).message}\n${usage}`);
-    process.exit(2);
-  }
-  if (values.help) {
-    console.log(usage);
-    process.exit(0);
-  }
+  const values = parseOptionsOrExit('rotate-keys', usage, {
+    secret: { type: 'string' },
+    step: { type: 'string' },
+    'secret-arn': { type: 'string' },
+    help: { type: 'boolean', short: 'h', default: false },
+  });
   const step = values.step as RotationStep;
   if (!['add', 'promote', 'retire'].includes(step) || (!values['secret-arn'] && !(values.secret && values.secret in FILES))) {
     console.error(usage);

@@ -14,9 +14,9 @@
  * because a real agent answers 422 ArtifactRejected.
  */
 import { readFileSync } from 'node:fs';
-import { parseArgs } from 'node:util';
 import { ArtifactRejected, inspectArtifact } from '../functions/agent/artifact.ts';
 import { loadPki, signedModuleVersion } from '../localcloud/devPki.ts';
+import { parseOptionsOrExit } from './lib/usage.ts';
 
 const USAGE = [
   'usage: npm run -s sign-module -- --name NAME --version X.Y.Z --artifact FILE [--entrypoint E] [--description D]',
@@ -25,33 +25,18 @@ const USAGE = [
   '  DIR   the dev PKI whose code-signing certificate signs (default $KMOD_DATA_DIR/pki, else .local/pki)',
 ].join('\n');
 
-function parse() {
-  try {
-    return parseArgs({
-      options: {
-        name: { type: 'string' },
-        version: { type: 'string' },
-        artifact: { type: 'string' },
-        entrypoint: { type: 'string' },
-        description: { type: 'string' },
-        cpu: { type: 'string', default: '250' },
-        memory: { type: 'string', default: '64' },
-        depends: { type: 'string', multiple: true, default: [] },
-        pki: { type: 'string', default: `${process.env.KMOD_DATA_DIR ?? '.local'}/pki` },
-        help: { type: 'boolean', short: 'h', default: false },
-      },
-    }).values;
-  } catch (e) {
-    console.error(`sign-module: ${(e as Error).message}\n${USAGE}`);
-    process.exit(2);
-  }
-}
-
-const values = parse();
-if (values.help) {
-  console.log(USAGE);
-  process.exit(0);
-}
+const values = parseOptionsOrExit('sign-module', USAGE, {
+  name: { type: 'string' },
+  version: { type: 'string' },
+  artifact: { type: 'string' },
+  entrypoint: { type: 'string' },
+  description: { type: 'string' },
+  cpu: { type: 'string', default: '250' },
+  memory: { type: 'string', default: '64' },
+  depends: { type: 'string', multiple: true, default: [] },
+  pki: { type: 'string', default: `${process.env.KMOD_DATA_DIR ?? '.local'}/pki` },
+  help: { type: 'boolean', short: 'h', default: false },
+});
 if (!values.name || !values.version || !values.artifact) {
   console.error(USAGE);
   process.exit(2);

@@ -1,0 +1,19 @@
+/** Options of an `npm run` script: `--help` prints the usage (exit 0), a bad flag is a usage error (exit 2) before anything runs. */
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+
+type Options = NonNullable<ParseArgsConfig['options']>;
+
+export function parseOptionsOrExit<const T extends Options>(script: string, usage: string, options: T) {
+  let values: ReturnType<typeof parseArgs<{ options: T }>>['values'];
+  try {
+    values = parseArgs({ options }).values;
+  } catch (e) {
+    console.error(`${script}: ${(e as Error).message}\n${usage}`);
+    process.exit(2);
+  }
+  if ((values as { help?: boolean }).help) {
+    console.log(usage);
+    process.exit(0);
+  }
+  return values;
+}
