@@ -25,7 +25,7 @@ import { isConditionFailure } from './deployments.ts';
 import { nodeSubject } from './enrolment.ts';
 import { getLock } from './locks.ts';
 import { artifactDownloadUrl, getModuleVersion } from './modules.ts';
-import type { NodeRecord } from './nodes.ts';
+import { runningModules, type NodeRecord } from './nodes.ts';
 import { tableName } from './tables.ts';
 import { logger } from './telemetry.ts';
 import { type TransactItem, transactWrite } from './auditChain.ts';
@@ -222,7 +222,7 @@ export async function clusterConvergence(
   if (enrolled.length === 0) return out;
   const holders = Object.keys(desired).length ? await lockHolders(environment, Object.keys(desired)) : new Map<string, string>();
   for (const n of enrolled) {
-    const steps = await stepsFor(environment, desired, n, n.reportedModules ?? n.modules ?? {}, holders);
+    const steps = await stepsFor(environment, desired, n, runningModules(n), holders);
     out.set(n.nodeId, convergenceView(steps, n.convergence ?? {}));
   }
   return out;

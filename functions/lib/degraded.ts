@@ -15,7 +15,7 @@ import { dynamo } from './aws.ts';
 import { conditionInput, or, type Condition } from './conditions.ts';
 import { isConditionFailure } from './deployments.ts';
 import { environmentSubject } from './desiredState.ts';
-import { getNodes } from './nodes.ts';
+import { getNodes, runningModules } from './nodes.ts';
 import type { TransactItem } from './locks.ts';
 import { tableName } from './tables.ts';
 import { getCluster } from './trafficRouter.ts';
@@ -188,7 +188,7 @@ export async function clearRepairedByConvergence(
       if (id === nodeId) return reported[module]?.version ?? null;
       const n = others.get(id);
       if (!n || n.decommissionedAt) return undefined;
-      return (n.reportedModules ?? n.modules)?.[module]?.version ?? null;
+      return runningModules(n)[module]?.version ?? null;
     };
     const entry = desired[module];
     const colourOf = (id: string) => (id === nodeId ? node.colour : others.get(id)?.colour);

@@ -62,6 +62,22 @@ export const isDialOut = (n: Pick<NodeRecord, 'transport'>) => n.transport === '
 /** Fields a node record may carry that no answer of the API shows. */
 export type PresentableNode = Omit<NodeRecord, 'credential' | 'pendingCredential' | 'previousCredential' | 'lastHeartbeatTs' | 'lastConnectTs'>;
 
+/**
+ * What a node runs as best known now: its agent's last heartbeat report, except for modules the
+ * orchestrator changed after that heartbeat (a deployment or rollback the agent confirmed), whose
+ * ledger entry is newer. Without it a node a deployment just rolled back looks "Converging" until
+ * its next heartbeat. Fleet-managed nodes send no heartbeats: the ledger is all there is.
+ */
+export function runningModules(n: Pick<NodeRecord, 'modules' | 'reportedModules' | 'lastSeenAt'>): Record<string, { version: string }> {
+  if (!n.reportedModules) return n.modules ?? {};
+  const seen = n.lastSeenAt ? Date.parse(n.lastSeenAt) : 0;
+  const out: Record<string, { version: string }> = { ...n.reportedModules };
+  for (const [module, entry] of Object.entries(n.modules ?? {})) {
+    if (Date.parse(entry.updatedAt) > seen) out[module] = entry;
+  }
+  return out;
+}
+
 /** The environment's nodes; decommissioned ones only when asked (nothing may call or target them). */
 export async function listNodes(environment: Environment, opts: { includeDecommissioned?: boolean } = {}): Promise<NodeRecord[]> {
   return queryAll<NodeRecord>({

@@ -254,6 +254,8 @@ describe('desired state and convergence', () => {
     expect(d.status).toBe('Failed');
     const dev = d.stages.find((s: { name: string }) => s.name === 'Development');
     expect(dev).toMatchObject({ status: 'RolledBack', message: expect.stringContaining('desired state back to demo-kernel@1.0.0') });
+    // The deployment's rollback put the late node back itself: the view says so at once, not only after its next heartbeat.
+    expect((await nodeView(ids.late)).convergence?.state ?? 'Converged').not.toBe('Converging');
     // Development's desired state is what it was before the deployment.
     expect((await cluster()).desiredModules['demo-kernel']).toMatchObject({
       version: '1.0.0',
