@@ -7,7 +7,7 @@
  * authorizer included, inside `run(label)`; every SDK call made under it counts against that
  * label. Calls made outside any unit (timers, the local cloud itself) count as `background`.
  *
- *   GET    /_local/meter   { units: [{ label, requests, calls: { "dynamodb:GetItem": n, … }, callsPerRequest }] }
+ *   GET    /_local/meter   { units: [{ label, requests, calls: { "dynamodb:GetItem": n, … }, callsPerRequest, meanCallMs, meanRequestMs }] }
  *   DELETE /_local/meter   start counting afresh
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
@@ -23,6 +23,10 @@ export interface MeteredUnit {
   callsPerRequest: number;
   /** DynamoDB calls per request. */
   dynamodbPerRequest: number;
+  /** Mean time of one call of each operation (ms), from the SDK's send to its answer: where a request's time goes. */
+  meanCallMs: Record<string, number>;
+  /** Mean time of one request of this unit (ms), its authorizer included; 0 for background work. */
+  meanRequestMs: number;
 }
 
 const BACKGROUND = 'background';
@@ -33,11 +37,14 @@ const round = (n: number) => Math.round(n * 100) / 100;
 
 export class CallMeter {
   private readonly scope = new AsyncLocalStorage<string>();
-  private readonly units = new Map<string, { requests: number; calls: Map<string, number>; capacity: { read: number; write: number } }>();
+  private readonly units = new Map<
+    string,
+    { requests: number; calls: Map<string, number>; callMs: Map<string, number>; requestMs: number; timed: number; capacity: { read: number; write: number } }
+  >();
 
   private unit(label: string) {
     let u = this.units.get(label);
-    if (!u) this.units.set(label, (u = { requests: 0, calls: new Map(), capacity: { read: 0, write: 0 } }));
+    if (!u) this.units.set(label, (u = { requests: 0, calls: new Map(), callMs: new Map(), requestMs: 0, timed: 0, capacity: { read: 0, write: 0 } }));
     return u;
   }
 
@@ -60,15 +67,26 @@ export class CallMeter {
 
   /** Run one request (or other unit of work) of `label`; calls made under it count against it. */
   run<T>(label: string, fn: () => T): T {
-    this.unit(label).requests++;
-    return this.scope.run(label, fn);
+    const u = this.unit(label);
+    u.requests++;
+    const started = performance.now();
+    const out = this.scope.run(label, fn);
+    if (out instanceof Promise) {
+      const timed = () => {
+        u.requestMs += performance.now() - started;
+        u.timed++;
+      };
+      out.then(timed, timed);
+    }
+    return out;
   }
 
-  /** Count one call of `service` (e.g. `dynamodb`) and operation (e.g. `GetItem`). */
-  count(service: string, operation: string): void {
-    const calls = this.unit(this.scope.getStore() ?? BACKGROUND).calls;
+  /** Count one call of `service` (e.g. `dynamodb`) and operation (e.g. `GetItem`); returns what records its duration. */
+  count(service: string, operation: string): (ms: number) => void {
+    const u = this.unit(this.scope.getStore() ?? BACKGROUND);
     const key = `${service}:${operation}`;
-    calls.set(key, (calls.get(key) ?? 0) + 1);
+    u.calls.set(key, (u.calls.get(key) ?? 0) + 1);
+    return (ms) => u.callMs.set(key, (u.callMs.get(key) ?? 0) + ms);
   }
 
   report(): MeteredUnit[] {
@@ -79,7 +97,9 @@ export class CallMeter {
         const dynamodb = Object.entries(calls).reduce((s, [k, n]) => s + (k.startsWith('dynamodb:') ? n : 0), 0);
         const per = (n: number) => (u.requests > 0 ? round(n / u.requests) : 0);
         const capacity = { read: round(u.capacity.read), write: round(u.capacity.write) };
-        return { label, requests: u.requests, calls, capacity, callsPerRequest: per(total), dynamodbPerRequest: per(dynamodb) };
+        const meanCallMs = Object.fromEntries(Object.entries(calls).map(([k, n]) => [k, round((u.callMs.get(k) ?? 0) / n)]));
+        const meanRequestMs = u.timed > 0 ? round(u.requestMs / u.timed) : 0;
+        return { label, requests: u.requests, calls, capacity, callsPerRequest: per(total), dynamodbPerRequest: per(dynamodb), meanCallMs, meanRequestMs };
       })
       .sort((a, b) => a.label.localeCompare(b.label));
   }
@@ -111,12 +131,17 @@ export class CallMeter {
         (next: (args: { input: Record<string, unknown> }) => Promise<{ output: Record<string, unknown> }>, context: { commandName?: string }) =>
         async (args: { input: Record<string, unknown> }) => {
           const operation = (context.commandName ?? 'Unknown').replace(/Command$/, '');
-          this.count(service, operation);
+          const took = this.count(service, operation);
           const capacity = service === 'dynamodb' && REPORTS_CAPACITY.has(operation);
           if (capacity) args.input.ReturnConsumedCapacity ??= 'TOTAL';
-          const result = await next(args);
-          if (capacity) this.consumed(operation, result.output?.ConsumedCapacity);
-          return result;
+          const started = performance.now();
+          try {
+            const result = await next(args);
+            if (capacity) this.consumed(operation, result.output?.ConsumedCapacity);
+            return result;
+          } finally {
+            took(performance.now() - started);
+          }
         },
       options: { step: 'initialize' as const, name: 'kmodCallMeter', override: true },
     };

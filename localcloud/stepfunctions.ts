@@ -235,6 +235,12 @@ type Integration = (input: unknown, ctx: TaskContext) => Promise<unknown>;
 
 export class LocalStepFunctions {
   private readonly machines = new Map<string, Machine>();
+  /**
+   * Definitions already checked against the States Language schema. Validating one takes
+   * 100–700 ms of CPU here (asl-validator); AWS validates at CreateStateMachine, not at each
+   * StartExecution, so each distinct definition is checked once, at its first execution.
+   */
+  private readonly validated = new Set<string>();
   private readonly executions = new Map<string, Execution>();
   private readonly waiting = new Map<string, WaitingTask>();
   /** Tokens of tasks that timed out or whose execution ended: answering them is TaskTimedOut. */
@@ -397,6 +403,7 @@ export class LocalStepFunctions {
       throw new ServiceError('InvalidExecutionInput', 'Invalid execution input: not JSON');
     }
     const executionArn = executionArnOf(machine.name, name);
+    this.checkDefinition(machine.definition);
     const existing = this.executions.get(executionArn);
     if (existing) {
       // As on AWS: the same name and input while running is an idempotent start.
@@ -418,6 +425,15 @@ export class LocalStepFunctions {
     this.launch(exec, machine.definition, new ExecutionJournal([], (e) => exec.files?.appendJournal(e)), 0);
     this.announce(exec);
     return { executionArn, startDate: record.startDate };
+  }
+
+  /** Throws, before anything is recorded, when the States Language schema forbids the definition. */
+  private checkDefinition(definitionText: string): void {
+    if (this.validated.has(definitionText)) return;
+    const definition = JSON.parse(definitionText) as Definition;
+    prepareForInterpreter(definition);
+    new StateMachine(definition as never, { validationOptions: { checkArn: false } });
+    this.validated.add(definitionText);
   }
 
   /** An execution known to this service, its run not started yet. */
@@ -454,7 +470,8 @@ export class LocalStepFunctions {
     exec.files = this.opts.store?.open(exec.executionArn);
     const handlers: Record<string, TaskHandler> = {};
     for (const t of taskStates(definition)) handlers[t.name] = this.handler(t, exec, journal);
-    const sm = new StateMachine(definition as never, { validationOptions: { checkArn: false } });
+    // Checked before the execution was recorded (checkDefinition); a resumed one was checked when it started.
+    const sm = new StateMachine(definition as never, { validationOptions: { noValidate: true } });
     const run = sm.run(JSON.parse(exec.detail?.input ?? '{}') as never, {
       overrides: {
         taskResourceLocalHandlers: handlers as never,

@@ -16,9 +16,8 @@ import { auditItem, deploymentSubject, type AuditEvent } from './audit.ts';
 import { dynamo, stepFunctions } from './aws.ts';
 import { CONDITIONS, conditionInput, or, withCondition } from './conditions.ts';
 import { config } from './config.ts';
-import { auditedUpdateItems, getDeployment, newDeploymentItem, setDeploymentStatus } from './deployments.ts';
+import { auditedUpdateItems, getDeployment, newDeploymentItem, pipelineExecutionArn, setDeploymentStatus } from './deployments.ts';
 import { describeHeldLock, heldLock, lockItems, releaseLocks, untagged, type HeldLock, type TaggedItem } from './locks.ts';
-import { getModuleVersion } from './modules.ts';
 import { degradedCheckItems, getDegraded } from './degraded.ts';
 import type { DegradedMark } from '../domain/degraded.ts';
 import { tableName, TTL_ATTRIBUTE } from './tables.ts';
@@ -55,8 +54,23 @@ export type DeploymentRequestOutcome =
 /** Refused: the environment is Degraded for the module (a rollback could not finish there). */
 export type DegradedOutcome = { outcome: 'degraded'; moduleName: string; environment: Environment; mark?: DegradedMark };
 
-/** A transaction item, tagged with the lock it takes or the Degraded mark it checks for. */
-type RequestItem = TaggedItem & { degraded?: { moduleName: string; environment: Environment } };
+/** A transaction item, tagged with the lock it takes, the Degraded mark it checks for, or the module version it needs. */
+type RequestItem = TaggedItem & { degraded?: { moduleName: string; environment: Environment }; moduleVersion?: true };
+
+/** The module version a deployment needs, as a condition of its transaction (registered versions are never deleted). */
+function moduleVersionCheck(moduleName: string, version: string) {
+  return {
+    ConditionCheck: {
+      TableName: tableName('modules'),
+      Key: { moduleName, version },
+      ConditionExpression: 'attribute_exists(moduleName)',
+    },
+  };
+}
+
+/** Whether the transaction was refused because the module version is not registered. */
+const refusedUnknownModule = (items: readonly RequestItem[], reasons: readonly { Code?: string }[]) =>
+  reasons.some((r, i) => r.Code === 'ConditionalCheckFailed' && items[i]?.moduleVersion);
 
 /** The environment whose Degraded check cancelled the transaction, with its mark as it is now. */
 async function degradedRefusal(items: readonly RequestItem[], reasons: readonly { Code?: string }[]): Promise<DegradedOutcome | undefined> {
@@ -89,11 +103,13 @@ export async function requestDeployment(request: DeploymentRequest, by: { reques
         };
   const prior = idem && (await priorRequest(idem));
   if (prior) return prior;
-  if (!(await getModuleVersion(request.moduleName, request.version))) return { outcome: 'unknownModule' };
 
   const now = new Date();
+  const executionId = newExecutionId(now, randomBytes(6).toString('hex'));
   const record: DeploymentRecord = {
-    executionId: newExecutionId(now, randomBytes(6).toString('hex')),
+    executionId,
+    // Known before the start (the execution is named after the deployment): no write after it.
+    executionArn: pipelineExecutionArn({ executionId }),
     moduleName: request.moduleName,
     version: request.version,
     targetEnvironment: request.targetEnvironment,
@@ -114,6 +130,7 @@ export async function requestDeployment(request: DeploymentRequest, by: { reques
     // A concurrent request with the same key won the race: answer as it did.
     const winner = idem && (await priorRequest(idem));
     if (winner) return winner;
+    if (refusedUnknownModule(items, cancelled.CancellationReasons ?? [])) return { outcome: 'unknownModule' };
     const degraded = await degradedRefusal(items, cancelled.CancellationReasons ?? []);
     if (degraded) return degraded;
     const held = heldLock(items, cancelled.CancellationReasons ?? []);
@@ -165,6 +182,8 @@ function deploymentItems(record: DeploymentRecord, idem: Idempotency | undefined
       : []),
     ...lockItems(moduleName, environmentsUpTo(targetEnvironment), executionId),
     ...degradedCheckItems(moduleName, environmentsUpTo(targetEnvironment)),
+    // The version must be registered: checked in the transaction rather than read before it (one call fewer).
+    { item: moduleVersionCheck(moduleName, version), moduleVersion: true },
     // Counted in the same transaction as the record it counts (docs/adr/0027-prometheus-metrics.md); last, so
     // the cancellation reasons of the items above keep their positions.
     { item: { Update: metricsUpdate(started) } },
@@ -217,14 +236,16 @@ async function startPipeline(record: DeploymentRecord): Promise<void> {
         }),
       }),
     );
-    await dynamo().send(
-      new UpdateCommand({
-        TableName: tableName('deployments'),
-        Key: { executionId },
-        UpdateExpression: 'SET executionArn = :arn',
-        ExpressionAttributeValues: { ':arn': started.executionArn },
-      }),
-    );
+    // Recorded with the request; only a service that named it otherwise would need it written again.
+    if (started.executionArn !== record.executionArn)
+      await dynamo().send(
+        new UpdateCommand({
+          TableName: tableName('deployments'),
+          Key: { executionId },
+          UpdateExpression: 'SET executionArn = :arn',
+          ExpressionAttributeValues: { ':arn': started.executionArn },
+        }),
+      );
   } catch (e) {
     await setDeploymentStatus(executionId, 'Failed', {
       failure: { code: 'StartFailed', message: `the pipeline could not be started: ${(e as Error).message}` },

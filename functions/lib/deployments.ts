@@ -2,6 +2,7 @@ import { TransactionCanceledException } from '@aws-sdk/client-dynamodb';
 import { GetCommand, QueryCommand, type QueryCommandInput } from '@aws-sdk/lib-dynamodb';
 import type { Environment } from '../domain/environments.ts';
 import { TERMINAL_STATUSES, type DeploymentRecord, type DeploymentStatus, type StageName, type StageRecord } from '../domain/deployment.ts';
+import { config } from './config.ts';
 import { auditItem, deploymentSubject, type AuditEvent } from './audit.ts';
 import { dynamo } from './aws.ts';
 import { CONDITIONS, conditionInput } from './conditions.ts';
@@ -10,6 +11,14 @@ import { tableName } from './tables.ts';
 import { transactWrite } from './auditChain.ts';
 
 const LIST_KEY = 'deployments';
+
+/**
+ * The pipeline execution's ARN: the execution is named after the deployment, so it is known
+ * before the start (recorded with the request); derived for records written before that.
+ */
+export function pipelineExecutionArn(d: Pick<DeploymentRecord, 'executionId' | 'executionArn'>): string {
+  return d.executionArn ?? `${config.pipelineStateMachineArn().replace(':stateMachine:', ':execution:')}:${d.executionId}`;
+}
 
 export async function getDeployment(executionId: string): Promise<DeploymentRecord | undefined> {
   const r = await dynamo().send(new GetCommand({ TableName: tableName('deployments'), Key: { executionId }, ConsistentRead: true }));

@@ -13,15 +13,10 @@ import type { Cancellation, Hold, Promotion, PromotionTarget } from '../domain/s
 import { deploymentSubject } from './audit.ts';
 import { stepFunctions } from './aws.ts';
 import { config } from './config.ts';
-import { getDeployment, updateDeploymentAudited } from './deployments.ts';
+import { getDeployment, pipelineExecutionArn, updateDeploymentAudited } from './deployments.ts';
 
 const terminalNames = TERMINAL_STATUSES.map((_, i) => `:t${i}`).join(', ');
 const terminalValues = Object.fromEntries(TERMINAL_STATUSES.map((s, i) => [`:t${i}`, s]));
-
-/** The pipeline execution's ARN: recorded once started, otherwise derived (the execution is named after the deployment). */
-export function pipelineExecutionArn(d: Pick<DeploymentRecord, 'executionId' | 'executionArn'>): string {
-  return d.executionArn ?? `${config.pipelineStateMachineArn().replace(':stateMachine:', ':execution:')}:${d.executionId}`;
-}
 
 /** Record the cancel (audited; only on an unfinished deployment, only once). False when the condition failed. */
 export async function markCancellation(executionId: string, c: Cancellation): Promise<boolean> {

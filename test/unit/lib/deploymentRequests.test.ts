@@ -34,6 +34,7 @@ const TABLES = {
   LOCKS_TABLE: 'locks',
   CLUSTERS_TABLE: 'clusters',
 };
+const PIPELINE = 'arn:aws:states:us-east-1:123456789012:stateMachine:kmod-pipeline';
 const request = { moduleName: 'demo-kernel', version: '1.1.0', targetEnvironment: 'QA' as const };
 const cancelled = (...codes: string[]) =>
   new TransactionCanceledException({ message: 'cancelled', $metadata: {}, CancellationReasons: codes.map((Code) => ({ Code })) });
@@ -58,11 +59,12 @@ function reads(opts: { lockHolder?: string; idempotency?: Record<string, unknown
 }
 
 beforeEach(() => {
-  for (const [k, v] of Object.entries({ ...TABLES, PIPELINE_STATE_MACHINE_ARN: 'arn:pipeline', ROLLBACK_STATE_MACHINE_ARN: 'arn:rollback' })) vi.stubEnv(k, v);
+  for (const [k, v] of Object.entries({ ...TABLES, PIPELINE_STATE_MACHINE_ARN: PIPELINE, ROLLBACK_STATE_MACHINE_ARN: 'arn:rollback' })) vi.stubEnv(k, v);
   sent.length = 0;
   fake.dynamo.mockReset();
   fake.sfn.mockReset();
-  fake.sfn.mockResolvedValue({ executionArn: 'arn:execution' });
+  // As Step Functions answers: the execution's ARN is the machine's, with its name.
+  fake.sfn.mockImplementation(async (c) => ({ executionArn: `${String(c.input.stateMachineArn).replace(':stateMachine:', ':execution:')}:${c.input.name}` }));
 });
 afterEach(() => vi.unstubAllEnvs());
 
@@ -79,10 +81,11 @@ describe('requestDeployment', () => {
     });
   });
 
-  it('writes record, audit event and every lock up to the target in one transaction, then starts the pipeline and records its ARN', async () => {
+  it('writes record (with its execution ARN), audit event, every lock up to the target and the module check in one transaction, then starts the pipeline', async () => {
     fake.dynamo.mockImplementation(reads());
     const r = await requestDeployment(request, { requestedBy: 'dan' });
     expect(r).toMatchObject({ outcome: 'started', targetEnvironment: 'QA' });
+    const executionId = (r as { executionId: string }).executionId;
     const [tx] = named('TransactWriteCommand');
     expect(tx.input.TransactItems.map((i: any) => (i.Put ?? i.ConditionCheck ?? i.Update).TableName)).toEqual([
       'deployments',
@@ -91,17 +94,26 @@ describe('requestDeployment', () => {
       'locks',
       'clusters',
       'clusters',
+      'modules',
       'metrics',
       // The audit event's chain head, appended (docs/adr/0032-tamper-evident-audit.md).
       'audit',
     ]);
-    expect(tx.input.TransactItems[7].Update).toMatchObject({
+    expect(tx.input.TransactItems[0].Put.Item.executionArn).toBe(`arn:aws:states:us-east-1:123456789012:execution:kmod-pipeline:${executionId}`);
+    // The version must be registered: a condition of the transaction, not a read before it.
+    expect(tx.input.TransactItems[6].ConditionCheck).toEqual({
+      TableName: 'modules',
+      Key: { moduleName: 'demo-kernel', version: '1.1.0' },
+      ConditionExpression: 'attribute_exists(moduleName)',
+    });
+    expect(named('GetCommand').map((c) => c.input.TableName)).not.toContain('modules');
+    expect(tx.input.TransactItems[8].Update).toMatchObject({
       Key: { subject: `#chain|${tx.input.TransactItems[1].Put.Item.subject}|deployment`, sk: '#head' },
       ConditionExpression: 'attribute_not_exists(subject)',
       ExpressionAttributeValues: { ':seq': 1, ':hash': tx.input.TransactItems[1].Put.Item.hash },
     });
     // The started counter is added in the same transaction (docs/adr/0027-prometheus-metrics.md).
-    expect(Object.values(tx.input.TransactItems[6].Update.ExpressionAttributeNames)).toEqual([
+    expect(Object.values(tx.input.TransactItems[7].Update.ExpressionAttributeNames)).toEqual([
       JSON.stringify(['kmod_deployments_started_total', { environment: 'QA' }]),
     ]);
     // Each environment on the way must not be Degraded for the module (issue 15, defect 9).
@@ -110,10 +122,29 @@ describe('requestDeployment', () => {
       ['QA', 'attribute_not_exists(#dm.#mod)'],
     ]);
     expect(tx.input.TransactItems[1].Put.Item).toMatchObject({ action: 'deployment.requested', actor: 'dan' });
-    expect(named('StartExecutionCommand')[0].input).toMatchObject({ stateMachineArn: 'arn:pipeline', name: (r as { executionId: string }).executionId });
+    expect(named('StartExecutionCommand')[0].input).toMatchObject({ stateMachineArn: PIPELINE, name: executionId });
     // Outside an API request there is no request id: the pipeline still gets one (JSONPath needs it), the execution id.
-    expect(JSON.parse(named('StartExecutionCommand')[0].input.input).correlationId).toBe((r as { executionId: string }).executionId);
-    expect(named('UpdateCommand')[0].input.ExpressionAttributeValues).toEqual({ ':arn': 'arn:execution' });
+    expect(JSON.parse(named('StartExecutionCommand')[0].input.input).correlationId).toBe(executionId);
+    // The ARN was recorded with the request: nothing is written after the start.
+    expect(named('UpdateCommand')).toEqual([]);
+  });
+
+  it('records the ARN the service answered when it is not the one derived', async () => {
+    fake.dynamo.mockImplementation(reads());
+    fake.sfn.mockResolvedValue({ executionArn: 'arn:aws:states:us-east-1:123456789012:execution:elsewhere:x' });
+    const r = await requestDeployment(request, { requestedBy: 'dan' });
+    expect(r.outcome).toBe('started');
+    expect(named('UpdateCommand').map((c) => c.input.ExpressionAttributeValues)).toEqual([{ ':arn': 'arn:aws:states:us-east-1:123456789012:execution:elsewhere:x' }]);
+  });
+
+  it('answers a version that is not registered (its condition check failed) as unknown, and starts nothing', async () => {
+    fake.dynamo.mockImplementation(async (c) => {
+      // Record, audit, locks of Development and QA, Degraded checks of both, then the module check.
+      if (c.constructor.name === 'TransactWriteCommand') throw cancelled('None', 'None', 'None', 'None', 'None', 'None', 'ConditionalCheckFailed');
+      return reads()(c);
+    });
+    expect(await requestDeployment(request, { requestedBy: 'dan' })).toEqual({ outcome: 'unknownModule' });
+    expect(named('StartExecutionCommand')).toEqual([]);
   });
 
   it('refuses a deployment through a Degraded environment (the condition check that failed names it), and starts nothing', async () => {

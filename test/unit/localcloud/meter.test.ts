@@ -19,9 +19,16 @@ beforeAll(async () => {
     let body = '';
     req.on('data', (c) => (body += c));
     req.on('end', () => {
-      const asked = (JSON.parse(body) as { ReturnConsumedCapacity?: string }).ReturnConsumedCapacity === 'TOTAL';
-      res.writeHead(200, { 'content-type': 'application/x-amz-json-1.0' });
-      res.end(JSON.stringify(asked ? { ConsumedCapacity: { TableName: 't', CapacityUnits: 0.5 } } : {}));
+      const input = JSON.parse(body) as { ReturnConsumedCapacity?: string; Key?: { id?: { S?: string } } };
+      const asked = input.ReturnConsumedCapacity === 'TOTAL';
+      // Key "slow" answers after 60 ms: the meter's timings must show it.
+      setTimeout(
+        () => {
+          res.writeHead(200, { 'content-type': 'application/x-amz-json-1.0' });
+          res.end(JSON.stringify(asked ? { ConsumedCapacity: { TableName: 't', CapacityUnits: 0.5 } } : {}));
+        },
+        input.Key?.id?.S === 'slow' ? 60 : 0,
+      );
     });
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
@@ -53,10 +60,29 @@ describe('CallMeter', () => {
       await meter.run('GET /a', () => get());
       await meter.run('GET /b', async () => undefined);
       await get();
+      const timed = { 'dynamodb:GetItem': expect.any(Number) };
       expect(meter.report()).toEqual([
-        { label: 'background', requests: 0, calls: { 'dynamodb:GetItem': 1 }, capacity: { read: 0.5, write: 0 }, callsPerRequest: 0, dynamodbPerRequest: 0 },
-        { label: 'GET /a', requests: 2, calls: { 'dynamodb:GetItem': 4 }, capacity: { read: 2, write: 0 }, callsPerRequest: 2, dynamodbPerRequest: 2 },
-        { label: 'GET /b', requests: 1, calls: {}, capacity: { read: 0, write: 0 }, callsPerRequest: 0, dynamodbPerRequest: 0 },
+        {
+          label: 'background',
+          requests: 0,
+          calls: { 'dynamodb:GetItem': 1 },
+          capacity: { read: 0.5, write: 0 },
+          callsPerRequest: 0,
+          dynamodbPerRequest: 0,
+          meanCallMs: timed,
+          meanRequestMs: 0,
+        },
+        {
+          label: 'GET /a',
+          requests: 2,
+          calls: { 'dynamodb:GetItem': 4 },
+          capacity: { read: 2, write: 0 },
+          callsPerRequest: 2,
+          dynamodbPerRequest: 2,
+          meanCallMs: timed,
+          meanRequestMs: expect.any(Number),
+        },
+        { label: 'GET /b', requests: 1, calls: {}, capacity: { read: 0, write: 0 }, callsPerRequest: 0, dynamodbPerRequest: 0, meanCallMs: {}, meanRequestMs: expect.any(Number) },
       ]);
       expect(meter.total()).toEqual({ calls: { 'dynamodb:GetItem': 5 }, capacity: { read: 2.5, write: 0 } });
       meter.reset();
@@ -68,5 +94,32 @@ describe('CallMeter', () => {
     // Unhooked: a new client is not metered.
     await dynamo().send(new GetCommand({ TableName: 't', Key: { id: 'a' } }));
     expect(meter.report()).toEqual([]);
+  });
+
+  it('times each call and each request: a unit whose calls are slow shows it, one whose calls are fast does not', async () => {
+    const meter = new CallMeter();
+    const unhook = onClientCreated((client, service) => {
+      const { fn, options } = meter.middleware(service);
+      client.middlewareStack.add(fn as never, options as never);
+    });
+    forgetClients();
+    try {
+      const get = (id: string) => dynamo().send(new GetCommand({ TableName: 't', Key: { id } }));
+      await meter.run('GET /slow', async () => {
+        await get('slow');
+        await get('slow');
+      });
+      await meter.run('GET /fast', () => get('a'));
+      const [fast, slow] = meter.report();
+      expect(slow.label).toBe('GET /slow');
+      expect(slow.meanCallMs['dynamodb:GetItem']).toBeGreaterThanOrEqual(55);
+      // Two calls one after the other: the request took at least both.
+      expect(slow.meanRequestMs).toBeGreaterThanOrEqual(2 * 55);
+      expect(fast.label).toBe('GET /fast');
+      expect(fast.meanCallMs['dynamodb:GetItem']).toBeLessThan(slow.meanCallMs['dynamodb:GetItem']);
+    } finally {
+      unhook();
+      forgetClients();
+    }
   });
 });

@@ -385,3 +385,21 @@ describe('local Step Functions: durable executions', () => {
     expect(JSON.parse(s.sfn.describeExecution(arns[0]).output!)).toEqual({ echo: { i: 0 } });
   });
 });
+
+describe('local Step Functions: definition checks', () => {
+  it('refuses a definition the States Language forbids at every start, while a valid one is checked once and then runs', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sfn-valid-'));
+    const { sfn } = track(service(dir, { item: (e) => e }));
+    // A Pass state that names neither Next nor End: the schema check refuses it.
+    sfn.createStateMachine('broken', JSON.stringify({ StartAt: 'P', States: { P: { Type: 'Pass' } } }));
+    for (let i = 0; i < 2; i++) {
+      expect(() => sfn.startExecution({ stateMachineArn: stateMachineArn('broken'), name: `b${i}` })).toThrow(/definition is invalid/);
+      // Refused before anything was recorded: no execution is left RUNNING, in memory or on disk.
+      expect(() => sfn.describeExecution(executionArnOf('broken', `b${i}`))).toThrow(/does not exist/i);
+    }
+    expect(new ExecutionStore(dir, executionArnOf).list().map((e) => e.executionArn)).toEqual([]);
+    const arns = [0, 1, 2].map((i) => sfn.startExecution({ stateMachineArn: stateMachineArn('child'), name: `c${i}`, input: JSON.stringify({ i }) }).executionArn);
+    await until(() => arns.every((a) => sfn.describeExecution(a).status === 'SUCCEEDED'), 'the three children to succeed');
+    expect(arns.map((a) => JSON.parse(sfn.describeExecution(a).output ?? 'null'))).toEqual([{ i: 0 }, { i: 1 }, { i: 2 }]);
+  });
+});
