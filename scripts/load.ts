@@ -37,6 +37,7 @@ import { TABLES } from '../functions/lib/tables.ts';
 import { loadPki, signedModuleVersion } from '../localcloud/devPki.ts';
 import { demoArtifact } from '../localcloud/seed.ts';
 import { percentileOfSorted } from './lib/stats.ts';
+import { type MeterUnit, timeBreakdown } from './lib/meterReport.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 // `create` last: the deployments it starts keep running in the background.
@@ -189,7 +190,7 @@ async function run(
   };
 }
 
-async function meter(cloud: Cloud, reset = false): Promise<{ label: string; requests: number; dynamodbPerRequest: number; calls: Record<string, number> }[]> {
+async function meter(cloud: Cloud, reset = false): Promise<MeterUnit[]> {
   const r = await fetch(`${cloud.apiUrl}/_local/meter`, { method: reset ? 'DELETE' : 'GET' });
   // A baseline checkout from before the meter existed has none to read.
   return r.ok ? ((await r.json()) as { units: never[] }).units : [];
@@ -461,9 +462,13 @@ async function main() {
           ],
         },
       );
-      const unit = (await meter(cloud)).find((u) => u.label === 'POST /api/v1/deployments');
+      const units = await meter(cloud);
+      const unit = units.find((u) => u.label === 'POST /api/v1/deployments');
       const rows = [{ ...r, scenario: 'create', dynamodbPerRequest: unit?.dynamodbPerRequest }];
       table(rows);
+      if (unit) console.log(`where a POST's time went (means, the started pipelines sharing the cores): ${timeBreakdown(unit)}`);
+      const background = units.find((u) => u.label === 'background');
+      if (background) console.log(`meanwhile the pipelines made ${Object.values(background.calls).reduce((a, b) => a + b, 0)} AWS calls`);
       console.log(`POST /api/v1/deployments p99 ${r.p99} ms; goal ≤ 150 ms at 10 connections: ${r.p99 <= 150 && r.errorsPercent === 0 ? 'met' : 'NOT met'}\n`);
     }
   });
