@@ -134,7 +134,9 @@ describe('requestDeployment', () => {
     fake.sfn.mockResolvedValue({ executionArn: 'arn:aws:states:us-east-1:123456789012:execution:elsewhere:x' });
     const r = await requestDeployment(request, { requestedBy: 'dan' });
     expect(r.outcome).toBe('started');
-    expect(named('UpdateCommand').map((c) => c.input.ExpressionAttributeValues)).toEqual([{ ':arn': 'arn:aws:states:us-east-1:123456789012:execution:elsewhere:x' }]);
+    expect(named('UpdateCommand').map((c) => c.input.ExpressionAttributeValues)).toEqual([
+      { ':arn': 'arn:aws:states:us-east-1:123456789012:execution:elsewhere:x' },
+    ]);
   });
 
   it('answers a version that is not registered (its condition check failed) as unknown, and starts nothing', async () => {

@@ -82,7 +82,16 @@ describe('CallMeter', () => {
           meanCallMs: timed,
           meanRequestMs: expect.any(Number),
         },
-        { label: 'GET /b', requests: 1, calls: {}, capacity: { read: 0, write: 0 }, callsPerRequest: 0, dynamodbPerRequest: 0, meanCallMs: {}, meanRequestMs: expect.any(Number) },
+        {
+          label: 'GET /b',
+          requests: 1,
+          calls: {},
+          capacity: { read: 0, write: 0 },
+          callsPerRequest: 0,
+          dynamodbPerRequest: 0,
+          meanCallMs: {},
+          meanRequestMs: expect.any(Number),
+        },
       ]);
       expect(meter.total()).toEqual({ calls: { 'dynamodb:GetItem': 5 }, capacity: { read: 2.5, write: 0 } });
       meter.reset();

@@ -398,7 +398,9 @@ describe('local Step Functions: definition checks', () => {
       expect(() => sfn.describeExecution(executionArnOf('broken', `b${i}`))).toThrow(/does not exist/i);
     }
     expect(new ExecutionStore(dir, executionArnOf).list().map((e) => e.executionArn)).toEqual([]);
-    const arns = [0, 1, 2].map((i) => sfn.startExecution({ stateMachineArn: stateMachineArn('child'), name: `c${i}`, input: JSON.stringify({ i }) }).executionArn);
+    const arns = [0, 1, 2].map(
+      (i) => sfn.startExecution({ stateMachineArn: stateMachineArn('child'), name: `c${i}`, input: JSON.stringify({ i }) }).executionArn,
+    );
     await until(() => arns.every((a) => sfn.describeExecution(a).status === 'SUCCEEDED'), 'the three children to succeed');
     expect(arns.map((a) => JSON.parse(sfn.describeExecution(a).output ?? 'null'))).toEqual([{ i: 0 }, { i: 1 }, { i: 2 }]);
   });
