@@ -248,12 +248,10 @@ export async function recordNodeHealthBatch(reports: { node: HealthSubject; heal
     if (audits.length) flagged.push(i);
     else quiet.push({ i, state, update: healthUpdate(node, node, health, state) });
   });
-  for (let k = 0; k < quiet.length; k += MAX_TRANSACTION_ITEMS) {
-    const chunk = quiet.slice(k, k + MAX_TRANSACTION_ITEMS);
-    if (chunk.length === 1) {
-      await alone(chunk[0].i);
-      continue;
-    }
+  const chunks: (typeof quiet)[] = [];
+  for (let k = 0; k < quiet.length; k += MAX_TRANSACTION_ITEMS) chunks.push(quiet.slice(k, k + MAX_TRANSACTION_ITEMS));
+  const writeChunk = async (chunk: typeof quiet) => {
+    if (chunk.length === 1) return alone(chunk[0].i);
     try {
       await transactNodeWrite(chunk.map((q) => ({ Update: q.update })));
       for (const q of chunk) out[q.i] = { status: 'fulfilled', value: q.state };
@@ -261,13 +259,22 @@ export async function recordNodeHealthBatch(reports: { node: HealthSubject; heal
       // Nothing of the chunk was written: each report on its own (re-read and judged again where its baseline moved).
       for (let j = 0; j < chunk.length; j += HEALTH_WRITES_IN_FLIGHT) await Promise.all(chunk.slice(j, j + HEALTH_WRITES_IN_FLIGHT).map((q) => alone(q.i)));
     }
-  }
+  };
+  // The chunks hold different nodes, so they cannot conflict: a few at once (10,000 nodes are 100 transactions).
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(HEALTH_TRANSACTIONS_IN_FLIGHT, chunks.length) }, async () => {
+      while (next < chunks.length) await writeChunk(chunks[next++]);
+    }),
+  );
   for (let j = 0; j < flagged.length; j += HEALTH_WRITES_IN_FLIGHT) await Promise.all(flagged.slice(j, j + HEALTH_WRITES_IN_FLIGHT).map(alone));
   return out;
 }
 
 /** Reports recorded one by one at once (flagged ones, or a refused transaction's). */
 const HEALTH_WRITES_IN_FLIGHT = 8;
+/** Transactions of 100 reports in flight at once. */
+const HEALTH_TRANSACTIONS_IN_FLIGHT = 4;
 
 /**
  * A node a discovery source (docs/adr/0009-discovery-sources.md) added: `source` names it, and

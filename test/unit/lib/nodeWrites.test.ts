@@ -118,6 +118,29 @@ describe('health reports of a validation', () => {
     expect(transactions()).toHaveLength(2);
   });
 
+  it('many quiet reports: transactions of 100, at most 4 in flight at once, every report written once', async () => {
+    let inFlight = 0;
+    let most = 0;
+    ddb.on(TransactWriteCommand).callsFake(async () => {
+      most = Math.max(most, ++inFlight);
+      await new Promise((r) => setTimeout(r, 5));
+      inFlight--;
+      return {};
+    });
+    const nodes = Array.from({ length: 950 }, (_, i) => ({ environment: ENV, nodeId: `dev-${i}`, anomaly: undefined }));
+    const results = await recordNodeHealthBatch(nodes.map((node) => ({ node, health: report(node.nodeId, 20) })));
+    expect(results.every((r) => r.status === 'fulfilled')).toBe(true);
+    const tx = transactions();
+    expect(tx.map((t) => t.length)).toEqual([100, 100, 100, 100, 100, 100, 100, 100, 100, 50]);
+    expect(
+      tx
+        .flat()
+        .map((i) => i.Update!.Key.nodeId)
+        .sort(),
+    ).toEqual(nodes.map((n) => n.nodeId).sort());
+    expect(most).toBe(4);
+  });
+
   it('a refused transaction (a baseline moved meanwhile) is redone report by report', async () => {
     ddb.on(TransactWriteCommand).rejects(refused());
     ddb.on(UpdateCommand).resolves({});
