@@ -7,10 +7,12 @@
  * authorizer included, inside `run(label)`; every SDK call made under it counts against that
  * label. Calls made outside any unit (timers, the local cloud itself) count as `background`.
  *
- *   GET    /_local/meter   { units: [{ label, requests, calls: { "dynamodb:GetItem": n, … }, callsPerRequest, meanCallMs, meanRequestMs }] }
+ *   GET    /_local/meter   { units: [{ label, requests, calls: { "dynamodb:GetItem": n, … }, callsPerRequest, meanCallMs, meanRequestMs }],
+ *                           eventLoopDelayMs: { p50, p99, max } }
  *   DELETE /_local/meter   start counting afresh
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 
 export interface MeteredUnit {
@@ -35,8 +37,28 @@ const WRITES = new Set(['PutItem', 'UpdateItem', 'DeleteItem', 'BatchWriteItem',
 const REPORTS_CAPACITY = new Set([...WRITES, 'GetItem', 'Query', 'Scan', 'BatchGetItem', 'TransactGetItems']);
 const round = (n: number) => Math.round(n * 100) / 100;
 
+/**
+ * How long work ready to run waited for the local cloud's one event loop (ms). Everything here —
+ * gateway, functions, Step Functions, the simulated fleet — shares it, so under load a call's time
+ * is mostly this wait, which on AWS (a Lambda per request) does not exist.
+ */
+export interface EventLoopDelay {
+  p50: number;
+  p99: number;
+  max: number;
+}
+
+/** The event loop is sampled this often; a sample records the interval, so an idle loop shows this much. */
+const LOOP_SAMPLE_MS = 10;
+
 export class CallMeter {
   private readonly scope = new AsyncLocalStorage<string>();
+  private readonly loopDelay = monitorEventLoopDelay({ resolution: LOOP_SAMPLE_MS });
+
+  constructor() {
+    // Sampled from the start (the sampling timer does not keep the process alive).
+    this.loopDelay.enable();
+  }
   private readonly units = new Map<
     string,
     { requests: number; calls: Map<string, number>; callMs: Map<string, number>; requestMs: number; timed: number; capacity: { read: number; write: number } }
@@ -106,6 +128,13 @@ export class CallMeter {
 
   reset(): void {
     this.units.clear();
+    this.loopDelay.reset();
+  }
+
+  /** The event loop's delay since the meter was started or reset. */
+  eventLoopDelay(): EventLoopDelay {
+    const ms = (ns: number) => (Number.isFinite(ns) ? round(Math.max(0, ns / 1e6 - LOOP_SAMPLE_MS)) : 0);
+    return { p50: ms(this.loopDelay.percentile(50)), p99: ms(this.loopDelay.percentile(99)), max: ms(this.loopDelay.max) };
   }
 
   /** Every unit's counts summed: what a whole run (a deployment in a quiet cloud) cost. */
@@ -155,7 +184,7 @@ export class CallMeter {
         res.end(JSON.stringify(body));
       };
       if (new URL(req.url ?? '/', 'http://local').pathname !== '/_local/meter') return send(404, { code: 'NotFound', message: 'no such meter route' });
-      if (req.method === 'GET') return send(200, { units: this.report() });
+      if (req.method === 'GET') return send(200, { units: this.report(), eventLoopDelayMs: this.eventLoopDelay() });
       if (req.method === 'DELETE') {
         this.reset();
         return send(200, { units: [] });

@@ -37,7 +37,7 @@ import { TABLES } from '../functions/lib/tables.ts';
 import { loadPki, signedModuleVersion } from '../localcloud/devPki.ts';
 import { demoArtifact } from '../localcloud/seed.ts';
 import { percentileOfSorted } from './lib/stats.ts';
-import { type MeterUnit, timeBreakdown } from './lib/meterReport.ts';
+import { type EventLoopDelay, type MeterUnit, timeBreakdown } from './lib/meterReport.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 // `create` last: the deployments it starts keep running in the background.
@@ -193,8 +193,18 @@ async function run(
 async function meter(cloud: Cloud, reset = false): Promise<MeterUnit[]> {
   const r = await fetch(`${cloud.apiUrl}/_local/meter`, { method: reset ? 'DELETE' : 'GET' });
   // A baseline checkout from before the meter existed has none to read.
-  return r.ok ? ((await r.json()) as { units: never[] }).units : [];
+  if (!r.ok) return [];
+  const body = (await r.json()) as { units: MeterUnit[]; eventLoopDelayMs?: EventLoopDelay };
+  lastLoopDelay = body.eventLoopDelayMs;
+  return body.units;
 }
+
+/** The local cloud's event-loop delay as of the last read of the meter (absent from older checkouts). */
+let lastLoopDelay: EventLoopDelay | undefined;
+const loopDelayText = () =>
+  lastLoopDelay
+    ? `the local cloud's event loop kept ready work waiting p50 ${lastLoopDelay.p50} ms, p99 ${lastLoopDelay.p99} ms, max ${lastLoopDelay.max} ms`
+    : '';
 
 function table(rows: Result[]) {
   const cols: [keyof Result, string][] = [
@@ -339,7 +349,7 @@ async function readsScenario({ cloud, reads }: Session, scenario = 'reads'): Pro
           Object.entries(unit.calls)
             .map(([k, n]) => `${k} ${(n / unit.requests).toFixed(2)}`)
             .join(', ') || 'none'
-        }`,
+        }${lastLoopDelay ? `; event loop delay p99 ${lastLoopDelay.p99} ms` : ''}`,
       );
   }
   return { rows, calls };
@@ -469,6 +479,7 @@ async function main() {
       if (unit) console.log(`where a POST's time went (means, the started pipelines sharing the cores): ${timeBreakdown(unit)}`);
       const background = units.find((u) => u.label === 'background');
       if (background) console.log(`meanwhile the pipelines made ${Object.values(background.calls).reduce((a, b) => a + b, 0)} AWS calls`);
+      if (lastLoopDelay) console.log(`${loopDelayText()} (gateway, functions, Step Functions and fleet share it; on AWS each request has its own Lambda)`);
       console.log(`POST /api/v1/deployments p99 ${r.p99} ms; goal ≤ 150 ms at 10 connections: ${r.p99 <= 150 && r.errorsPercent === 0 ? 'met' : 'NOT met'}\n`);
     }
   });

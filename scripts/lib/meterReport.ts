@@ -22,3 +22,10 @@ export function timeBreakdown(unit: MeterUnit): string {
   // Calls a request makes at once overlap, so "the rest" is a lower bound when any do.
   return `${unit.label}: ${unit.meanRequestMs.toFixed(1)} ms a request = ${parts.join(' + ')} + the rest ${Math.max(0, unit.meanRequestMs - inCalls).toFixed(1)} ms`;
 }
+
+/** How long ready work waited for the local cloud's event loop (ms), as `/_local/meter` reports it. */
+export interface EventLoopDelay {
+  p50: number;
+  p99: number;
+  max: number;
+}

@@ -131,4 +131,23 @@ describe('CallMeter', () => {
       forgetClients();
     }
   });
+
+  it('reports how long ready work waited for the event loop, and starts afresh when reset', async () => {
+    const meter = new CallMeter();
+    meter.reset();
+    // The sampler records intervals between its ticks; the first after a reset only starts one.
+    await new Promise((r) => setTimeout(r, 50));
+    // Block the loop for 120 ms: the sampler's next tick comes that late.
+    const until = performance.now() + 120;
+    while (performance.now() < until) {
+      // busy
+    }
+    await new Promise((r) => setTimeout(r, 30));
+    const blocked = meter.eventLoopDelay();
+    expect(blocked.max).toBeGreaterThanOrEqual(100);
+    expect(blocked.p99).toBeGreaterThanOrEqual(100);
+    meter.reset();
+    await new Promise((r) => setTimeout(r, 60));
+    expect(meter.eventLoopDelay().max).toBeLessThan(100);
+  });
 });
