@@ -427,6 +427,27 @@ export class LocalStepFunctions {
     return { executionArn, startDate: record.startDate };
   }
 
+  /**
+   * Check every machine's definition ahead of its first execution, one per turn of the event loop
+   * (each check is synchronous CPU work). An invalid one is reported; its executions are still refused.
+   */
+  checkDefinitionsInBackground(report: (machine: string, e: Error) => void): { cancel: () => void } {
+    const pending = [...this.machines.values()];
+    let timer: NodeJS.Timeout | undefined;
+    const next = () => {
+      const m = pending.shift();
+      if (!m) return;
+      try {
+        this.checkDefinition(m.definition);
+      } catch (e) {
+        report(m.name, e as Error);
+      }
+      timer = setTimeout(next, 0);
+    };
+    timer = setTimeout(next, 0);
+    return { cancel: () => clearTimeout(timer) };
+  }
+
   /** Throws, before anything is recorded, when the States Language schema forbids the definition. */
   private checkDefinition(definitionText: string): void {
     if (this.validated.has(definitionText)) return;

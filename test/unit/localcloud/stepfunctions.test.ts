@@ -404,4 +404,18 @@ describe('local Step Functions: definition checks', () => {
     await until(() => arns.every((a) => sfn.describeExecution(a).status === 'SUCCEEDED'), 'the three children to succeed');
     expect(arns.map((a) => JSON.parse(sfn.describeExecution(a).output ?? 'null'))).toEqual([{ i: 0 }, { i: 1 }, { i: 2 }]);
   });
+
+  it('checks every definition ahead of the first execution, one per turn of the loop, reporting an invalid one', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sfn-valid-'));
+    const { sfn } = track(service(dir, { item: (e) => e }));
+    sfn.createStateMachine('broken', JSON.stringify({ StartAt: 'P', States: { P: { Type: 'Pass' } } }));
+    const reported: string[] = [];
+    sfn.checkDefinitionsInBackground((machine, e) => reported.push(`${machine}: ${e.message.split('\n')[0]}`));
+    // Nothing is checked synchronously: the caller's turn of the loop is not held up.
+    expect(reported).toEqual([]);
+    await until(() => reported.length > 0, 'the broken definition to be reported');
+    expect(reported).toEqual(['broken: State machine definition is invalid, see error(s) below:']);
+    // Still refused at its start, and nothing recorded.
+    expect(() => sfn.startExecution({ stateMachineArn: stateMachineArn('broken'), name: 'late' })).toThrow(/definition is invalid/);
+  });
 });
