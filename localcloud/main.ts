@@ -2,6 +2,7 @@
 import { rmSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { ArchiveBuild } from './dynamodbCds.ts';
 import { launchDynamoDbLocal } from './dynamodbProcess.ts';
 
 // Milliseconds since this Node process began: its boot and the TypeScript loader.
@@ -21,7 +22,9 @@ const dataDir = resolve(process.env.KMOD_DATA_DIR ?? join(ROOT, '.local'));
 if (args.has('--fresh')) rmSync(dataDir, { recursive: true, force: true });
 // DynamoDB Local's JVM takes seconds to boot: launched first, it boots while the rest of the local
 // cloud (the AWS SDK, every handler) is imported.
-const dynamodb = await launchDynamoDbLocal(join(dataDir, 'dynamodb')).catch((e: Error) => {
+// recordClasses: the first start records the classes the JVM loads, to dump a class-data sharing
+// archive from once the cloud is up (below); the starts after it map the archive.
+const dynamodb = await launchDynamoDbLocal(join(dataDir, 'dynamodb'), undefined, { recordClasses: true }).catch((e: Error) => {
   console.error(`local cloud failed to start: ${e.message}`);
   process.exit(1);
 });
@@ -71,13 +74,27 @@ Try:  TOKEN=$(node -p "require(process.argv[1]).tokens.Deployer" ${JSON.stringif
 
 Ctrl-C stops everything.`);
 
+// The class archive is dumped a few seconds after the start (the functions' warm-up first), at
+// the lowest CPU priority; stopping the cloud stops it (the next start records and dumps again).
+let archiveBuild: ArchiveBuild | undefined;
+const archiveTimer = dynamodb.buildClassArchive
+  ? setTimeout(() => {
+      archiveBuild = dynamodb.buildClassArchive?.((l) => {
+        if (!stopping) console.log(`  ${l}`);
+      });
+    }, 3000)
+  : undefined;
+
 let stopping = false;
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   process.on(signal, () => {
     if (stopping) return;
     stopping = true;
+    clearTimeout(archiveTimer);
+    archiveBuild?.cancel();
     console.log('\nstopping…');
-    cloud.stop().then(
+    // The cancelled dump's clean-up (its temporary files, the lock) before the process ends.
+    Promise.all([cloud.stop(), archiveBuild?.done]).then(
       () => process.exit(0),
       () => process.exit(1),
     );

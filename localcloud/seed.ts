@@ -40,9 +40,17 @@ export function demoModule(version: string, pki: DevPki) {
 
 export async function seedDemo(o: { apiUrl: string; adminToken: string; pki: DevPki; log: (s: string) => void }): Promise<void> {
   const headers = { authorization: `Bearer ${o.adminToken}`, 'content-type': 'application/json' };
-  for (const version of ['1.0.0', '1.1.0']) {
-    const r = await fetch(`${o.apiUrl}/api/v1/modules/demo-kernel/versions/${version}`, { headers });
-    if (r.status === 200) continue;
+  const versions = ['1.0.0', '1.1.0'];
+  // Both looked up at once (with existing data both are there); the missing ones registered in order.
+  const seeded = await Promise.all(
+    versions.map(async (version) => {
+      const r = await fetch(`${o.apiUrl}/api/v1/modules/demo-kernel/versions/${version}`, { headers });
+      await r.arrayBuffer();
+      return r.status === 200;
+    }),
+  );
+  for (const [i, version] of versions.entries()) {
+    if (seeded[i]) continue;
     const reg = await fetch(`${o.apiUrl}/api/v1/modules`, { method: 'POST', headers, body: JSON.stringify(demoModule(version, o.pki)) });
     if (reg.status !== 201) throw new Error(`seeding demo-kernel@${version} failed: HTTP ${reg.status} ${await reg.text()}`);
     o.log(`seeded demo-kernel@${version}`);
