@@ -29,38 +29,62 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient, GetCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
 import autocannon from 'autocannon';
 import { TABLES } from '../functions/lib/tables.ts';
 import { loadPki, signedModuleVersion } from '../localcloud/devPki.ts';
 import { demoArtifact } from '../localcloud/seed.ts';
-import { percentileOfSorted } from './lib/stats.ts';
+import { percentileOfSorted, perRequest } from './lib/stats.ts';
+import { parseOptionsOrExit } from './lib/usage.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 // `create` last: the deployments it starts keep running in the background.
 const ALL = ['reads', 'sustained', 'spike', 'soak', 'stress', 'create'] as const;
 type Scenario = (typeof ALL)[number];
 
-const { values } = parseArgs({
-  options: {
-    scenarios: { type: 'string', default: ALL.join(',') },
-    seconds: { type: 'string', default: '15' },
-    'soak-minutes': { type: 'string', default: '10' },
-    'sustained-seconds': { type: 'string', default: '120' },
-    creates: { type: 'string', default: '200' },
-    connections: { type: 'string', default: '50' },
-    baseline: { type: 'string' },
-    help: { type: 'boolean', default: false },
-  },
+const USAGE = `usage: npm run load -- [--scenarios LIST] [--seconds N] [--sustained-seconds N] [--soak-minutes N]
+                     [--creates N] [--connections N] [--baseline DIR]
+
+Load tests against a local cloud of its own: npm start's code on a free port, in a new temporary
+data directory removed at the end. PORT and KMOD_DATA_DIR are not used, and a cloud you already
+run is neither used nor disturbed.
+
+  --scenarios LIST       comma-separated, of ${ALL.join(', ')}
+                         (default: all, in that order, about 17 minutes)
+  --seconds N            reads: seconds per endpoint and for the bare-table rate (default 15);
+                         stress: seconds per step, at most 10
+  --sustained-seconds N  sustained: 100 req/s over the four reads for N seconds (default 120)
+  --soak-minutes N       soak: 50 req/s for N minutes, the memory sampled every 10 s (default 10)
+  --creates N            create: N POSTs /api/v1/deployments at 10 connections (default 200)
+  --connections N        reads: connections per endpoint and for the bare-table rate (default 50)
+  --baseline DIR         reads: first against another checkout with its own node_modules, then
+                         this one, side by side
+  --help                 this text
+
+Each scenario prints a table (req/s, p50/p95/p99 ms, errors %, DynamoDB calls per request where
+counted) and its goal met or NOT met. Results and how to read them: docs/performance.md`;
+
+const values = parseOptionsOrExit('load', USAGE, {
+  scenarios: { type: 'string', default: ALL.join(',') },
+  seconds: { type: 'string', default: '15' },
+  'soak-minutes': { type: 'string', default: '10' },
+  'sustained-seconds': { type: 'string', default: '120' },
+  creates: { type: 'string', default: '200' },
+  connections: { type: 'string', default: '50' },
+  baseline: { type: 'string' },
+  help: { type: 'boolean', default: false },
 });
-if (values.help) {
-  console.log(readFileSync(fileURLToPath(import.meta.url), 'utf8').split('*/')[0]);
-  process.exit(0);
-}
+const usageError = (message: string): never => {
+  console.error(`load: ${message}\n${USAGE}`);
+  process.exit(2);
+};
 const scenarios = values.scenarios.split(',').map((s) => s.trim()) as Scenario[];
-for (const s of scenarios) if (!ALL.includes(s)) throw new Error(`unknown scenario "${s}": one of ${ALL.join(', ')}`);
+for (const s of scenarios) if (!ALL.includes(s)) usageError(`unknown scenario "${s}": one of ${ALL.join(', ')}`);
+for (const flag of ['seconds', 'soak-minutes', 'sustained-seconds', 'creates', 'connections'] as const) {
+  const n = Number(values[flag]);
+  if (!(n > 0 && Number.isFinite(n))) usageError(`--${flag} takes a number above 0, not "${values[flag]}"`);
+}
 const SECONDS = Number(values.seconds);
 const CONNECTIONS = Number(values.connections);
 const SEED_P95_MS = 500;
@@ -336,7 +360,7 @@ async function readsScenario({ cloud, reads }: Session, scenario = 'reads'): Pro
       calls.push(
         `${unit.label}: ${
           Object.entries(unit.calls)
-            .map(([k, n]) => `${k} ${(n / unit.requests).toFixed(2)}`)
+            .map(([k, n]) => `${k} ${perRequest(n, unit.requests)}`)
             .join(', ') || 'none'
         }`,
       );
