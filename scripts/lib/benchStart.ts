@@ -76,6 +76,11 @@ async function timeStart(checkout: string, dataDir: string, extraEnv: Record<str
   }
 }
 
+/** The table's title: "alternating" only when a baseline's runs alternate with this checkout's. */
+export function startTitle(runs: number, withBaseline: boolean): string {
+  return `npm start to a healthy /health, ${runs} run(s)${withBaseline ? ' each, alternating' : ''} (goal: existing ≤ 3 s, fresh ≤ 5 s)`;
+}
+
 export async function benchStart(runs: number, baseline?: string): Promise<void> {
   const checkouts = [...(baseline ? [{ name: 'baseline', dir: resolve(baseline) }] : []), { name: 'this checkout', dir: HERE }];
   const results = new Map(checkouts.map((c) => [c.name, { fresh: [] as number[], existing: [] as number[] }]));
@@ -98,7 +103,7 @@ export async function benchStart(runs: number, baseline?: string): Promise<void>
     }
   }
   const s = (ms: number) => `${(ms / 1000).toFixed(1)} s`.padStart(8);
-  console.log(`\nnpm start to a healthy /health, ${runs} run(s) each, alternating (goal: existing ≤ 3 s, fresh ≤ 5 s)\n`);
+  console.log(`\n${startTitle(runs, checkouts.length > 1)}\n`);
   console.log(`${'checkout'.padEnd(16)} ${'fresh p50'.padStart(10)} ${'fresh max'.padStart(10)} ${'existing p50'.padStart(13)} ${'existing max'.padStart(13)}`);
   for (const c of checkouts) {
     const r = results.get(c.name)!;
