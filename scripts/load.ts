@@ -96,6 +96,8 @@ interface Cloud {
   pid: number;
   child: ChildProcess;
   dataDir: string;
+  /** Drops the Ctrl-C handler that would stop this cloud. */
+  forget: () => void;
 }
 
 /** The local cloud as `npm start` runs it, in its own process and data directory. */
@@ -108,24 +110,53 @@ async function startCloud(root = ROOT): Promise<Cloud> {
     env: { ...process.env, KMOD_DATA_DIR: dataDir, PORT: '0', WAF_RATE_LIMIT_PER_ADDRESS: '100000000', RATE_LIMIT_PER_IP: '100000000', LOG_LEVEL: 'ERROR' },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
+  // Ctrl-C (or a SIGINT/SIGTERM to this script alone): stop the cloud, remove its data, exit 130.
+  // Without this the script died at once and left its temporary data directory behind.
+  const interrupted = () => {
+    interrupting = stopChild(child, dataDir).then(() => process.exit(130));
+  };
+  process.once('SIGINT', interrupted);
+  process.once('SIGTERM', interrupted);
+  const forget = () => {
+    process.off('SIGINT', interrupted);
+    process.off('SIGTERM', interrupted);
+  };
   let out = '';
   child.stdout!.on('data', (d: Buffer) => {
     out += d.toString();
   });
   const deadline = Date.now() + 120_000;
-  while (!out.includes('local cloud is up')) {
-    if (child.exitCode !== null) throw new Error(`the local cloud exited (${child.exitCode}):\n${out}`);
-    if (Date.now() > deadline) throw new Error(`the local cloud did not start in 120 s:\n${out}`);
-    await new Promise((r) => setTimeout(r, 200));
+  try {
+    while (!out.includes('local cloud is up')) {
+      if (child.exitCode !== null) throw new Error(`the local cloud exited (${child.exitCode}):\n${out}`);
+      if (Date.now() > deadline) throw new Error(`the local cloud did not start in 120 s:\n${out}`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  } catch (e) {
+    forget();
+    await stopChild(child, dataDir);
+    throw e;
   }
-  const file = JSON.parse(readFileSync(join(dataDir, 'cloud.json'), 'utf8')) as Omit<Cloud, 'pid' | 'child' | 'dataDir'>;
-  return { ...file, pid: child.pid!, child, dataDir };
+  const file = JSON.parse(readFileSync(join(dataDir, 'cloud.json'), 'utf8')) as Omit<Cloud, 'pid' | 'child' | 'dataDir' | 'forget'>;
+  return { ...file, pid: child.pid!, child, dataDir, forget };
+}
+
+/** Set once Ctrl-C stops the cloud: the requests in flight then fail, and the exit is 130, not their error. */
+let interrupting: Promise<never> | undefined;
+
+/** The cloud's process stopped as Ctrl-C stops `npm start` (once, however often asked), then its data directory removed. */
+async function stopChild(child: ChildProcess, dataDir: string) {
+  if (child.exitCode === null && child.signalCode === null) {
+    const exited = new Promise((r) => child.once('exit', r));
+    child.kill('SIGINT');
+    await exited;
+  }
+  rmSync(dataDir, { recursive: true, force: true });
 }
 
 async function stopCloud(cloud: Cloud) {
-  cloud.child.kill('SIGINT');
-  await new Promise((r) => cloud.child.once('exit', r));
-  rmSync(cloud.dataDir, { recursive: true, force: true });
+  cloud.forget();
+  await stopChild(cloud.child, cloud.dataDir);
 }
 
 /** Resident memory of the cloud process and its children (DynamoDB Local's JVM is separate: reported apart). */
@@ -510,4 +541,9 @@ function fitSlope(points: { at: number; mb: number }[]): number {
   return den ? num / den : 0;
 }
 
-await main();
+try {
+  await main();
+} catch (e) {
+  if (interrupting) await interrupting;
+  throw e;
+}
