@@ -213,6 +213,18 @@ async function limitOf(
 async function measure(nodes: number, runs: number): Promise<Sample> {
   const { startLocalCloud } = await import('../localcloud/cloud.ts');
   const dataDir = mkdtempSync(join(tmpdir(), 'kmod-bench-'));
+  // Ctrl-C reaches this process too (the same process group): stop the cloud and remove its data
+  // before exiting 130, as at the end of a run — also when it comes while the cloud starts.
+  let wasInterrupted = false;
+  let stopping: Promise<void> | undefined;
+  // Set once the cloud is up; until then an interrupt is acted on when the start returns.
+  let stopOnce: (() => Promise<void>) | undefined;
+  const interrupted = () => {
+    wasInterrupted = true;
+    if (stopOnce) void stopOnce().then(() => process.exit(130));
+  };
+  process.once('SIGINT', interrupted);
+  process.once('SIGTERM', interrupted);
   const cloud = await startLocalCloud({
     dataDir,
     fresh: true,
@@ -223,6 +235,15 @@ async function measure(nodes: number, runs: number): Promise<Sample> {
     // Adaptive stabilisation waits 2 minutes by default: shrunk (SHORT_STABILISATION).
     env: { NODES_PER_BATCH: '100', AGENT_CONCURRENCY: '8', AGENT_TIMEOUT_MS: '120000', ...SHORT_STABILISATION },
   });
+  stopOnce = () =>
+    (stopping ??= cloud
+      .stop()
+      .catch(() => undefined)
+      .then(() => rmSync(dataDir, { recursive: true, force: true })));
+  if (wasInterrupted) {
+    await stopOnce();
+    process.exit(130);
+  }
   const headers = { authorization: `Bearer ${cloud.tokens.Deployer}`, 'content-type': 'application/json' };
   const wallMs: number[] = [];
   const counter = countAgentCalls([...cloud.fleet.nodes.values()].map((n) => n.address));
@@ -277,8 +298,11 @@ async function measure(nodes: number, runs: number): Promise<Sample> {
     const breakdown: Breakdown = { agentCalls, tableCalls, concurrency, ...(await limitOf(cloud, totalAgentCalls, tableCalls, concurrency)) };
     return { nodes, runs, ...last, wallMs, breakdown, startupMs: cloud.startupMs, lambdaInvocations: cloud.lambda.invocations, usage: usage!, reads };
   } finally {
-    await cloud.stop();
-    rmSync(dataDir, { recursive: true, force: true });
+    process.off('SIGINT', interrupted);
+    process.off('SIGTERM', interrupted);
+    await stopOnce();
+    // Interrupted: the run failed because its cloud was stopped; the handler exits 130.
+    if (wasInterrupted) await new Promise(() => undefined);
   }
 }
 
