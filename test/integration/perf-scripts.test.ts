@@ -7,12 +7,22 @@
  * would fail (port 1) or leave a trace (a directory that must not appear).
  */
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 
 const root = join(import.meta.dirname, '../..');
+/** The tests' own temporary directories (tsx's transform cache lands there too), removed at the end. */
+const temporary: string[] = [];
+const tempDir = (prefix: string) => {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  temporary.push(dir);
+  return dir;
+};
+afterAll(() => {
+  for (const d of temporary) rmSync(d, { recursive: true, force: true });
+});
 
 /** Processes that name `dir` in their command line (DynamoDB Local's -dbPath) or environment (KMOD_DATA_DIR), after up to 15 s for them to end. */
 async function stillRunning(dir: string): Promise<string[]> {
@@ -42,7 +52,7 @@ async function dirWith(tmp: string, prefix: string, file: string, log: () => str
 
 describe('npm run bench -- --sizes 3 --runs 1', () => {
   it('prints the size row and leaves no data directory behind', async () => {
-    const tmp = mkdtempSync(join(tmpdir(), 'bench-cleanup-'));
+    const tmp = tempDir('bench-cleanup-');
     const child = spawn(process.execPath, ['--import', 'tsx', 'scripts/bench.ts', '--sizes', '3', '--runs', '1'], {
       cwd: root,
       env: { ...process.env, TMPDIR: tmp, PORT: '1', KMOD_DATA_DIR: join(tmp, 'not-used') },
@@ -62,7 +72,7 @@ describe('npm run bench -- --sizes 3 --runs 1', () => {
 
 describe('npm run load, stopped with Ctrl-C while its cloud runs', () => {
   it('stops its cloud, removes its data directory and exits 130', async () => {
-    const tmp = mkdtempSync(join(tmpdir(), 'load-interrupt-'));
+    const tmp = tempDir('load-interrupt-');
     const child = spawn(process.execPath, ['--import', 'tsx', 'scripts/load.ts', '--scenarios', 'reads', '--seconds', '60'], {
       cwd: root,
       env: { ...process.env, TMPDIR: tmp, PORT: '1', KMOD_DATA_DIR: join(tmp, 'not-used') },
@@ -84,7 +94,7 @@ describe('npm run load, stopped with Ctrl-C while its cloud runs', () => {
 
 describe('npm run bench -- --start, stopped with Ctrl-C at a terminal while it times a start', () => {
   it('stops the npm start it launched in its own process group, removes its directories and exits 130', async () => {
-    const tmp = mkdtempSync(join(tmpdir(), 'bench-start-interrupt-'));
+    const tmp = tempDir('bench-start-interrupt-');
     // Its own process group, as a terminal's foreground job: Ctrl-C is a SIGINT to the group.
     const child = spawn(process.execPath, ['--import', 'tsx', 'scripts/bench.ts', '--start', '--runs', '1'], {
       cwd: root,
@@ -106,7 +116,7 @@ describe('npm run bench -- --start, stopped with Ctrl-C at a terminal while it t
 
 describe('npm run bench -- --sizes, stopped with Ctrl-C at a terminal while a size runs', () => {
   it("the size's process stops its cloud and removes its data directory", async () => {
-    const tmp = mkdtempSync(join(tmpdir(), 'bench-sizes-interrupt-'));
+    const tmp = tempDir('bench-sizes-interrupt-');
     const child = spawn(process.execPath, ['--import', 'tsx', 'scripts/bench.ts', '--sizes', '20', '--runs', '5'], {
       cwd: root,
       env: { ...process.env, TMPDIR: tmp, PORT: '1', KMOD_DATA_DIR: join(tmp, 'not-used') },

@@ -5,7 +5,7 @@
  * Node stack trace, and no temporary data directory left behind.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -22,7 +22,9 @@ function script(name: 'bench' | 'load', ...args: string[]) {
     timeout: 60_000,
   });
   // tsx keeps its transform cache there too (tsx-<uid>): only a cloud's data directory counts.
-  return { ...run, tmpEntries: readdirSync(tmp).filter((e) => e.startsWith('kmod-')) };
+  const tmpEntries = readdirSync(tmp).filter((e) => e.startsWith('kmod-'));
+  rmSync(tmp, { recursive: true, force: true });
+  return { ...run, tmpEntries };
 }
 
 describe('npm run bench -- --help and bad flags', () => {
