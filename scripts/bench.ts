@@ -18,24 +18,54 @@
  *                                      # npm start to healthy, fresh and with existing data (scripts/lib/benchStart.ts)
  */
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { type BillableUsage, costOf, PRICES_AS_OF, PRICES_USD, usd } from './lib/prices.ts';
 import { percentile, SHORT_STABILISATION } from './lib/stats.ts';
+import { parseOptionsOrExit } from './lib/usage.ts';
 
-const { values } = parseArgs({
-  options: {
-    sizes: { type: 'string', default: '3,20,1000,10000' },
-    size: { type: 'string' },
-    runs: { type: 'string' },
-    ws: { type: 'string' },
-    start: { type: 'boolean' },
-    baseline: { type: 'string' },
-  },
+const USAGE = `usage: npm run bench -- [--sizes N,N,…] [--runs N] [--baseline DIR]
+       npm run bench -- --start [--runs N] [--baseline DIR]
+       npm run bench -- --ws CLIENTS [--runs N]
+
+Every measurement starts local clouds of its own, on free ports and in new temporary data
+directories (removed afterwards): PORT and KMOD_DATA_DIR are not used, and a cloud you already run
+is neither used nor disturbed.
+
+  --sizes N,N,…    Direct deployments to Development at these node counts (default 3,20,1000,10000;
+                   10,000 takes several minutes), then the per-node breakdown and the AWS cost
+  --runs N         deployments per size (default 5 below 1,000 nodes, 3 below 10,000, else 1);
+                   with --start, starts of each kind (default 5); with --ws, deployments (default 3)
+  --baseline DIR   the same sizes (or starts) measured in another checkout with its own
+                   node_modules first, side by side (not with --ws)
+  --start          npm start to a healthy /health, fresh and with existing data, and the phases
+  --ws CLIENTS     live events: Production deployments without, then with CLIENTS WebSocket clients
+  --help           this text
+
+Results and how to read them: docs/performance.md`;
+
+const values = parseOptionsOrExit('bench', USAGE, {
+  sizes: { type: 'string', default: '3,20,1000,10000' },
+  // Internal: one size measured in a child process (see measureIn below).
+  size: { type: 'string' },
+  runs: { type: 'string' },
+  ws: { type: 'string' },
+  start: { type: 'boolean' },
+  baseline: { type: 'string' },
+  help: { type: 'boolean', default: false },
 });
+const positive = (flag: string, v: string | undefined) => {
+  if (v !== undefined && !(Number.isInteger(Number(v)) && Number(v) > 0)) {
+    console.error(`bench: --${flag} takes a whole number above 0, not "${v}"\n${USAGE}`);
+    process.exit(2);
+  }
+};
+positive('runs', values.runs);
+positive('ws', values.ws);
+positive('size', values.size);
+for (const n of values.sizes.split(',')) positive('sizes', n.trim());
 
 if (values.start) {
   const { benchStart } = await import('./lib/benchStart.ts');
@@ -182,8 +212,21 @@ async function limitOf(
 
 async function measure(nodes: number, runs: number): Promise<Sample> {
   const { startLocalCloud } = await import('../localcloud/cloud.ts');
+  const dataDir = mkdtempSync(join(tmpdir(), 'kmod-bench-'));
+  // Ctrl-C reaches this process too (the same process group): stop the cloud and remove its data
+  // before exiting 130, as at the end of a run — also when it comes while the cloud starts.
+  let wasInterrupted = false;
+  let stopping: Promise<void> | undefined;
+  // Set once the cloud is up; until then an interrupt is acted on when the start returns.
+  let stopOnce: (() => Promise<void>) | undefined;
+  const interrupted = () => {
+    wasInterrupted = true;
+    if (stopOnce) void stopOnce().then(() => process.exit(130));
+  };
+  process.once('SIGINT', interrupted);
+  process.once('SIGTERM', interrupted);
   const cloud = await startLocalCloud({
-    dataDir: mkdtempSync(join(tmpdir(), 'kmod-bench-')),
+    dataDir,
     fresh: true,
     apiPort: 0,
     fleet: { Development: nodes, QA: 0, Staging: 0, Production: 0 },
@@ -192,6 +235,15 @@ async function measure(nodes: number, runs: number): Promise<Sample> {
     // Adaptive stabilisation waits 2 minutes by default: shrunk (SHORT_STABILISATION).
     env: { NODES_PER_BATCH: '100', AGENT_CONCURRENCY: '8', AGENT_TIMEOUT_MS: '120000', ...SHORT_STABILISATION },
   });
+  stopOnce = () =>
+    (stopping ??= cloud
+      .stop()
+      .catch(() => undefined)
+      .then(() => rmSync(dataDir, { recursive: true, force: true })));
+  if (wasInterrupted) {
+    await stopOnce();
+    process.exit(130);
+  }
   const headers = { authorization: `Bearer ${cloud.tokens.Deployer}`, 'content-type': 'application/json' };
   const wallMs: number[] = [];
   const counter = countAgentCalls([...cloud.fleet.nodes.values()].map((n) => n.address));
@@ -246,7 +298,11 @@ async function measure(nodes: number, runs: number): Promise<Sample> {
     const breakdown: Breakdown = { agentCalls, tableCalls, concurrency, ...(await limitOf(cloud, totalAgentCalls, tableCalls, concurrency)) };
     return { nodes, runs, ...last, wallMs, breakdown, startupMs: cloud.startupMs, lambdaInvocations: cloud.lambda.invocations, usage: usage!, reads };
   } finally {
-    await cloud.stop();
+    process.off('SIGINT', interrupted);
+    process.off('SIGTERM', interrupted);
+    await stopOnce();
+    // Interrupted: the run failed because its cloud was stopped; the handler exits 130.
+    if (wasInterrupted) await new Promise(() => undefined);
   }
 }
 

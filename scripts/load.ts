@@ -29,14 +29,14 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient, GetCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
 import autocannon from 'autocannon';
 import { TABLES } from '../functions/lib/tables.ts';
 import { loadPki, signedModuleVersion } from '../localcloud/devPki.ts';
 import { demoArtifact } from '../localcloud/seed.ts';
-import { percentileOfSorted } from './lib/stats.ts';
+import { percentileOfSorted, perRequest } from './lib/stats.ts';
+import { parseOptionsOrExit } from './lib/usage.ts';
 import { type EventLoopDelay, type MeterUnit, timeBreakdown } from './lib/meterReport.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -44,24 +44,48 @@ const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const ALL = ['reads', 'sustained', 'spike', 'soak', 'stress', 'create'] as const;
 type Scenario = (typeof ALL)[number];
 
-const { values } = parseArgs({
-  options: {
-    scenarios: { type: 'string', default: ALL.join(',') },
-    seconds: { type: 'string', default: '15' },
-    'soak-minutes': { type: 'string', default: '10' },
-    'sustained-seconds': { type: 'string', default: '120' },
-    creates: { type: 'string', default: '200' },
-    connections: { type: 'string', default: '50' },
-    baseline: { type: 'string' },
-    help: { type: 'boolean', default: false },
-  },
+const USAGE = `usage: npm run load -- [--scenarios LIST] [--seconds N] [--sustained-seconds N] [--soak-minutes N]
+                     [--creates N] [--connections N] [--baseline DIR]
+
+Load tests against a local cloud of its own: npm start's code on a free port, in a new temporary
+data directory removed at the end. PORT and KMOD_DATA_DIR are not used, and a cloud you already
+run is neither used nor disturbed.
+
+  --scenarios LIST       comma-separated, of ${ALL.join(', ')}
+                         (default: all, in that order, about 17 minutes)
+  --seconds N            reads: seconds per endpoint and for the bare-table rate (default 15);
+                         stress: seconds per step, at most 10
+  --sustained-seconds N  sustained: 100 req/s over the four reads for N seconds (default 120)
+  --soak-minutes N       soak: 50 req/s for N minutes, the memory sampled every 10 s (default 10)
+  --creates N            create: N POSTs /api/v1/deployments at 10 connections (default 200)
+  --connections N        reads: connections per endpoint and for the bare-table rate (default 50)
+  --baseline DIR         reads: first against another checkout with its own node_modules, then
+                         this one, side by side
+  --help                 this text
+
+Each scenario prints a table (req/s, p50/p95/p99 ms, errors %, DynamoDB calls per request where
+counted) and its goal met or NOT met. Results and how to read them: docs/performance.md`;
+
+const values = parseOptionsOrExit('load', USAGE, {
+  scenarios: { type: 'string', default: ALL.join(',') },
+  seconds: { type: 'string', default: '15' },
+  'soak-minutes': { type: 'string', default: '10' },
+  'sustained-seconds': { type: 'string', default: '120' },
+  creates: { type: 'string', default: '200' },
+  connections: { type: 'string', default: '50' },
+  baseline: { type: 'string' },
+  help: { type: 'boolean', default: false },
 });
-if (values.help) {
-  console.log(readFileSync(fileURLToPath(import.meta.url), 'utf8').split('*/')[0]);
-  process.exit(0);
-}
+const usageError = (message: string): never => {
+  console.error(`load: ${message}\n${USAGE}`);
+  process.exit(2);
+};
 const scenarios = values.scenarios.split(',').map((s) => s.trim()) as Scenario[];
-for (const s of scenarios) if (!ALL.includes(s)) throw new Error(`unknown scenario "${s}": one of ${ALL.join(', ')}`);
+for (const s of scenarios) if (!ALL.includes(s)) usageError(`unknown scenario "${s}": one of ${ALL.join(', ')}`);
+for (const flag of ['seconds', 'soak-minutes', 'sustained-seconds', 'creates', 'connections'] as const) {
+  const n = Number(values[flag]);
+  if (!(n > 0 && Number.isFinite(n))) usageError(`--${flag} takes a number above 0, not "${values[flag]}"`);
+}
 const SECONDS = Number(values.seconds);
 const CONNECTIONS = Number(values.connections);
 const SEED_P95_MS = 500;
@@ -73,6 +97,8 @@ interface Cloud {
   pid: number;
   child: ChildProcess;
   dataDir: string;
+  /** Drops the Ctrl-C handler that would stop this cloud. */
+  forget: () => void;
 }
 
 /** The local cloud as `npm start` runs it, in its own process and data directory. */
@@ -85,24 +111,53 @@ async function startCloud(root = ROOT): Promise<Cloud> {
     env: { ...process.env, KMOD_DATA_DIR: dataDir, PORT: '0', WAF_RATE_LIMIT_PER_ADDRESS: '100000000', RATE_LIMIT_PER_IP: '100000000', LOG_LEVEL: 'ERROR' },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
+  // Ctrl-C (or a SIGINT/SIGTERM to this script alone): stop the cloud, remove its data, exit 130.
+  // Without this the script died at once and left its temporary data directory behind.
+  const interrupted = () => {
+    interrupting = stopChild(child, dataDir).then(() => process.exit(130));
+  };
+  process.once('SIGINT', interrupted);
+  process.once('SIGTERM', interrupted);
+  const forget = () => {
+    process.off('SIGINT', interrupted);
+    process.off('SIGTERM', interrupted);
+  };
   let out = '';
   child.stdout!.on('data', (d: Buffer) => {
     out += d.toString();
   });
   const deadline = Date.now() + 120_000;
-  while (!out.includes('local cloud is up')) {
-    if (child.exitCode !== null) throw new Error(`the local cloud exited (${child.exitCode}):\n${out}`);
-    if (Date.now() > deadline) throw new Error(`the local cloud did not start in 120 s:\n${out}`);
-    await new Promise((r) => setTimeout(r, 200));
+  try {
+    while (!out.includes('local cloud is up')) {
+      if (child.exitCode !== null) throw new Error(`the local cloud exited (${child.exitCode}):\n${out}`);
+      if (Date.now() > deadline) throw new Error(`the local cloud did not start in 120 s:\n${out}`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  } catch (e) {
+    forget();
+    await stopChild(child, dataDir);
+    throw e;
   }
-  const file = JSON.parse(readFileSync(join(dataDir, 'cloud.json'), 'utf8')) as Omit<Cloud, 'pid' | 'child' | 'dataDir'>;
-  return { ...file, pid: child.pid!, child, dataDir };
+  const file = JSON.parse(readFileSync(join(dataDir, 'cloud.json'), 'utf8')) as Omit<Cloud, 'pid' | 'child' | 'dataDir' | 'forget'>;
+  return { ...file, pid: child.pid!, child, dataDir, forget };
+}
+
+/** Set once Ctrl-C stops the cloud: the requests in flight then fail, and the exit is 130, not their error. */
+let interrupting: Promise<never> | undefined;
+
+/** The cloud's process stopped as Ctrl-C stops `npm start` (once, however often asked), then its data directory removed. */
+async function stopChild(child: ChildProcess, dataDir: string) {
+  if (child.exitCode === null && child.signalCode === null) {
+    const exited = new Promise((r) => child.once('exit', r));
+    child.kill('SIGINT');
+    await exited;
+  }
+  rmSync(dataDir, { recursive: true, force: true });
 }
 
 async function stopCloud(cloud: Cloud) {
-  cloud.child.kill('SIGINT');
-  await new Promise((r) => cloud.child.once('exit', r));
-  rmSync(cloud.dataDir, { recursive: true, force: true });
+  cloud.forget();
+  await stopChild(cloud.child, cloud.dataDir);
 }
 
 /** Resident memory of the cloud process and its children (DynamoDB Local's JVM is separate: reported apart). */
@@ -347,7 +402,7 @@ async function readsScenario({ cloud, reads }: Session, scenario = 'reads'): Pro
       calls.push(
         `${unit.label}: ${
           Object.entries(unit.calls)
-            .map(([k, n]) => `${k} ${(n / unit.requests).toFixed(2)}`)
+            .map(([k, n]) => `${k} ${perRequest(n, unit.requests)}`)
             .join(', ') || 'none'
         }${lastLoopDelay ? `; event loop delay p99 ${lastLoopDelay.p99} ms` : ''}`,
       );
@@ -502,4 +557,9 @@ function fitSlope(points: { at: number; mb: number }[]): number {
   return den ? num / den : 0;
 }
 
-await main();
+try {
+  await main();
+} catch (e) {
+  if (interrupting) await interrupting;
+  throw e;
+}

@@ -12,7 +12,7 @@
  * by side in one run. The phase breakdown of this checkout's last existing-data start is printed
  * too (KMOD_START_TIMINGS=1).
  */
-import { spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -21,6 +21,27 @@ import { percentile } from './stats.ts';
 
 const HERE = resolve(fileURLToPath(import.meta.url), '../../..');
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * What a Ctrl-C must clean up: the `npm start` being timed runs in its own process group
+ * (detached, so it can be stopped as a whole), which a terminal's Ctrl-C does not reach; without
+ * this, the bench died and left that local cloud running, and its directories behind.
+ */
+const running: { child?: ChildProcess; dirs: string[] } = { dirs: [] };
+let interrupted = false;
+async function onInterrupt() {
+  if (interrupted) return;
+  interrupted = true;
+  const { child } = running;
+  if (child?.pid && child.exitCode === null && child.signalCode === null) {
+    const exited = new Promise<void>((r) => child.once('exit', () => r()));
+    process.kill(-child.pid, 'SIGINT');
+    await Promise.race([exited, sleep(15_000)]);
+    if (child.exitCode === null && child.signalCode === null) process.kill(-child.pid, 'SIGKILL');
+  }
+  for (const d of running.dirs) rmSync(d, { recursive: true, force: true });
+  process.exit(130);
+}
 
 interface StartRun {
   ms: number;
@@ -38,6 +59,7 @@ async function timeStart(checkout: string, dataDir: string, extraEnv: Record<str
     stdio: ['ignore', 'pipe', 'pipe'],
     detached: true,
   });
+  running.child = child;
   let output = '';
   child.stdout.on('data', (d) => (output += d));
   child.stderr.on('data', (d) => (output += d));
@@ -76,7 +98,14 @@ async function timeStart(checkout: string, dataDir: string, extraEnv: Record<str
   }
 }
 
+/** The table's title: "alternating" only when a baseline's runs alternate with this checkout's. */
+export function startTitle(runs: number, withBaseline: boolean): string {
+  return `npm start to a healthy /health, ${runs} run(s)${withBaseline ? ' each, alternating' : ''} (goal: existing ≤ 3 s, fresh ≤ 5 s)`;
+}
+
 export async function benchStart(runs: number, baseline?: string): Promise<void> {
+  process.once('SIGINT', () => void onInterrupt());
+  process.once('SIGTERM', () => void onInterrupt());
   const checkouts = [...(baseline ? [{ name: 'baseline', dir: resolve(baseline) }] : []), { name: 'this checkout', dir: HERE }];
   const results = new Map(checkouts.map((c) => [c.name, { fresh: [] as number[], existing: [] as number[] }]));
   let phases = '';
@@ -84,6 +113,7 @@ export async function benchStart(runs: number, baseline?: string): Promise<void>
     for (const c of checkouts) {
       const dataDir = mkdtempSync(join(tmpdir(), 'kmod-start-bench-'));
       const cacheDir = mkdtempSync(join(tmpdir(), 'kmod-start-tmp-'));
+      running.dirs = [dataDir, cacheDir];
       try {
         const fresh = await timeStart(c.dir, dataDir, { TMPDIR: cacheDir });
         const existing = await timeStart(c.dir, dataDir, {});
@@ -91,6 +121,10 @@ export async function benchStart(runs: number, baseline?: string): Promise<void>
         results.get(c.name)!.existing.push(existing.ms);
         process.stderr.write(`run ${i + 1}/${runs} ${c.name}: fresh ${(fresh.ms / 1000).toFixed(1)} s, existing ${(existing.ms / 1000).toFixed(1)} s\n`);
         if (c.dir === HERE) phases = /start-up phases[\s\S]*?startLocalCloud in total.*\n/.exec(existing.output)?.[0] ?? '';
+      } catch (e) {
+        // Stopped by Ctrl-C: the start failed because onInterrupt stopped it; it exits when done.
+        if (interrupted) await new Promise(() => undefined);
+        throw e;
       } finally {
         rmSync(dataDir, { recursive: true, force: true });
         rmSync(cacheDir, { recursive: true, force: true });
@@ -98,7 +132,7 @@ export async function benchStart(runs: number, baseline?: string): Promise<void>
     }
   }
   const s = (ms: number) => `${(ms / 1000).toFixed(1)} s`.padStart(8);
-  console.log(`\nnpm start to a healthy /health, ${runs} run(s) each, alternating (goal: existing ≤ 3 s, fresh ≤ 5 s)\n`);
+  console.log(`\n${startTitle(runs, checkouts.length > 1)}\n`);
   console.log(`${'checkout'.padEnd(16)} ${'fresh p50'.padStart(10)} ${'fresh max'.padStart(10)} ${'existing p50'.padStart(13)} ${'existing max'.padStart(13)}`);
   for (const c of checkouts) {
     const r = results.get(c.name)!;

@@ -13,7 +13,7 @@
  * the record's `at` to the client's receipt: stream poll, numbering, fan-out) p50/p99, and the
  * deployments' wall time with and without subscribers. Exit code 1 when any client missed one.
  */
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import WebSocket from 'ws';
@@ -105,8 +105,9 @@ class Subscriber {
 
 export async function benchWs(clients: number, runs: number, targetEnvironment = 'Production'): Promise<void> {
   const { startLocalCloud } = await import('../../localcloud/cloud.ts');
+  const dataDir = mkdtempSync(join(tmpdir(), 'kmod-bench-ws-'));
   const cloud: Cloud = await startLocalCloud({
-    dataDir: mkdtempSync(join(tmpdir(), 'kmod-bench-ws-')),
+    dataDir,
     fresh: true,
     apiPort: 0,
     env: { RATE_LIMIT_DEPLOYMENTS_PER_USER: '10000', WAF_RATE_LIMIT_PER_ADDRESS: '1000000', ...FAST_PIPELINE },
@@ -234,5 +235,6 @@ export async function benchWs(clients: number, runs: number, targetEnvironment =
   } finally {
     for (const s of subscribers) s.close();
     await cloud.stop();
+    rmSync(dataDir, { recursive: true, force: true });
   }
 }

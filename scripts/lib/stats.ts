@@ -21,3 +21,9 @@ export function percentile(values: readonly number[], p: number): number {
  * told to wait.
  */
 export const SHORT_STABILISATION = { STABILISE_MIN_SECONDS: '1', STABILISE_POLL_SECONDS: '1', STABILISE_MAX_SECONDS: '10' } as const;
+
+/** Calls per request with two decimals; calls made for fewer than 1 request in 200 (a cache refill, a background look-up) show as "<0.01", not as a misleading "0.00". */
+export function perRequest(calls: number, requests: number): string {
+  const x = calls / requests;
+  return x > 0 && x < 0.005 ? '<0.01' : x.toFixed(2);
+}

@@ -176,14 +176,22 @@ export interface Output {
   isTTY?: boolean;
 }
 
-/** Plain lines, one per change (pipes, CI logs): each line that is new or different since the last snapshot. */
+/**
+ * Plain lines, one per change (pipes, CI logs): each line that is new or different since the last
+ * snapshot. After the first snapshot the deployment's own line (key `head`) comes after the
+ * stages' changes of the same snapshot, so its final status is the last line, not followed by
+ * the last stage's.
+ */
 export function plainRenderer(out: Output) {
   const shown = new Map<string, string>();
   return (lines: Line[]) => {
-    for (const l of lines) {
-      if (shown.get(l.key) === l.text) continue;
+    const first = shown.size === 0;
+    const changed = lines.filter((l) => shown.get(l.key) !== l.text);
+    const ordered = first ? changed : [...changed.filter((l) => l.key !== 'head'), ...changed.filter((l) => l.key === 'head')];
+    const at = new Date().toISOString().slice(11, 19);
+    for (const l of ordered) {
       shown.set(l.key, l.text);
-      out.write(`${new Date().toISOString().slice(11, 19)} ${l.text.trim()}\n`);
+      out.write(`${at} ${l.text.trim()}\n`);
     }
   };
 }

@@ -245,7 +245,9 @@ describe('kmod --watch and exit codes', () => {
     const lines = r.out.trim().split('\n');
     expect(lines).toHaveLength(4); // head and stage, then both changed; the unchanged second snapshot prints nothing
     expect(lines[0]).toMatch(/^\d\d:\d\d:\d\d dep-abcdefghi-0123456789ab {2}demo-kernel@1.1.0 → Production {2}Running$/);
-    expect(lines[3]).toContain('Production   Cancelled');
+    // The stage's change first, then the deployment's final status as the last line.
+    expect(lines[2]).toMatch(/^\d\d:\d\d:\d\d Production {3}Cancelled$/);
+    expect(lines[3]).toMatch(/^\d\d:\d\d:\d\d dep-abcdefghi-0123456789ab {2}demo-kernel@1.1.0 → Production {2}Cancelled$/);
   });
 
   it('deploy --watch of a rolled-back deployment exits 1', async () => {
@@ -381,6 +383,30 @@ describe('kmod formatting', () => {
         .filter(Boolean)
         .map((l) => l.slice(9)),
     ).toEqual(['one', 'two', 'three']);
+  });
+
+  it("prints the deployment's own line after the stages that changed with it, so a final status is the last line", () => {
+    const out = capture();
+    const render = plainRenderer(out);
+    render([
+      { key: 'head', text: 'dep-1  demo-kernel@1.1.0 → Development  Running' },
+      { key: 'stage:Validation', text: '  Validation   Running' },
+    ]);
+    render([
+      { key: 'head', text: 'dep-1  demo-kernel@1.1.0 → Development  Succeeded' },
+      { key: 'stage:Validation', text: '  Validation   Succeeded' },
+    ]);
+    expect(
+      out.text
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => l.slice(9)),
+    ).toEqual([
+      'dep-1  demo-kernel@1.1.0 → Development  Running',
+      'Validation   Running',
+      'Validation   Succeeded',
+      'dep-1  demo-kernel@1.1.0 → Development  Succeeded',
+    ]);
   });
 });
 
