@@ -72,14 +72,22 @@ Try:  TOKEN=$(node -p "require(process.argv[1]).tokens.Deployer" ${JSON.stringif
 Ctrl-C stops everything.`);
 
 let stopping = false;
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.on(signal, () => {
-    if (stopping) return;
-    stopping = true;
-    console.log('\nstopping…');
-    cloud.stop().then(
-      () => process.exit(0),
-      () => process.exit(1),
-    );
-  });
+function stop(why: string) {
+  if (stopping) return;
+  stopping = true;
+  console.log(`\nstopping (${why})…`);
+  cloud.stop().then(
+    () => process.exit(0),
+    () => process.exit(1),
+  );
+}
+for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, () => stop(signal));
+// A program that runs this cloud as its child (npm run load) sets KMOD_STOP_WITH_STDIN=1 and keeps
+// our stdin open: when it goes, however it goes (a signal it could not handle, SIGKILL, a crash),
+// stdin ends and the cloud stops with it instead of running on with that program's settings
+// (raised rate limits) — as DynamoDB Local's JVM stops when this process goes (dynamodbProcess.ts).
+if (process.env.KMOD_STOP_WITH_STDIN === '1') {
+  process.stdin.on('end', () => stop('the program that started it has gone'));
+  process.stdin.on('error', () => stop('the program that started it has gone'));
+  process.stdin.resume();
 }
