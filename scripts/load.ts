@@ -27,8 +27,9 @@
  * Options are whole numbers (--seconds, --sustained-seconds 1-3600; --soak-minutes 1-1440;
  * --connections 1-10000; --creates 1-100000); a bad one is refused (exit 2) before anything starts.
  * Ctrl-C, SIGTERM or SIGHUP stop the run: the rate limits are put back, the local cloud is stopped
- * and its data directory removed, then the script exits 130, 143 or 129 (a second signal exits at
- * once; the cloud still stops, since it stops when this process goes: KMOD_STOP_WITH_STDIN).
+ * and its data directory removed, then the script exits 130, 143 or 129 (a second signal, 1.5 s or
+ * more after the first, exits at once; the cloud still stops, since it stops when this process
+ * goes: KMOD_STOP_WITH_STDIN).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -104,6 +105,7 @@ interface Started {
 const started = new Set<Started>();
 const inFlight = new Set<autocannon.Instance>();
 let interrupted: NodeJS.Signals | undefined;
+let interruptedAt = 0;
 
 class Interrupted extends Error {}
 function checkInterrupted(): void {
@@ -126,8 +128,14 @@ const SIGNAL_EXIT = { SIGINT: 130, SIGTERM: 143, SIGHUP: 129 } as const;
 for (const signal of Object.keys(SIGNAL_EXIT) as (keyof typeof SIGNAL_EXIT)[]) {
   process.on(signal, () => {
     // A second signal does not wait; the clouds stop anyway when this process goes (their stdin ends).
-    if (interrupted) process.exit(SIGNAL_EXIT[signal]);
+    // One Ctrl-C can arrive twice within milliseconds (from the terminal, and forwarded by npm and
+    // tsx): only a signal a while after the first counts as a second.
+    if (interrupted) {
+      if (performance.now() - interruptedAt > 1500) process.exit(SIGNAL_EXIT[signal]);
+      return;
+    }
     interrupted = signal;
+    interruptedAt = performance.now();
     console.error(`\ninterrupted (${signal}): putting the rate limits back and stopping the local cloud…`);
     for (const i of inFlight) i.stop();
     Promise.allSettled([...started].map(release)).then((results) => {
@@ -141,7 +149,9 @@ for (const signal of Object.keys(SIGNAL_EXIT) as (keyof typeof SIGNAL_EXIT)[]) {
 async function startCloud(root = ROOT): Promise<Cloud> {
   checkInterrupted();
   const dataDir = mkdtempSync(join(tmpdir(), 'kmod-load-'));
-  const child = spawn(join(root, 'node_modules', '.bin', 'tsx'), ['localcloud/main.ts', '--fresh'], {
+  // Node itself with tsx's loader (resolved from `root`), as `npm start` runs it: no tsx CLI in
+  // between, which kills its child with SIGKILL when it is slow (30 ms) to acknowledge a signal.
+  const child = spawn(process.execPath, ['--import', 'tsx', 'localcloud/main.ts', '--fresh'], {
     cwd: root,
     // One address sends everything here: the edge limit is an operator's deploy-time setting (WAF on AWS).
     // RATE_LIMIT_PER_IP: for a --baseline checkout from before the edge took the per-address limit.
@@ -193,12 +203,6 @@ async function stopChild({ child, dataDir }: Pick<Started, 'child' | 'dataDir'>)
 function rssMb(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   return m ? Number(m[1]) / 1024 : Number.NaN;
-}
-
-/** The node process that hosts the cloud (tsx starts node as its child). */
-function cloudNodePid(tsxPid: number): number {
-  const children = readFileSync(`/proc/${tsxPid}/task/${tsxPid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
-  return children[0] ?? tsxPid;
 }
 
 async function api(cloud: Cloud, method: string, path: string, token: string, body?: unknown) {
@@ -329,7 +333,7 @@ async function withCloud<T>(root: string, fn: (s: Session) => Promise<T>): Promi
 }
 
 async function withLimitsRaised<T>(s: Started, cloud: Cloud, fn: (s: Session) => Promise<T>): Promise<T> {
-  const pid = cloudNodePid(cloud.pid);
+  const pid = cloud.pid;
   const before = await api(cloud, 'GET', '/api/v1/admin/rate-limits', cloud.tokens.Admin);
   s.putBack = async () => {
     await api(cloud, 'PUT', '/api/v1/admin/rate-limits', cloud.tokens.Admin, before);

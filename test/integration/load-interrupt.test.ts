@@ -102,7 +102,7 @@ describe('npm run load, interrupted', () => {
     expect(await gone(run.dataDir)).toEqual([]);
     const until = Date.now() + 30_000;
     while (existsSync(run.dataDir) && Date.now() < until) await new Promise((r) => setTimeout(r, 250));
-    expect(existsSync(run.dataDir)).toBe(false);
+    expect(existsSync(run.dataDir), run.output()).toBe(false);
     expect(run.output()).toContain('interrupted (SIGINT)');
     expect(run.output()).toContain('rate limits put back: {"windowSeconds":60,"deploymentCreatePerUser":10,"metricsPerUser":60}');
   }, 240_000);
