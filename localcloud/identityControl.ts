@@ -9,6 +9,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { getEntry, secretMatches } from '../functions/lib/directory.ts';
+import { ControlBodyTooLarge, readControlBody } from './controlBody.ts';
 import type { DevIssuer } from './identity.ts';
 
 function send(res: ServerResponse, status: number, body: unknown) {
@@ -17,9 +18,7 @@ function send(res: ServerResponse, status: number, body: unknown) {
 }
 
 async function readBody(req: IncomingMessage): Promise<string> {
-  let body = '';
-  for await (const c of req) body += c;
-  return body;
+  return (await readControlBody(req)).toString('utf8');
 }
 
 export function identityControl(issuer: DevIssuer) {
@@ -59,6 +58,7 @@ export function identityControl(issuer: DevIssuer) {
       }
       return send(res, 404, { code: 'NotFound', message: `no route ${path}` });
     } catch (e) {
+      if (e instanceof ControlBodyTooLarge) return send(res, 413, { code: 'RequestTooLarge', message: e.message });
       return send(res, 400, { code: 'BadRequest', message: (e as Error).message });
     }
   };

@@ -86,17 +86,25 @@ const archiveTimer = dynamodb.buildClassArchive
   : undefined;
 
 let stopping = false;
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.on(signal, () => {
-    if (stopping) return;
-    stopping = true;
-    clearTimeout(archiveTimer);
-    archiveBuild?.cancel();
-    console.log('\nstopping…');
-    // The cancelled dump's clean-up (its temporary files, the lock) before the process ends.
-    Promise.all([cloud.stop(), archiveBuild?.done]).then(
-      () => process.exit(0),
-      () => process.exit(1),
-    );
-  });
+function stop(why: string) {
+  if (stopping) return;
+  stopping = true;
+  clearTimeout(archiveTimer);
+  archiveBuild?.cancel();
+  console.log(`\nstopping (${why})…`);
+  // The cancelled dump's clean-up (its temporary files, the lock) before the process ends.
+  Promise.all([cloud.stop(), archiveBuild?.done]).then(
+    () => process.exit(0),
+    () => process.exit(1),
+  );
+}
+for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, () => stop(signal));
+// A program that runs this cloud as its child (npm run load) sets KMOD_STOP_WITH_STDIN=1 and keeps
+// our stdin open: when it goes, however it goes (a signal it could not handle, SIGKILL, a crash),
+// stdin ends and the cloud stops with it instead of running on with that program's settings
+// (raised rate limits) — as DynamoDB Local's JVM stops when this process goes (dynamodbProcess.ts).
+if (process.env.KMOD_STOP_WITH_STDIN === '1') {
+  process.stdin.on('end', () => stop('the program that started it has gone'));
+  process.stdin.on('error', () => stop('the program that started it has gone'));
+  process.stdin.resume();
 }

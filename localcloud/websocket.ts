@@ -15,6 +15,7 @@ import type { APIGatewayAuthorizerResult } from 'aws-lambda';
 import { WebSocket, WebSocketServer } from 'ws';
 import { MAX_MESSAGE_BYTES } from '../functions/agent/wsProtocol.ts';
 import { FUNCTIONS, WEBSOCKET, type FunctionId, type FunctionSpec, type WebSocketRouteSpec } from '../functions/catalog.ts';
+import { ControlBodyTooLarge, readControlBody } from './controlBody.ts';
 import { ACCOUNT, functionName, REGION, type LocalLambda } from './lambda.ts';
 
 const WS_API_ID = 'localws001';
@@ -257,9 +258,13 @@ export class LocalWebSocketApi {
       res.end(JSON.stringify({ message }));
     };
     if (!String(req.headers.authorization ?? '').startsWith('AWS4-HMAC-SHA256 ')) return error(403, 'ForbiddenException', 'Missing Authentication Token');
-    const chunks: Buffer[] = [];
-    for await (const chunk of req) chunks.push(chunk as Buffer);
-    const body = Buffer.concat(chunks);
+    let body: Buffer;
+    try {
+      body = await readControlBody(req, MAX_MESSAGE_BYTES);
+    } catch (e) {
+      if (e instanceof ControlBodyTooLarge) return error(413, 'PayloadTooLargeException', 'Message too long');
+      throw e;
+    }
     const c = this.open.get(connectionId);
     if (!c || c.socket.readyState !== WebSocket.OPEN) return error(410, 'GoneException', `connection ${connectionId} is gone`);
     if (req.method === 'POST') {

@@ -16,6 +16,9 @@
  *   npm run bench -- --sizes 1000 --baseline ../other-checkout   # before/after, side by side
  *   npm run bench -- --start --runs 5 [--baseline ../other-checkout]
  *                                      # npm start to healthy, fresh and with existing data (scripts/lib/benchStart.ts)
+ *
+ * Sizes are whole numbers from 1 to 100,000 nodes, --runs 1-100, --ws 1-10,000 clients; a bad one
+ * is refused (exit 2) before any cloud starts.
  */
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -44,6 +47,11 @@ is neither used nor disturbed.
   --ws CLIENTS     live events: Production deployments without, then with CLIENTS WebSocket clients
   --help           this text
 
+Sizes are whole numbers from 1 to 100,000 nodes, --runs 1-100, --ws 1-10,000 clients; a bad one is
+refused (exit 2) before any cloud starts. For example:
+  npm run bench -- --sizes 3,20 --runs 1
+  npm run bench -- --sizes 1000 --baseline ../other-checkout
+
 Results and how to read them: docs/performance.md`;
 
 const values = parseOptionsOrExit('bench', USAGE, {
@@ -56,26 +64,30 @@ const values = parseOptionsOrExit('bench', USAGE, {
   baseline: { type: 'string' },
   help: { type: 'boolean', default: false },
 });
-const positive = (flag: string, v: string | undefined) => {
-  if (v !== undefined && !(Number.isInteger(Number(v)) && Number(v) > 0)) {
-    console.error(`bench: --${flag} takes a whole number above 0, not "${v}"\n${USAGE}`);
+/** A whole number from 1 to `max`, or a usage error (exit 2) before anything runs: NaN sizes or runs used to start clouds and fail or print nothing. */
+function whole(flag: string, raw: string, max: number): number {
+  const n = Number(raw);
+  if (!/^\d+$/.test(raw) || n < 1 || n > max) {
+    console.error(`bench: ${flag} must be a whole number from 1 to ${max}, got "${raw}"\n${USAGE}`);
     process.exit(2);
   }
-};
-positive('runs', values.runs);
-positive('ws', values.ws);
-positive('size', values.size);
-for (const n of values.sizes.split(',')) positive('sizes', n.trim());
+  return n;
+}
+const RUNS = values.runs === undefined ? undefined : whole('--runs', values.runs, 100);
+// Every count checked before anything starts.
+const SIZES = values.sizes.split(',').map((s) => whole('--sizes', s.trim(), 100_000));
+const WS_CLIENTS = values.ws === undefined ? undefined : whole('--ws', values.ws, 10_000);
+const ONE_SIZE = values.size === undefined ? undefined : whole('--size', values.size, 100_000);
 
 if (values.start) {
   const { benchStart } = await import('./lib/benchStart.ts');
-  await benchStart(Number(values.runs ?? 5), values.baseline);
+  await benchStart(RUNS ?? 5, values.baseline);
   process.exit();
 }
 
 if (values.ws) {
   const { benchWs } = await import('./lib/benchWs.ts');
-  await benchWs(Number(values.ws), Number(values.runs ?? 3));
+  await benchWs(WS_CLIENTS as number, RUNS ?? 3);
   process.exit();
 }
 
@@ -233,7 +245,8 @@ async function measure(nodes: number, runs: number): Promise<Sample> {
     // One process hosts the orchestrator and every simulated agent: agent calls get more time than
     // on a real network (as in test/integration/scale.test.ts).
     // Adaptive stabilisation waits 2 minutes by default: shrunk (SHORT_STABILISATION).
-    env: { NODES_PER_BATCH: '100', AGENT_CONCURRENCY: '8', AGENT_TIMEOUT_MS: '120000', ...SHORT_STABILISATION },
+    // --runs up to 100 deployments by one user: above the per-user default (10 a minute), which is not what is measured here.
+    env: { NODES_PER_BATCH: '100', AGENT_CONCURRENCY: '8', AGENT_TIMEOUT_MS: '120000', RATE_LIMIT_DEPLOYMENTS_PER_USER: '1000', ...SHORT_STABILISATION },
   });
   stopOnce = () =>
     (stopping ??= cloud
@@ -263,6 +276,7 @@ async function measure(nodes: number, runs: number): Promise<Sample> {
         headers,
         body: JSON.stringify({ moduleName: 'demo-kernel', version, targetEnvironment: 'Development' }),
       });
+      if (r.status !== 202) throw new Error(`POST /api/v1/deployments answered ${r.status}: ${await r.text()}`);
       const { executionId } = (await r.json()) as { executionId: string };
       const described = await cloud.sfn.waitFor(`arn:aws:states:us-east-1:000000000000:execution:kmod-Pipeline:${executionId}`);
       wallMs.push(performance.now() - t0);
@@ -307,12 +321,12 @@ async function measure(nodes: number, runs: number): Promise<Sample> {
 }
 
 if (values.size) {
-  const sample = await measure(Number(values.size), Number(values.runs ?? 1));
+  const sample = await measure(ONE_SIZE as number, RUNS ?? 1);
   process.stdout.write(`BENCH ${JSON.stringify(sample)}\n`);
   process.exit(0);
 }
 
-const sizes = values.sizes.split(',').map(Number);
+const sizes = SIZES;
 /** One size measured by a checkout's own bench (this one, or --baseline's) in a child process. */
 function measureIn(script: string, cwd: string, n: number, runs: number): Sample {
   const out = execFileSync(process.execPath, ['--import', 'tsx', script, '--size', String(n), '--runs', String(runs)], {
@@ -331,7 +345,7 @@ const rows: Sample[] = [];
 const baselineRows: Sample[] = [];
 for (const n of sizes) {
   // --runs sets the runs per size (default: 5 below 1,000 nodes, 3 below 10,000, then 1).
-  const runs = values.runs ? Number(values.runs) : n >= 10_000 ? 1 : n >= 1000 ? 3 : 5;
+  const runs = RUNS ?? (n >= 10_000 ? 1 : n >= 1000 ? 3 : 5);
   // With --baseline, the other checkout's bench measures the same size just before this one's (same machine load).
   if (values.baseline) {
     process.stderr.write(`measuring ${n} nodes in the baseline ${values.baseline} (${runs} run${runs > 1 ? 's' : ''})…\n`);

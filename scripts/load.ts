@@ -23,6 +23,13 @@
  *
  * The seed's target (p95 < 500 ms) is checked and printed per scenario. Figures are printed, not
  * asserted: see docs/performance.md for the results on the reference machine.
+ *
+ * Options are whole numbers (--seconds, --sustained-seconds 1-3600; --soak-minutes 1-1440;
+ * --connections 1-10000; --creates 1-100000); a bad one is refused (exit 2) before anything starts.
+ * Ctrl-C, SIGTERM or SIGHUP stop the run: the rate limits are put back, the local cloud is stopped
+ * and its data directory removed, then the script exits 130, 143 or 129 (a second signal, 1.5 s or
+ * more after the first, exits at once; the cloud still stops, since it stops when this process
+ * goes: KMOD_STOP_WITH_STDIN).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -49,7 +56,7 @@ const USAGE = `usage: npm run load -- [--scenarios LIST] [--seconds N] [--sustai
 
 Load tests against a local cloud of its own: npm start's code on a free port, in a new temporary
 data directory removed at the end. PORT and KMOD_DATA_DIR are not used, and a cloud you already
-run is neither used nor disturbed.
+run is neither used nor disturbed. Ctrl-C puts the rate limits it raised back and stops that cloud.
 
   --scenarios LIST       comma-separated, of ${ALL.join(', ')}
                          (default: all, in that order, about 17 minutes)
@@ -76,18 +83,24 @@ const values = parseOptionsOrExit('load', USAGE, {
   baseline: { type: 'string' },
   help: { type: 'boolean', default: false },
 });
-const usageError = (message: string): never => {
+/** A bad option is a usage error before any cloud starts (a NaN duration ran autocannon's default; NaN connections sent nothing and printed p95 0 ms as the target met). */
+function usageError(message: string): never {
   console.error(`load: ${message}\n${USAGE}`);
   process.exit(2);
-};
+}
+function whole(name: 'seconds' | 'soak-minutes' | 'sustained-seconds' | 'creates' | 'connections', max: number): number {
+  const raw = values[name];
+  const n = Number(raw);
+  if (!/^\d+$/.test(raw) || n < 1 || n > max) usageError(`--${name} must be a whole number from 1 to ${max}, got "${raw}"`);
+  return n;
+}
 const scenarios = values.scenarios.split(',').map((s) => s.trim()) as Scenario[];
 for (const s of scenarios) if (!ALL.includes(s)) usageError(`unknown scenario "${s}": one of ${ALL.join(', ')}`);
-for (const flag of ['seconds', 'soak-minutes', 'sustained-seconds', 'creates', 'connections'] as const) {
-  const n = Number(values[flag]);
-  if (!(n > 0 && Number.isFinite(n))) usageError(`--${flag} takes a number above 0, not "${values[flag]}"`);
-}
-const SECONDS = Number(values.seconds);
-const CONNECTIONS = Number(values.connections);
+const SECONDS = whole('seconds', 3600);
+const SOAK_MINUTES = whole('soak-minutes', 1440);
+const SUSTAINED_SECONDS = whole('sustained-seconds', 3600);
+const CREATES = whole('creates', 100_000);
+const CONNECTIONS = whole('connections', 10_000);
 const SEED_P95_MS = 500;
 
 interface Cloud {
@@ -97,79 +110,121 @@ interface Cloud {
   pid: number;
   child: ChildProcess;
   dataDir: string;
-  /** Drops the Ctrl-C handler that would stop this cloud. */
-  forget: () => void;
+}
+
+/**
+ * What an interruption must undo: every local cloud this run started, each with the rate limits to
+ * put back once raised. A signal (Ctrl-C, SIGTERM, SIGHUP) releases them all before exiting; the end
+ * of a run releases its own. Releasing twice waits on the first.
+ */
+interface Started {
+  child: ChildProcess;
+  dataDir: string;
+  cloud?: Cloud;
+  putBack?: () => Promise<void>;
+  released?: Promise<void>;
+}
+const started = new Set<Started>();
+const inFlight = new Set<autocannon.Instance>();
+let interrupted: NodeJS.Signals | undefined;
+let interruptedAt = 0;
+
+class Interrupted extends Error {}
+function checkInterrupted(): void {
+  if (interrupted) throw new Interrupted(`interrupted by ${interrupted}`);
+}
+
+function release(s: Started): Promise<void> {
+  s.released ??= (async () => {
+    try {
+      if (s.putBack) await s.putBack();
+    } finally {
+      await stopChild(s);
+      started.delete(s);
+    }
+  })();
+  return s.released;
+}
+
+const SIGNAL_EXIT = { SIGINT: 130, SIGTERM: 143, SIGHUP: 129 } as const;
+for (const signal of Object.keys(SIGNAL_EXIT) as (keyof typeof SIGNAL_EXIT)[]) {
+  process.on(signal, () => {
+    // A second signal does not wait; the clouds stop anyway when this process goes (their stdin ends).
+    // One Ctrl-C can arrive twice within milliseconds (from the terminal, and forwarded by npm and
+    // tsx): only a signal a while after the first counts as a second.
+    if (interrupted) {
+      if (performance.now() - interruptedAt > 1500) process.exit(SIGNAL_EXIT[signal]);
+      return;
+    }
+    interrupted = signal;
+    interruptedAt = performance.now();
+    console.error(`\ninterrupted (${signal}): putting the rate limits back and stopping the local cloud…`);
+    for (const i of inFlight) i.stop();
+    Promise.allSettled([...started].map(release)).then((results) => {
+      for (const r of results) if (r.status === 'rejected') console.error(`  could not undo everything: ${(r.reason as Error).message}`);
+      process.exit(SIGNAL_EXIT[signal]);
+    });
+  });
 }
 
 /** The local cloud as `npm start` runs it, in its own process and data directory. */
 async function startCloud(root = ROOT): Promise<Cloud> {
+  checkInterrupted();
   const dataDir = mkdtempSync(join(tmpdir(), 'kmod-load-'));
-  const child = spawn(join(root, 'node_modules', '.bin', 'tsx'), ['localcloud/main.ts', '--fresh'], {
+  // Node itself with tsx's loader (resolved from `root`), as `npm start` runs it: no tsx CLI in
+  // between, which kills its child with SIGKILL when it is slow (30 ms) to acknowledge a signal.
+  const child = spawn(process.execPath, ['--import', 'tsx', 'localcloud/main.ts', '--fresh'], {
     cwd: root,
     // One address sends everything here: the edge limit is an operator's deploy-time setting (WAF on AWS).
     // RATE_LIMIT_PER_IP: for a --baseline checkout from before the edge took the per-address limit.
-    env: { ...process.env, KMOD_DATA_DIR: dataDir, PORT: '0', WAF_RATE_LIMIT_PER_ADDRESS: '100000000', RATE_LIMIT_PER_IP: '100000000', LOG_LEVEL: 'ERROR' },
-    stdio: ['ignore', 'pipe', 'inherit'],
+    // KMOD_STOP_WITH_STDIN: the cloud stops when this process goes, however it goes (stdin ends).
+    env: {
+      ...process.env,
+      KMOD_DATA_DIR: dataDir,
+      PORT: '0',
+      WAF_RATE_LIMIT_PER_ADDRESS: '100000000',
+      RATE_LIMIT_PER_IP: '100000000',
+      LOG_LEVEL: 'ERROR',
+      KMOD_STOP_WITH_STDIN: '1',
+    },
+    stdio: ['pipe', 'pipe', 'inherit'],
+    // Its own process group: a terminal's Ctrl-C reaches this script alone, which puts the limits
+    // back through the cloud's API before stopping it (the cloud, signalled too, stopped first).
+    detached: true,
   });
-  // Ctrl-C (or a SIGINT/SIGTERM to this script alone): stop the cloud, remove its data, exit 130.
-  // Without this the script died at once and left its temporary data directory behind.
-  const interrupted = () => {
-    interrupting = stopChild(child, dataDir).then(() => process.exit(130));
-  };
-  process.once('SIGINT', interrupted);
-  process.once('SIGTERM', interrupted);
-  const forget = () => {
-    process.off('SIGINT', interrupted);
-    process.off('SIGTERM', interrupted);
-  };
+  const s: Started = { child, dataDir };
+  started.add(s);
   let out = '';
   child.stdout!.on('data', (d: Buffer) => {
     out += d.toString();
   });
   const deadline = Date.now() + 120_000;
-  try {
-    while (!out.includes('local cloud is up')) {
-      if (child.exitCode !== null) throw new Error(`the local cloud exited (${child.exitCode}):\n${out}`);
-      if (Date.now() > deadline) throw new Error(`the local cloud did not start in 120 s:\n${out}`);
-      await new Promise((r) => setTimeout(r, 200));
-    }
-  } catch (e) {
-    forget();
-    await stopChild(child, dataDir);
-    throw e;
+  while (!out.includes('local cloud is up')) {
+    checkInterrupted();
+    if (child.exitCode !== null) throw new Error(`the local cloud exited (${child.exitCode}):\n${out}`);
+    if (Date.now() > deadline) throw new Error(`the local cloud did not start in 120 s:\n${out}`);
+    await new Promise((r) => setTimeout(r, 200));
   }
-  const file = JSON.parse(readFileSync(join(dataDir, 'cloud.json'), 'utf8')) as Omit<Cloud, 'pid' | 'child' | 'dataDir' | 'forget'>;
-  return { ...file, pid: child.pid!, child, dataDir, forget };
+  const file = JSON.parse(readFileSync(join(dataDir, 'cloud.json'), 'utf8')) as Omit<Cloud, 'pid' | 'child' | 'dataDir'>;
+  s.cloud = { ...file, pid: child.pid!, child, dataDir };
+  return s.cloud;
 }
 
-/** Set once Ctrl-C stops the cloud: the requests in flight then fail, and the exit is 130, not their error. */
-let interrupting: Promise<never> | undefined;
-
-/** The cloud's process stopped as Ctrl-C stops `npm start` (once, however often asked), then its data directory removed. */
-async function stopChild(child: ChildProcess, dataDir: string) {
+/** Stop a cloud and remove its data directory (one that already exited is not waited for). */
+async function stopChild({ child, dataDir }: Pick<Started, 'child' | 'dataDir'>) {
   if (child.exitCode === null && child.signalCode === null) {
     const exited = new Promise((r) => child.once('exit', r));
     child.kill('SIGINT');
     await exited;
   }
+  child.stdin?.destroy();
   rmSync(dataDir, { recursive: true, force: true });
-}
-
-async function stopCloud(cloud: Cloud) {
-  cloud.forget();
-  await stopChild(cloud.child, cloud.dataDir);
 }
 
 /** Resident memory of the cloud process and its children (DynamoDB Local's JVM is separate: reported apart). */
 function rssMb(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   return m ? Number(m[1]) / 1024 : Number.NaN;
-}
-
-/** The node process that hosts the cloud (tsx starts node as its child). */
-function cloudNodePid(tsxPid: number): number {
-  const children = readFileSync(`/proc/${tsxPid}/task/${tsxPid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
-  return children[0] ?? tsxPid;
 }
 
 async function api(cloud: Cloud, method: string, path: string, token: string, body?: unknown) {
@@ -207,8 +262,9 @@ async function run(
   t: Target,
   o: { seconds: number; connections: number; rate?: number; amount?: number; requests?: autocannon.Request[] },
 ): Promise<Result> {
+  checkInterrupted();
   const times: number[] = [];
-  const started = Date.now();
+  const startedAt = Date.now();
   const r = await new Promise<autocannon.Result>((resolve, reject) => {
     const instance = autocannon(
       {
@@ -222,16 +278,20 @@ async function run(
       },
       (err, result) => (err ? reject(err) : resolve(result)),
     );
+    inFlight.add(instance);
+    instance.on('done', () => inFlight.delete(instance));
     // Every response time, for exact percentiles (autocannon's summary has p90 and p97.5, not p95).
     instance.on('response', (_client, _status, _bytes, ms) => times.push(ms));
   });
+  // A run stopped by a signal is not a result.
+  checkInterrupted();
   times.sort((a, b) => a - b);
   const at = (p: number) => Math.round(percentileOfSorted(times, p) ?? 0);
   const total = r.requests.total;
   // autocannon's `errors` are connection errors, timeouts included: requests sent that got no answer.
   const failed = r.non2xx + r.errors;
   const sent = total + r.errors;
-  const seconds = o.amount ? (Date.now() - started) / 1000 : o.seconds;
+  const seconds = o.amount ? (Date.now() - startedAt) / 1000 : o.seconds;
   return {
     scenario: '',
     target: t.name,
@@ -296,8 +356,22 @@ interface Session {
 /** A local cloud from `root`, limits raised as an operator would (put back at the end), one deployment to read back, warmed up. */
 async function withCloud<T>(root: string, fn: (s: Session) => Promise<T>): Promise<T> {
   const cloud = await startCloud(root);
-  const pid = cloudNodePid(cloud.pid);
+  const s = [...started].find((x) => x.cloud === cloud)!;
+  try {
+    return await withLimitsRaised(s, cloud, fn);
+  } finally {
+    await release(s);
+  }
+}
+
+async function withLimitsRaised<T>(s: Started, cloud: Cloud, fn: (s: Session) => Promise<T>): Promise<T> {
+  const pid = cloud.pid;
   const before = await api(cloud, 'GET', '/api/v1/admin/rate-limits', cloud.tokens.Admin);
+  s.putBack = async () => {
+    await api(cloud, 'PUT', '/api/v1/admin/rate-limits', cloud.tokens.Admin, before);
+    console.error(`rate limits put back: ${JSON.stringify(before)}`);
+  };
+  checkInterrupted();
   await api(cloud, 'PUT', '/api/v1/admin/rate-limits', cloud.tokens.Admin, {
     ...before,
     deploymentCreatePerUser: 100_000,
@@ -305,25 +379,20 @@ async function withCloud<T>(root: string, fn: (s: Session) => Promise<T>): Promi
     // A baseline from before the edge took the per-address limit still counts it in the functions.
     ...('perIp' in before ? { perIp: 1_000_000 } : {}),
   });
-  try {
-    const created = await api(cloud, 'POST', '/api/v1/deployments', cloud.tokens.Deployer, {
-      moduleName: 'demo-kernel',
-      version: '1.1.0',
-      targetEnvironment: 'Development',
-    });
-    const reads: Target[] = [
-      { name: 'GET /api/v1/deployments', path: '/api/v1/deployments', token: cloud.tokens.Viewer },
-      { name: 'GET /api/v1/deployments/{id}', path: `/api/v1/deployments/${created.executionId}`, token: cloud.tokens.Viewer },
-      { name: 'GET /api/v1/clusters', path: '/api/v1/clusters', token: cloud.tokens.Viewer },
-      { name: 'GET /api/v1/clusters/{environment}', path: '/api/v1/clusters/Development', token: cloud.tokens.Viewer },
-    ];
-    // Warm up (first requests compile and fill caches), then measure.
-    for (const t of reads) await run(cloud, t, { seconds: 2, connections: 10 });
-    return await fn({ cloud, pid, reads, executionId: created.executionId });
-  } finally {
-    await api(cloud, 'PUT', '/api/v1/admin/rate-limits', cloud.tokens.Admin, before).catch(() => undefined);
-    await stopCloud(cloud);
-  }
+  const created = await api(cloud, 'POST', '/api/v1/deployments', cloud.tokens.Deployer, {
+    moduleName: 'demo-kernel',
+    version: '1.1.0',
+    targetEnvironment: 'Development',
+  });
+  const reads: Target[] = [
+    { name: 'GET /api/v1/deployments', path: '/api/v1/deployments', token: cloud.tokens.Viewer },
+    { name: 'GET /api/v1/deployments/{id}', path: `/api/v1/deployments/${created.executionId}`, token: cloud.tokens.Viewer },
+    { name: 'GET /api/v1/clusters', path: '/api/v1/clusters', token: cloud.tokens.Viewer },
+    { name: 'GET /api/v1/clusters/{environment}', path: '/api/v1/clusters/Development', token: cloud.tokens.Viewer },
+  ];
+  // Warm up (first requests compile and fill caches), then measure.
+  for (const t of reads) await run(cloud, t, { seconds: 2, connections: 10 });
+  return await fn({ cloud, pid, reads, executionId: created.executionId });
 }
 
 /** `count` new modules (load-0001 …), each version 1.0.0 signed by the cloud's development PKI, registered as a Deployer would. */
@@ -362,7 +431,7 @@ async function tableCeiling(cloud: Cloud, executionId: string): Promise<{ getIte
     const until = Date.now() + SECONDS * 1000;
     await Promise.all(
       Array.from({ length: CONNECTIONS }, async () => {
-        while (Date.now() < until) {
+        while (Date.now() < until && !interrupted) {
           await call();
           n++;
         }
@@ -443,7 +512,7 @@ async function main() {
       seedCheck(rows);
     }
     if (scenarios.includes('sustained')) {
-      const seconds = Number(values['sustained-seconds']);
+      const seconds = SUSTAINED_SECONDS;
       console.log(`sustained: 100 req/s over ${reads.length} reads for ${seconds} s…`);
       const rows = (await Promise.all(reads.map((t) => run(cloud, t, { seconds, connections: 10, rate: 100 / reads.length })))).map((r) => ({
         ...r,
@@ -463,7 +532,7 @@ async function main() {
       seedCheck(rows);
     }
     if (scenarios.includes('soak')) {
-      const minutes = Number(values['soak-minutes']);
+      const minutes = SOAK_MINUTES;
       console.log(`soak: 50 req/s for ${minutes} min, resident memory sampled every 10 s…`);
       const samples: { at: number; mb: number }[] = [];
       const t0 = Date.now();
@@ -503,7 +572,7 @@ async function main() {
         console.log(`breaking point: ${breaking.rate} asked, ${breaking.rps} req/s served (p99 ${breaking.p99} ms, errors ${breaking.errorsPercent} %)\n`);
     }
     if (scenarios.includes('create')) {
-      const count = Number(values.creates);
+      const count = CREATES;
       console.log(`create: ${count} modules registered, then POST /api/v1/deployments at 10 connections, one new deployment each…`);
       const names = await registerModules(cloud, count);
       let next = 0;
@@ -560,6 +629,7 @@ function fitSlope(points: { at: number; mb: number }[]): number {
 try {
   await main();
 } catch (e) {
-  if (interrupting) await interrupting;
-  throw e;
+  if (!interrupted) throw e;
+  // The signal's handler is putting the limits back and stopping the clouds; it exits when done.
+  await new Promise(() => undefined);
 }

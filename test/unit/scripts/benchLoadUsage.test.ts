@@ -74,8 +74,8 @@ describe('npm run load -- --help and bad flags', () => {
     for (const [args, message] of [
       [['--scenario', 'reads'], "Unknown option '--scenario'"],
       [['--scenarios', 'reads,read'], 'unknown scenario "read": one of reads, sustained, spike, soak, stress, create'],
-      [['--seconds', 'five'], '--seconds takes a number above 0, not "five"'],
-      [['--soak-minutes', '0'], '--soak-minutes takes a number above 0, not "0"'],
+      [['--seconds', 'five'], '--seconds must be a whole number from 1 to 3600, got "five"'],
+      [['--soak-minutes', '0'], '--soak-minutes must be a whole number from 1 to 1440, got "0"'],
     ] as const) {
       const run = script('load', ...args);
       expect(run.status, args.join(' ')).toBe(2);
