@@ -4,7 +4,7 @@
  * body-size rule, and used to read any body whole into a string (a 200 MB POST to
  * /_local/identity/token grew the local cloud by 190 MB before its 400).
  */
-import type { IncomingMessage } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 
 /** Far above anything these endpoints take (a token request, a fault list, one WebSocket message of 128 KB). */
 export const MAX_CONTROL_BODY_BYTES = 256 * 1024;
@@ -28,4 +28,16 @@ export async function readControlBody(req: IncomingMessage, limit = MAX_CONTROL_
     chunks.push(c as Buffer);
   }
   return Buffer.concat(chunks);
+}
+
+/** The body as text; when it is too large, answers 413 (JSON, as the control endpoints do) and gives undefined. */
+export async function readControlText(req: IncomingMessage, res: ServerResponse): Promise<string | undefined> {
+  try {
+    return (await readControlBody(req)).toString('utf8');
+  } catch (e) {
+    if (!(e instanceof ControlBodyTooLarge)) throw e;
+    res.writeHead(413, { 'content-type': 'application/json' });
+    res.end(JSON.stringify({ code: 'RequestTooLarge', message: e.message }));
+    return undefined;
+  }
 }

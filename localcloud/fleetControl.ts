@@ -13,7 +13,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { z } from 'zod';
-import { ControlBodyTooLarge, readControlBody } from './controlBody.ts';
+import { readControlText } from './controlBody.ts';
 import type { Fleet } from './fleet.ts';
 
 const faultsSchema = z
@@ -70,13 +70,8 @@ export function fleetControl(fleet: Fleet) {
       return send(res, 200, { nodeId: m[1], faults: {} });
     }
     if (req.method === 'PUT') {
-      let body: string;
-      try {
-        body = (await readControlBody(req)).toString('utf8');
-      } catch (e) {
-        if (e instanceof ControlBodyTooLarge) return send(res, 413, { code: 'RequestTooLarge', message: e.message });
-        throw e;
-      }
+      const body = await readControlText(req, res);
+      if (body === undefined) return;
       let parsed: ReturnType<typeof faultsSchema.safeParse>;
       try {
         parsed = faultsSchema.safeParse(JSON.parse(body || '{}'));

@@ -7,7 +7,7 @@
  *                                                           (a network failure mid-command)
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { ControlBodyTooLarge, readControlBody } from './controlBody.ts';
+import { readControlText } from './controlBody.ts';
 import type { LocalWebSocketApi } from './websocket.ts';
 
 function send(res: ServerResponse, status: number, body: unknown) {
@@ -20,13 +20,8 @@ export function websocketControl(ws: LocalWebSocketApi) {
     const path = (req.url ?? '').split('?')[0];
     if (req.method === 'GET' && path === '/_local/websocket/connections') return send(res, 200, { items: ws.connections });
     if (req.method === 'PUT' && path === '/_local/websocket/faults') {
-      let body: string;
-      try {
-        body = (await readControlBody(req)).toString('utf8');
-      } catch (e) {
-        if (e instanceof ControlBodyTooLarge) return send(res, 413, { code: 'RequestTooLarge', message: e.message });
-        throw e;
-      }
+      const body = await readControlText(req, res);
+      if (body === undefined) return;
       let faults: { dropAfterDelivery?: unknown };
       try {
         faults = JSON.parse(body || '{}') as { dropAfterDelivery?: unknown };

@@ -7,6 +7,8 @@ import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { MAX_CONTROL_BODY_BYTES } from '../../../localcloud/controlBody.ts';
 import type { DevIssuer } from '../../../localcloud/identity.ts';
+import type { Fleet } from '../../../localcloud/fleet.ts';
+import { fleetControl } from '../../../localcloud/fleetControl.ts';
 import { identityControl } from '../../../localcloud/identityControl.ts';
 import type { LocalWebSocketApi } from '../../../localcloud/websocket.ts';
 import { websocketControl } from '../../../localcloud/websocketControl.ts';
@@ -63,5 +65,21 @@ describe('bodies sent to the local cloud’s own endpoints', () => {
     });
     expect(ok).toBe(200);
     expect([...(ws as unknown as { dropAfterDelivery: Set<string> }).dropAfterDelivery]).toEqual(['node-1']);
+  });
+
+  it('/_local/fleet/nodes/{id}/faults too, and still takes a body within it', async () => {
+    let faults: unknown = {};
+    const fleet = { nodes: new Map([['node-1', { agent: { faults, setFaults: (f: unknown) => (faults = f) } }]]) } as unknown as Fleet;
+    const port = await serve(fleetControl(fleet));
+    const big = await send(port, 'PUT', '/_local/fleet/nodes/node-1/faults', MAX_CONTROL_BODY_BYTES + 64 * 1024);
+    expect(big.status).toBe(413);
+    expect(JSON.parse(big.body).code).toBe('RequestTooLarge');
+    expect(faults).toEqual({});
+    const ok = await new Promise<number>((resolve) => {
+      const req = request({ host: '127.0.0.1', port, path: '/_local/fleet/nodes/node-1/faults', method: 'PUT' }, (res) => resolve(res.statusCode!));
+      req.end(JSON.stringify({ unhealthyAfterLoad: true }));
+    });
+    expect(ok).toBe(200);
+    expect(faults).toMatchObject({ unhealthyAfterLoad: true });
   });
 });
