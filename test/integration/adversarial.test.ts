@@ -212,8 +212,13 @@ function authorization(route: RouteSpec, c: Case['credential']): string | undefi
       return 'Bearer not.a.jwt';
     case 'bearer-only':
       return 'Bearer';
-    case 'tampered':
-      return `Bearer ${h}.${b64({ ...JSON.parse(Buffer.from(p, 'base64url').toString()), 'cognito:groups': ['Admin'] })}.${s}`;
+    case 'tampered': {
+      // Raised to Admin and a day longer, the signature kept. Raising the role alone left an Admin
+      // token byte for byte as it was (so still valid) on Admin-only routes: a seed that drew it
+      // there failed the run on a request that was not bad.
+      const claims = JSON.parse(Buffer.from(p, 'base64url').toString()) as { exp: number };
+      return `Bearer ${h}.${b64({ ...claims, 'cognito:groups': ['Admin'], exp: claims.exp + 86_400 })}.${s}`;
+    }
     case 'alg-none':
       return `Bearer ${b64({ alg: 'none', typ: 'JWT' })}.${p}.`;
     case 'other-role':
