@@ -4,6 +4,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ArchiveBuild } from './dynamodbCds.ts';
 import { launchDynamoDbLocal } from './dynamodbProcess.ts';
+import { exposureWarning } from './net.ts';
 
 // Milliseconds since this Node process began: its boot and the TypeScript loader.
 const bootMs = performance.now();
@@ -73,6 +74,8 @@ Try:  TOKEN=$(node -p "require(process.argv[1]).tokens.Deployer" ${JSON.stringif
       curl -s ${cloud.apiUrl}/api/v1/clusters -H "authorization: Bearer $TOKEN"
 
 Ctrl-C stops everything.`);
+const exposed = exposureWarning(process.env.HOST);
+if (exposed) console.log(`\n${exposed}`);
 
 // The class archive is dumped a few seconds after the start (the functions' warm-up first), at
 // the lowest CPU priority; stopping the cloud stops it (the next start records and dumps again).

@@ -48,3 +48,16 @@ export async function portBelowEphemeralRange(): Promise<number> {
   }
   return freePort();
 }
+
+/** Hosts only this machine can reach. */
+const LOOPBACK = /^(localhost|127(?:\.\d{1,3}){3}|::1|\[::1\]|::ffff:127(?:\.\d{1,3}){3})$/i;
+
+/**
+ * The warning `npm start` prints when it listens beyond loopback: the local cloud's own endpoints
+ * (`/_local/identity/token` mints a token of any role; the fleet, WebSocket and meter controls) take
+ * no credentials and sit outside the rate rule, as a development cloud's do. Undefined on loopback.
+ */
+export function exposureWarning(host: string | undefined): string | undefined {
+  if (host === undefined || host === '' || LOOPBACK.test(host)) return undefined;
+  return `WARNING: HOST=${host} — anyone who can reach this machine can mint a token of any role (Admin included) at /_local/identity/token and drive the /_local/* controls, which take no credentials. Use it only on a network you trust.`;
+}

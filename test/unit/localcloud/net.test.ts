@@ -1,6 +1,6 @@
 import { createServer } from 'node:net';
 import { describe, expect, it } from 'vitest';
-import { ephemeralRangeStart, portBelowEphemeralRange } from '../../../localcloud/net.ts';
+import { ephemeralRangeStart, exposureWarning, portBelowEphemeralRange } from '../../../localcloud/net.ts';
 
 describe('the port DynamoDB Local is given up front', () => {
   it('is free and below the kernel’s ephemeral range, so no port-0 listener can take it while the JVM boots', async () => {
@@ -29,5 +29,21 @@ describe('the port DynamoDB Local is given up front', () => {
     const taken = listeners.map((l) => (l.address() as { port: number }).port);
     expect(taken.filter((p) => p < start)).toEqual([]);
     await Promise.all(listeners.map((l) => new Promise((r) => l.close(r))));
+  });
+});
+
+describe('the warning npm start prints when it listens beyond loopback', () => {
+  it('is silent on loopback hosts and the default', () => {
+    for (const host of [undefined, '', '127.0.0.1', '127.1.2.3', 'localhost', 'LOCALHOST', '::1', '[::1]', '::ffff:127.0.0.1'])
+      expect(exposureWarning(host), String(host)).toBeUndefined();
+  });
+
+  it('names the host and what anyone reaching it can do, for any other', () => {
+    for (const host of ['0.0.0.0', '::', '192.168.1.20', 'my-laptop.lan', '128.0.0.1']) {
+      const w = exposureWarning(host);
+      expect(w, host).toContain(`HOST=${host}`);
+      expect(w).toContain('/_local/identity/token');
+      expect(w).toMatch(/Admin/);
+    }
   });
 });
