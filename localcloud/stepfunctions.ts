@@ -238,7 +238,8 @@ export class LocalStepFunctions {
   /**
    * Definitions already checked against the States Language schema. Validating one takes
    * 100–700 ms of CPU here (asl-validator); AWS validates at CreateStateMachine, not at each
-   * StartExecution, so each distinct definition is checked once, at its first execution.
+   * StartExecution, so each distinct definition is checked once: in the background once the cloud
+   * is up (checkDefinitionsInBackground), or at its first execution if that comes first.
    */
   private readonly validated = new Set<string>();
   private readonly executions = new Map<string, Execution>();

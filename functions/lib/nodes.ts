@@ -2,6 +2,7 @@ import { DeleteCommand, GetCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb'
 import type { Environment } from '../domain/environments.ts';
 import { batchGetAll, dynamo, queryAll, scanAll } from './aws.ts';
 import { tableName } from './tables.ts';
+import { mapLimit } from './concurrency.ts';
 import type { HealthReport, MetricsReport, ModuleState } from '../agent/protocol.ts';
 import type { NodeCredential } from '../domain/nodeCredentials.ts';
 import type { RetiredCredential } from '../domain/nodeKeyRotation.ts';
@@ -261,12 +262,7 @@ export async function recordNodeHealthBatch(reports: { node: HealthSubject; heal
     }
   };
   // The chunks hold different nodes, so they cannot conflict: a few at once (10,000 nodes are 100 transactions).
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: Math.min(HEALTH_TRANSACTIONS_IN_FLIGHT, chunks.length) }, async () => {
-      while (next < chunks.length) await writeChunk(chunks[next++]);
-    }),
-  );
+  for (const r of await mapLimit(chunks, HEALTH_TRANSACTIONS_IN_FLIGHT, writeChunk)) if (r.status === 'rejected') throw r.reason;
   for (let j = 0; j < flagged.length; j += HEALTH_WRITES_IN_FLIGHT) await Promise.all(flagged.slice(j, j + HEALTH_WRITES_IN_FLIGHT).map(alone));
   return out;
 }
