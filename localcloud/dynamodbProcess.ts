@@ -89,7 +89,7 @@ const WATCHDOG =
   'exec 3<&0; java "$@" </dev/null & jvm=$!; trap \'kill $jvm 2>/dev/null; exit 0\' TERM INT; (cat <&3 >/dev/null; kill $jvm 2>/dev/null) & wait $jvm';
 
 /** One ListTables call, without the SDK (DynamoDB Local does not check the signature, only its presence). */
-async function answers(endpoint: string): Promise<boolean> {
+export async function answers(endpoint: string): Promise<boolean> {
   try {
     const r = await fetch(endpoint, {
       method: 'POST',
