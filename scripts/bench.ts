@@ -27,7 +27,7 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type BillableUsage, costOf, PRICES_AS_OF, PRICES_USD, usd } from './lib/prices.ts';
 import { percentile, SHORT_STABILISATION } from './lib/stats.ts';
-import { parseOptionsOrExit } from './lib/usage.ts';
+import { parseOptionsOrExit, wholeNumberOrExit } from './lib/usage.ts';
 
 const USAGE = `usage: npm run bench -- [--sizes N,N,…] [--runs N] [--baseline DIR]
        npm run bench -- --start [--runs N] [--baseline DIR]
@@ -64,15 +64,7 @@ const values = parseOptionsOrExit('bench', USAGE, {
   baseline: { type: 'string' },
   help: { type: 'boolean', default: false },
 });
-/** A whole number from 1 to `max`, or a usage error (exit 2) before anything runs: NaN sizes or runs used to start clouds and fail or print nothing. */
-function whole(flag: string, raw: string, max: number): number {
-  const n = Number(raw);
-  if (!/^\d+$/.test(raw) || n < 1 || n > max) {
-    console.error(`bench: ${flag} must be a whole number from 1 to ${max}, got "${raw}"\n${USAGE}`);
-    process.exit(2);
-  }
-  return n;
-}
+const whole = (flag: string, raw: string, max: number) => wholeNumberOrExit('bench', USAGE, flag, raw, max);
 const RUNS = values.runs === undefined ? undefined : whole('--runs', values.runs, 100);
 // Every count checked before anything starts.
 const SIZES = values.sizes.split(',').map((s) => whole('--sizes', s.trim(), 100_000));

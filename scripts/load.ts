@@ -43,7 +43,7 @@ import { TABLES } from '../functions/lib/tables.ts';
 import { loadPki, signedModuleVersion } from '../localcloud/devPki.ts';
 import { demoArtifact } from '../localcloud/seed.ts';
 import { percentileOfSorted, perRequest } from './lib/stats.ts';
-import { parseOptionsOrExit } from './lib/usage.ts';
+import { parseOptionsOrExit, wholeNumberOrExit } from './lib/usage.ts';
 import { type EventLoopDelay, type MeterUnit, timeBreakdown } from './lib/meterReport.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -88,12 +88,8 @@ function usageError(message: string): never {
   console.error(`load: ${message}\n${USAGE}`);
   process.exit(2);
 }
-function whole(name: 'seconds' | 'soak-minutes' | 'sustained-seconds' | 'creates' | 'connections', max: number): number {
-  const raw = values[name];
-  const n = Number(raw);
-  if (!/^\d+$/.test(raw) || n < 1 || n > max) usageError(`--${name} must be a whole number from 1 to ${max}, got "${raw}"`);
-  return n;
-}
+const whole = (name: 'seconds' | 'soak-minutes' | 'sustained-seconds' | 'creates' | 'connections', max: number) =>
+  wholeNumberOrExit('load', USAGE, `--${name}`, values[name], max);
 const scenarios = values.scenarios.split(',').map((s) => s.trim()) as Scenario[];
 for (const s of scenarios) if (!ALL.includes(s)) usageError(`unknown scenario "${s}": one of ${ALL.join(', ')}`);
 const SECONDS = whole('seconds', 3600);

@@ -17,3 +17,13 @@ export function parseOptionsOrExit<const T extends Options>(script: string, usag
   }
   return values;
 }
+
+/** A whole number from 1 to `max`, or a usage error (exit 2) before anything runs: NaN counts used to start clouds and print nonsense. */
+export function wholeNumberOrExit(script: string, usage: string, flag: string, raw: string, max: number): number {
+  const n = Number(raw);
+  if (!/^\d+$/.test(raw) || n < 1 || n > max) {
+    console.error(`${script}: ${flag} must be a whole number from 1 to ${max}, got "${raw}"\n${usage}`);
+    process.exit(2);
+  }
+  return n;
+}
