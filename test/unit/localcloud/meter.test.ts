@@ -43,14 +43,20 @@ afterAll(async () => {
   await new Promise((r) => server.close(r));
 });
 
+/** Meters every SDK client made from now on (as the local cloud does), until the returned unhook. */
+function meterClients(meter: CallMeter): () => void {
+  const unhook = onClientCreated((client, service) => {
+    const { fn, options } = meter.middleware(service);
+    client.middlewareStack.add(fn as never, options as never);
+  });
+  forgetClients();
+  return unhook;
+}
+
 describe('CallMeter', () => {
   it('counts calls per unit of work and per operation; calls outside any unit are background', async () => {
     const meter = new CallMeter();
-    const unhook = onClientCreated((client, service) => {
-      const { fn, options } = meter.middleware(service);
-      client.middlewareStack.add(fn as never, options as never);
-    });
-    forgetClients();
+    const unhook = meterClients(meter);
     try {
       const get = () => dynamo().send(new GetCommand({ TableName: 't', Key: { id: 'a' } }));
       await meter.run('GET /a', async () => {
@@ -107,11 +113,7 @@ describe('CallMeter', () => {
 
   it('times each call and each request: a unit whose calls are slow shows it, one whose calls are fast does not', async () => {
     const meter = new CallMeter();
-    const unhook = onClientCreated((client, service) => {
-      const { fn, options } = meter.middleware(service);
-      client.middlewareStack.add(fn as never, options as never);
-    });
-    forgetClients();
+    const unhook = meterClients(meter);
     try {
       const get = (id: string) => dynamo().send(new GetCommand({ TableName: 't', Key: { id } }));
       await meter.run('GET /slow', async () => {
